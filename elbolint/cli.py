@@ -1,0 +1,217 @@
+"""The command line: `elbolint [check] PATH...`, `elbolint rule CODE`.
+
+Exit codes: 0 no findings, 1 findings, 2 usage or configuration error (never a traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from elbolint import __version__
+from elbolint.config import Config, ConfigError, find_config_file, load_config, validate_codes
+from elbolint.diagnostics import Diagnostic, Severity
+from elbolint.discovery import Missing, discover
+from elbolint.fixes import fixed_module, write_atomically
+from elbolint.linter import FileResult, engine_diagnostic, lint_file
+from elbolint.registry import all_rules
+from elbolint.reporters import FORMATS, get_reporter
+
+
+class DefaultGroup(click.Group):
+    """A click group that runs `check` when the first argument is not a subcommand."""
+
+    def parse_args(self, ctx, args):
+        # `--dynamic=all` / `--dynamic=flagged` is spelled as in the docs; click flags take no value.
+        rewritten = []
+        for arg in args:
+            if arg.startswith("--dynamic="):
+                rewritten += ["--dynamic", "--dynamic-scope", arg.split("=", 1)[1]]
+            else:
+                rewritten.append(arg)
+        args = rewritten
+        if not args or args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="elbolint")
+def main() -> None:
+    """Lint TensorFlow Probability variational-inference code for the causes of huge, NaN or
+    stuck ELBO losses. `elbolint PATH...` is short for `elbolint check PATH...`."""
+
+
+def _codes(value: Optional[str]) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else []
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--select", help="Comma-separated codes or prefixes to enable (replaces the config's).")
+@click.option("--extend-select", help="Codes or prefixes to enable in addition.")
+@click.option("--ignore", help="Codes or prefixes to disable.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="pyproject.toml (or a TOML file with the same keys) to use instead of searching.")
+@click.option("--exclude", help="Comma-separated patterns replacing the default excludes.")
+@click.option("--extend-exclude", help="Comma-separated patterns to exclude in addition.")
+@click.option("--no-respect-gitignore", is_flag=True, help="Lint files that .gitignore ignores.")
+@click.option("--output-format", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("-o", "--output-file", type=click.Path(path_type=Path), help="Write the report here.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--fix", is_flag=True, help="Apply the available fixes (atomically) and report the rest.")
+@click.option("--stdin-filename", help="Read the source from stdin and report it under this name.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+@click.option("--dynamic", "dynamic", is_flag=True,
+              help="Also run flagged models briefly in a sandbox to confirm findings (needs elbolint[dynamic]).")
+@click.option("--dynamic-scope", type=click.Choice(["flagged", "all"]), default="flagged",
+              help="`--dynamic=all` runs every file that builds a TFP surrogate or model.")
+@click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None, help="Optimisation steps per model (default 200).")
+@click.option("--dynamic-timeout", type=click.FloatRange(1, 3600), default=None, help="Seconds per file (default 60).")
+@click.option("--dynamic-memory", type=click.IntRange(64, 1 << 20), default=None, help="Memory cap per file in MiB (default 4096).")
+@click.option("--python", "python_path", type=click.Path(path_type=Path), default=None,
+              help="Interpreter that runs the models (default: the current one).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Parallel dynamic workers.")
+def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
+          no_respect_gitignore, output_format, output_file, exit_zero, fix, stdin_filename, quiet,
+          dynamic, dynamic_scope, dynamic_steps, dynamic_timeout, dynamic_memory, python_path, jobs):
+    """Lint PATHS (files or directories, recursively; default: the current directory)."""
+    try:
+        use_stdin = stdin_filename is not None or list(paths) == [Path("-")]
+        config = _load(config_path, paths, stdin_filename)
+        if select is not None:
+            config.select = _codes(select)
+        config.extend_select += _codes(extend_select)
+        config.ignore += _codes(ignore)
+        validate_codes(config.select + config.extend_select + config.ignore)
+        if exclude is not None:
+            config.exclude = _codes(exclude)
+        config.extend_exclude += _codes(extend_exclude)
+        if no_respect_gitignore:
+            config.respect_gitignore = False
+        enabled = config.enabled_codes()
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+
+    rules = [r for r in all_rules() if r.code in enabled]
+    if use_stdin:
+        results = [_lint_stdin(Path(stdin_filename or "-"), rules, config, enabled, fix)]
+    else:
+        results = _lint_paths(list(paths) or [Path(".")], rules, config, enabled, fix)
+
+    diagnostics = [d for r in results for d in r.diagnostics]
+    if dynamic:
+        from elbolint.dynamic import run_dynamic
+
+        settings = {
+            "scope": dynamic_scope, "steps": dynamic_steps, "timeout": dynamic_timeout,
+            "memory_mib": dynamic_memory, "python": python_path, "jobs": jobs,
+        }
+        try:
+            diagnostics += run_dynamic(results, config, {k: v for k, v in settings.items() if v is not None},
+                                       enabled=enabled, show_progress=not quiet)
+        except ConfigError as error:
+            raise click.UsageError(str(error)) from None
+    diagnostics.sort(key=Diagnostic.sort_key)
+
+    report = get_reporter(output_format)(diagnostics)
+    if output_file is not None:
+        output_file.write_text(report, encoding="utf-8")
+    elif report:
+        click.echo(report, nl=False, err=use_stdin and fix)
+    sys.stdout.flush()
+    if not quiet and output_format in ("text", "concise"):
+        click.echo(_summary(diagnostics, len(results)), err=True)
+    sys.exit(1 if diagnostics and not exit_zero else 0)
+
+
+def _load(config_path, paths, stdin_filename) -> Config:
+    if config_path is not None:
+        return load_config(config_path)
+    start = Path(stdin_filename) if stdin_filename else (paths[0] if paths else Path("."))
+    if str(start) == "-":
+        start = Path(".")
+    found = find_config_file(start if start.exists() else Path("."))
+    return load_config(found)
+
+
+def _lint_paths(paths, rules, config, enabled, fix) -> list[FileResult]:
+    results = []
+    options = config.rule_options
+    for item in discover(paths, config):
+        if isinstance(item, Missing):
+            result = FileResult(item.path)
+            result.diagnostics.append(engine_diagnostic(item.path, "ELB900", "No such file or directory"))
+            results.append(result)
+            continue
+        file_enabled = enabled - config.ignored_for(item)
+        result = lint_file(item, rules, options, file_enabled)
+        if fix:
+            result = _apply_fixes(result, rules, options, file_enabled)
+        results.append(result)
+    return results
+
+
+def _apply_fixes(result: FileResult, rules, options, enabled) -> FileResult:
+    if result.module is None or not any(d.fix for d in result.diagnostics):
+        return result
+    new_module = fixed_module(result.module, result.diagnostics)
+    if new_module is None:
+        return result
+    try:
+        write_atomically(result.path, new_module.bytes)
+    except OSError as error:
+        result.diagnostics.append(
+            engine_diagnostic(result.path, "ELB900", f"cannot write fixes: {error.strerror or error}")
+        )
+        return result
+    return lint_file(result.path, rules, options, enabled)
+
+
+def _lint_stdin(name: Path, rules, config, enabled, fix) -> FileResult:
+    data = sys.stdin.buffer.read()
+    enabled = enabled - config.ignored_for(name)
+    result = lint_file(name, rules, config.rule_options, enabled, data=data)
+    if fix:
+        new_module = fixed_module(result.module, result.diagnostics) if result.module is not None else None
+        output = new_module.bytes if new_module is not None else data
+        sys.stdout.buffer.write(output)
+        sys.stdout.buffer.flush()
+        if new_module is not None:
+            result = lint_file(name, rules, config.rule_options, enabled, data=output)
+    return result
+
+
+def _summary(diagnostics: list[Diagnostic], files: int) -> str:
+    if not diagnostics:
+        return f"All checks passed ({files} file{'s' if files != 1 else ''})."
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    return (f"Found {len(diagnostics)} finding{'s' if len(diagnostics) != 1 else ''} "
+            f"({errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}) "
+            f"in {files} file{'s' if files != 1 else ''}.")
+
+
+@main.command()
+@click.argument("code", required=False)
+@click.option("--all", "show_all", is_flag=True, help="List every rule.")
+@click.option("--table", is_flag=True, help="Print the README's Markdown table of rules.")
+def rule(code, show_all, table):
+    """Explain a rule: what it does, why it is bad, an example and what to use instead."""
+    from elbolint.docs import explain, rule_table
+
+    if table:
+        click.echo(rule_table())
+        return
+    if show_all or not code:
+        for r in all_rules():
+            default = "" if r.default_enabled else " (opt-in)"
+            click.echo(f"{r.code}  {r.name:<28} {r.severity.value:<8}{default} {r.summary()}")
+        return
+    text = explain(code)
+    if text is None:
+        raise click.UsageError(f"unknown rule {code!r} (see `elbolint rule --all`)")
+    click.echo(text, nl=False)

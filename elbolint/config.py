@@ -1,0 +1,210 @@
+"""`[tool.elbolint]` in pyproject.toml, validated strictly: an unknown key or code is an error.
+
+```toml
+[tool.elbolint]
+select = ["ELB"]                 # codes or prefixes; "ALL" selects opt-in rules too
+ignore = ["ELB003"]
+extend-select = ["ELB012"]
+exclude = ["legacy/"]            # gitignore-style patterns, replacing the defaults' extension
+extend-exclude = ["notebooks/"]
+respect-gitignore = true
+per-file-ignores = { "tests/*" = ["ELB002"] }
+
+[tool.elbolint.extreme-initializer]   # a rule's options, under its name
+threshold = 1000.0
+```
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Optional
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from elbolint.registry import all_rules, extra_codes
+
+TOP_LEVEL_KEYS = {
+    "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude",
+    "respect-gitignore", "dynamic",
+}
+
+
+class ConfigError(Exception):
+    """A configuration or usage problem: reported in one line, exit code 2."""
+
+
+@dataclass
+class Config:
+    root: Path = field(default_factory=Path.cwd)
+    source: Optional[Path] = None
+    select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    extend_select: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    extend_exclude: list[str] = field(default_factory=list)
+    respect_gitignore: bool = True
+    rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> options
+    dynamic: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ selection
+    def enabled_codes(self) -> set[str]:
+        """The codes to report, from select / extend-select / ignore."""
+        rule_codes = {r.code: r for r in all_rules()}
+        everything = set(rule_codes) | {c.code for c in extra_codes()}
+        if self.select:
+            chosen = set().union(*(_expand(s, everything) for s in self.select))
+        else:
+            chosen = {code for code, rule in rule_codes.items() if rule.default_enabled}
+            chosen |= {c.code for c in extra_codes()}
+        for s in self.extend_select:
+            chosen |= _expand(s, everything)
+        for s in self.ignore:
+            chosen -= _expand(s, everything)
+        return chosen
+
+    def ignored_for(self, path: Path) -> set[str]:
+        """Codes switched off for one file by `per-file-ignores`."""
+        if not self.per_file_ignores:
+            return set()
+        everything = {r.code for r in all_rules()} | {c.code for c in extra_codes()}
+        try:
+            relative = PurePosixPath(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            relative = PurePosixPath(path)
+        ignored: set[str] = set()
+        for pattern, codes in self.per_file_ignores.items():
+            if _glob_matches(str(relative), pattern):
+                for code in codes:
+                    ignored |= _expand(code, everything)
+        return ignored
+
+
+def _glob_matches(relative: str, pattern: str) -> bool:
+    pattern = pattern.rstrip("/")
+    if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(relative, pattern + "/*"):
+        return True
+    return "/" not in pattern and fnmatch.fnmatch(relative.rsplit("/", 1)[-1], pattern)
+
+
+def _expand(selector: str, everything: set[str]) -> set[str]:
+    """Codes matched by a code, a prefix ("ELB0") or "ALL". Opt-in rules match only by exact code
+    or "ALL", so `select = ["ELB"]` means the default rules plus engine and dynamic codes."""
+    selector = selector.strip().upper()
+    if selector == "ALL":
+        return set(everything)
+    if selector in everything:
+        return {selector}
+    matched = {code for code in everything if code.startswith(selector)}
+    if not matched:
+        raise ConfigError(f"unknown rule code or prefix {selector!r} (see `elbolint rule --all`)")
+    opt_in = {r.code for r in all_rules() if not r.default_enabled}
+    return matched - opt_in
+
+
+def validate_codes(selectors: list[str]) -> None:
+    everything = {r.code for r in all_rules()} | {c.code for c in extra_codes()}
+    for s in selectors:
+        _expand(s, everything)
+
+
+def find_config_file(start: Path) -> Optional[Path]:
+    """The nearest pyproject.toml with a [tool.elbolint] table, walking up from `start`."""
+    start = start.resolve()
+    directory = start if start.is_dir() else start.parent
+    for candidate_dir in (directory, *directory.parents):
+        candidate = candidate_dir / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue
+            if "elbolint" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def load_config(path: Optional[Path]) -> Config:
+    """Parse and validate a pyproject.toml (or a standalone elbolint.toml with the same table)."""
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"invalid TOML in {path}: {error}") from None
+    table = data.get("tool", {}).get("elbolint")
+    if table is None:
+        table = data if path.name != "pyproject.toml" else {}
+    return parse_table(table, path)
+
+
+def parse_table(table: dict, path: Path) -> Config:
+    config = Config(root=path.parent.resolve(), source=path)
+    rules_by_name = {r.name: r for r in all_rules()}
+    where = f"{path}: [tool.elbolint]"
+    for key, value in table.items():
+        if key in rules_by_name:
+            config.rule_options[rules_by_name[key].code] = _rule_options(rules_by_name[key], value, where)
+        elif key not in TOP_LEVEL_KEYS:
+            known = ", ".join(sorted(TOP_LEVEL_KEYS | set(rules_by_name)))
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
+    config.select = _string_list(table, "select", where)
+    config.ignore = _string_list(table, "ignore", where)
+    config.extend_select = _string_list(table, "extend-select", where)
+    config.exclude = _string_list(table, "exclude", where)
+    config.extend_exclude = _string_list(table, "extend-exclude", where)
+    validate_codes(config.select + config.ignore + config.extend_select)
+    respect = table.get("respect-gitignore", True)
+    if not isinstance(respect, bool):
+        raise ConfigError(f"{where}: respect-gitignore must be true or false")
+    config.respect_gitignore = respect
+    per_file = table.get("per-file-ignores", {})
+    if not isinstance(per_file, dict):
+        raise ConfigError(f"{where}: per-file-ignores must be a table of pattern = [codes]")
+    for pattern, codes in per_file.items():
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            raise ConfigError(f"{where}: per-file-ignores[{pattern!r}] must be a list of codes")
+        validate_codes(codes)
+        config.per_file_ignores[pattern] = codes
+    dynamic = table.get("dynamic", {})
+    if not isinstance(dynamic, dict):
+        raise ConfigError(f"{where}: dynamic must be a table")
+    config.dynamic = dynamic
+    return config
+
+
+def _string_list(table: dict, key: str, where: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of strings")
+    return list(value)
+
+
+def _rule_options(rule, value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}.{rule.name} must be a table of options")
+    options: dict[str, Any] = {}
+    for key, setting in value.items():
+        if key not in rule.options:
+            known = ", ".join(sorted(rule.options)) or "none"
+            raise ConfigError(f"{where}.{rule.name}: unknown option {key!r} (known: {known})")
+        default = rule.options[key]
+        if isinstance(default, float) and isinstance(setting, int) and not isinstance(setting, bool):
+            setting = float(setting)
+        if type(setting) is not type(default):
+            raise ConfigError(
+                f"{where}.{rule.name}.{key} must be {type(default).__name__}, got {setting!r}"
+            )
+        options[key] = setting
+    return options

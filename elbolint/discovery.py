@@ -1,0 +1,100 @@
+"""Which files to lint: explicit files always; directories recursively, skipping default excludes,
+configured excludes and what .gitignore files ignore (as ruff does)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Union
+
+from elbolint import gitignore
+from elbolint.config import Config
+
+PYTHON_SUFFIXES = (".py", ".pyi")
+DEFAULT_EXCLUDES = (
+    ".bzr", ".direnv", ".eggs", ".git", ".hg", ".ipynb_checkpoints", ".mypy_cache", ".nox",
+    ".pants.d", ".pytest_cache", ".pytype", ".ruff_cache", ".svn", ".tox", ".venv", "__pycache__",
+    "__pypackages__", "_build", "buck-out", "build", "dist", "node_modules", "site-packages",
+    "venv", "*.egg-info",
+)
+
+
+class Missing:
+    """A path argument that does not exist."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
+def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]]:
+    excludes = list(config.exclude) if config.exclude else list(DEFAULT_EXCLUDES)
+    excludes += config.extend_exclude
+    exclude_patterns = gitignore.parse_patterns(excludes, config.root)
+    seen: set[Path] = set()
+    for path in paths:
+        if path.is_dir():
+            inherited = _parent_gitignores(path) if config.respect_gitignore else []
+            for found in _walk(path, exclude_patterns, inherited, config.respect_gitignore):
+                key = found.resolve()
+                if key not in seen:
+                    seen.add(key)
+                    yield found
+        elif path.exists() or path.is_symlink():
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                yield path
+        else:
+            yield Missing(path)
+
+
+def _walk(directory: Path, excludes, patterns, respect_gitignore: bool) -> Iterator[Path]:
+    if respect_gitignore:
+        patterns = patterns + gitignore.load(directory / ".gitignore")
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        if _excluded(path, is_dir, excludes) or gitignore.is_ignored(path.absolute(), is_dir, patterns):
+            continue
+        if is_dir:
+            yield from _walk(path, excludes, patterns, respect_gitignore)
+        elif path.suffix in PYTHON_SUFFIXES:
+            yield path
+
+
+def _excluded(path: Path, is_dir: bool, excludes: list[gitignore.Pattern]) -> bool:
+    """Exclude patterns are relative to the config root; outside it only the name is matched."""
+    absolute = path.absolute()
+    for pattern in excludes:
+        if pattern.directory_only and not is_dir:
+            continue
+        try:
+            relative = absolute.relative_to(pattern.base).as_posix()
+        except ValueError:
+            relative = path.name
+        if pattern.regex.match(relative) and not pattern.negated:
+            return True
+    return False
+
+
+def _parent_gitignores(directory: Path) -> list[gitignore.Pattern]:
+    """The .gitignore files of the repository above `directory` (outermost first)."""
+    directory = directory.absolute()
+    chain = []
+    for parent in directory.parents:
+        chain.append(parent)
+        if (parent / ".git").exists():
+            break
+    else:
+        return []
+    patterns: list[gitignore.Pattern] = []
+    for parent in reversed(chain):
+        patterns += gitignore.load(parent / ".gitignore")
+    return patterns

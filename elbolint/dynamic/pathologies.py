@@ -1,0 +1,17 @@
+"""The pathology codes dynamic mode reports. Codes are fixed so `noqa` comments and docs stay stable."""
+
+from elbolint.diagnostics import Code, Severity
+
+PATHOLOGIES = (
+    Code("ELB100", "dynamic-run-failed", Severity.ERROR, "The file or model could not be executed."),
+    Code("ELB101", "nan-loss", Severity.ERROR, "The loss became NaN or Inf."),
+    Code("ELB102", "huge-initial-loss", Severity.WARNING,
+         "The initial loss is orders of magnitude above a reference surrogate's initial loss."),
+    Code("ELB103", "diverging-loss", Severity.WARNING, "The loss rises over the budget."),
+    Code("ELB104", "nonpositive-scale", Severity.ERROR, "A positive-only parameter reached <= 0."),
+    Code("ELB105", "untrained-variable", Severity.ERROR, "A surrogate variable gets no gradient."),
+    Code("ELB106", "log-prob-shape", Severity.ERROR, "The model's log_prob of one joint sample is not a scalar."),
+    Code("ELB107", "exploding-gradient", Severity.WARNING, "The global gradient norm is huge or not finite."),
+    Code("ELB108", "elbo-gap", Severity.WARNING,
+         "After the budget the surrogate is far worse than a reference surrogate."),
+)

@@ -1,0 +1,101 @@
+"""A small .gitignore matcher (patterns, `!` negation, `dir/` only, anchoring, `**`), so the core
+keeps to LibCST and click. Semantics follow gitignore(5); the last matching pattern wins."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Pattern:
+    base: Path
+    regex: re.Pattern
+    negated: bool
+    directory_only: bool
+
+
+def _translate(glob: str) -> str:
+    out, i = [], 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("/**", i) and i + 3 == len(glob):
+            out.append("/.*")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif glob[i] == "[":
+            end = glob.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape("["))
+                i += 1
+            else:
+                body = glob[i + 1:end].replace("\\", "\\\\")
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = end + 1
+        elif glob[i] == "\\" and i + 1 < len(glob):
+            out.append(re.escape(glob[i + 1]))
+            i += 2
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return "".join(out)
+
+
+def parse_patterns(lines: list[str], base: Path) -> list[Pattern]:
+    patterns = []
+    for raw in lines:
+        line = raw.rstrip("\n").rstrip("\r")
+        if not line.strip() or line.startswith("#"):
+            continue
+        if not line.endswith("\\ "):
+            line = line.rstrip(" ")
+        negated = line.startswith("!")
+        if negated:
+            line = line[1:]
+        elif line.startswith("\\!") or line.startswith("\\#"):
+            line = line[1:]
+        directory_only = line.endswith("/")
+        line = line.rstrip("/")
+        if not line:
+            continue
+        anchored = "/" in line
+        line = line.lstrip("/")
+        body = _translate(line)
+        regex = re.compile(("" if anchored else "(?:.*/)?") + body + r"\Z", re.S)
+        patterns.append(Pattern(base, regex, negated, directory_only))
+    return patterns
+
+
+def load(path: Path) -> list[Pattern]:
+    try:
+        return parse_patterns(path.read_text(encoding="utf-8", errors="replace").splitlines(), path.parent)
+    except OSError:
+        return []
+
+
+def is_ignored(path: Path, is_dir: bool, patterns: list[Pattern]) -> bool:
+    """Whether `path` is ignored by `patterns` (ordered from outermost file to innermost)."""
+    ignored = False
+    for pattern in patterns:
+        if pattern.directory_only and not is_dir:
+            continue
+        try:
+            relative = path.relative_to(pattern.base).as_posix()
+        except ValueError:
+            continue
+        if pattern.regex.match(relative):
+            ignored = not pattern.negated
+    return ignored

@@ -1,0 +1,39 @@
+"""Reporters turn a list of Diagnostics into text for one output format. They never know rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from elbolint.diagnostics import Diagnostic
+
+Reporter = Callable[[list[Diagnostic]], str]
+
+
+def display_path(path: Path) -> str:
+    """Paths relative to the working directory when below it, as ruff and flake8 print them."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def rule_url(code: str) -> str:
+    return f"https://github.com/elbolint/elbolint/blob/main/README.md#{code.lower()}"
+
+
+def get_reporter(name: str) -> Reporter:
+    from elbolint.reporters import github, json, sarif, text
+
+    return {
+        "text": text.render,
+        "concise": text.render,
+        "json": json.render,
+        "sarif": sarif.render,
+        "github": github.render,
+    }[name]
+
+
+FORMATS = ("text", "concise", "json", "sarif", "github")

@@ -1,0 +1,128 @@
+"""ELB002 extreme-initializer."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from elbolint.diagnostics import Severity
+from elbolint.rule import Rule
+from elbolint.rules._tfp import (
+    POSITIVE_PARAMETERS, TRANSFORMED_VARIABLE, VARIABLE, distribution_arguments, distribution_name,
+    first_argument, is_call, is_non_trainable, literal_values,
+)
+
+#: Names and keywords that hold the starting point of an optimisation or a chain.
+_INITIAL_STATE = re.compile(r"^(initial|init)_(state|states|position|positions|value|values|loc|locs)$")
+_INITIAL_KEYWORDS = frozenset({"initial_state", "init_state", "current_state", "initial_position"})
+
+
+class ExtremeInitializer(Rule):
+    """
+    ## What it does
+    Flags a constant initial value that starts a variational parameter far from any sensible
+    region: a `tf.Variable` / `tfp.util.TransformedVariable` used as a distribution parameter, or an
+    initial state (`initial_state = [...]`, `current_state=`), whose literal magnitude is at or
+    above `threshold` (default 100); and a positive-only parameter (`scale`, `rate`, ...) whose
+    variable starts at 0 or below.
+
+    ## Why is this bad?
+    The ELBO's expected log-likelihood grows with the square of the distance between the surrogate
+    and the posterior: a `loc` starting at 100 when the data say 1 gives an initial loss in the
+    tens of thousands, huge gradients, and Adam steps that take hundreds of iterations to recover.
+    A positive parameter starting at 0 is worse: `TransformedVariable(0.0, tfb.Softplus())` stores
+    softplus⁻¹(0) = -inf and the loss is NaN from the first step; a raw scale of 0 makes
+    `log_prob` -inf.
+
+    ## Example
+    ```python
+    initial_state = [tf.constant([100.0]), tf.constant([100.0])]
+    scale = tfp.util.TransformedVariable(0.0, tfb.Softplus())
+    ```
+
+    ## Use instead
+    Start near the prior (zeros for locations, small positive scales such as 1e-2 or 1.0):
+    ```python
+    initial_state = [tf.constant([0.1]), tf.constant([0.1])]
+    scale = tfp.util.TransformedVariable(1.0, tfb.Softplus())
+    ```
+    Small positive scale initialisations (1e-2, 1e-4) are good practice and are not flagged.
+    """
+
+    code = "ELB002"
+    name = "extreme-initializer"
+    severity = Severity.WARNING
+    options = {"threshold": 100.0}
+    confirmed_by = ("ELB102", "ELB107", "ELB101")
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._reported: set[int] = set()
+
+    # A variable used as a distribution parameter.
+    def visit_Call(self, node: cst.Call) -> None:
+        distribution = distribution_name(self.resolver, node)
+        if distribution is not None:
+            for parameter, arg in distribution_arguments(node, distribution):
+                self._check_parameter(parameter, self.value_of(arg.value))
+        for arg in node.args:
+            if arg.keyword is not None and arg.keyword.value in _INITIAL_KEYWORDS:
+                self._check_initial_state(self.value_of(arg.value))
+
+    # `initial_state = [...]`
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target.target, cst.Name) and _INITIAL_STATE.match(target.target.value):
+                self._check_initial_state(node.value)
+
+    def _check_parameter(self, parameter: str, value: cst.BaseExpression) -> None:
+        if not is_call(self.resolver, value, VARIABLE | TRANSFORMED_VARIABLE) or is_non_trainable(value):
+            return
+        init = first_argument(value, "initial_value")
+        values = literal_values(init, self.resolver) if init is not None else None
+        if not values:
+            return
+        threshold = self.option("threshold")
+        if parameter in POSITIVE_PARAMETERS and min(values) <= 0:
+            self._report_once(
+                value,
+                f"`{parameter}` starts at {_show(min(values))}: a positive parameter must start above 0 "
+                "(softplus⁻¹(0) = -inf, log_prob(scale=0) = -inf); the loss is NaN or infinite from step 0",
+            )
+        elif max(abs(v) for v in values) >= threshold:
+            self._report_once(
+                value,
+                f"`{parameter}` starts at {_show(_largest(values))} (|value| >= {_show(threshold)}): "
+                "far from any sensible region, the initial ELBO loss is huge; start near the prior",
+            )
+
+    def _check_initial_state(self, value: cst.BaseExpression) -> None:
+        elements = [e.value for e in value.elements] if isinstance(value, (cst.List, cst.Tuple)) else [value]
+        threshold = self.option("threshold")
+        for element in elements:
+            element = self.value_of(element)
+            inner = first_argument(element, "value") if isinstance(element, cst.Call) else element
+            values = literal_values(element, self.resolver)
+            if values is None and inner is not None and is_call(self.resolver, element, VARIABLE | TRANSFORMED_VARIABLE):
+                values = literal_values(inner, self.resolver)
+            if values and max(abs(v) for v in values) >= threshold:
+                self._report_once(
+                    element,
+                    f"initial state starts at {_show(_largest(values))} (|value| >= {_show(threshold)}): "
+                    "far from the posterior, the initial ELBO loss is huge; start near the prior",
+                )
+                return  # one finding per initial state
+
+    def _report_once(self, node: cst.CSTNode, message: str) -> None:
+        if id(node) not in self._reported:
+            self._reported.add(id(node))
+            self.report(node, message)
+
+
+def _largest(values: list[float]) -> float:
+    return max(values, key=abs)
+
+
+def _show(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,97 @@
+"""ELB001 unconstrained-scale."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from elbolint.diagnostics import Severity
+from elbolint.names import TFB, TFP_UTIL
+from elbolint.rule import Rule
+from elbolint.rules._tfp import (
+    POSITIVE_PARAMETERS, VARIABLE, distribution_arguments, distribution_name, first_argument,
+    is_call, is_non_trainable, literal_values,
+)
+
+
+class UnconstrainedScale(Rule):
+    """
+    ## What it does
+    Flags a raw `tf.Variable` passed as a positive-only parameter of a TFP distribution
+    (`scale`, `scale_diag`, `concentration`, `rate`, `df`, `temperature`, ...), directly or
+    through a name or `self.` attribute bound to one.
+
+    ## Why is this bad?
+    The optimizer updates a `tf.Variable` without any constraint. One large gradient step (early
+    in training, or with a high learning rate) pushes the scale to zero or below; `log_prob` then
+    returns NaN or -inf and the ELBO loss is NaN from that step on. Gradient clipping only makes
+    this rarer.
+
+    ## Example
+    ```python
+    surrogate = tfd.Normal(loc=tf.Variable(0.0), scale=tf.Variable(1.0))
+    ```
+
+    ## Use instead
+    Optimise an unconstrained value mapped through a positive bijector:
+    ```python
+    surrogate = tfd.Normal(
+        loc=tf.Variable(0.0),
+        scale=tfp.util.TransformedVariable(1.0, tfb.Softplus()),
+    )
+    ```
+    `tfp.util.DeferredTensor(v, tf.nn.softplus)`, or `tf.nn.softplus(v)` computed inside the
+    lambda or function that builds the distribution every step, are fine too.
+    `elbolint --fix` rewrites an inline `tf.Variable(<positive literal>)` this way.
+    """
+
+    code = "ELB001"
+    name = "unconstrained-scale"
+    severity = Severity.ERROR
+    confirmed_by = ("ELB104", "ELB101")
+    fixable = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        distribution = distribution_name(self.resolver, node)
+        if distribution is None:
+            return
+        for parameter, arg in distribution_arguments(node, distribution):
+            if parameter not in POSITIVE_PARAMETERS:
+                continue
+            variable = self.value_of(arg.value)
+            if not is_call(self.resolver, variable, VARIABLE):
+                continue
+            if is_non_trainable(variable) or self.get_arg(variable, "constraint") is not None:
+                continue
+            message = (
+                f"`{parameter}` of {self.source(node.func)} is a raw tf.Variable; optimisation can push "
+                "it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())"
+            )
+            fix = self._fix(variable) if variable is arg.value else None
+            self.report(arg.value, message, fix=fix)
+
+    def _fix(self, variable: cst.Call) -> Optional[tuple[str, cst.CSTNode]]:
+        """`tf.Variable(1.0)` -> `tfp.util.TransformedVariable(1.0, tfb.Softplus())` when the
+        initial value is a visible positive constant and the file already imports TFP."""
+        init = first_argument(variable, "initial_value")
+        values = literal_values(init, self.resolver) if init is not None else None
+        if not values or min(values) <= 0:
+            return None
+        positional = [a for a in variable.args if a.keyword is None]
+        if len(positional) != 1 or any(a.star for a in variable.args):
+            return None
+        transformed = self.resolver.local_name_for(f"{TFP_UTIL}.TransformedVariable")
+        softplus = self.resolver.local_name_for(f"{TFB}.Softplus")
+        if transformed is None or softplus is None:
+            return None
+        keywords = [a for a in variable.args if a.keyword is not None and a.keyword.value != "initial_value"]
+        new_args = [
+            cst.Arg(init, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))),
+            cst.Arg(cst.parse_expression(f"{softplus}()")),
+        ]
+        if keywords:
+            new_args[-1] = new_args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+            new_args += [k.with_changes(comma=cst.MaybeSentinel.DEFAULT) for k in keywords]
+        replacement = cst.Call(func=cst.parse_expression(transformed), args=new_args)
+        return ("Use tfp.util.TransformedVariable(init, tfb.Softplus())", replacement)
