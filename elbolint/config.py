@@ -124,8 +124,10 @@ def find_config_file(start: Path) -> Optional[Path]:
         if candidate.is_file():
             try:
                 data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            except (OSError, UnicodeDecodeError):
                 continue
+            except tomllib.TOMLDecodeError as error:
+                raise ConfigError(f"invalid TOML in {candidate}: {error}") from None
             if "elbolint" in data.get("tool", {}):
                 return candidate
     return None

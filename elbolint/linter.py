@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -68,10 +69,12 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
     try:
         module = cst.parse_module(source.data)
     except cst.ParserSyntaxError as error:
-        message = " ".join(error.message.split()) or "invalid syntax"
+        line, column, message = _python_syntax_error(source.text)
+        if message is None:  # LibCST is stricter than CPython here: use its own account
+            line, column = error.editor_line, error.editor_column
+            message = " ".join(error.message.split()) or "invalid syntax"
         result.diagnostics.append(
-            engine_diagnostic(result.path, "ELB000", f"SyntaxError: {message}",
-                              error.editor_line, error.editor_column)
+            engine_diagnostic(result.path, "ELB000", f"SyntaxError: {message}", line, column)
         )
         return
     except (RecursionError, MemoryError, ValueError) as error:
@@ -96,6 +99,18 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
                         "Please report this with the file.",
                     )
                 )
+
+
+def _python_syntax_error(text: str) -> tuple[int, int, Optional[str]]:
+    """CPython's own position and wording for a syntax error (its positions are exact where the
+    LibCST parser's can point a line late). `ast.parse` only parses; nothing is executed."""
+    try:
+        ast.parse(text)
+    except SyntaxError as error:
+        return error.lineno or 1, error.offset or 1, error.msg
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return 1, 1, None
 
 
 def run_rules(path: Path, module: cst.Module, rules, options) -> list[Diagnostic]:
