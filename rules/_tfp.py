@@ -163,3 +163,10 @@ def is_non_trainable(call: cst.Call) -> bool:
         if arg.keyword is not None and arg.keyword.value == "trainable":
             return isinstance(arg.value, cst.Name) and arg.value.value == "False"
     return False
+
+
+def marks_variational_inference(resolver: Resolver, node: cst.CSTNode) -> bool:
+    """True for a call that makes its file one that does variational inference (ELB003, ELB009):
+    a `tfp.vi` / `tfp.experimental.vi` entry point or a `tfp.layers` variational layer."""
+    names = resolver.call_names(node)
+    return not names.isdisjoint(VI_FUNCTIONS) or not names.isdisjoint(VARIATIONAL_LAYERS)

@@ -1,0 +1,74 @@
+"""ELB007 unconstrained-probs."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from elbolint.diagnostics import Severity
+from elbolint.rule import Rule
+from elbolint.rules._tfp import VARIABLE, distribution_arguments, distribution_name, is_call, is_non_trainable
+
+#: Distributions whose `probs` is a vector on the simplex (the rest take per-event probabilities).
+_SIMPLEX = frozenset({
+    "Categorical", "OneHotCategorical", "Multinomial", "RelaxedOneHotCategorical",
+    "ExpRelaxedOneHotCategorical", "FiniteDiscrete",
+})
+
+
+class UnconstrainedProbs(Rule):
+    """
+    ## What it does
+    Flags a raw `tf.Variable` passed as `probs` of a TFP distribution (`Bernoulli`, `Categorical`,
+    `Binomial`, `Multinomial`, `OneHotCategorical`, `Geometric`, `NegativeBinomial`,
+    `RelaxedBernoulli`, `RelaxedOneHotCategorical`, ...), directly, positionally, or through a
+    name or `self.` attribute bound to one. Non-trainable variables and variables with a
+    `constraint=` are not flagged.
+
+    ## Why is this bad?
+    `probs` must stay in [0, 1] (and sum to 1 for categorical families), but the optimizer moves a
+    `tf.Variable` freely. The first step that pushes a probability below 0 or above 1 makes
+    `log_prob` return NaN (the log of a negative number), and the ELBO loss is NaN from then on;
+    a probability that reaches exactly 0 or 1 gives -inf.
+
+    ## Example
+    ```python
+    p = tf.Variable(0.5)
+    surrogate = tfd.Bernoulli(probs=p)
+    ```
+
+    ## Use instead
+    Parameterise by `logits`, which are unconstrained:
+    ```python
+    surrogate = tfd.Bernoulli(logits=tf.Variable(0.0))
+    ```
+    or map an unconstrained variable into the valid range:
+    ```python
+    surrogate = tfd.Bernoulli(probs=tfp.util.TransformedVariable(0.5, tfb.Sigmoid()))
+    weights = tfd.Categorical(probs=tfp.util.TransformedVariable([0.2, 0.3, 0.5], tfb.SoftmaxCentered()))
+    ```
+    """
+
+    code = "ELB007"
+    name = "unconstrained-probs"
+    severity = Severity.ERROR
+    confirmed_by = ("ELB101",)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        distribution = distribution_name(self.resolver, node)
+        if distribution is None:
+            return
+        for parameter, arg in distribution_arguments(node, distribution):
+            if parameter != "probs":
+                continue
+            variable = self.value_of(arg.value)
+            if not is_call(self.resolver, variable, VARIABLE):
+                continue
+            if is_non_trainable(variable) or self.get_arg(variable, "constraint") is not None:
+                continue
+            bijector = "tfb.SoftmaxCentered()" if distribution in _SIMPLEX else "tfb.Sigmoid()"
+            self.report(
+                arg.value,
+                f"`probs` of {self.source(node.func)} is a raw tf.Variable; one optimizer step can push it "
+                f"outside [0, 1] and log_prob is NaN. Parameterise by `logits=` or use "
+                f"tfp.util.TransformedVariable(init, {bijector})",
+            )

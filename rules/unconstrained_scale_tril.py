@@ -1,0 +1,81 @@
+"""ELB008 unconstrained-scale-tril."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from elbolint.diagnostics import Severity
+from elbolint.rule import Rule
+from elbolint.rules._tfp import VARIABLE, distribution_name, is_call, is_non_trainable
+
+#: Distribution -> (matrix parameter, its position).
+_MATRIX_PARAMETER = {
+    "MultivariateNormalTriL": ("scale_tril", 1),
+    "MultivariateNormalFullCovariance": ("covariance_matrix", 1),
+}
+
+
+class UnconstrainedScaleTril(Rule):
+    """
+    ## What it does
+    Flags a raw `tf.Variable` passed as `scale_tril` of `tfd.MultivariateNormalTriL` (by keyword
+    or as the second positional argument) or as `covariance_matrix` of
+    `tfd.MultivariateNormalFullCovariance`, directly or through a name or `self.` attribute bound
+    to one. Non-trainable variables and variables with a `constraint=` are not flagged.
+
+    ## Why is this bad?
+    A Cholesky factor needs a strictly positive diagonal, and a covariance matrix must stay
+    symmetric positive definite. The optimizer updates every entry of a raw variable freely: once
+    a diagonal entry crosses zero the log-determinant is -inf or NaN (and a covariance stops being
+    positive definite, so its Cholesky decomposition fails), and the ELBO loss is NaN.
+
+    ## Example
+    ```python
+    surrogate = tfd.MultivariateNormalTriL(
+        loc=tf.Variable(tf.zeros(3)),
+        scale_tril=tf.Variable(tf.eye(3)),
+    )
+    ```
+
+    ## Use instead
+    Optimise an unconstrained vector mapped to a valid Cholesky factor:
+    ```python
+    surrogate = tfd.MultivariateNormalTriL(
+        loc=tf.Variable(tf.zeros(3)),
+        scale_tril=tfp.util.TransformedVariable(tf.eye(3), tfb.FillScaleTriL()),
+    )
+    ```
+    For a full covariance, parameterise its Cholesky factor the same way, or use
+    `tfp.util.TransformedVariable(cov, tfb.Chain([tfb.CholeskyOuterProduct(), tfb.FillScaleTriL()]))`.
+    """
+
+    code = "ELB008"
+    name = "unconstrained-scale-tril"
+    severity = Severity.ERROR
+    confirmed_by = ("ELB101", "ELB104")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        distribution = distribution_name(self.resolver, node)
+        if distribution not in _MATRIX_PARAMETER:
+            return
+        parameter, position = _MATRIX_PARAMETER[distribution]
+        arg = self.get_arg(node, parameter, position)
+        if arg is None:
+            return
+        variable = self.value_of(arg.value)
+        if not is_call(self.resolver, variable, VARIABLE):
+            return
+        if is_non_trainable(variable) or self.get_arg(variable, "constraint") is not None:
+            return
+        if parameter == "scale_tril":
+            advice = "tfp.util.TransformedVariable(init, tfb.FillScaleTriL())"
+        else:
+            advice = (
+                "MultivariateNormalTriL with scale_tril=tfp.util.TransformedVariable(init, tfb.FillScaleTriL()), "
+                "or TransformedVariable(cov, tfb.Chain([tfb.CholeskyOuterProduct(), tfb.FillScaleTriL()]))"
+            )
+        self.report(
+            arg.value,
+            f"`{parameter}` of {self.source(node.func)} is a raw tf.Variable; the optimizer can make it "
+            f"singular or indefinite (NaN log-determinant). Use {advice}",
+        )

@@ -1,0 +1,110 @@
+"""--fix: node replacements applied by one transformer, written atomically, never corrupting a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import libcst as cst
+import pytest
+from click.testing import CliRunner
+
+from elbolint import fixes
+from elbolint.cli import main
+
+SOURCE = """\
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+tfb = tfp.bijectors
+
+surrogate = tfd.Normal(loc=tf.Variable(0.0), scale=tf.Variable(0.5, name="s"))
+optimizer = tf.optimizers.Adam(learning_rate=0.01)
+losses = tfp.vi.fit_surrogate_posterior(lambda z: tfd.Normal(0., 1.).log_prob(z), surrogate, optimizer, num_steps=10)
+"""
+
+FIXED = """\
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+tfb = tfp.bijectors
+
+surrogate = tfd.Normal(loc=tf.Variable(0.0), scale=tfp.util.TransformedVariable(0.5, tfb.Softplus(), name="s"))
+optimizer = tf.optimizers.Adam(learning_rate=0.01, clipnorm=1.0)
+losses = tfp.vi.fit_surrogate_posterior(lambda z: tfd.Normal(0., 1.).log_prob(z), surrogate, optimizer, num_steps=10)
+"""
+
+
+def invoke(args, cwd):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, args, catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_fix_rewrites_and_reports_nothing_left(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(SOURCE)
+    path.chmod(0o640)
+    result = invoke(["--fix", "model.py"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert path.read_text() == FIXED
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]  # no temporary files left
+    # Idempotent: a second run changes nothing.
+    assert invoke(["--fix", "model.py"], tmp_path).exit_code == 0
+    assert path.read_text() == FIXED
+
+
+def test_unfixable_findings_remain_and_file_is_untouched(tmp_path):
+    path = tmp_path / "model.py"
+    source = "import tensorflow as tf\nimport tensorflow_probability as tfp\nv = tf.Variable(-1.0)\nq = tfp.distributions.Normal(0., v)\n"
+    path.write_text(source)
+    result = invoke(["--fix", "model.py"], tmp_path)
+    assert result.exit_code == 1
+    assert "ELB001" in result.stdout
+    assert path.read_text() == source
+
+
+def test_failed_write_leaves_the_original_intact(tmp_path, monkeypatch):
+    path = tmp_path / "model.py"
+    path.write_text(SOURCE)
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fixes.os, "replace", refuse)
+    result = invoke(["--fix", "model.py"], tmp_path)
+    assert result.exit_code == 1
+    assert "ELB900 [io-error] cannot write fixes: No space left on device" in result.stdout
+    assert path.read_text() == SOURCE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py"]
+
+
+def test_fix_keeps_the_file_encoding(tmp_path):
+    path = tmp_path / "latin.py"
+    data = ("# -*- coding: latin-1 -*-\n# modèle\n" + SOURCE).encode("latin-1")
+    path.write_bytes(data)
+    assert invoke(["--fix", "latin.py"], tmp_path).exit_code == 0
+    assert path.read_bytes() == ("# -*- coding: latin-1 -*-\n# modèle\n" + FIXED).encode("latin-1")
+
+
+def test_a_fix_that_would_not_parse_is_not_applied():
+    module = cst.parse_module("x = f(1)\n")
+    call = module.body[0].body[0].value
+
+    class Broken:
+        fix = type("F", (), {"node": call, "replacement": cst.Name("lambda")})()
+
+    assert fixes.fixed_module(module, [Broken()]) is None
+
+
+def test_stdin_fix_prints_the_fixed_source(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["--fix", "--stdin-filename", "m.py"], input=SOURCE, catch_exceptions=False)
+    assert result.stdout == FIXED
+    assert result.exit_code == 0
