@@ -14,11 +14,11 @@ import click
 from elbolint import __version__
 from elbolint.config import Config, ConfigError, find_config_file, load_config, validate_codes
 from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.discovery import Missing, discover
-from elbolint.fixes import fixed_module, write_atomically
-from elbolint.linter import FileResult, engine_diagnostic, lint_file
+from elbolint.fixes import fixed_module
+from elbolint.linter import FileResult, lint_file
 from elbolint.registry import all_rules
 from elbolint.reporters import FORMATS, get_reporter
+from elbolint.runner import lint_paths
 
 
 class DefaultGroup(click.Group):
@@ -74,7 +74,8 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("--dynamic-memory", type=click.IntRange(64, 1 << 20), default=None, help="Memory cap per file in MiB (default 4096).")
 @click.option("--python", "python_path", type=click.Path(path_type=Path), default=None,
               help="Interpreter that runs the models (default: the current one).")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Parallel dynamic workers.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
+              help="Parallel workers for linting and dynamic runs (default: the number of cores).")
 def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
           no_respect_gitignore, output_format, output_file, exit_zero, fix, stdin_filename, quiet,
           dynamic, dynamic_scope, dynamic_steps, dynamic_timeout, dynamic_memory, python_path, jobs):
@@ -100,7 +101,8 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     if use_stdin:
         results = [_lint_stdin(Path(stdin_filename or "-"), rules, config, enabled, fix)]
     else:
-        results = _lint_paths(list(paths) or [Path(".")], rules, config, enabled, fix)
+        results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, jobs=jobs,
+                             keep_modules=dynamic)
 
     diagnostics = [d for r in results for d in r.diagnostics]
     if dynamic:
@@ -136,39 +138,6 @@ def _load(config_path, paths, stdin_filename) -> Config:
         start = Path(".")
     found = find_config_file(start if start.exists() else Path("."))
     return load_config(found)
-
-
-def _lint_paths(paths, rules, config, enabled, fix) -> list[FileResult]:
-    results = []
-    options = config.rule_options
-    for item in discover(paths, config):
-        if isinstance(item, Missing):
-            result = FileResult(item.path)
-            result.diagnostics.append(engine_diagnostic(item.path, "ELB900", "No such file or directory"))
-            results.append(result)
-            continue
-        file_enabled = enabled - config.ignored_for(item)
-        result = lint_file(item, rules, options, file_enabled)
-        if fix:
-            result = _apply_fixes(result, rules, options, file_enabled)
-        results.append(result)
-    return results
-
-
-def _apply_fixes(result: FileResult, rules, options, enabled) -> FileResult:
-    if result.module is None or not any(d.fix for d in result.diagnostics):
-        return result
-    new_module = fixed_module(result.module, result.diagnostics)
-    if new_module is None:
-        return result
-    try:
-        write_atomically(result.path, new_module.bytes)
-    except OSError as error:
-        result.diagnostics.append(
-            engine_diagnostic(result.path, "ELB900", f"cannot write fixes: {error.strerror or error}")
-        )
-        return result
-    return lint_file(result.path, rules, options, enabled)
 
 
 def _lint_stdin(name: Path, rules, config, enabled, fix) -> FileResult:

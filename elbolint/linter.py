@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from elbolint.diagnostics import Diagnostic, Position, Severity
 from elbolint.resolver import Resolver
@@ -120,7 +120,10 @@ def run_rules(path: Path, module: cst.Module, rules, options) -> list[Diagnostic
         rule(RuleContext(path, wrapper.module, resolver, options.get(rule.code, {}))) for rule in rules
     ]
     wrapper.visit_batched([resolver, *instances])
-    return [d for instance in instances for d in instance.diagnostics]
+    if not any(instance.findings for instance in instances):
+        return []
+    positions = wrapper.resolve(PositionProvider)
+    return [d for instance in instances for d in instance.diagnostics(positions)]
 
 
 def _crash_location(error: Exception) -> str:

@@ -22,6 +22,7 @@ from typing import Optional, Union
 import libcst as cst
 
 from elbolint.names import canonical
+from elbolint.visitor import BatchableVisitor
 
 _UNKNOWN = object()  # a name bound to something we do not follow (parameter, loop target, ...)
 
@@ -50,7 +51,7 @@ def _module_name(node: Union[cst.Attribute, cst.Name]) -> str:
     return dotted_name(node) or ""
 
 
-class Resolver(cst.BatchableCSTVisitor):
+class Resolver(BatchableVisitor):
     """Records aliases and bindings during the traversal; see the module docstring."""
 
     def __init__(self) -> None:

