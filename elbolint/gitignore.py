@@ -81,7 +81,7 @@ def parse_patterns(lines: list[str], base: Path) -> list[Pattern]:
 
 def load(path: Path) -> list[Pattern]:
     try:
-        return parse_patterns(path.read_text(encoding="utf-8", errors="replace").splitlines(), path.parent)
+        return parse_patterns(path.read_text(encoding="utf-8", errors="replace").splitlines(), path.parent.absolute())
     except OSError:
         return []
 

@@ -207,3 +207,25 @@ def test_real_subprocess_on_fixtures():
     assert not [r for r in rows if r["filename"].endswith("example3_truly_fixed.py")]
     version = subprocess.run(["elbolint", "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and "elbolint" in version.stdout
+
+
+def test_directory_with_gitignore(project):
+    (project / ".git").mkdir()
+    (project / "generated").mkdir()
+    (project / "generated" / "bad_copy.py").write_text(BAD)
+    (project / "bad.py").unlink()
+    (project / ".gitignore").write_text("generated/\n")
+    assert run(["."], project).exit_code == 0
+    assert run(["--no-respect-gitignore", "."], project).exit_code == 1
+    # An explicitly named file is linted even when ignored.
+    assert run(["generated/bad_copy.py"], project).exit_code == 1
+
+
+def test_many_files_through_the_process_pool(tmp_path):
+    for index in range(40):
+        (tmp_path / f"m{index:02d}.py").write_text(BAD if index % 2 else GOOD)
+    serial = run(["-j", "1", "."], tmp_path)
+    parallel = run(["-j", "2", "."], tmp_path)
+    assert serial.exit_code == parallel.exit_code == 1
+    assert serial.stdout == parallel.stdout
+    assert len(parallel.stdout.splitlines()) == 20
