@@ -1,10 +1,72 @@
-"""Dynamic mode: runs flagged models briefly in sandboxed child processes to confirm findings."""
+"""Dynamic mode: runs flagged models briefly in sandboxed child processes to confirm findings.
+
+Layout (each module says why it exists):
+- settings.py  `[tool.elbolint.dynamic]` + command line -> DynamicSettings (strict keys)
+- harness.py   elbolint's side: `--jobs` worker processes, one file at a time, never a traceback
+- worker.py    `python -m elbolint.dynamic.worker`: imports TF once, forks a child per file
+- sandbox.py   the fork: memory cap, wall-clock limit, bounded output, every death -> a reason
+- runner.py    in the child: probe / fit_surrogate_posterior recorder / import-and-pair, brief + reference fit
+- classify.py  trace -> ELB100-ELB108 (pure Python, thresholds documented there)
+- report.py    dynamic findings -> static findings' `dynamic` status + dynamic-only Diagnostic rows
+"""
 
 from __future__ import annotations
 
+import re
+import sys
+
 
 def run_dynamic(results, config, settings, *, enabled, show_progress=True):
-    """Run the models of `results` and return the dynamic-only diagnostics (see issue 4)."""
-    from elbolint.config import ConfigError
+    """Run the models of `results` and return the dynamic-only diagnostics (see issue 4).
 
-    raise ConfigError("dynamic mode is not available in this build yet")
+    Static diagnostics of the files that ran get their `dynamic` field set in place."""
+    from elbolint.dynamic.harness import run_jobs
+    from elbolint.dynamic.report import apply_results
+    from elbolint.dynamic.settings import build_settings
+
+    options = build_settings(config.dynamic or {}, settings)
+    selected = [r for r in results if _wanted(r, options.scope)]
+    if not selected:
+        return []
+    jobs = [{"path": str(r.path), "strategy": _strategy(r, options.probe), "settings": options.to_json()}
+            for r in selected]
+    progress = _progress(len(jobs)) if show_progress and sys.stderr.isatty() else None
+    try:
+        outcomes = run_jobs(jobs, options.python, options.jobs,
+                            on_done=(lambda result: progress.update(1)) if progress else (lambda result: None))
+    finally:
+        if progress is not None:
+            progress.render_finish()
+    return apply_results(selected, outcomes, options, enabled)
+
+
+_TFP = re.compile(r"tensorflow_probability|\btfp\b")
+_ENGINE = re.compile(r"ELB(0|9)[0-9][0-9]$")
+
+
+def _wanted(result, scope: str) -> bool:
+    """`flagged`: files with a static finding of a rule; `all`: every parsed file that uses TFP."""
+    if not result.parsed or result.source is None or result.source.text is None:
+        return False
+    if scope == "all":
+        return bool(_TFP.search(result.source.text))
+    return any(not re.fullmatch(r"ELB(000|9[0-9][0-9])", d.code) for d in result.diagnostics)
+
+
+def _strategy(result, probe: str) -> str:
+    """Which way of finding the fit to use, from the source text (the child falls back by itself)."""
+    text = result.source.text
+    if re.search(rf"^(async\s+)?def\s+{re.escape(probe)}\s*\(", text, re.M):
+        return "probe"
+    if "fit_surrogate_posterior" in text:
+        return "main"
+    return "import"
+
+
+def _progress(total: int):
+    import click
+
+    bar = click.progressbar(length=total, label="elbolint --dynamic", file=sys.stderr,
+                            show_pos=True, show_eta=False)
+    bar.render_progress()
+    return bar

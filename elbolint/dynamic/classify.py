@@ -1,0 +1,255 @@
+"""The pathology classifier: one run's trace (plain JSON data) -> dynamic findings ELB100-ELB108.
+
+Pure Python on purpose: it is the part with judgement in it (thresholds), so it must be unit-testable
+without TensorFlow, and the worker stays a dumb recorder. Each finding is a dict
+`{"code", "message", "anchor", "evidence"}`; `anchor` says where to report it ("fit", "surrogate",
+"model", or "failure" for the line of an exception) and `evidence` holds the numbers behind the message.
+
+Thresholds (all configurable under `[tool.elbolint.dynamic]`, dashes for underscores):
+
+- `huge_initial_loss_ratio` (100): ELB102 when `(initial - reference_initial) / max(|reference_initial|, 1)`
+  exceeds it, i.e. the user's surrogate starts two orders of magnitude worse than a default one.
+- `exploding_gradient_norm` (1e3): ELB107 when the global gradient norm exceeds it, or is NaN/Inf, at a
+  step whose loss is still finite (a NaN loss makes every gradient NaN; that is ELB101's story).
+- `diverging_rise` (0.5) and `diverging_min_rise` (10): ELB103 when the median loss of the last quarter of
+  the budget is above the median of the first quarter by more than `max(diverging_min_rise,
+  diverging_rise * |first-quarter median|)`.
+- `elbo_gap_ratio` (0.5) and `elbo_gap_min` (10 nats): ELB108 when the user's final loss (a 256-sample
+  estimate after the fit; else the median of the last 10% of steps) is above the reference's by more than `max(elbo_gap_min, elbo_gap_ratio * |reference final|)`.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import median
+from typing import Any, Optional
+
+THRESHOLDS: dict[str, float] = {
+    "huge_initial_loss_ratio": 100.0,
+    "exploding_gradient_norm": 1000.0,
+    "diverging_rise": 0.5,
+    "diverging_min_rise": 10.0,
+    "elbo_gap_ratio": 0.5,
+    "elbo_gap_min": 10.0,
+}
+
+#: Failures that come from the sandbox, not from the model's own code: they never confirm a static
+#: finding (a timeout says nothing about a lambda's arguments), they only mark findings "not-run".
+SANDBOX_KINDS = ("timeout", "memory", "signal", "exit", "output", "internal")
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def number(value: Any) -> Optional[float]:
+    """A float from a trace value ("nan"/"inf" strings or None included); None when absent."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def finite(value: Any) -> bool:
+    x = number(value)
+    return x is not None and math.isfinite(x)
+
+
+def fmt(value: Any) -> str:
+    x = number(value)
+    if x is None:
+        return "?"
+    if not math.isfinite(x):
+        return "NaN" if math.isnan(x) else ("Inf" if x > 0 else "-Inf")
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 1e-3):
+        return f"{x:.2g}"
+    return f"{x:.4g}"
+
+
+def sparkline(losses: list, width: int = 12) -> str:
+    """A few block characters showing the loss trend (NaN steps are cut off)."""
+    values = [number(v) for v in losses]
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if len(values) < 2:
+        return ""
+    buckets = [values[int(i * len(values) / width): max(int((i + 1) * len(values) / width), int(i * len(values) / width) + 1)]
+               for i in range(min(width, len(values)))]
+    means = [sum(b) / len(b) for b in buckets if b]
+    low, high = min(means), max(means)
+    span = (high - low) or 1.0
+    return "".join(_SPARK[min(len(_SPARK) - 1, int((m - low) / span * (len(_SPARK) - 1)))] for m in means)
+
+
+def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
+    """Dynamic findings for one file's trace (see the module docstring)."""
+    t = dict(THRESHOLDS)
+    t.update(thresholds or {})
+    failure = trace.get("failure")
+    if failure:
+        return [_failure_finding(failure)]
+    fit = trace.get("fit")
+    if not fit:
+        return []
+    findings: list[dict] = []
+    losses = [number(v) for v in fit.get("loss", [])]
+    grads = [number(v) for v in fit.get("grad_norm", [])]
+    steps = len(losses)
+
+    # ELB106: the target's log-prob of one surrogate sample has more dimensions than the surrogate's batch.
+    shape = fit.get("logprob_shape")
+    expected = fit.get("expected_rank", 0)
+    if shape is not None and len(shape) > (expected or 0):
+        findings.append({
+            "code": "ELB106", "anchor": "model",
+            "message": (f"log_prob of one joint sample has shape {list(shape)}, not a scalar: the "
+                        "observations are a batch of independent log-probs (wrap the likelihood in "
+                        "tfd.Independent(..., reinterpreted_batch_ndims=1))"),
+            "evidence": {"logprob_shape": list(shape)},
+        })
+
+    # ELB105: variables that never train.
+    if fit.get("no_trainable"):
+        findings.append({
+            "code": "ELB105", "anchor": "surrogate",
+            "message": "the surrogate posterior has no trainable variables: nothing is optimised",
+            "evidence": {"variables": []},
+        })
+    untrained = list(fit.get("none_grad", [])) + list(fit.get("zero_grad", []))
+    if untrained:
+        findings.append({
+            "code": "ELB105", "anchor": "surrogate",
+            "message": (f"surrogate variable(s) {', '.join(untrained)} got a None or zero gradient at every "
+                        f"step of {steps}: they never train"),
+            "evidence": {"variables": untrained},
+        })
+    outside = list(fit.get("untracked", []))
+    if outside:
+        findings.append({
+            "code": "ELB105", "anchor": "surrogate",
+            "message": (f"module-level variable(s) {', '.join(outside)} are not among the surrogate's trainable "
+                        f"variables and stayed at their initial value for {steps} steps (a transform such as "
+                        "softplus applied once at construction cuts them off)"),
+            "evidence": {"variables": outside},
+        })
+
+    # ELB104: a positive-only parameter reaches <= 0.
+    first_nonpositive = None
+    for name, mins in (fit.get("positive") or {}).items():
+        for step, value in enumerate(mins):
+            x = number(value)
+            if x is not None and not math.isnan(x) and x <= 0:
+                if first_nonpositive is None or step < first_nonpositive[1]:
+                    first_nonpositive = (name, step, x)
+                break
+    if first_nonpositive:
+        name, step, value = first_nonpositive
+        findings.append({
+            "code": "ELB104", "anchor": "surrogate",
+            "message": f"{name} reached {fmt(value)} at step {step}",
+            "evidence": {"parameter": name, "step": step, "value": value},
+        })
+
+    # ELB101: NaN/Inf loss.
+    nan_step = next((i for i, v in enumerate(losses) if v is None or not math.isfinite(v)), None)
+    if nan_step is not None:
+        findings.append({
+            "code": "ELB101", "anchor": "fit",
+            "message": f"loss {fmt(losses[nan_step])} from step {nan_step}",
+            "evidence": {"step": nan_step, "value": str(losses[nan_step])},
+        })
+
+    # ELB107: huge or non-finite gradient norm while the loss is still finite.
+    for step, (loss, norm) in enumerate(zip(losses, grads)):
+        if loss is None or not math.isfinite(loss) or norm is None:
+            continue
+        if not math.isfinite(norm) or norm > t["exploding_gradient_norm"]:
+            findings.append({
+                "code": "ELB107", "anchor": "fit",
+                "message": (f"global gradient norm {fmt(norm)} at step {step} (threshold "
+                            f"{fmt(t['exploding_gradient_norm'])}); unclipped, one such step throws the "
+                            "variational parameters far away"),
+                "evidence": {"step": step, "grad_norm": fmt(norm)},
+            })
+            break
+
+    finite_losses = [v for v in losses if v is not None and math.isfinite(v)]
+    reference = trace.get("reference") or {}
+    ref_losses = [number(v) for v in reference.get("loss", [])]
+    ref_finite = [v for v in ref_losses if v is not None and math.isfinite(v)]
+
+    # ELB102: initial loss far above the reference's initial loss.
+    if losses and finite(losses[0]) and ref_finite:
+        ratio = (losses[0] - ref_finite[0]) / max(abs(ref_finite[0]), 1.0)
+        if ratio > t["huge_initial_loss_ratio"]:
+            findings.append({
+                "code": "ELB102", "anchor": "surrogate",
+                "message": (f"initial loss {fmt(losses[0])} is {ratio:.0f}x the loss a default mean-field "
+                            f"surrogate starts at ({fmt(ref_finite[0])}) on the same model; the variational "
+                            "parameters start far from the posterior"),
+                "evidence": {"initial_loss": losses[0], "reference_initial_loss": ref_finite[0],
+                             "ratio": ratio},
+            })
+
+    # ELB103: the loss trend rises.
+    if nan_step is None and steps >= 8:
+        quarter = max(steps // 4, 2)
+        start, end = median(finite_losses[:quarter]), median(finite_losses[-quarter:])
+        rise = end - start
+        if rise > max(t["diverging_min_rise"], t["diverging_rise"] * abs(start)):
+            findings.append({
+                "code": "ELB103", "anchor": "fit",
+                "message": (f"loss rose from {fmt(start)} to {fmt(end)} (medians of the first and last "
+                            f"quarter of {steps} steps)"),
+                "evidence": {"start": start, "end": end},
+            })
+
+    # ELB108: far worse than the reference after the same budget.
+    if nan_step is None and len(finite_losses) >= 4 and len(ref_finite) >= 4:
+        tail = max(len(finite_losses) // 10, 2)
+        mine = median(finite_losses[-tail:])
+        theirs = median(ref_finite[-max(len(ref_finite) // 10, 2):])
+        if finite(fit.get("final_estimate")) and finite(reference.get("final_estimate")):
+            mine, theirs = number(fit["final_estimate"]), number(reference["final_estimate"])
+        gap = mine - theirs
+        if gap > max(t["elbo_gap_min"], t["elbo_gap_ratio"] * abs(theirs)):
+            findings.append({
+                "code": "ELB108", "anchor": "surrogate",
+                "message": (f"after {steps} steps the loss is {fmt(mine)}, {fmt(gap)} above a default "
+                            f"mean-field surrogate's {fmt(theirs)} with a clipped Adam: the family or its "
+                            "initialisation holds the fit back"),
+                "evidence": {"final_loss": mine, "reference_final_loss": theirs, "gap": gap},
+            })
+    return findings
+
+
+def _failure_finding(failure: dict) -> dict:
+    kind = failure.get("kind", "exception")
+    return {
+        "code": "ELB100", "anchor": "failure" if failure.get("line") else "fit",
+        "message": failure.get("message") or "the model could not be executed",
+        "evidence": {"kind": kind, "line": failure.get("line"),
+                     "output_tail": failure.get("output_tail", "")[-2000:]},
+    }
+
+
+def trace_summary(trace: dict) -> dict:
+    """A small JSON-safe digest of a run for reports: steps, seconds, first/last/min loss, sparkline."""
+    fit = trace.get("fit") or {}
+    losses = fit.get("loss", [])
+    finite_losses = [number(v) for v in losses if finite(v)]
+    summary = {
+        "source": trace.get("source"),
+        "steps": len(losses),
+        "seconds": round(float(trace.get("seconds") or 0.0), 2),
+        "initial_loss": fmt(losses[0]) if losses else None,
+        "final_loss": fmt(losses[-1]) if losses else None,
+        "min_loss": fmt(min(finite_losses)) if finite_losses else None,
+        "sparkline": sparkline(losses),
+    }
+    reference = trace.get("reference") or {}
+    if reference.get("loss"):
+        summary["reference_initial_loss"] = fmt(reference["loss"][0])
+        summary["reference_final_loss"] = fmt(reference["loss"][-1])
+    elif reference.get("error"):
+        summary["reference_error"] = reference["error"][:300]
+    return summary

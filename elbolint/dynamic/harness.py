@@ -1,0 +1,145 @@
+"""elbolint's side of dynamic mode: start `--jobs` workers with the user's interpreter, hand them one
+model file at a time, collect one result per file.
+
+Why threads and a queue: each worker answers one job at a time over its pipes; a thread per worker
+blocks on its own worker, and a shared queue balances files across workers. A worker that dies or
+stops answering (its own deadline is the per-file timeout plus a margin) costs only the file it was
+running, which becomes an ELB100 failure; a fresh worker is started for the remaining files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+STARTUP_TIMEOUT = 180.0  # importing TF on a cold cache can take a while
+MARGIN = 30.0  # beyond the per-file timeout, for the worker's own bookkeeping
+
+
+class WorkerError(Exception):
+    pass
+
+
+class Worker:
+    def __init__(self, python: str):
+        env = dict(os.environ)
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        # The worker must find this elbolint even when --python is another environment's interpreter.
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [python, "-m", "elbolint.dynamic.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, env=env, start_new_session=True,
+        )
+        self.lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        hello = self._read(STARTUP_TIMEOUT)
+        if hello.get("fatal"):
+            self.close()
+            raise WorkerError(hello["fatal"])
+        self.info = hello
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _read(self, timeout: float) -> dict:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.close()
+            raise WorkerError(f"the dynamic worker stopped answering after {timeout:g} s") from None
+        if line is None:
+            self.process.wait()
+            raise WorkerError(f"the dynamic worker exited with code {self.process.returncode}: "
+                              f"{self._log_tail()}")
+        try:
+            return json.loads(line)
+        except ValueError as error:
+            raise WorkerError(f"unreadable answer from the dynamic worker: {error}") from None
+
+    def _log_tail(self) -> str:
+        try:
+            self.log.seek(0)
+            text = self.log.read().decode("utf-8", "replace").strip().splitlines()
+            return text[-1][:300] if text else "(no output)"
+        except OSError:
+            return "(no output)"
+
+    def run(self, job: dict) -> dict:
+        self.process.stdin.write((json.dumps(job) + "\n").encode())
+        self.process.stdin.flush()
+        return self._read(float(job["settings"]["timeout"]) + MARGIN)
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.process.pid, 9)
+            except OSError:
+                pass
+            self.process.wait()
+        self.log.close()
+
+
+def run_jobs(jobs: list[dict], python: str, workers: int,
+             on_done: Callable[[dict], None] = lambda result: None) -> list[dict]:
+    """Run every job; results in the order of `jobs`. Never raises for a model's sake."""
+    pending: "queue.Queue[tuple[int, dict]]" = queue.Queue()
+    for index, job in enumerate(jobs):
+        pending.put((index, job))
+    results: list[Optional[dict]] = [None] * len(jobs)
+    fatal: list[str] = []
+    lock = threading.Lock()
+
+    def serve() -> None:
+        worker: Optional[Worker] = None
+        while True:
+            try:
+                index, job = pending.get_nowait()
+            except queue.Empty:
+                break
+            started = time.monotonic()
+            try:
+                if fatal:
+                    raise WorkerError(fatal[0])
+                if worker is None:
+                    worker = Worker(python)
+                result = worker.run(job)
+            except (WorkerError, OSError) as error:
+                if worker is None and not fatal:
+                    fatal.append(str(error))
+                elif worker is not None:
+                    worker.close()
+                worker = None
+                result = {"failure": {"kind": "internal", "message": str(error)},
+                          "seconds": time.monotonic() - started}
+            result["path"] = job["path"]
+            with lock:
+                results[index] = result
+                on_done(result)
+        if worker is not None:
+            worker.close()
+
+    threads = [threading.Thread(target=serve, daemon=True) for _ in range(max(1, min(workers, len(jobs))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [r if r is not None else {"failure": {"kind": "internal", "message": "not run"}} for r in results]

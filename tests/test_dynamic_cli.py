@@ -1,0 +1,129 @@
+"""Dynamic mode end to end: one `elbolint --dynamic=all` run over fixtures/dynamic (real TF/TFP in
+forked children), then one assertion per scenario on the codes observed and their evidence.
+
+Codes observed for a file = its dynamic-only rows plus the codes folded into confirmed static findings,
+so these tests do not depend on which static rules exist yet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import FIXTURES, ROOT
+
+pytestmark = pytest.mark.dynamic
+
+DYNAMIC = FIXTURES / "dynamic"
+TIMEOUT = 10
+
+
+@pytest.fixture(scope="module")
+def run():
+    pytest.importorskip("tensorflow_probability")
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "elbolint", "check", str(DYNAMIC), "--dynamic=all", "-j", "2",
+         "--dynamic-timeout", str(TIMEOUT), "--dynamic-memory", "1024", "--output-format", "json",
+         "--exit-zero"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    seconds = time.monotonic() - started
+    assert completed.returncode == 0, completed.stderr
+    assert "Traceback" not in completed.stderr and "Traceback" not in completed.stdout
+    rows = json.loads(completed.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    return rows, seconds
+
+
+def observed(rows, name):
+    """{code: [evidence or message, ...]} for one fixture file."""
+    found: dict[str, list] = {}
+    for row in rows:
+        if not row["filename"].endswith("/" + name):
+            continue
+        dynamic = row.get("dynamic") or {}
+        if dynamic.get("status") == "observed":
+            found.setdefault(row["code"], []).append(row["message"])
+        elif dynamic.get("status") == "confirmed":
+            for finding in dynamic["evidence"]["findings"]:
+                found.setdefault(finding["code"], []).append(finding["message"])
+    return found
+
+
+def statuses(rows, name):
+    return {row["code"]: row["dynamic"]["status"] for row in rows
+            if row["filename"].endswith("/" + name) and row.get("dynamic") and row["code"] < "ELB100"}
+
+
+def test_raw_scale_goes_nonpositive_then_nan(run):
+    rows, _ = run
+    found = observed(rows, "raw_scale_high_lr.py")
+    assert "ELB104" in found and "ELB101" in found
+    assert "`scale` of Normal reached -" in found["ELB104"][0]
+    assert found["ELB101"][0].startswith("loss NaN from step ")
+    assert statuses(rows, "raw_scale_high_lr.py")["ELB001"] == "confirmed"
+
+
+def test_loc_at_100_gives_huge_initial_loss(run):
+    rows, _ = run
+    found = observed(rows, "seed_loc_100.py")
+    assert "ELB102" in found
+    assert "the loss a default mean-field surrogate starts at" in found["ELB102"][0]
+
+
+def test_eager_softplus_leaves_variable_untrained(run):
+    rows, _ = run
+    found = observed(rows, "eager_softplus.py")
+    assert "ELB105" in found and "`raw_scale`" in found["ELB105"][0]
+    assert "ELB101" not in found and "ELB104" not in found
+
+
+def test_seed_lambda_fails_with_tfps_message(run):
+    rows, _ = run
+    found = observed(rows, "seed_lambda_inputs.py")
+    assert "ELB100" in found
+    assert "Too few inputs provided to 2-th distribution maker" in found["ELB100"][0]
+    assert "expected: 3, saw: 2" in found["ELB100"][0]
+    static = statuses(rows, "seed_lambda_inputs.py")
+    if "ELB005" in static:  # the static rule that predicts it
+        assert static["ELB005"] == "confirmed"
+
+
+def test_missing_independent_gives_log_prob_shape(run):
+    rows, _ = run
+    found = observed(rows, "missing_independent.py")
+    assert "ELB106" in found and "shape [30]" in found["ELB106"][0]
+
+
+def test_truly_fixed_example_is_silent(run):
+    rows, _ = run
+    assert [r for r in rows if r["filename"].endswith("/seed_truly_fixed.py")] == []
+
+
+def test_probe_and_pairing(run):
+    rows, _ = run
+    assert "ELB104" in observed(rows, "probe_raw_scale.py")
+    assert "ELB104" in observed(rows, "pair_module_objects.py")
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("sandbox_hang.py", f"timeout after {TIMEOUT} s"),
+    ("sandbox_allocate.py", "memory limit exceeded (1024 MiB per file)"),
+    ("sandbox_os_exit.py", "exited with code 3"),
+    ("sandbox_segfault.py", "killed by signal SIGSEGV"),
+    ("sandbox_flood.py", "output truncated"),
+    ("sandbox_sys_exit.py", "sys.exit(2)"),
+])
+def test_sandbox_failures_are_elb100_with_reason(run, name, reason):
+    rows, _ = run
+    found = observed(rows, name)
+    assert list(found) == ["ELB100"] and reason in found["ELB100"][0]
+
+
+def test_whole_run_is_quick(run):
+    _, seconds = run
+    # TF import once per worker, ~1-3 s per model on 2 workers, plus the hang's timeout.
+    assert seconds < 120
