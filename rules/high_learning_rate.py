@@ -1,0 +1,84 @@
+"""ELB009 high-learning-rate."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from elbolint.diagnostics import Severity
+from elbolint.rule import Rule
+from elbolint.rules._tfp import OPTIMIZERS, is_call, literal_values, marks_variational_inference
+
+
+class HighLearningRate(Rule):
+    """
+    ## What it does
+    Flags an optimizer (`Adam`, `SGD`, `RMSprop`, ... from `tf.optimizers`, `tf.keras.optimizers`,
+    `tf_keras.optimizers` or `keras.optimizers`) whose constant learning rate (`learning_rate=`,
+    the first positional argument, or the legacy `lr=`) is at or above `threshold` (default 0.5),
+    in a file that does variational inference (`tfp.vi.fit_surrogate_posterior`,
+    `monte_carlo_variational_loss`, a `tfp.experimental.vi` surrogate builder, or `tfp.layers`
+    variational layers). Learning-rate schedules and rates that are not visible constants are not
+    flagged, nor are optimizers in files without VI (a MAP or plain Keras fit may use 1.0).
+
+    ## Why is this bad?
+    The ELBO gradient is a Monte Carlo estimate: with a step this large one noisy sample moves the
+    variational parameters far from where the estimate was made. The loss oscillates or diverges,
+    scales jump to extreme values, and the run ends with a huge or NaN loss. TFP's VI examples
+    use learning rates between 1e-3 and 0.1.
+
+    ## Example
+    ```python
+    optimizer = tf.optimizers.Adam(learning_rate=1.0)
+    losses = tfp.vi.fit_surrogate_posterior(target_log_prob_fn, surrogate, optimizer, num_steps=200)
+    ```
+
+    ## Use instead
+    ```python
+    optimizer = tf.optimizers.Adam(learning_rate=0.01, clipnorm=1.0)
+    ```
+    or start high and decay with `tf.keras.optimizers.schedules.ExponentialDecay`.
+
+    ## Options
+    - `threshold` (default 0.5): the smallest constant learning rate reported.
+    """
+
+    code = "ELB009"
+    name = "high-learning-rate"
+    severity = Severity.WARNING
+    options = {"threshold": 0.5}
+    confirmed_by = ("ELB101", "ELB103", "ELB107")
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._high: list[tuple[cst.Arg, str, float]] = []
+        self._does_vi = False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if marks_variational_inference(self.resolver, node):
+            self._does_vi = True
+        if not is_call(self.resolver, node, OPTIMIZERS):
+            return
+        arg = self.get_arg(node, "learning_rate", 0) or self.get_arg(node, "lr")
+        if arg is None:
+            return
+        rate = self._constant(arg.value)
+        if rate is not None and rate >= self.option("threshold"):
+            self._high.append((arg, self.source(node.func), rate))
+
+    def _constant(self, node: cst.BaseExpression) -> Optional[float]:
+        values = literal_values(self.value_of(node), self.resolver)
+        return values[0] if values is not None and len(values) == 1 else None
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        if not self._does_vi:
+            return
+        threshold = self.option("threshold")
+        for arg, spelled, rate in self._high:
+            self.report(
+                arg.value,
+                f"{spelled} drives variational inference with learning rate {rate:g} (>= {threshold:g}); "
+                "noisy ELBO gradients make such steps diverge or reach NaN. Use 1e-3..0.1, clipnorm, "
+                "or a decaying schedule",
+            )

@@ -1,0 +1,173 @@
+"""ELB010 unscaled-kl-divergence."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from elbolint.diagnostics import Severity
+from elbolint.names import TF, TFPL, member_of
+from elbolint.rule import Rule
+
+#: Layer -> position of `kernel_divergence_fn` (None: the layer takes `kl_weight` instead).
+_KERNEL_DIVERGENCE_POSITION = {
+    "DenseFlipout": 7, "DenseReparameterization": 7, "DenseLocalReparameterization": 7,
+    **{f"Convolution{d}D{kind}": 11 for d in (1, 2, 3) for kind in ("Flipout", "Reparameterization")},
+}
+_KL_WEIGHT_POSITION = 3  # DenseVariational(units, make_posterior_fn, make_prior_fn, kl_weight)
+
+#: Keywords that only a Keras `Model.fit` takes (scikit-learn's `fit(X, y)` takes none of them).
+_KERAS_FIT_KEYWORDS = ("batch_size", "epochs", "steps_per_epoch", "validation_data", "validation_split", "callbacks")
+
+#: Calls that scale a value as well as `/` and `*` do.
+_SCALING_CALLS = frozenset({
+    f"{TF}.math.divide", f"{TF}.divide", f"{TF}.truediv", f"{TF}.math.truediv",
+    f"{TF}.math.multiply", f"{TF}.multiply", f"{TF}.math.divide_no_nan",
+})
+
+
+class UnscaledKlDivergence(Rule):
+    """
+    ## What it does
+    Flags a `tfp.layers` variational layer (`DenseFlipout`, `DenseReparameterization`,
+    `DenseLocalReparameterization`, `Convolution{1,2,3}D{Flipout,Reparameterization}`) built
+    without a `kernel_divergence_fn` that scales the KL divergence (divides or multiplies it), and
+    a `DenseVariational` built without `kl_weight`, in a file that trains on mini-batches: it
+    calls Keras `Model.fit` (recognised by `batch_size=`, `epochs=`, ... or a `.compile(` call in
+    the file; its default batch size is 32) or batches a dataset with `.batch(n)`. Files that show
+    no batched training are not flagged (a full-batch loop with a summed likelihood needs the
+    unscaled KL), nor are divergence functions that cannot be read (imported, built by a call).
+
+    ## Why is this bad?
+    These layers add their whole KL divergence to the loss of every batch, while the likelihood
+    term is the mean over the examples of that batch. The ELBO per example needs KL / N; unscaled,
+    the KL is weighted N times too much. With thousands of examples the prior dominates: the loss
+    is huge, the posterior collapses onto the prior and the network predicts a constant (the loss
+    is "stuck").
+
+    ## Example
+    ```python
+    model = tf.keras.Sequential([
+        tfp.layers.DenseFlipout(64, activation="relu"),
+        tfp.layers.DenseFlipout(1),
+    ])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x_train, y_train, batch_size=128, epochs=10)
+    ```
+
+    ## Use instead
+    ```python
+    kl = lambda q, p, _: tfd.kl_divergence(q, p) / x_train.shape[0]
+    model = tf.keras.Sequential([
+        tfp.layers.DenseFlipout(64, activation="relu", kernel_divergence_fn=kl),
+        tfp.layers.DenseFlipout(1, kernel_divergence_fn=kl),
+    ])
+    ```
+    For `tfp.layers.DenseVariational`, pass `kl_weight=1 / num_examples`.
+    """
+
+    code = "ELB010"
+    name = "unscaled-kl-divergence"
+    severity = Severity.WARNING
+    confirmed_by = ("ELB102",)
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._unscaled: list[tuple[cst.Call, str]] = []
+        self._functions: dict[str, cst.FunctionDef] = {}
+        self._pending: list[tuple[cst.Call, str, str]] = []  # divergence fn referred to by def name
+        self._batches = False  # `.batch(n)` on a dataset, or a Keras-only `.fit(...)` keyword
+        self._fits = False  # some `.fit(...)` call: Keras only if the file also compiles a model
+        self._compiles = False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._functions[node.name.value] = node
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            if method == "batch" and node.args:
+                self._batches = True
+            elif method == "fit":
+                self._fits = True
+                if self.has_keyword(node, _KERAS_FIT_KEYWORDS):
+                    self._batches = True
+            elif method == "compile":
+                self._compiles = True
+        layer = self._layer(node)
+        if layer is None or any(arg.star for arg in node.args):
+            return
+        if layer == "DenseVariational":
+            weight = self.get_arg(node, "kl_weight", _KL_WEIGHT_POSITION)
+            if weight is None or _is_none(weight.value):
+                self._unscaled.append((node, "DenseVariational without kl_weight"))
+            return
+        position = _KERNEL_DIVERGENCE_POSITION[layer]
+        positional = sum(1 for arg in node.args if arg.keyword is None)
+        if positional > position:
+            return  # passed positionally; too unusual to read reliably
+        divergence = self.get_arg(node, "kernel_divergence_fn")
+        if divergence is None:
+            self._unscaled.append((node, f"{layer} with the default kernel_divergence_fn"))
+            return
+        if _is_none(divergence.value):
+            return  # no KL term at all
+        function = self.value_of(divergence.value)
+        if isinstance(function, cst.Lambda):
+            if not self._scales(function.body):
+                self._unscaled.append((node, f"{layer} whose kernel_divergence_fn does not scale the KL"))
+        elif isinstance(function, cst.Name):
+            self._pending.append((node, layer, function.value))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        if not (self._batches or (self._fits and self._compiles)):
+            return
+        for call, layer, name in self._pending:
+            definition = self._functions.get(name)
+            if definition is not None and not self._scales(definition.body):
+                self._unscaled.append((call, f"{layer} whose kernel_divergence_fn does not scale the KL"))
+        for call, what in self._unscaled:
+            self.report(
+                call,
+                f"{what}: the KL is added whole to every batch's mean loss (N times too heavy); "
+                "divide it by the number of training examples, e.g. kernel_divergence_fn=lambda q, p, _: "
+                "tfd.kl_divergence(q, p) / num_examples (DenseVariational: kl_weight=1 / num_examples)",
+            )
+
+    def _layer(self, node: cst.Call) -> Optional[str]:
+        for qualified in self.call_names(node):
+            member = member_of(qualified, TFPL)
+            if member == "DenseVariational" or member in _KERNEL_DIVERGENCE_POSITION:
+                return member
+        return None
+
+    def _scales(self, body: cst.CSTNode) -> bool:
+        """True if `body` divides or multiplies anything (we do not try to prove it is the KL)."""
+        finder = _ScalingFinder(self)
+        body.visit(finder)
+        return finder.found
+
+
+class _ScalingFinder(cst.CSTVisitor):
+    def __init__(self, rule: UnscaledKlDivergence) -> None:
+        self.rule = rule
+        self.found = False
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if isinstance(node.operator, (cst.Divide, cst.Multiply, cst.FloorDivide)):
+            self.found = True
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if isinstance(node.operator, (cst.DivideAssign, cst.MultiplyAssign)):
+            self.found = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("divide", "truediv", "multiply"):
+            self.found = True
+        elif not self.rule.call_names(node).isdisjoint(_SCALING_CALLS):
+            self.found = True
+
+
+def _is_none(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "None"
