@@ -7,7 +7,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TF
 from elbolint.rule import Rule
-from elbolint.rules._tfp import CLIPPING_KEYWORDS, OPTIMIZERS, VARIATIONAL_LAYERS, VI_FUNCTIONS, is_call
+from elbolint.rules._tfp import CLIPPING_KEYWORDS, OPTIMIZERS, is_call, marks_variational_inference
 
 _MANUAL_CLIPPING = frozenset({
     f"{TF}.clip_by_global_norm", f"{TF}.clip_by_norm", f"{TF}.clip_by_value",
@@ -58,10 +58,9 @@ class MissingGradientClipping(Rule):
         self._clips_by_hand = False
 
     def visit_Call(self, node: cst.Call) -> None:
-        names = self.call_names(node)
-        if not names.isdisjoint(VI_FUNCTIONS) or not names.isdisjoint(VARIATIONAL_LAYERS):
+        if marks_variational_inference(self.resolver, node):
             self._does_vi = True
-        if not names.isdisjoint(_MANUAL_CLIPPING):
+        if not self.call_names(node).isdisjoint(_MANUAL_CLIPPING):
             self._clips_by_hand = True
         if is_call(self.resolver, node, OPTIMIZERS) and not self.has_keyword(node, CLIPPING_KEYWORDS):
             self._unclipped.append((node, self.source(node.func)))
