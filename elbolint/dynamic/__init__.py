@@ -12,6 +12,7 @@ Layout (each module says why it exists):
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -30,9 +31,10 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
         return []
     jobs = [{"path": str(r.path), "strategy": _strategy(r, options.probe), "settings": options.to_json()}
             for r in selected]
+    workers = options.jobs or max(1, min(2, os.cpu_count() or 1, len(jobs)))
     progress = _progress(len(jobs)) if show_progress and sys.stderr.isatty() else None
     try:
-        outcomes = run_jobs(jobs, options.python, options.jobs,
+        outcomes = run_jobs(jobs, options.python, workers,
                             on_done=(lambda result: progress.update(1)) if progress else (lambda result: None))
     finally:
         if progress is not None:
@@ -41,7 +43,6 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
 
 
 _TFP = re.compile(r"tensorflow_probability|\btfp\b")
-_ENGINE = re.compile(r"ELB(0|9)[0-9][0-9]$")
 
 
 def _wanted(result, scope: str) -> bool:

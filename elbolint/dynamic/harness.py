@@ -37,10 +37,15 @@ class Worker:
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [python, "-m", "elbolint.dynamic.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, env=env, start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                [python, "-m", "elbolint.dynamic.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self.log, env=env, start_new_session=True,
+            )
+        except OSError as error:
+            self.log.close()
+            raise WorkerError(f"cannot start the dynamic worker with {python}: "
+                              f"{error.strerror or error}") from None
         self.lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         hello = self._read(STARTUP_TIMEOUT)

@@ -9,7 +9,7 @@ steps = 200                    # optimisation steps per model (--dynamic-steps)
 timeout = 60.0                 # wall-clock seconds per file (--dynamic-timeout)
 memory-mib = 4096              # address-space cap per file, MiB (--dynamic-memory)
 output-limit-kib = 1024        # stdout+stderr a model may write before it is stopped
-jobs = 1                       # parallel workers (-j/--jobs)
+jobs = 0                       # parallel workers (-j/--jobs); 0 = min(2, CPUs, files)
 scope = "flagged"              # or "all" (--dynamic=all)
 probe = "elbolint_probe"       # name of the probe function
 reference = true               # also fit a reference surrogate (needed by ELB102/ELB108)
@@ -39,7 +39,7 @@ class DynamicSettings:
     timeout: float = 60.0
     memory_mib: int = 4096
     output_limit_kib: int = 1024
-    jobs: int = 1
+    jobs: int = 0  # 0: automatic, min(2, CPUs, files)
     scope: str = "flagged"
     probe: str = "elbolint_probe"
     reference: bool = True
@@ -88,8 +88,8 @@ def build_settings(table: Mapping[str, Any], cli: Mapping[str, Any]) -> DynamicS
         setattr(settings, key, value)
     if settings.scope not in ("flagged", "all"):
         raise ConfigError(f"{where}.scope must be \"flagged\" or \"all\", got {settings.scope!r}")
-    if settings.steps < 1 or settings.timeout <= 0 or settings.memory_mib < 64 or settings.jobs < 1:
-        raise ConfigError(f"{where}: steps, timeout, jobs must be positive and memory-mib >= 64")
+    if settings.steps < 1 or settings.timeout <= 0 or settings.memory_mib < 64 or settings.jobs < 0:
+        raise ConfigError(f"{where}: steps and timeout must be positive, jobs >= 0 and memory-mib >= 64")
     if settings.output_limit_kib < 1:
         raise ConfigError(f"{where}.output-limit-kib must be positive")
     if not settings.probe.isidentifier():
