@@ -28,8 +28,7 @@ import time
 import traceback
 from typing import Any, Optional
 
-POSITIVE = ("scale", "scale_diag", "scale_identity_multiplier", "concentration", "concentration0",
-            "concentration1", "rate", "df", "temperature", "total_count_positive")
+from elbolint.rules._tfp import POSITIVE_PARAMETERS as POSITIVE  # one list for static and dynamic
 
 
 class _FitRecorded(BaseException):

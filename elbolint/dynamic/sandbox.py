@@ -18,6 +18,7 @@ when the output exceeds the limit, and turns every other way of dying into a fai
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import resource
@@ -72,6 +73,9 @@ def run_in_child(
             # Python-level streams may point elsewhere (a test runner's capture, the worker's protocol).
             sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
             sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+            # A crash report goes to the captured output, not to a descriptor inherited from the
+            # parent (pytest points faulthandler at its own copy of the terminal).
+            faulthandler.enable(file=sys.stderr)
             cap = address_space() + memory_mib * 1024 * 1024
             _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
             if hard == resource.RLIM_INFINITY or cap <= hard:
