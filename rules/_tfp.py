@@ -165,8 +165,47 @@ def is_non_trainable(call: cst.Call) -> bool:
     return False
 
 
-def marks_variational_inference(resolver: Resolver, node: cst.CSTNode) -> bool:
-    """True for a call that makes its file one that does variational inference (ELB003, ELB009):
-    a `tfp.vi` / `tfp.experimental.vi` entry point or a `tfp.layers` variational layer."""
-    names = resolver.call_names(node)
-    return not names.isdisjoint(VI_FUNCTIONS) or not names.isdisjoint(VARIATIONAL_LAYERS)
+class OptimizerRoles:
+    """Which optimizers of one file drive variational inference (shared by ELB003 and ELB009).
+
+    An optimizer drives VI when it is passed to a `tfp.vi` fit, or compiled into a Keras model in a
+    file that uses `tfp.layers` variational layers. An optimizer compiled into a model in a file
+    without variational layers is a plain Keras optimizer, even if the file fits a surrogate
+    elsewhere (a `DistributionLambda` regression next to a VI example). Any other optimizer counts
+    when the file does VI at all. Feed it every call (`visit_call`), ask at `leave_Module`.
+    """
+
+    _FIT_OPTIMIZER_POSITION = 2  # fit_surrogate_posterior(target, surrogate, optimizer, num_steps)
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self.does_vi = False
+        self.variational_layers = False
+        self._fitted: set[int] = set()
+        self._compiled: set[int] = set()
+
+    def visit_call(self, node: cst.Call) -> None:
+        names = self.resolver.call_names(node)
+        if not names.isdisjoint(VI_FUNCTIONS):
+            self.does_vi = True
+            self._remember(node, "optimizer", self._FIT_OPTIMIZER_POSITION, self._fitted)
+        if not names.isdisjoint(VARIATIONAL_LAYERS):
+            self.does_vi = self.variational_layers = True
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value == "compile":
+            self._remember(node, "optimizer", 0, self._compiled)
+
+    def _remember(self, call: cst.Call, keyword: str, position: int, into: set[int]) -> None:
+        for arg in call.args:
+            if arg.keyword is not None and arg.keyword.value == keyword:
+                into.add(id(self.resolver.value_of(arg.value)))
+                return
+        positional = [a for a in call.args if a.keyword is None]
+        if len(positional) > position and not any(a.star for a in positional[: position + 1]):
+            into.add(id(self.resolver.value_of(positional[position].value)))
+
+    def drives_vi(self, optimizer_call: cst.Call) -> bool:
+        if id(optimizer_call) in self._fitted:
+            return True
+        if id(optimizer_call) in self._compiled:
+            return self.variational_layers
+        return self.does_vi

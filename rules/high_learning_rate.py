@@ -8,7 +8,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
-from elbolint.rules._tfp import OPTIMIZERS, is_call, literal_values, marks_variational_inference
+from elbolint.rules._tfp import OPTIMIZERS, OptimizerRoles, is_call, literal_values
 
 
 class HighLearningRate(Rule):
@@ -52,12 +52,11 @@ class HighLearningRate(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._high: list[tuple[cst.Arg, str, float]] = []
-        self._does_vi = False
+        self._high: list[tuple[cst.Call, cst.Arg, str, float]] = []
+        self._roles = OptimizerRoles(self.resolver)
 
     def visit_Call(self, node: cst.Call) -> None:
-        if marks_variational_inference(self.resolver, node):
-            self._does_vi = True
+        self._roles.visit_call(node)
         if not is_call(self.resolver, node, OPTIMIZERS):
             return
         arg = self.get_arg(node, "learning_rate", 0) or self.get_arg(node, "lr")
@@ -65,17 +64,17 @@ class HighLearningRate(Rule):
             return
         rate = self._constant(arg.value)
         if rate is not None and rate >= self.option("threshold"):
-            self._high.append((arg, self.source(node.func), rate))
+            self._high.append((node, arg, self.source(node.func), rate))
 
     def _constant(self, node: cst.BaseExpression) -> Optional[float]:
         values = literal_values(self.value_of(node), self.resolver)
         return values[0] if values is not None and len(values) == 1 else None
 
     def leave_Module(self, original_node: cst.Module) -> None:
-        if not self._does_vi:
-            return
         threshold = self.option("threshold")
-        for arg, spelled, rate in self._high:
+        for call, arg, spelled, rate in self._high:
+            if not self._roles.drives_vi(call):
+                continue
             self.report(
                 arg.value,
                 f"{spelled} drives variational inference with learning rate {rate:g} (>= {threshold:g}); "

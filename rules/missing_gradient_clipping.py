@@ -7,7 +7,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TF
 from elbolint.rule import Rule
-from elbolint.rules._tfp import CLIPPING_KEYWORDS, OPTIMIZERS, is_call, marks_variational_inference
+from elbolint.rules._tfp import CLIPPING_KEYWORDS, OPTIMIZERS, OptimizerRoles, is_call
 
 _MANUAL_CLIPPING = frozenset({
     f"{TF}.clip_by_global_norm", f"{TF}.clip_by_norm", f"{TF}.clip_by_value",
@@ -54,21 +54,22 @@ class MissingGradientClipping(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._unclipped: list[tuple[cst.Call, str]] = []
-        self._does_vi = False
+        self._roles = OptimizerRoles(self.resolver)
         self._clips_by_hand = False
 
     def visit_Call(self, node: cst.Call) -> None:
-        if marks_variational_inference(self.resolver, node):
-            self._does_vi = True
+        self._roles.visit_call(node)
         if not self.call_names(node).isdisjoint(_MANUAL_CLIPPING):
             self._clips_by_hand = True
         if is_call(self.resolver, node, OPTIMIZERS) and not self.has_keyword(node, CLIPPING_KEYWORDS):
             self._unclipped.append((node, self.source(node.func)))
 
     def leave_Module(self, original_node: cst.Module) -> None:
-        if not self._does_vi or self._clips_by_hand:
+        if self._clips_by_hand:
             return
         for call, spelled in self._unclipped:
+            if not self._roles.drives_vi(call):
+                continue
             self.report(
                 call,
                 f"{spelled} drives variational inference without gradient clipping; one noisy ELBO "
