@@ -67,6 +67,19 @@ def test_raw_scale_goes_nonpositive_then_nan(run):
     assert statuses(rows, "raw_scale_high_lr.py")["ELB001"] == "confirmed"
 
 
+def test_custom_training_loop_is_recorded(run):
+    """A GradientTape loop with monte_carlo_variational_loss and apply_gradients: the script's own steps."""
+    rows, _ = run
+    name = "custom_loop_raw_scale.py"
+    found = observed(rows, name)
+    assert "ELB104" in found and "ELB101" in found
+    assert "`scale` of Normal" in found["ELB104"][0] and " reached -" in found["ELB104"][0]
+    assert found["ELB101"][0].startswith("loss NaN from step ")
+    assert statuses(rows, name)["ELB001"] == "confirmed"
+    elb001 = next(r for r in rows if r["filename"].endswith("/" + name) and r["code"] == "ELB001")
+    assert elb001["dynamic"]["trace"]["source"] == "loop"
+
+
 def test_loc_at_100_gives_huge_initial_loss(run):
     rows, _ = run
     found = observed(rows, "seed_loc_100.py")

@@ -6,6 +6,7 @@ Layout (each module says why it exists):
 - worker.py    `python -m elbolint.dynamic.worker`: imports TF once, forks a child per file
 - sandbox.py   the fork: memory cap, wall-clock limit, bounded output, every death -> a reason
 - runner.py    in the child: probe / fit_surrogate_posterior recorder / import-and-pair, brief + reference fit
+- loop.py      in the child: records a hand-written training loop's own steps (loss, gradients, minima)
 - classify.py  trace -> ELB100-ELB108 (pure Python, thresholds documented there)
 - report.py    dynamic findings -> static findings' `dynamic` status + dynamic-only Diagnostic rows
 """
@@ -55,11 +56,20 @@ def _wanted(result, scope: str) -> bool:
 
 
 def _strategy(result, probe: str) -> str:
-    """Which way of finding the fit to use, from the source text (the child falls back by itself)."""
-    text = result.source.text
+    return strategy_for(result.source.text, probe)
+
+
+#: A fit call, or the seams of a hand-written loop: the file is worth running as `__main__`.
+_RUNS_A_FIT = re.compile(r"fit_surrogate_posterior|monte_carlo_variational_loss|"
+                         r"\.apply_gradients\s*\(|\.minimize\s*\(")
+
+
+def strategy_for(text: str, probe: str = "elbolint_probe") -> str:
+    """Which way of finding the fit to use, from the source text (the child falls back by itself):
+    "probe", "main" (run as `__main__`: a fit call or a training loop) or "import" (pair objects)."""
     if re.search(rf"^(async\s+)?def\s+{re.escape(probe)}\s*\(", text, re.M):
         return "probe"
-    if "fit_surrogate_posterior" in text:
+    if _RUNS_A_FIT.search(text):
         return "main"
     return "import"
 

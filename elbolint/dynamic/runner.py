@@ -7,6 +7,8 @@ Finding what to run, in this order (issue 4):
 2. the file's own `tfp.vi.fit_surrogate_posterior(...)` calls: the file runs as `__main__` with that
    function replaced by a recorder, so scripts that load their data in `main()` work too; the first call
    is fitted for the budget and the script is then stopped (nothing after the fit matters here);
+   a hand-written loop (`monte_carlo_variational_loss` + `apply_gradients`/`minimize`) in the same run
+   is recorded step by step as it runs (see loop.py) and stopped after the budget;
 3. import the module (not as `__main__`) and pair module-level objects: the surrogate (a distribution
    with trainable variables), the model (a `JointDistribution*`), the optimizer. Model components the
    surrogate lacks are pinned to a seeded prior-predictive sample (`model.experimental_pin`).
@@ -69,23 +71,32 @@ def run_file(job: dict) -> dict:
     try:
         trace = recorder.locate_and_fit(job.get("strategy", "main"))
     except _FitRecorded:
-        trace = recorder.trace
-    except SystemExit as error:
+        trace = recorder.finish_loop() if recorder.loop.steps and not recorder.trace.get("fit") \
+            else recorder.trace
+    except BaseException as error:
+        if not recorder.loop.steps or isinstance(error, MemoryError):
+            trace = _failed_run(error, recorder, path, settings)
+        else:  # the loop ran some steps and then stopped the script (a NaN check, sys.exit, ...)
+            trace = recorder.finish_loop(stopped_by=exception_text(error))
+    trace["seconds"] = time.monotonic() - started
+    return trace
+
+
+def _failed_run(error: BaseException, recorder: "Recorder", path: str, settings: dict) -> dict:
+    """The trace of a run that stopped before anything was recorded (or after a recorded fit)."""
+    if isinstance(error, SystemExit):
         trace = recorder.trace or {}
         if not trace.get("fit"):
             code = error.code if error.code is not None else 0
             trace = {"failure": {"kind": "exit", "message": f"the model called sys.exit({code!r}) before "
                                  "any fit could be recorded", "line": user_line(error, path)}}
-    except MemoryError:
-        trace = {"failure": {"kind": "memory",
-                             "message": f"memory limit exceeded ({settings['memory_mib']} MiB per file)"}}
-    except ProbeError as error:
-        trace = {"failure": {"kind": "exception", "message": str(error), "line": user_line(error, path)}}
-    except BaseException as error:  # the user's own code raised while being executed
-        trace = {"failure": {"kind": "exception", "message": exception_text(error),
-                             "line": user_line(error, path)}}
-    trace["seconds"] = time.monotonic() - started
-    return trace
+        return trace
+    if isinstance(error, MemoryError):
+        return {"failure": {"kind": "memory",
+                            "message": f"memory limit exceeded ({settings['memory_mib']} MiB per file)"}}
+    message = str(error) if isinstance(error, ProbeError) else exception_text(error)
+    # the user's own code raised while being executed (or the probe was unusable)
+    return {"failure": {"kind": "exception", "message": message, "line": user_line(error, path)}}
 
 
 def exception_text(error: BaseException) -> str:
@@ -117,9 +128,12 @@ class Recorder:
     """Holds the run's trace; replaces fit_surrogate_posterior while the user's script runs."""
 
     def __init__(self, path: str, settings: dict):
+        from elbolint.dynamic.loop import LoopRecorder
+
         self.path = path
         self.settings = settings
         self.trace: dict[str, Any] = {}
+        self.loop = LoopRecorder(path, int(settings["steps"]), _FitRecorded)
 
     # ---------------------------------------------------------------- locating
     def install(self) -> None:
@@ -131,6 +145,8 @@ class Recorder:
 
         def fit_surrogate_posterior(target_log_prob_fn, surrogate_posterior, optimizer=None,
                                     num_steps=None, *args, **kwargs):
+            if recorder.loop.steps:  # a hand-written loop already ran: that is the fit to report
+                raise _FitRecorded()
             line = caller_line(recorder.path)
             namespace = sys._getframe(1).f_globals
             recorder.fit(target_log_prob_fn, surrogate_posterior, optimizer, num_steps,
@@ -139,6 +155,7 @@ class Recorder:
 
         for module in (tfp.vi, vi_package, optimization):
             module.fit_surrogate_posterior = fit_surrogate_posterior
+        self.loop.install()
 
     def locate_and_fit(self, strategy: str) -> dict:
         probe = self.settings["probe"]
@@ -156,7 +173,11 @@ class Recorder:
                      line=function.__code__.co_firstlineno, source="probe", namespace=namespace)
             return self.trace
         run_name = "__main__" if strategy == "main" else "__elbolint_import__"
+        self.loop.arm()
         namespace = runpy.run_path(self.path, run_name=run_name)
+        if self.loop.steps:  # a hand-written loop ran to its end within the budget
+            return self.finish_loop()
+        self.loop.disarm()
         # No fit call was reached: pair the module-level objects.
         self.pair(namespace)
         return self.trace
@@ -196,6 +217,7 @@ class Recorder:
             anchors=None) -> None:
         import tensorflow as tf
 
+        self.loop.disarm()
         steps = int(self.settings["steps"])
         if num_steps is not None:
             try:
@@ -222,6 +244,37 @@ class Recorder:
         if self.settings.get("reference", True):
             self.trace["reference"] = reference_fit(target, surrogate, steps, sample_size)
         del tf
+
+
+    def finish_loop(self, stopped_by: Optional[str] = None) -> dict:
+        """The trace of a recorded hand-written loop: its steps, plus what needs the recorded
+        target and surrogate (log-prob shape, final estimate, reference fit)."""
+        loop = self.loop
+        loop.disarm()
+        first = loop.first or {}
+        surrogate = loop.surrogate()
+        namespace = loop.namespace
+        fit = loop.record(lambda variables: [v.name for v in variables])
+        fit["untracked"] = untracked_variables(namespace, loop.variables)
+        anchors = _anchor_names(namespace, surrogate, {}) if surrogate is not None else {}
+        self.trace = {"source": "loop", "line": first.get("line") or loop.line, "budget": loop.budget,
+                      "anchors": anchors, "user_num_steps": None, "fit": fit}
+        if stopped_by:
+            self.trace["stopped_by"] = stopped_by
+        target = first.get("target")
+        if target is None:
+            return self.trace
+        try:
+            fit["logprob_shape"], fit["expected_rank"] = logprob_shape(target, surrogate)
+        except (SystemExit, MemoryError):
+            raise
+        except Exception:
+            pass
+        fit["final_estimate"] = final_estimate(target, surrogate, first.get("options"))
+        if self.settings.get("reference", True) and fit["loss"]:
+            self.trace["reference"] = reference_fit(target, surrogate, len(fit["loss"]),
+                                                    first.get("sample_size", 1))
+        return self.trace
 
 
 def _anchor_names(namespace: dict, surrogate, known: dict) -> dict:
@@ -326,6 +379,26 @@ def positive_parameters(surrogate, seed):
     return found
 
 
+def logprob_shape(target, surrogate) -> tuple[list[int], int]:
+    """ELB106's evidence: the target's log-prob shape of one surrogate sample, and the rank it should
+    have (the surrogate's own log-prob rank)."""
+    import tensorflow as tf
+
+    sample = surrogate.sample(seed=(1, 2))
+    lp = tf.convert_to_tensor(_call_target(target, sample))
+    expected = len(tf.convert_to_tensor(surrogate.log_prob(sample)).shape)
+    return [int(d) if d is not None else -1 for d in lp.shape], expected
+
+
+def untracked_variables(namespace: dict, variables) -> list[str]:
+    """ELB105's evidence: module-level trainable variables that the fit never touches."""
+    import tensorflow as tf
+
+    ids = {id(v) for v in variables}
+    return [f"`{name}`" for name, value in list(namespace.items())
+            if isinstance(value, tf.Variable) and value.trainable and id(value) not in ids]
+
+
 def brief_fit(target, surrogate, optimizer, steps, sample_size, trainable, options, namespace) -> dict:
     import numpy as np
     import tensorflow as tf
@@ -336,17 +409,8 @@ def brief_fit(target, surrogate, optimizer, steps, sample_size, trainable, optio
     fit: dict[str, Any] = {"loss": [], "grad_norm": [], "none_grad": [], "zero_grad": [], "untracked": [],
                            "positive": {}, "no_trainable": not variables}
 
-    # ELB106: the log-prob of one surrogate sample must have the surrogate's batch rank.
-    sample = surrogate.sample(seed=(1, 2))
-    lp = tf.convert_to_tensor(_call_target(target, sample))
-    fit["logprob_shape"] = [int(d) if d is not None else -1 for d in lp.shape]
-    fit["expected_rank"] = len(tf.convert_to_tensor(surrogate.log_prob(sample)).shape)
-
-    # ELB105: module-level trainable variables that the fit never touches.
-    ids = {id(v) for v in variables}
-    for name, value in list(namespace.items()):
-        if isinstance(value, tf.Variable) and value.trainable and id(value) not in ids:
-            fit["untracked"].append(f"`{name}`")
+    fit["logprob_shape"], fit["expected_rank"] = logprob_shape(target, surrogate)
+    fit["untracked"] = untracked_variables(namespace, variables)
     if not variables:
         fit["seconds"] = time.monotonic() - started
         return fit

@@ -1,0 +1,293 @@
+"""Hand-written training loops: record the script's own optimisation steps while it runs as `__main__`.
+
+Why: many VI scripts never call `tfp.vi.fit_surrogate_posterior`; they write
+`with tf.GradientTape() as tape: loss = tfp.vi.monte_carlo_variational_loss(...)` and
+`optimizer.apply_gradients(...)` (or `optimizer.minimize(...)`) themselves. Import-and-pair would fit a
+*different* loop than the user's (our optimizer copy, our loss); recording the user's own steps shows
+what their loop really does. Nothing here knows about the user's loop structure, only two seams every
+such loop goes through:
+
+- `tfp.vi.monte_carlo_variational_loss` is wrapped: the first call's target and surrogate are kept
+  (the reference fit, the log-prob shape check and the parameter minima need them) and every call's
+  value is the step's loss. When the loss is built by hand (`loss = -elbo`), the value passed to
+  `GradientTape.gradient` is the loss instead.
+- `apply_gradients` of the Keras optimizer base classes (keras 3, tf_keras, tf_keras legacy; `minimize`
+  goes through it) is wrapped at the class level: each call is one step (gradient global norm, None and
+  zero gradients per variable, positive-parameter minima before the update). After the budget, or two
+  NaN losses in a row, the script is stopped with the runner's internal BaseException.
+
+Recording needs concrete values, so while armed `tf.function`s run eagerly
+(`tf.config.run_functions_eagerly`); the runner disarms before its own fits. Nothing is restored: the
+forked child exits after the run.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Optional
+
+
+class LoopRecorder:
+    def __init__(self, path: str, budget: int, stop: Callable[[], BaseException]):
+        self.path = path
+        self.budget = budget
+        self.stop = stop
+        self.armed = False
+        self.first: Optional[dict] = None  # the first monte_carlo_variational_loss call
+        self.variables: list = []  # every variable seen in apply_gradients, in order of first sight
+        self.loss: list[float] = []
+        self.grad_norm: list[float] = []
+        self.none_steps: dict[int, int] = {}  # id(variable) -> steps with a None gradient
+        self.always_zero: dict[int, bool] = {}
+        self.positives: Optional[list] = None
+        self.positive: dict[str, list[float]] = {}
+        self.line: Optional[int] = None  # the user's line of the first apply_gradients/minimize
+        self.namespace: dict = {}  # globals of the user's file, where the loop runs
+        self.locals: dict[str, Any] = {}  # locals of the user's functions on the stack at the first step
+        self._mc_loss: Optional[float] = None
+        self._tape_loss: Optional[float] = None
+        self._depth = 0
+        self._times: list[float] = []  # monotonic time of the first and the latest step
+
+    @property
+    def steps(self) -> int:
+        return len(self.grad_norm)
+
+    # ------------------------------------------------------------------ seams
+    def install(self) -> None:
+        import tensorflow as tf
+        import tensorflow_probability as tfp
+        from tensorflow_probability.python import vi as vi_package
+        from tensorflow_probability.python.vi import csiszar_divergence
+
+        original_loss = csiszar_divergence.monte_carlo_variational_loss
+        recorder = self
+
+        @functools.wraps(original_loss)
+        def monte_carlo_variational_loss(target_log_prob_fn, surrogate_posterior, *args, **kwargs):
+            loss = original_loss(target_log_prob_fn, surrogate_posterior, *args, **kwargs)
+            if recorder.armed and recorder._depth == 0:
+                recorder._on_loss(original_loss, target_log_prob_fn, surrogate_posterior, args, kwargs, loss)
+            return loss
+
+        for module in (tfp.vi, vi_package, csiszar_divergence):
+            module.monte_carlo_variational_loss = monte_carlo_variational_loss
+
+        original_gradient = tf.GradientTape.gradient
+
+        @functools.wraps(original_gradient)
+        def gradient(tape, target, *args, **kwargs):
+            if recorder.armed and recorder._depth == 0:
+                recorder._tape_loss = _total(target)
+            return original_gradient(tape, target, *args, **kwargs)
+
+        tf.GradientTape.gradient = gradient
+        for cls in optimizer_classes():
+            if "apply_gradients" in cls.__dict__:
+                cls.apply_gradients = self._wrap_apply(cls.__dict__["apply_gradients"])
+
+    def _wrap_apply(self, original):
+        recorder = self
+
+        @functools.wraps(original)
+        def apply_gradients(optimizer, grads_and_vars, *args, **kwargs):
+            import tensorflow as tf
+
+            if not recorder.armed or recorder._depth or not tf.executing_eagerly():
+                return original(optimizer, grads_and_vars, *args, **kwargs)
+            pairs = list(grads_and_vars)
+            recorder._on_step(pairs)
+            recorder._depth += 1
+            try:
+                result = original(optimizer, pairs, *args, **kwargs)
+            finally:
+                recorder._depth -= 1
+            if recorder.steps >= recorder.budget or recorder._nan_twice():
+                recorder.armed = False
+                raise recorder.stop()
+            return result
+
+        return apply_gradients
+
+    def arm(self) -> None:
+        import tensorflow as tf
+
+        self.armed = True
+        tf.config.run_functions_eagerly(True)
+
+    def disarm(self) -> None:
+        import tensorflow as tf
+
+        self.armed = False
+        tf.config.run_functions_eagerly(False)
+
+    # -------------------------------------------------------------- recording
+    def _on_loss(self, original, target, surrogate, args, kwargs, loss) -> None:
+        if self.first is None:
+            import inspect
+
+            try:
+                bound = inspect.signature(original).bind(target, surrogate, *args, **kwargs).arguments
+            except TypeError:
+                bound = {}
+            frame = _user_frame(self.path)
+            self.first = {
+                "target": target, "surrogate": surrogate,
+                "sample_size": bound.get("sample_size", 1),
+                "options": {k: bound[k] for k in ("discrepancy_fn", "importance_sample_size") if k in bound},
+                "line": frame.f_lineno if frame else None,
+            }
+        self._mc_loss = _total(loss)
+
+    def _on_step(self, pairs: list) -> None:
+        import numpy as np
+        import tensorflow as tf
+
+        self._times[1:] = [time.monotonic()]
+        if self.steps == 0:
+            self._times[:1] = [time.monotonic()]
+            frame = _user_frame(self.path)
+            if frame is not None:
+                self.line = frame.f_lineno
+                self.namespace = frame.f_globals
+                self.locals = _locals(frame, self.path)
+        loss = self._mc_loss if self._mc_loss is not None else self._tape_loss
+        if loss is None and self.loss:
+            loss = self.loss[-1]
+        if loss is not None:
+            self.loss.append(loss)
+        self._mc_loss = self._tape_loss = None
+        squares = 0.0
+        for grad, variable in pairs:
+            key = id(variable)
+            if key not in self.always_zero:
+                self.variables.append(variable)
+                self.always_zero[key] = True
+                self.none_steps[key] = 0
+            if grad is None:
+                self.none_steps[key] += 1
+                continue
+            values = np.asarray(tf.convert_to_tensor(grad), dtype=np.float64)
+            squares += float(np.sum(np.square(values)))
+            self.always_zero[key] = self.always_zero[key] and not np.any(values)
+        self.grad_norm.append(math.sqrt(squares))
+        if self.positives is None:
+            self.positives = self._find_positives(pairs)
+            self.positive = {name: [] for name, _ in self.positives}
+        for name, value in self.positives:
+            try:
+                self.positive[name].append(float(tf.reduce_min(tf.cast(tf.convert_to_tensor(value),
+                                                                       tf.float64))))
+            except Exception:
+                pass
+
+    def _find_positives(self, pairs: list) -> list:
+        from elbolint.dynamic.runner import positive_parameters
+
+        surrogate = self.surrogate(pairs)
+        if surrogate is None:
+            return []
+        try:
+            return positive_parameters(surrogate, (3, 4))
+        except Exception:
+            return []
+
+    def surrogate(self, pairs: Optional[list] = None):
+        """The recorded surrogate; without a monte_carlo_variational_loss call, the distribution in
+        the user's frames whose trainable variables are the ones being updated."""
+        if self.first is not None:
+            return self.first["surrogate"]
+        import tensorflow_probability as tfp
+
+        updated = {id(v) for _, v in pairs or []} or {id(v) for v in self.variables}
+        frame = _user_frame(self.path)
+        scopes = [self.namespace]
+        while frame is not None:
+            if os.path.abspath(frame.f_code.co_filename) == self.path:
+                scopes.insert(0, frame.f_locals)
+            frame = frame.f_back
+        for scope in scopes:
+            for value in list(scope.values()):
+                if isinstance(value, tfp.distributions.Distribution):
+                    try:
+                        mine = {id(v) for v in value.trainable_variables}
+                    except Exception:
+                        continue
+                    if mine and mine & updated:
+                        return value
+        return None
+
+    def _nan_twice(self) -> bool:
+        return len(self.loss) >= 2 and not math.isfinite(self.loss[-1]) and not math.isfinite(self.loss[-2])
+
+    def record(self, labels: Callable[[list], list[str]]) -> dict[str, Any]:
+        """The steps as the trace's `fit` (same keys as the runner's brief fit)."""
+        names = labels(self.variables)
+        finite = bool(self.loss) and all(math.isfinite(v) for v in self.loss)
+        return {
+            "loss": list(self.loss), "grad_norm": list(self.grad_norm),
+            "none_grad": [f"`{n}`" for n, v in zip(names, self.variables)
+                          if self.none_steps[id(v)] == self.steps],
+            "zero_grad": [f"`{n}`" for n, v in zip(names, self.variables)
+                          if finite and self.always_zero[id(v)] and self.none_steps[id(v)] < self.steps],
+            "positive": {k: v for k, v in self.positive.items() if v},
+            "untracked": [], "no_trainable": False,
+            "seconds": self._times[-1] - self._times[0] if self._times else 0.0,
+        }
+
+
+def optimizer_classes() -> list[type]:
+    """The optimizer base classes of keras 3 and tf_keras (new and legacy) that are importable, with
+    their loaded subclasses that define `apply_gradients` themselves (e.g. loss-scale wrappers)."""
+    roots = []
+    for module, name in (("keras.src.optimizers.base_optimizer", "BaseOptimizer"),
+                         ("tf_keras.src.optimizers.optimizer", "_BaseOptimizer"),
+                         ("tf_keras.src.optimizers.legacy.optimizer_v2", "OptimizerV2")):
+        try:
+            roots.append(getattr(__import__(module, fromlist=[name]), name))
+        except Exception:
+            continue
+    found, stack = [], list(roots)
+    while stack:
+        cls = stack.pop()
+        if cls not in found:
+            found.append(cls)
+            stack.extend(cls.__subclasses__())
+    return found
+
+
+def _total(value) -> Optional[float]:
+    """The sum of an eager tensor (or nest of them) as a float; None for symbolic values."""
+    import numpy as np
+    import tensorflow as tf
+
+    try:
+        parts = tf.nest.flatten(value)
+        return float(sum(np.sum(np.asarray(p.numpy() if hasattr(p, "numpy") else p, dtype=np.float64))
+                         for p in parts))
+    except Exception:
+        return None
+
+
+def _user_frame(path: str):
+    frame = sys._getframe(1)
+    while frame is not None:
+        if os.path.abspath(frame.f_code.co_filename) == path:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _locals(frame, path: str) -> dict[str, Any]:
+    """Locals of the user's functions on the stack (innermost wins), to name variables by."""
+    found: dict[str, Any] = {}
+    while frame is not None:
+        if os.path.abspath(frame.f_code.co_filename) == path and frame.f_locals is not frame.f_globals:
+            for name, value in frame.f_locals.items():
+                found.setdefault(name, value)
+        frame = frame.f_back
+    return found
