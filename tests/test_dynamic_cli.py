@@ -80,6 +80,15 @@ def test_custom_training_loop_is_recorded(run):
     assert elb001["dynamic"]["trace"]["source"] == "loop"
 
 
+def test_wrong_signed_loop_objective_diverges(run):
+    """`loss = -monte_carlo_variational_loss(...)` maximises the negative ELBO: the loss rises, finitely."""
+    rows, _ = run
+    found = observed(rows, "custom_loop_wrong_sign.py")
+    assert "ELB103" in found and "ELB101" not in found
+    assert found["ELB103"][0].startswith("loss rose from ")
+    assert "(medians of the first and last quarter of 50 steps)" in found["ELB103"][0]
+
+
 def test_loc_at_100_gives_huge_initial_loss(run):
     rows, _ = run
     found = observed(rows, "seed_loc_100.py")
