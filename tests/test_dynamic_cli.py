@@ -73,7 +73,7 @@ def test_custom_training_loop_is_recorded(run):
     name = "custom_loop_raw_scale.py"
     found = observed(rows, name)
     assert "ELB104" in found and "ELB101" in found
-    assert "`scale` of Normal" in found["ELB104"][0] and " reached -" in found["ELB104"][0]
+    assert found["ELB104"][0].startswith("`scale` of Normal (`raw_scale`) reached -")  # the user's name
     assert found["ELB101"][0].startswith("loss NaN from step ")
     assert statuses(rows, name)["ELB001"] == "confirmed"
     elb001 = next(r for r in rows if r["filename"].endswith("/" + name) and r["code"] == "ELB001")

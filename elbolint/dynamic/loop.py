@@ -192,7 +192,7 @@ class LoopRecorder:
         if surrogate is None:
             return []
         try:
-            return positive_parameters(surrogate, (3, 4))
+            return positive_parameters(surrogate, (3, 4), [self.locals, self.namespace])
         except Exception:
             return []
 

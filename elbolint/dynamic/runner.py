@@ -30,6 +30,7 @@ import time
 import traceback
 from typing import Any, Optional
 
+from elbolint.dynamic.varnames import variable_labels
 from elbolint.rules._tfp import POSITIVE_PARAMETERS as POSITIVE  # one list for static and dynamic
 
 
@@ -254,7 +255,7 @@ class Recorder:
         first = loop.first or {}
         surrogate = loop.surrogate()
         namespace = loop.namespace
-        fit = loop.record(lambda variables: [v.name for v in variables])
+        fit = loop.record(lambda variables: variable_labels(variables, [loop.locals, namespace]))
         fit["untracked"] = untracked_variables(namespace, loop.variables)
         anchors = _anchor_names(namespace, surrogate, {}) if surrogate is not None else {}
         self.trace = {"source": "loop", "line": first.get("line") or loop.line, "budget": loop.budget,
@@ -346,10 +347,13 @@ def _call_target(target, sample):
     return target(sample)
 
 
-def positive_parameters(surrogate, seed):
-    """(name, value) for every positive-only parameter of the surrogate's distributions."""
+def positive_parameters(surrogate, seed, scopes=()):
+    """(name, value) for every positive-only parameter of the surrogate's distributions; the name
+    carries the user's name for the variable behind the value when it has one (see varnames.py)."""
     import tensorflow as tf
     import tensorflow_probability as tfp
+
+    from elbolint.dynamic.varnames import given_name, underlying
 
     tfd = tfp.distributions
     if isinstance(surrogate, tfd.JointDistribution):
@@ -370,6 +374,10 @@ def positive_parameters(surrogate, seed):
                 if key in POSITIVE and value is not None and not callable(value):
                     kind = type(dist).__name__
                     prefix = f"`{key}` of {kind}" + (f" '{label}'" if len(flat) > 1 or labels[0] else "")
+                    variable = underlying(value)
+                    name = given_name(variable, scopes) if variable is not None else None
+                    if name and name != key:
+                        prefix += f" (`{name}`)"
                     found.append((prefix, value))
             for attribute in ("distribution", "_distribution"):
                 inner = getattr(d, attribute, None)
@@ -415,8 +423,8 @@ def brief_fit(target, surrogate, optimizer, steps, sample_size, trainable, optio
         fit["seconds"] = time.monotonic() - started
         return fit
 
-    labels = [v.name for v in variables]
-    positives = positive_parameters(surrogate, (3, 4))
+    labels = variable_labels(variables, [namespace])
+    positives = positive_parameters(surrogate, (3, 4), [namespace])
     fit["positive"] = {name: [] for name, _ in positives}
     none_mask: list[bool] = []
 
