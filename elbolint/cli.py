@@ -117,6 +117,9 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
                                        enabled=enabled, show_progress=not quiet)
         except ConfigError as error:
             raise click.UsageError(str(error)) from None
+        except KeyboardInterrupt:  # the workers and their models are already killed (harness.py)
+            click.echo("\nelbolint: interrupted; dynamic workers stopped", err=True)
+            sys.exit(130)
     diagnostics.sort(key=Diagnostic.sort_key)
 
     report = get_reporter(output_format)(diagnostics)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
+import subprocess
 import sys
 import time
 
+import pytest
+
+from conftest import FIXTURES, ROOT
 from elbolint.dynamic.sandbox import run_in_child
 
 
@@ -55,3 +60,43 @@ def test_memory_limit():
     result = run(allocate, memory_mib=256)
     assert result["failure"]["kind"] == "memory"
     assert "memory limit exceeded (256 MiB per file)" == result["failure"]["message"]
+
+
+@pytest.mark.dynamic
+def test_ctrl_c_stops_workers_and_their_models():
+    """SIGINT to `elbolint --dynamic` while a model hangs: exit 130, one line, nothing left running."""
+    pytest.importorskip("tensorflow_probability")
+    if not os.path.isdir("/proc"):
+        pytest.skip("needs /proc to find the worker's processes")
+    from elbolint.dynamic.harness import descendants
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "elbolint", "check", str(FIXTURES / "dynamic" / "sandbox_hang.py"),
+         "--dynamic=all", "--dynamic-timeout", "120", "-j", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    try:
+        below: list[int] = []
+        deadline = time.monotonic() + 90
+        while len(below) < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            below = descendants(process.pid)  # the worker, then the child it forked for the model
+        assert len(below) >= 2, "the hanging model never started"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert stderr.strip() == "elbolint: interrupted; dynamic workers stopped"
+    assert [pid for pid in below if _alive(pid)] == []
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for a (container) init to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")

@@ -5,13 +5,21 @@ Why threads and a queue: each worker answers one job at a time over its pipes; a
 blocks on its own worker, and a shared queue balances files across workers. A worker that dies or
 stops answering (its own deadline is the per-file timeout plus a margin) costs only the file it was
 running, which becomes an ELB100 failure; a fresh worker is started for the remaining files.
+
+Why an explicit shutdown: workers run in their own sessions (so a terminal's Ctrl-C does not kill a
+worker in the middle of a model and lose the report) and every model runs in its own process group
+below them, so nothing stops them when elbolint is interrupted. `shutdown_workers` (on
+KeyboardInterrupt/SystemExit in `run_jobs`, and at exit) kills each worker's forked children's process
+groups, then the worker's own group, and reaps the worker.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +34,11 @@ MARGIN = 30.0  # beyond the per-file timeout, for the worker's own bookkeeping
 
 class WorkerError(Exception):
     pass
+
+
+_LIVE: "set[Worker]" = set()  # workers started and not yet closed
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set by shutdown_workers: no new worker may start
 
 
 class Worker:
@@ -46,6 +59,12 @@ class Worker:
             self.log.close()
             raise WorkerError(f"cannot start the dynamic worker with {python}: "
                               f"{error.strerror or error}") from None
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+            stopping = _STOPPING.is_set()
+        if stopping:  # shutdown_workers ran while this one was starting
+            self.kill()
+            raise WorkerError("interrupted")
         self.lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         hello = self._read(STARTUP_TIMEOUT)
@@ -95,12 +114,68 @@ class Worker:
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.process.pid, 9)
-            except OSError:
-                pass
-            self.process.wait()
+            self.kill()
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
         self.log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the model children's process groups, then the worker's group; reap the worker."""
+        for child in descendants(self.process.pid):
+            _signal_group(child, signal.SIGKILL)
+        _signal_group(self.process.pid, signal.SIGKILL)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc; [] where there is none). The worker's forked children are
+    process-group leaders, so killing their groups also takes the models' own subprocesses."""
+    parents: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) "
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+    found, stack = [], list(parents.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(parents.get(child, []))
+    return found
+
+
+def _signal_group(pid: int, number: int) -> None:
+    for target in (lambda: os.killpg(pid, number), lambda: os.kill(pid, number)):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def shutdown_workers() -> None:
+    """Kill every live worker and the models it is running (Ctrl-C, SIGTERM, interpreter exit)."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        workers = list(_LIVE)
+    for worker in workers:
+        worker.kill()
+
+
+atexit.register(shutdown_workers)
 
 
 def run_jobs(jobs: list[dict], python: str, workers: int,
@@ -115,7 +190,7 @@ def run_jobs(jobs: list[dict], python: str, workers: int,
 
     def serve() -> None:
         worker: Optional[Worker] = None
-        while True:
+        while not _STOPPING.is_set():
             try:
                 index, job = pending.get_nowait()
             except queue.Empty:
@@ -138,13 +213,40 @@ def run_jobs(jobs: list[dict], python: str, workers: int,
             result["path"] = job["path"]
             with lock:
                 results[index] = result
-                on_done(result)
+                if not _STOPPING.is_set():
+                    on_done(result)
         if worker is not None:
             worker.close()
 
     threads = [threading.Thread(target=serve, daemon=True) for _ in range(max(1, min(workers, len(jobs))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _STOPPING.clear()
+    with _terminate_as_exit():
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        except BaseException:  # KeyboardInterrupt, SystemExit from SIGTERM: leave nothing running
+            shutdown_workers()
+            raise
     return [r if r is not None else {"failure": {"kind": "internal", "message": "not run"}} for r in results]
+
+
+class _terminate_as_exit:
+    """While jobs run, SIGTERM raises SystemExit(143) in the main thread so the workers are shut down
+    (the default action would kill elbolint and leave them running). Only from the main thread."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+    @staticmethod
+    def _raise(number, frame):
+        raise SystemExit(128 + number)

@@ -14,6 +14,10 @@ one JSON document over a second pipe and leaves with `os._exit`, skipping the us
 The parent (the worker): reads both pipes with `select`, kills the process group at the deadline or
 when the output exceeds the limit, and turns every other way of dying into a failure dict:
 `{"kind": "timeout"|"memory"|"signal"|"exit"|"output"|"internal", "message": ...}`.
+
+Nobody else enforces the deadline, so a child must not outlive its worker: on Linux it asks for
+SIGKILL when the worker dies (`PR_SET_PDEATHSIG`), and `kill_current_child` lets the worker's SIGTERM
+handler take the running child's group down with it (elbolint's Ctrl-C path, see harness.py).
 """
 
 from __future__ import annotations
@@ -27,9 +31,27 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 KEEP_OUTPUT = 4096  # bytes of the child's output kept (the tail) for reports
+_PR_SET_PDEATHSIG = 1
+_current_child: Optional[int] = None  # pid (= process group) of the child being run, in the parent
+
+
+def die_with_parent(number: int) -> None:
+    """Linux: deliver signal `number` to this process when its parent dies (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, number, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_current_child() -> None:
+    """SIGKILL the process group of the child being run, if any (safe from a signal handler)."""
+    if _current_child is not None:
+        _kill(_current_child)
 
 
 def address_space() -> int:
@@ -53,6 +75,7 @@ def run_in_child(
     output_limit: int,
 ) -> dict:
     """`function(argument)` in a forked child; its dict result, or {"failure": {...}} on any death."""
+    global _current_child
     result_read, result_write = os.pipe()
     output_read, output_write = os.pipe()
     sys.stdout.flush()
@@ -65,6 +88,8 @@ def run_in_child(
             os.close(result_read)
             os.close(output_read)
             os.setpgid(0, 0)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler
+            die_with_parent(signal.SIGKILL)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(output_write, 1)
@@ -108,6 +133,7 @@ def run_in_child(
                 pass
             os._exit(status)
     # -------------------------------------------------------------------------------- parent
+    _current_child = pid
     os.close(result_write)
     os.close(output_write)
     chunks: list[bytes] = []
@@ -140,6 +166,7 @@ def run_in_child(
             _kill(pid)
         _, status = _wait(pid, deadline + 5)
     finally:
+        _current_child = None
         os.close(result_read)
         os.close(output_read)
     elapsed = time.monotonic() - started

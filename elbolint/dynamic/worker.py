@@ -7,6 +7,9 @@ hangs and memory blow-ups stay in the child and the worker serves the next file.
 
 The environment is set before TensorFlow is imported: CPU only (`CUDA_VISIBLE_DEVICES=""`), quiet
 (`TF_CPP_MIN_LOG_LEVEL=3`), few malloc arenas (so the address-space cap measures the model).
+tf_keras is imported here too when installed, so the training-loop recorder can patch its optimizer
+classes without each model paying for the import. SIGTERM, or elbolint dying, stops the worker and the
+model it is running (see sandbox.py).
 """
 
 from __future__ import annotations
@@ -25,8 +28,23 @@ def _configure_environment() -> None:
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
 
 
+def _stop_with_elbolint() -> None:
+    """elbolint stops a worker with SIGTERM (or dies): take the running model's process group along."""
+    import signal
+
+    from elbolint.dynamic.sandbox import die_with_parent, kill_current_child
+
+    def terminate(number, frame):
+        kill_current_child()
+        os._exit(128 + number)
+
+    signal.signal(signal.SIGTERM, terminate)
+    die_with_parent(signal.SIGTERM)
+
+
 def main() -> int:
     _configure_environment()
+    _stop_with_elbolint()
     protocol = sys.stdout
     # User code and TF logging must never write into the protocol stream.
     sys.stdout = sys.stderr
@@ -37,6 +55,10 @@ def main() -> int:
         import logging
 
         tf.get_logger().setLevel(logging.ERROR)
+        try:
+            import tf_keras  # noqa: F401
+        except ImportError:
+            pass
         import warnings
 
         warnings.filterwarnings("ignore")
