@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from elbolint.dynamic import strategy_for  # noqa: E402
 from elbolint.dynamic.classify import classify  # noqa: E402
 from elbolint.dynamic.harness import Worker  # noqa: E402
 from elbolint.dynamic.settings import DynamicSettings  # noqa: E402
@@ -33,6 +34,8 @@ SEED_SCENARIOS = [
     "fixtures/dynamic/raw_scale_high_lr.py",
     "fixtures/dynamic/eager_softplus.py",
     "fixtures/dynamic/missing_independent.py",
+    "fixtures/dynamic/custom_loop_raw_scale.py",
+    "fixtures/dynamic/custom_loop_wrong_sign.py",
     "examples/bayesian_regression.py",
 ]
 
@@ -55,7 +58,7 @@ def main() -> None:
     totals = []
     for name in SEED_SCENARIOS:
         path = ROOT / name
-        strategy = "main" if "fit_surrogate_posterior" in path.read_text() else "import"
+        strategy = strategy_for(path.read_text())
         t0 = time.monotonic()
         result = worker.run({"path": str(path), "strategy": strategy, "settings": settings})
         wall = time.monotonic() - t0
