@@ -98,11 +98,15 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
         raise click.UsageError(str(error)) from None
 
     rules = [r for r in all_rules() if r.code in enabled]
-    if use_stdin:
-        results = [_lint_stdin(Path(stdin_filename or "-"), rules, config, enabled, fix)]
-    else:
-        results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, jobs=jobs,
-                             keep_modules=dynamic)
+    try:
+        if use_stdin:
+            results = [_lint_stdin(Path(stdin_filename or "-"), rules, config, enabled, fix)]
+        else:
+            results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, jobs=jobs,
+                                 keep_modules=dynamic)
+    except KeyboardInterrupt:  # fixes are atomic: an interrupted run leaves every file whole
+        click.echo("\nelbolint: interrupted", err=True)
+        sys.exit(130)
 
     diagnostics = [d for r in results for d in r.diagnostics]
     if dynamic:

@@ -8,6 +8,7 @@ are enough of them to pay for the pool; each worker lints, fixes and returns pla
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -37,7 +38,7 @@ def lint_paths(
     tasks = [(path, config, enabled, fix, keep_modules) for path in files]
     if jobs > 1 and len(files) >= _POOL_THRESHOLD and not keep_modules:
         try:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            with ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_interrupts) as pool:
                 by_path = dict(zip(files, pool.map(_lint_one, tasks, chunksize=8)))
         except (OSError, RuntimeError):  # no fork/semaphores here: lint in this process
             by_path = {task[0]: _lint_one(task) for task in tasks}
@@ -52,6 +53,11 @@ def lint_paths(
         else:
             results.append(by_path[item])
     return results
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool and exits 130 (no worker tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _lint_one(task) -> FileResult:

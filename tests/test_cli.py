@@ -229,3 +229,21 @@ def test_many_files_through_the_process_pool(tmp_path):
     assert serial.exit_code == parallel.exit_code == 1
     assert serial.stdout == parallel.stdout
     assert len(parallel.stdout.splitlines()) == 20
+
+
+def test_ctrl_c_exits_130_without_traceback(tmp_path):
+    import signal
+    import time
+
+    body = BAD + "".join(f"q{i} = tfd.Normal(loc=0.0, scale=tf.Variable({i}.0 + 1.0))\n" for i in range(150))
+    for index in range(600):
+        (tmp_path / f"m{index:03d}.py").write_text(body)
+    process = subprocess.Popen([sys.executable, "-m", "elbolint", "-j", "2", "-q", "."], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    assert process.poll() is None, "the run finished before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "elbolint: interrupted" in stderr
+    assert "Traceback" not in stderr

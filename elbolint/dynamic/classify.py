@@ -166,8 +166,8 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
             findings.append({
                 "code": "ELB107", "anchor": "fit",
                 "message": (f"global gradient norm {fmt(norm)} at step {step} (threshold "
-                            f"{fmt(t['exploding_gradient_norm'])}); unclipped, one such step throws the "
-                            "variational parameters far away"),
+                            f"{fmt(t['exploding_gradient_norm'])}); without clipping, one such step throws "
+                            "the variational parameters far away"),
                 "evidence": {"step": step, "grad_norm": fmt(norm)},
             })
             break
