@@ -157,6 +157,17 @@ def first_argument(call: cst.Call, keyword: str) -> Optional[cst.BaseExpression]
     return None
 
 
+def raw_trainable_variable(resolver: Resolver, node: cst.BaseExpression) -> Optional[cst.Call]:
+    """The `tf.Variable(...)` call that `node` is or names, when the optimizer moves it freely:
+    trainable and without a `constraint=` projection. None for anything else."""
+    value = resolver.value_of(node)
+    if not is_call(resolver, value, VARIABLE) or is_non_trainable(value):
+        return None
+    if any(arg.keyword is not None and arg.keyword.value == "constraint" for arg in value.args):
+        return None
+    return value
+
+
 def is_non_trainable(call: cst.Call) -> bool:
     """`tf.Variable(..., trainable=False)`: the optimizer never moves it."""
     for arg in call.args:

@@ -6,7 +6,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
-from elbolint.rules._tfp import VARIABLE, distribution_arguments, distribution_name, is_call, is_non_trainable
+from elbolint.rules._tfp import distribution_arguments, distribution_name, raw_trainable_variable
 
 #: Distributions whose `probs` is a vector on the simplex (the rest take per-event probabilities).
 _SIMPLEX = frozenset({
@@ -60,10 +60,8 @@ class UnconstrainedProbs(Rule):
         for parameter, arg in distribution_arguments(node, distribution):
             if parameter != "probs":
                 continue
-            variable = self.value_of(arg.value)
-            if not is_call(self.resolver, variable, VARIABLE):
-                continue
-            if is_non_trainable(variable) or self.get_arg(variable, "constraint") is not None:
+            variable = raw_trainable_variable(self.resolver, arg.value)
+            if variable is None:
                 continue
             bijector = "tfb.SoftmaxCentered()" if distribution in _SIMPLEX else "tfb.Sigmoid()"
             self.report(

@@ -10,8 +10,8 @@ from elbolint.diagnostics import Severity
 from elbolint.names import TFB, TFP_UTIL
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
-    POSITIVE_PARAMETERS, VARIABLE, distribution_arguments, distribution_name, first_argument,
-    is_call, is_non_trainable, literal_values,
+    POSITIVE_PARAMETERS, distribution_arguments, distribution_name, first_argument, literal_values,
+    raw_trainable_variable,
 )
 
 
@@ -59,10 +59,8 @@ class UnconstrainedScale(Rule):
         for parameter, arg in distribution_arguments(node, distribution):
             if parameter not in POSITIVE_PARAMETERS:
                 continue
-            variable = self.value_of(arg.value)
-            if not is_call(self.resolver, variable, VARIABLE):
-                continue
-            if is_non_trainable(variable) or self.get_arg(variable, "constraint") is not None:
+            variable = raw_trainable_variable(self.resolver, arg.value)
+            if variable is None:
                 continue
             message = (
                 f"`{parameter}` of {self.source(node.func)} is a raw tf.Variable; optimisation can push "

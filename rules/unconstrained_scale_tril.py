@@ -6,7 +6,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
-from elbolint.rules._tfp import VARIABLE, distribution_name, is_call, is_non_trainable
+from elbolint.rules._tfp import distribution_name, raw_trainable_variable
 
 #: Distribution -> (matrix parameter, its position).
 _MATRIX_PARAMETER = {
@@ -62,10 +62,8 @@ class UnconstrainedScaleTril(Rule):
         arg = self.get_arg(node, parameter, position)
         if arg is None:
             return
-        variable = self.value_of(arg.value)
-        if not is_call(self.resolver, variable, VARIABLE):
-            return
-        if is_non_trainable(variable) or self.get_arg(variable, "constraint") is not None:
+        variable = raw_trainable_variable(self.resolver, arg.value)
+        if variable is None:
             return
         if parameter == "scale_tril":
             advice = "tfp.util.TransformedVariable(init, tfb.FillScaleTriL())"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import libcst as cst
-import pytest
 from click.testing import CliRunner
 
 from elbolint import fixes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from elbolint.diagnostics import Diagnostic, Position, Severity
+from elbolint.diagnostics import Diagnostic, Position
 from elbolint.dynamic.classify import SANDBOX_KINDS, classify, trace_summary
 from elbolint.dynamic.pathologies import PATHOLOGIES
 from elbolint.registry import all_rules
