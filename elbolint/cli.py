@@ -14,7 +14,7 @@ import click
 from elbolint import __version__
 from elbolint.config import Config, ConfigError, find_config_file, load_config, validate_codes
 from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.fixes import fixed_module
+from elbolint.fixes import fixed_bytes
 from elbolint.linter import FileResult, lint_file
 from elbolint.registry import all_rules
 from elbolint.reporters import FORMATS, get_reporter
@@ -152,11 +152,11 @@ def _lint_stdin(name: Path, rules, config, enabled, fix) -> FileResult:
     enabled = enabled - config.ignored_for(name)
     result = lint_file(name, rules, config.rule_options, enabled, data=data)
     if fix:
-        new_module = fixed_module(result.module, result.diagnostics) if result.module is not None else None
-        output = new_module.bytes if new_module is not None else data
+        fixed = fixed_bytes(result)
+        output = fixed if fixed is not None else data
         sys.stdout.buffer.write(output)
         sys.stdout.buffer.flush()
-        if new_module is not None:
+        if fixed is not None:
             result = lint_file(name, rules, config.rule_options, enabled, data=output)
     return result
 

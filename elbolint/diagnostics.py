@@ -65,6 +65,9 @@ class Diagnostic:
     fix: Optional[Fix] = None
     #: Filled in by dynamic mode: {"status": "confirmed"|"not-reproduced"|"not-run", ...}.
     dynamic: Optional[dict] = None
+    #: For a notebook: the 1-based cell (among all cells, as ruff counts); `start`/`end` are then
+    #: relative to that cell.
+    cell: Optional[int] = None
 
     @property
     def line(self) -> int:
@@ -75,4 +78,4 @@ class Diagnostic:
         return self.start.column
 
     def sort_key(self) -> tuple:
-        return (str(self.path), self.start.line, self.start.column, self.code)
+        return (str(self.path), self.cell or 0, self.start.line, self.start.column, self.code)

@@ -1,4 +1,4 @@
-"""Which files to lint: explicit files always; directories recursively, skipping default excludes,
+"""Which files to lint (`*.py`, `*.pyi`, `*.ipynb`): explicit files always; directories recursively, skipping default excludes,
 configured excludes and what .gitignore files ignore (as ruff does)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Iterator, Union
 from elbolint import gitignore
 from elbolint.config import Config
 
-PYTHON_SUFFIXES = (".py", ".pyi")
+#: Python sources and Jupyter notebooks (see notebook.py).
+PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
 DEFAULT_EXCLUDES = (
     ".bzr", ".direnv", ".eggs", ".git", ".hg", ".ipynb_checkpoints", ".mypy_cache", ".nox",
     ".pants.d", ".pytest_cache", ".pytype", ".ruff_cache", ".svn", ".tox", ".venv", "__pycache__",

@@ -2,7 +2,8 @@
 
 A file is rewritten only if the fixed code still parses; the write goes to a temporary file in the
 same directory, keeps the original's permissions, and replaces the original with os.replace, so an
-interrupted or failed fix never leaves a half-written file.
+interrupted or failed fix never leaves a half-written file. Notebooks are fixed cell by cell
+(see notebook.py) and written the same way.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ def fixed_module(module: cst.Module, diagnostics: list[Diagnostic]) -> Optional[
     except cst.ParserSyntaxError:
         return None
     return new_module
+
+
+def fixed_bytes(result) -> Optional[bytes]:
+    """The fixed content of one linted file (a FileResult), or None when no fix applies.
+    A notebook applies the fixes to its cells' sources and keeps the rest of its JSON."""
+    if result.notebook is not None:
+        return result.notebook.fixed(result.diagnostics)
+    if result.module is None:
+        return None
+    new_module = fixed_module(result.module, result.diagnostics)
+    return new_module.bytes if new_module is not None else None
 
 
 def write_atomically(path: Path, data: bytes) -> None:

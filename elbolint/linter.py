@@ -15,6 +15,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from elbolint.diagnostics import Diagnostic, Position, Severity
 from elbolint.resolver import Resolver
 from elbolint.rule import Rule, RuleContext
+from elbolint.notebook import Notebook, is_notebook, read_notebook
 from elbolint.source import Source, read_source
 from elbolint.suppression import is_suppressed
 
@@ -29,6 +30,7 @@ class FileResult:
     module: Optional[cst.Module] = None  # kept for --fix
     source: Optional[Source] = None
     parsed: bool = False
+    notebook: Optional[Notebook] = None  # for a .ipynb: the JSON and the cell map
 
 
 def engine_diagnostic(path: Path, code: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
@@ -48,7 +50,10 @@ def lint_file(
 ) -> FileResult:
     """Lint one file. `options` maps rule code -> configured options; `enabled` filters codes."""
     source = read_source(path, data)
-    result = FileResult(path, source=source)
+    notebook = None
+    if is_notebook(path) and source.problem is None:  # lint the code cells as one virtual module
+        source, notebook = read_notebook(source)
+    result = FileResult(path, source=source, notebook=notebook)
     if source.problem is not None:
         code, message, line, column = source.problem
         result.diagnostics.append(engine_diagnostic(path, code, message, line, column))
@@ -62,6 +67,8 @@ def lint_file(
         ),
         key=Diagnostic.sort_key,
     )
+    if notebook is not None:
+        result.diagnostics = notebook.to_cells(result.diagnostics)
     return result
 
 

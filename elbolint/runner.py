@@ -15,7 +15,7 @@ from typing import Optional
 
 from elbolint.config import Config
 from elbolint.discovery import Missing, discover
-from elbolint.fixes import fixed_module, write_atomically
+from elbolint.fixes import fixed_bytes, write_atomically
 from elbolint.linter import FileResult, engine_diagnostic, lint_file
 from elbolint.registry import all_rules
 
@@ -70,6 +70,7 @@ def _lint_one(task) -> FileResult:
     if not keep_module:
         result.module = None
         result.source = None
+        result.notebook = None
         for diagnostic in result.diagnostics:
             if diagnostic.fix is not None:  # drop the LibCST nodes; the text edits remain
                 diagnostic.fix = type(diagnostic.fix)(diagnostic.fix.message, diagnostic.fix.edits)
@@ -78,13 +79,13 @@ def _lint_one(task) -> FileResult:
 
 def apply_fixes(result: FileResult, rules, options, enabled) -> FileResult:
     """Apply every fix of one file atomically and re-lint it; the file is untouched on failure."""
-    if result.module is None or not any(d.fix for d in result.diagnostics):
+    if not any(d.fix for d in result.diagnostics):
         return result
-    new_module = fixed_module(result.module, result.diagnostics)
-    if new_module is None:
+    data = fixed_bytes(result)
+    if data is None:
         return result
     try:
-        write_atomically(result.path, new_module.bytes)
+        write_atomically(result.path, data)
     except OSError as error:
         result.diagnostics.append(
             engine_diagnostic(result.path, "ELB900", f"cannot write fixes: {error.strerror or error}")

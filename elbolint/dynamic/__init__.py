@@ -27,6 +27,7 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
     from elbolint.dynamic.settings import build_settings
 
     options = build_settings(config.dynamic or {}, settings)
+    _notebooks_not_run(results)
     selected = [r for r in results if _wanted(r, options.scope)]
     if not selected:
         return []
@@ -46,8 +47,25 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
 _TFP = re.compile(r"tensorflow_probability|\btfp\b")
 
 
+def _notebooks_not_run(results) -> None:
+    """Notebooks are linted statically only: their findings of confirmable rules are `not-run`."""
+    from elbolint.registry import all_rules
+
+    confirmable = {r.code for r in all_rules() if r.confirmed_by}
+    for result in results:
+        if getattr(result, "notebook", None) is None:
+            continue
+        for d in result.diagnostics:
+            if d.code in confirmable:
+                d.dynamic = {"status": "not-run", "summary": "notebooks are not run by dynamic mode",
+                             "evidence": {"codes": [], "findings": []}, "trace": {}}
+
+
 def _wanted(result, scope: str) -> bool:
-    """`flagged`: files with a static finding of a rule; `all`: every parsed file that uses TFP."""
+    """`flagged`: files with a static finding of a rule; `all`: every parsed file that uses TFP
+    (never a notebook)."""
+    if getattr(result, "notebook", None) is not None:
+        return False
     if not result.parsed or result.source is None or result.source.text is None:
         return False
     if scope == "all":

@@ -20,6 +20,11 @@ def display_path(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
+def with_cell(d: Diagnostic) -> str:
+    """The message, plus "(cell N)" for formats that have no place for a notebook cell."""
+    return d.message if d.cell is None else f"{d.message} (cell {d.cell})"
+
+
 def rule_url(code: str) -> str:
     return f"https://github.com/elbolint/elbolint/blob/main/README.md#{code.lower()}"
 

@@ -1,9 +1,10 @@
-"""GitHub Actions workflow commands: `::error file=...,line=...,col=...,title=...::message`."""
+"""GitHub Actions workflow commands: `::error file=...,line=...,col=...,title=...::message`
+(for a notebook, the line is relative to the cell named in the message)."""
 
 from __future__ import annotations
 
 from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.reporters import display_path
+from elbolint.reporters import display_path, with_cell
 
 
 def _escape_data(text: str) -> str:
@@ -28,5 +29,5 @@ def render(diagnostics: list[Diagnostic]) -> str:
                 f"title={_escape_property(f'elbolint ({d.code})')}",
             ]
         )
-        lines.append(f"::{level} {properties}::{_escape_data(f'{d.code} [{d.name}] {d.message}')}")
+        lines.append(f"::{level} {properties}::{_escape_data(f'{d.code} [{d.name}] {with_cell(d)}')}")
     return "\n".join(lines) + ("\n" if lines else "")

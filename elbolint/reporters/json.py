@@ -25,7 +25,7 @@ def as_dict(d: Diagnostic) -> dict:
             ],
         }
     row = {
-        "cell": None,
+        "cell": d.cell,  # notebooks: rows and columns are relative to this cell
         "code": d.code,
         "name": d.name,
         "severity": d.severity.value,

@@ -1,4 +1,5 @@
-"""SARIF 2.1.0, the format GitHub code scanning and many IDEs import."""
+"""SARIF 2.1.0, the format GitHub code scanning and many IDEs import. A notebook finding's region is
+relative to its cell; the cell number is in the message."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from elbolint import __version__
 from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.reporters import rule_url
+from elbolint.reporters import rule_url, with_cell
 
 
 def _rules_metadata() -> list[dict]:
@@ -55,7 +56,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
         result = {
             "ruleId": d.code,
             "level": _level(d.severity),
-            "message": {"text": f"[{d.name}] {d.message}"},
+            "message": {"text": f"[{d.name}] {with_cell(d)}"},
             "locations": [
                 {
                     "physicalLocation": {

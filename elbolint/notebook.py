@@ -1,0 +1,288 @@
+"""Jupyter notebooks (`.ipynb`, nbformat 4), linted the way ruff lints them.
+
+Why one virtual module: the resolver is per file, and a notebook is one program run top to bottom,
+so `tfd = tfp.distributions` in cell 1 must resolve `tfd.Normal` in cell 3. The code cells are
+concatenated in order into one Python module (IPython magics, shell escapes and `?` help lines
+commented out; cells of a foreign cell magic such as `%%R` or `%%bash` left out), keeping a map
+from each virtual line to (cell number, line within the cell). Cell numbers are 1-based positions
+among *all* the notebook's cells, markdown included, as ruff counts them.
+
+Why text edits for `--fix`: a fix is applied to the affected cells' own sources (the Diagnostic's
+text edits, in cell coordinates), never by writing the virtual module back, so magics and the
+other cells stay exactly as they were. The notebook is rewritten only when the JSON, serialised
+back with the layout detected from the file (indent, `ensure_ascii`, final newline), reproduces
+the original bytes exactly: then outputs, metadata and formatting survive untouched. Otherwise,
+or when the fixed cells no longer parse, the notebook is left alone and its findings reported.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import io
+import json
+import re
+import tokenize
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import libcst as cst
+
+from elbolint.diagnostics import Diagnostic, Edit, Fix, Position
+from elbolint.source import Source
+
+NOTEBOOK_SUFFIX = ".ipynb"
+
+#: Cell magics whose body is still Python run by the kernel: only their first line is commented out.
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture"})
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_CELL_MAGIC = re.compile(r"%%(\w*)")
+_LINE_MAGIC = re.compile(r"[%!]")  # `%matplotlib inline`, `!pip install ...`
+_HELP = re.compile(r"\?{1,2}\S.*|[\w.*\[\]]+\?{1,2}\s*")  # `?tfd.Normal`, `tfd.Normal??`
+_ASSIGNED_MAGIC = re.compile(r"[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*[%!]")  # `files = !ls`
+
+
+def is_notebook(path: Path) -> bool:
+    return path.suffix == NOTEBOOK_SUFFIX
+
+
+@dataclass
+class Span:
+    """One linted code cell: where its lines sit in the virtual module."""
+
+    cell: int      # 1-based position among all cells (what the user reads)
+    index: int     # index into the JSON's `cells`
+    start: int     # first virtual line (1-based)
+    count: int     # number of lines
+    magic_lines: frozenset[int] = frozenset()  # cell lines that were commented out
+
+
+@dataclass
+class Notebook:
+    raw: dict
+    original: str
+    spans: list[Span] = field(default_factory=list)
+    text: str = ""
+
+    # ------------------------------------------------------------ positions
+    def locate(self, line: int) -> tuple[Span, int]:
+        """The cell of a virtual line and the line within it (past the end: the last cell's end)."""
+        starts = [span.start for span in self.spans]
+        at = max(0, bisect.bisect_right(starts, line) - 1)
+        span = self.spans[at]
+        return span, min(max(line - span.start + 1, 1), max(span.count, 1))
+
+    def to_cells(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        """Diagnostics with cell-relative positions and `cell` set (fix edits included)."""
+        if not self.spans:
+            return diagnostics
+        return [self._to_cell(d) for d in diagnostics]
+
+    def _to_cell(self, d: Diagnostic) -> Diagnostic:
+        span, line = self.locate(d.start.line)
+        start = Position(line, d.start.column)
+        end = Position(max(line, d.end.line - span.start + 1), d.end.column)
+        fix = d.fix
+        if fix is not None:
+            edits = tuple(
+                Edit(Position(e.start.line - span.start + 1, e.start.column),
+                     Position(e.end.line - span.start + 1, e.end.column), e.content)
+                for e in fix.edits
+            )
+            fix = Fix(fix.message, edits, node=fix.node, replacement=fix.replacement)
+        return replace(d, start=start, end=end, fix=fix, cell=span.cell)
+
+    # ------------------------------------------------------------------ fix
+    def fixed(self, diagnostics: list[Diagnostic]) -> Optional[bytes]:
+        """The notebook's bytes with every applicable fix applied to its cells, or None when nothing
+        applies, the fixed cells do not parse, or the file's JSON layout cannot be reproduced."""
+        dumps = _layout(self.raw, self.original)
+        if dumps is None:
+            return None
+        spans = {span.cell: span for span in self.spans}
+        by_cell: dict[int, list[Edit]] = {}
+        for d in diagnostics:
+            if d.fix is None or d.cell not in spans:
+                continue
+            span = spans[d.cell]
+            for e in d.fix.edits:
+                lines = range(e.start.line, e.end.line + 1)
+                if e.start.line < 1 or e.end.line > span.count or any(n in span.magic_lines for n in lines):
+                    continue
+                by_cell.setdefault(d.cell, []).append(e)
+        if not by_cell:
+            return None
+        sources = {}
+        for number, edits in by_cell.items():
+            span = spans[number]
+            sources[span.index] = _apply(_cell_source(self.raw["cells"][span.index]), edits)
+        new_raw = copy.deepcopy(self.raw)
+        for index, source in sources.items():
+            cell = new_raw["cells"][index]
+            cell["source"] = source.splitlines(keepends=True) if isinstance(cell["source"], list) else source
+        try:
+            cst.parse_module(_virtual(new_raw)[0].encode("utf-8"))
+        except (cst.ParserSyntaxError, RecursionError, MemoryError, ValueError):
+            return None
+        return dumps(new_raw).encode("utf-8")
+
+
+# ------------------------------------------------------------------ reading
+def read_notebook(source: Source) -> tuple[Source, Optional[Notebook]]:
+    """Turn a decoded `.ipynb` Source into the Source of its virtual module, or one with a problem."""
+    if source.text is None:
+        return source, None
+    try:
+        raw = json.loads(source.text)
+    except json.JSONDecodeError as error:
+        problem = ("ELB000", f"not a valid notebook: invalid JSON: {error.msg}", error.lineno, error.colno)
+        return replace(source, text=None, problem=problem), None
+    except RecursionError:
+        return replace(source, text=None, problem=("ELB000", "not a valid notebook: JSON nested too deeply", 1, 1)), None
+    reason = _not_a_notebook(raw)
+    if reason is not None:
+        return replace(source, text=None, problem=("ELB000", f"not a valid notebook: {reason}", 1, 1)), None
+    text, spans = _virtual(raw)
+    notebook = Notebook(raw, source.text, spans, text)
+    return Source(source.path, text.encode("utf-8"), text=text), notebook
+
+
+def _not_a_notebook(raw: Any) -> Optional[str]:
+    if not isinstance(raw, dict):
+        return "the JSON is not an object"
+    version = raw.get("nbformat")
+    if isinstance(version, int) and version < 4:
+        return f"nbformat {version} is not supported (only nbformat 4; convert with `jupyter nbconvert --to notebook`)"
+    cells = raw.get("cells")
+    if not isinstance(cells, list):
+        return "no `cells` list (not an nbformat 4 notebook)"
+    for number, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict):
+            return f"cell {number} is not an object"
+        source = cell.get("source", "")
+        if not (isinstance(source, str) or isinstance(source, list) and all(isinstance(s, str) for s in source)):
+            return f"cell {number}: `source` is not a string or a list of strings"
+    return None
+
+
+def _is_python(raw: dict) -> bool:
+    """Notebooks of another kernel language (R, Julia, ...) have no Python to lint."""
+    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    for key, name in (("language_info", "name"), ("kernelspec", "language")):
+        info = metadata.get(key)
+        if isinstance(info, dict) and isinstance(info.get(name), str):
+            return info[name].lower() == "python"
+    return True
+
+
+def _cell_source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _virtual(raw: dict) -> tuple[str, list[Span]]:
+    """The code cells concatenated into one module, and where each cell's lines went."""
+    pieces: list[str] = []
+    spans: list[Span] = []
+    if not _is_python(raw):
+        return "", spans
+    line = 1
+    for index, cell in enumerate(raw["cells"]):
+        if cell.get("cell_type") != "code":
+            continue
+        lines = _NEWLINE.split(_cell_source(cell))
+        if lines[-1] == "":
+            lines.pop()
+        if not lines:
+            continue
+        lines, magic = _comment_magics(lines)
+        if lines is None:  # a foreign cell magic (%%R, %%bash, %%writefile, ...): not Python
+            continue
+        spans.append(Span(index + 1, index, line, len(lines), frozenset(magic)))
+        pieces += [text + "\n" for text in lines]
+        line += len(lines)
+    return "".join(pieces), spans
+
+
+def _comment_magics(lines: list[str]) -> tuple[Optional[list[str]], set[int]]:
+    """Comment out IPython syntax, or None for a cell whose cell magic runs another language."""
+    out = list(lines)
+    magic: set[int] = set()
+    first = next((i for i, text in enumerate(lines) if text.strip()), None)
+    if first is not None:
+        match = _CELL_MAGIC.match(lines[first])
+        if match:
+            if match.group(1) not in PYTHON_CELL_MAGICS:
+                return None, magic
+            out[first] = "#" + lines[first]
+            magic.add(first + 1)
+    continued = False
+    for i, text in enumerate(lines):
+        if i + 1 in magic:
+            continue
+        body = text.lstrip()
+        candidate = continued or _LINE_MAGIC.match(body) or _HELP.fullmatch(body) or _ASSIGNED_MAGIC.match(body)
+        if candidate and (continued or not _inside_statement(out[:i])):
+            indent = text[: len(text) - len(body)]
+            out[i] = indent + ("pass  #" if indent else "#") + body
+            magic.add(i + 1)
+            continued = body.rstrip().endswith("\\")
+        else:
+            continued = False
+    return out, magic
+
+
+def _inside_statement(lines: list[str]) -> bool:
+    """True when the next line continues an open bracket or string (so `% b` is Python, not a magic)."""
+    if not lines:
+        return False
+    if lines[-1].rstrip().endswith("\\"):
+        return True
+    try:
+        for _ in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+            pass
+    except tokenize.TokenError:
+        return True
+    except (SyntaxError, ValueError):
+        return False
+    return False
+
+
+# ------------------------------------------------------------------ writing
+def _apply(source: str, edits: list[Edit]) -> str:
+    """Apply non-overlapping text edits (cell coordinates) to one cell's source, last first."""
+    starts = [0]
+    for match in _NEWLINE.finditer(source):
+        starts.append(match.end())
+
+    def offset(position: Position) -> int:
+        return starts[position.line - 1] + position.column - 1
+
+    accepted: list[tuple[int, int, str]] = []
+    for e in sorted(edits, key=lambda e: (e.start.line, e.start.column)):
+        begin, end = offset(e.start), offset(e.end)
+        if accepted and begin < accepted[-1][1]:
+            continue  # overlaps an earlier fix: the re-lint after writing reports it again
+        accepted.append((begin, end, e.content))
+    for begin, end, content in reversed(accepted):
+        source = source[:begin] + content + source[end:]
+    return source
+
+
+def _layout(raw: dict, original: str):
+    """A serialiser reproducing `original` byte for byte from `raw`, or None if there is none."""
+    newline = original.find("\n")
+    indent: Union[int, str, None] = None
+    if newline >= 0:
+        following = original[newline + 1:]
+        whitespace = following[: len(following) - len(following.lstrip(" \t"))]
+        indent = whitespace if "\t" in whitespace else len(whitespace)
+    final = "\n" if original.endswith("\n") else ""
+    for ensure_ascii in (False, True):
+        def dumps(value, ensure_ascii=ensure_ascii):
+            return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii) + final
+        if dumps(raw) == original:
+            return dumps
+    return None
