@@ -1,0 +1,224 @@
+"""Jupyter notebooks: code cells linted as one module, findings at (cell, line, column), magics
+ignored, bad notebooks reported as ELB000, and --fix rewriting only the fixed cells' sources."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from conftest import lint
+from elbolint.cli import main
+from elbolint.config import Config
+from elbolint.linter import lint_file
+from elbolint.registry import all_rules
+
+METADATA = {
+    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+    "language_info": {"name": "python", "version": "3.11.0"},
+}
+IMPORTS = "import tensorflow as tf\nimport tensorflow_probability as tfp\ntfd = tfp.distributions\n"
+USES = "q = tfd.Normal(0., tf.Variable(1.))\n"
+
+
+def code(source: str, outputs=(), count=1) -> dict:
+    return {"cell_type": "code", "execution_count": count, "id": f"c{count}", "metadata": {},
+            "outputs": list(outputs), "source": source.splitlines(keepends=True)}
+
+
+def markdown(source: str) -> dict:
+    return {"cell_type": "markdown", "id": "md", "metadata": {}, "source": source.splitlines(keepends=True)}
+
+
+def notebook(*cells, metadata=METADATA) -> dict:
+    return {"cells": list(cells), "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
+
+
+def write(path: Path, nb: dict, **dumps) -> Path:
+    """As Jupyter writes it: indent 1, non-ASCII kept, final newline."""
+    options = {"indent": 1, "ensure_ascii": False, **dumps}
+    path.write_text(json.dumps(nb, **options) + "\n", encoding="utf-8")
+    return path
+
+
+def found(path: Path, enabled=None):
+    return [(d.cell, d.line, d.column, d.code) for d in lint(path, enabled)]
+
+
+def invoke(args, cwd: Path, input=None):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, args, input=input, catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_names_from_earlier_cells_resolve_and_positions_are_cell_relative(tmp_path):
+    path = write(tmp_path / "model.ipynb", notebook(code(IMPORTS), markdown("# The model\n"), code(USES, count=2)))
+    assert found(path) == [(3, 1, 20, "ELB001")]
+    [d] = lint(path)
+    assert (d.end.line, d.end.column) == (1, 35)
+    assert d.fix.edits[0].start.line == 1
+
+
+def test_magics_shell_help_and_foreign_cell_magics_are_not_python(tmp_path):
+    cells = [
+        code("%matplotlib inline\n%load_ext autoreload\n!pip install -q tensorflow-probability\n" + IMPORTS),
+        code("%%R\nlibrary(ggplot2)\nx <- c(1, 2)\n"),
+        code("%%bash\necho $HOME | tr a-z A-Z\n"),
+        code("%%time\nfor i in range(2):\n    %time print(i)\ntfd.Normal?\n??tfd\nfiles = !ls\n"
+             "ratio = (10\n         % 3)\n"),
+        code("%%capture captured\n" + USES),
+    ]
+    path = write(tmp_path / "magics.ipynb", notebook(*cells))
+    assert found(path) == [(5, 2, 20, "ELB001")]
+
+
+def test_a_syntax_error_is_reported_once_in_its_cell(tmp_path):
+    path = write(tmp_path / "broken.ipynb", notebook(code(IMPORTS), code("def f(:\n    pass\n"), code(USES)))
+    [d] = lint(path)
+    assert (d.cell, d.line, d.column, d.code) == (2, 1, 7, "ELB000")
+    assert d.message == "SyntaxError: invalid syntax"
+
+
+def test_invalid_json_and_non_notebooks_are_elb000(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [\n  {"cell_type": "code",,}\n]}\n')
+    [d] = lint(broken)
+    assert d.code == "ELB000" and d.cell is None
+    assert d.message.startswith("not a valid notebook: invalid JSON: ") and (d.line, d.column) == (2, 24)
+    for content, reason in [
+        ("[1, 2]", "the JSON is not an object"),
+        ('{"nbformat": 3, "worksheets": []}', "nbformat 3 is not supported"),
+        ('{"nbformat": 4, "metadata": {}}', "no `cells` list"),
+        ('{"nbformat": 4, "cells": [{"cell_type": "code", "source": 7}]}', "cell 1: `source` is not a string"),
+    ]:
+        broken.write_text(content)
+        [d] = lint(broken)
+        assert d.code == "ELB000" and reason in d.message, content
+
+
+def test_notebooks_of_other_languages_are_skipped(tmp_path):
+    r_kernel = {"kernelspec": {"name": "ir", "language": "R"}, "language_info": {"name": "R"}}
+    path = write(tmp_path / "r.ipynb", notebook(code(IMPORTS + USES), metadata=r_kernel))
+    assert found(path) == []
+
+
+def test_noqa_on_the_cell_line(tmp_path):
+    path = write(tmp_path / "noqa.ipynb", notebook(code(IMPORTS), code(USES.rstrip() + "  # noqa: ELB001\n")))
+    assert found(path) == []
+    path = write(tmp_path / "noqa.ipynb", notebook(code(IMPORTS), code(USES.rstrip() + "  # noqa: ELB003\n")))
+    assert found(path) == [(2, 1, 20, "ELB001")]
+
+
+def test_text_and_json_output_through_the_cli(tmp_path):
+    write(tmp_path / "model.ipynb", notebook(code(IMPORTS), markdown("text"), code(USES)))
+    result = invoke(["model.ipynb"], tmp_path)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "model.ipynb:cell 3:1:20: ELB001 [unconstrained-scale] `scale` of tfd.Normal is a raw tf.Variable; "
+        "optimisation can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())"
+    ]
+    [row] = json.loads(invoke(["--output-format", "json", "model.ipynb"], tmp_path).stdout)
+    assert row["cell"] == 3 and row["filename"] == "model.ipynb"
+    assert row["location"] == {"row": 1, "column": 20} and row["end_location"] == {"row": 1, "column": 35}
+    assert row["noqa_row"] == 1
+    assert row["fix"]["edits"][0]["location"] == {"row": 1, "column": 20}
+    sarif = json.loads(invoke(["--output-format", "sarif", "model.ipynb"], tmp_path).stdout)
+    [sarif_result] = sarif["runs"][0]["results"]
+    assert sarif_result["message"]["text"].endswith("(cell 3)")
+    assert sarif_result["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    github = invoke(["--output-format", "github", "model.ipynb"], tmp_path).stdout
+    assert ",line=1,col=20," in github and github.rstrip().endswith("(cell 3)")
+
+
+def test_directories_include_notebooks_but_not_checkpoints_or_ignored_ones(tmp_path):
+    nb = notebook(code(IMPORTS + USES))
+    write(tmp_path / "model.ipynb", nb)
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    write(tmp_path / ".ipynb_checkpoints" / "model-checkpoint.ipynb", nb)
+    (tmp_path / "scratch").mkdir()
+    write(tmp_path / "scratch" / "old.ipynb", nb)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("scratch/\n")
+    lines = invoke(["."], tmp_path).stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == ["model.ipynb:cell 1:4:20"]
+
+
+def test_per_file_ignores_apply_to_notebooks(tmp_path):
+    write(tmp_path / "model.ipynb", notebook(code(IMPORTS + USES)))
+    (tmp_path / "pyproject.toml").write_text('[tool.elbolint]\nper-file-ignores = { "*.ipynb" = ["ELB001"] }\n')
+    assert invoke(["model.ipynb"], tmp_path).exit_code == 0
+
+
+FIT = ("opt = tf.optimizers.Adam(0.01)\n"
+       "losses = tfp.vi.fit_surrogate_posterior(lambda z: q.log_prob(z), q, opt, num_steps=10)\n")
+
+
+def test_fix_rewrites_only_the_fixed_cells_and_keeps_outputs_and_metadata(tmp_path):
+    outputs = [{"output_type": "stream", "name": "stdout", "text": ["loss: 1.5 — é\n"]},
+               {"output_type": "execute_result", "execution_count": 3, "metadata": {},
+                "data": {"text/plain": ["<tf.Tensor: 1.0>"]}}]
+    original = notebook(
+        code("%matplotlib inline\n" + IMPORTS, count=1),
+        markdown("Fitting: **note** the é\n"),
+        code(USES + "%time x = 1\n", outputs=outputs, count=2),
+        code(FIT, count=3),
+        code("%%bash\necho tf.Variable\n", count=4),
+    )
+    path = write(tmp_path / "model.ipynb", original)
+    result = invoke(["--fix", "model.ipynb"], tmp_path)
+    assert result.exit_code == 0, result.stdout
+    after = json.loads(path.read_text(encoding="utf-8"))
+    expected = json.loads(json.dumps(original))
+    expected["cells"][2]["source"] = [
+        "q = tfd.Normal(0., tfp.util.TransformedVariable(1., tfp.bijectors.Softplus()))\n", "%time x = 1\n"]
+    expected["cells"][3]["source"] = [
+        "opt = tf.optimizers.Adam(0.01, clipnorm=1.0)\n",
+        "losses = tfp.vi.fit_surrogate_posterior(lambda z: q.log_prob(z), q, opt, num_steps=10)\n"]
+    assert after == expected
+    # The file is written as Jupyter writes it: only the two source lines differ.
+    assert path.read_text(encoding="utf-8") == json.dumps(expected, indent=1, ensure_ascii=False) + "\n"
+
+
+def test_fix_keeps_a_notebook_whose_layout_cannot_be_reproduced_byte_identical(tmp_path):
+    nb = notebook(code(IMPORTS), code(USES + FIT))
+    path = tmp_path / "compact.ipynb"
+    path.write_text(json.dumps(nb, separators=(",", ":"), sort_keys=True))  # not what Jupyter writes
+    before = path.read_bytes()
+    result = invoke(["--fix", "compact.ipynb"], tmp_path)
+    assert result.exit_code == 1 and "compact.ipynb:cell 2:1:20: ELB001" in result.stdout
+    assert path.read_bytes() == before
+
+
+def test_fix_detects_the_indent_and_leaves_a_clean_notebook_alone(tmp_path):
+    path = write(tmp_path / "two.ipynb", notebook(code(IMPORTS), code(USES)), indent=2)
+    assert invoke(["--fix", "two.ipynb"], tmp_path).exit_code == 0
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith('{\n  "cells"') and "TransformedVariable" in text
+    before = path.read_bytes()
+    assert invoke(["--fix", "two.ipynb"], tmp_path).exit_code == 0
+    assert path.read_bytes() == before
+
+
+def test_stdin_notebook_fix_prints_the_notebook(tmp_path):
+    nb = notebook(code(IMPORTS), code(USES))
+    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    result = invoke(["--fix", "--stdin-filename", "model.ipynb", "-"], tmp_path, input=text)
+    fixed = json.loads(result.stdout)
+    assert "TransformedVariable" in "".join(fixed["cells"][1]["source"])
+    assert fixed["metadata"] == nb["metadata"]
+
+
+def test_dynamic_mode_does_not_run_notebooks(tmp_path):
+    from elbolint.dynamic import run_dynamic
+
+    path = write(tmp_path / "model.ipynb", notebook(code(IMPORTS), code(USES)))
+    enabled = Config().enabled_codes()
+    result = lint_file(path, all_rules(), {}, enabled)
+    assert run_dynamic([result], Config(), {}, enabled=enabled, show_progress=False) == []
+    [d] = result.diagnostics
+    assert d.dynamic["status"] == "not-run"
