@@ -14,7 +14,7 @@ import click
 from elbolint import __version__
 from elbolint.config import Config, ConfigError, find_config_file, load_config, validate_codes
 from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.fixes import fixed_bytes
+from elbolint.fixes import fixed_bytes, unified_diff
 from elbolint.linter import FileResult, lint_file
 from elbolint.registry import all_rules
 from elbolint.reporters import FORMATS, get_reporter
@@ -63,6 +63,8 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("-o", "--output-file", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--fix", is_flag=True, help="Apply the available fixes (atomically) and report the rest.")
+@click.option("--diff", is_flag=True,
+              help="Print the fixes as a unified diff instead of writing them; exit 1 if any file would change.")
 @click.option("--stdin-filename", help="Read the source from stdin and report it under this name.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @click.option("--dynamic", "dynamic", is_flag=True,
@@ -77,7 +79,7 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Parallel workers for linting and dynamic runs (default: the number of cores).")
 def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
-          no_respect_gitignore, output_format, output_file, exit_zero, fix, stdin_filename, quiet,
+          no_respect_gitignore, output_format, output_file, exit_zero, fix, diff, stdin_filename, quiet,
           dynamic, dynamic_scope, dynamic_steps, dynamic_timeout, dynamic_memory, python_path, jobs):
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
     try:
@@ -100,14 +102,16 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     rules = [r for r in all_rules() if r.code in enabled]
     try:
         if use_stdin:
-            results = [_lint_stdin(Path(stdin_filename or "-"), rules, config, enabled, fix)]
+            results = [_lint_stdin(Path(stdin_filename or "-"), rules, config, enabled, fix, diff)]
         else:
-            results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, jobs=jobs,
-                                 keep_modules=dynamic)
+            results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, diff=diff,
+                                 jobs=jobs, keep_modules=dynamic)
     except KeyboardInterrupt:  # fixes are atomic: an interrupted run leaves every file whole
         click.echo("\nelbolint: interrupted", err=True)
         sys.exit(130)
 
+    if diff:
+        _print_diffs(results, quiet)
     diagnostics = [d for r in results for d in r.diagnostics]
     if dynamic:
         from elbolint.dynamic import run_dynamic
@@ -147,11 +151,25 @@ def _load(config_path, paths, stdin_filename) -> Config:
     return load_config(found)
 
 
-def _lint_stdin(name: Path, rules, config, enabled, fix) -> FileResult:
+def _print_diffs(results: list[FileResult], quiet: bool) -> None:
+    """--diff: the fixes as one patch on stdout; exit 1 when a file would change, like ruff."""
+    changed = [r for r in results if r.diff]
+    click.echo("".join(r.diff for r in changed), nl=False)
+    if not quiet:
+        count = len(changed)
+        click.echo(f"{count} file{'s' if count != 1 else ''} would be fixed." if count else "No fixes to apply.",
+                   err=True)
+    sys.exit(1 if changed else 0)
+
+
+def _lint_stdin(name: Path, rules, config, enabled, fix, diff=False) -> FileResult:
     data = sys.stdin.buffer.read()
     enabled = enabled - config.ignored_for(name)
     result = lint_file(name, rules, config.rule_options, enabled, data=data)
-    if fix:
+    if diff:
+        fixed = fixed_bytes(result) if any(d.fix for d in result.diagnostics) else None
+        result.diff = unified_diff(result, fixed) if fixed is not None else None
+    elif fix:
         fixed = fixed_bytes(result)
         output = fixed if fixed is not None else data
         sys.stdout.buffer.write(output)

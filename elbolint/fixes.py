@@ -8,6 +8,7 @@ interrupted or failed fix never leaves a half-written file. Notebooks are fixed 
 
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
 from pathlib import Path
@@ -50,6 +51,17 @@ def fixed_bytes(result) -> Optional[bytes]:
         return None
     new_module = fixed_module(result.module, result.diagnostics)
     return new_module.bytes if new_module is not None else None
+
+
+def unified_diff(result, fixed: bytes) -> str:
+    """The change `fixed` makes to the file of `result`, as `diff -u` prints it (for --diff)."""
+    encoding = result.source.encoding if result.source is not None else "utf-8"
+    before = result.source.data.decode(encoding, errors="replace") if result.source is not None else ""
+    after = fixed.decode(encoding, errors="replace")
+    name = result.path.as_posix()
+    return "".join(difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{name}", f"b/{name}",
+    ))
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -31,6 +31,7 @@ class FileResult:
     source: Optional[Source] = None
     parsed: bool = False
     notebook: Optional[Notebook] = None  # for a .ipynb: the JSON and the cell map
+    diff: Optional[str] = None  # with --diff: the unified diff the fixes would make
 
 
 def engine_diagnostic(path: Path, code: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:

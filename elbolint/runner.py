@@ -15,7 +15,7 @@ from typing import Optional
 
 from elbolint.config import Config
 from elbolint.discovery import Missing, discover
-from elbolint.fixes import fixed_bytes, write_atomically
+from elbolint.fixes import fixed_bytes, unified_diff, write_atomically
 from elbolint.linter import FileResult, engine_diagnostic, lint_file
 from elbolint.registry import all_rules
 
@@ -29,13 +29,14 @@ def lint_paths(
     enabled: set[str],
     *,
     fix: bool = False,
+    diff: bool = False,
     jobs: Optional[int] = None,
     keep_modules: bool = False,
 ) -> list[FileResult]:
     items = list(discover(paths, config))
     files = [item for item in items if not isinstance(item, Missing)]
     jobs = jobs or os.cpu_count() or 1
-    tasks = [(path, config, enabled, fix, keep_modules) for path in files]
+    tasks = [(path, config, enabled, fix, diff, keep_modules) for path in files]
     if jobs > 1 and len(files) >= _POOL_THRESHOLD and not keep_modules:
         try:
             with ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_interrupts) as pool:
@@ -61,11 +62,14 @@ def _ignore_interrupts() -> None:
 
 
 def _lint_one(task) -> FileResult:
-    path, config, enabled, fix, keep_module = task
+    path, config, enabled, fix, diff, keep_module = task
     rules = [r for r in all_rules() if r.code in enabled]
     file_enabled = enabled - config.ignored_for(path)
     result = lint_file(path, rules, config.rule_options, file_enabled)
-    if fix:
+    if diff:
+        fixed = fixed_bytes(result) if any(d.fix for d in result.diagnostics) else None
+        result.diff = unified_diff(result, fixed) if fixed is not None else None
+    elif fix:
         result = apply_fixes(result, rules, config.rule_options, file_enabled)
     if not keep_module:
         result.module = None

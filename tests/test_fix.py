@@ -106,3 +106,19 @@ def test_stdin_fix_prints_the_fixed_source(tmp_path):
     result = runner.invoke(main, ["--fix", "--stdin-filename", "m.py"], input=SOURCE, catch_exceptions=False)
     assert result.stdout == FIXED
     assert result.exit_code == 0
+
+
+def test_diff_prints_the_fixes_and_writes_nothing(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(SOURCE)
+    result = invoke(["--diff", "model.py"], tmp_path)
+    assert result.exit_code == 1
+    assert path.read_text() == SOURCE
+    removed = [l[1:] for l in result.stdout.splitlines() if l.startswith("-") and not l.startswith("---")]
+    added = [l[1:] for l in result.stdout.splitlines() if l.startswith("+") and not l.startswith("+++")]
+    assert result.stdout.startswith("--- a/model.py\n+++ b/model.py\n")
+    assert removed == SOURCE.splitlines()[6:8]
+    assert added == FIXED.splitlines()[6:8]
+    (tmp_path / "model.py").write_text(FIXED)
+    clean = invoke(["--diff", "model.py"], tmp_path)
+    assert clean.exit_code == 0 and clean.stdout == ""
