@@ -56,7 +56,10 @@ def fixed_bytes(result) -> Optional[bytes]:
 def unified_diff(result, fixed: bytes) -> str:
     """The change `fixed` makes to the file of `result`, as `diff -u` prints it (for --diff)."""
     encoding = result.source.encoding if result.source is not None else "utf-8"
-    before = result.source.data.decode(encoding, errors="replace") if result.source is not None else ""
+    if result.notebook is not None:  # the notebook's JSON, not the virtual module of its cells
+        before, encoding = result.notebook.original, "utf-8"
+    else:
+        before = result.source.data.decode(encoding, errors="replace") if result.source is not None else ""
     after = fixed.decode(encoding, errors="replace")
     name = result.path.as_posix()
     return "".join(difflib.unified_diff(

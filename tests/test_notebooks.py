@@ -222,3 +222,16 @@ def test_dynamic_mode_does_not_run_notebooks(tmp_path):
     assert run_dynamic([result], Config(), {}, enabled=enabled, show_progress=False) == []
     [d] = result.diagnostics
     assert d.dynamic["status"] == "not-run"
+
+
+def test_diff_of_a_notebook_is_a_diff_of_its_json(tmp_path):
+    path = write(tmp_path / "model.ipynb", notebook(code(IMPORTS), code(USES, count=2)))
+    before = path.read_bytes()
+    result = invoke(["--diff", "model.ipynb"], tmp_path)
+    assert result.exit_code == 1
+    assert path.read_bytes() == before
+    changed = [l for l in result.stdout.splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---")]
+    assert changed == [
+        '-    "q = tfd.Normal(0., tf.Variable(1.))\\n"',
+        '+    "q = tfd.Normal(0., tfp.util.TransformedVariable(1., tfp.bijectors.Softplus()))\\n"',
+    ]
