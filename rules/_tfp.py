@@ -176,14 +176,109 @@ def is_non_trainable(call: cst.Call) -> bool:
     return False
 
 
+#: What a Keras model visibly is, for deciding whether its optimizer drives VI.
+PLAIN, VARIATIONAL, UNKNOWN = "plain", "variational", "unknown"
+
+_SEQUENTIAL = frozenset({"keras.Sequential", "keras.models.Sequential"})
+_FUNCTIONAL = frozenset({"keras.Model", "keras.models.Model"})
+_KL_LAYERS = names_in(TFPL, "KLDivergenceAddLoss", "KLDivergenceRegularizer")
+
+
+def _combine(kinds) -> str:
+    kinds = set(kinds)
+    if VARIATIONAL in kinds:
+        return VARIATIONAL
+    return UNKNOWN if UNKNOWN in kinds else PLAIN
+
+
+class _ModelKinds:
+    """Which names hold a visibly plain Keras model (or layer, or tensor of the functional API),
+    which a variational one, and which something unknown. Each binding is classified when it is
+    made (`hidden = Dense(8)(hidden)` reads the previous `hidden`), per function scope."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self._scopes: list[dict[str, str]] = [{}]
+
+    def push(self) -> None:
+        self._scopes.append({})
+
+    def pop(self) -> None:
+        if len(self._scopes) > 1:
+            self._scopes.pop()
+
+    def bind(self, name: str, value: cst.BaseExpression) -> None:
+        self._scopes[-1][name] = self.kind(value)
+
+    def unbind(self, name: str) -> None:
+        self._scopes[-1][name] = UNKNOWN
+
+    def extend(self, name: str, layer: cst.BaseExpression) -> None:
+        """`model.add(layer)`."""
+        for scope in reversed(self._scopes):
+            if name in scope:
+                scope[name] = _combine([scope[name], self.kind(layer)])
+                return
+
+    def lookup(self, name: str) -> str:
+        for scope in reversed(self._scopes):
+            if name in scope:
+                return scope[name]
+        return UNKNOWN
+
+    def kind(self, node: cst.BaseExpression, depth: int = 0) -> str:
+        if depth > 50:
+            return UNKNOWN
+        if isinstance(node, cst.Name):
+            return self.lookup(node.value)
+        if isinstance(node, (cst.List, cst.Tuple)):
+            return _combine(self.kind(e.value, depth + 1) for e in node.elements) if node.elements else PLAIN
+        if not isinstance(node, cst.Call) or any(arg.star for arg in node.args):
+            return UNKNOWN
+        positional = [arg.value for arg in node.args if arg.keyword is None]
+        if isinstance(node.func, (cst.Call, cst.Name)) and not self.resolver.call_names(node):
+            # `Dense(8)(inputs)` or `layer(inputs)`: the layer and what flows into it.
+            return _combine([self.kind(node.func, depth + 1)] + [self.kind(v, depth + 1) for v in positional])
+        names = self.resolver.call_names(node)
+        if not names.isdisjoint(VARIATIONAL_LAYERS):
+            return VARIATIONAL
+        if not names.isdisjoint(_SEQUENTIAL):
+            layers = first_argument(node, "layers")
+            return PLAIN if layers is None else self.kind(layers, depth + 1)
+        if not names.isdisjoint(_FUNCTIONAL):
+            parts = [arg.value for arg in node.args if arg.keyword is None or arg.keyword.value in ("inputs", "outputs")]
+            return _combine(self.kind(v, depth + 1) for v in parts) if parts else UNKNOWN
+        if any(n.startswith("keras.layers.") or n == "keras.Input" for n in names):
+            return PLAIN
+        if any(member_of(n, TFPL) for n in names):
+            return UNKNOWN if _mentions(self.resolver, node, _KL_LAYERS) else PLAIN
+        return UNKNOWN
+
+
+def _mentions(resolver: Resolver, node: cst.CSTNode, names: frozenset[str]) -> bool:
+    found = []
+
+    class _Finder(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            if not resolver.call_names(call).isdisjoint(names):
+                found.append(call)
+
+    node.visit(_Finder())
+    return bool(found)
+
+
 class OptimizerRoles:
     """Which optimizers of one file drive variational inference (shared by ELB003 and ELB009).
 
-    An optimizer drives VI when it is passed to a `tfp.vi` fit, or compiled into a Keras model in a
-    file that uses `tfp.layers` variational layers. An optimizer compiled into a model in a file
-    without variational layers is a plain Keras optimizer, even if the file fits a surrogate
-    elsewhere (a `DistributionLambda` regression next to a VI example). Any other optimizer counts
-    when the file does VI at all. Feed it every call (`visit_call`), ask at `leave_Module`.
+    An optimizer drives VI when it is passed to a `tfp.vi` fit, or compiled into a Keras model
+    that is built from `tfp.layers` variational layers. An optimizer compiled into a visibly plain
+    model (every layer a Keras or non-variational `tfp.layers` layer: a baseline network, a
+    `DistributionLambda` regression, MC dropout) is a plain Keras optimizer, even if the file does
+    VI elsewhere; this is followed through a function of the file that compiles its `optimizer`
+    parameter (`get_model(optimizer=RMSprop())`). An optimizer compiled into a model that cannot be
+    read counts when the file uses variational layers. Any other optimizer counts when the file
+    does VI at all. Feed it every call (`visit_call`), assignment (`visit_assign`) and function
+    definition (`visit_function_def` / `leave_function_def`), ask at `leave_Module`.
     """
 
     _FIT_OPTIMIZER_POSITION = 2  # fit_surrogate_posterior(target, surrogate, optimizer, num_steps)
@@ -193,7 +288,32 @@ class OptimizerRoles:
         self.does_vi = False
         self.variational_layers = False
         self._fitted: set[int] = set()
-        self._compiled: set[int] = set()
+        self._compiled: dict[int, str] = {}  # optimizer -> kind of the model it is compiled into
+        self._models = _ModelKinds(resolver)
+        self._functions: list[tuple[str, list[str]]] = []  # enclosing defs: (name, parameters)
+        self._compiled_parameters: dict[tuple[str, str], str] = {}  # (def, parameter) -> model kind
+        self._parameter_positions: dict[str, list[str]] = {}
+        self._call_sites: list[tuple[str, list[tuple[object, int]]]] = []  # (def, [(keyword or index, value)])
+        self._resolved = False
+
+    def visit_function_def(self, node: cst.FunctionDef) -> None:
+        params = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+        self._parameter_positions.setdefault(node.name.value, params)
+        self._functions.append((node.name.value, params + [p.name.value for p in node.params.kwonly_params]))
+        self._models.push()
+
+    def leave_function_def(self, node: cst.FunctionDef) -> None:
+        self._functions.pop()
+        self._models.pop()
+
+    def visit_assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):
+                self._models.bind(target.target.value, node.value)
+            elif isinstance(target.target, (cst.Tuple, cst.List)):
+                for element in target.target.elements:
+                    if isinstance(element.value, cst.Name):
+                        self._models.unbind(element.value.value)
 
     def visit_call(self, node: cst.Call) -> None:
         names = self.resolver.call_names(node)
@@ -202,21 +322,69 @@ class OptimizerRoles:
             self._remember(node, "optimizer", self._FIT_OPTIMIZER_POSITION, self._fitted)
         if not names.isdisjoint(VARIATIONAL_LAYERS):
             self.does_vi = self.variational_layers = True
-        if isinstance(node.func, cst.Attribute) and node.func.attr.value == "compile":
-            self._remember(node, "optimizer", 0, self._compiled)
+        if isinstance(node.func, cst.Name):
+            self._remember_call_site(node)
+        if not isinstance(node.func, cst.Attribute):
+            return
+        method, receiver = node.func.attr.value, node.func.value
+        if method == "add" and isinstance(receiver, cst.Name) and len(node.args) == 1:
+            self._models.extend(receiver.value, node.args[0].value)
+        if method == "compile":
+            kind = self._models.kind(receiver)
+            optimizer = self._argument(node, "optimizer", 0)
+            if optimizer is None:
+                return
+            if isinstance(optimizer, cst.Name) and self._functions and optimizer.value in self._functions[-1][1]:
+                key = (self._functions[-1][0], optimizer.value)
+                self._compiled_parameters[key] = _combine([kind, self._compiled_parameters.get(key, kind)])
+            target = id(self.resolver.value_of(optimizer))
+            self._compiled[target] = _combine([kind, self._compiled.get(target, kind)])
 
-    def _remember(self, call: cst.Call, keyword: str, position: int, into: set[int]) -> None:
+    @staticmethod
+    def _argument(call: cst.Call, keyword: str, position: int) -> Optional[cst.BaseExpression]:
         for arg in call.args:
             if arg.keyword is not None and arg.keyword.value == keyword:
-                into.add(id(self.resolver.value_of(arg.value)))
-                return
+                return arg.value
         positional = [a for a in call.args if a.keyword is None]
         if len(positional) > position and not any(a.star for a in positional[: position + 1]):
-            into.add(id(self.resolver.value_of(positional[position].value)))
+            return positional[position].value
+        return None
+
+    def _remember(self, call: cst.Call, keyword: str, position: int, into: set[int]) -> None:
+        value = self._argument(call, keyword, position)
+        if value is not None:
+            into.add(id(self.resolver.value_of(value)))
+
+    def _remember_call_site(self, call: cst.Call) -> None:
+        arguments: list[tuple[object, int]] = []
+        for index, arg in enumerate(call.args):
+            if arg.star:
+                break
+            key = arg.keyword.value if arg.keyword is not None else index
+            arguments.append((key, id(self.resolver.value_of(arg.value))))
+        self._call_sites.append((call.func.value, arguments))
+
+    def _resolve_call_sites(self) -> None:
+        """`get_model(optimizer=RMSprop())` where `get_model` compiles its `optimizer` parameter."""
+        self._resolved = True
+        for function, arguments in self._call_sites:
+            positions = self._parameter_positions.get(function, [])
+            for key, target in arguments:
+                parameter = positions[key] if isinstance(key, int) and key < len(positions) else key
+                kind = self._compiled_parameters.get((function, parameter))
+                if kind is not None:
+                    self._compiled[target] = _combine([kind, self._compiled.get(target, kind)])
 
     def drives_vi(self, optimizer_call: cst.Call) -> bool:
+        if not self._resolved:
+            self._resolve_call_sites()
         if id(optimizer_call) in self._fitted:
             return True
-        if id(optimizer_call) in self._compiled:
+        kind = self._compiled.get(id(optimizer_call))
+        if kind == PLAIN:
+            return False
+        if kind == VARIATIONAL:
+            return True
+        if kind == UNKNOWN:
             return self.variational_layers
         return self.does_vi

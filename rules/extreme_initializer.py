@@ -13,6 +13,12 @@ from elbolint.rules._tfp import (
     first_argument, is_call, is_non_trainable, literal_values,
 )
 
+#: Keywords of a distribution that are not numeric parameters of its density.
+_NOT_PARAMETERS = frozenset({
+    "name", "validate_args", "allow_nan_stats", "dtype", "reinterpreted_batch_ndims", "sample_shape",
+    "event_ndims", "force_probs_to_zero_outside_support", "num_steps", "seed",
+})
+
 #: Names and keywords that hold the starting point of an optimisation or a chain.
 _INITIAL_STATE = re.compile(r"^(initial|init)_(state|states|position|positions|value|values|loc|locs)$")
 _INITIAL_KEYWORDS = frozenset({"initial_state", "init_state", "current_state", "initial_position"})
@@ -24,8 +30,10 @@ class ExtremeInitializer(Rule):
     Flags a constant initial value that starts a variational parameter far from any sensible
     region: a `tf.Variable` / `tfp.util.TransformedVariable` used as a distribution parameter, or an
     initial state (`initial_state = [...]`, `current_state=`), whose literal magnitude is at or
-    above `threshold` (default 100); and a positive-only parameter (`scale`, `rate`, ...) whose
-    variable starts at 0 or below.
+    above `threshold` (default 100), unless the model itself works on that scale (the value is at
+    most twice the largest constant parameter of a distribution in the file, such as a prior
+    `Normal(35000., 7500.)` or `Uniform(0., 4200.)`); and a positive-only parameter (`scale`,
+    `rate`, ...) whose variable starts at 0 or below.
 
     ## Why is this bad?
     The ELBO's expected log-likelihood grows with the square of the distance between the surrogate
@@ -47,7 +55,9 @@ class ExtremeInitializer(Rule):
     initial_state = [tf.constant([0.1]), tf.constant([0.1])]
     scale = tfp.util.TransformedVariable(1.0, tfb.Softplus())
     ```
-    Small positive scale initialisations (1e-2, 1e-4) are good practice and are not flagged.
+    Small positive scale initialisations (1e-2, 1e-4) are good practice and are not flagged, nor
+    is a large start on the model's own scale (prices with a prior `Normal(35000., 7500.)` may start
+    at 20000).
     """
 
     code = "ELB002"
@@ -59,6 +69,8 @@ class ExtremeInitializer(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._reported: set[int] = set()
+        self._far: list[tuple[cst.CSTNode, float, str]] = []  # (node, largest |value|, message)
+        self._model_scale = 0.0  # the largest |constant| a distribution of the file is given
 
     # A variable used as a distribution parameter.
     def visit_Call(self, node: cst.Call) -> None:
@@ -66,6 +78,7 @@ class ExtremeInitializer(Rule):
         if distribution is not None:
             for parameter, arg in distribution_arguments(node, distribution):
                 self._check_parameter(parameter, self.value_of(arg.value))
+            self._note_model_constants(node)
         for arg in node.args:
             if arg.keyword is not None and arg.keyword.value in _INITIAL_KEYWORDS:
                 self._check_initial_state(self.value_of(arg.value))
@@ -91,8 +104,9 @@ class ExtremeInitializer(Rule):
                 "(softplus⁻¹(0) = -inf, log_prob(scale=0) = -inf); the loss is NaN or infinite from step 0",
             )
         elif max(abs(v) for v in values) >= threshold:
-            self._report_once(
+            self._report_far(
                 value,
+                max(abs(v) for v in values),
                 f"`{parameter}` starts at {_show(_largest(values))} (|value| >= {_show(threshold)}): "
                 "far from any sensible region, the initial ELBO loss is huge; start near the prior",
             )
@@ -107,12 +121,33 @@ class ExtremeInitializer(Rule):
             if values is None and inner is not None and is_call(self.resolver, element, VARIABLE | TRANSFORMED_VARIABLE):
                 values = literal_values(inner, self.resolver)
             if values and max(abs(v) for v in values) >= threshold:
-                self._report_once(
+                self._report_far(
                     element,
+                    max(abs(v) for v in values),
                     f"initial state starts at {_show(_largest(values))} (|value| >= {_show(threshold)}): "
                     "far from the posterior, the initial ELBO loss is huge; start near the prior",
                 )
                 return  # one finding per initial state
+
+    def _note_model_constants(self, call: cst.Call) -> None:
+        for arg in call.args:
+            if arg.star or (arg.keyword is not None and arg.keyword.value in _NOT_PARAMETERS):
+                continue
+            value = self.value_of(arg.value)
+            if is_call(self.resolver, value, VARIABLE | TRANSFORMED_VARIABLE):
+                continue
+            values = literal_values(value, self.resolver)
+            if values:
+                self._model_scale = max(self._model_scale, max(abs(v) for v in values))
+
+    def _report_far(self, node: cst.CSTNode, magnitude: float, message: str) -> None:
+        """Decided at the end of the module: the model's constants may come after the start."""
+        self._far.append((node, magnitude, message))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for node, magnitude, message in self._far:
+            if magnitude > 2 * self._model_scale:
+                self._report_once(node, message)
 
     def _report_once(self, node: cst.CSTNode, message: str) -> None:
         if id(node) not in self._reported:

@@ -20,7 +20,8 @@ class HighLearningRate(Rule):
     in a file that does variational inference (`tfp.vi.fit_surrogate_posterior`,
     `monte_carlo_variational_loss`, a `tfp.experimental.vi` surrogate builder, or `tfp.layers`
     variational layers). Learning-rate schedules and rates that are not visible constants are not
-    flagged, nor are optimizers in files without VI (a MAP or plain Keras fit may use 1.0).
+    flagged, nor are optimizers in files without VI or compiled into a visibly plain Keras model
+    next to the VI (a MAP or plain Keras fit may use 1.0).
 
     ## Why is this bad?
     The ELBO gradient is a Monte Carlo estimate: with a step this large one noisy sample moves the
@@ -54,6 +55,15 @@ class HighLearningRate(Rule):
         super().__init__(context)
         self._high: list[tuple[cst.Call, cst.Arg, str, float]] = []
         self._roles = OptimizerRoles(self.resolver)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._roles.visit_function_def(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._roles.leave_function_def(original_node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._roles.visit_assign(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         self._roles.visit_call(node)

@@ -23,8 +23,10 @@ class MissingGradientClipping(Rule):
     `global_clipnorm` in a file that does variational inference: it calls
     `tfp.vi.fit_surrogate_posterior` / `monte_carlo_variational_loss`, a
     `tfp.experimental.vi.build_*` surrogate builder, or uses `tfp.layers` variational layers.
-    Optimizers of plain Keras models with no TFP VI in the file, and files that clip gradients by
-    hand (`tf.clip_by_global_norm`), are not flagged.
+    Optimizers in files with no TFP VI, optimizers compiled into a visibly plain Keras model (a
+    deterministic or MC-dropout baseline next to a Bayesian network, also through a helper that
+    compiles its `optimizer` parameter), and files that clip gradients by hand
+    (`tf.clip_by_global_norm`) are not flagged.
 
     ## Why is this bad?
     The ELBO is estimated from Monte Carlo samples: an unlucky sample, an extreme initial value or
@@ -56,6 +58,15 @@ class MissingGradientClipping(Rule):
         self._unclipped: list[tuple[cst.Call, str]] = []
         self._roles = OptimizerRoles(self.resolver)
         self._clips_by_hand = False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._roles.visit_function_def(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._roles.leave_function_def(original_node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._roles.visit_assign(node)
 
     def visit_Call(self, node: cst.Call) -> None:
         self._roles.visit_call(node)

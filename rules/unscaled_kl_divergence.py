@@ -20,6 +20,12 @@ _KL_WEIGHT_POSITION = 3  # DenseVariational(units, make_posterior_fn, make_prior
 #: Keywords that only a Keras `Model.fit` takes (scikit-learn's `fit(X, y)` takes none of them).
 _KERAS_FIT_KEYWORDS = ("batch_size", "epochs", "steps_per_epoch", "validation_data", "validation_split", "callbacks")
 
+#: Attributes of a model that only show it (`model.summary()`) or build it up; they do not train it.
+_DISPLAY_ATTRIBUTES = frozenset({
+    "summary", "count_params", "get_config", "to_json", "layers", "weights", "trainable_weights",
+    "trainable_variables", "variables", "name", "add", "build", "input_shape", "output_shape",
+})
+
 #: Calls that scale a value as well as `/` and `*` do.
 _SCALING_CALLS = frozenset({
     f"{TF}.math.divide", f"{TF}.divide", f"{TF}.truediv", f"{TF}.math.truediv",
@@ -37,7 +43,9 @@ class UnscaledKlDivergence(Rule):
     calls Keras `Model.fit` (recognised by `batch_size=`, `epochs=`, ... or a `.compile(` call in
     the file; its default batch size is 32) or batches a dataset with `.batch(n)`. Files that show
     no batched training are not flagged (a full-batch loop with a summed likelihood needs the
-    unscaled KL), nor are divergence functions that cannot be read (imported, built by a call).
+    unscaled KL), nor are divergence functions that cannot be read (imported, built by a call),
+    nor the layers of a model that is only shown and never used (`model = Sequential([...])`
+    followed by nothing but `model.summary()` before `model` is rebound).
 
     ## Why is this bad?
     These layers add their whole KL divergence to the loss of every batch, while the likelihood
@@ -80,13 +88,60 @@ class UnscaledKlDivergence(Rule):
         self._batches = False  # `.batch(n)` on a dataset, or a Keras-only `.fit(...)` keyword
         self._fits = False  # some `.fit(...)` call: Keras only if the file also compiles a model
         self._compiles = False
+        # Where each unscaled layer's model goes: its name and the order of the events below.
+        self._owners: list[tuple[int, str]] = []  # enclosing `name = ...` / `name.add(...)`
+        self._owner_of: dict[int, tuple[str, int]] = {}  # layer call -> (model name, tick)
+        self._assignments: list[tuple[str, int]] = []
+        self._uses: list[tuple[str, int, bool]] = []  # (name, tick, inside a function)
+        self._skip: set[int] = set()  # Name nodes that are not uses (targets, `m.summary`)
+        self._tick = 0
+        self._function_depth = 0
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._functions[node.name.value] = node
+        self._function_depth += 1
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._function_depth -= 1
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._function_depth += 1
+
+    def leave_Lambda(self, original_node: cst.Lambda) -> None:
+        self._function_depth -= 1
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._tick += 1
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):
+                self._skip.add(id(target.target))
+                self._assignments.append((target.target.value, self._tick))
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            self._owners.append((id(node), node.targets[0].target.value))
+
+    def leave_Assign(self, original_node: cst.Assign) -> None:
+        if self._owners and self._owners[-1][0] == id(original_node):
+            self._owners.pop()
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if isinstance(node.value, cst.Name) and node.attr.value in _DISPLAY_ATTRIBUTES:
+            self._skip.add(id(node.value))
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if id(node) not in self._skip:
+            self._tick += 1
+            self._uses.append((node.value, self._tick, self._function_depth > 0))
+
+    def leave_Call(self, original_node: cst.Call) -> None:
+        if self._owners and self._owners[-1][0] == id(original_node):
+            self._owners.pop()
 
     def visit_Call(self, node: cst.Call) -> None:
+        self._tick += 1
         if isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
+            if method == "add" and isinstance(node.func.value, cst.Name):
+                self._owners.append((id(node), node.func.value.value))
             if method == "batch" and node.args:
                 self._batches = True
             elif method == "fit":
@@ -98,6 +153,8 @@ class UnscaledKlDivergence(Rule):
         layer = self._layer(node)
         if layer is None or any(arg.star for arg in node.args):
             return
+        if self._owners:
+            self._owner_of[id(node)] = (self._owners[-1][1], self._tick)
         if layer == "DenseVariational":
             weight = self.get_arg(node, "kl_weight", _KL_WEIGHT_POSITION)
             if weight is None or _is_none(weight.value):
@@ -128,12 +185,26 @@ class UnscaledKlDivergence(Rule):
             if definition is not None and not self._scales(definition.body):
                 self._unscaled.append((call, f"{layer} whose kernel_divergence_fn does not scale the KL"))
         for call, what in self._unscaled:
+            if self._never_used(call):
+                continue
             self.report(
                 call,
                 f"{what}: the KL is added whole to every batch's mean loss (N times too heavy); "
                 "divide it by the number of training examples, e.g. kernel_divergence_fn=lambda q, p, _: "
                 "tfd.kl_divergence(q, p) / num_examples (DenseVariational: kl_weight=1 / num_examples)",
             )
+
+    def _never_used(self, layer: cst.Call) -> bool:
+        """The layer's model is bound to a name that nothing uses (but `.summary()` and the like)
+        before it is bound again, and no function refers to that name."""
+        owner = self._owner_of.get(id(layer))
+        if owner is None:
+            return False
+        name, tick = owner
+        rebound = min((t for n, t in self._assignments if n == name and t > tick), default=float("inf"))
+        return not any(
+            n == name and (in_function or tick < t < rebound) for n, t, in_function in self._uses
+        )
 
     def _layer(self, node: cst.Call) -> Optional[str]:
         for qualified in self.call_names(node):
