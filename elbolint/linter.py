@@ -52,6 +52,8 @@ def lint_file(
     """Lint one file. `options` maps rule code -> configured options; `enabled` filters codes."""
     source = read_source(path, data)
     notebook = None
+    if source.problem is None and not _PREFILTER.search(source.text):
+        return FileResult(path, source=source)  # nothing TFP-related: not parsed, nor validated
     if is_notebook(path) and source.problem is None:  # lint the code cells as one virtual module
         source, notebook = read_notebook(source)
     result = FileResult(path, source=source, notebook=notebook)

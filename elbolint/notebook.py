@@ -226,7 +226,9 @@ def _comment_magics(lines: list[str]) -> tuple[Optional[list[str]], set[int]]:
         candidate = continued or _LINE_MAGIC.match(body) or _HELP.fullmatch(body) or _ASSIGNED_MAGIC.match(body)
         if candidate and (continued or not _inside_statement(out[:i])):
             indent = text[: len(text) - len(body)]
-            out[i] = indent + ("pass  #" if indent else "#") + body
+            # An indented magic inside a block needs a statement; the continuation of a magic
+            # (`!curl ... \` then an indented line) is only a comment.
+            out[i] = indent + ("pass  #" if indent and not continued else "#") + body
             magic.add(i + 1)
             continued = body.rstrip().endswith("\\")
         else:

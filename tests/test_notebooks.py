@@ -85,16 +85,18 @@ def test_a_syntax_error_is_reported_once_in_its_cell(tmp_path):
 
 
 def test_invalid_json_and_non_notebooks_are_elb000(tmp_path):
+    # Each mentions TensorFlow: a notebook that never does is skipped before it is validated.
     broken = tmp_path / "broken.ipynb"
-    broken.write_text('{"cells": [\n  {"cell_type": "code",,}\n]}\n')
+    broken.write_text('{"about": "tensorflow", "cells": [\n  {"cell_type": "code",,}\n]}\n')
     [d] = lint(broken)
     assert d.code == "ELB000" and d.cell is None
     assert d.message.startswith("not a valid notebook: invalid JSON: ") and (d.line, d.column) == (2, 24)
     for content, reason in [
-        ("[1, 2]", "the JSON is not an object"),
-        ('{"nbformat": 3, "worksheets": []}', "nbformat 3 is not supported"),
-        ('{"nbformat": 4, "metadata": {}}', "no `cells` list"),
-        ('{"nbformat": 4, "cells": [{"cell_type": "code", "source": 7}]}', "cell 1: `source` is not a string"),
+        ('["tensorflow", 2]', "the JSON is not an object"),
+        ('{"about": "tensorflow", "nbformat": 3, "worksheets": []}', "nbformat 3 is not supported"),
+        ('{"about": "tensorflow", "nbformat": 4, "metadata": {}}', "no `cells` list"),
+        ('{"about": "tensorflow", "nbformat": 4, "cells": [{"cell_type": "code", "source": 7}]}',
+         "cell 1: `source` is not a string"),
     ]:
         broken.write_text(content)
         [d] = lint(broken)
@@ -235,3 +237,18 @@ def test_diff_of_a_notebook_is_a_diff_of_its_json(tmp_path):
         '-    "q = tfd.Normal(0., tf.Variable(1.))\\n"',
         '+    "q = tfd.Normal(0., tfp.util.TransformedVariable(1., tfp.bijectors.Softplus()))\\n"',
     ]
+
+
+def test_a_continued_shell_escape_is_all_comment(tmp_path):
+    cell = "x = 1\n! curl -s http://localhost:4040/api | python3 -c \\\n    \"import sys\"\nif x:\n    %time y = 2\n"
+    path = write(tmp_path / "shell.ipynb", notebook(code(IMPORTS), code(cell, count=2), code(USES, count=3)))
+    assert found(path) == [(3, 1, 20, "ELB001")]
+
+
+def test_notebooks_that_never_mention_tensorflow_are_not_read(tmp_path):
+    old = {"nbformat": 3, "worksheets": [{"cells": [{"cell_type": "code", "input": ["import pymc\n"]}]}]}
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps(old))
+    assert found(path) == []
+    path.write_text(json.dumps(old).replace("pymc", "tensorflow_probability"))
+    assert [code for *_, code in found(path)] == ["ELB000"]
