@@ -57,6 +57,7 @@ class Span:
     start: int     # first virtual line (1-based)
     count: int     # number of lines
     magic_lines: frozenset[int] = frozenset()  # cell lines that were commented out
+    indent: int = 0  # columns IPython strips from every line (a cell typed with a leading indent)
 
 
 @dataclass
@@ -82,13 +83,14 @@ class Notebook:
 
     def _to_cell(self, d: Diagnostic) -> Diagnostic:
         span, line = self.locate(d.start.line)
-        start = Position(line, d.start.column)
-        end = Position(max(line, d.end.line - span.start + 1), d.end.column)
+        shift = span.indent
+        start = Position(line, d.start.column + shift)
+        end = Position(max(line, d.end.line - span.start + 1), d.end.column + shift)
         fix = d.fix
         if fix is not None:
             edits = tuple(
-                Edit(Position(e.start.line - span.start + 1, e.start.column),
-                     Position(e.end.line - span.start + 1, e.end.column), e.content)
+                Edit(Position(e.start.line - span.start + 1, e.start.column + shift),
+                     Position(e.end.line - span.start + 1, e.end.column + shift), e.content)
                 for e in fix.edits
             )
             fix = Fix(fix.message, edits, node=fix.node, replacement=fix.replacement)
@@ -197,13 +199,24 @@ def _virtual(raw: dict) -> tuple[str, list[Span]]:
             lines.pop()
         if not lines:
             continue
+        lines, indent = _dedent(lines)
         lines, magic = _comment_magics(lines)
         if lines is None:  # a foreign cell magic (%%R, %%bash, %%writefile, ...): not Python
             continue
-        spans.append(Span(index + 1, index, line, len(lines), frozenset(magic)))
+        spans.append(Span(index + 1, index, line, len(lines), frozenset(magic), indent))
         pieces += [text + "\n" for text in lines]
         line += len(lines)
     return "".join(pieces), spans
+
+
+def _dedent(lines: list[str]) -> tuple[list[str], int]:
+    """Strip the indent of a cell's first line from all its lines, as IPython does before running
+    a cell (` print(x)` runs); only when every non-blank line carries that exact prefix."""
+    first = next((text for text in lines if text.strip()), "")
+    prefix = first[: len(first) - len(first.lstrip())]
+    if not prefix or not all(text.startswith(prefix) for text in lines if text.strip()):
+        return lines, 0
+    return [text[len(prefix):] if text.strip() else "" for text in lines], len(prefix)
 
 
 def _comment_magics(lines: list[str]) -> tuple[Optional[list[str]], set[int]]:

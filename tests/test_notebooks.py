@@ -252,3 +252,14 @@ def test_notebooks_that_never_mention_tensorflow_are_not_read(tmp_path):
     assert found(path) == []
     path.write_text(json.dumps(old).replace("pymc", "tensorflow_probability"))
     assert [code for *_, code in found(path)] == ["ELB000"]
+
+
+def test_a_cell_typed_with_a_leading_indent_is_dedented_as_ipython_does(tmp_path):
+    cell = "  q = tfd.Normal(0., tf.Variable(1.))\n  print(q)\n"
+    path = write(tmp_path / "indented.ipynb", notebook(code(IMPORTS), code(cell, count=2)))
+    assert found(path) == [(2, 1, 22, "ELB001")]
+    result = invoke(["--fix", "indented.ipynb"], tmp_path)
+    fixed = json.loads(path.read_text())["cells"][1]["source"]
+    assert fixed == ["  q = tfd.Normal(0., tfp.util.TransformedVariable(1., tfp.bijectors.Softplus()))\n",
+                     "  print(q)\n"]
+    assert result.exit_code == 0
