@@ -10,6 +10,7 @@ import libcst as cst
 
 from elbolint.names import KERAS_OPTIMIZERS, TF, TFB, TFD, TFP_EXPERIMENTAL_VI, TFP_UTIL, TFP_VI, TFPL, member_of, names_in
 from elbolint.resolver import Resolver
+from elbolint.rule import Rule
 
 #: Parameters that must stay strictly positive for the distribution to be valid.
 POSITIVE_PARAMETERS = frozenset({
@@ -388,3 +389,24 @@ class OptimizerRoles:
         if kind == UNKNOWN:
             return self.variational_layers
         return self.does_vi
+
+
+class VIOptimizerRule(Rule):
+    """Base of the rules about optimizers that drive VI (ELB003, ELB009): feeds `self.roles` during
+    the traversal; subclasses extend `visit_Call` (calling super) and decide in `leave_Module`."""
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.roles = OptimizerRoles(self.resolver)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.roles.visit_function_def(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.roles.leave_function_def(original_node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.roles.visit_assign(node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.roles.visit_call(node)

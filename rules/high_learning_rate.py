@@ -7,11 +7,10 @@ from typing import Optional
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rule import Rule
-from elbolint.rules._tfp import OPTIMIZERS, OptimizerRoles, is_call, literal_values
+from elbolint.rules._tfp import OPTIMIZERS, VIOptimizerRule, is_call, literal_values
 
 
-class HighLearningRate(Rule):
+class HighLearningRate(VIOptimizerRule):
     """
     ## What it does
     Flags an optimizer (`Adam`, `SGD`, `RMSprop`, ... from `tf.optimizers`, `tf.keras.optimizers`,
@@ -54,19 +53,9 @@ class HighLearningRate(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._high: list[tuple[cst.Call, cst.Arg, str, float]] = []
-        self._roles = OptimizerRoles(self.resolver)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._roles.visit_function_def(node)
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._roles.leave_function_def(original_node)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self._roles.visit_assign(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        self._roles.visit_call(node)
+        super().visit_Call(node)
         if not is_call(self.resolver, node, OPTIMIZERS):
             return
         arg = self.get_arg(node, "learning_rate", 0) or self.get_arg(node, "lr")
@@ -83,7 +72,7 @@ class HighLearningRate(Rule):
     def leave_Module(self, original_node: cst.Module) -> None:
         threshold = self.option("threshold")
         for call, arg, spelled, rate in self._high:
-            if not self._roles.drives_vi(call):
+            if not self.roles.drives_vi(call):
                 continue
             self.report(
                 arg.value,

@@ -6,8 +6,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.names import TF
-from elbolint.rule import Rule
-from elbolint.rules._tfp import CLIPPING_KEYWORDS, OPTIMIZERS, OptimizerRoles, is_call
+from elbolint.rules._tfp import CLIPPING_KEYWORDS, OPTIMIZERS, VIOptimizerRule, is_call
 
 _MANUAL_CLIPPING = frozenset({
     f"{TF}.clip_by_global_norm", f"{TF}.clip_by_norm", f"{TF}.clip_by_value",
@@ -15,7 +14,7 @@ _MANUAL_CLIPPING = frozenset({
 })
 
 
-class MissingGradientClipping(Rule):
+class MissingGradientClipping(VIOptimizerRule):
     """
     ## What it does
     Flags an optimizer (`Adam`, `SGD`, `RMSprop`, ... from `tf.optimizers`, `tf.keras.optimizers`,
@@ -56,20 +55,10 @@ class MissingGradientClipping(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._unclipped: list[tuple[cst.Call, str]] = []
-        self._roles = OptimizerRoles(self.resolver)
         self._clips_by_hand = False
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._roles.visit_function_def(node)
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._roles.leave_function_def(original_node)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self._roles.visit_assign(node)
-
     def visit_Call(self, node: cst.Call) -> None:
-        self._roles.visit_call(node)
+        super().visit_Call(node)
         if not self.call_names(node).isdisjoint(_MANUAL_CLIPPING):
             self._clips_by_hand = True
         if is_call(self.resolver, node, OPTIMIZERS) and not self.has_keyword(node, CLIPPING_KEYWORDS):
@@ -79,7 +68,7 @@ class MissingGradientClipping(Rule):
         if self._clips_by_hand:
             return
         for call, spelled in self._unclipped:
-            if not self._roles.drives_vi(call):
+            if not self.roles.drives_vi(call):
                 continue
             self.report(
                 call,
