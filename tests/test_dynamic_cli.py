@@ -18,6 +18,7 @@ from conftest import FIXTURES, ROOT
 pytestmark = pytest.mark.dynamic
 
 DYNAMIC = FIXTURES / "dynamic"
+TRULY_FIXED = FIXTURES / "seed" / "example3_truly_fixed.py"
 TIMEOUT = 10
 
 
@@ -26,7 +27,7 @@ def run():
     pytest.importorskip("tensorflow_probability")
     started = time.monotonic()
     completed = subprocess.run(
-        [sys.executable, "-m", "elbolint", "check", str(DYNAMIC), "--dynamic=all", "-j", "2",
+        [sys.executable, "-m", "elbolint", "check", str(DYNAMIC), str(TRULY_FIXED), "--dynamic=all", "-j", "2",
          "--dynamic-timeout", str(TIMEOUT), "--dynamic-memory", "1024", "--output-format", "json",
          "--exit-zero"],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
@@ -122,7 +123,7 @@ def test_missing_independent_gives_log_prob_shape(run):
 
 def test_truly_fixed_example_is_silent(run):
     rows, _ = run
-    assert [r for r in rows if r["filename"].endswith("/seed_truly_fixed.py")] == []
+    assert [r for r in rows if r["filename"].endswith("/example3_truly_fixed.py")] == []
 
 
 def test_probe_and_pairing(run):
