@@ -44,7 +44,15 @@ def explain(key: str) -> str | None:
         if found.confirmed_by:
             body += "\n\n## Confirmed in dynamic mode by\n" + ", ".join(found.confirmed_by)
         return f"{header}\n\n{body}\n"
-    return f"# {found.code} [{found.name}] ({found.severity.value})\n\n{found.summary}\n"
+    text = f"# {found.code} [{found.name}] ({found.severity.value})\n\n{found.summary}\n"
+    confirms = [rule for rule in all_rules() if found.code in rule.confirmed_by]
+    if confirms:
+        text += "\n## Confirms (dynamic mode)\n" + "\n".join(
+            f"- {rule.code} [{rule.name}]" for rule in confirms) + "\n"
+    if found.code.startswith("ELB1"):
+        text += ("\nReported by `elbolint --dynamic`; thresholds are set under "
+                 "[tool.elbolint.dynamic] (see the README's Dynamic mode section).\n")
+    return text
 
 
 def readme_with_table(readme: str) -> str:

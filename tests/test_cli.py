@@ -247,3 +247,10 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path):
     assert process.returncode == 130
     assert "elbolint: interrupted" in stderr
     assert "Traceback" not in stderr
+
+
+def test_dynamic_code_explanation_lists_the_rules_it_confirms():
+    output = CliRunner().invoke(main, ["rule", "ELB104"]).output
+    assert output.startswith("# ELB104 [nonpositive-scale] (error)")
+    assert "- ELB001 [unconstrained-scale]" in output
+    assert "[tool.elbolint.dynamic]" in output
