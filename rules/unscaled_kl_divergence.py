@@ -95,20 +95,9 @@ class UnscaledKlDivergence(Rule):
         self._uses: list[tuple[str, int, bool]] = []  # (name, tick, inside a function)
         self._skip: set[int] = set()  # Name nodes that are not uses (targets, `m.summary`)
         self._tick = 0
-        self._function_depth = 0
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._functions[node.name.value] = node
-        self._function_depth += 1
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        self._function_depth -= 1
-
-    def visit_Lambda(self, node: cst.Lambda) -> None:
-        self._function_depth += 1
-
-    def leave_Lambda(self, original_node: cst.Lambda) -> None:
-        self._function_depth -= 1
 
     def visit_Assign(self, node: cst.Assign) -> None:
         self._tick += 1
@@ -130,7 +119,7 @@ class UnscaledKlDivergence(Rule):
     def visit_Name(self, node: cst.Name) -> None:
         if id(node) not in self._skip:
             self._tick += 1
-            self._uses.append((node.value, self._tick, self._function_depth > 0))
+            self._uses.append((node.value, self._tick, self.resolver.in_function))
 
     def leave_Call(self, original_node: cst.Call) -> None:
         if self._owners and self._owners[-1][0] == id(original_node):
