@@ -14,11 +14,10 @@ import click
 from elbolint import __version__
 from elbolint.config import Config, ConfigError, find_config_file, load_config, validate_codes
 from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.fixes import fixed_bytes, unified_diff
-from elbolint.linter import FileResult, lint_file
+from elbolint.linter import FileResult
 from elbolint.registry import all_rules
 from elbolint.reporters import FORMATS, get_reporter
-from elbolint.runner import lint_paths
+from elbolint.runner import lint_paths, lint_stdin
 
 
 class DefaultGroup(click.Group):
@@ -99,10 +98,15 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
 
-    rules = [r for r in all_rules() if r.code in enabled]
+    all_rules()  # import the rules once, before the workers fork
     try:
         if use_stdin:
-            results = [_lint_stdin(Path(stdin_filename or "-"), rules, config, enabled, fix, diff)]
+            name = Path(stdin_filename or "-")
+            result = lint_stdin(name, sys.stdin.buffer.read(), config, enabled, fix=fix, diff=diff)
+            if fix and not diff:  # the fixed source goes to stdout, the report to stderr
+                sys.stdout.buffer.write(result.fixed)
+                sys.stdout.buffer.flush()
+            results = [result]
         else:
             results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, diff=diff,
                                  jobs=jobs, keep_modules=dynamic)
@@ -160,23 +164,6 @@ def _print_diffs(results: list[FileResult], quiet: bool) -> None:
         click.echo(f"{count} file{'s' if count != 1 else ''} would be fixed." if count else "No fixes to apply.",
                    err=True)
     sys.exit(1 if changed else 0)
-
-
-def _lint_stdin(name: Path, rules, config, enabled, fix, diff=False) -> FileResult:
-    data = sys.stdin.buffer.read()
-    enabled = enabled - config.ignored_for(name)
-    result = lint_file(name, rules, config.rule_options, enabled, data=data)
-    if diff:
-        fixed = fixed_bytes(result) if any(d.fix for d in result.diagnostics) else None
-        result.diff = unified_diff(result, fixed) if fixed is not None else None
-    elif fix:
-        fixed = fixed_bytes(result)
-        output = fixed if fixed is not None else data
-        sys.stdout.buffer.write(output)
-        sys.stdout.buffer.flush()
-        if fixed is not None:
-            result = lint_file(name, rules, config.rule_options, enabled, data=output)
-    return result
 
 
 def _summary(diagnostics: list[Diagnostic], files: int) -> str:

@@ -9,6 +9,9 @@ exclude = ["legacy/"]            # gitignore-style patterns, replacing the defau
 extend-exclude = ["notebooks/"]
 respect-gitignore = true
 per-file-ignores = { "tests/*" = ["ELB002"] }
+max-file-size-kib = 1024         # per-file budget; a file beyond it is skipped with ELB901
+max-seconds-per-file = 60
+max-memory-mib = 2048
 
 [tool.elbolint.extreme-initializer]   # a rule's options, under its name
 threshold = 1000.0
@@ -30,9 +33,25 @@ else:  # pragma: no cover
 
 from elbolint.registry import all_rules, extra_codes
 
+
+@dataclass(frozen=True)
+class Limits:
+    """The budget one file may spend in static mode. Why: LibCST builds a Python object per token, so a
+    2 MB generated file costs ~1.4 GB and 10 s, and pathological nesting can cost far more or crash the
+    native parser. Within these limits every real source file we measured is analysed (TensorFlow's own
+    largest generated files are ~660 KiB, ~270 MB, ~1 s); beyond them the file is skipped with one ELB901
+    finding and the rest of the run goes on (see isolation.py)."""
+
+    file_size_kib: int = 1024  # source bytes; for a notebook, the code of its cells (the JSON may be 32x)
+    seconds: float = 60.0  # wall time to analyse (and fix) one file
+    memory_mib: int = 2048  # memory one file's analysis may add to its worker process
+
+
+LIMIT_KEYS = {"max-file-size-kib": "file_size_kib", "max-seconds-per-file": "seconds", "max-memory-mib": "memory_mib"}
+
 TOP_LEVEL_KEYS = {
     "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude",
-    "respect-gitignore", "dynamic",
+    "respect-gitignore", "dynamic", *LIMIT_KEYS,
 }
 
 
@@ -53,6 +72,7 @@ class Config:
     respect_gitignore: bool = True
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> options
     dynamic: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
 
     # ------------------------------------------------------------ selection
     def enabled_codes(self) -> set[str]:
@@ -183,7 +203,22 @@ def parse_table(table: dict, path: Path) -> Config:
     if not isinstance(dynamic, dict):
         raise ConfigError(f"{where}: dynamic must be a table")
     config.dynamic = dynamic
+    config.limits = _limits(table, where)
     return config
+
+
+def _limits(table: dict, where: str) -> Limits:
+    values = {}
+    for key, attribute in LIMIT_KEYS.items():
+        if key not in table:
+            continue
+        value = table[key]
+        kinds = (int, float) if attribute == "seconds" else (int,)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+            kind = "number" if attribute == "seconds" else "integer"
+            raise ConfigError(f"{where}: {key} must be a positive {kind}, got {value!r}")
+        values[attribute] = float(value) if attribute == "seconds" else value
+    return Limits(**values)
 
 
 def _string_list(table: dict, key: str, where: str) -> list[str]:

@@ -4,12 +4,19 @@ A file is rewritten only if the fixed code still parses; the write goes to a tem
 same directory, keeps the original's permissions, and replaces the original with os.replace, so an
 interrupted or failed fix never leaves a half-written file. Notebooks are fixed cell by cell
 (see notebook.py) and written the same way.
+
+`--fix` must lose nothing, so a write is also refused (an OSError, reported as ELB900) when the file
+changed on disk after it was read (an editor or another tool saved it meanwhile: writing would
+discard that work), when it is read-only (the user protected it; os.replace would ignore that), or
+when it is not a regular file.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -67,21 +74,111 @@ def unified_diff(result, fixed: bytes) -> str:
     ))
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file and os.replace; the original survives any error."""
-    directory = path.resolve().parent
-    mode = path.stat().st_mode & 0o7777
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".elbolint", dir=directory)
+class FileChangedError(OSError):
+    """The file's bytes on disk are no longer those that were linted: someone else wrote it since."""
+
+    def __init__(self, path: Path) -> None:
+        # No errno: nothing failed in the system; the message is the whole story (ELB900 shows strerror).
+        super().__init__(None, "the file changed on disk after it was read; fixes not written", str(path))
+
+    def __str__(self) -> str:
+        return f"{self.strerror}: {self.filename}"
+
+
+class ReadOnlyFileError(PermissionError):
+    """The file has no write bit: the user protected it, so --fix leaves it alone (even as root)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(errno.EACCES, "file is read-only; fixes not written", str(path))
+
+
+class NotARegularFileError(OSError):
+    """A FIFO or device: reading it to compare would block or consume it, and replacing it would be wrong."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(errno.EINVAL, "not a regular file; fixes not written", str(path))
+
+
+def original_bytes(result) -> Optional[bytes]:
+    """The bytes a FileResult's fixes were computed from, to pass as write_atomically's `original`.
+
+    Why not always `result.source.data`: for a notebook that is the virtual module of its code cells,
+    not the file. Its file bytes are the JSON text it was read as (a notebook is UTF-8; only a BOM
+    would differ, and then the write is refused as "changed": safe, never lossy)."""
+    if result.notebook is not None:
+        data = getattr(result.notebook, "data", None)
+        return data if data is not None else result.notebook.original.encode("utf-8")
+    return result.source.data if result.source is not None else None
+
+
+def write_atomically(path: Path, data: bytes, original: Optional[bytes] = None) -> None:
+    """Write `data` to `path` via a temporary file and os.replace; the original survives any error.
+
+    `original` is the content that was read and linted: if the file no longer holds exactly those
+    bytes, FileChangedError is raised and nothing is written, so a concurrent save is never lost.
+    The check runs again just before os.replace, which leaves only the replace itself as a window.
+    A symlink stays a symlink: its target is rewritten. Mode and (when permitted) owner are kept.
+    """
+    target = path.resolve()
+    info = os.stat(target)
+    if not stat.S_ISREG(info.st_mode):
+        pass
+    if not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):  # root passes os.access: look at the bits
+        raise ReadOnlyFileError(path)
+    _check_unchanged(path, target, original)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".elbolint", dir=target.parent)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path.resolve())
-    except BaseException:
+        _keep_owner(temporary, info)
+        os.chmod(temporary, stat.S_IMODE(info.st_mode))  # after chown, which may clear setuid bits
+        _check_unchanged(path, target, original)
+        os.replace(temporary, target)
+    except BaseException:  # KeyboardInterrupt included: never leave the temporary file behind
         try:
             os.unlink(temporary)
         except OSError:
             pass
         raise
+    _sync_directory(target.parent)
+
+
+def _check_unchanged(path: Path, target: Path, original: Optional[bytes]) -> None:
+    if original is None:
+        return
+    try:
+        current = target.read_bytes()
+    except FileNotFoundError:  # deleted or renamed away since it was read: recreating it would be wrong
+        raise FileChangedError(path) from None
+    if current != original:
+        raise FileChangedError(path)
+
+
+def _keep_owner(temporary: str, info: os.stat_result) -> None:
+    """The new file is created by us; give it the original's owner and group where we may
+    (root fixing a user's file must not leave it owned by root)."""
+    created = os.stat(temporary)
+    if (created.st_uid, created.st_gid) == (info.st_uid, info.st_gid):
+        return
+    for uid in (info.st_uid, -1):
+        try:
+            os.chown(temporary, uid, info.st_gid)
+            return
+        except OSError:
+            continue
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable (best effort: not every platform can open a directory)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

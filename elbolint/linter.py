@@ -12,6 +12,8 @@ from typing import Any, Mapping, Optional, Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from elbolint.config import Limits
+from elbolint.deepstack import call_deep
 from elbolint.diagnostics import Diagnostic, Position, Severity
 from elbolint.resolver import Resolver
 from elbolint.rule import Rule, RuleContext
@@ -21,6 +23,11 @@ from elbolint.suppression import is_suppressed
 
 #: A file that never mentions TensorFlow, TFP or Keras cannot contain a finding: it is not parsed.
 _PREFILTER = re.compile(r"tensorflow|tf_keras|keras")
+#: A notebook's JSON carries outputs (images, tables) besides code: it may be this much larger.
+NOTEBOOK_SIZE_FACTOR = 32
+#: CPython's own limits: a file it refuses to parse cannot run, so it is a syntax error (ELB000).
+_CPYTHON_LIMITS = ("too many nested parentheses", "too many levels of indentation",
+                   "too many statically nested blocks")
 
 
 @dataclass
@@ -32,6 +39,7 @@ class FileResult:
     parsed: bool = False
     notebook: Optional[Notebook] = None  # for a .ipynb: the JSON and the cell map
     diff: Optional[str] = None  # with --diff: the unified diff the fixes would make
+    fixed: Optional[bytes] = None  # stdin with --fix: the bytes to print
 
 
 def engine_diagnostic(path: Path, code: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
@@ -48,8 +56,15 @@ def lint_file(
     options: Mapping[str, Mapping[str, Any]],
     enabled: set[str],
     data: Optional[bytes] = None,
+    limits: Limits = Limits(),
 ) -> FileResult:
-    """Lint one file. `options` maps rule code -> configured options; `enabled` filters codes."""
+    """Lint one file. `options` maps rule code -> configured options; `enabled` filters codes.
+    Never raises for bad input; a native crash is isolation.py's business (it runs this in a worker)."""
+    oversized = _oversized(path, data, limits)
+    if oversized is not None:
+        result = FileResult(path)
+        result.diagnostics.append(engine_diagnostic(path, "ELB901", oversized))
+        return _finish(result, enabled)
     source = read_source(path, data)
     notebook = None
     if source.problem is None and not _PREFILTER.search(source.text):
@@ -60,9 +75,24 @@ def lint_file(
     if source.problem is not None:
         code, message, line, column = source.problem
         result.diagnostics.append(engine_diagnostic(path, code, message, line, column))
+    elif notebook is not None and len(source.text.encode()) > limits.file_size_kib * 1024:
+        result.diagnostics.append(engine_diagnostic(path, "ELB901", _too_large(
+            len(source.text.encode()), limits.file_size_kib, "the code cells of this notebook")))
     elif _PREFILTER.search(source.text):
-        _lint_text(result, source, rules, options)
-    lines = source.text.splitlines() if source.text is not None else []
+        try:
+            _lint_text(result, source, rules, options)
+        except MemoryError:
+            result.module, result.parsed = None, False
+            result.diagnostics.append(engine_diagnostic(
+                path, "ELB901", f"file skipped: its analysis ran out of memory (max-memory-mib = "
+                f"{limits.memory_mib}); the rest of the run went on"))
+    return _finish(result, enabled)
+
+
+def _finish(result: FileResult, enabled: set[str]) -> FileResult:
+    """Keep the enabled, unsuppressed findings, in order; notebook positions become cell positions."""
+    source, notebook = result.source, result.notebook
+    lines = source.text.splitlines() if source is not None and source.text is not None else []
     result.diagnostics = sorted(
         (
             d for d in result.diagnostics
@@ -75,11 +105,64 @@ def lint_file(
     return result
 
 
-def _lint_text(result: FileResult, source: Source, rules, options) -> None:
+def _oversized(path: Path, data: Optional[bytes], limits: Limits) -> Optional[str]:
+    """Why the file is skipped unread, or None. Checked before reading, so a 2 GB file costs nothing."""
+    limit = limits.file_size_kib * (NOTEBOOK_SIZE_FACTOR if is_notebook(path) else 1)
+    if data is not None:
+        size = len(data)
+    else:
+        try:
+            size = path.stat().st_size if path.is_file() else 0
+        except OSError:
+            return None  # read_source reports it
+    if size <= limit * 1024:
+        return None
+    return _too_large(size, limit, "this file")
+
+
+def _too_large(size: int, limit_kib: int, what: str) -> str:
+    return (f"file skipped: {what} is {_human(size)}, over the {_human(limit_kib * 1024)} limit "
+            "(max-file-size-kib in [tool.elbolint]); likely generated code. Exclude it or raise the limit")
+
+
+def _human(size: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}".replace(".0 ", " ")
+    return f"{size} bytes"
+
+
+def _cpython_verdict(text: str) -> tuple[str, int, int, str] | None:
+    """What CPython's own parser says of the file: None if it parses, else (kind, line, column,
+    message) with kind "limit" (nesting beyond what CPython accepts: the file can never run) or
+    "syntax". Why first: it is ~15x cheaper than LibCST and it refuses, cleanly, the nesting that
+    makes LibCST's native parser overflow its stack. `ast.parse` only parses; nothing is executed."""
     try:
-        module = cst.parse_module(source.data)
+        ast.parse(text)
+    except SyntaxError as error:
+        message = error.msg or "invalid syntax"
+        kind = "limit" if any(limit in message for limit in _CPYTHON_LIMITS) else "syntax"
+        return kind, error.lineno or 1, error.offset or 1, message
+    except RecursionError:
+        return "limit", 1, 1, "too deeply nested: CPython's parser gives up (RecursionError)"
+    except MemoryError:
+        return "limit", 1, 1, "too deeply nested or too large: CPython's parser gives up (MemoryError)"
+    except ValueError as error:  # e.g. source code string cannot contain null bytes
+        return "syntax", 1, 1, str(error)
+    return None
+
+
+def _lint_text(result: FileResult, source: Source, rules, options) -> None:
+    verdict = _cpython_verdict(source.text)
+    if verdict is not None and verdict[0] == "limit":
+        _, line, column, message = verdict
+        result.diagnostics.append(engine_diagnostic(
+            result.path, "ELB000", f"Python cannot parse this file: {message}; not analysed", line, column))
+        return
+    try:
+        module = call_deep(cst.parse_module, source.data)
     except cst.ParserSyntaxError as error:
-        line, column, message = _python_syntax_error(source.text)
+        line, column, message = verdict[1:] if verdict is not None else (1, 1, None)
         if message is None:  # LibCST is stricter than CPython here: use its own account
             line, column = error.editor_line, error.editor_column
             message = " ".join(error.message.split()) or "invalid syntax"
@@ -87,7 +170,7 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
             engine_diagnostic(result.path, "ELB000", f"SyntaxError: {message}", line, column)
         )
         return
-    except (RecursionError, MemoryError, ValueError) as error:
+    except (RecursionError, ValueError) as error:
         result.diagnostics.append(
             engine_diagnostic(result.path, "ELB000", f"cannot parse: {type(error).__name__}: {error}")
         )
@@ -95,11 +178,19 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
     result.module = module
     result.parsed = True
     try:
-        result.diagnostics.extend(run_rules(result.path, module, rules, options))
+        result.diagnostics.extend(call_deep(run_rules, result.path, module, rules, options))
+    except RecursionError:  # one clear message, not one crash per rule
+        result.diagnostics.append(engine_diagnostic(
+            result.path, "ELB901", "file skipped: nested too deeply to analyse (recursion limit "
+            "reached); the rest of the run went on"))
+    except MemoryError:
+        raise
     except Exception:  # one rule crashed: run them one at a time to keep the others' findings
         for rule in rules:
             try:
-                result.diagnostics.extend(run_rules(result.path, module, [rule], options))
+                result.diagnostics.extend(call_deep(run_rules, result.path, module, [rule], options))
+            except MemoryError:
+                raise
             except Exception as error:
                 where = _crash_location(error)
                 result.diagnostics.append(
@@ -109,18 +200,6 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
                         "Please report this with the file.",
                     )
                 )
-
-
-def _python_syntax_error(text: str) -> tuple[int, int, Optional[str]]:
-    """CPython's own position and wording for a syntax error (its positions are exact where the
-    LibCST parser's can point a line late). `ast.parse` only parses; nothing is executed."""
-    try:
-        ast.parse(text)
-    except SyntaxError as error:
-        return error.lineno or 1, error.offset or 1, error.msg
-    except (ValueError, RecursionError, MemoryError):
-        pass
-    return 1, 1, None
 
 
 def run_rules(path: Path, module: cst.Module, rules, options) -> list[Diagnostic]:

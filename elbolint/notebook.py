@@ -66,6 +66,7 @@ class Notebook:
     original: str
     spans: list[Span] = field(default_factory=list)
     text: str = ""
+    data: bytes = b""  # the file's bytes as read: --fix refuses to write if the file changed since
 
     # ------------------------------------------------------------ positions
     def locate(self, line: int) -> tuple[Span, int]:
@@ -147,7 +148,7 @@ def read_notebook(source: Source) -> tuple[Source, Optional[Notebook]]:
     if reason is not None:
         return replace(source, text=None, problem=("ELB000", f"not a valid notebook: {reason}", 1, 1)), None
     text, spans = _virtual(raw)
-    notebook = Notebook(raw, source.text, spans, text)
+    notebook = Notebook(raw, source.text, spans, text, source.data)
     return Source(source.path, text.encode("utf-8"), text=text), notebook
 
 

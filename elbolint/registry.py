@@ -16,6 +16,9 @@ from elbolint.rule import Rule
 ENGINE_CODES = (
     Code("ELB000", "syntax-error", Severity.ERROR, "The file could not be decoded or parsed as Python."),
     Code("ELB900", "io-error", Severity.ERROR, "The file could not be read."),
+    Code("ELB901", "file-skipped", Severity.ERROR,
+         "The file was not analysed: over the size limit, or its analysis crashed, ran out of memory or time "
+         "(limits under [tool.elbolint]); every other file is still linted."),
     Code("ELB999", "internal-error", Severity.ERROR, "A rule crashed on this file; other rules still ran."),
 )
 

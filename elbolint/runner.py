@@ -1,26 +1,38 @@
-"""Lint many files: discovery, per-file selection, fixes, and a process pool on multi-core machines.
+"""Lint many files: discovery, per-file selection, fixes, each file analysed in a supervised worker.
 
-Static linting is CPU-bound Python, so files are spread over worker processes (fork) when there
-are enough of them to pay for the pool; each worker lints, fixes and returns plain results
-(the LibCST module stays in the worker unless the caller asks to keep it).
+Every file (and stdin) is linted in a worker process from isolation.py, so a file that crashes the
+native parser, or runs out of its time or memory budget, becomes one ELB901 finding and the others
+are linted as usual. The worker lints, fixes and returns plain results (the LibCST module stays in the
+worker; with `keep_sources` the decoded source and notebook come back for dynamic mode).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from elbolint.config import Config
+from elbolint.deepstack import call_deep
 from elbolint.discovery import Missing, discover
 from elbolint.fixes import fixed_bytes, unified_diff, write_atomically
+from elbolint.isolation import run_isolated
 from elbolint.linter import FileResult, engine_diagnostic, lint_file
 from elbolint.registry import all_rules
 
-#: Below this many files a pool costs more than it saves.
-_POOL_THRESHOLD = 16
+
+@dataclass(frozen=True)
+class Job:
+    """What to do with each file; the same for the whole run."""
+
+    config: Config
+    enabled: frozenset
+    fix: bool = False
+    diff: bool = False
+    keep_sources: bool = False
+    #: stdin: return the fixed bytes instead of writing a file
+    fix_to_output: bool = False
 
 
 def lint_paths(
@@ -35,16 +47,8 @@ def lint_paths(
 ) -> list[FileResult]:
     items = list(discover(paths, config))
     files = [item for item in items if not isinstance(item, Missing)]
-    jobs = jobs or os.cpu_count() or 1
-    tasks = [(path, config, enabled, fix, diff, keep_modules) for path in files]
-    if jobs > 1 and len(files) >= _POOL_THRESHOLD and not keep_modules:
-        try:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_interrupts) as pool:
-                by_path = dict(zip(files, pool.map(_lint_one, tasks, chunksize=8)))
-        except (OSError, RuntimeError):  # no fork/semaphores here: lint in this process
-            by_path = {task[0]: _lint_one(task) for task in tasks}
-    else:
-        by_path = {task[0]: _lint_one(task) for task in tasks}
+    job = Job(config, frozenset(enabled), fix, diff, keep_modules)
+    by_path = dict(zip(files, _run(job, [(path, None) for path in files], jobs)))
     results = []
     for item in items:
         if isinstance(item, Missing):
@@ -56,43 +60,78 @@ def lint_paths(
     return results
 
 
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the parent, which stops the pool and exits 130 (no worker tracebacks)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _lint_one(task) -> FileResult:
-    path, config, enabled, fix, diff, keep_module = task
-    rules = [r for r in all_rules() if r.code in enabled]
-    file_enabled = enabled - config.ignored_for(path)
-    result = lint_file(path, rules, config.rule_options, file_enabled)
-    if diff:
-        fixed = fixed_bytes(result) if any(d.fix for d in result.diagnostics) else None
-        result.diff = unified_diff(result, fixed) if fixed is not None else None
-    elif fix:
-        result = apply_fixes(result, rules, config.rule_options, file_enabled)
-    if not keep_module:
-        result.module = None
-        result.source = None
-        result.notebook = None
-        for diagnostic in result.diagnostics:
-            if diagnostic.fix is not None:  # drop the LibCST nodes; the text edits remain
-                diagnostic.fix = type(diagnostic.fix)(diagnostic.fix.message, diagnostic.fix.edits)
+def lint_stdin(name: Path, data: bytes, config: Config, enabled: set[str], *, fix: bool = False,
+               diff: bool = False) -> FileResult:
+    """Lint bytes read from stdin as `name` (also isolated); with `fix`, `result.fixed` holds the
+    bytes to print (the input itself when nothing was fixed)."""
+    job = Job(config, frozenset(enabled), fix=False, diff=diff, fix_to_output=fix)
+    [result] = _run(job, [(name, data)], 1)
+    if fix and result.fixed is None:
+        result.fixed = data
     return result
 
 
-def apply_fixes(result: FileResult, rules, options, enabled) -> FileResult:
-    """Apply every fix of one file atomically and re-lint it; the file is untouched on failure."""
+def _run(job: Job, tasks: list, jobs: Optional[int]) -> list[FileResult]:
+    limits = job.config.limits
+    return run_isolated(
+        tasks, lambda task: _lint_one(job, task), lambda task, reason: _skipped(job, task, reason),
+        jobs=jobs or os.cpu_count() or 1, seconds=limits.seconds, memory_mib=limits.memory_mib,
+    )
+
+
+def _lint_one(job: Job, task) -> FileResult:
+    path, data = task
+    config = job.config
+    rules = [r for r in all_rules() if r.code in job.enabled]
+    enabled = set(job.enabled) - config.ignored_for(path)
+    result = lint_file(path, rules, config.rule_options, enabled, data=data, limits=config.limits)
+    if job.diff:
+        fixed = _fixed(result)
+        result.diff = unified_diff(result, fixed) if fixed is not None else None
+    elif job.fix_to_output:
+        fixed = _fixed(result)
+        if fixed is not None:
+            result = lint_file(path, rules, config.rule_options, enabled, data=fixed, limits=config.limits)
+            result.fixed = fixed
+    elif job.fix:
+        result = apply_fixes(result, rules, config.rule_options, enabled, config)
+    result.module = None  # LibCST trees stay in the worker
+    if not job.keep_sources:
+        result.source = None
+        result.notebook = None
+    for diagnostic in result.diagnostics:
+        if diagnostic.fix is not None:  # drop the LibCST nodes; the text edits remain
+            diagnostic.fix = type(diagnostic.fix)(diagnostic.fix.message, diagnostic.fix.edits)
+    return result
+
+
+def _skipped(job: Job, task, reason: str) -> FileResult:
+    path, _ = task
+    result = FileResult(path)
+    if "ELB901" in set(job.enabled) - job.config.ignored_for(path):
+        result.diagnostics.append(engine_diagnostic(
+            path, "ELB901", f"file skipped: analysing it {reason}; every other file was still linted"))
+    return result
+
+
+def _fixed(result: FileResult) -> Optional[bytes]:
     if not any(d.fix for d in result.diagnostics):
-        return result
-    data = fixed_bytes(result)
+        return None
+    return call_deep(fixed_bytes, result)  # the fixer walks the tree as deep as the parser did
+
+
+def apply_fixes(result: FileResult, rules, options, enabled, config: Config) -> FileResult:
+    """Apply every fix of one file atomically and re-lint it; the file is untouched on failure
+    (including when it changed on disk since it was read: write_atomically compares)."""
+    data = _fixed(result)
     if data is None:
         return result
     try:
-        write_atomically(result.path, data)
+        original = result.notebook.data if result.notebook is not None else result.source.data
+        write_atomically(result.path, data, original=original)
     except OSError as error:
         result.diagnostics.append(
             engine_diagnostic(result.path, "ELB900", f"cannot write fixes: {error.strerror or error}")
         )
         return result
-    return lint_file(result.path, rules, options, enabled)
+    return lint_file(result.path, rules, options, enabled, limits=config.limits)
