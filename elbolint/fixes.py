@@ -107,7 +107,7 @@ def original_bytes(result) -> Optional[bytes]:
     would differ, and then the write is refused as "changed": safe, never lossy)."""
     if result.notebook is not None:
         data = getattr(result.notebook, "data", None)
-        return data if data is not None else result.notebook.original.encode("utf-8")
+        return data if data else result.notebook.original.encode("utf-8")  # b"": not recorded
     return result.source.data if result.source is not None else None
 
 
@@ -122,7 +122,7 @@ def write_atomically(path: Path, data: bytes, original: Optional[bytes] = None) 
     target = path.resolve()
     info = os.stat(target)
     if not stat.S_ISREG(info.st_mode):
-        pass
+        raise NotARegularFileError(path)
     if not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):  # root passes os.access: look at the bits
         raise ReadOnlyFileError(path)
     _check_unchanged(path, target, original)
