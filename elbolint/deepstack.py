@@ -19,14 +19,15 @@ STACK_BYTES = 512 * 1024 * 1024
 RECURSION_LIMIT = 100_000
 
 
-def call_deep(function: Callable[..., Any], *args: Any) -> Any:
-    """`function(*args)` on a deep-stack thread; its result, or its exception re-raised here.
-    Where no such thread can be started (a tight address-space limit), it runs here instead."""
+def call_deep(function: Callable[..., Any], *args: Any, recursion_limit: int = RECURSION_LIMIT) -> Any:
+    """`function(*args)` on a fresh deep-stack thread (so it starts at depth 0) with the given
+    recursion limit; its result, or its exception re-raised here. Where no such thread can be started
+    (a tight address-space limit), it runs here instead."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:
         previous = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(previous, RECURSION_LIMIT))
+        sys.setrecursionlimit(recursion_limit)
         try:
             outcome["value"] = function(*args)
         except BaseException as error:  # re-raised in the caller's thread

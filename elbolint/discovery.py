@@ -32,10 +32,11 @@ def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]
     excludes += config.extend_exclude
     exclude_patterns = gitignore.parse_patterns(excludes, config.root)
     seen: set[Path] = set()
+    walked: set[tuple[int, int]] = set()  # (device, inode) of every directory entered
     for path in paths:
         if path.is_dir():
             inherited = _parent_gitignores(path) if config.respect_gitignore else []
-            for found in _walk(path, exclude_patterns, inherited, config.respect_gitignore):
+            for found in _walk(path, exclude_patterns, inherited, config.respect_gitignore, walked):
                 key = found.resolve()
                 if key not in seen:
                     seen.add(key)
@@ -49,7 +50,16 @@ def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]
             yield Missing(path)
 
 
-def _walk(directory: Path, excludes, patterns, respect_gitignore: bool) -> Iterator[Path]:
+def _walk(directory: Path, excludes, patterns, respect_gitignore: bool, walked) -> Iterator[Path]:
+    """Why `walked`: a symlink to a parent directory would otherwise make the walk endless (each
+    loop multiplies the paths); every real directory is entered once, whatever leads to it."""
+    try:
+        identity = (directory.stat().st_dev, directory.stat().st_ino)
+    except OSError:
+        return
+    if identity in walked:
+        return
+    walked.add(identity)
     if respect_gitignore:
         patterns = patterns + gitignore.load(directory / ".gitignore")
     try:
@@ -65,7 +75,7 @@ def _walk(directory: Path, excludes, patterns, respect_gitignore: bool) -> Itera
         if _excluded(path, is_dir, excludes) or gitignore.is_ignored(path.absolute(), is_dir, patterns):
             continue
         if is_dir:
-            yield from _walk(path, excludes, patterns, respect_gitignore)
+            yield from _walk(path, excludes, patterns, respect_gitignore, walked)
         elif path.suffix in PYTHON_SUFFIXES:
             yield path
 

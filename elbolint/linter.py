@@ -26,6 +26,7 @@ _PREFILTER = re.compile(r"tensorflow|tf_keras|keras")
 #: A notebook's JSON carries outputs (images, tables) besides code: it may be this much larger.
 NOTEBOOK_SIZE_FACTOR = 32
 #: CPython's own limits: a file it refuses to parse cannot run, so it is a syntax error (ELB000).
+_CPYTHON_RECURSION_LIMIT = 1000  # sys.getrecursionlimit() in a fresh interpreter
 _CPYTHON_LIMITS = ("too many nested parentheses", "too many levels of indentation",
                    "too many statically nested blocks")
 
@@ -136,7 +137,13 @@ def _cpython_verdict(text: str) -> tuple[str, int, int, str] | None:
     """What CPython's own parser says of the file: None if it parses, else (kind, line, column,
     message) with kind "limit" (nesting beyond what CPython accepts: the file can never run) or
     "syntax". Why first: it is ~15x cheaper than LibCST and it refuses, cleanly, the nesting that
-    makes LibCST's native parser overflow its stack. `ast.parse` only parses; nothing is executed."""
+    makes LibCST's native parser overflow its stack. `ast.parse` only parses; nothing is executed.
+    CPython's nesting limit scales with the recursion limit and the caller's depth, so it runs on a
+    fresh thread with CPython's default limit: the verdict is the one `python FILE` would give."""
+    return call_deep(_ast_verdict, text, recursion_limit=_CPYTHON_RECURSION_LIMIT)
+
+
+def _ast_verdict(text: str) -> tuple[str, int, int, str] | None:
     try:
         ast.parse(text)
     except SyntaxError as error:
