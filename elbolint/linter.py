@@ -23,6 +23,7 @@ from elbolint.suppression import is_suppressed
 
 #: A file that never mentions TensorFlow, TFP or Keras cannot contain a finding: it is not parsed.
 _PREFILTER = re.compile(r"tensorflow|tf_keras|keras")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 #: A notebook's JSON carries outputs (images, tables) besides code: it may be this much larger.
 NOTEBOOK_SIZE_FACTOR = 32
 #: CPython's own limits: a file it refuses to parse cannot run, so it is a syntax error (ELB000).
@@ -93,7 +94,7 @@ def lint_file(
 def _finish(result: FileResult, enabled: set[str]) -> FileResult:
     """Keep the enabled, unsuppressed findings, in order; notebook positions become cell positions."""
     source, notebook = result.source, result.notebook
-    lines = source.text.splitlines() if source is not None and source.text is not None else []
+    lines = python_lines(source.text) if source is not None and source.text is not None else []
     result.diagnostics = sorted(
         (
             d for d in result.diagnostics
@@ -104,6 +105,13 @@ def _finish(result: FileResult, enabled: set[str]) -> FileResult:
     if notebook is not None:
         result.diagnostics = notebook.to_cells(result.diagnostics)
     return result
+
+
+def python_lines(text: str) -> list[str]:
+    """The file's lines as Python (and positions) count them: at \\n, \\r\\n and \\r only. Why not
+    str.splitlines: it also breaks at form feeds and other separators, and a `# noqa` after an Emacs
+    page break (\\f) was looked up one line off (found by the fuzz tests)."""
+    return _LINE_BREAK.split(text)
 
 
 def _oversized(path: Path, data: Optional[bytes], limits: Limits) -> Optional[str]:
