@@ -5,53 +5,108 @@ that process (copy-on-write, no import cost), so a file that segfaults, hangs, e
 calls `os._exit` or floods its output only takes down its own child. Stdlib only, so the sandbox can
 be tested without TensorFlow.
 
-The child: becomes its own process group (so a model's own subprocesses are killed with it), gets
-stdin from /dev/null, stdout+stderr into a pipe the parent reads, and `RLIMIT_AS` set to the address
-space it already has plus the per-file budget (TensorFlow maps ~1.5 GiB of address space just by
-being imported, so an absolute cap would measure TF rather than the model). It sends its result as
-one JSON document over a second pipe and leaves with `os._exit`, skipping the user's atexit hooks.
+Two processes per run: a *keeper*, forked from the worker, and below it the *model* process that
+calls the function. Why the keeper: a model can start processes that outlive it (a double-forked
+daemon, a `multiprocessing` pool) and that leave its process group with `setsid`/`setpgid`, so
+killing the model's process group, or walking the process tree after the model has died (its
+orphans have been handed to init by then), both miss them. The keeper is a Linux *child subreaper*
+(`PR_SET_CHILD_SUBREAPER`): every orphan below it is re-parented to it instead of to init, so
+"everything the model started" stays exactly "every process below the keeper" for as long as the
+keeper lives. The keeper runs no user code: it tells the worker the model's pid and, when the model
+has exited, its wait status (over a status pipe), and reaps until it has no children left. The worker
+then SIGKILLs everything below the keeper (read from /proc, round after round, so a fork bomb's
+newest processes are caught too) and the keeper exits. Nothing is left running after
+`run_in_child` returns, whether the model finished, failed or timed out. (A cgroup would be the
+alternative, but needs privileges and setup that a linter's worker cannot count on.)
 
-The parent (the worker): reads both pipes with `select`, kills the process group at the deadline or
-when the output exceeds the limit, and turns every other way of dying into a failure dict:
-`{"kind": "timeout"|"memory"|"signal"|"exit"|"output"|"internal", "message": ...}`.
+The model process: its own process group, stdin from /dev/null, stdout+stderr into a pipe the worker
+reads, `RLIMIT_AS` set to the address space it already has plus the per-file budget (TensorFlow maps
+~1.5 GiB of address space just by being imported, so an absolute cap would measure TF rather than the
+model), `RLIMIT_FSIZE` of `FILE_SIZE_MIB` (no single file it writes may grow beyond that, so a runaway
+writer cannot fill the disk with one file; SIGXFSZ is ignored, so the write raises `OSError` EFBIG,
+which is reported as "file size limit exceeded"), and as working directory and `TMPDIR` a fresh
+temporary directory that is removed afterwards (or by the next worker, when elbolint's Ctrl-C
+SIGKILLed this one), so relative writes (`open("out.txt", "w")`, a
+checkpoint, a log) never land in the user's tree. Bytecode is not written either (no `__pycache__`
+next to the user's modules). The model still runs the user's file in place, by its absolute path
+with the file's folder on `sys.path`, so data read relative to `__file__` and sibling imports work
+(and a write aimed next to `__file__` would still land there; only reads relative to the directory
+elbolint was started in stop working). The result goes to the worker as one
+JSON document over a second pipe, and the process leaves with `os._exit`, skipping the user's atexit
+hooks.
 
-Nobody else enforces the deadline, so a child must not outlive its worker: on Linux it asks for
-SIGKILL when the worker dies (`PR_SET_PDEATHSIG`), and `kill_current_child` lets the worker's SIGTERM
-handler take the running child's group down with it (elbolint's Ctrl-C path, see harness.py).
+The worker: reads the pipes with `select`, kills the tree at the deadline or when the output exceeds
+the limit, and turns every other way of dying into a failure dict:
+`{"kind": "timeout"|"memory"|"signal"|"exit"|"output"|"internal", "message": ...}`. There is no
+SIGTERM and grace period at the deadline: the model's result is lost either way, a SIGTERM handler
+could only stall, so it is SIGKILL straight away and the wall time is the timeout plus milliseconds.
+Fork bombs: `RLIMIT_NPROC` is not enforced for root and counts all of the user's processes, so
+elbolint does not rely on it; a fork bomb runs until the deadline (or the machine's pid limit) and
+is then killed as a whole.
+
+Nobody else enforces the deadline, so nothing may outlive its worker: on Linux the keeper and the
+model ask for SIGKILL when their parent dies (`PR_SET_PDEATHSIG`), and `kill_current_child` lets the
+worker's SIGTERM handler take the running tree down with it (elbolint's Ctrl-C path, see harness.py).
 """
 
 from __future__ import annotations
 
+import errno
 import faulthandler
 import json
 import os
 import resource
 import select
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any, Callable, Optional
 
 KEEP_OUTPUT = 4096  # bytes of the child's output kept (the tail) for reports
+#: RLIMIT_FSIZE of the model: the largest single file (MiB) it may write. Big enough for checkpoints
+#: and logs of the small models dynamic mode runs; `run_in_child(file_size_mib=...)` overrides it.
+FILE_SIZE_MIB = 1024
+KILL_SECONDS = 5.0  # how long the worker keeps killing a tree that keeps producing processes
 _PR_SET_PDEATHSIG = 1
-_current_child: Optional[int] = None  # pid (= process group) of the child being run, in the parent
+_PR_SET_CHILD_SUBREAPER = 36
+_FILE_TOO_LARGE = f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}"
+# In the worker, while a file runs: [keeper pid, model pid (None until the keeper says), workdir].
+_current: Optional[list] = None
+_WORKDIR_PREFIX = "elbolint-model-"  # then the worker's pid: see _remove_orphaned_workdirs
+_swept = False
+
+try:  # loaded once, in the worker: dlopen in a child forked from a threaded process is best avoided
+    import ctypes
+
+    _LIBC: Any = ctypes.CDLL(None, use_errno=True)
+except (OSError, ImportError):  # pragma: no cover
+    _LIBC = None
+
+
+def _prctl(option: int, value: int) -> bool:
+    """Linux prctl(option, value); False where it is unavailable or refused."""
+    try:
+        return _LIBC.prctl(option, value, 0, 0, 0) == 0
+    except AttributeError:
+        return False
 
 
 def die_with_parent(number: int) -> None:
     """Linux: deliver signal `number` to this process when its parent dies (no-op elsewhere)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, number, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    _prctl(_PR_SET_PDEATHSIG, number)
 
 
 def kill_current_child() -> None:
-    """SIGKILL the process group of the child being run, if any (safe from a signal handler)."""
-    if _current_child is not None:
-        _kill(_current_child)
+    """SIGKILL the processes of the file being run, if any, and remove its directory (safe from a
+    signal handler: the worker's SIGTERM handler calls it before exiting)."""
+    if _current is not None:
+        keeper, model, workdir = _current
+        _kill_tree(keeper, model)
+        _kill(keeper)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def address_space() -> int:
@@ -73,74 +128,42 @@ def run_in_child(
     timeout: float,
     memory_mib: int,
     output_limit: int,
+    file_size_mib: int = FILE_SIZE_MIB,
 ) -> dict:
-    """`function(argument)` in a forked child; its dict result, or {"failure": {...}} on any death."""
-    global _current_child
+    """`function(argument)` in a forked child; its dict result, or {"failure": {...}} on any death.
+    When it returns, every process the function started is gone and its working directory removed."""
+    global _current
+    _remove_orphaned_workdirs()
+    try:
+        workdir = tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-")
+    except OSError as error:
+        return _failed("internal", f"cannot create the model's working directory: {error}", "", 0.0)
     result_read, result_write = os.pipe()
     output_read, output_write = os.pipe()
+    status_read, status_write = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
     started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # ------------------------------------------------------------------ child
-        status = 0
-        try:
-            os.close(result_read)
-            os.close(output_read)
-            os.setpgid(0, 0)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler
-            die_with_parent(signal.SIGKILL)
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(output_write, 1)
-            os.dup2(output_write, 2)
-            os.close(output_write)
-            # Python-level streams may point elsewhere (a test runner's capture, the worker's protocol).
-            sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-            # A crash report goes to the captured output, not to a descriptor inherited from the
-            # parent (pytest points faulthandler at its own copy of the terminal).
-            faulthandler.enable(file=sys.stderr)
-            cap = address_space() + memory_mib * 1024 * 1024
-            _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-            if hard == resource.RLIM_INFINITY or cap <= hard:
-                resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-            try:
-                result = function(argument)
-            except MemoryError:
-                result = {"failure": {"kind": "memory",
-                                      "message": f"memory limit exceeded ({memory_mib} MiB per file)"}}
-            except BaseException as error:  # the function reports user errors itself; this is ours
-                result = {"failure": {"kind": "internal", "message": f"elbolint's runner failed: "
-                                      f"{type(error).__name__}: {error}",
-                                      "detail": traceback.format_exc()[-2000:]}}
-            try:
-                data = json.dumps(result).encode()
-            except (TypeError, ValueError) as error:
-                data = json.dumps({"failure": {"kind": "internal",
-                                               "message": f"unserialisable result: {error}"}}).encode()
-            view = memoryview(data)
-            while view:
-                written = os.write(result_write, view)
-                view = view[written:]
-        except BaseException:
-            status = 70
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            except BaseException:
-                pass
-            os._exit(status)
-    # -------------------------------------------------------------------------------- parent
-    _current_child = pid
+    keeper = os.fork()
+    if keeper == 0:
+        os.close(result_read)
+        os.close(output_read)
+        os.close(status_read)
+        _keeper(lambda: _model(function, argument, memory_mib, file_size_mib, workdir,
+                               result_write, output_write),
+                status_write, (result_write, output_write))
+    # -------------------------------------------------------------------------------- worker
+    _current = [keeper, None, workdir]
     os.close(result_write)
     os.close(output_write)
+    os.close(status_write)
     chunks: list[bytes] = []
     tail = bytearray()
+    status_text = b""
+    model_status = None
     output_bytes = 0
     killed_for = None
-    open_fds = {result_read, output_read}
+    open_fds = {result_read, output_read, status_read}
     deadline = started + timeout
     try:
         while open_fds:
@@ -155,6 +178,13 @@ def run_in_child(
                     open_fds.discard(fd)
                 elif fd == result_read:
                     chunks.append(data)
+                elif fd == status_read:  # "<model pid>\n", then "<wait status>\n" when it has exited
+                    status_text += data
+                    lines = status_text.split(b"\n")[:-1]
+                    _current[1] = int(lines[0]) if lines else None
+                    if len(lines) > 1 and model_status is None:
+                        model_status = int(lines[1])
+                        _kill_tree(keeper, None)  # whatever the model left running
                 else:
                     output_bytes += len(data)
                     tail += data
@@ -163,12 +193,13 @@ def run_in_child(
                 killed_for = "output"
                 break
         if killed_for:
-            _kill(pid)
-        _, status = _wait(pid, deadline + 5)
+            _kill_tree(keeper, _current[1])
+        _wait(keeper, max(deadline, time.monotonic()) + KILL_SECONDS)
     finally:
-        _current_child = None
-        os.close(result_read)
-        os.close(output_read)
+        _current = None
+        for fd in (result_read, output_read, status_read):
+            os.close(fd)
+        shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
     output_tail = tail.decode("utf-8", "replace")
     if killed_for == "timeout":
@@ -185,7 +216,12 @@ def run_in_child(
         if isinstance(result, dict):
             result.setdefault("output_tail", output_tail)
             result.setdefault("seconds", elapsed)
+            failure = result.get("failure")
+            if isinstance(failure, dict) and _FILE_TOO_LARGE in str(failure.get("message")):
+                failure["message"] = f"file size limit exceeded ({file_size_mib} MiB per file): " \
+                                     f"{failure['message']}"
             return result
+    status = model_status
     if status is None:
         return _failed("internal", "the child process could not be reaped", output_tail, elapsed)
     if os.WIFSIGNALED(status):
@@ -194,6 +230,8 @@ def run_in_child(
         hint = ""
         if name in ("SIGKILL", "SIGABRT", "SIGBUS"):
             hint = f" (possibly the memory limit of {memory_mib} MiB)"
+        elif name == "SIGXFSZ":
+            hint = f" (file size limit exceeded: {file_size_mib} MiB per file)"
         return _failed("signal", f"killed by signal {name}{hint}", output_tail, elapsed)
     code = os.WEXITSTATUS(status)
     last = output_tail.strip().splitlines()[-1:] if output_tail.strip() else []
@@ -201,6 +239,130 @@ def run_in_child(
         return _failed("memory", f"memory limit exceeded ({memory_mib} MiB per file)", output_tail, elapsed)
     return _failed("exit", f"the model exited with code {code} (os._exit or a native exit) before "
                            "elbolint could record a result", output_tail, elapsed)
+
+
+def _keeper(model: Callable[[], None], status_write: int, model_fds: tuple[int, ...]) -> None:
+    """The subreaper between the worker and the model (see the module docstring). Never returns."""
+    code = 70
+    try:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler
+        die_with_parent(signal.SIGKILL)
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)  # not the worker's protocol pipes
+        os.dup2(null, 1)
+        os.close(null)
+        pid = os.fork()
+        if pid == 0:
+            os.close(status_write)
+            model()
+        for fd in model_fds:
+            os.close(fd)
+        _write_all(status_write, b"%d\n" % pid)
+        while True:  # until no process is left below the keeper
+            try:
+                done, status = os.wait()
+            except ChildProcessError:
+                break
+            if done == pid:
+                _write_all(status_write, b"%d\n" % status)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _model(function, argument, memory_mib: int, file_size_mib: int, workdir: str,
+           result_write: int, output_write: int) -> None:
+    """The model process: limits, captured output, `function(argument)`, its result. Never returns."""
+    status = 0
+    try:
+        os.setpgid(0, 0)
+        die_with_parent(signal.SIGKILL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises EFBIG instead
+        os.chdir(workdir)
+        os.environ["TMPDIR"] = tempfile.tempdir = workdir
+        sys.dont_write_bytecode = True
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.dup2(output_write, 1)
+        os.dup2(output_write, 2)
+        os.close(output_write)
+        # Python-level streams may point elsewhere (a test runner's capture, the worker's protocol).
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+        # A crash report goes to the captured output, not to a descriptor inherited from the
+        # parent (pytest points faulthandler at its own copy of the terminal).
+        faulthandler.enable(file=sys.stderr)
+        cap = address_space() + memory_mib * 1024 * 1024
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or cap <= hard:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+        size = file_size_mib * 1024 * 1024
+        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if hard == resource.RLIM_INFINITY or size <= hard:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+        try:
+            result = function(argument)
+        except MemoryError:
+            result = {"failure": {"kind": "memory",
+                                  "message": f"memory limit exceeded ({memory_mib} MiB per file)"}}
+        except BaseException as error:  # the function reports user errors itself; this is ours
+            too_large = isinstance(error, OSError) and error.errno == errno.EFBIG
+            result = {"failure": {"kind": "exception" if too_large else "internal",
+                                  "message": f"{type(error).__name__}: {error}" if too_large else
+                                  f"elbolint's runner failed: {type(error).__name__}: {error}",
+                                  "detail": traceback.format_exc()[-2000:]}}
+        try:
+            data = json.dumps(result).encode()
+        except (TypeError, ValueError) as error:
+            data = json.dumps({"failure": {"kind": "internal",
+                                           "message": f"unserialisable result: {error}"}}).encode()
+        _write_all(result_write, data)
+    except BaseException:
+        status = 70
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(status)
+
+
+def _remove_orphaned_workdirs() -> None:
+    """Once per worker: remove the working directories of workers that were SIGKILLed (elbolint's
+    Ctrl-C path kills them outright, so they could not clean up; their pid is in the name)."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    base = tempfile.gettempdir()
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return
+    for entry in entries:
+        owner = entry[len(_WORKDIR_PREFIX):].split("-")[0]
+        if entry.startswith(_WORKDIR_PREFIX) and owner.isdigit() and not _exists(int(owner)):
+            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _failed(kind: str, message: str, output_tail: str, seconds: float) -> dict:
@@ -216,6 +378,51 @@ def _kill(pid: int) -> None:
             pass
 
 
+def _kill_tree(keeper: int, model: Optional[int]) -> None:
+    """SIGKILL every live process below the keeper, until there is none (or KILL_SECONDS have passed).
+    The keeper itself is spared: as the subreaper it collects the orphans of each round."""
+    if model is not None:
+        _kill(model)  # its process group at once: without /proc this is all there is
+    give_up = time.monotonic() + KILL_SECONDS
+    while time.monotonic() < give_up:
+        alive = _descendants(keeper)
+        if not alive:
+            return
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.005)
+
+
+def _descendants(root: int) -> list[int]:
+    """Pids of the live (not zombie) processes below `root`, from /proc ([] without /proc)."""
+    children: dict[int, list[int]] = {}
+    zombies = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            if fields[0] in (b"Z", b"X"):
+                zombies.add(int(entry))
+    found, stack = [], list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return [pid for pid in found if pid not in zombies]
+
+
 def _wait(pid: int, deadline: float):
     """waitpid with a deadline: a child that will not die after SIGKILL is reported, not waited on."""
     while True:
@@ -229,4 +436,4 @@ def _wait(pid: int, deadline: float):
             _kill(pid)
             if time.monotonic() > deadline + 5:
                 return pid, None
-        time.sleep(0.01)
+        time.sleep(0.002)

@@ -78,7 +78,9 @@ def main() -> int:
             continue
         job = json.loads(line)
         settings = job["settings"]
-        result = run_in_child(run_file, job, timeout=float(settings["timeout"]),
+        # The model runs in a temporary working directory (see sandbox.py): resolve its path here.
+        result = run_in_child(run_file, dict(job, path=os.path.abspath(job["path"])),
+                              timeout=float(settings["timeout"]),
                               memory_mib=int(settings["memory_mib"]),
                               output_limit=int(settings["output_limit_kib"]) * 1024)
         result["path"] = job["path"]
