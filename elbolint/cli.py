@@ -64,6 +64,9 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("--fix", is_flag=True, help="Apply the available fixes (atomically) and report the rest.")
 @click.option("--diff", is_flag=True,
               help="Print the fixes as a unified diff instead of writing them; exit 1 if any file would change.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache (.elbolint_cache/).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the cache lives (default: .elbolint_cache/ at the project root).")
 @click.option("--stdin-filename", help="Read the source from stdin and report it under this name.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @click.option("--dynamic", "dynamic", is_flag=True,
@@ -78,7 +81,8 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Parallel workers for linting and dynamic runs (default: the number of cores).")
 def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
-          no_respect_gitignore, output_format, output_file, exit_zero, fix, diff, stdin_filename, quiet,
+          no_respect_gitignore, output_format, output_file, exit_zero, fix, diff, no_cache, cache_dir,
+          stdin_filename, quiet,
           dynamic, dynamic_scope, dynamic_steps, dynamic_timeout, dynamic_memory, python_path, jobs):
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
     try:
@@ -108,8 +112,15 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
                 sys.stdout.buffer.flush()
             results = [result]
         else:
-            results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, diff=diff,
-                                 jobs=jobs, keep_modules=dynamic)
+            cache = None if no_cache or dynamic else _open_cache(config, cache_dir)
+            try:
+                results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, diff=diff,
+                                     jobs=jobs, keep_modules=dynamic, cache=cache)
+            finally:
+                if cache is not None:
+                    cache.close()
+                    if cache.warning and not quiet:
+                        click.echo(cache.warning, err=True)
     except KeyboardInterrupt:  # fixes are atomic: an interrupted run leaves every file whole
         click.echo("\nelbolint: interrupted", err=True)
         sys.exit(130)
@@ -143,6 +154,17 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     if not quiet and output_format in ("text", "concise"):
         click.echo(_summary(diagnostics, len(results)), err=True)
     sys.exit(1 if diagnostics and not exit_zero else 0)
+
+
+def _open_cache(config: Config, cache_dir: Optional[Path]):
+    """The run's cache: keyed by elbolint's code, rule options and limits (see cache.py)."""
+    import json
+
+    from elbolint.cache import DEFAULT_DIRECTORY, Cache, code_fingerprint
+
+    directory = cache_dir or config.cache_dir or config.root / DEFAULT_DIRECTORY
+    settings = json.dumps([config.rule_options, vars(config.limits)], sort_keys=True, default=str)
+    return Cache(directory, f"{code_fingerprint()}|{settings}")
 
 
 def _load(config_path, paths, stdin_filename) -> Config:

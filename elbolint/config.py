@@ -12,6 +12,7 @@ per-file-ignores = { "tests/*" = ["ELB002"] }
 max-file-size-kib = 1024         # per-file budget; a file beyond it is skipped with ELB901
 max-seconds-per-file = 60
 max-memory-mib = 2048
+cache-dir = ".elbolint_cache"    # relative to this file; --no-cache / --cache-dir on the command line
 
 [tool.elbolint.extreme-initializer]   # a rule's options, under its name
 threshold = 1000.0
@@ -51,7 +52,7 @@ LIMIT_KEYS = {"max-file-size-kib": "file_size_kib", "max-seconds-per-file": "sec
 
 TOP_LEVEL_KEYS = {
     "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude",
-    "respect-gitignore", "dynamic", *LIMIT_KEYS,
+    "respect-gitignore", "dynamic", "cache-dir", *LIMIT_KEYS,
 }
 
 
@@ -73,6 +74,7 @@ class Config:
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> options
     dynamic: dict[str, Any] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    cache_dir: Optional[Path] = None  # `cache-dir`, relative to the config's directory
 
     # ------------------------------------------------------------ selection
     def enabled_codes(self) -> set[str]:
@@ -204,6 +206,11 @@ def parse_table(table: dict, path: Path) -> Config:
         raise ConfigError(f"{where}: dynamic must be a table")
     config.dynamic = dynamic
     config.limits = _limits(table, where)
+    cache_dir = table.get("cache-dir")
+    if cache_dir is not None:
+        if not isinstance(cache_dir, str) or not cache_dir:
+            raise ConfigError(f"{where}: cache-dir must be a path (a string)")
+        config.cache_dir = config.root / cache_dir
     return config
 
 

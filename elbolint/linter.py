@@ -42,6 +42,7 @@ class FileResult:
     notebook: Optional[Notebook] = None  # for a .ipynb: the JSON and the cell map
     diff: Optional[str] = None  # with --diff: the unified diff the fixes would make
     fixed: Optional[bytes] = None  # stdin with --fix: the bytes to print
+    content_hash: Optional[str] = None  # SHA-256 of the bytes linted (the cache's key)
 
 
 def engine_diagnostic(path: Path, code: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:

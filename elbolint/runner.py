@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from elbolint.cache import UNCACHEABLE, Cache, content_hash, decode, encode
 from elbolint.config import Config
 from elbolint.deepstack import call_deep
 from elbolint.discovery import Missing, discover
-from elbolint.fixes import fixed_bytes, unified_diff, write_atomically
+from elbolint.fixes import fixed_bytes, original_bytes, unified_diff, write_atomically
 from elbolint.isolation import run_isolated
 from elbolint.linter import FileResult, engine_diagnostic, lint_file
 from elbolint.registry import all_rules
@@ -44,11 +45,26 @@ def lint_paths(
     diff: bool = False,
     jobs: Optional[int] = None,
     keep_modules: bool = False,
+    cache: Optional[Cache] = None,
 ) -> list[FileResult]:
+    """Lint every file under `paths`. With a `cache` (not used for dynamic runs, which need the
+    sources), files whose results are cached are not analysed at all."""
     items = list(discover(paths, config))
     files = [item for item in items if not isinstance(item, Missing)]
     job = Job(config, frozenset(enabled), fix, diff, keep_modules)
-    by_path = dict(zip(files, _run(job, [(path, None) for path in files], jobs)))
+    cache = cache if not keep_modules else None
+    by_path: dict[Path, FileResult] = {}
+    lookups: dict[Path, _Lookup] = {}
+    if cache is not None:
+        for path in files:
+            lookup = _look_up(cache, job, path)
+            if lookup.result is not None:
+                by_path[path] = lookup.result
+            lookups[path] = lookup
+    misses = [path for path in files if path not in by_path]
+    by_path.update(zip(misses, _run(job, [(path, None) for path in misses], jobs)))
+    if cache is not None:
+        _remember(cache, job, lookups, [by_path[path] for path in misses])
     results = []
     for item in items:
         if isinstance(item, Missing):
@@ -69,6 +85,67 @@ def lint_stdin(name: Path, data: bytes, config: Config, enabled: set[str], *, fi
     if fix and result.fixed is None:
         result.fixed = data
     return result
+
+
+@dataclass
+class _Lookup:
+    result: Optional[FileResult] = None
+    key: Optional[str] = None
+    stat: Optional[os.stat_result] = None
+    digest: Optional[str] = None
+    stat_known: bool = False
+
+
+def _enabled_for(job: Job, path: Path) -> set[str]:
+    return set(job.enabled) - job.config.ignored_for(path)
+
+
+def _look_up(cache: Cache, job: Job, path: Path) -> _Lookup:
+    """The cached result of `path`, if its content, kind and enabled codes were linted before."""
+    lookup = _Lookup()
+    try:
+        stat = path.stat()
+        if not path.is_file() or stat.st_size > job.config.limits.file_size_kib * 1024:
+            return lookup  # the worker says what is wrong (cheaply)
+        lookup.stat = stat
+        lookup.digest = cache.known_hash(path, stat)
+        lookup.stat_known = lookup.digest is not None
+        if lookup.digest is None:
+            lookup.digest = content_hash(path.read_bytes())
+    except OSError:
+        return _Lookup()
+    lookup.key = cache.key(lookup.digest, path.suffix, _enabled_for(job, path))
+    cached = cache.get(lookup.key)
+    if cached is None:
+        return lookup
+    parsed, items = cached
+    try:
+        diagnostics = decode(path, items)
+    except (KeyError, TypeError, ValueError):  # a damaged entry: a miss, rewritten below
+        return lookup
+    if (job.fix or job.diff) and any(d.fix for d in diagnostics):
+        return lookup  # fixing needs the tree
+    lookup.result = FileResult(path, diagnostics, parsed=parsed)
+    return lookup
+
+
+def _remember(cache: Cache, job: Job, lookups: dict, fresh: list[FileResult]) -> None:
+    """Store what the workers found, keyed by the content they read; mark the hits as used."""
+    entries, stats = [], []
+    for result in fresh:
+        if result.content_hash is None or any(d.code in UNCACHEABLE for d in result.diagnostics):
+            continue
+        key = cache.key(result.content_hash, result.path.suffix, _enabled_for(job, result.path))
+        entries.append((key, result.parsed, encode(result.diagnostics)))
+        lookup = lookups.get(result.path)
+        if lookup is not None and lookup.stat is not None and lookup.digest == result.content_hash:
+            stats.append((result.path, lookup.stat, result.content_hash))  # unchanged since the stat
+    for path, lookup in lookups.items():
+        if lookup.result is not None and not lookup.stat_known and lookup.stat is not None:
+            stats.append((path, lookup.stat, lookup.digest))
+    cache.put(entries, stats)
+    cache.touch([lookup.key for lookup in lookups.values() if lookup.result is not None])
+    cache.prune()
 
 
 def _run(job: Job, tasks: list, jobs: Optional[int]) -> list[FileResult]:
@@ -95,6 +172,8 @@ def _lint_one(job: Job, task) -> FileResult:
             result.fixed = fixed
     elif job.fix:
         result = apply_fixes(result, rules, config.rule_options, enabled, config)
+    if data is None and result.source is not None:  # what was linted, for the cache key
+        result.content_hash = content_hash(original_bytes(result))
     result.module = None  # LibCST trees stay in the worker
     if not job.keep_sources:
         result.source = None

@@ -1,0 +1,229 @@
+"""A content cache, as ruff has: a second run over an unchanged tree parses nothing.
+
+Why a cache: a pre-commit hook or a CI step lints the same files thousands of times a day; LibCST
+costs ~20 ms a file, reading and hashing it ~0.05 ms.
+
+What a result is keyed by (`Cache.key`): the SHA-256 of the file's bytes, the file kind (suffix), the
+codes enabled for that file (so `per-file-ignores` count), and a run fingerprint of everything else
+that can change a result: elbolint's version and the hash of its own code and rules (a development
+checkout changes without a new version), LibCST's and Python's versions, rule options and limits.
+
+Where: `.elbolint_cache/` at the project root (beside the pyproject.toml that configures elbolint, or
+the current directory), or `--cache-dir` / `cache-dir`; it holds its own `.gitignore` so git never
+sees it. Storage is one SQLite database: each write is a transaction, so two runs at once (two
+pre-commit hooks) are safe, and a crash mid-write leaves the previous state. A database that is
+corrupt or not ours is moved aside and started anew; any other cache failure turns the cache off for
+the run (one line on stderr) and never fails the lint.
+
+A stat fast path avoids even reading unchanged files: (path, size, mtime_ns, inode) -> content hash.
+Bounded: entries unused for 30 days are dropped, and past 200,000 entries the least recently used go.
+Not cached: stdin, dynamic runs, and results that say a file was skipped or unreadable (ELB900/901:
+they depend on the machine, not the content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Optional
+
+from elbolint import __version__
+from elbolint.diagnostics import Diagnostic, Edit, Fix, Position, Severity
+
+DEFAULT_DIRECTORY = ".elbolint_cache"
+SCHEMA = 1
+MAX_ENTRIES = 200_000
+MAX_AGE_SECONDS = 30 * 24 * 3600
+UNCACHEABLE = {"ELB900", "ELB901"}
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def code_fingerprint() -> str:
+    """elbolint's version plus a hash of its own sources and of every rule module (plugins included)."""
+    from elbolint.registry import all_rules
+
+    digest = hashlib.sha256(f"{__version__}|{sys.version}|{_libcst_version()}|{SCHEMA}".encode())
+    package = Path(__file__).resolve().parent
+    files = sorted(package.rglob("*.py"))
+    files += sorted({Path(sys.modules[rule.__module__].__file__).resolve() for rule in all_rules()
+                     if getattr(sys.modules.get(rule.__module__), "__file__", None)})
+    for path in files:
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(str(path).encode())
+    return digest.hexdigest()
+
+
+def _libcst_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("libcst")
+    except PackageNotFoundError:
+        return "?"
+
+
+class Cache:
+    """Results by key. Every method is safe to call after a failure: it then does nothing."""
+
+    def __init__(self, directory: Path, fingerprint: str) -> None:
+        self.directory = directory
+        self.fingerprint = fingerprint
+        self.connection: Optional[sqlite3.Connection] = None
+        self.warning: Optional[str] = None
+        try:
+            self._open()
+        except (sqlite3.Error, OSError) as error:
+            self._disable(error)
+
+    # ------------------------------------------------------------ keys
+    def key(self, digest: str, suffix: str, enabled: Iterable[str]) -> str:
+        text = f"{self.fingerprint}|{digest}|{suffix}|{','.join(sorted(enabled))}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    # ------------------------------------------------------------ stat fast path
+    def known_hash(self, path: Path, stat: os.stat_result) -> Optional[str]:
+        row = self._query("SELECT digest FROM stats WHERE path = ? AND size = ? AND mtime = ? AND inode = ?",
+                          (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino))
+        return row[0] if row else None
+
+    # ------------------------------------------------------------ results
+    def get(self, key: str) -> Optional[tuple[bool, list[dict]]]:
+        row = self._query("SELECT parsed, diagnostics FROM results WHERE key = ?", (key,))
+        if row is None:
+            return None
+        try:
+            return bool(row[0]), json.loads(row[1])
+        except (TypeError, ValueError):  # a damaged entry: a miss, rewritten by this run
+            return None
+
+    def put(self, entries: list[tuple[str, bool, list[dict]]], stats: list[tuple[Path, os.stat_result, str]]):
+        if self.connection is None or not (entries or stats):
+            return
+        now = int(time.time())
+        try:
+            with self.connection:
+                self.connection.executemany(
+                    "INSERT OR REPLACE INTO results (key, parsed, diagnostics, used) VALUES (?, ?, ?, ?)",
+                    [(key, int(parsed), json.dumps(items), now) for key, parsed, items in entries])
+                self.connection.executemany(
+                    "INSERT OR REPLACE INTO stats (path, size, mtime, inode, digest) VALUES (?, ?, ?, ?, ?)",
+                    [(str(path.resolve()), s.st_size, s.st_mtime_ns, s.st_ino, digest)
+                     for path, s, digest in stats])
+        except (sqlite3.Error, OSError) as error:
+            self._disable(error)
+
+    def touch(self, keys: list[str]) -> None:
+        """Mark hits as used today (at most once a day per entry: a warm run writes little)."""
+        if self.connection is None or not keys:
+            return
+        today = int(time.time())
+        try:
+            with self.connection:
+                self.connection.executemany("UPDATE results SET used = ? WHERE key = ? AND used < ?",
+                                            [(today, key, today - 86400) for key in keys])
+        except (sqlite3.Error, OSError) as error:
+            self._disable(error)
+
+    def prune(self) -> None:
+        if self.connection is None:
+            return
+        try:
+            with self.connection:
+                self.connection.execute("DELETE FROM results WHERE used < ?", (int(time.time()) - MAX_AGE_SECONDS,))
+                (count,) = self.connection.execute("SELECT COUNT(*) FROM results").fetchone()
+                if count > MAX_ENTRIES:
+                    self.connection.execute(
+                        "DELETE FROM results WHERE key IN (SELECT key FROM results ORDER BY used LIMIT ?)",
+                        (count - MAX_ENTRIES,))
+                (count,) = self.connection.execute("SELECT COUNT(*) FROM stats").fetchone()
+                if count > MAX_ENTRIES:
+                    self.connection.execute("DELETE FROM stats")
+        except (sqlite3.Error, OSError) as error:
+            self._disable(error)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    # ------------------------------------------------------------ internals
+    def _open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ignore = self.directory / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# Created by elbolint.\n*\n", encoding="utf-8")
+        database = self.directory / f"results-v{SCHEMA}.sqlite"
+        try:
+            self.connection = self._connect(database)
+        except sqlite3.DatabaseError:  # corrupt, or not a database at all: move it aside, start anew
+            self.close()
+            os.replace(database, database.with_suffix(f".corrupt-{os.getpid()}"))
+            self.connection = self._connect(database)
+
+    @staticmethod
+    def _connect(database: Path) -> sqlite3.Connection:
+        connection = sqlite3.connect(database, timeout=30, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            with connection:
+                connection.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, parsed INTEGER, "
+                                   "diagnostics TEXT, used INTEGER)")
+                connection.execute("CREATE TABLE IF NOT EXISTS stats (path TEXT PRIMARY KEY, size INTEGER, "
+                                   "mtime INTEGER, inode INTEGER, digest TEXT)")
+            connection.execute("SELECT key, parsed, diagnostics, used FROM results LIMIT 1").fetchall()
+            connection.execute("SELECT path, size, mtime, inode, digest FROM stats LIMIT 1").fetchall()
+        except sqlite3.Error:
+            connection.close()
+            raise sqlite3.DatabaseError("not an elbolint cache")
+        return connection
+
+    def _query(self, sql: str, parameters: tuple):
+        if self.connection is None:
+            return None
+        try:
+            return self.connection.execute(sql, parameters).fetchone()
+        except (sqlite3.Error, OSError) as error:
+            self._disable(error)
+            return None
+
+    def _disable(self, error: Exception) -> None:
+        self.close()
+        if self.warning is None:
+            self.warning = f"elbolint: cache in {self.directory} not used this run: {error}"
+
+
+# ------------------------------------------------------------ diagnostics as JSON-able values
+
+def encode(diagnostics: list[Diagnostic]) -> list[dict]:
+    return [{
+        "start": [d.start.line, d.start.column], "end": [d.end.line, d.end.column], "code": d.code,
+        "name": d.name, "message": d.message, "severity": d.severity.value, "cell": d.cell,
+        "fix": None if d.fix is None else {
+            "message": d.fix.message,
+            "edits": [[e.start.line, e.start.column, e.end.line, e.end.column, e.content] for e in d.fix.edits],
+        },
+    } for d in diagnostics]
+
+
+def decode(path: Path, items: list[dict]) -> list[Diagnostic]:
+    diagnostics = []
+    for item in items:
+        fix = None
+        if item["fix"] is not None:
+            edits = tuple(Edit(Position(a, b), Position(c, d), content) for a, b, c, d, content in item["fix"]["edits"])
+            fix = Fix(item["fix"]["message"], edits)
+        diagnostics.append(Diagnostic(
+            path, Position(*item["start"]), Position(*item["end"]), item["code"], item["name"],
+            item["message"], Severity(item["severity"]), fix, cell=item["cell"]))
+    return diagnostics
