@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,9 @@ def lint_file(
     if is_notebook(path) and source.problem is None:  # lint the code cells as one virtual module
         source, notebook = read_notebook(source)
     result = FileResult(path, source=source, notebook=notebook)
+    if notebook is not None:
+        for line, column, message in notebook.syntax_errors():
+            result.diagnostics.append(engine_diagnostic(path, "ELB000", _syntax(message), line, column))
     if source.problem is not None:
         code, message, line, column = source.problem
         result.diagnostics.append(engine_diagnostic(path, code, message, line, column))
@@ -183,7 +187,7 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
             line, column = error.editor_line, error.editor_column
             message = " ".join(error.message.split()) or "invalid syntax"
         result.diagnostics.append(
-            engine_diagnostic(result.path, "ELB000", f"SyntaxError: {message}", line, column)
+            engine_diagnostic(result.path, "ELB000", _syntax(message), line, column)
         )
         return
     except (RecursionError, ValueError) as error:
@@ -229,6 +233,11 @@ def run_rules(path: Path, module: cst.Module, rules, options) -> list[Diagnostic
         return []
     positions = wrapper.resolve(PositionProvider)
     return [d for instance in instances for d in instance.diagnostics(positions)]
+
+
+def _syntax(message: str) -> str:
+    """Name the grammar: code valid only under an older Python (`print "x"`) is common in old repositories."""
+    return f"SyntaxError: {message} (Python {sys.version_info.major}.{sys.version_info.minor} grammar)"
 
 
 def _crash_location(error: Exception) -> str:

@@ -17,6 +17,7 @@ or when the fixed cells no longer parse, the notebook is left alone and its find
 
 from __future__ import annotations
 
+import ast
 import bisect
 import copy
 import io
@@ -58,6 +59,9 @@ class Span:
     count: int     # number of lines
     magic_lines: frozenset[int] = frozenset()  # cell lines that were commented out
     indent: int = 0  # columns IPython strips from every line (a cell typed with a leading indent)
+    #: (line, column, message) within the cell when the cell alone is not valid Python; its lines are
+    #: then blank in the virtual module, so one scratch cell (`y_pred.`) costs only itself.
+    syntax_error: Optional[tuple[int, int, str]] = None
 
 
 @dataclass
@@ -75,6 +79,12 @@ class Notebook:
         at = max(0, bisect.bisect_right(starts, line) - 1)
         span = self.spans[at]
         return span, min(max(line - span.start + 1, 1), max(span.count, 1))
+
+    def syntax_errors(self) -> list[tuple[int, int, str]]:
+        """The cells that are not valid Python alone, as (virtual line, column, message)."""
+        return [(span.start + line - 1, column, message)
+                for span in self.spans if span.syntax_error
+                for line, column, message in [span.syntax_error]]
 
     def to_cells(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         """Diagnostics with cell-relative positions and `cell` set (fix edits included)."""
@@ -204,10 +214,23 @@ def _virtual(raw: dict) -> tuple[str, list[Span]]:
         lines, magic = _comment_magics(lines)
         if lines is None:  # a foreign cell magic (%%R, %%bash, %%writefile, ...): not Python
             continue
-        spans.append(Span(index + 1, index, line, len(lines), frozenset(magic), indent))
-        pieces += [text + "\n" for text in lines]
+        error = _cell_syntax_error(lines)
+        spans.append(Span(index + 1, index, line, len(lines), frozenset(magic), indent, error))
+        pieces += ["\n" if error else text + "\n" for text in lines]
         line += len(lines)
     return "".join(pieces), spans
+
+
+def _cell_syntax_error(lines: list[str]) -> Optional[tuple[int, int, str]]:
+    """Why per cell: Jupyter compiles each cell on its own, so a cell that does not parse fails alone
+    and the notebook's other cells still run; they are linted too. `ast.parse` only parses."""
+    try:
+        ast.parse("\n".join(lines) + "\n")
+    except SyntaxError as error:
+        return error.lineno or 1, error.offset or 1, error.msg or "invalid syntax"
+    except (RecursionError, MemoryError, ValueError) as error:
+        return 1, 1, f"cannot parse: {type(error).__name__}"
+    return None
 
 
 def _dedent(lines: list[str]) -> tuple[list[str], int]:

@@ -163,7 +163,8 @@ def test_syntax_error_next_to_good_file(project):
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("bad.py:5:31: ELB001")
-    assert lines[1] == "broken.py:2:7: ELB000 [syntax-error] SyntaxError: invalid syntax"
+    grammar = f"Python {sys.version_info.major}.{sys.version_info.minor} grammar"
+    assert lines[1] == f"broken.py:2:7: ELB000 [syntax-error] SyntaxError: invalid syntax ({grammar})"
 
 
 def test_missing_path_is_reported_and_others_still_linted(project):

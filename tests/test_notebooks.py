@@ -4,6 +4,7 @@ ignored, bad notebooks reported as ELB000, and --fix rewriting only the fixed ce
 from __future__ import annotations
 
 import json
+import sys
 import os
 from pathlib import Path
 
@@ -77,11 +78,16 @@ def test_magics_shell_help_and_foreign_cell_magics_are_not_python(tmp_path):
     assert found(path) == [(5, 2, 20, "ELB001")]
 
 
-def test_a_syntax_error_is_reported_once_in_its_cell(tmp_path):
-    path = write(tmp_path / "broken.ipynb", notebook(code(IMPORTS), code("def f(:\n    pass\n"), code(USES)))
-    [d] = lint(path)
-    assert (d.cell, d.line, d.column, d.code) == (2, 1, 7, "ELB000")
-    assert d.message == "SyntaxError: invalid syntax"
+def test_a_syntax_error_costs_only_its_own_cell(tmp_path):
+    """Jupyter compiles each cell alone: a scratch cell that does not parse fails alone, and the
+    other cells' findings are still reported (they used to be hidden)."""
+    cells = (code(IMPORTS), code("def f(:\n    pass\n"), code("  y_pred.\n"), code(USES))
+    path = write(tmp_path / "broken.ipynb", notebook(*cells))
+    [first, second, finding] = lint(path)
+    assert (first.cell, first.line, first.column, first.code) == (2, 1, 7, "ELB000")
+    assert first.message == f"SyntaxError: invalid syntax (Python {sys.version_info.major}.{sys.version_info.minor} grammar)"
+    assert (second.cell, second.line, second.column, second.code) == (3, 1, 10, "ELB000")
+    assert (finding.cell, finding.line, finding.column, finding.code) == (4, 1, 20, "ELB001")
 
 
 def test_invalid_json_and_non_notebooks_are_elb000(tmp_path):
