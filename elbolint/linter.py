@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from elbolint import walk
 from elbolint.config import Limits
 from elbolint.deepstack import call_deep
 from elbolint.diagnostics import Diagnostic, Position, Severity
@@ -228,7 +229,11 @@ def run_rules(path: Path, module: cst.Module, rules, options) -> list[Diagnostic
     instances = [
         rule(RuleContext(path, wrapper.module, resolver, options.get(rule.code, {}))) for rule in rules
     ]
-    wrapper.visit_batched([resolver, *instances])
+    visitors = [resolver, *instances]
+    if walk.supports(visitors):
+        walk.walk(wrapper.module, visitors)  # read-only: no node is rebuilt (walk.py)
+    else:
+        wrapper.visit_batched(visitors)
     if not any(instance.findings for instance in instances):
         return []
     positions = wrapper.resolve(PositionProvider)

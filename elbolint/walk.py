@@ -1,0 +1,124 @@
+"""A read-only batched traversal of a LibCST tree: the rules' `visit_X`/`leave_X` callbacks, in the
+order LibCST itself visits, without rebuilding a single node.
+
+Why: `CSTNode.visit` rebuilds every node it passes (`_visit_and_replace_children` constructs a new
+dataclass and runs its validation), because the same machinery serves transformers. Linting never
+changes the tree, and that rebuilding was most of elbolint's time per file after the parse (profiled
+on TFP's sources). Whitespace, comments and punctuation are not walked unless a visitor asks for
+them: they are most of the nodes and no rule looks at them.
+
+The order of a node's children is learnt once per node class from LibCST itself: a recording visitor
+takes LibCST's own `on_visit_attribute` calls on one instance, which come in source order. Visitors
+with attribute callbacks (`visit_Call_func`) or metadata dependencies are not supported here; the
+engine then uses LibCST's own traversal (`supports`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import libcst as cst
+
+#: Node classes whose subtrees hold only whitespace, comments and punctuation.
+_TRIVIA = (
+    cst.BaseParenthesizableWhitespace, cst.TrailingWhitespace, cst.EmptyLine, cst.Newline,
+    cst.Comment, cst.Comma, cst.Dot, cst.Colon, cst.Semicolon, cst.AssignEqual, cst.LeftParen,
+    cst.RightParen, cst.LeftSquareBracket, cst.RightSquareBracket, cst.LeftCurlyBrace,
+    cst.RightCurlyBrace, cst.BaseBinaryOp, cst.BaseBooleanOp, cst.BaseCompOp, cst.BaseUnaryOp,
+    cst.BaseAugOp, cst.ImportStar,
+)
+
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+class _FieldRecorder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[str] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False  # one level only
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        if attribute not in self.fields:
+            self.fields.append(attribute)
+
+
+def _child_fields(node: cst.CSTNode) -> tuple[str, ...]:
+    cls = type(node)
+    fields = _CHILD_FIELDS.get(cls)
+    if fields is None:
+        recorder = _FieldRecorder()
+        node._visit_and_replace_children(recorder)  # LibCST's own order, learnt once per class
+        fields = _CHILD_FIELDS[cls] = tuple(recorder.fields)
+    return fields
+
+
+def supports(visitors: Iterable[cst.BatchableCSTVisitor]) -> bool:
+    """Whether `walk` can run these visitors exactly as LibCST's batched traversal would."""
+    for visitor in visitors:
+        if getattr(visitor, "METADATA_DEPENDENCIES", ()):
+            return False
+        for name in visitor.get_visitors():
+            kind, _, rest = name.partition("_")
+            if "_" in rest:  # visit_Call_func: an attribute callback
+                return False
+    return True
+
+
+def walk(module: cst.Module, visitors: Iterable[cst.BatchableCSTVisitor]) -> None:
+    """Call every visitor's `visit_X` before and `leave_X` after each node's children, in source order."""
+    visit: dict[type, list[Callable]] = {}
+    leave: dict[type, list[Callable]] = {}
+    by_name: dict[str, list[Callable]] = {}
+    for visitor in visitors:
+        for name, function in visitor.get_visitors().items():
+            by_name.setdefault(name, []).append(function)
+    walk_trivia = any(name.split("_", 1)[1] in _TRIVIA_NAMES for name in by_name)
+    # Per class: walk it or not. (isinstance against LibCST's abstract classes is slow.)
+    walked: dict[type, bool] = {}
+
+    def wanted(cls: type) -> bool:
+        answer = walked.get(cls)
+        if answer is None:
+            answer = walked[cls] = issubclass(cls, cst.CSTNode) and (
+                walk_trivia or not issubclass(cls, _TRIVIA))
+        return answer
+
+    def callbacks(table: dict, prefix: str, cls: type) -> list[Callable]:
+        found = table.get(cls)
+        if found is None:
+            found = table[cls] = by_name.get(prefix + cls.__name__, [])
+        return found
+
+    def go(node: cst.CSTNode) -> None:
+        cls = type(node)
+        for function in callbacks(visit, "visit_", cls):
+            function(node)
+        for field in _child_fields(node):
+            value = getattr(node, field)
+            kind = type(value)
+            if kind is tuple or kind is list:
+                for item in value:
+                    if wanted(type(item)):
+                        go(item)
+            elif wanted(kind):
+                go(value)
+        for function in callbacks(leave, "leave_", cls):
+            function(node)
+
+    go(module)
+
+
+def _trivia_names() -> frozenset[str]:
+    names = set()
+    for base in _TRIVIA:
+        stack = [base]
+        while stack:
+            cls = stack.pop()
+            names.add(cls.__name__)
+            stack.extend(cls.__subclasses__())
+    return frozenset(names)
+
+
+_TRIVIA_NAMES = _trivia_names()
