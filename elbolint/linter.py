@@ -25,6 +25,9 @@ from elbolint.suppression import is_suppressed
 
 #: A file that never mentions TensorFlow, TFP or Keras cannot contain a finding: it is not parsed.
 _PREFILTER = re.compile(r"tensorflow|tf_keras|keras")
+#: A `# noqa` on a line cannot hide that the file was not analysed at all (ruff's rule too); use
+#: `ignore` or `per-file-ignores` to silence these on purpose.
+_UNSUPPRESSIBLE = frozenset({"ELB000"})
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 #: A notebook's JSON carries outputs (images, tables) besides code: it may be this much larger.
 NOTEBOOK_SIZE_FACTOR = 32
@@ -104,7 +107,7 @@ def _finish(result: FileResult, enabled: set[str]) -> FileResult:
     result.diagnostics = sorted(
         (
             d for d in result.diagnostics
-            if d.code in enabled and not is_suppressed(lines, d.line, d.code)
+            if d.code in enabled and (d.code in _UNSUPPRESSIBLE or not is_suppressed(lines, d.line, d.code))
         ),
         key=Diagnostic.sort_key,
     )
@@ -183,13 +186,14 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
     try:
         module = call_deep(cst.parse_module, source.data)
     except cst.ParserSyntaxError as error:
-        line, column, message = verdict[1:] if verdict is not None else (1, 1, None)
-        if message is None:  # LibCST is stricter than CPython here: use its own account
-            line, column = error.editor_line, error.editor_column
-            message = " ".join(error.message.split()) or "invalid syntax"
-        result.diagnostics.append(
-            engine_diagnostic(result.path, "ELB000", _syntax(message), line, column)
-        )
+        if verdict is None:  # valid Python that LibCST's parser refuses (e.g. tabs mixed into spaces)
+            reason = " ".join(error.message.split()) or "invalid syntax"
+            result.diagnostics.append(engine_diagnostic(
+                result.path, "ELB901", f"file skipped: Python accepts this file but LibCST, elbolint's parser, "
+                f"cannot parse it ({reason}); not analysed", error.editor_line, error.editor_column))
+            return
+        _, line, column, message = verdict
+        result.diagnostics.append(engine_diagnostic(result.path, "ELB000", _syntax(message), line, column))
         return
     except (RecursionError, ValueError) as error:
         result.diagnostics.append(

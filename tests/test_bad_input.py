@@ -31,6 +31,10 @@ CASES = [
      [(4, 1, "ELB000", "SyntaxError: expected an indented block after function definition on line 3")]),
     ("unterminated.py", TFP + b"s = 'abc\n",
      [(3, 5, "ELB000", "SyntaxError: unterminated string literal (detected at line 3)")]),
+    ("noqa_cannot_hide.py", TFP + b"x = (1,  # noqa\n", [(3, 5, "ELB000", "SyntaxError: '(' was never closed")]),
+    # valid Python that LibCST's tokenizer refuses (found by the fuzz tests): skipped, and said so
+    ("mixed_tabs.py", TFP + b"if a:\n  if b:\n\t  x = 1\n  y = 2\n",
+     [(1, 1, "ELB901", "file skipped: Python accepts this file but LibCST, elbolint's parser, cannot parse it")]),
     ("python2.py", TFP + b'print "hello"\n',
      [(3, 1, "ELB000", "SyntaxError: Missing parentheses in call to 'print'")]),
     # bytes that are not Python text
