@@ -44,6 +44,12 @@ def main() -> None:
     stuck ELBO losses. `elbolint PATH...` is short for `elbolint check PATH...`."""
 
 
+def _fail(message: str) -> None:
+    """A configuration or usage error: one line on stderr and exit 2 (no usage block, no traceback)."""
+    click.echo(f"elbolint: error: {message}", err=True)
+    sys.exit(2)
+
+
 def _codes(value: Optional[str]) -> list[str]:
     return [c.strip() for c in value.split(",") if c.strip()] if value else []
 
@@ -58,6 +64,8 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("--exclude", help="Comma-separated patterns replacing the default excludes.")
 @click.option("--extend-exclude", help="Comma-separated patterns to exclude in addition.")
 @click.option("--no-respect-gitignore", is_flag=True, help="Lint files that .gitignore ignores.")
+@click.option("--force-exclude", is_flag=True,
+              help="Apply the excludes to files named on the command line too (use it in pre-commit hooks).")
 @click.option("--output-format", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("-o", "--output-file", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
@@ -81,7 +89,7 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Parallel workers for linting and dynamic runs (default: the number of cores).")
 def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
-          no_respect_gitignore, output_format, output_file, exit_zero, fix, diff, no_cache, cache_dir,
+          no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, diff, no_cache, cache_dir,
           stdin_filename, quiet,
           dynamic, dynamic_scope, dynamic_steps, dynamic_timeout, dynamic_memory, python_path, jobs):
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
@@ -98,9 +106,11 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
         config.extend_exclude += _codes(extend_exclude)
         if no_respect_gitignore:
             config.respect_gitignore = False
+        if force_exclude:
+            config.force_exclude = True
         enabled = config.enabled_codes()
     except ConfigError as error:
-        raise click.UsageError(str(error)) from None
+        _fail(str(error))
 
     all_rules()  # import the rules once, before the workers fork
     try:
@@ -139,7 +149,7 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
             diagnostics += run_dynamic(results, config, {k: v for k, v in settings.items() if v is not None},
                                        enabled=enabled, show_progress=not quiet)
         except ConfigError as error:
-            raise click.UsageError(str(error)) from None
+            _fail(str(error))
         except KeyboardInterrupt:  # the workers and their models are already killed (harness.py)
             click.echo("\nelbolint: interrupted; dynamic workers stopped", err=True)
             sys.exit(130)
@@ -216,5 +226,5 @@ def rule(code, show_all, table):
         return
     text = explain(code)
     if text is None:
-        raise click.UsageError(f"unknown rule {code!r} (see `elbolint rule --all`)")
+        _fail(f"unknown rule {code!r} (see `elbolint rule --all`)")
     click.echo(text, nl=False)

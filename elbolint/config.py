@@ -8,6 +8,7 @@ extend-select = ["ELB012"]
 exclude = ["legacy/"]            # gitignore-style patterns, replacing the defaults' extension
 extend-exclude = ["notebooks/"]
 respect-gitignore = true
+force-exclude = false            # true: excludes apply to files named explicitly (pre-commit)
 per-file-ignores = { "tests/*" = ["ELB002"] }
 max-file-size-kib = 1024         # per-file budget; a file beyond it is skipped with ELB901
 max-seconds-per-file = 60
@@ -52,7 +53,7 @@ LIMIT_KEYS = {"max-file-size-kib": "file_size_kib", "max-seconds-per-file": "sec
 
 TOP_LEVEL_KEYS = {
     "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude",
-    "respect-gitignore", "dynamic", "cache-dir", *LIMIT_KEYS,
+    "respect-gitignore", "force-exclude", "dynamic", "cache-dir", *LIMIT_KEYS,
 }
 
 
@@ -71,6 +72,7 @@ class Config:
     exclude: list[str] = field(default_factory=list)
     extend_exclude: list[str] = field(default_factory=list)
     respect_gitignore: bool = True
+    force_exclude: bool = False  # apply the excludes to files named on the command line too
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> options
     dynamic: dict[str, Any] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
@@ -193,6 +195,10 @@ def parse_table(table: dict, path: Path) -> Config:
     if not isinstance(respect, bool):
         raise ConfigError(f"{where}: respect-gitignore must be true or false")
     config.respect_gitignore = respect
+    force = table.get("force-exclude", False)
+    if not isinstance(force, bool):
+        raise ConfigError(f"{where}: force-exclude must be true or false")
+    config.force_exclude = force
     per_file = table.get("per-file-ignores", {})
     if not isinstance(per_file, dict):
         raise ConfigError(f"{where}: per-file-ignores must be a table of pattern = [codes]")
@@ -204,6 +210,11 @@ def parse_table(table: dict, path: Path) -> Config:
     dynamic = table.get("dynamic", {})
     if not isinstance(dynamic, dict):
         raise ConfigError(f"{where}: dynamic must be a table")
+    # Validated on every run, not only with --dynamic: a typo (`stepz`, `steps = -5`) must fail the
+    # static CI job that sees it, not the nightly dynamic job.
+    from elbolint.dynamic.settings import build_settings
+
+    build_settings(dynamic, {})
     config.dynamic = dynamic
     config.limits = _limits(table, where)
     cache_dir = table.get("cache-dir")

@@ -41,6 +41,8 @@ def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]
                 if key not in seen:
                     seen.add(key)
                     yield found
+        elif config.force_exclude and _force_excluded(path, exclude_patterns, config.root):
+            continue  # pre-commit names files one by one: the excludes must still hold
         elif path.exists() or path.is_symlink():
             key = path.resolve()
             if key not in seen:
@@ -93,6 +95,15 @@ def _excluded(path: Path, is_dir: bool, excludes: list[gitignore.Pattern]) -> bo
         if pattern.regex.match(relative) and not pattern.negated:
             return True
     return False
+
+
+def _force_excluded(path: Path, excludes: list[gitignore.Pattern], root: Path) -> bool:
+    """Whether an explicitly named file, or a directory above it inside the project, is excluded."""
+    if _excluded(path, False, excludes):
+        return True
+    absolute, root = path.absolute(), root.absolute()
+    return any(_excluded(parent, True, excludes) for parent in absolute.parents
+               if parent != root and root in parent.parents)
 
 
 def _parent_gitignores(directory: Path) -> list[gitignore.Pattern]:

@@ -1,0 +1,49 @@
+"""Configuration is validated on every run (dynamic settings included), errors are one line with
+exit 2, and --force-exclude / force-exclude keep excludes in force for files named explicitly."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from elbolint.cli import main
+
+BAD = "import tensorflow as tf\nimport tensorflow_probability as tfp\nq = tfp.distributions.Normal(0., tf.Variable(1.))\n"
+
+
+def run(args, cwd):
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, args, catch_exceptions=False)
+    finally:
+        os.chdir(previous)
+
+
+@pytest.mark.parametrize("table, message", [
+    ("stepz = 3", "[tool.elbolint.dynamic]: unknown key 'stepz'"),
+    ("steps = -5", "steps and timeout must be positive"),
+    ("scope = 'some'", "scope must be \"flagged\" or \"all\""),
+])
+def test_dynamic_settings_are_validated_without_dynamic(tmp_path, table, message):
+    (tmp_path / "pyproject.toml").write_text(f"[tool.elbolint.dynamic]\n{table}\n")
+    (tmp_path / "model.py").write_text(BAD)
+    result = run(["model.py"], tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"elbolint: error: {result.stderr.split('error: ', 1)[1].strip()}"]
+    assert message in result.stderr and "Usage:" not in result.stderr
+
+
+def test_force_exclude_applies_excludes_to_explicit_files(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.elbolint]\nextend-exclude = ["legacy/", "gen_*.py"]\n')
+    for name in ("legacy/deep/old.py", "gen_model.py", "model.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(BAD)
+    named = ["legacy/deep/old.py", "gen_model.py", "model.py"]
+    assert run(["-q", *named], tmp_path).stdout.count("ELB001") == 3  # explicit files: always linted
+    forced = run(["--force-exclude", *named], tmp_path)
+    assert [line.split(":")[0] for line in forced.stdout.splitlines()] == ["model.py"]
+    (tmp_path / "pyproject.toml").write_text('[tool.elbolint]\nextend-exclude = ["legacy/"]\nforce-exclude = true\n')
+    assert [line.split(":")[0] for line in run(named, tmp_path).stdout.splitlines()] == ["gen_model.py", "model.py"]
