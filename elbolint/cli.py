@@ -44,6 +44,39 @@ def main() -> None:
     stuck ELBO losses. `elbolint PATH...` is short for `elbolint check PATH...`."""
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """`elbolint: 523/1537 files` on a terminal's stderr, redrawn at most ten times a second, so a
+    long run is never silent; erased before the report."""
+
+    def __init__(self) -> None:
+        self.shown = 0.0
+        self.width = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if total < 50 or (now - self.shown < 0.1 and done < total):
+            return
+        self.shown = now
+        text = f"elbolint: {done}/{total} files"
+        self.width = len(text)
+        sys.stderr.write("\r" + text)
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+
+
 def _fail(message: str) -> None:
     """A configuration or usage error: one line on stderr and exit 2 (no usage block, no traceback)."""
     click.echo(f"elbolint: error: {message}", err=True)
@@ -124,8 +157,11 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
         else:
             cache = None if no_cache or dynamic else _open_cache(config, cache_dir)
             try:
+                progress = _Progress() if not quiet and _is_terminal(sys.stderr) else None
                 results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, diff=diff,
-                                     jobs=jobs, keep_modules=dynamic, cache=cache)
+                                     jobs=jobs, keep_modules=dynamic, cache=cache, progress=progress)
+                if progress is not None:
+                    progress.clear()
             finally:
                 if cache is not None:
                     cache.close()
@@ -135,6 +171,8 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
         click.echo("\nelbolint: interrupted", err=True)
         sys.exit(130)
 
+    if not results and not quiet:  # as ruff does: say so, exit 0
+        click.echo("elbolint: warning: no Python files found under the given paths", err=True)
     if diff:
         _print_diffs(results, quiet)
     diagnostics = [d for r in results for d in r.diagnostics]

@@ -47,9 +47,10 @@ def run_isolated(
     jobs: int,
     seconds: float,
     memory_mib: int,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> list[Result]:
     """`[work(t) for t in tasks]`, each run in a worker; a task whose worker died or ran out of time
-    gets `on_death(task, reason)` instead."""
+    gets `on_death(task, reason)` instead. `progress(done, total)` is called as results arrive."""
     if not tasks:
         return []
     try:
@@ -57,6 +58,7 @@ def run_isolated(
     except ValueError:  # no fork on this platform: no isolation either
         return [work(task) for task in tasks]
     pool = _Pool(context, tasks, work, on_death, min(jobs, len(tasks)), seconds, memory_mib)
+    pool.progress = progress
     try:
         return pool.run()
     finally:
@@ -95,6 +97,8 @@ class _Pool:
         self.results: list[Optional[tuple[Result]]] = [None] * len(tasks)
         self.workers: list[_Worker] = []
         self.chunk = max(1, min(MAX_CHUNK, len(tasks) // (self.jobs * 4)))
+        self.progress: Optional[Callable[[int, int], None]] = None
+        self.done = 0
 
     def run(self) -> list[Result]:
         while self.pending or any(w.in_flight for w in self.workers):
@@ -108,6 +112,12 @@ class _Pool:
                 elif time.monotonic() >= worker.deadline:
                     self._bury(worker, f"took longer than {self.seconds:g} s (max-seconds-per-file)")
         return [entry[0] for entry in self.results]  # type: ignore[index]
+
+    def _record(self, index: int, result: Result) -> None:
+        self.results[index] = (result,)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, len(self.tasks))
 
     def _dispatch(self) -> None:
         for worker in self.workers:
@@ -130,7 +140,7 @@ class _Pool:
                 index, result = worker.connection.recv()
                 if isinstance(result, _Failed):
                     result = self.on_death(self.tasks[index], result.reason)
-                self.results[index] = (result,)
+                self._record(index, result)
                 worker.in_flight.remove(index)
                 worker.deadline = time.monotonic() + self.seconds
         except Exception:  # EOF, or a message cut short by the worker's death
@@ -144,7 +154,7 @@ class _Pool:
         self.workers.remove(worker)
         if worker.in_flight:
             culprit = worker.in_flight.popleft()
-            self.results[culprit] = (self.on_death(self.tasks[culprit], reason),)
+            self._record(culprit, self.on_death(self.tasks[culprit], reason))
             self.pending.extendleft(reversed(worker.in_flight))
 
     def stop(self) -> None:

@@ -46,6 +46,7 @@ def lint_paths(
     jobs: Optional[int] = None,
     keep_modules: bool = False,
     cache: Optional[Cache] = None,
+    progress=None,
 ) -> list[FileResult]:
     """Lint every file under `paths`. With a `cache` (not used for dynamic runs, which need the
     sources), files whose results are cached are not analysed at all."""
@@ -62,7 +63,9 @@ def lint_paths(
                 by_path[path] = lookup.result
             lookups[path] = lookup
     misses = [path for path in files if path not in by_path]
-    by_path.update(zip(misses, _run(job, [(path, None) for path in misses], jobs)))
+    hits = len(by_path)
+    report = (lambda done, total: progress(hits + done, hits + total)) if progress else None
+    by_path.update(zip(misses, _run(job, [(path, None) for path in misses], jobs, report)))
     if cache is not None:
         _remember(cache, job, lookups, [by_path[path] for path in misses])
     results = []
@@ -148,11 +151,12 @@ def _remember(cache: Cache, job: Job, lookups: dict, fresh: list[FileResult]) ->
     cache.prune()
 
 
-def _run(job: Job, tasks: list, jobs: Optional[int]) -> list[FileResult]:
+def _run(job: Job, tasks: list, jobs: Optional[int], progress=None) -> list[FileResult]:
     limits = job.config.limits
     return run_isolated(
         tasks, lambda task: _lint_one(job, task), lambda task, reason: _skipped(job, task, reason),
         jobs=jobs or os.cpu_count() or 1, seconds=limits.seconds, memory_mib=limits.memory_mib,
+        progress=progress,
     )
 
 

@@ -47,3 +47,22 @@ def test_force_exclude_applies_excludes_to_explicit_files(tmp_path):
     assert [line.split(":")[0] for line in forced.stdout.splitlines()] == ["model.py"]
     (tmp_path / "pyproject.toml").write_text('[tool.elbolint]\nextend-exclude = ["legacy/"]\nforce-exclude = true\n')
     assert [line.split(":")[0] for line in run(named, tmp_path).stdout.splitlines()] == ["gen_model.py", "model.py"]
+
+
+def test_a_tree_without_python_files_warns_and_exits_0(tmp_path):
+    (tmp_path / "notes.txt").write_text("tensorflow")
+    result = run(["."], tmp_path)
+    assert result.exit_code == 0
+    assert "elbolint: warning: no Python files found under the given paths" in result.stderr
+
+
+def test_progress_is_shown_on_a_terminal_only(tmp_path, monkeypatch, capsys):
+    import elbolint.cli as cli
+
+    progress = cli._Progress()
+    for done in range(1, 61):
+        progress(done, 60)
+    progress.clear()
+    err = capsys.readouterr().err
+    assert "\relbolint: 60/60 files" in err and err.endswith("\r")
+    assert cli._is_terminal(open(os.devnull)) is False

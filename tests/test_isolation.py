@@ -188,3 +188,12 @@ def test_memory_is_capped_per_worker():
                                    memory_mib=256)
     assert result[:2] == ("died", 0) and "MemoryError" in result[2]
     assert after == 8
+
+
+def test_progress_counts_every_file_once_including_the_dead():
+    seen = []
+    tasks = [("ok", i) for i in range(20)]
+    tasks[7] = ("segv", 7)
+    run_isolated(tasks, _work, _died, jobs=2, seconds=30, memory_mib=512,
+                 progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 20) for i in range(1, 21)]
