@@ -21,7 +21,7 @@ from elbolint.resolver import Resolver
 from elbolint.rule import Rule, RuleContext
 from elbolint.notebook import Notebook, is_notebook, read_notebook
 from elbolint.source import Source, read_source
-from elbolint.suppression import is_suppressed
+from elbolint.suppression import file_noqa, is_suppressed, noqa_codes, noqa_column
 
 #: A file that never mentions TensorFlow, TFP or Keras cannot contain a finding: it is not parsed.
 _PREFILTER = re.compile(r"tensorflow|tf_keras|keras")
@@ -53,9 +53,9 @@ class FileResult:
 def engine_diagnostic(path: Path, code: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
     from elbolint.registry import ENGINE_CODES
 
-    name = next(c.name for c in ENGINE_CODES if c.code == code)
+    known = next(c for c in ENGINE_CODES if c.code == code)
     position = Position(line, column)
-    return Diagnostic(path, position, position, code, name, message, Severity.ERROR)
+    return Diagnostic(path, position, position, code, known.name, message, known.severity)
 
 
 def lint_file(
@@ -101,19 +101,47 @@ def lint_file(
 
 
 def _finish(result: FileResult, enabled: set[str]) -> FileResult:
-    """Keep the enabled, unsuppressed findings, in order; notebook positions become cell positions."""
+    """Keep the enabled, unsuppressed findings, in order (reporting `# noqa: ELBxxx` comments that
+    suppress nothing); notebook positions become cell positions."""
     source, notebook = result.source, result.notebook
     lines = python_lines(source.text) if source is not None and source.text is not None else []
-    result.diagnostics = sorted(
-        (
-            d for d in result.diagnostics
-            if d.code in enabled and (d.code in _UNSUPPRESSIBLE or not is_suppressed(lines, d.line, d.code))
-        ),
-        key=Diagnostic.sort_key,
-    )
+    whole_file = file_noqa(lines)
+    kept = []
+    for d in result.diagnostics:
+        if d.code not in enabled:
+            continue
+        if d.code not in _UNSUPPRESSIBLE and (
+            is_suppressed(lines, d.line, d.code)
+            or whole_file is not None and (not whole_file or d.code in whole_file)
+        ):
+            continue
+        kept.append(d)
+    if result.parsed and "ELB902" in enabled:
+        kept += _unused_noqa(result.path, lines, result.diagnostics, enabled)
+    result.diagnostics = sorted(kept, key=Diagnostic.sort_key)
     if notebook is not None:
         result.diagnostics = notebook.to_cells(result.diagnostics)
     return result
+
+
+def _unused_noqa(path: Path, lines: list[str], diagnostics, enabled: set[str]) -> list[Diagnostic]:
+    """ELB902 for each enabled ELB code a line's `# noqa: ...` names but no finding on that line has.
+    Only parsed files (else nothing was checked) and only named ELB codes: a bare `# noqa` may serve
+    another tool, and so may its other codes."""
+    found = {(d.line, d.code) for d in diagnostics}
+    unused = []
+    for number, line in enumerate(lines, start=1):
+        if "noqa" not in line:
+            continue
+        codes = noqa_codes(line)
+        if not codes:
+            continue
+        stale = sorted(c for c in codes if c.startswith("ELB") and c in enabled and (number, c) not in found)
+        if stale and not is_suppressed(lines, number, "ELB902"):
+            names = ", ".join(stale)
+            unused.append(engine_diagnostic(path, "ELB902", f"unused noqa: no {names} finding on this line",
+                                            number, noqa_column(line)))
+    return unused
 
 
 def python_lines(text: str) -> list[str]:

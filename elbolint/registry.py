@@ -19,6 +19,9 @@ ENGINE_CODES = (
     Code("ELB901", "file-skipped", Severity.ERROR,
          "The file was not analysed: over the size limit, or its analysis crashed, ran out of memory or time "
          "(limits under [tool.elbolint]); every other file is still linted."),
+    Code("ELB902", "unused-noqa", Severity.WARNING,
+         "A `# noqa: ELBxxx` names a code that has no finding on that line (stale after a fix?); "
+         "a bare `# noqa` and other tools' codes are left alone."),
     Code("ELB999", "internal-error", Severity.ERROR, "A rule crashed on this file; other rules still ran."),
 )
 

@@ -1,4 +1,6 @@
-"""`# noqa` and `# noqa: ELB001, ELB002` on the reported line, as in ruff and flake8."""
+"""`# noqa` and `# noqa: ELB001, ELB002` on the reported line, as in ruff and flake8, and
+`# elbolint: noqa` (optionally `: ELB001, ...`) on a line of its own for the whole file, as ruff's
+`# ruff: noqa`."""
 
 from __future__ import annotations
 
@@ -19,6 +21,34 @@ def noqa_codes(line: str) -> Optional[frozenset[str]]:
     if not codes:
         return frozenset()
     return frozenset(c.upper() for c in re.split(r"[\s,]+", codes.strip()) if c)
+
+
+_FILE_NOQA = re.compile(
+    r"^\s*#\s*elbolint\s*:\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?\s*$",
+    re.IGNORECASE,
+)
+
+
+def file_noqa(lines: list[str]) -> Optional[frozenset[str]]:
+    """None if no line is `# elbolint: noqa`; an empty set for the bare form (everything); else the
+    codes (all such lines together)."""
+    found: Optional[set[str]] = None
+    for line in lines:
+        if "noqa" not in line:
+            continue
+        match = _FILE_NOQA.match(line)
+        if match is None:
+            continue
+        if not match.group("codes"):
+            return frozenset()
+        found = (found or set()) | {c.upper() for c in re.split(r"[\s,]+", match.group("codes").strip()) if c}
+    return frozenset(found) if found is not None else None
+
+
+def noqa_column(line: str) -> int:
+    """1-based column of a line's `# noqa` comment (for reporting it as unused)."""
+    match = _NOQA.search(line)
+    return match.start() + 1 if match else 1
 
 
 def is_suppressed(lines: list[str], line: int, code: str) -> bool:

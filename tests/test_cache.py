@@ -42,9 +42,9 @@ def analysed(monkeypatch):
     runs: list[list[str]] = []
     real = runner._run
 
-    def counting(job, tasks, jobs):
+    def counting(job, tasks, jobs, progress=None):
         runs.append(sorted(Path(path).name for path, _ in tasks))
-        return real(job, tasks, jobs)
+        return real(job, tasks, jobs, progress)
 
     monkeypatch.setattr(runner, "_run", counting)
     return runs

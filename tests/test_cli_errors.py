@@ -66,3 +66,39 @@ def test_progress_is_shown_on_a_terminal_only(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "\relbolint: 60/60 files" in err and err.endswith("\r")
     assert cli._is_terminal(open(os.devnull)) is False
+
+
+NOQA = (
+    "import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+    "q = tfp.distributions.Normal(0., tf.Variable(1.))  # noqa: ELB001\n"
+    "r = tfp.distributions.Normal(0., 1.)  # noqa: ELB001, E501\n"
+    "s = tfp.distributions.Normal(0., 1.)  # noqa\n"
+)
+
+
+def test_unused_noqa_is_reported_for_elb_codes_only(tmp_path):
+    (tmp_path / "m.py").write_text(NOQA)
+    result = run(["--output-format", "concise", "m.py"], tmp_path)
+    assert result.stdout.splitlines() == [
+        "m.py:4:39: ELB902 [unused-noqa] unused noqa: no ELB001 finding on this line"]
+    assert result.exit_code == 1
+    assert run(["--ignore", "ELB902", "m.py"], tmp_path).exit_code == 0
+
+
+@pytest.mark.parametrize("directive, left", [
+    ("# elbolint: noqa", []),
+    ("# elbolint: noqa: ELB001", []),
+    ("  #  ELBOLINT: NOQA: ELB003", ["ELB001"]),
+    ("x = 1  # elbolint: noqa", ["ELB001"]),  # not on a line of its own: not a file-level directive
+])
+def test_file_level_noqa(tmp_path, directive, left):
+    (tmp_path / "m.py").write_text(directive + "\n" + BAD)
+    result = run(["--output-format", "json", "m.py"], tmp_path)
+    import json
+
+    assert [d["code"] for d in json.loads(result.stdout)] == left
+
+
+def test_file_level_noqa_cannot_hide_a_syntax_error(tmp_path):
+    (tmp_path / "m.py").write_text("# elbolint: noqa\nimport tensorflow\nx = (\n")
+    assert "ELB000" in run(["m.py"], tmp_path).stdout
