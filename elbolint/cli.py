@@ -199,7 +199,7 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     elif report:
         click.echo(report, nl=False, err=use_stdin and fix)
     sys.stdout.flush()
-    if not quiet and output_format in ("text", "concise"):
+    if not quiet and output_format in ("text", "concise", "full"):
         click.echo(_summary(diagnostics, len(results)), err=True)
     sys.exit(1 if diagnostics and not exit_zero else 0)
 

@@ -30,15 +30,18 @@ def rule_url(code: str) -> str:
 
 
 def get_reporter(name: str) -> Reporter:
-    from elbolint.reporters import github, json, sarif, text
+    from elbolint.reporters import full, github, gitlab, json, junit, sarif, text
 
     return {
         "text": text.render,
         "concise": text.render,
+        "full": full.render,
         "json": json.render,
         "sarif": sarif.render,
         "github": github.render,
+        "gitlab": gitlab.render,
+        "junit": junit.render,
     }[name]
 
 
-FORMATS = ("text", "concise", "json", "sarif", "github")
+FORMATS = ("text", "concise", "full", "json", "sarif", "github", "gitlab", "junit")
