@@ -12,6 +12,8 @@ from elbolint.rules._tfp import distribution_name, raw_trainable_variable
 _MATRIX_PARAMETER = {
     "MultivariateNormalTriL": ("scale_tril", 1),
     "MultivariateNormalFullCovariance": ("covariance_matrix", 1),
+    # The Cholesky factor of the variational distribution over the inducing observations.
+    "VariationalGaussianProcess": ("variational_inducing_observations_scale", 4),
 }
 
 
@@ -19,12 +21,15 @@ class UnconstrainedScaleTril(Rule):
     """
     ## What it does
     Flags a raw `tf.Variable` passed as `scale_tril` of `tfd.MultivariateNormalTriL` (by keyword
-    or as the second positional argument) or as `covariance_matrix` of
-    `tfd.MultivariateNormalFullCovariance`, directly or through a name or `self.` attribute bound
-    to one. Non-trainable variables and variables with a `constraint=` are not flagged.
+    or as the second positional argument), as `covariance_matrix` of
+    `tfd.MultivariateNormalFullCovariance`, or as `variational_inducing_observations_scale` of
+    `tfd.VariationalGaussianProcess` (by keyword or as the fifth positional argument), directly
+    or through a name or `self.` attribute bound to one. Non-trainable variables and variables
+    with a `constraint=` are not flagged.
 
     ## Why is this bad?
-    A Cholesky factor needs a strictly positive diagonal, and a covariance matrix must stay
+    A Cholesky factor needs a strictly positive diagonal (the variational inducing-observation
+    scale of a `VariationalGaussianProcess` is one), and a covariance matrix must stay
     symmetric positive definite. The optimizer updates every entry of a raw variable freely: once
     a diagonal entry crosses zero the log-determinant is -inf or NaN (and a covariance stops being
     positive definite, so its Cholesky decomposition fails), and the ELBO loss is NaN.
@@ -45,6 +50,8 @@ class UnconstrainedScaleTril(Rule):
         scale_tril=tfp.util.TransformedVariable(tf.eye(3), tfb.FillScaleTriL()),
     )
     ```
+    The same holds for a variational Gaussian process:
+    `variational_inducing_observations_scale=tfp.util.TransformedVariable(np.eye(m), tfb.FillScaleTriL(diag_shift=1e-5))`.
     For a full covariance, parameterise its Cholesky factor the same way, or use
     `tfp.util.TransformedVariable(cov, tfb.Chain([tfb.CholeskyOuterProduct(), tfb.FillScaleTriL()]))`.
     """
@@ -65,7 +72,7 @@ class UnconstrainedScaleTril(Rule):
         variable = raw_trainable_variable(self.resolver, arg.value)
         if variable is None:
             return
-        if parameter == "scale_tril":
+        if parameter != "covariance_matrix":
             advice = "tfp.util.TransformedVariable(init, tfb.FillScaleTriL())"
         else:
             advice = (

@@ -1,0 +1,620 @@
+"""ELB013 unconstrained-output-scale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
+
+import libcst as cst
+
+from elbolint.diagnostics import Severity
+from elbolint.names import TF, TFB, TFD, TFPL, canonical, member_of, names_in
+from elbolint.rule import Rule
+from elbolint.rules._tfp import POSITIONAL, POSITIVE_PARAMETERS, distribution_arguments, distribution_name, literal_values
+
+# ----------------------------------------------------------------------------- signs
+#: What is known about the sign of a tensor: strictly positive, >= 0, anything (can be <= 0), or
+#: not known (an opaque call, a custom layer): only ANY is ever reported.
+POS, NONNEG, ANY, UNKNOWN = "positive", "non-negative", "any", "unknown"
+
+DISTRIBUTION_LAMBDA = frozenset({f"{TFPL}.DistributionLambda"})
+
+_POSITIVE_FUNCTIONS = names_in(f"{TF}.nn", "softplus", "sigmoid", "softmax") | names_in(
+    f"{TF}.math", "softplus", "exp", "sigmoid", "softmax",
+) | names_in(TF, "exp", "sigmoid") | names_in("keras.activations", "softplus", "exponential", "sigmoid", "softmax") | names_in(
+    "keras.ops", "softplus", "exp", "sigmoid", "softmax",
+)
+_NONNEGATIVE_FUNCTIONS = names_in(f"{TF}.nn", "relu", "relu6") | names_in(f"{TF}.math", "abs", "square") | names_in(
+    TF, "abs", "square",
+) | names_in("keras.activations", "relu") | names_in("keras.ops", "relu", "abs", "square")
+_SIGNED_FUNCTIONS = names_in(f"{TF}.nn", "tanh", "elu", "selu", "leaky_relu", "gelu", "silu", "swish") | names_in(
+    f"{TF}.math", "tanh",
+) | names_in(TF, "tanh") | names_in("keras.activations", "linear", "tanh", "elu", "selu", "gelu", "swish", "silu")
+#: Functions whose result has the sign of their first argument, element by element.
+_SIGN_PRESERVING = names_in(
+    TF, "reshape", "squeeze", "expand_dims", "identity", "cast", "gather", "transpose", "convert_to_tensor",
+    "broadcast_to", "tile", "split", "unstack",
+) | names_in("keras.backend", "reshape", "squeeze", "expand_dims")
+_MAXIMUM = names_in(TF, "maximum") | names_in(f"{TF}.math", "maximum")
+_CLIP = names_in(TF, "clip_by_value")
+_POSITIVE_BIJECTORS = names_in(TFB, "Softplus", "Exp", "Sigmoid", "SoftClip")
+
+_ACTIVATION_STRINGS = {
+    "softplus": POS, "exponential": POS, "exp": POS, "sigmoid": POS, "softmax": POS, "hard_sigmoid": NONNEG,
+    "relu": NONNEG, "relu6": NONNEG, "linear": ANY, "tanh": ANY, "elu": ANY, "selu": ANY, "swish": ANY,
+    "silu": ANY, "gelu": ANY, "leaky_relu": ANY, "softsign": ANY, "mish": ANY,
+}
+
+_KERAS_LAYERS = "keras.layers"
+#: Layers whose output is their activation (linear, or tanh for the recurrent ones, by default):
+#: layer -> (position of `activation`, default sign).
+_ACTIVATED_LAYERS: dict[str, tuple[Optional[int], str]] = {
+    **{f"{_KERAS_LAYERS}.{name}": (1, ANY) for name in ("Dense",)},
+    **{f"{_KERAS_LAYERS}.{name}": (None, ANY) for name in (
+        "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "SeparableConv1D",
+        "SeparableConv2D", "DepthwiseConv2D", "EinsumDense", "LSTM", "GRU", "SimpleRNN",
+    )},
+    **{f"{TFPL}.{name}": (1, ANY) for name in (
+        "DenseFlipout", "DenseReparameterization", "DenseLocalReparameterization",
+    )},
+    **{f"{TFPL}.{name}": (None, ANY) for name in (
+        "DenseVariational", "VariableLayer", "Convolution1DFlipout", "Convolution2DFlipout", "Convolution3DFlipout",
+        "Convolution1DReparameterization", "Convolution2DReparameterization", "Convolution3DReparameterization",
+    )},
+}
+#: Layers that output a real-valued tensor whatever their input.
+_SIGNED_LAYERS = names_in(_KERAS_LAYERS, "BatchNormalization", "LayerNormalization", "Input", "InputLayer")
+#: Layers that keep the sign of what flows into them (look one layer further back).
+_TRANSPARENT_LAYERS = names_in(
+    _KERAS_LAYERS, "Reshape", "Flatten", "Dropout", "Permute", "RepeatVector", "GaussianDropout", "AlphaDropout",
+    "SpatialDropout1D", "SpatialDropout2D",
+)
+_CONCATENATE = names_in(_KERAS_LAYERS, "Concatenate", "concatenate") | names_in(TF, "concat")
+_ACTIVATION_LAYER = f"{_KERAS_LAYERS}.Activation"
+_TIME_DISTRIBUTED = f"{_KERAS_LAYERS}.TimeDistributed"
+
+_DEPTH = 12
+
+
+@dataclass(frozen=True)
+class InputModel:
+    """What the DistributionLambda's input is: one tensor of a known sign, or a list of tensors
+    (`DistributionLambda(f)([loc, scale])`) with one sign each."""
+
+    sign: str = ANY
+    elements: Optional[tuple[str, ...]] = None
+    producer: str = ""  # "Dense(2)", for messages
+
+    def of(self, index: Optional[int]) -> str:
+        if self.elements is None:
+            return self.sign
+        if index is None:  # a slice of the stacked list: known only when every element has one sign
+            return _combine_layers(self.elements) if self.elements else UNKNOWN
+        if not -len(self.elements) <= index < len(self.elements):
+            return UNKNOWN
+        return self.elements[index]
+
+
+NOT_VISIBLE = InputModel(ANY)
+
+#: A sign computed once the input is known: model -> (sign, depends on the input).
+SignFn = Callable[[InputModel], tuple[str, bool]]
+
+
+def _constant(sign: str) -> SignFn:
+    return lambda model: (sign, False)
+
+
+def _add(a: tuple[str, bool], b: tuple[str, bool]) -> tuple[str, bool]:
+    signs = {a[0], b[0]}
+    if UNKNOWN in signs:
+        sign = UNKNOWN
+    elif signs <= {POS, NONNEG}:
+        sign = POS if POS in signs else NONNEG
+    else:
+        sign = ANY
+    return sign, a[1] or b[1]
+
+
+def _multiply(a: tuple[str, bool], b: tuple[str, bool]) -> tuple[str, bool]:
+    signs = {a[0], b[0]}
+    if UNKNOWN in signs:
+        sign = UNKNOWN
+    elif signs == {POS}:
+        sign = POS
+    elif signs <= {POS, NONNEG}:
+        sign = NONNEG
+    else:
+        sign = ANY
+    return sign, a[1] or b[1]
+
+
+def _maximum(a: tuple[str, bool], b: tuple[str, bool]) -> tuple[str, bool]:
+    signs = {a[0], b[0]}
+    for sign in (POS, NONNEG, UNKNOWN):
+        if sign in signs:
+            return sign, a[1] or b[1]
+    return ANY, a[1] or b[1]
+
+
+def _combine_layers(signs: Sequence[str]) -> str:
+    """The sign of a concatenation: the same for every part, else unknown (which part is sliced?)."""
+    distinct = set(signs)
+    return distinct.pop() if len(distinct) == 1 else UNKNOWN
+
+
+@dataclass
+class _Candidate:
+    parameter: str
+    distribution: str
+    node: cst.BaseExpression
+    sign: SignFn
+    fix: Optional[tuple[str, cst.CSTNode]]
+
+
+@dataclass
+class _Lambda:
+    """One DistributionLambda call: its function and what flows into it."""
+
+    call: cst.Call
+    function: Union[cst.Lambda, cst.FunctionDef, str, cst.BaseExpression, None]  # a lambda, a def (or its name), a class
+    producers: list[InputModel]
+
+
+class UnconstrainedOutputScale(Rule):
+    """
+    ## What it does
+    Flags a positive-only parameter (`scale`, `scale_diag`, `concentration`, `rate`, `df`, ...) of
+    the distribution built by a `tfp.layers.DistributionLambda` when it is the raw network output:
+    the layer's input, a slice of it (`t[..., 1:]`) or a linear expression of it
+    (`0.05 * t[..., 1:]`, `1e-3 + t[..., 1:]`), with no positive transform (`softplus`, `exp`,
+    `sigmoid`, ...) in between. The function may be a lambda, a `def` of the same file or a
+    distribution class (`DistributionLambda(tfd.Poisson)`). Not flagged: transformed or constant
+    parameters, and inputs that visibly come from a layer with a positive activation
+    (`Dense(2, activation="softplus")` just before it in a `Sequential` list or `model.add` chain,
+    or applied to `Dense(1, activation=tf.exp)(x)`); an input produced by a layer elbolint cannot
+    read (a custom layer, a `Lambda` layer, a concatenation of differently activated heads) is
+    given the benefit of the doubt. `tfpl.IndependentNormal` and the other ready-made layers
+    transform their parameters themselves and are never flagged.
+
+    ## Why is this bad?
+    A `Dense` layer's output is any real number: at initialisation about half of the predicted
+    scales are negative. `tfd.Normal(loc, scale).log_prob(y)` with `scale <= 0` is NaN (the
+    distributions do not validate their arguments by default), so the negative log-likelihood, and
+    every gradient after it, is NaN from the first batch, or from the first step that moves an
+    output across zero. Hence severity *error*: unlike an `exp` transform (ELB012, a warning,
+    which works until it overflows), a raw scale is invalid for a large share of inputs from the
+    very first step, and the fix costs nothing. A non-negative activation (`relu`) before the
+    layer is not flagged: only an exact zero is invalid there.
+
+    ## Example
+    ```python
+    model = tf.keras.Sequential([
+        tf.keras.layers.Dense(2),
+        tfp.layers.DistributionLambda(lambda t: tfd.Normal(loc=t[..., :1], scale=t[..., 1:])),
+    ])
+    ```
+
+    ## Use instead
+    Map the raw output to a positive scale, with a small floor:
+    ```python
+    model = tf.keras.Sequential([
+        tf.keras.layers.Dense(2),
+        tfp.layers.DistributionLambda(
+            lambda t: tfd.Normal(loc=t[..., :1], scale=1e-3 + tf.math.softplus(t[..., 1:]))
+        ),
+    ])
+    ```
+    or use `tfp.layers.IndependentNormal(1)`, which does this itself. `elbolint --fix` wraps the
+    flagged expression in `1e-3 + tf.math.softplus(...)` when the file imports TensorFlow.
+    """
+
+    code = "ELB013"
+    name = "unconstrained-output-scale"
+    severity = Severity.ERROR
+    confirmed_by = ("ELB101",)
+    fixable = True
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._functions: list[cst.CSTNode] = []  # enclosing lambdas and defs, innermost last
+        self._candidates: dict[int, list[_Candidate]] = {}  # id(function) -> findings if it is a DL's
+        self._defs: dict[str, list[cst.FunctionDef]] = {}
+        self._lambdas: list[_Lambda] = []
+        self._by_call: dict[int, _Lambda] = {}
+        self._pending: dict[int, InputModel] = {}  # id(DistributionLambda call) -> its input, seen first
+        self._previous: dict[int, list[cst.BaseExpression]] = {}  # id(layer) -> layers before it, nearest first
+        self._added: dict[tuple[int, str], list[cst.BaseExpression]] = {}  # `model.add(...)` chains
+        self._unpacked: dict[tuple[int, str], cst.BaseExpression] = {}  # `a, b = tf.split(t, 2, -1)`
+
+    # ------------------------------------------------------------------ scopes
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._defs.setdefault(node.name.value, []).append(node)
+        self._functions.append(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._functions.pop()
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._functions.append(node)
+
+    def leave_Lambda(self, original_node: cst.Lambda) -> None:
+        self._functions.pop()
+
+    # --------------------------------------------------------- layer sequences
+    def visit_List(self, node: cst.List) -> None:
+        self._remember_sequence(node.elements)
+
+    def visit_Tuple(self, node: cst.Tuple) -> None:
+        self._remember_sequence(node.elements)
+
+    def _remember_sequence(self, elements: Sequence[cst.BaseElement]) -> None:
+        earlier: list[cst.BaseExpression] = []
+        for element in elements:
+            if isinstance(element.value, cst.Call):
+                self._previous[id(element.value)] = list(reversed(earlier))
+            earlier.append(element.value)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if not self._functions:
+            return
+        scope = id(self._functions[-1])
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):
+                self._unpacked.pop((scope, target.target.value), None)
+            elif isinstance(target.target, (cst.Tuple, cst.List)) and isinstance(node.value, cst.Call):
+                names = self.call_names(node.value)
+                if names.isdisjoint(names_in(TF, "split", "unstack")) or not node.value.args:
+                    continue
+                for element in target.target.elements:
+                    if isinstance(element.value, cst.Name):
+                        self._unpacked[(scope, element.value.value)] = node.value.args[0].value
+
+    # ------------------------------------------------------------------- calls
+    def visit_Call(self, node: cst.Call) -> None:
+        self._remember_add(node)
+        positional = [a for a in node.args if a.keyword is None and not a.star]
+        if positional and isinstance(node.func, cst.Call) and self.is_call_to(node.func, DISTRIBUTION_LAMBDA):
+            # `DistributionLambda(f)(x)`: the inner call is visited next.
+            self._pending[id(node.func)] = self._model_of(positional[0].value)
+        elif positional:
+            inner = self._distribution_lambda(node.func)
+            if inner is not None:  # `head(x)` with `head = DistributionLambda(f)`
+                inner.producers.append(self._model_of(positional[0].value))
+        if self.is_call_to(node, DISTRIBUTION_LAMBDA):
+            self._register(node)
+            return
+        if self._functions:
+            self._check_distribution(node)
+
+    def _remember_add(self, node: cst.Call) -> None:
+        """`model.add(layer)`: the layer's predecessor is what was added before."""
+        func = node.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "add" and isinstance(func.value, cst.Name)):
+            return
+        if len(node.args) != 1 or node.args[0].keyword is not None or node.args[0].star:
+            return
+        key = (id(self.resolver.scope_node), func.value.value)
+        if key not in self._added:
+            initial: list[cst.BaseExpression] = []
+            model = self.value_of(func.value)
+            if isinstance(model, cst.Call) and model.args and isinstance(model.args[0].value, (cst.List, cst.Tuple)):
+                initial = [e.value for e in model.args[0].value.elements]
+            self._added[key] = initial
+        layer = node.args[0].value
+        if isinstance(layer, cst.Call):
+            self._previous[id(layer)] = list(reversed(self._added[key]))
+        self._added[key].append(layer)
+
+    def _distribution_lambda(self, func: cst.BaseExpression) -> Optional[_Lambda]:
+        target = self.value_of(func) if isinstance(func, cst.Name) else func
+        return self._by_call.get(id(target)) if isinstance(target, cst.Call) else None
+
+    def _register(self, node: cst.Call) -> None:
+        arg = self.get_arg(node, "make_distribution_fn", 0)
+        function: Union[cst.Lambda, cst.FunctionDef, str, cst.BaseExpression, None] = None
+        if arg is not None:
+            value = self.value_of(arg.value) if isinstance(arg.value, (cst.Name, cst.Attribute)) else arg.value
+            if isinstance(value, cst.Lambda):
+                function = value
+            elif isinstance(arg.value, cst.Name) and value is arg.value:
+                defined = self._defs.get(arg.value.value)
+                # The def in force here; one defined further down is looked up at the end.
+                function = defined[-1] if defined else arg.value.value
+            elif self._distribution_class(arg.value) is not None:
+                function = arg.value
+        entry = _Lambda(node, function, [])
+        previous = self._previous.get(id(node))
+        if previous is not None:
+            entry.producers.append(self._model_of_sequence(previous))
+        if id(node) in self._pending:
+            entry.producers.append(self._pending.pop(id(node)))
+        self._lambdas.append(entry)
+        self._by_call[id(node)] = entry
+
+    def _distribution_class(self, node: cst.BaseExpression) -> Optional[str]:
+        for qualified in self.qualified_names(node):
+            member = member_of(qualified, TFD)
+            if member is not None and member[:1].isupper():
+                return member
+        return None
+
+    # ---------------------------------------------------------- distributions
+    def _check_distribution(self, node: cst.Call) -> None:
+        distribution = distribution_name(self.resolver, node)
+        if distribution is None:
+            return
+        function = self._functions[-1]
+        input_name = _first_parameter(function)
+        if input_name is None:
+            return
+        for parameter, arg in distribution_arguments(node, distribution):
+            if parameter not in POSITIVE_PARAMETERS:
+                continue
+            sign = self._sign(arg.value, input_name, 0)
+            if sign(NOT_VISIBLE) != (ANY, True) and sign(InputModel(ANY, (ANY,) * 8)) != (ANY, True):
+                continue  # positive (or constant, or unknown) whatever flows in
+            self._candidates.setdefault(id(function), []).append(
+                _Candidate(parameter, f"{self.source(node.func)}", arg.value, sign, self._fix(arg.value))
+            )
+
+    def _sign(self, node: cst.BaseExpression, input_name: str, depth: int) -> SignFn:
+        """The sign of `node` as a function of the input's sign (resolved now, evaluated later)."""
+        if depth > _DEPTH:
+            return _constant(UNKNOWN)
+        if isinstance(node, cst.Name):
+            if node.value == input_name:
+                return lambda model: (model.of(None), True)
+            unpacked = self._unpacked.get((id(self._functions[-1]), node.value)) if self._functions else None
+            if unpacked is not None:
+                return self._sign(unpacked, input_name, depth + 1)
+            bound = self.value_of(node)
+            return self._sign(bound, input_name, depth + 1) if bound is not node else _constant(UNKNOWN)
+        values = literal_values(node, self.resolver)
+        if values is not None:
+            if all(v > 0 for v in values):
+                return _constant(POS)
+            return _constant(NONNEG if all(v >= 0 for v in values) else ANY)
+        if isinstance(node, cst.Subscript):
+            index = _integer_index(node)
+            if index is not None and isinstance(node.value, cst.Name) and node.value.value == input_name:
+                return lambda model: (model.of(index), True)
+            return self._sign(node.value, input_name, depth + 1)
+        if isinstance(node, cst.UnaryOperation):
+            inner = self._sign(node.expression, input_name, depth + 1)
+            if isinstance(node.operator, cst.Plus):
+                return inner
+            if isinstance(node.operator, cst.Minus):
+                return lambda model: ((UNKNOWN if inner(model)[0] == UNKNOWN else ANY), inner(model)[1])
+            return _constant(UNKNOWN)
+        if isinstance(node, cst.BinaryOperation):
+            left = self._sign(node.left, input_name, depth + 1)
+            right = self._sign(node.right, input_name, depth + 1)
+            if isinstance(node.operator, cst.Add):
+                return lambda model: _add(left(model), right(model))
+            if isinstance(node.operator, (cst.Multiply, cst.Divide)):
+                return lambda model: _multiply(left(model), right(model))
+            if isinstance(node.operator, cst.Subtract):
+                return lambda model: _add(left(model), (ANY if right(model)[0] != UNKNOWN else UNKNOWN, right(model)[1]))
+            return _constant(UNKNOWN)
+        if isinstance(node, cst.Call):
+            return self._call_sign(node, input_name, depth)
+        return _constant(UNKNOWN)
+
+    def _call_sign(self, node: cst.Call, input_name: str, depth: int) -> SignFn:
+        names = self.call_names(node)
+        first = node.args[0].value if node.args and node.args[0].keyword is None and not node.args[0].star else None
+        if not names.isdisjoint(_POSITIVE_FUNCTIONS) or self._is_positive_bijector_call(node):
+            return _constant(POS)
+        if not names.isdisjoint(_NONNEGATIVE_FUNCTIONS):
+            return _constant(NONNEG)
+        if first is None:
+            return _constant(UNKNOWN)
+        if not names.isdisjoint(_SIGNED_FUNCTIONS):
+            inner = self._sign(first, input_name, depth + 1)
+            return lambda model: (ANY if inner(model)[0] != UNKNOWN else UNKNOWN, inner(model)[1])
+        if not names.isdisjoint(_SIGN_PRESERVING):
+            return self._sign(first, input_name, depth + 1)
+        if not names.isdisjoint(_MAXIMUM) and len(node.args) >= 2:
+            a, b = (self._sign(arg.value, input_name, depth + 1) for arg in node.args[:2])
+            return lambda model: _maximum(a(model), b(model))
+        if not names.isdisjoint(_CLIP):
+            low = self.get_arg(node, "clip_value_min", 1)
+            if low is None:
+                return _constant(UNKNOWN)
+            bound = self._sign(low.value, input_name, depth + 1)
+            inner = self._sign(first, input_name, depth + 1)
+            return lambda model: (bound(model) if bound(model)[0] in (POS, NONNEG, UNKNOWN) else inner(model))
+        return _constant(UNKNOWN)
+
+    def _is_positive_bijector_call(self, node: cst.Call) -> bool:
+        """`tfb.Softplus()(x)` or `tfb.Exp().forward(x)`."""
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        func = self.value_of(func) if isinstance(func, cst.Name) else func
+        return isinstance(func, cst.Call) and not self.call_names(func).isdisjoint(_POSITIVE_BIJECTORS)
+
+    def _fix(self, value: cst.BaseExpression) -> Optional[tuple[str, cst.CSTNode]]:
+        """`1e-3 + tf.math.softplus(<value>)`, spelled as this file spells TensorFlow; no fix when
+        the file does not import it under a name that resolves here."""
+        softplus = self.resolver.local_name_for(f"{TF}.math.softplus")
+        if softplus is None:
+            return None
+        try:
+            func = cst.parse_expression(softplus)
+        except cst.ParserSyntaxError:
+            return None
+        if f"{TF}.math.softplus" not in {canonical(n) for n in self.qualified_names(func)}:
+            return None  # shadowed here by a local name
+        replacement = cst.BinaryOperation(
+            left=cst.Float("1e-3"),
+            operator=cst.Add(whitespace_before=cst.SimpleWhitespace(" "), whitespace_after=cst.SimpleWhitespace(" ")),
+            right=cst.Call(func=func, args=[cst.Arg(value.with_changes(lpar=[], rpar=[]) if _parenthesized(value) else value)]),
+            lpar=list(value.lpar) if _parenthesized(value) else [],
+            rpar=list(value.rpar) if _parenthesized(value) else [],
+        )
+        return (f"Wrap it in 1e-3 + {softplus}(...)", replacement)
+
+    # ----------------------------------------------------------------- inputs
+    def _model_of_sequence(self, previous: list[cst.BaseExpression]) -> InputModel:
+        """The input of a layer whose predecessors (nearest first) are `previous`."""
+        for layer in previous[:_DEPTH]:
+            sign, transparent = self._layer_sign(layer, 0)
+            if not transparent:
+                return InputModel(sign, producer=self.source(layer))
+        return NOT_VISIBLE
+
+    def _model_of(self, node: cst.BaseExpression, depth: int = 0) -> InputModel:
+        """The input of `DistributionLambda(f)(node)`."""
+        if depth > _DEPTH:
+            return InputModel(UNKNOWN)
+        if isinstance(node, (cst.List, cst.Tuple)):
+            elements = tuple(self._model_of(e.value, depth + 1).sign for e in node.elements)
+            return InputModel(UNKNOWN, elements, self.source(node))
+        if isinstance(node, cst.Name):
+            bound = self.value_of(node)
+            return NOT_VISIBLE if bound is node else self._model_of(bound, depth + 1)
+        if isinstance(node, cst.Call):
+            if isinstance(node.func, cst.Call) or (isinstance(node.func, cst.Name) and not self.call_names(node)):
+                # `Dense(2)(h)` or `layer(h)`: the layer, or what flows through it.
+                layer = self.value_of(node.func) if isinstance(node.func, cst.Name) else node.func
+                if not isinstance(layer, cst.Call):
+                    return InputModel(UNKNOWN)
+                if not self.call_names(layer).isdisjoint(_CONCATENATE):
+                    parts = node.args[0].value if node.args else None
+                    if isinstance(parts, (cst.List, cst.Tuple)):
+                        signs = [self._model_of(e.value, depth + 1).sign for e in parts.elements]
+                        return InputModel(_combine_layers(signs), producer=self.source(node))
+                    return InputModel(UNKNOWN)
+                sign, transparent = self._layer_sign(layer, depth + 1)
+                if transparent and node.args:
+                    return self._model_of(node.args[0].value, depth + 1)
+                return InputModel(sign, producer=self.source(layer))
+            if not self.call_names(node).isdisjoint(_CONCATENATE):
+                parts = node.args[0].value if node.args else None
+                if isinstance(parts, (cst.List, cst.Tuple)):
+                    return InputModel(_combine_layers([self._model_of(e.value, depth + 1).sign for e in parts.elements]))
+            return InputModel(UNKNOWN)
+        return InputModel(UNKNOWN)
+
+    def _layer_sign(self, layer: cst.BaseExpression, depth: int) -> tuple[str, bool]:
+        """(sign of the layer's output, whether it passes its input's sign through)."""
+        if depth > _DEPTH:
+            return UNKNOWN, False
+        if isinstance(layer, cst.Name):
+            bound = self.value_of(layer)
+            return self._layer_sign(bound, depth + 1) if bound is not layer else (UNKNOWN, False)
+        if not isinstance(layer, cst.Call):
+            return UNKNOWN, False
+        names = self.call_names(layer)
+        for name in names:
+            if name in _ACTIVATED_LAYERS:
+                position, default = _ACTIVATED_LAYERS[name]
+                activation = self.get_arg(layer, "activation", position)
+                if activation is None:
+                    return (UNKNOWN if self.has_keyword(layer, ("activation",)) else default), False
+                return self._activation_sign(activation.value), False
+        if not names.isdisjoint(_SIGNED_LAYERS):
+            return ANY, False
+        if not names.isdisjoint(_TRANSPARENT_LAYERS):
+            return UNKNOWN, True
+        if _ACTIVATION_LAYER in names:
+            activation = self.get_arg(layer, "activation", 0)
+            return (self._activation_sign(activation.value) if activation else UNKNOWN), False
+        if _TIME_DISTRIBUTED in names and layer.args:
+            return self._layer_sign(layer.args[0].value, depth + 1)
+        return UNKNOWN, False
+
+    def _activation_sign(self, node: cst.BaseExpression) -> str:
+        if isinstance(node, cst.Name) and node.value == "None":
+            return ANY
+        if isinstance(node, cst.SimpleString):
+            return _ACTIVATION_STRINGS.get(node.evaluated_value.lower(), UNKNOWN)
+        names = self.qualified_names(node)
+        if not names.isdisjoint(_POSITIVE_FUNCTIONS):
+            return POS
+        if not names.isdisjoint(_NONNEGATIVE_FUNCTIONS):
+            return NONNEG
+        if not names.isdisjoint(_SIGNED_FUNCTIONS):
+            return ANY
+        return UNKNOWN
+
+    # ------------------------------------------------------------------ report
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for entry in self._lambdas:
+            model = self._merged(entry.producers)
+            function = entry.function
+            if isinstance(function, str):
+                functions: list[cst.CSTNode] = list(self._defs.get(function, []))
+            elif isinstance(function, (cst.Lambda, cst.FunctionDef)):
+                functions = [function]
+            elif function is not None:
+                self._check_class(entry, function, model)
+                continue
+            else:
+                continue
+            for node in functions:
+                for candidate in self._candidates.get(id(node), []):
+                    if candidate.sign(model) == (ANY, True):
+                        self._report(candidate, model)
+
+    @staticmethod
+    def _merged(models: list[InputModel]) -> InputModel:
+        if not models:
+            return NOT_VISIBLE
+        first = models[0]
+        return first if all(m == first for m in models[1:]) else InputModel(UNKNOWN)
+
+    def _check_class(self, entry: _Lambda, function: cst.BaseExpression, model: InputModel) -> None:
+        """`DistributionLambda(tfd.Poisson)`: the input is the first positional parameter."""
+        distribution = self._distribution_class(function)
+        parameters = POSITIONAL.get(distribution or "", ())
+        if parameters and parameters[0] in POSITIVE_PARAMETERS and model.of(None) == ANY:
+            self.report(
+                function,
+                f"`{parameters[0]}` of {self.source(function)} is the raw input of the DistributionLambda"
+                f"{_from(model)}; it can be <= 0 (NaN log-likelihood). Give the layer before it a positive "
+                "activation (activation='softplus'), or build the distribution in a lambda with "
+                f"1e-3 + tf.math.softplus(t)",
+            )
+
+    def _report(self, candidate: _Candidate, model: InputModel) -> None:
+        self.report(
+            candidate.node,
+            f"`{candidate.parameter}` of {candidate.distribution} in a DistributionLambda is a raw network "
+            f"output{_from(model)}; it can be <= 0 (NaN log-likelihood). Use 1e-3 + tf.math.softplus(...)",
+            fix=candidate.fix,
+        )
+
+
+def _from(model: InputModel) -> str:
+    if not model.producer:
+        return ""
+    text = " ".join(model.producer.split())
+    return f" (from {text if len(text) <= 40 else text[:37] + '...'})"
+
+
+def _first_parameter(function: cst.CSTNode) -> Optional[str]:
+    params = function.params if isinstance(function, (cst.Lambda, cst.FunctionDef)) else None
+    if params is None:
+        return None
+    positional = [*params.posonly_params, *params.params]
+    return positional[0].name.value if positional else None
+
+
+def _integer_index(node: cst.Subscript) -> Optional[int]:
+    """`t[1]` -> 1, `t[-1]` -> -1; None for slices, several indices or anything else."""
+    if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+        return None
+    values = None
+    value = node.slice[0].slice.value
+    if isinstance(value, cst.Integer):
+        values = int(value.value, 0)
+    elif isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus) and isinstance(value.expression, cst.Integer):
+        values = -int(value.expression.value, 0)
+    return values
+
+
+def _parenthesized(node: cst.BaseExpression) -> bool:
+    return bool(getattr(node, "lpar", None))
