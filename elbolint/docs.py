@@ -55,6 +55,34 @@ def explain(key: str) -> str | None:
     return text
 
 
+#: Where each code's page lives in the repository (`rule_url` links there; a test keeps them current).
+RULE_PAGES = Path("docs") / "rules"
+
+
+def rule_pages() -> dict[str, str]:
+    """`{"ELB001.md": text}` for every rule, engine and dynamic code: `elbolint rule CODE` as Markdown."""
+    codes = [rule.code for rule in all_rules()] + [code.code for code in extra_codes()]
+    return {f"{code}.md": explain(code) for code in codes}
+
+
+def update_rule_pages(root: Path) -> bool:
+    """Write docs/rules/*.md under `root`, removing pages of codes that no longer exist; True if changed."""
+    folder = root / RULE_PAGES
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = rule_pages()
+    changed = False
+    for stale in folder.glob("*.md"):
+        if stale.name not in pages:
+            stale.unlink()
+            changed = True
+    for name, text in pages.items():
+        path = folder / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            changed = True
+    return changed
+
+
 def readme_with_table(readme: str) -> str:
     start, end = readme.index(TABLE_START), readme.index(TABLE_END)
     return readme[: start + len(TABLE_START)] + "\n" + rule_table() + "\n" + readme[end:]
@@ -70,8 +98,10 @@ def update_readme(path: Path) -> bool:
     return False
 
 
-if __name__ == "__main__":  # `python -m elbolint.docs` regenerates the README table in place
+if __name__ == "__main__":  # `python -m elbolint.docs` regenerates the README table and rule pages
     import sys
 
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
     print("updated" if update_readme(target) else "unchanged", target)
+    pages = target.parent / RULE_PAGES
+    print("updated" if update_rule_pages(target.parent) else "unchanged", pages)

@@ -53,3 +53,19 @@ def test_confirming_codes_exist(rule):
 def test_readme_rule_table_is_current():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme_with_table(readme) == readme, "run: elbolint rule --table (or python -m elbolint.docs) and update README.md"
+
+
+def test_every_code_has_a_current_page_and_urls_lead_there():
+    from elbolint.docs import RULE_PAGES, rule_pages
+    from elbolint.registry import known_codes
+    from elbolint.reporters import REPOSITORY_URL, rule_url
+
+    folder = ROOT / RULE_PAGES
+    pages = rule_pages()
+    assert sorted(p.name for p in folder.glob("*.md")) == sorted(pages), "run: python -m elbolint.docs"
+    for name, text in pages.items():
+        assert (folder / name).read_text(encoding="utf-8") == text, "run: python -m elbolint.docs"
+    for code in known_codes():
+        url = rule_url(code)
+        assert url.startswith(REPOSITORY_URL + "/blob/main/")
+        assert (ROOT / url.split("/blob/main/", 1)[1]).is_file(), url

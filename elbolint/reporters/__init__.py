@@ -25,8 +25,12 @@ def with_cell(d: Diagnostic) -> str:
     return d.message if d.cell is None else f"{d.message} (cell {d.cell})"
 
 
+#: The repository's address; each code has a generated page under docs/rules/ (elbolint/docs.py).
+REPOSITORY_URL = "https://github.com/elbolint/elbolint"
+
+
 def rule_url(code: str) -> str:
-    return f"https://github.com/elbolint/elbolint/blob/main/README.md#{code.lower()}"
+    return f"{REPOSITORY_URL}/blob/main/docs/rules/{code}.md"
 
 
 def get_reporter(name: str) -> Reporter:
