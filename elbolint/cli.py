@@ -110,6 +110,9 @@ def _codes(value: Optional[str]) -> list[str]:
               help="Where the cache lives (default: .elbolint_cache/ at the project root).")
 @click.option("--stdin-filename", help="Read the source from stdin and report it under this name.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+@click.option("--statistics", is_flag=True, help="Print the number of findings per code instead of the findings.")
+@click.option("--show-files", is_flag=True, help="Print the files that would be linted, and exit.")
+@click.option("--show-settings", is_flag=True, help="Print the resolved configuration and where it came from, and exit.")
 @click.option("--dynamic", "dynamic", is_flag=True,
               help="Also run flagged models briefly in a sandbox to confirm findings (needs elbolint[dynamic]).")
 @click.option("--dynamic-scope", type=click.Choice(["flagged", "all"]), default="flagged",
@@ -123,7 +126,7 @@ def _codes(value: Optional[str]) -> list[str]:
               help="Parallel workers for linting and dynamic runs (default: the number of cores).")
 def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
           no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, diff, no_cache, cache_dir,
-          stdin_filename, quiet,
+          stdin_filename, quiet, statistics, show_files, show_settings,
           dynamic, dynamic_scope, dynamic_steps, dynamic_timeout, dynamic_memory, python_path, jobs):
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
     try:
@@ -145,6 +148,16 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     except ConfigError as error:
         _fail(str(error))
 
+    if show_settings:
+        click.echo(_settings_text(config, enabled), nl=False)
+        sys.exit(0)
+    if show_files:
+        from elbolint.discovery import Missing, discover
+
+        for item in discover(list(paths) or [Path(".")], config):
+            if not isinstance(item, Missing):
+                click.echo(item)
+        sys.exit(0)
     all_rules()  # import the rules once, before the workers fork
     try:
         if use_stdin:
@@ -193,14 +206,25 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
             sys.exit(130)
     diagnostics.sort(key=Diagnostic.sort_key)
 
-    report = get_reporter(output_format)(diagnostics)
+    report = _statistics(diagnostics) if statistics else get_reporter(output_format)(diagnostics)
     if output_file is not None:
         output_file.write_text(report, encoding="utf-8")
     elif report:
-        click.echo(report, nl=False, err=use_stdin and fix)
+        to_stderr = use_stdin and fix
+        if output_format in ("text", "concise", "full") and _wants_color(sys.stderr if to_stderr else sys.stdout):
+            from elbolint.reporters.text import colorize
+
+            report = colorize(report)
+        click.echo(report, nl=False, err=to_stderr, color=True)
     sys.stdout.flush()
     if not quiet and output_format in ("text", "concise", "full"):
+        if fix:
+            fixed = sum(r.fixed_count for r in results)
+            click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} ({len(diagnostics)} remaining).", err=True)
         click.echo(_summary(diagnostics, len(results)), err=True)
+        fixable = sum(d.fix is not None for d in diagnostics)
+        if fixable and not fix and not diff:
+            click.echo(f"[*] {fixable} fixable with `elbolint --fix`.", err=True)
     sys.exit(1 if diagnostics and not exit_zero else 0)
 
 
@@ -234,6 +258,45 @@ def _print_diffs(results: list[FileResult], quiet: bool) -> None:
         click.echo(f"{count} file{'s' if count != 1 else ''} would be fixed." if count else "No fixes to apply.",
                    err=True)
     sys.exit(1 if changed else 0)
+
+
+def _wants_color(stream) -> bool:
+    """Colour on a terminal unless NO_COLOR is set (https://no-color.org), as ruff does."""
+    import os
+
+    return _is_terminal(stream) and not os.environ.get("NO_COLOR")
+
+
+def _statistics(diagnostics: list[Diagnostic]) -> str:
+    """`--statistics`: count, code, fixable marker and name per code, most frequent first (ruff's layout)."""
+    from collections import Counter
+
+    counts = Counter(d.code for d in diagnostics)
+    names = {d.code: d.name for d in diagnostics}
+    fixable = {d.code for d in diagnostics if d.fix is not None}
+    width = len(str(max(counts.values()))) if counts else 1
+    return "".join(f"{count:>{width}}\t{code}\t{'[*]' if code in fixable else '[ ]'} {names[code]}\n"
+                   for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _settings_text(config: Config, enabled: set[str]) -> str:
+    """`--show-settings`: the resolved configuration, and the file it came from."""
+    from elbolint.discovery import DEFAULT_EXCLUDES
+
+    rows = [
+        ("config file", str(config.source) if config.source else "none (defaults)"),
+        ("root", str(config.root)),
+        ("enabled codes", ", ".join(sorted(enabled))),
+        ("select", repr(config.select or "default")), ("extend-select", repr(config.extend_select)),
+        ("ignore", repr(config.ignore)), ("per-file-ignores", repr(config.per_file_ignores)),
+        ("exclude", repr(config.exclude or list(DEFAULT_EXCLUDES))), ("extend-exclude", repr(config.extend_exclude)),
+        ("respect-gitignore", repr(config.respect_gitignore)), ("force-exclude", repr(config.force_exclude)),
+        ("max-file-size-kib", repr(config.limits.file_size_kib)),
+        ("max-seconds-per-file", repr(config.limits.seconds)), ("max-memory-mib", repr(config.limits.memory_mib)),
+        ("cache-dir", str(config.cache_dir or config.root / ".elbolint_cache")),
+        ("rule options", repr(config.rule_options)), ("dynamic", repr(config.dynamic)),
+    ]
+    return "".join(f"{key:<22}{value}\n" for key, value in rows)
 
 
 def _summary(diagnostics: list[Diagnostic], files: int) -> str:

@@ -169,8 +169,10 @@ def _death(exitcode: int, memory_mib: int) -> str:
             name = signal.Signals(number).name
         except ValueError:
             name = f"signal {number}"
-        hint = f" (likely the memory limit, max-memory-mib = {memory_mib})" if name in (
-            "SIGKILL", "SIGABRT", "SIGBUS") else ""
+        # Native code that cannot allocate under the address-space cap aborts or dereferences NULL,
+        # so these signals may mean the limit as well as a real crash: say both.
+        hint = f" (possibly the memory limit, max-memory-mib = {memory_mib})" if name in (
+            "SIGKILL", "SIGABRT", "SIGBUS", "SIGSEGV") else ""
         return f"crashed the analysis with {name}{hint}"
     return f"ended the analysis process with exit code {exitcode}"
 

@@ -48,6 +48,7 @@ class FileResult:
     diff: Optional[str] = None  # with --diff: the unified diff the fixes would make
     fixed: Optional[bytes] = None  # stdin with --fix: the bytes to print
     content_hash: Optional[str] = None  # SHA-256 of the bytes linted (the cache's key)
+    fixed_count: int = 0  # with --fix: findings the written fixes removed
 
 
 def engine_diagnostic(path: Path, code: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:

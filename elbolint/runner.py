@@ -172,8 +172,10 @@ def _lint_one(job: Job, task) -> FileResult:
     elif job.fix_to_output:
         fixed = _fixed(result)
         if fixed is not None:
+            before = _fixable(result)
             result = lint_file(path, rules, config.rule_options, enabled, data=fixed, limits=config.limits)
             result.fixed = fixed
+            result.fixed_count = max(0, before - _fixable(result))
     elif job.fix:
         result = apply_fixes(result, rules, config.rule_options, enabled, config)
     if data is None and result.source is not None:  # what was linted, for the cache key
@@ -217,4 +219,10 @@ def apply_fixes(result: FileResult, rules, options, enabled, config: Config) -> 
             engine_diagnostic(result.path, "ELB900", f"cannot write fixes: {error.strerror or error}")
         )
         return result
-    return lint_file(result.path, rules, options, enabled, limits=config.limits)
+    after = lint_file(result.path, rules, options, enabled, limits=config.limits)
+    after.fixed_count = max(0, _fixable(result) - _fixable(after))
+    return after
+
+
+def _fixable(result: FileResult) -> int:
+    return sum(d.fix is not None for d in result.diagnostics)

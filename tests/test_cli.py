@@ -50,7 +50,7 @@ def test_findings_exit_1_with_ruff_style_lines(project):
     result = run(["bad.py"], project)
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        "bad.py:5:31: ELB001 [unconstrained-scale] `scale` of tfd.Normal is a raw tf.Variable; "
+        "bad.py:5:31: ELB001 [*] [unconstrained-scale] `scale` of tfd.Normal is a raw tf.Variable; "
         "optimisation can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())"
     ]
 

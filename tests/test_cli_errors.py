@@ -102,3 +102,38 @@ def test_file_level_noqa(tmp_path, directive, left):
 def test_file_level_noqa_cannot_hide_a_syntax_error(tmp_path):
     (tmp_path / "m.py").write_text("# elbolint: noqa\nimport tensorflow\nx = (\n")
     assert "ELB000" in run(["m.py"], tmp_path).stdout
+
+
+def test_fix_feedback_and_fixable_marker(tmp_path):
+    (tmp_path / "m.py").write_text(BAD)
+    result = run(["m.py"], tmp_path)
+    assert result.stdout.startswith("m.py:3:34: ELB001 [*] [unconstrained-scale] ")
+    assert "[*] 1 fixable with `elbolint --fix`." in result.stderr
+    fixed = run(["--fix", "m.py"], tmp_path)
+    assert fixed.exit_code == 0 and "Fixed 1 finding (0 remaining)." in fixed.stderr
+
+
+def test_statistics_show_files_and_show_settings(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.elbolint]\nignore = ['ELB002']\nmax-seconds-per-file = 9\n")
+    (tmp_path / "a.py").write_text(BAD)
+    (tmp_path / "b.py").write_text(BAD.replace("q =", "r ="))
+    (tmp_path / "notes.txt").write_text("x")
+    stats = run(["--statistics", "."], tmp_path)
+    assert stats.stdout == "2\tELB001\t[*] unconstrained-scale\n" and stats.exit_code == 1
+    assert run(["--show-files", "."], tmp_path).stdout.splitlines() == ["a.py", "b.py"]
+    settings = run(["--show-settings", "."], tmp_path).stdout
+    assert f"config file           {tmp_path / 'pyproject.toml'}" in settings
+    assert "ignore                ['ELB002']" in settings and "max-seconds-per-file  9.0" in settings
+    assert "ELB002" not in settings.split("enabled codes", 1)[1].splitlines()[0]
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path, monkeypatch):
+    import elbolint.cli as cli
+
+    (tmp_path / "m.py").write_text(BAD)
+    assert "\x1b[" not in run(["m.py"], tmp_path).stdout  # not a terminal
+    monkeypatch.setattr(cli, "_is_terminal", lambda stream: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert "\x1b[1;31mELB001\x1b[0m" in run(["m.py"], tmp_path).stdout
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\x1b[" not in run(["m.py"], tmp_path).stdout

@@ -47,7 +47,7 @@ def test_text_lines_match_the_editor_pattern(diagnostics):
     import re
 
     lines = get_reporter("text")(diagnostics).splitlines()
-    pattern = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>ELB\d{3}) \[[a-z-]+\] .+$")
+    pattern = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<code>ELB\d{3})(?: \[\*\])? \[[a-z-]+\] .+$")
     assert len(lines) == len(diagnostics)
     assert all(pattern.match(line) for line in lines)
 
