@@ -7,20 +7,23 @@ from typing import Optional
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rules._tfp import OPTIMIZERS, VIOptimizerRule, is_call, literal_values
+from elbolint.rules._tfp import ANY_OPTIMIZER, TF1_OPTIMIZERS, VIOptimizerRule, is_call, literal_values
 
 
 class HighLearningRate(VIOptimizerRule):
     """
     ## What it does
     Flags an optimizer (`Adam`, `SGD`, `RMSprop`, ... from `tf.optimizers`, `tf.keras.optimizers`,
-    `tf_keras.optimizers` or `keras.optimizers`) whose constant learning rate (`learning_rate=`,
-    the first positional argument, or the legacy `lr=`) is at or above `threshold` (default 0.5),
-    in a file that does variational inference (`tfp.vi.fit_surrogate_posterior`,
-    `monte_carlo_variational_loss`, a `tfp.experimental.vi` surrogate builder, or `tfp.layers`
-    variational layers). Learning-rate schedules and rates that are not visible constants are not
-    flagged, nor are optimizers in files without VI or compiled into a visibly plain Keras model
-    next to the VI (a MAP or plain Keras fit may use 1.0).
+    `tf_keras.optimizers` or `keras.optimizers`, or a TF1 `tf.compat.v1.train.*Optimizer`) whose
+    constant learning rate (`learning_rate=`, the first positional argument, or the legacy `lr=`)
+    is at or above `threshold` (default 0.5), in a file that does variational inference
+    (`tfp.vi.fit_surrogate_posterior`, `monte_carlo_variational_loss`, a `tfp.experimental.vi`
+    surrogate builder, or `tfp.layers` variational layers). Optimizers are followed as ELB003
+    follows them (through names per `if` branch and functions of the file that return them).
+    Learning-rate schedules and rates that are not visible constants are not flagged, nor are
+    optimizers in files without VI or compiled into a visibly plain Keras model next to the VI (a
+    MAP or plain Keras fit may use 1.0), nor string optimizers (`compile(optimizer="sgd")` uses
+    Keras' default rate, 0.01 at most).
 
     ## Why is this bad?
     The ELBO gradient is a Monte Carlo estimate: with a step this large one noisy sample moves the
@@ -56,7 +59,7 @@ class HighLearningRate(VIOptimizerRule):
 
     def visit_Call(self, node: cst.Call) -> None:
         super().visit_Call(node)
-        if not is_call(self.resolver, node, OPTIMIZERS):
+        if not is_call(self.resolver, node, ANY_OPTIMIZER):
             return
         arg = self.get_arg(node, "learning_rate", 0) or self.get_arg(node, "lr")
         if arg is None:
@@ -74,9 +77,10 @@ class HighLearningRate(VIOptimizerRule):
         for call, arg, spelled, rate in self._high:
             if not self.roles.drives_vi(call):
                 continue
+            remedy = "clipped gradients" if is_call(self.resolver, call, TF1_OPTIMIZERS) else "clipnorm"
             self.report(
                 arg.value,
                 f"{spelled} drives variational inference with learning rate {rate:g} (>= {threshold:g}); "
-                "noisy ELBO gradients make such steps diverge or reach NaN. Use 1e-3..0.1, clipnorm, "
+                f"noisy ELBO gradients make such steps diverge or reach NaN. Use 1e-3..0.1, {remedy}, "
                 "or a decaying schedule",
             )

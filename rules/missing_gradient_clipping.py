@@ -5,27 +5,27 @@ from __future__ import annotations
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.names import TF
-from elbolint.rules._tfp import CLIPPING_KEYWORDS, OPTIMIZERS, VIOptimizerRule, is_call
-
-_MANUAL_CLIPPING = frozenset({
-    f"{TF}.clip_by_global_norm", f"{TF}.clip_by_norm", f"{TF}.clip_by_value",
-    f"{TF}.math.clip_by_global_norm", f"{TF}.math.clip_by_norm", f"{TF}.math.clip_by_value",
-})
+from elbolint.rules._tfp import ANY_OPTIMIZER, CLIPPING_KEYWORDS, TF1_OPTIMIZERS, VIOptimizerRule, is_call
 
 
 class MissingGradientClipping(VIOptimizerRule):
     """
     ## What it does
-    Flags an optimizer (`Adam`, `SGD`, `RMSprop`, ... from `tf.optimizers`, `tf.keras.optimizers`,
+    Flags an optimizer that drives variational inference without gradient clipping: a Keras
+    optimizer (`Adam`, `SGD`, `RMSprop`, ... from `tf.optimizers`, `tf.keras.optimizers`,
     `tf_keras.optimizers` or `keras.optimizers`) constructed without `clipnorm`, `clipvalue` or
-    `global_clipnorm` in a file that does variational inference: it calls
-    `tfp.vi.fit_surrogate_posterior` / `monte_carlo_variational_loss`, a
-    `tfp.experimental.vi.build_*` surrogate builder, or uses `tfp.layers` variational layers.
-    Optimizers in files with no TFP VI, optimizers compiled into a visibly plain Keras model (a
-    deterministic or MC-dropout baseline next to a Bayesian network, also through a helper that
-    compiles its `optimizer` parameter), and files that clip gradients by hand
-    (`tf.clip_by_global_norm`) are not flagged.
+    `global_clipnorm`, a TF1 optimizer (`tf.compat.v1.train.AdamOptimizer`, `tf.train.*Optimizer`)
+    whose gradients are not clipped, or a Keras string optimizer (`compile(optimizer="adam")`),
+    in a file that does variational inference: it calls `tfp.vi.fit_surrogate_posterior` /
+    `monte_carlo_variational_loss`, a `tfp.experimental.vi.build_*` surrogate builder, or uses
+    `tfp.layers` variational layers. Optimizers are followed through names (per `if` branch),
+    `self.` attributes and functions of the file that return them. Not flagged: optimizers in
+    files with no TFP VI; optimizers compiled into a visibly plain Keras model (a deterministic or
+    MC-dropout baseline next to a Bayesian network, also through a helper that compiles its
+    `optimizer` parameter or builds the model); and optimizers whose `apply_gradients` receives
+    gradients clipped by hand (`tf.clip_by_global_norm` / `clip_by_norm` / `clip_by_value` on what
+    `tape.gradient` or `compute_gradients` returned). Clipping anything else (a loss, a scale)
+    exempts nothing.
 
     ## Why is this bad?
     The ELBO is estimated from Monte Carlo samples: an unlucky sample, an extreme initial value or
@@ -43,7 +43,14 @@ class MissingGradientClipping(VIOptimizerRule):
     ```python
     optimizer = tf.optimizers.Adam(learning_rate=0.01, clipnorm=1.0)
     ```
-    `elbolint --fix` adds `clipnorm=1.0`.
+    `elbolint --fix` adds `clipnorm=1.0`. A string optimizer cannot clip: pass an object,
+    `model.compile(optimizer=tf_keras.optimizers.Adam(clipnorm=1.0), ...)`. A TF1 optimizer has no
+    `clipnorm`: clip the gradients between `compute_gradients` and `apply_gradients`:
+    ```python
+    grads, variables = zip(*optimizer.compute_gradients(loss))
+    grads, _ = tf.clip_by_global_norm(grads, 1.0)
+    train_op = optimizer.apply_gradients(zip(grads, variables))
+    ```
     """
 
     code = "ELB003"
@@ -55,26 +62,38 @@ class MissingGradientClipping(VIOptimizerRule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._unclipped: list[tuple[cst.Call, str]] = []
-        self._clips_by_hand = False
 
     def visit_Call(self, node: cst.Call) -> None:
         super().visit_Call(node)
-        if not self.call_names(node).isdisjoint(_MANUAL_CLIPPING):
-            self._clips_by_hand = True
-        if is_call(self.resolver, node, OPTIMIZERS) and not self.has_keyword(node, CLIPPING_KEYWORDS):
+        if is_call(self.resolver, node, ANY_OPTIMIZER) and not self.has_keyword(node, CLIPPING_KEYWORDS):
             self._unclipped.append((node, self.source(node.func)))
 
     def leave_Module(self, original_node: cst.Module) -> None:
-        if self._clips_by_hand:
-            return
         for call, spelled in self._unclipped:
-            if not self.roles.drives_vi(call):
+            if not self.roles.drives_vi(call) or self.roles.clipped_by_hand(call):
+                continue
+            if is_call(self.resolver, call, TF1_OPTIMIZERS):
+                self.report(
+                    call,
+                    f"{spelled} drives variational inference without gradient clipping, and TF1 "
+                    "optimizers take no clipnorm: clip the gradients between compute_gradients and "
+                    "apply_gradients with tf.clip_by_global_norm(grads, 1.0)",
+                )
                 continue
             self.report(
                 call,
                 f"{spelled} drives variational inference without gradient clipping; one noisy ELBO "
                 "gradient can send the parameters to NaN. Pass clipnorm=1.0 (or global_clipnorm)",
                 fix=("Add clipnorm=1.0", _with_clipnorm(call)),
+            )
+        for string, keras_class in self.roles.string_optimizers():
+            if not self.roles.drives_vi(string) or self.roles.clipped_by_hand(string):
+                continue
+            self.report(
+                string,
+                f"optimizer {self.source(string)} compiles a variational model with Keras' default "
+                f"{keras_class}, and no clipping is possible without an optimizer object; pass "
+                f"tf_keras.optimizers.{keras_class}(clipnorm=1.0)",
             )
 
 
