@@ -212,9 +212,10 @@ def parse_table(table: dict, path: Path) -> Config:
         raise ConfigError(f"{where}: dynamic must be a table")
     # Validated on every run, not only with --dynamic: a typo (`stepz`, `steps = -5`) must fail the
     # static CI job that sees it, not the nightly dynamic job.
-    from elbolint.dynamic.settings import build_settings
+    if dynamic:  # (imported only then: a one-file run should not pay for dynamic mode's modules)
+        from elbolint.dynamic.settings import build_settings
 
-    build_settings(dynamic, {})
+        build_settings(dynamic, {})
     config.dynamic = dynamic
     config.limits = _limits(table, where)
     cache_dir = table.get("cache-dir")
