@@ -7,7 +7,6 @@ with a code), so the registry skips it."""
 
 from __future__ import annotations
 
-import weakref
 from typing import Optional
 
 import libcst as cst
@@ -817,8 +816,11 @@ def _target_names(target: cst.BaseExpression) -> list[str]:
     return []
 
 
-#: One OptimizerRoles per linted file (its Resolver), shared by the VI optimizer rules.
-_SHARED_ROLES: "weakref.WeakKeyDictionary[Resolver, OptimizerRoles]" = weakref.WeakKeyDictionary()
+#: One OptimizerRoles per linted file, shared by the VI optimizer rules. It is kept on the file's
+#: Resolver, so it lives exactly as long as that file's analysis. (A WeakKeyDictionary keyed by the
+#: resolver leaked every file's tree: the value refers to its own key, so the key never dies —
+#: 0.4 MB per file, 600 MB over TFP's sources.)
+_ROLES_ATTRIBUTE = "_elbolint_vi_optimizer_roles"
 
 
 class VIOptimizerRule(Rule):
@@ -829,10 +831,11 @@ class VIOptimizerRule(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        roles = _SHARED_ROLES.get(self.resolver)
+        roles = getattr(self.resolver, _ROLES_ATTRIBUTE, None)
         self._feeds = roles is None
         if roles is None:
-            roles = _SHARED_ROLES[self.resolver] = OptimizerRoles(self.resolver)
+            roles = OptimizerRoles(self.resolver)
+            setattr(self.resolver, _ROLES_ATTRIBUTE, roles)
         self.roles = roles
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
