@@ -618,8 +618,10 @@ class OptimizerRoles:
             return self._gradients.lookup(node.value)
         if isinstance(node, cst.Call):
             return self._call_flow(node, local, depth)
-        if isinstance(node, (cst.Attribute, cst.Subscript, cst.StarredElement, cst.Await)):
+        if isinstance(node, (cst.Attribute, cst.Subscript, cst.StarredElement)):
             return self._flow(node.value, local, depth + 1)  # `self.grads`, `gvs[0]`, `*grads`
+        if isinstance(node, cst.Await):  # `await compute()`: an Await holds an `expression`, not a `value`
+            return self._flow(node.expression, local, depth + 1)
         if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
             bits = 0
             for element in node.elements:

@@ -51,6 +51,10 @@ CASES = [
     ("tabs.py", TFP + b"if True:\n\tq = tfp.distributions.Normal(0., tf.Variable(1.))\n",
      [(4, 35, "ELB001", ELB001)]),
     ("long_line.py", TFP + b"x = [" + b", ".join([b"1"] * 20000) + b"]\n" + BAD_LINE, [(4, 34, "ELB001", ELB001)]),
+    # async code next to VI (a rule once crashed on `await` in a gradient-flow expression)
+    ("async_vi.py", GOOD + b"opt = tf.optimizers.Adam(0.01, clipnorm=1.0)\n"
+     b"async def step(fetch):\n    grads = await fetch()\n    opt.apply_gradients(zip(await fetch(), []))\n"
+     b"tfp.vi.fit_surrogate_posterior(lambda: 0., q, opt, 10)\n", [(3, 34, "ELB001", ELB001)]),
     ("empty.py", b"", []),
     ("comments_only.py", b"# tensorflow\n# import tensorflow_probability as tfp\n", []),
     # nesting: what CPython refuses is a syntax error; deep but valid code is analysed
