@@ -93,7 +93,7 @@ class Cache:
     # ------------------------------------------------------------ stat fast path
     def known_hash(self, path: Path, stat: os.stat_result) -> Optional[str]:
         row = self._query("SELECT digest FROM stats WHERE path = ? AND size = ? AND mtime = ? AND inode = ?",
-                          (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino))
+                          (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino))
         return row[0] if row else None
 
     # ------------------------------------------------------------ results
@@ -117,7 +117,7 @@ class Cache:
                     [(key, int(parsed), json.dumps(items), now) for key, parsed, items in entries])
                 self.connection.executemany(
                     "INSERT OR REPLACE INTO stats (path, size, mtime, inode, digest) VALUES (?, ?, ?, ?, ?)",
-                    [(str(path.resolve()), s.st_size, s.st_mtime_ns, s.st_ino, digest)
+                    [(os.path.abspath(path), s.st_size, s.st_mtime_ns, s.st_ino, digest)
                      for path, s, digest in stats])
         except (sqlite3.Error, OSError) as error:
             self._disable(error)

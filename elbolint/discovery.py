@@ -31,20 +31,23 @@ def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]
     excludes = list(config.exclude) if config.exclude else list(DEFAULT_EXCLUDES)
     excludes += config.extend_exclude
     exclude_patterns = gitignore.parse_patterns(excludes, config.root)
-    seen: set[Path] = set()
+    seen: set[tuple[int, int]] = set()  # (device, inode): a file reached twice is linted once
     walked: set[tuple[int, int]] = set()  # (device, inode) of every directory entered
     for path in paths:
         if path.is_dir():
             inherited = _parent_gitignores(path) if config.respect_gitignore else []
-            for found in _walk(path, exclude_patterns, inherited, config.respect_gitignore, walked):
-                key = found.resolve()
+            for found, key in _walk(path, exclude_patterns, inherited, config.respect_gitignore, walked):
                 if key not in seen:
                     seen.add(key)
                     yield found
         elif config.force_exclude and _force_excluded(path, exclude_patterns, config.root):
             continue  # pre-commit names files one by one: the excludes must still hold
         elif path.exists() or path.is_symlink():
-            key = path.resolve()
+            try:
+                status = path.stat()
+                key = (status.st_dev, status.st_ino)
+            except OSError:  # a dangling symlink: linted (and reported) once
+                key = (-1, hash(os.path.abspath(path)))
             if key not in seen:
                 seen.add(key)
                 yield path
@@ -52,13 +55,14 @@ def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]
             yield Missing(path)
 
 
-def _walk(directory: Path, excludes, patterns, respect_gitignore: bool, walked) -> Iterator[Path]:
+def _walk(directory: Path, excludes, patterns, respect_gitignore: bool, walked) -> Iterator[tuple[Path, tuple]]:
     """Why `walked`: a symlink to a parent directory would otherwise make the walk endless (each
     loop multiplies the paths); every real directory is entered once, whatever leads to it."""
     try:
-        identity = (directory.stat().st_dev, directory.stat().st_ino)
+        status = directory.stat()
     except OSError:
         return
+    identity = (status.st_dev, status.st_ino)
     if identity in walked:
         return
     walked.add(identity)
@@ -74,24 +78,33 @@ def _walk(directory: Path, excludes, patterns, respect_gitignore: bool, walked) 
             is_dir = entry.is_dir()
         except OSError:
             continue
-        if _excluded(path, is_dir, excludes) or gitignore.is_ignored(path.absolute(), is_dir, patterns):
+        if _excluded(path, is_dir, excludes) or gitignore.is_ignored(path, is_dir, patterns):
             continue
         if is_dir:
             yield from _walk(path, excludes, patterns, respect_gitignore, walked)
         elif path.suffix in PYTHON_SUFFIXES:
-            yield path
+            try:  # scandir knows a plain file's inode; a symlink is followed
+                key = (status.st_dev, entry.inode()) if not entry.is_symlink() else _identity(path)
+            except OSError:
+                key = (-1, hash(entry.path))
+            yield path, key
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_dev, status.st_ino
 
 
 def _excluded(path: Path, is_dir: bool, excludes: list[gitignore.Pattern]) -> bool:
     """Exclude patterns are relative to the config root; outside it only the name is matched."""
-    absolute = path.absolute()
+    absolute = os.path.abspath(path)
+    relatives: dict[int, str] = {}  # the patterns share one or two bases: compute each once
     for pattern in excludes:
         if pattern.directory_only and not is_dir:
             continue
-        try:
-            relative = absolute.relative_to(pattern.base).as_posix()
-        except ValueError:
-            relative = path.name
+        relative = relatives.get(id(pattern.base))
+        if relative is None:
+            relative = relatives[id(pattern.base)] = gitignore.relative_to(absolute, pattern.base) or path.name
         if pattern.regex.match(relative) and not pattern.negated:
             return True
     return False

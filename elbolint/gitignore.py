@@ -3,9 +3,11 @@ keeps to LibCST and click. Semantics follow gitignore(5); the last matching patt
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -86,15 +88,28 @@ def load(path: Path) -> list[Pattern]:
         return []
 
 
+def relative_to(absolute: str, base: Path) -> Optional[str]:
+    """`absolute` (a normalised absolute path) relative to `base`, with `/` separators, or None when
+    it is not below `base`. Plain string work: pathlib's relative_to was most of a 10,000-file
+    discovery (one call per file and pattern)."""
+    prefix = str(base)
+    if not prefix.endswith(os.sep):
+        prefix += os.sep
+    if not absolute.startswith(prefix):
+        return None
+    relative = absolute[len(prefix):]
+    return relative if os.sep == "/" else relative.replace(os.sep, "/")
+
+
 def is_ignored(path: Path, is_dir: bool, patterns: list[Pattern]) -> bool:
     """Whether `path` is ignored by `patterns` (ordered from outermost file to innermost)."""
     ignored = False
+    absolute = os.path.abspath(path)
     for pattern in patterns:
         if pattern.directory_only and not is_dir:
             continue
-        try:
-            relative = path.relative_to(pattern.base).as_posix()
-        except ValueError:
+        relative = relative_to(absolute, pattern.base)
+        if relative is None:
             continue
         if pattern.regex.match(relative):
             ignored = not pattern.negated
