@@ -210,7 +210,7 @@ def encode(diagnostics: list[Diagnostic]) -> list[dict]:
         "start": [d.start.line, d.start.column], "end": [d.end.line, d.end.column], "code": d.code,
         "name": d.name, "message": d.message, "severity": d.severity.value, "cell": d.cell,
         "fix": None if d.fix is None else {
-            "message": d.fix.message,
+            "message": d.fix.message, "unsafe": d.fix.unsafe,
             "edits": [[e.start.line, e.start.column, e.end.line, e.end.column, e.content] for e in d.fix.edits],
         },
     } for d in diagnostics]
@@ -222,7 +222,7 @@ def decode(path: Path, items: list[dict]) -> list[Diagnostic]:
         fix = None
         if item["fix"] is not None:
             edits = tuple(Edit(Position(a, b), Position(c, d), content) for a, b, c, d, content in item["fix"]["edits"])
-            fix = Fix(item["fix"]["message"], edits)
+            fix = Fix(item["fix"]["message"], edits, unsafe=bool(item["fix"].get("unsafe")))
         diagnostics.append(Diagnostic(
             path, Position(*item["start"]), Position(*item["end"]), item["code"], item["name"],
             item["message"], Severity(item["severity"]), fix, cell=item["cell"]))

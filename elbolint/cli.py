@@ -103,6 +103,8 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("-o", "--output-file", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--fix", is_flag=True, help="Apply the available fixes (atomically) and report the rest.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that change what the code computes.")
+@click.option("--unfixable", help="Comma-separated codes or prefixes whose fixes are never applied.")
 @click.option("--diff", is_flag=True,
               help="Print the fixes as a unified diff instead of writing them; exit 1 if any file would change.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache (.elbolint_cache/).")
@@ -125,7 +127,7 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Parallel workers for linting and dynamic runs (default: the number of cores).")
 def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
-          no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, diff, no_cache, cache_dir,
+          no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, unsafe_fixes, unfixable, diff, no_cache, cache_dir,
           stdin_filename, quiet, statistics, show_files, show_settings,
           dynamic, dynamic_scope, dynamic_steps, dynamic_timeout, dynamic_memory, python_path, jobs):
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
@@ -144,6 +146,8 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
             config.respect_gitignore = False
         if force_exclude:
             config.force_exclude = True
+        config.unfixable += _codes(unfixable)
+        validate_codes(config.unfixable)
         enabled = config.enabled_codes()
     except ConfigError as error:
         _fail(str(error))
@@ -162,7 +166,8 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     try:
         if use_stdin:
             name = Path(stdin_filename or "-")
-            result = lint_stdin(name, sys.stdin.buffer.read(), config, enabled, fix=fix, diff=diff)
+            result = lint_stdin(name, sys.stdin.buffer.read(), config, enabled, fix=fix, diff=diff,
+                                unsafe_fixes=unsafe_fixes)
             if fix and not diff:  # the fixed source goes to stdout, the report to stderr
                 sys.stdout.buffer.write(result.fixed)
                 sys.stdout.buffer.flush()
@@ -172,7 +177,8 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
             try:
                 progress = _Progress() if not quiet and _is_terminal(sys.stderr) else None
                 results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, diff=diff,
-                                     jobs=jobs, keep_modules=dynamic, cache=cache, progress=progress)
+                                     jobs=jobs, keep_modules=dynamic, cache=cache, progress=progress,
+                                     unsafe_fixes=unsafe_fixes)
                 if progress is not None:
                     progress.clear()
             finally:
@@ -222,9 +228,13 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
             fixed = sum(r.fixed_count for r in results)
             click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} ({len(diagnostics)} remaining).", err=True)
         click.echo(_summary(diagnostics, len(results)), err=True)
-        fixable = sum(d.fix is not None for d in diagnostics)
+        fixable = sum(d.fix is not None and not d.fix.unsafe for d in diagnostics)
+        hidden = sum(d.fix is not None and d.fix.unsafe for d in diagnostics)
         if fixable and not fix and not diff:
             click.echo(f"[*] {fixable} fixable with `elbolint --fix`.", err=True)
+        if hidden and not unsafe_fixes:
+            click.echo(f"{hidden} more fix{'es' if hidden != 1 else ''} available with `--fix --unsafe-fixes`.",
+                       err=True)
     sys.exit(1 if diagnostics and not exit_zero else 0)
 
 
@@ -235,7 +245,8 @@ def _open_cache(config: Config, cache_dir: Optional[Path]):
     from elbolint.cache import DEFAULT_DIRECTORY, Cache, code_fingerprint
 
     directory = cache_dir or config.cache_dir or config.root / DEFAULT_DIRECTORY
-    settings = json.dumps([config.rule_options, vars(config.limits)], sort_keys=True, default=str)
+    settings = json.dumps([config.rule_options, vars(config.limits), config.fixable, config.unfixable],
+                          sort_keys=True, default=str)
     return Cache(directory, f"{code_fingerprint()}|{settings}")
 
 
@@ -294,6 +305,7 @@ def _settings_text(config: Config, enabled: set[str]) -> str:
         ("max-file-size-kib", repr(config.limits.file_size_kib)),
         ("max-seconds-per-file", repr(config.limits.seconds)), ("max-memory-mib", repr(config.limits.memory_mib)),
         ("cache-dir", str(config.cache_dir or config.root / ".elbolint_cache")),
+        ("fixable", repr(config.fixable)), ("unfixable", repr(config.unfixable)),
         ("rule options", repr(config.rule_options)), ("dynamic", repr(config.dynamic)),
     ]
     return "".join(f"{key:<22}{value}\n" for key, value in rows)

@@ -13,6 +13,8 @@ per-file-ignores = { "tests/*" = ["ELB002"] }
 max-file-size-kib = 1024         # per-file budget; a file beyond it is skipped with ELB901
 max-seconds-per-file = 60
 max-memory-mib = 2048
+fixable = ["ALL"]                # codes whose fixes --fix may apply
+unfixable = ["ELB003"]           # ...never these
 cache-dir = ".elbolint_cache"    # relative to this file; --no-cache / --cache-dir on the command line
 
 [tool.elbolint.extreme-initializer]   # a rule's options, under its name
@@ -53,7 +55,7 @@ LIMIT_KEYS = {"max-file-size-kib": "file_size_kib", "max-seconds-per-file": "sec
 
 TOP_LEVEL_KEYS = {
     "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude",
-    "respect-gitignore", "force-exclude", "dynamic", "cache-dir", *LIMIT_KEYS,
+    "respect-gitignore", "force-exclude", "dynamic", "cache-dir", "fixable", "unfixable", *LIMIT_KEYS,
 }
 
 
@@ -77,6 +79,14 @@ class Config:
     dynamic: dict[str, Any] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     cache_dir: Optional[Path] = None  # `cache-dir`, relative to the config's directory
+    fixable: list[str] = field(default_factory=lambda: ["ALL"])  # codes whose fixes are offered
+    unfixable: list[str] = field(default_factory=list)  # ...minus these
+
+    def is_fixable(self, code: str) -> bool:
+        everything = {r.code for r in all_rules()} | {c.code for c in extra_codes()}
+        allowed = set().union(*(_expand_all(s, everything) for s in self.fixable)) if self.fixable else set()
+        denied = set().union(*(_expand_all(s, everything) for s in self.unfixable)) if self.unfixable else set()
+        return code in allowed and code not in denied
 
     # ------------------------------------------------------------ selection
     def enabled_codes(self) -> set[str]:
@@ -133,6 +143,14 @@ def _expand(selector: str, everything: set[str]) -> set[str]:
     return matched - opt_in
 
 
+def _expand_all(selector: str, everything: set[str]) -> set[str]:
+    """Like _expand, opt-in rules included (a fix policy names codes, it does not enable them)."""
+    selector = selector.strip().upper()
+    if selector == "ALL":
+        return set(everything)
+    return {code for code in everything if code.startswith(selector)} or _expand(selector, everything)
+
+
 def validate_codes(selectors: list[str]) -> None:
     everything = {r.code for r in all_rules()} | {c.code for c in extra_codes()}
     for s in selectors:
@@ -186,6 +204,9 @@ def parse_table(table: dict, path: Path) -> Config:
             known = ", ".join(sorted(TOP_LEVEL_KEYS | set(rules_by_name)))
             raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
     config.select = _string_list(table, "select", where)
+    config.fixable = _string_list(table, "fixable", where) if "fixable" in table else ["ALL"]
+    config.unfixable = _string_list(table, "unfixable", where)
+    validate_codes(config.fixable + config.unfixable)
     config.ignore = _string_list(table, "ignore", where)
     config.extend_select = _string_list(table, "extend-select", where)
     config.exclude = _string_list(table, "exclude", where)

@@ -51,6 +51,9 @@ class Fix:
     edits: tuple[Edit, ...]
     node: Any = field(default=None, compare=False, repr=False)
     replacement: Any = field(default=None, compare=False, repr=False)
+    #: An unsafe fix changes what the program computes (not only how it is spelled or guarded); it is
+    #: applied only with --unsafe-fixes, as in ruff.
+    unsafe: bool = False
 
 
 @dataclass

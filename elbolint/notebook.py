@@ -104,7 +104,7 @@ class Notebook:
                      Position(e.end.line - span.start + 1, e.end.column + shift), e.content)
                 for e in fix.edits
             )
-            fix = Fix(fix.message, edits, node=fix.node, replacement=fix.replacement)
+            fix = Fix(fix.message, edits, node=fix.node, replacement=fix.replacement, unsafe=fix.unsafe)
         return replace(d, start=start, end=end, fix=fix, cell=span.cell)
 
     # ------------------------------------------------------------------ fix

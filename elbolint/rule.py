@@ -52,6 +52,8 @@ class Rule(BatchableVisitor):
     confirmed_by: ClassVar[tuple[str, ...]] = ()
     #: True when the rule attaches fixes to (some of) its findings, applied by `--fix`.
     fixable: ClassVar[bool] = False
+    #: True when the rule's fix changes what the program computes (applied only with --unsafe-fixes).
+    fix_is_unsafe: ClassVar[bool] = False
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__()
@@ -89,7 +91,7 @@ class Rule(BatchableVisitor):
                 description, replacement = finding.fix
                 content = self.context.module.code_for_node(replacement)
                 fix_value = Fix(description, (Edit(start, end, content),), node=finding.node,
-                                replacement=replacement)
+                                replacement=replacement, unsafe=self.fix_is_unsafe)
             result.append(
                 Diagnostic(self.context.path, start, end, self.code, self.name, finding.message,
                            self.severity, fix_value)

@@ -8,6 +8,7 @@ worker; with `keep_sources` the decoded source and notebook come back for dynami
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class Job:
     keep_sources: bool = False
     #: stdin: return the fixed bytes instead of writing a file
     fix_to_output: bool = False
+    unsafe_fixes: bool = False
 
 
 def lint_paths(
@@ -47,12 +49,13 @@ def lint_paths(
     keep_modules: bool = False,
     cache: Optional[Cache] = None,
     progress=None,
+    unsafe_fixes: bool = False,
 ) -> list[FileResult]:
     """Lint every file under `paths`. With a `cache` (not used for dynamic runs, which need the
     sources), files whose results are cached are not analysed at all."""
     items = list(discover(paths, config))
     files = [item for item in items if not isinstance(item, Missing)]
-    job = Job(config, frozenset(enabled), fix, diff, keep_modules)
+    job = Job(config, frozenset(enabled), fix, diff, keep_modules, unsafe_fixes=unsafe_fixes)
     cache = cache if not keep_modules else None
     by_path: dict[Path, FileResult] = {}
     lookups: dict[Path, _Lookup] = {}
@@ -80,10 +83,10 @@ def lint_paths(
 
 
 def lint_stdin(name: Path, data: bytes, config: Config, enabled: set[str], *, fix: bool = False,
-               diff: bool = False) -> FileResult:
+               diff: bool = False, unsafe_fixes: bool = False) -> FileResult:
     """Lint bytes read from stdin as `name` (also isolated); with `fix`, `result.fixed` holds the
     bytes to print (the input itself when nothing was fixed)."""
-    job = Job(config, frozenset(enabled), fix=False, diff=diff, fix_to_output=fix)
+    job = Job(config, frozenset(enabled), fix=False, diff=diff, fix_to_output=fix, unsafe_fixes=unsafe_fixes)
     [result] = _run(job, [(name, data)], 1)
     if fix and result.fixed is None:
         result.fixed = data
@@ -126,7 +129,7 @@ def _look_up(cache: Cache, job: Job, path: Path) -> _Lookup:
         diagnostics = decode(path, items)
     except (KeyError, TypeError, ValueError):  # a damaged entry: a miss, rewritten below
         return lookup
-    if (job.fix or job.diff) and any(d.fix for d in diagnostics):
+    if (job.fix or job.diff) and any(d.fix and (job.unsafe_fixes or not d.fix.unsafe) for d in diagnostics):
         return lookup  # fixing needs the tree
     lookup.result = FileResult(path, diagnostics, parsed=parsed)
     return lookup
@@ -165,19 +168,21 @@ def _lint_one(job: Job, task) -> FileResult:
     config = job.config
     rules = [r for r in all_rules() if r.code in job.enabled]
     enabled = set(job.enabled) - config.ignored_for(path)
-    result = lint_file(path, rules, config.rule_options, enabled, data=data, limits=config.limits)
+    result = _only_fixable(lint_file(path, rules, config.rule_options, enabled, data=data, limits=config.limits),
+                           config)
     if job.diff:
-        fixed = _fixed(result)
+        fixed = _fixed(result, job)
         result.diff = unified_diff(result, fixed) if fixed is not None else None
     elif job.fix_to_output:
-        fixed = _fixed(result)
+        fixed = _fixed(result, job)
         if fixed is not None:
-            before = _fixable(result)
-            result = lint_file(path, rules, config.rule_options, enabled, data=fixed, limits=config.limits)
+            before = _fixable(result, job)
+            result = _only_fixable(
+                lint_file(path, rules, config.rule_options, enabled, data=fixed, limits=config.limits), config)
             result.fixed = fixed
-            result.fixed_count = max(0, before - _fixable(result))
+            result.fixed_count = max(0, before - _fixable(result, job))
     elif job.fix:
-        result = apply_fixes(result, rules, config.rule_options, enabled, config)
+        result = apply_fixes(result, rules, config.rule_options, enabled, config, job)
     if data is None and result.source is not None:  # what was linted, for the cache key
         result.content_hash = content_hash(original_bytes(result))
     result.module = None  # LibCST trees stay in the worker
@@ -186,7 +191,8 @@ def _lint_one(job: Job, task) -> FileResult:
         result.notebook = None
     for diagnostic in result.diagnostics:
         if diagnostic.fix is not None:  # drop the LibCST nodes; the text edits remain
-            diagnostic.fix = type(diagnostic.fix)(diagnostic.fix.message, diagnostic.fix.edits)
+            diagnostic.fix = type(diagnostic.fix)(diagnostic.fix.message, diagnostic.fix.edits,
+                                                  unsafe=diagnostic.fix.unsafe)
     return result
 
 
@@ -199,16 +205,30 @@ def _skipped(job: Job, task, reason: str) -> FileResult:
     return result
 
 
-def _fixed(result: FileResult) -> Optional[bytes]:
-    if not any(d.fix for d in result.diagnostics):
+def _only_fixable(result: FileResult, config: Config) -> FileResult:
+    """Drop the fixes of codes that `unfixable` names (or `fixable` leaves out): not offered, not applied."""
+    for d in result.diagnostics:
+        if d.fix is not None and not config.is_fixable(d.code):
+            d.fix = None
+    return result
+
+
+def _applicable(result: FileResult, job: Job) -> list:
+    return [d for d in result.diagnostics if d.fix is not None and (job.unsafe_fixes or not d.fix.unsafe)]
+
+
+def _fixed(result: FileResult, job: Job) -> Optional[bytes]:
+    chosen = _applicable(result, job)
+    if not chosen:
         return None
-    return call_deep(fixed_bytes, result)  # the fixer walks the tree as deep as the parser did
+    # the fixer walks the tree as deep as the parser did
+    return call_deep(fixed_bytes, dataclasses.replace(result, diagnostics=chosen))
 
 
-def apply_fixes(result: FileResult, rules, options, enabled, config: Config) -> FileResult:
+def apply_fixes(result: FileResult, rules, options, enabled, config: Config, job: Job) -> FileResult:
     """Apply every fix of one file atomically and re-lint it; the file is untouched on failure
     (including when it changed on disk since it was read: write_atomically compares)."""
-    data = _fixed(result)
+    data = _fixed(result, job)
     if data is None:
         return result
     try:
@@ -219,10 +239,10 @@ def apply_fixes(result: FileResult, rules, options, enabled, config: Config) -> 
             engine_diagnostic(result.path, "ELB900", f"cannot write fixes: {error.strerror or error}")
         )
         return result
-    after = lint_file(result.path, rules, options, enabled, limits=config.limits)
-    after.fixed_count = max(0, _fixable(result) - _fixable(after))
+    after = _only_fixable(lint_file(result.path, rules, options, enabled, limits=config.limits), config)
+    after.fixed_count = max(0, _fixable(result, job) - _fixable(after, job))
     return after
 
 
-def _fixable(result: FileResult) -> int:
-    return sum(d.fix is not None for d in result.diagnostics)
+def _fixable(result: FileResult, job: Job) -> int:
+    return len(_applicable(result, job))

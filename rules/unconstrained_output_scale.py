@@ -214,6 +214,9 @@ class UnconstrainedOutputScale(Rule):
     severity = Severity.ERROR
     confirmed_by = ("ELB101",)
     fixable = True
+    # Wrapping a network output in softplus changes what the layer computes (a trained model's
+    # outputs change): applied only with --unsafe-fixes.
+    fix_is_unsafe = True
 
     def __init__(self, context) -> None:
         super().__init__(context)

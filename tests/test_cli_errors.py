@@ -137,3 +137,38 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path, monkeypatch
     assert "\x1b[1;31mELB001\x1b[0m" in run(["m.py"], tmp_path).stdout
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in run(["m.py"], tmp_path).stdout
+
+
+OUTPUT_SCALE = (
+    "import tensorflow as tf\nimport tensorflow_probability as tfp\ntfd = tfp.distributions\ntfpl = tfp.layers\n"
+    "model = tf.keras.Sequential([tf.keras.layers.Dense(2),\n"
+    "    tfpl.DistributionLambda(lambda t: tfd.Normal(loc=t[..., :1], scale=t[..., 1:]))])\n"
+)
+
+
+def test_unsafe_fixes_only_with_the_flag(tmp_path):
+    import json
+
+    (tmp_path / "m.py").write_text(OUTPUT_SCALE)
+    report = run(["--output-format", "json", "m.py"], tmp_path)
+    [finding] = [d for d in json.loads(report.stdout) if d["code"] == "ELB013"]
+    assert finding["fix"]["applicability"] == "unsafe"
+    text = run(["m.py"], tmp_path)
+    assert "ELB013 [*]" not in text.stdout and "1 more fix available with `--fix --unsafe-fixes`." in text.stderr
+    run(["--fix", "m.py"], tmp_path)
+    assert (tmp_path / "m.py").read_text() == OUTPUT_SCALE  # not applied without the flag
+    fixed = run(["--fix", "--unsafe-fixes", "m.py"], tmp_path)
+    assert "softplus" in (tmp_path / "m.py").read_text() and "Fixed 1 finding" in fixed.stderr
+
+
+def test_unfixable_codes_are_neither_offered_nor_applied(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.elbolint]\nunfixable = ['ELB001']\n")
+    (tmp_path / "m.py").write_text(BAD)
+    result = run(["--fix", "m.py"], tmp_path)
+    assert (tmp_path / "m.py").read_text() == BAD
+    assert "ELB001 [*]" not in result.stdout and "Fixed 0 findings (1 remaining)." in result.stderr
+    (tmp_path / "pyproject.toml").write_text("[tool.elbolint]\n")
+    assert run(["--fix", "--unfixable", "ELB0", "m.py"], tmp_path).exit_code == 1
+    assert (tmp_path / "m.py").read_text() == BAD
+    run(["--fix", "m.py"], tmp_path)
+    assert "TransformedVariable" in (tmp_path / "m.py").read_text()

@@ -17,7 +17,7 @@ def as_dict(d: Diagnostic) -> dict:
     fix = None
     if d.fix is not None:
         fix = {
-            "applicability": "safe",
+            "applicability": "unsafe" if d.fix.unsafe else "safe",
             "message": d.fix.message,
             "edits": [
                 {"content": e.content, "location": _location(e.start), "end_location": _location(e.end)}

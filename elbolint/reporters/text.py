@@ -16,7 +16,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
     lines = []
     for d in diagnostics:
         cell = f"cell {d.cell}:" if d.cell is not None else ""
-        fixable = " [*]" if d.fix is not None else ""
+        fixable = " [*]" if d.fix is not None and not d.fix.unsafe else ""
         lines.append(f"{display_path(d.path)}:{cell}{d.line}:{d.column}: {d.code}{fixable} [{d.name}] {d.message}")
         if d.dynamic and d.dynamic.get("summary"):
             lines.append(f"  {d.dynamic['status']}: {d.dynamic['summary']}")
