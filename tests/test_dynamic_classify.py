@@ -109,3 +109,23 @@ def test_settings_validate_keys_and_merge_cli():
         build_settings({"steps": "many"}, {})
     with pytest.raises(ConfigError, match="scope"):
         build_settings({"scope": "some"}, {})
+
+
+def test_sampled_models_without_a_fit():
+    """drive_sample.py's records: ELB106 only when the components' batch shapes differ."""
+    broken = {"model": "`model`", "line": 9, "logprob_shape": [30], "batch_shapes": [[], [30]]}
+    batched = {"model": "`m2`", "line": 12, "logprob_shape": [3], "batch_shapes": [[3], [3]]}
+    scalar = {"model": "`m3`", "line": 15, "logprob_shape": [], "batch_shapes": [[], []]}
+    found = classify({"sampled": [broken, batched, scalar], "observable": ["ELB100", "ELB106"]})
+    assert codes(found) == ["ELB106"]
+    assert found[0]["line"] == 9 and "without a fit" in found[0]["message"]
+    assert classify({"sampled": [batched, scalar]}) == []
+    assert trace_summary({"source": "sample", "sampled": [scalar]})["sampled"] == 1
+
+
+def test_confirm_only_failure_is_marked():
+    """A failure of elbolint's own use of the model (sampling it, pairing it) only confirms."""
+    [finding] = classify({"failure": {"kind": "model", "confirm_only": True, "line": 3,
+                                      "message": "sampling `model` fails: ValueError: Too few inputs"}})
+    assert finding["code"] == "ELB100" and finding["confirm_only"] is True
+    assert "confirm_only" not in classify({"failure": {"kind": "exception", "message": "x"}})[0]

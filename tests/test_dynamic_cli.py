@@ -150,3 +150,40 @@ def test_whole_run_is_quick(run):
     _, seconds = run
     # TF import once per worker, ~1-3 s per model on 2 workers, plus the hang's timeout.
     assert seconds < 120
+
+
+# ---------------------------------------------------------------- models without a fit (issue 8)
+def test_jds_without_fit_is_confirmed_by_sampling(run):
+    """The snippet runs natively (it never samples its model); sampling it confirms ELB005 with TFP's
+    own message, and never becomes an ELB100 row of its own."""
+    rows, _ = run
+    name = "jds_no_fit_lambda_args.py"
+    mine = [r for r in rows if r["filename"].endswith("/" + name)]
+    assert statuses(rows, name) == {"ELB005": "confirmed"}
+    assert [r["code"] for r in mine] == ["ELB005"]  # no ELB100 row: the program runs natively
+    dynamic = mine[0]["dynamic"]
+    assert dynamic["summary"].startswith("sampling `model` fails: ValueError:")
+    assert "Too few inputs provided to 2-th distribution maker" in dynamic["summary"]
+    assert dynamic["trace"]["source"] == "sample"
+
+
+def test_builder_model_without_fit_gives_log_prob_shape(run):
+    rows, _ = run
+    name = "jds_no_fit_missing_independent.py"
+    assert statuses(rows, name) == {"ELB006": "confirmed"}
+    found = observed(rows, name)
+    assert list(found) == ["ELB106"]
+    assert "returned by `make_model()` has shape [30]" in found["ELB106"][0]
+    assert "without a fit" in found["ELB106"][0]
+
+
+def test_clean_jds_without_fit_stays_clean(run):
+    rows, _ = run
+    assert [r for r in rows if r["filename"].endswith("/jds_no_fit_clean.py")] == []
+
+
+def test_tfp_layers_model_runs_with_tf_keras_and_stays_clean(run):
+    """Issue 8: the DenseFlipout BNN used to be an ELB100 ("Only instances of `keras.Layer` can be
+    added"); run with tf-keras as `tf.keras`, as TFP documents, it is clean."""
+    rows, _ = run
+    assert [r for r in rows if r["filename"].endswith("/keras_dense_flipout.py")] == []

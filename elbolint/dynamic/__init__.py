@@ -5,7 +5,10 @@ Layout (each module says why it exists):
 - harness.py   elbolint's side: `--jobs` worker processes, one file at a time, never a traceback
 - worker.py    `python -m elbolint.dynamic.worker`: imports TF once, forks a child per file
 - sandbox.py   the fork: memory cap, wall-clock limit, bounded output, every death -> a reason
-- runner.py    in the child: probe / fit_surrogate_posterior recorder / import-and-pair, brief + reference fit
+- runner.py    in the child: dispatches one file to the drivers, turns the file's own failure into a trace
+- drivers.py   the driver interface, their order and the context they share (one run of the file)
+- drive_*.py   one way of driving a model each: probe, fit, loop, pair, sample (see drivers.py)
+- fitting.py   in the child: brief fit, reference fit, log-prob shape, parameter minima, error lines
 - loop.py      in the child: records a hand-written training loop's own steps (loss, gradients, minima)
 - classify.py  trace -> ELB100-ELB108 (pure Python, thresholds documented there)
 - report.py    dynamic findings -> static findings' `dynamic` status + dynamic-only Diagnostic rows
@@ -31,7 +34,7 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
     selected = [r for r in results if _wanted(r, options.scope)]
     if not selected:
         return []
-    jobs = [{"path": str(r.path), "strategy": _strategy(r, options.probe), "settings": options.to_json()}
+    jobs = [{"path": str(r.path), "settings": options.to_json(), "keras": keras_flavour(r.source.text)}
             for r in selected]
     workers = options.jobs or max(1, min(2, os.cpu_count() or 1, len(jobs)))
     progress = _progress(len(jobs)) if show_progress and sys.stderr.isatty() else None
@@ -73,23 +76,29 @@ def _wanted(result, scope: str) -> bool:
     return any(not re.fullmatch(r"ELB(000|9[0-9][0-9])", d.code) for d in result.diagnostics)
 
 
-def _strategy(result, probe: str) -> str:
-    return strategy_for(result.source.text, probe)
+#: Code written for TFP's Keras layers: under TF >= 2.16 it needs tf-keras as `tf.keras`
+#: (TF_USE_LEGACY_KERAS=1 before TensorFlow is imported), the set-up TFP documents for `tfp.layers`.
+_LEGACY_KERAS = re.compile(r"\btfp\.layers\b|tensorflow_probability\.(python\.)?layers\b|"
+                           r"from\s+tensorflow_probability(\.python)?\s+import\s+[^\n]*\blayers\b|"
+                           r"\btf_keras\b|TF_USE_LEGACY_KERAS")
 
 
-#: A fit call, or the seams of a hand-written loop: the file is worth running as `__main__`.
-_RUNS_A_FIT = re.compile(r"fit_surrogate_posterior|monte_carlo_variational_loss|"
-                         r"\.apply_gradients\s*\(|\.minimize\s*\(")
+def keras_flavour(text: str) -> str:
+    """"tf-keras" for files that use `tfp.layers` or tf_keras (their worker runs with
+    TF_USE_LEGACY_KERAS=1), else "default" (the user's environment decides, Keras 3 by default)."""
+    return "tf-keras" if _LEGACY_KERAS.search(text or "") else "default"
 
 
 def strategy_for(text: str, probe: str = "elbolint_probe") -> str:
-    """Which way of finding the fit to use, from the source text (the child falls back by itself):
-    "probe", "main" (run as `__main__`: a fit call or a training loop) or "import" (pair objects)."""
-    if re.search(rf"^(async\s+)?def\s+{re.escape(probe)}\s*\(", text, re.M):
+    """Which driver will take the file, from its text: "probe", "main" (runs as `__main__`: a fit call
+    or a training loop) or "import". Informative only (benchmarks/dynamic_bench.py prints it): the
+    child decides by itself, from the same text, through the drivers (see drivers.py)."""
+    from elbolint.dynamic.drivers import participating, runs_file
+
+    drivers = participating(text, probe)
+    if any(d.NAME == "probe" for d in drivers):
         return "probe"
-    if _RUNS_A_FIT.search(text):
-        return "main"
-    return "import"
+    return "main" if runs_file(text, drivers) else "import"
 
 
 def _progress(total: int):

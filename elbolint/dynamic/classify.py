@@ -89,7 +89,7 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
         return [_failure_finding(failure)]
     fit = trace.get("fit")
     if not fit:
-        return []
+        return _sampled_findings(trace.get("sampled") or [])
     findings: list[dict] = []
     losses = [number(v) for v in fit.get("loss", [])]
     grads = [number(v) for v in fit.get("grad_norm", [])]
@@ -224,12 +224,38 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
 
 def _failure_finding(failure: dict) -> dict:
     kind = failure.get("kind", "exception")
-    return {
+    finding = {
         "code": "ELB100", "anchor": "failure" if failure.get("line") else "fit",
         "message": failure.get("message") or "the model could not be executed",
         "evidence": {"kind": kind, "line": failure.get("line"),
                      "output_tail": failure.get("output_tail", "")[-2000:]},
     }
+    if failure.get("confirm_only"):
+        # elbolint's own use of the model failed (sampling it, pairing it), not the program: this
+        # confirms a static finding that predicts it, and is never a row of its own
+        finding["confirm_only"] = True
+    return finding
+
+
+def _sampled_findings(sampled: list) -> list[dict]:
+    """ELB106 for JointDistributions sampled without a fit (drive_sample.py): a non-scalar log_prob of
+    one joint sample, when the components' batch shapes differ (a model whose components all share one
+    batch shape is batched on purpose)."""
+    findings = []
+    for record in sampled:
+        shape, batches = record.get("logprob_shape"), record.get("batch_shapes") or []
+        if not shape or any(b is None for b in batches) or len({tuple(b) for b in batches}) < 2:
+            continue
+        findings.append({
+            "code": "ELB106", "anchor": "model", "line": record.get("line"),
+            "message": (f"log_prob of one joint sample of {record.get('model', 'the model')} has shape "
+                        f"{list(shape)}, not a scalar: its components' batch shapes differ "
+                        f"({', '.join(str(list(b)) for b in batches)}), so the observations are a batch of "
+                        "independent log-probs (wrap the likelihood in tfd.Independent(..., "
+                        "reinterpreted_batch_ndims=1)); found by sampling the model, without a fit"),
+            "evidence": {"logprob_shape": list(shape), "batch_shapes": [list(b) for b in batches]},
+        })
+    return findings
 
 
 def trace_summary(trace: dict) -> dict:
@@ -246,6 +272,10 @@ def trace_summary(trace: dict) -> dict:
         "min_loss": fmt(min(finite_losses)) if finite_losses else None,
         "sparkline": sparkline(losses),
     }
+    if trace.get("sampled") is not None and not fit and not trace.get("failure"):
+        summary["sampled"] = len(trace["sampled"])
+    if trace.get("keras"):
+        summary["keras"] = trace["keras"]
     reference = trace.get("reference") or {}
     if reference.get("loss"):
         summary["reference_initial_loss"] = fmt(reference["loss"][0])

@@ -40,9 +40,18 @@ _LIVE_LOCK = threading.Lock()
 _STOPPING = threading.Event()  # set by shutdown_workers: no new worker may start
 
 
+#: The Keras flavours a worker can be started with (see keras_flavour in __init__.py): "tf-keras" sets
+#: TF_USE_LEGACY_KERAS=1 before TensorFlow is imported (TFP's documented set-up for `tfp.layers`
+#: under TF >= 2.16, where `tf.keras` is Keras 3); "default" leaves the user's environment as it is.
+LEGACY_KERAS = "tf-keras"
+
+
 class Worker:
-    def __init__(self, python: str):
+    def __init__(self, python: str, keras: str = "default"):
+        self.keras = keras
         env = dict(os.environ)
+        if keras == LEGACY_KERAS:
+            env["TF_USE_LEGACY_KERAS"] = "1"
         env["CUDA_VISIBLE_DEVICES"] = ""
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         # The worker must find this elbolint even when --python is another environment's interpreter.
@@ -181,8 +190,11 @@ def run_jobs(jobs: list[dict], python: str, workers: int,
              on_done: Callable[[dict], None] = lambda result: None) -> list[dict]:
     """Run every job; results in the order of `jobs`. Never raises for a model's sake."""
     pending: "queue.Queue[tuple[int, dict]]" = queue.Queue()
-    for index, job in enumerate(jobs):
-        pending.put((index, job))
+    # Jobs of one Keras flavour are served together: TensorFlow fixes `tf.keras` when it is imported,
+    # so a worker serves one flavour, and a thread starts a worker of the other flavour at most once.
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i].get("keras", "default") == LEGACY_KERAS)
+    for index in order:
+        pending.put((index, jobs[index]))
     results: list[Optional[dict]] = [None] * len(jobs)
     fatal: list[str] = []
     lock = threading.Lock()
@@ -198,8 +210,12 @@ def run_jobs(jobs: list[dict], python: str, workers: int,
             try:
                 if fatal:
                     raise WorkerError(fatal[0])
+                flavour = job.get("keras", "default")
+                if worker is not None and worker.keras != flavour:
+                    worker.close()
+                    worker = None
                 if worker is None:
-                    worker = Worker(python)
+                    worker = Worker(python, flavour)
                 result = worker.run(job)
             except (WorkerError, OSError) as error:
                 if worker is None and not fatal:

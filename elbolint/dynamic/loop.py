@@ -14,10 +14,10 @@ such loop goes through:
 - `apply_gradients` of the Keras optimizer base classes (keras 3, tf_keras, tf_keras legacy; `minimize`
   goes through it) is wrapped at the class level: each call is one step (gradient global norm, None and
   zero gradients per variable, positive-parameter minima before the update). After the budget, or two
-  NaN losses in a row, the script is stopped with the runner's internal BaseException.
+  NaN losses in a row, the script is stopped with the drivers' `Stop`.
 
 Recording needs concrete values, so while armed `tf.function`s run eagerly
-(`tf.config.run_functions_eagerly`); the runner disarms before its own fits. Nothing is restored: the
+(`tf.config.run_functions_eagerly`); every fit of elbolint's own disarms first. Nothing is restored: the
 forked child exits after the run.
 """
 
@@ -32,8 +32,10 @@ from typing import Any, Callable, Optional
 
 
 class LoopRecorder:
-    def __init__(self, path: str, budget: int, stop: Callable[[], BaseException]):
+    def __init__(self, path: str, budget: int, stop: Callable[[], BaseException],
+                 on_first_step: Optional[Callable[[], None]] = None):
         self.path = path
+        self.on_first_step = on_first_step
         self.budget = budget
         self.stop = stop
         self.armed = False
@@ -149,6 +151,8 @@ class LoopRecorder:
 
         self._times[1:] = [time.monotonic()]
         if self.steps == 0:
+            if self.on_first_step is not None:
+                self.on_first_step()
             self._times[:1] = [time.monotonic()]
             frame = _user_frame(self.path)
             if frame is not None:
@@ -186,7 +190,7 @@ class LoopRecorder:
                 pass
 
     def _find_positives(self, pairs: list) -> list:
-        from elbolint.dynamic.runner import positive_parameters
+        from elbolint.dynamic.fitting import positive_parameters
 
         surrogate = self.surrogate(pairs)
         if surrogate is None:
@@ -225,7 +229,7 @@ class LoopRecorder:
         return len(self.loss) >= 2 and not math.isfinite(self.loss[-1]) and not math.isfinite(self.loss[-2])
 
     def record(self, labels: Callable[[list], list[str]]) -> dict[str, Any]:
-        """The steps as the trace's `fit` (same keys as the runner's brief fit)."""
+        """The steps as the trace's `fit` (same keys as fitting.brief_fit)."""
         names = labels(self.variables)
         finite = bool(self.loss) and all(math.isfinite(v) for v in self.loss)
         return {

@@ -31,6 +31,7 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
         sandboxed = failure.get("kind") in SANDBOX_KINDS
         confirming = [f for f in findings if not (f["code"] == "ELB100" and sandboxed)]
         tail = _tail(digest)
+        observable = set(trace.get("observable") or [])
         used: set[int] = set()
         for d in result.diagnostics:
             rule = rules.get(d.code)
@@ -42,11 +43,19 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
                 chosen = [confirming[i] for i in matched]
                 status = "confirmed"
                 summary = "; ".join(f"{f['message']}" for f in chosen) + tail
+            elif not failure and not trace.get("fit") and set(rule.confirmed_by) & observable:
+                chosen = []
+                status = "not-reproduced"
+                summary = (f"no {'/'.join(sorted(set(rule.confirmed_by) & observable))} observed: "
+                           f"{_sampled_text(trace)}")
             elif failure or trace.get("nothing") or not trace.get("fit"):
                 chosen = []
                 status = "not-run"
-                reason = failure.get("message") or trace.get("nothing") or "no fit was recorded"
-                summary = (f"the model failed ({reason})" if failure and not sandboxed else reason)
+                reason = failure.get("message") or trace.get("nothing") or (
+                    f"no fit was recorded ({_sampled_text(trace)})" if trace.get("sampled") else
+                    "no fit was recorded")
+                summary = (f"the model failed ({reason})" if failure and not sandboxed
+                           and not failure.get("confirm_only") else reason)
             else:
                 chosen = []
                 status = "not-reproduced"
@@ -58,9 +67,13 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
                              "findings": [_public(f) for f in chosen]},
                 "trace": digest,
             }
+            if trace.get("keras"):
+                d.dynamic["evidence"]["keras"] = trace["keras"]
         lines = result.source.text.splitlines() if result.source and result.source.text else []
         for index, finding in enumerate(confirming if not sandboxed else findings):
             if not sandboxed and index in used:
+                continue
+            if finding.get("confirm_only"):  # elbolint's own use of the model failed, not the program
                 continue
             line = _line(finding, trace, lines)
             if is_suppressed(lines, line, finding["code"]):
@@ -84,13 +97,19 @@ def _tail(digest: dict) -> str:
     return f"{spark} (dynamic, {digest['steps']} steps, {digest['seconds']:.1f} s)"
 
 
+def _sampled_text(trace: dict) -> str:
+    sampled = trace.get("sampled") or []
+    return (f"sampled {len(sampled)} JointDistribution model(s) once and evaluated log_prob, without a "
+            "fit (no fit_surrogate_posterior call, training loop or surrogate to pair)")
+
+
 def _public(finding: dict) -> dict:
     return {"code": finding["code"], "message": finding["message"], "evidence": finding.get("evidence", {})}
 
 
 def _line(finding: dict, trace: dict, lines: list[str]) -> int:
     anchors = trace.get("anchors") or {}
-    candidates: list[Optional[int]] = []
+    candidates: list[Optional[int]] = [finding.get("line")]
     if finding.get("anchor") == "failure":
         candidates.append((trace.get("failure") or {}).get("line"))
     if finding.get("anchor") in ("surrogate", "model"):

@@ -7,6 +7,9 @@ hangs and memory blow-ups stay in the child and the worker serves the next file.
 
 The environment is set before TensorFlow is imported: CPU only (`CUDA_VISIBLE_DEVICES=""`), quiet
 (`TF_CPP_MIN_LOG_LEVEL=3`), few malloc arenas (so the address-space cap measures the model).
+A worker serves one Keras flavour: `tf.keras` is fixed when TensorFlow (and TFP, which looks at it)
+is imported, so elbolint starts the worker with TF_USE_LEGACY_KERAS=1 for files that use `tfp.layers`
+or tf_keras (see harness.py), and every result says which Keras was used (`keras`).
 tf_keras is imported here too when installed, so the training-loop recorder can patch its optimizer
 classes without each model paying for the import. SIGTERM, or elbolint dying, stops the worker and the
 model it is running (see sandbox.py).
@@ -42,6 +45,27 @@ def _stop_with_elbolint() -> None:
     die_with_parent(signal.SIGTERM)
 
 
+def keras_description(tf) -> str:
+    """Which Keras `tf.keras` is in this worker, for the evidence: tf-keras (TF_USE_LEGACY_KERAS=1,
+    TFP's set-up for `tfp.layers`) or Keras 3 (TF >= 2.16's default)."""
+    try:
+        version = tf.keras.version() if callable(getattr(tf.keras, "version", None)) else \
+            getattr(tf.keras, "__version__", "?")
+    except Exception:
+        version = "?"
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
+    if version == "?" or version is None:
+        try:
+            import tf_keras
+
+            version = tf_keras.__version__ if legacy else version
+        except ImportError:
+            pass
+    if str(version).startswith("3."):
+        return f"Keras {version} as tf.keras"
+    return f"tf-keras {version} as tf.keras" + (" (TF_USE_LEGACY_KERAS=1)" if legacy else "")
+
+
 def main() -> int:
     _configure_environment()
     _stop_with_elbolint()
@@ -62,16 +86,21 @@ def main() -> int:
         import warnings
 
         warnings.filterwarnings("ignore")
+        from elbolint.dynamic.drivers import modules
         from elbolint.dynamic.runner import run_file
+
+        modules()  # the drivers, imported once before the forks
         from elbolint.dynamic.sandbox import run_in_child
     except BaseException as error:  # missing TF, broken install: one clear line to the parent
         protocol.write(json.dumps({"fatal": f"cannot import TensorFlow Probability with {sys.executable}: "
                                             f"{type(error).__name__}: {error}"}) + "\n")
         protocol.flush()
         return 1
+    keras = keras_description(tf)
     protocol.write(json.dumps({"ready": True, "import_seconds": time.monotonic() - started,
                                "versions": {"tensorflow": tf.__version__,
-                                            "tensorflow_probability": tfp.__version__}}) + "\n")
+                                            "tensorflow_probability": tfp.__version__},
+                               "keras": keras}) + "\n")
     protocol.flush()
     for line in sys.stdin:
         if not line.strip():
@@ -84,6 +113,7 @@ def main() -> int:
                               memory_mib=int(settings["memory_mib"]),
                               output_limit=int(settings["output_limit_kib"]) * 1024)
         result["path"] = job["path"]
+        result.setdefault("keras", keras)
         protocol.write(json.dumps(result) + "\n")
         protocol.flush()
     return 0

@@ -1,0 +1,83 @@
+"""Driver 3, `loop`: a hand-written training loop (`monte_carlo_variational_loss` and
+`apply_gradients`/`minimize`, no `fit_surrogate_posterior`). The file runs as `__main__` with the
+loop's seams armed (see loop.py); the user's own steps are recorded and the script is stopped after
+the budget (or two NaN losses in a row). A loop that stops the script itself after some steps (a NaN
+check, `sys.exit`) is reported with what it recorded and what stopped it. The trace then adds what
+needs the recorded target and surrogate: the log-prob shape, a final estimate, the reference fit."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from elbolint.dynamic.fitting import (anchor_names, exception_text, final_estimate, logprob_shape,
+                                      reference_fit, untracked_variables)
+from elbolint.dynamic.varnames import variable_labels
+
+NAME = "loop"
+
+#: The seams of a hand-written loop: the file is worth running as `__main__`.
+_SEAMS = re.compile(r"monte_carlo_variational_loss|\.apply_gradients\s*\(|\.minimize\s*\(")
+
+
+def applies(source: str, probe: str) -> bool:
+    return True  # armed at import too: a sibling module's loop can run on the file's behalf
+
+
+def runs_file(source: str) -> bool:
+    return bool(_SEAMS.search(source))
+
+
+def install(context) -> None:
+    from elbolint.dynamic.loop import LoopRecorder
+
+    def claim() -> None:
+        if context.claimed is None:
+            context.claimed = NAME
+
+    loop = LoopRecorder(context.path, context.budget, context.Stop, on_first_step=claim)
+    loop.install()
+    context.store[NAME] = loop
+    context.before_run(loop.arm)
+    context.on_quiet(loop.disarm)
+
+
+def run(context) -> Optional[dict]:
+    loop = context.store.get(NAME)
+    context.execute()
+    if loop is None:
+        return None
+    if not loop.steps or context.claimed != NAME or isinstance(context.error, MemoryError):
+        loop.disarm()
+        return None
+    stopped_by = exception_text(context.error) if context.error is not None else None
+    return finish(context, loop, stopped_by)
+
+
+def finish(context, loop, stopped_by: Optional[str] = None) -> dict:
+    """The trace of a recorded hand-written loop: its steps, plus what needs the recorded
+    target and surrogate (log-prob shape, final estimate, reference fit)."""
+    loop.disarm()
+    first = loop.first or {}
+    surrogate = loop.surrogate()
+    namespace = loop.namespace
+    fit = loop.record(lambda variables: variable_labels(variables, [loop.locals, namespace]))
+    fit["untracked"] = untracked_variables(namespace, loop.variables)
+    anchors = anchor_names(namespace, surrogate, {}) if surrogate is not None else {}
+    trace = {"source": "loop", "line": first.get("line") or loop.line, "budget": loop.budget,
+             "anchors": anchors, "user_num_steps": None, "fit": fit}
+    if stopped_by:
+        trace["stopped_by"] = stopped_by
+    target = first.get("target")
+    if target is None:
+        return trace
+    try:
+        fit["logprob_shape"], fit["expected_rank"] = logprob_shape(target, surrogate)
+    except (SystemExit, MemoryError):
+        raise
+    except Exception:
+        pass
+    fit["final_estimate"] = final_estimate(target, surrogate, first.get("options"))
+    if context.settings.get("reference", True) and fit["loss"]:
+        trace["reference"] = reference_fit(target, surrogate, len(fit["loss"]), first.get("sample_size", 1))
+    return trace
