@@ -29,6 +29,9 @@ class ConstantSurrogate(Rule):
     whose every parameter, recursively through its components, is a literal, `tf.constant`,
     `tf.zeros`/`tf.ones` or a NumPy array, in a file that creates no variables at all.
 
+    The surrogate is followed into the functions of the file that build it
+    (`surrogate = build_surrogate(3)`, `q, opt = build()`), with the call's arguments.
+
     ## Why is this bad?
     A surrogate without `tf.Variable`s has nothing to optimise. The loss is a noisy constant that
     never goes down; the "posterior" you read afterwards is the initial guess. With Keras 3
@@ -86,11 +89,12 @@ class ConstantSurrogate(Rule):
         surrogate = self.get_arg(node, "surrogate_posterior", 1)
         if surrogate is None:
             return
-        value = self.value_of(surrogate.value)
-        if not isinstance(value, cst.Call) or not self._is_distribution(value):
+        flow = self.resolver.follow(surrogate.value)  # also through a builder of the file
+        if flow.subscripts or not isinstance(flow.node, cst.Call):
             return
-        if self._constant(value, frozenset()):
-            self._candidates.append((surrogate.value, self.source(node.func), bool(names & _FIT)))
+        with self.resolver.within(flow) as value:
+            if self._is_distribution(value) and self._constant(value, frozenset()):
+                self._candidates.append((surrogate.value, self.source(node.func), bool(names & _FIT)))
 
     def leave_Module(self, original_node: cst.Module) -> None:
         if self._stateful:
@@ -120,8 +124,11 @@ class ConstantSurrogate(Rule):
                 return True
             if self.qualified_names(node):
                 return self._is_dtype(node)
-            resolved = self.value_of(node)
-            return resolved is not node and self._constant(resolved, hidden, depth + 1)
+            flow = self.resolver.follow(node)  # a name, or a parameter bound to a constant argument
+            if flow.node is node or flow.subscripts or flow.parameter is not None:
+                return False
+            with self.resolver.within(flow) as resolved:
+                return self._constant(resolved, hidden, depth + 1)
         if isinstance(node, cst.Attribute):
             return self._is_dtype(node)
         if isinstance(node, cst.UnaryOperation):

@@ -19,6 +19,7 @@ _TRANSFORMS = frozenset({
 })
 _TAPE = frozenset({f"{TF}.GradientTape"})
 _SURROGATE_TAKERS = frozenset({f"{TFP_VI}.fit_surrogate_posterior", f"{TFP_VI}.monte_carlo_variational_loss"})
+_FIT = frozenset({f"{TFP_VI}.fit_surrogate_posterior"})
 _MINIMIZE = frozenset({"tensorflow_probability.math.minimize"})
 #: Methods built once per object.
 _BUILDERS = ("__init__", "build")
@@ -43,6 +44,18 @@ class _Method:
     cls: Optional[cst.ClassDef]
     attributes: set[str] = field(default_factory=set)
     trains: bool = False
+    node: Optional[cst.FunctionDef] = None
+
+
+@dataclass
+class _Factory:
+    """An eager transform inside a function whose result may be built once and trained."""
+    node: cst.CSTNode  # the parameter, reported
+    message: str
+    function: cst.FunctionDef
+    distribution: cst.Call
+    targets: frozenset[str]  # local names the distribution is bound to
+    parameter: Optional[object] = None  # Flow: the variable is this parameter of the function
 
 
 class EagerParameterTransform(Rule):
@@ -53,6 +66,12 @@ class EagerParameterTransform(Rule):
     parameter of a TFP distribution that is built once — at module level, or in `__init__` /
     `build` of a class — and then trained: passed to `tfp.vi.fit_surrogate_posterior`, used in a
     `tf.GradientTape` block, or used by the loss.
+
+    The same inside a factory function of the file (`def make_surrogate(): return
+    tfd.Normal(loc, tf.nn.softplus(raw))`) whose result is built once and trained: the call is
+    made at module level or in `__init__` / `build` and its result trained as above, or it is the
+    surrogate given to `fit_surrogate_posterior` (directly or through a name). The variable may be
+    created in the factory, visible from it, or passed to it (`make_q(tf.Variable(0.))`).
 
     ## Why is this bad?
     TensorFlow runs eagerly: `tf.nn.softplus(v)` is computed once, when the distribution is
@@ -97,6 +116,9 @@ class EagerParameterTransform(Rule):
         self._roots: set[str] = set()
         self._collectors: list[tuple[cst.CSTNode, set[str]]] = []
         self._methods: list[_Method] = []
+        self._factories: list[_Factory] = []
+        self._factory_calls: dict[int, _Candidate] = {}  # id(call of a function of the file) -> context
+        self._fitted_calls: set[int] = set()  # calls whose result is the surrogate of a fit
 
     # ----------------------------------------------------------- bookkeeping
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
@@ -108,7 +130,7 @@ class EagerParameterTransform(Rule):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         cls = self._scopes[-1] if self._scopes and isinstance(self._scopes[-1], cst.ClassDef) else None
         params = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
-        method = _Method(node.name.value, params[0] if cls is not None and params else None, cls)
+        method = _Method(node.name.value, params[0] if cls is not None and params else None, cls, node=node)
         self._scopes.append(method)
         self._methods.append(method)
         body: set[str] = set()
@@ -149,6 +171,8 @@ class EagerParameterTransform(Rule):
         for target in node.targets:
             if isinstance(target.target, cst.Name):
                 names.add(target.target.value)
+            elif isinstance(target.target, (cst.Tuple, cst.List)):  # `q, opt = build()`
+                names.update(e.value.value for e in target.target.elements if isinstance(e.value, cst.Name))
             elif (isinstance(target.target, cst.Attribute) and isinstance(target.target.value, cst.Name)
                   and method is not None and target.target.value.value == method.self_name):
                 attributes.add(target.target.attr.value)
@@ -194,9 +218,35 @@ class EagerParameterTransform(Rule):
                 surrogate = self.get_arg(node, "surrogate_posterior", 1)
                 if surrogate is not None:
                     self._surrogate_values.add(id(surrogate.value))
+                    if not names.isdisjoint(_FIT):
+                        built = self.value_of(surrogate.value)  # `q = make_q()` ... fit(..., q)
+                        if isinstance(built, cst.Call):
+                            self._fitted_calls.add(id(built))
+        if self.resolver.function_of(node) is not None:
+            self._note_factory_call(node)
         distribution = distribution_name(self.resolver, node)
         if distribution is not None:
             self._check_distribution(node, distribution)
+
+    def _note_factory_call(self, node: cst.Call) -> None:
+        """Where a call of a function of the file is made: trained as a surrogate, or built once."""
+        if self._surrogate_args:
+            self._fitted_calls.add(id(node))
+            return
+        context = self._built_once()
+        if context is None:
+            return
+        names, attributes = frozenset(), frozenset()
+        for target_names, target_attributes in self._assign_targets:
+            names |= target_names
+            attributes |= target_attributes
+        if context == "module":
+            self._factory_calls[id(node)] = _Candidate(node, "", targets=names)
+        else:
+            method = self._method()
+            self._factory_calls[id(node)] = _Candidate(
+                node, "", cls=method.cls, method=method.name, attributes=attributes,
+            )
 
     def leave_Call(self, original_node: cst.Call) -> None:
         if self._collectors and self._collectors[-1][0] is original_node:
@@ -209,7 +259,7 @@ class EagerParameterTransform(Rule):
             found = self._eager_transform(arg.value)
             if found is None:
                 continue
-            transform, variable = found
+            transform, variable, parameter_flow = found
             message = (
                 f"`{parameter}` of {self.source(node.func)} is {self.source(transform)} computed once, when "
                 f"the distribution is built: it holds a constant tensor, `{self.source(variable)}` never "
@@ -217,11 +267,12 @@ class EagerParameterTransform(Rule):
                 f"tfp.util.DeferredTensor({self.source(variable)}, {self.source(transform.func)}) or "
                 "tfp.util.TransformedVariable(init, tfb.Softplus())"
             )
-            if self._surrogate_args:
+            if self._surrogate_args and parameter_flow is None:
                 self._report_once(arg.value, message)
                 continue
             context = self._built_once()
-            if context is None:
+            if context is None or parameter_flow is not None:
+                self._note_factory(node, arg.value, message, parameter_flow)
                 continue
             names, attributes = frozenset(), frozenset()
             for target_names, target_attributes in self._assign_targets:
@@ -235,6 +286,18 @@ class EagerParameterTransform(Rule):
                     arg.value, message, cls=method.cls, method=method.name, attributes=attributes,
                 ))
 
+    def _note_factory(self, distribution: cst.Call, node: cst.CSTNode, message: str, parameter_flow) -> None:
+        """A transform in a function (not a lambda, loop or tape): decided at its calls."""
+        method = self._method()
+        if method is None or method.node is None or self._loops or self._tapes:
+            return
+        if method.cls is not None and method.name in ("call", "__call__"):
+            return  # run every step by Keras / tf.Module
+        names = frozenset()
+        for target_names, _ in self._assign_targets:
+            names |= target_names
+        self._factories.append(_Factory(node, message, method.node, distribution, names, parameter_flow))
+
     def leave_Module(self, original_node: cst.Module) -> None:
         trained = self._closure()
         for candidate in self._candidates:
@@ -243,11 +306,62 @@ class EagerParameterTransform(Rule):
                     self._report_once(candidate.node, candidate.message)
             elif self._class_trains(candidate):
                 self._report_once(candidate.node, candidate.message)
+        for factory in self._factories:
+            if not self._returns(factory):
+                continue
+            calls = [site.call for site in self.resolver.call_sites(factory.function)]
+            if factory.parameter is not None:
+                passing = {id(call) for _, _, call in self._variable_arguments(factory.parameter)}
+                calls = [call for call in calls if id(call) in passing]
+            for call in calls:
+                if self._trained_once(call, trained):
+                    self._report_once(factory.node, factory.message)
+                    break
+
+    def _variable_arguments(self, flow) -> list[tuple[object, cst.BaseExpression, cst.Call]]:
+        """(flow, argument, call) for the direct calls passing a trainable tf.Variable for the
+        parameter `flow` stopped at."""
+        found = []
+        function, name = flow.parameter
+        for site in self.resolver.call_sites(function):
+            for inner, argument in self.resolver.argument_flows(flow, depth=1):
+                if not _within(argument, site.call):
+                    continue
+                if self.resolver.read(inner, self._is_trainable_variable):
+                    found.append((inner, argument, site.call))
+        return found
+
+    def _is_trainable_variable(self, node: cst.BaseExpression) -> bool:
+        return isinstance(node, cst.Call) and not self.call_names(node).isdisjoint(VARIABLE) \
+            and not is_non_trainable(node)
+
+    def _trained_once(self, call: cst.Call, trained: set[str]) -> bool:
+        if id(call) in self._fitted_calls:
+            return True
+        context = self._factory_calls.get(id(call))
+        if context is None:
+            return False
+        if context.cls is None:
+            return bool(context.targets & trained)
+        return self._class_trains(context)
+
+    def _returns(self, factory: _Factory) -> bool:
+        """Whether the distribution is (part of) what the function returns: inside a returned
+        expression, or bound to a local name that a returned expression uses."""
+        for value in self.resolver.returned_values(factory.function):
+            for node in _subtree(value):
+                if node is factory.distribution:
+                    return True
+                if isinstance(node, cst.Name) and node.value in factory.targets:
+                    return True
+        return False
 
     # ----------------------------------------------------------------- helpers
-    def _eager_transform(self, node: cst.BaseExpression, depth: int = 0) -> Optional[tuple[cst.Call, cst.BaseExpression]]:
-        """(transform call, variable) when `node` is a transform of a variable, possibly shifted or
-        scaled by constants (`1e-5 + tf.nn.softplus(v)`) or reached through a name."""
+    def _eager_transform(self, node: cst.BaseExpression, depth: int = 0):
+        """(transform call, variable, parameter flow) when `node` is a transform of a variable,
+        possibly shifted or scaled by constants (`1e-5 + tf.nn.softplus(v)`) or reached through a
+        name. The parameter flow is set when the variable is a parameter of the enclosing function
+        (known only at its calls)."""
         if depth > 5:
             return None
         if isinstance(node, cst.BinaryOperation):
@@ -262,22 +376,27 @@ class EagerParameterTransform(Rule):
         if isinstance(node, cst.Call) and not self.call_names(node).isdisjoint(_TRANSFORMS):
             if not node.args or node.args[0].keyword is not None or node.args[0].star:
                 return None
-            variable = self._variable_in(node.args[0].value)
-            if variable is not None:
-                return node, variable
+            found = self._variable_in(node.args[0].value)
+            if found is not None:
+                return (node, *found)
         return None
 
-    def _variable_in(self, node: cst.BaseExpression, depth: int = 0) -> Optional[cst.BaseExpression]:
-        """The trainable tf.Variable (or the name bound to one) that `node` reads, if visible."""
+    def _variable_in(self, node: cst.BaseExpression, depth: int = 0):
+        """(the expression naming the trainable tf.Variable `node` reads, parameter flow or None),
+        followed with the resolver's value flow (names, elements `v[0]`, tuple elements, values
+        returned by functions of the file); None when no variable is visible."""
         if depth > 4:
             return None
         if isinstance(node, cst.BinaryOperation):
             return self._variable_in(node.left, depth + 1) or self._variable_in(node.right, depth + 1)
         if isinstance(node, cst.UnaryOperation):
             return self._variable_in(node.expression, depth + 1)
-        value = self.value_of(node) if isinstance(node, (cst.Name, cst.Attribute)) else node
-        if isinstance(value, cst.Call) and not self.call_names(value).isdisjoint(VARIABLE):
-            return None if is_non_trainable(value) else node
+        flow = self.resolver.follow(node)
+        if self.resolver.read(flow, self._is_trainable_variable):
+            return node, None
+        if flow.parameter is not None and isinstance(node, (cst.Name, cst.Subscript)) \
+                and not self.resolver.in_lambda:
+            return node, flow
         return None
 
     def _built_once(self) -> Optional[str]:
@@ -332,3 +451,16 @@ class EagerParameterTransform(Rule):
         if id(node) not in self._reported:
             self._reported.add(id(node))
             self.report(node, message)
+
+
+def _subtree(node: cst.CSTNode):
+    """`node` and every node below it (returned expressions are small)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(current.children)
+
+
+def _within(node: cst.CSTNode, container: cst.CSTNode) -> bool:
+    return any(inner is node for inner in _subtree(container))

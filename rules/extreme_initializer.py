@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 import libcst as cst
 
@@ -34,6 +35,11 @@ class ExtremeInitializer(Rule):
     most twice the largest constant parameter of a distribution in the file, such as a prior
     `Normal(35000., 7500.)` or `Uniform(0., 4200.)`); and a positive-only parameter (`scale`,
     `rate`, ...) whose variable starts at 0 or below.
+
+    Values are followed with the resolver's value flow: an element or slice of a variable is
+    judged by the literal it selects (`v = tf.Variable([263., 34.])`; `tfd.Normal(v[0], ...)`
+    starts `loc` at 263), and a variable passed to a function of the file that uses its
+    parameter as a distribution parameter is reported at the argument.
 
     ## Why is this bad?
     The ELBO's expected log-likelihood grows with the square of the distance between the surrogate
@@ -69,6 +75,7 @@ class ExtremeInitializer(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._reported: set[int] = set()
+        self._parameters: list[tuple[object, str]] = []  # (flow to a def's parameter, parameter)
         self._far: list[tuple[cst.CSTNode, float, str]] = []  # (node, largest |value|, message)
         self._model_scale = 0.0  # the largest |constant| a distribution of the file is given
 
@@ -77,7 +84,11 @@ class ExtremeInitializer(Rule):
         distribution = distribution_name(self.resolver, node)
         if distribution is not None:
             for parameter, arg in distribution_arguments(node, distribution):
-                self._check_parameter(parameter, self.value_of(arg.value))
+                flow = self.resolver.follow(arg.value)
+                with self.resolver.within(flow) as value:
+                    self._check_parameter(parameter, value, flow)
+                if flow.parameter is not None:
+                    self._parameters.append((flow, parameter))
             self._note_model_constants(node)
         for arg in node.args:
             if arg.keyword is not None and arg.keyword.value in _INITIAL_KEYWORDS:
@@ -89,11 +100,13 @@ class ExtremeInitializer(Rule):
             if isinstance(target.target, cst.Name) and _INITIAL_STATE.match(target.target.value):
                 self._check_initial_state(node.value)
 
-    def _check_parameter(self, parameter: str, value: cst.BaseExpression) -> None:
+    def _check_parameter(self, parameter: str, value: cst.BaseExpression, flow=None) -> None:
         if not is_call(self.resolver, value, VARIABLE | TRANSFORMED_VARIABLE) or is_non_trainable(value):
             return
         init = first_argument(value, "initial_value")
         values = literal_values(init, self.resolver) if init is not None else None
+        if values and flow is not None and flow.subscripts:
+            values = self._selected(init, flow)
         if not values:
             return
         threshold = self.option("threshold")
@@ -144,7 +157,41 @@ class ExtremeInitializer(Rule):
         """Decided at the end of the module: the model's constants may come after the start."""
         self._far.append((node, magnitude, message))
 
+    def _selected(self, init: cst.BaseExpression, flow) -> Optional[list[float]]:
+        """The numbers an element or slice of a variable starts at: `v[0]` / `v[1:]` of a flat
+        literal `[263., 34.]`; None when the selection cannot be read (then nothing is said)."""
+        elements = _flat_elements(init, self.resolver)
+        if elements is None or len(flow.subscripts) != 1:
+            return None
+        numbers = [literal_values(e, self.resolver) for e in elements]
+        if any(n is None or len(n) != 1 for n in numbers):
+            return None
+        numbers = [n[0] for n in numbers]
+        index = flow.indices()
+        if index is not None:
+            return [numbers[index[0]]] if -len(numbers) <= index[0] < len(numbers) else None
+        subscript = flow.subscripts[0]
+        if len(subscript.slice) != 1 or not isinstance(subscript.slice[0].slice, cst.Slice):
+            return None
+        part = subscript.slice[0].slice
+        bounds = []
+        for bound in (part.lower, part.upper, part.step):
+            if bound is None:
+                bounds.append(None)
+                continue
+            number = literal_values(bound, self.resolver)
+            if not isinstance(bound, (cst.Integer, cst.UnaryOperation)) or number is None:
+                return None
+            bounds.append(int(number[0]))
+        if bounds[2] == 0:
+            return None
+        return numbers[slice(*bounds)] or None
+
     def leave_Module(self, original_node: cst.Module) -> None:
+        for flow, parameter in self._parameters:
+            for inner, _ in self.resolver.argument_flows(flow):
+                with self.resolver.within(inner) as value:
+                    self._check_parameter(parameter, value, inner)
         for node, magnitude, message in self._far:
             if magnitude > 2 * self._model_scale:
                 self._report_once(node, message)
@@ -153,6 +200,19 @@ class ExtremeInitializer(Rule):
         if id(node) not in self._reported:
             self._reported.add(id(node))
             self.report(node, message)
+
+
+def _flat_elements(node: cst.BaseExpression, resolver, depth: int = 0) -> Optional[list[cst.BaseExpression]]:
+    """The elements of a literal list or tuple, also inside `tf.constant([...])` / `np.array([...])`."""
+    if isinstance(node, (cst.List, cst.Tuple)):
+        if any(isinstance(e, cst.StarredElement) for e in node.elements):
+            return None
+        return [e.value for e in node.elements]
+    if isinstance(node, cst.Call) and depth < 2 and node.args and node.args[0].keyword is None:
+        short = {n.rsplit(".", 1)[-1] for n in resolver.call_names(node)}
+        if short & {"constant", "array", "asarray", "convert_to_tensor"}:
+            return _flat_elements(node.args[0].value, resolver, depth + 1)
+    return None
 
 
 def _largest(values: list[float]) -> float:

@@ -57,7 +57,9 @@ class JointLambdaArguments(Rule):
     ```
     or use `tfd.JointDistributionNamed`, which passes arguments by name.
     Lambdas with `*args`, parameters with defaults, and parameter names that are not component
-    names are left alone unless there are too many of them.
+    names are left alone unless there are too many of them. The model list and its components are
+    followed through names, tuple elements and the functions of the file that return them
+    (`d1 = make_prior()`; `JointDistributionSequential([d1, ...])`, `model = build_model()`).
     """
 
     code = "ELB005"
@@ -80,17 +82,18 @@ class JointLambdaArguments(Rule):
         model = first_argument(node, "model")
         if model is None:
             return
-        components = self.value_of(model)
-        if not isinstance(components, (cst.List, cst.Tuple)):
+        flow = self.resolver.follow(model)
+        if flow.subscripts or not isinstance(flow.node, (cst.List, cst.Tuple)):
             return
-        names: list[Optional[str]] = []
-        for index, element in enumerate(components.elements):
-            if isinstance(element, cst.StarredElement):
-                return  # positions after `*parts` are unknowable
-            function = self._callable(element.value)
-            if function is not None:
-                self._check(element.value, function, index, names, spelled=self.source(node.func))
-            names.append(self._component_name(element.value))
+        with self.resolver.within(flow) as components:
+            names: list[Optional[str]] = []
+            for index, element in enumerate(components.elements):
+                if isinstance(element, cst.StarredElement):
+                    return  # positions after `*parts` are unknowable
+                function = self._callable(element.value)
+                if function is not None:
+                    self._check(element.value, function, index, names, spelled=self.source(node.func))
+                names.append(self._component_name(element.value))
 
     # ------------------------------------------------------------------ helpers
     def _callable(self, node: cst.BaseExpression) -> Optional[_Callable]:
@@ -108,9 +111,12 @@ class JointLambdaArguments(Rule):
         return None
 
     def _component_name(self, node: cst.BaseExpression) -> Optional[str]:
-        node = self.value_of(node)
-        if not isinstance(node, cst.Call) or distribution_name(self.resolver, node) is None:
+        flow = self.resolver.follow(node)
+        if flow.subscripts or not isinstance(flow.node, cst.Call):
             return None
+        with self.resolver.within(flow) as node:
+            if distribution_name(self.resolver, node) is None:
+                return None
         arg = self.get_arg(node, "name")
         if arg is not None and isinstance(arg.value, cst.SimpleString):
             value = arg.value.evaluated_value

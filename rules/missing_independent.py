@@ -65,7 +65,12 @@ class MissingIndependent(Rule):
     ```
     or `tfd.JointDistributionSequentialAutoBatched`, which reduces batch dimensions for you.
     Parameters of shape `[1]` and shapes elbolint cannot see (lambda parameters, function
-    arguments) are not flagged.
+    arguments) are not flagged. A size that is a name or a size read from data
+    (`tf.zeros(feature_dim)`, `tf.ones([n])`, `tf.zeros(x.shape[1])`, `len(x)`) counts as
+    several elements unless it is visibly 1; a name spelled like a shape (`tf.zeros(event_shape)`)
+    may be `[]` and does not count. Components are followed through names, tuple elements,
+    literal lists and the functions of the file that return them (with the call's arguments), and
+    a vector-valued component inside such a function is reported where it is written.
     """
 
     code = "ELB006"
@@ -73,36 +78,42 @@ class MissingIndependent(Rule):
     severity = Severity.WARNING
     confirmed_by = ("ELB106",)
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._reported: set[int] = set()
+
     def visit_Call(self, node: cst.Call) -> None:
         if self.call_names(node).isdisjoint(_JOINTS):
             return
         model = first_argument(node, "model")
         if model is None:
             return
-        model = self.value_of(model)
-        components: list[cst.BaseExpression] = []
-        if isinstance(model, (cst.List, cst.Tuple)):
-            components = [e.value for e in model.elements if not isinstance(e, cst.StarredElement)]
-        elif isinstance(model, cst.Dict):
-            components = [e.value for e in model.elements if isinstance(e, cst.DictElement)]
-        elif isinstance(model, cst.Call) and isinstance(model.func, cst.Name) and model.func.value == "dict" \
-                and self.value_of(model.func) is model.func and not self.qualified_names(model.func):
-            components = [a.value for a in model.args if a.keyword is not None]
-        for component in components:
-            self._check(component, node)
+        flow = self.resolver.follow(model)
+        if flow.subscripts:
+            return
+        with self.resolver.within(flow) as model:
+            components: list[cst.BaseExpression] = []
+            if isinstance(model, (cst.List, cst.Tuple)):
+                components = [e.value for e in model.elements if not isinstance(e, cst.StarredElement)]
+            elif isinstance(model, cst.Dict):
+                components = [e.value for e in model.elements if isinstance(e, cst.DictElement)]
+            elif isinstance(model, cst.Call) and isinstance(model.func, cst.Name) and model.func.value == "dict" \
+                    and self.value_of(model.func) is model.func and not self.qualified_names(model.func):
+                components = [a.value for a in model.args if a.keyword is not None]
+            for component in components:
+                self._check(component, node)
 
     def _check(self, component: cst.BaseExpression, joint: cst.Call) -> None:
-        hidden: frozenset[str] = frozenset()
         if isinstance(component, cst.Lambda):
-            hidden = frozenset(_parameter_names(component.params))
-            body = component.body
-        else:
-            body = component
-            if isinstance(body, cst.Name):
-                resolved = self.value_of(body)
-                if not isinstance(resolved, cst.Call):
-                    return
-                body = resolved
+            self._check_body(component.body, frozenset(_parameter_names(component.params)), joint)
+            return
+        flow = self.resolver.follow(component)
+        if flow.subscripts or not isinstance(flow.node, cst.Call):
+            return
+        with self.resolver.within(flow) as body:
+            self._check_body(body, frozenset(), joint)
+
+    def _check_body(self, body: cst.BaseExpression, hidden: frozenset[str], joint: cst.Call) -> None:
         if not isinstance(body, cst.Call):
             return
         distribution = distribution_name(self.resolver, body)
@@ -112,6 +123,9 @@ class MissingIndependent(Rule):
             if parameter in ("name", "validate_args", "allow_nan_stats", "dtype"):
                 continue
             if self._is_vector(arg.value, hidden):
+                if id(body) in self._reported:
+                    return
+                self._reported.add(id(body))
                 self.report(
                     body,
                     f"`{parameter}` of {self.source(body.func)} is vector-valued, so this component of "
@@ -129,8 +143,11 @@ class MissingIndependent(Rule):
         if isinstance(node, cst.Name):
             if node.value in hidden:
                 return False
-            resolved = self.value_of(node)
-            return resolved is not node and self._is_vector(resolved, frozenset(), depth + 1)
+            flow = self.resolver.follow(node)
+            if flow.node is node or flow.subscripts:
+                return False
+            with self.resolver.within(flow) as resolved:
+                return self._is_vector(resolved, frozenset(), depth + 1)
         if isinstance(node, (cst.List, cst.Tuple)):
             return _literal_length(node) > 1
         if isinstance(node, cst.UnaryOperation):
@@ -172,24 +189,42 @@ class MissingIndependent(Rule):
 
     def _shape_has_several(self, node: cst.BaseExpression, hidden: frozenset[str]) -> bool:
         """A shape (or count) that describes more than one element."""
-        if isinstance(node, cst.Name):
-            if node.value in hidden:
-                return False
-            resolved = self.value_of(node)
-            if resolved is node:
-                return False
-            node = resolved
         if isinstance(node, (cst.List, cst.Tuple)):
-            sizes = [self._size(e.value) for e in node.elements]
+            sizes = [self._size(e.value, hidden) for e in node.elements]
             if any(s is None for s in sizes):
                 return False
             return any(s > 1 for s in sizes)  # type: ignore[operator]
-        size = self._size(node)
+        if isinstance(node, cst.Name) and node.value not in hidden:
+            flow = self.resolver.follow(node)
+            if isinstance(flow.node, (cst.List, cst.Tuple)) and not flow.subscripts:
+                with self.resolver.within(flow) as shape:
+                    return self._shape_has_several(shape, frozenset())
+        size = self._size(node, hidden)
         return size is not None and size > 1
 
-    def _size(self, node: cst.BaseExpression) -> Optional[float]:
-        node = self.value_of(node) if isinstance(node, cst.Name) else node
-        return _number(node)
+    def _size(self, node: cst.BaseExpression, hidden: frozenset[str]) -> Optional[float]:
+        """The number of elements a size stands for; _SEVERAL for a size that is a name or is read
+        from data (`n`, `feature_dim`, `x.shape[1]`, `len(x)`) and not visibly 1; None if unknown."""
+        if isinstance(node, cst.Name) and node.value in hidden:
+            return None
+        flow = self.resolver.follow(node)
+        number = None if flow.subscripts else _number(flow.node)
+        if number is not None:
+            return number
+        end = flow.node
+        if isinstance(end, cst.Name) and not flow.subscripts:  # a name nothing visible binds, or a parameter
+            if flow.parameter is None and end is not node and not isinstance(node, (cst.Name, cst.Attribute)):
+                return None
+            if "shape" in end.value.lower() or end.value in ("None", "True", "False"):
+                return None
+            with self.resolver.within(flow):
+                if self.qualified_names(end):
+                    return None
+            return _SEVERAL  # `tf.zeros(num_features)`, `tf.ones([n])`
+        with self.resolver.within(flow) as value:
+            if _is_data_size(value, flow, self):
+                return _SEVERAL
+        return None
 
     def _array_function(self, call: cst.Call) -> Optional[str]:
         """"zeros" for tf.zeros / np.zeros / tf.math.exp... ; None for anything else."""
@@ -198,6 +233,30 @@ class MissingIndependent(Rule):
                 if qualified.startswith(package) and "." not in qualified[len(package):]:
                     return qualified[len(package):]
         return None
+
+
+#: A count elbolint cannot read but that is a name or a size read from data (see `_size`).
+_SEVERAL = 2.0
+
+
+def _is_data_size(node: cst.BaseExpression, flow, rule: "MissingIndependent") -> bool:
+    """`x.shape[1]`, `tf.shape(x)[0]`, `len(x)`, `self.n_features`: a size taken from data or a
+    configuration attribute."""
+    if flow.subscripts:
+        # `x.shape[1]` / `tf.shape(x)[1]`: one dimension of an array's shape
+        last = flow.subscripts[0]
+        base = last.value
+        return len(flow.subscripts) == 1 and (
+            (isinstance(base, cst.Attribute) and base.attr.value == "shape")
+            or (isinstance(base, cst.Call) and any(n.endswith(".shape") for n in rule.call_names(base)))
+        )
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "len" \
+            and not rule.qualified_names(node.func):
+        return True
+    if isinstance(node, cst.Attribute) and not rule.qualified_names(node):
+        attr = node.attr.value.lower()
+        return "shape" not in attr and attr not in ("size", "ndim", "dtype")
+    return False
 
 
 def _literal_length(node: cst.BaseExpression) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import libcst as cst
 
 from elbolint.diagnostics import Severity
@@ -23,6 +25,10 @@ class UnconstrainedProbs(Rule):
     `RelaxedBernoulli`, `RelaxedOneHotCategorical`, ...), directly, positionally, or through a
     name or `self.` attribute bound to one. Non-trainable variables and variables with a
     `constraint=` are not flagged.
+
+    Values are followed as ELB001 follows them: elements of a raw variable (`p[0]`), tuple
+    elements, variables returned by a function of the file, and variables passed to a function of
+    the file that uses its parameter as `probs` (reported at the argument).
 
     ## Why is this bad?
     `probs` must stay in [0, 1] (and sum to 1 for categorical families), but the optimizer moves a
@@ -53,6 +59,11 @@ class UnconstrainedProbs(Rule):
     severity = Severity.ERROR
     confirmed_by = ("ELB101",)
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._reported: set[int] = set()
+        self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, advice, callee)
+
     def visit_Call(self, node: cst.Call) -> None:
         distribution = distribution_name(self.resolver, node)
         if distribution is None:
@@ -60,13 +71,34 @@ class UnconstrainedProbs(Rule):
         for parameter, arg in distribution_arguments(node, distribution):
             if parameter != "probs":
                 continue
-            variable = raw_trainable_variable(self.resolver, arg.value)
-            if variable is None:
-                continue
             bijector = "tfb.SoftmaxCentered()" if distribution in _SIMPLEX else "tfb.Sigmoid()"
-            self.report(
+            flow = self.resolver.follow(arg.value)
+            variable = self.resolver.read(flow, partial(raw_trainable_variable, self.resolver))
+            if variable is None:
+                if flow.parameter is not None:
+                    self._parameters.append((flow, bijector, self.source(node.func)))
+                continue
+            self._report_once(
                 arg.value,
                 f"`probs` of {self.source(node.func)} is a raw tf.Variable; one optimizer step can push it "
                 f"outside [0, 1] and log_prob is NaN. Parameterise by `logits=` or use "
                 f"tfp.util.TransformedVariable(init, {bijector})",
             )
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for flow, bijector, spelled in self._parameters:
+            function, name = flow.parameter
+            for inner, argument in self.resolver.argument_flows(flow):
+                if self.resolver.read(inner, partial(raw_trainable_variable, self.resolver)) is None:
+                    continue
+                self._report_once(
+                    argument,
+                    f"this raw tf.Variable becomes `probs` of {spelled} in `{function.name.value}` (parameter "
+                    f"`{name}`); one optimizer step can push it outside [0, 1] and log_prob is NaN. "
+                    f"Parameterise by `logits=` or use tfp.util.TransformedVariable(init, {bijector})",
+                )
+
+    def _report_once(self, node: cst.CSTNode, message: str) -> None:
+        if id(node) not in self._reported:
+            self._reported.add(id(node))
+            self.report(node, message)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import Optional
 
 import libcst as cst
@@ -21,6 +23,12 @@ class UnconstrainedScale(Rule):
     Flags a raw `tf.Variable` passed as a positive-only parameter of a TFP distribution
     (`scale`, `scale_diag`, `concentration`, `rate`, `df`, `temperature`, ...), directly or
     through a name or `self.` attribute bound to one.
+
+    The value is followed one step further within the file: an element or slice of a raw variable
+    (`v[1]`, `v[1:]`), a tuple element (`loc, scale = make_params()`), the variable a function of
+    the file returns (`scale = make_scale()`), and a variable passed to a function (or class) of
+    the file that uses its parameter as the scale (`def make_q(s): return tfd.Normal(0., s)`;
+    `make_q(tf.Variable(1.))` is reported at the argument).
 
     ## Why is this bad?
     The optimizer updates a `tf.Variable` without any constraint. One large gradient step (early
@@ -52,6 +60,11 @@ class UnconstrainedScale(Rule):
     confirmed_by = ("ELB104", "ELB101")
     fixable = True
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._reported: set[int] = set()
+        self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, parameter, callee)
+
     def visit_Call(self, node: cst.Call) -> None:
         distribution = distribution_name(self.resolver, node)
         if distribution is None:
@@ -59,15 +72,39 @@ class UnconstrainedScale(Rule):
         for parameter, arg in distribution_arguments(node, distribution):
             if parameter not in POSITIVE_PARAMETERS:
                 continue
-            variable = raw_trainable_variable(self.resolver, arg.value)
+            flow = self.resolver.follow(arg.value)
+            variable = self.resolver.read(flow, partial(raw_trainable_variable, self.resolver))
             if variable is None:
+                if flow.parameter is not None:
+                    self._parameters.append((flow, parameter, self.source(node.func)))
                 continue
+            what = "a raw tf.Variable"
+            if flow.subscripts:
+                what = "an element of a raw tf.Variable" if flow.indices() is not None else "a slice of a raw tf.Variable"
             message = (
-                f"`{parameter}` of {self.source(node.func)} is a raw tf.Variable; optimisation can push "
+                f"`{parameter}` of {self.source(node.func)} is {what}; optimisation can push "
                 "it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())"
             )
             fix = self._fix(variable) if variable is arg.value else None
-            self.report(arg.value, message, fix=fix)
+            self._report_once(arg.value, message, fix)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for flow, parameter, spelled in self._parameters:
+            function, name = flow.parameter
+            for inner, argument in self.resolver.argument_flows(flow):
+                if self.resolver.read(inner, partial(raw_trainable_variable, self.resolver)) is None:
+                    continue
+                self._report_once(
+                    argument,
+                    f"this raw tf.Variable becomes `{parameter}` of {spelled} in `{function.name.value}` "
+                    f"(parameter `{name}`); optimisation can push it to <= 0 (NaN ELBO). "
+                    "Use tfp.util.TransformedVariable(init, tfb.Softplus())",
+                )
+
+    def _report_once(self, node: cst.CSTNode, message: str, fix=None) -> None:
+        if id(node) not in self._reported:
+            self._reported.add(id(node))
+            self.report(node, message, fix=fix)
 
     def _fix(self, variable: cst.Call) -> Optional[tuple[str, cst.CSTNode]]:
         """`tf.Variable(1.0)` -> `tfp.util.TransformedVariable(1.0, tfb.Softplus())` when the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import libcst as cst
 
 from elbolint.diagnostics import Severity
@@ -26,6 +28,10 @@ class UnconstrainedScaleTril(Rule):
     `tfd.VariationalGaussianProcess` (by keyword or as the fifth positional argument), directly
     or through a name or `self.` attribute bound to one. Non-trainable variables and variables
     with a `constraint=` are not flagged.
+
+    Values are followed as ELB001 follows them: elements of a raw variable, tuple elements,
+    variables returned by a function of the file, and variables passed to a function of the file
+    that uses its parameter as the matrix (reported at the argument).
 
     ## Why is this bad?
     A Cholesky factor needs a strictly positive diagonal (the variational inducing-observation
@@ -61,6 +67,11 @@ class UnconstrainedScaleTril(Rule):
     severity = Severity.ERROR
     confirmed_by = ("ELB101", "ELB104")
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._reported: set[int] = set()
+        self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, parameter, callee)
+
     def visit_Call(self, node: cst.Call) -> None:
         distribution = distribution_name(self.resolver, node)
         if distribution not in _MATRIX_PARAMETER:
@@ -69,18 +80,41 @@ class UnconstrainedScaleTril(Rule):
         arg = self.get_arg(node, parameter, position)
         if arg is None:
             return
-        variable = raw_trainable_variable(self.resolver, arg.value)
+        flow = self.resolver.follow(arg.value)
+        variable = self.resolver.read(flow, partial(raw_trainable_variable, self.resolver))
         if variable is None:
+            if flow.parameter is not None:
+                self._parameters.append((flow, parameter, self.source(node.func)))
             return
-        if parameter != "covariance_matrix":
-            advice = "tfp.util.TransformedVariable(init, tfb.FillScaleTriL())"
-        else:
-            advice = (
-                "MultivariateNormalTriL with scale_tril=tfp.util.TransformedVariable(init, tfb.FillScaleTriL()), "
-                "or TransformedVariable(cov, tfb.Chain([tfb.CholeskyOuterProduct(), tfb.FillScaleTriL()]))"
-            )
-        self.report(
+        self._report_once(
             arg.value,
             f"`{parameter}` of {self.source(node.func)} is a raw tf.Variable; the optimizer can make it "
-            f"singular or indefinite (NaN log-determinant). Use {advice}",
+            f"singular or indefinite (NaN log-determinant). Use {_advice(parameter)}",
         )
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for flow, parameter, spelled in self._parameters:
+            function, name = flow.parameter
+            for inner, argument in self.resolver.argument_flows(flow):
+                if self.resolver.read(inner, partial(raw_trainable_variable, self.resolver)) is None:
+                    continue
+                self._report_once(
+                    argument,
+                    f"this raw tf.Variable becomes `{parameter}` of {spelled} in `{function.name.value}` "
+                    f"(parameter `{name}`); the optimizer can make it singular or indefinite (NaN "
+                    f"log-determinant). Use {_advice(parameter)}",
+                )
+
+    def _report_once(self, node: cst.CSTNode, message: str) -> None:
+        if id(node) not in self._reported:
+            self._reported.add(id(node))
+            self.report(node, message)
+
+
+def _advice(parameter: str) -> str:
+    if parameter != "covariance_matrix":
+        return "tfp.util.TransformedVariable(init, tfb.FillScaleTriL())"
+    return (
+        "MultivariateNormalTriL with scale_tril=tfp.util.TransformedVariable(init, tfb.FillScaleTriL()), "
+        "or TransformedVariable(cov, tfb.Chain([tfb.CholeskyOuterProduct(), tfb.FillScaleTriL()]))"
+    )
