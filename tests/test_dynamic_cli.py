@@ -187,3 +187,21 @@ def test_tfp_layers_model_runs_with_tf_keras_and_stays_clean(run):
     added"); run with tf-keras as `tf.keras`, as TFP documents, it is clean."""
     rows, _ = run
     assert [r for r in rows if r["filename"].endswith("/keras_dense_flipout.py")] == []
+
+
+def test_without_tensorflow_one_install_hint_and_no_error_rows(tmp_path):
+    """An interpreter without TF: one hint on stderr, findings not-run, no ELB100 per file; and one
+    progress line per model when stderr is not a terminal (CI logs)."""
+    import venv
+
+    bare = tmp_path / "bare"
+    venv.create(bare, with_pip=False)
+    python = bare / "bin" / "python"
+    files = [str(FIXTURES / "dynamic" / name) for name in ("probe_raw_scale.py", "eager_softplus.py")]
+    result = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic", "--python", str(python),
+                             "--output-format", "concise", *files], capture_output=True, text=True, timeout=120)
+    assert "ELB100" not in result.stdout
+    assert result.stderr.count("pip install 'elbolint[dynamic]'") == 1
+    assert result.stderr.count("elbolint: dynamic 1/2 ") == result.stderr.count("elbolint: dynamic 2/2 ") == 1
+    codes = sorted(line.split(": ")[1].split()[0] for line in result.stdout.splitlines() if ": ELB" in line)
+    assert codes == ["ELB001", "ELB004"]

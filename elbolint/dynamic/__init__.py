@@ -38,13 +38,59 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
             for r in selected]
     workers = options.jobs or max(1, min(2, os.cpu_count() or 1, len(jobs)))
     progress = _progress(len(jobs)) if show_progress and sys.stderr.isatty() else None
+    if progress is not None:
+        on_done = lambda result: progress.update(1)  # noqa: E731
+    elif show_progress:
+        on_done = _log_line(len(jobs))  # CI logs: one line per finished model, so a long run is never silent
+    else:
+        on_done = lambda result: None  # noqa: E731
     try:
-        outcomes = run_jobs(jobs, options.python, workers,
-                            on_done=(lambda result: progress.update(1)) if progress else (lambda result: None))
+        outcomes = run_jobs(jobs, options.python, workers, on_done=on_done)
     finally:
         if progress is not None:
             progress.render_finish()
+    unavailable = [o for o in outcomes if (o.get("failure") or {}).get("kind") == "unavailable"]
+    if unavailable:
+        _explain_unavailable(unavailable[0]["failure"]["message"], options.python)
+        ran = [(r, o) for r, o in zip(selected, outcomes) if o not in unavailable]
+        _not_run([r for r, o in zip(selected, outcomes) if o in unavailable],
+                 "dynamic mode could not start: TensorFlow Probability is not importable (see the hint above)")
+        selected, outcomes = [r for r, _ in ran], [o for _, o in ran]
     return apply_results(selected, outcomes, options, enabled)
+
+
+def _log_line(total: int):
+    """`elbolint: dynamic 3/12 path (1.4 s)` on stderr for each finished model (not a terminal)."""
+    done = [0]
+
+    def line(result: dict) -> None:
+        done[0] += 1
+        failure = result.get("failure") or {}
+        note = f": {failure.get('kind')}" if failure else ""
+        sys.stderr.write(f"elbolint: dynamic {done[0]}/{total} {result.get('path')} "
+                         f"({result.get('seconds', 0.0):.1f} s{note})\n")
+        sys.stderr.flush()
+
+    return line
+
+
+def _explain_unavailable(message: str, python: str) -> None:
+    """One install hint, once: not the import error under every finding."""
+    sys.stderr.write(f"elbolint: dynamic mode needs TensorFlow Probability in {python}: install it with "
+                     f"`pip install 'elbolint[dynamic]'` (or pass --python an interpreter that has it). "
+                     f"({message.split(': ', 1)[-1]})\n")
+    sys.stderr.flush()
+
+
+def _not_run(results, summary: str) -> None:
+    from elbolint.registry import all_rules
+
+    confirmable = {r.code for r in all_rules() if r.confirmed_by}
+    for result in results:
+        for d in result.diagnostics:
+            if d.code in confirmable:
+                d.dynamic = {"status": "not-run", "summary": summary,
+                             "evidence": {"codes": [], "findings": []}, "trace": {}}
 
 
 _TFP = re.compile(r"tensorflow_probability|\btfp\b")

@@ -218,12 +218,13 @@ def run_jobs(jobs: list[dict], python: str, workers: int,
                     worker = Worker(python, flavour)
                 result = worker.run(job)
             except (WorkerError, OSError) as error:
-                if worker is None and not fatal:
+                unavailable = worker is None  # no worker could start: the environment, not the model
+                if unavailable and not fatal:
                     fatal.append(str(error))
                 elif worker is not None:
                     worker.close()
                 worker = None
-                result = {"failure": {"kind": "internal", "message": str(error)},
+                result = {"failure": {"kind": "unavailable" if unavailable else "internal", "message": str(error)},
                           "seconds": time.monotonic() - started}
             result["path"] = job["path"]
             with lock:
