@@ -66,3 +66,14 @@ def test_empty_reports():
     assert get_reporter("text")([]) == ""
     assert json.loads(get_reporter("json")([])) == []
     assert json.loads(get_reporter("sarif")([]))["runs"][0]["results"] == []
+
+
+def test_text_does_not_repeat_the_same_runs_evidence():
+    same = {"status": "not-run", "summary": "TensorFlow Probability is not importable"}
+    other = {"status": "confirmed", "summary": "NaN loss at step 12"}
+    ds = [Diagnostic(Path("m.py"), Position(line, 1), Position(line, 2), "ELB001", "unconstrained-scale", "m",
+                     dynamic=dynamic) for line, dynamic in ((1, same), (2, same), (3, other))]
+    lines = get_reporter("text")(ds).splitlines()
+    assert lines[1] == "  not-run: TensorFlow Probability is not importable"
+    assert lines[3] == "  not-run: (same run as above)"
+    assert lines[5] == "  confirmed: NaN loss at step 12"

@@ -14,12 +14,16 @@ from elbolint.reporters import display_path
 
 def render(diagnostics: list[Diagnostic]) -> str:
     lines = []
+    previous = None  # the last evidence printed: the same run's evidence is not repeated
     for d in diagnostics:
         cell = f"cell {d.cell}:" if d.cell is not None else ""
         fixable = " [*]" if d.fix is not None and not d.fix.unsafe else ""
         lines.append(f"{display_path(d.path)}:{cell}{d.line}:{d.column}: {d.code}{fixable} [{d.name}] {d.message}")
         if d.dynamic and d.dynamic.get("summary"):
-            lines.append(f"  {d.dynamic['status']}: {d.dynamic['summary']}")
+            evidence = (d.path, d.dynamic["summary"])
+            summary = "(same run as above)" if evidence == previous else d.dynamic["summary"]
+            lines.append(f"  {d.dynamic['status']}: {summary}")
+            previous = evidence
     return "\n".join(lines) + ("\n" if lines else "")
 
 
