@@ -21,7 +21,22 @@ from elbolint.runner import lint_paths, lint_stdin
 
 
 class DefaultGroup(click.Group):
-    """A click group that runs `check` when the first argument is not a subcommand."""
+    """A click group that runs `check` when the first argument is not a subcommand, and reports a
+    usage error (an unknown option, a bad value) as one line, exit 2, as ruff does, instead of
+    click's usage block."""
+
+    def main(self, *args, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as error:
+            _fail(error.format_message())
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.exceptions.Abort:
+            click.echo("elbolint: aborted", err=True)
+            sys.exit(1)
 
     def parse_args(self, ctx, args):
         # `--dynamic=all` / `--dynamic=flagged` is spelled as in the docs; click flags take no value.

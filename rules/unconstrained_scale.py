@@ -113,6 +113,9 @@ class UnconstrainedScale(Rule):
         values = literal_values(init, self.resolver) if init is not None else None
         if not values or min(values) <= 0:
             return None
+        if _has_integer(self.value_of(init)) and not any(
+                a.keyword is not None and a.keyword.value == "dtype" for a in variable.args):
+            return None  # TransformedVariable(1, Softplus()) is int32 and rejected: no fix that cannot work
         positional = [a for a in variable.args if a.keyword is None]
         if len(positional) != 1 or any(a.star for a in variable.args):
             return None
@@ -130,3 +133,10 @@ class UnconstrainedScale(Rule):
             new_args += [k.with_changes(comma=cst.MaybeSentinel.DEFAULT) for k in keywords]
         replacement = cst.Call(func=cst.parse_expression(transformed), args=new_args)
         return ("Use tfp.util.TransformedVariable(init, tfb.Softplus())", replacement)
+
+
+def _has_integer(node: cst.CSTNode) -> bool:
+    """Whether an integer literal appears in the initial value (`1`, `[1, 2]`): its variable is int32."""
+    if isinstance(node, cst.Integer):
+        return True
+    return any(_has_integer(child) for child in node.children)

@@ -172,3 +172,19 @@ def test_unfixable_codes_are_neither_offered_nor_applied(tmp_path):
     assert (tmp_path / "m.py").read_text() == BAD
     run(["--fix", "m.py"], tmp_path)
     assert "TransformedVariable" in (tmp_path / "m.py").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bogus", "."], "elbolint: error: No such option '--bogus'"),
+    (["--output-format", "nope", "."], "elbolint: error: Invalid value for '--output-format'"),
+    (["-j", "0", "."], "elbolint: error: Invalid value for '-j' / '--jobs'"),
+])
+def test_usage_errors_are_one_line_exit_2(tmp_path, args, message):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "elbolint", *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
+    assert "Usage:" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import libcst as cst
@@ -122,3 +123,17 @@ def test_diff_prints_the_fixes_and_writes_nothing(tmp_path):
     (tmp_path / "model.py").write_text(FIXED)
     clean = invoke(["--diff", "model.py"], tmp_path)
     assert clean.exit_code == 0 and clean.stdout == ""
+
+
+def test_no_fix_is_offered_where_it_could_not_work(tmp_path):
+    """TransformedVariable(1, Softplus()) is an int32 variable that Softplus rejects: an integer
+    initial value keeps its ELB001 finding but gets no fix (issue 11)."""
+    path = tmp_path / "model.py"
+    source = ("import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+              "q = tfp.distributions.Normal(0., tf.Variable(1))\n"
+              "r = tfp.distributions.Normal(0., tf.Variable([1, 2]))\n"
+              "s = tfp.distributions.Normal(0., tf.Variable(2, dtype=tf.float32))\n")
+    path.write_text(source)
+    result = invoke(["--output-format", "json", "--no-cache", "model.py"], tmp_path)
+    fixes = [(d["location"]["row"], d["fix"] is not None) for d in json.loads(result.stdout) if d["code"] == "ELB001"]
+    assert fixes == [(3, False), (4, False), (5, True)]
