@@ -65,6 +65,13 @@ VI_FUNCTIONS = names_in(
     "build_split_flow_surrogate_posterior", "build_factored_surrogate_posterior_stateless",
     "build_affine_surrogate_posterior_stateless",
 )
+#: Other calls that only exist for variational inference (issue 9, point 1): they mark the file as
+#: doing VI, but take no optimizer argument, so no optimizer is taken from them.
+VI_MARKERS = names_in(
+    TFP_VI, "monte_carlo_csiszar_f_divergence", "csiszar_vimco",
+) | names_in(
+    f"{TFP_VI.rsplit('.', 1)[0]}.sts", "build_factored_surrogate_posterior", "build_factored_variational_loss",
+) | names_in(TFD, "VariationalGaussianProcess") | names_in(TFPL, "VariationalGaussianProcess")
 VARIATIONAL_LAYERS = names_in(
     TFPL, "DenseVariational", "DenseFlipout", "DenseReparameterization", "DenseLocalReparameterization",
     "Convolution1DFlipout", "Convolution2DFlipout", "Convolution3DFlipout",
@@ -537,6 +544,8 @@ class OptimizerRoles:
             self._use(self._argument(node, "optimizer", self._FIT_OPTIMIZER_POSITION), FITTED)
         if not names.isdisjoint(_MINIMIZERS):
             self._use(self._argument(node, "optimizer", 2), MINIMIZED)
+        if not names.isdisjoint(VI_MARKERS):
+            self.does_vi = True
         if not names.isdisjoint(VARIATIONAL_LAYERS):
             self.does_vi = self.variational_layers = True
         if isinstance(node.func, cst.Name):
