@@ -69,8 +69,10 @@ def unified_diff(result, fixed: bytes) -> str:
         before = result.source.data.decode(encoding, errors="replace") if result.source is not None else ""
     after = fixed.decode(encoding, errors="replace")
     name = result.path.as_posix()
+    # git's a/ b/ prefixes for relative paths; an absolute path is shown as it is (not `a//tmp/x.py`)
+    old, new = (name, name) if result.path.is_absolute() else (f"a/{name}", f"b/{name}")
     return "".join(difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{name}", f"b/{name}",
+        before.splitlines(keepends=True), after.splitlines(keepends=True), old, new,
     ))
 
 
