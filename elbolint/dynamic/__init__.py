@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 
 def run_dynamic(results, config, settings, *, enabled, show_progress=True):
     """Run the models of `results` and return the dynamic-only diagnostics (see issue 4).
 
     Static diagnostics of the files that ran get their `dynamic` field set in place."""
-    from elbolint.dynamic.harness import run_jobs
-    from elbolint.dynamic.report import apply_results
     from elbolint.dynamic.settings import build_settings
 
     options = build_settings(config.dynamic or {}, settings)
@@ -34,14 +34,44 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
     selected = [r for r in results if _wanted(r, options.scope)]
     if not selected:
         return []
-    jobs = [{"path": str(r.path), "settings": options.to_json(), "keras": keras_flavour(r.source.text)}
-            for r in selected]
+    scratch = tempfile.mkdtemp(prefix="elbolint-notebooks-") if any(_is_notebook(r) for r in selected) else None
+    try:
+        jobs = [_job(r, index, options, scratch) for index, r in enumerate(selected)]
+        return _run_selected(selected, jobs, options, enabled, show_progress)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _is_notebook(result) -> bool:
+    return getattr(result, "notebook", None) is not None
+
+
+def _job(result, index: int, options, scratch) -> dict:
+    """One worker job. A notebook runs as its virtual module (code cells in order, magics and shell
+    escapes commented out, see notebook.py), written to a scratch `.py` file of elbolint's own temporary
+    directory (never next to the user's files; named so it cannot shadow a package); the notebook's
+    directory goes on `sys.path` as the kernel's working directory would be, for its local imports."""
+    job = {"path": str(result.path), "settings": options.to_json(), "keras": keras_flavour(result.source.text)}
+    if _is_notebook(result):
+        module = os.path.join(scratch, f"elbolint_notebook_{index}.py")
+        with open(module, "w", encoding="utf-8") as handle:
+            handle.write(result.source.text)
+        job["path"] = module
+        job["directory"] = os.path.dirname(os.path.abspath(str(result.path)))
+    return job
+
+
+def _run_selected(selected, jobs, options, enabled, show_progress):
+    from elbolint.dynamic.harness import run_jobs
+    from elbolint.dynamic.report import apply_results
+
     workers = options.jobs or max(1, min(2, os.cpu_count() or 1, len(jobs)))
     progress = _progress(len(jobs)) if show_progress and sys.stderr.isatty() else None
     if progress is not None:
         on_done = lambda result: progress.update(1)  # noqa: E731
     elif show_progress:
-        on_done = _log_line(len(jobs))  # CI logs: one line per finished model, so a long run is never silent
+        on_done = _log_line(len(jobs), {j["path"]: str(r.path) for r, j in zip(selected, jobs)})  # CI logs: one line per finished model, so a long run is never silent
     else:
         on_done = lambda result: None  # noqa: E731
     try:
@@ -56,18 +86,49 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
         _not_run([r for r, o in zip(selected, outcomes) if o in unavailable],
                  "dynamic mode could not start: TensorFlow Probability is not importable (see the hint above)")
         selected, outcomes = [r for r, _ in ran], [o for _, o in ran]
-    return apply_results(selected, outcomes, options, enabled)
+    for outcome, result in zip(outcomes, selected):
+        outcome["path"] = str(result.path)  # the notebook, not its scratch module
+    plain = [(r, o) for r, o in zip(selected, outcomes) if not _is_notebook(r)]
+    rows = apply_results([r for r, _ in plain], [o for _, o in plain], options, enabled)
+    for result, outcome in zip(selected, outcomes):
+        if _is_notebook(result):
+            rows += _to_cells(result, apply_results([result], [outcome], options, enabled))
+    return rows
 
 
-def _log_line(total: int):
-    """`elbolint: dynamic 3/12 path (1.4 s)` on stderr for each finished model (not a terminal)."""
+def _to_cells(result, rows):
+    """A notebook's dynamic results in cell coordinates: its static findings already are (the linter
+    mapped them; their status is matched by code, not line), so only the line numbers inside their
+    evidence move; dynamic-only rows (virtual lines, from the trace) become `cell N:line` rows."""
+    notebook = result.notebook
+
+    def evidence(findings):
+        for finding in findings:
+            inner = finding.get("evidence")
+            if isinstance(inner, dict) and isinstance(inner.get("line"), int) and notebook.spans:
+                span, line = notebook.locate(inner["line"])
+                inner["line"], inner["cell"] = line, span.cell
+
+    for d in result.diagnostics:
+        if d.dynamic and d.dynamic.get("evidence"):
+            evidence(d.dynamic["evidence"].get("findings") or [])
+    for row in rows:
+        if row.dynamic and isinstance(row.dynamic.get("evidence"), dict):
+            evidence([row.dynamic["evidence"]])
+    return notebook.to_cells(rows)
+
+
+def _log_line(total: int, names=None):
+    """`elbolint: dynamic 3/12 path (1.4 s)` on stderr for each finished model (not a terminal);
+    `names` maps a job's path to the user's (a notebook's scratch module to the notebook)."""
     done = [0]
+    names = names or {}
 
     def line(result: dict) -> None:
         done[0] += 1
         failure = result.get("failure") or {}
         note = f": {failure.get('kind')}" if failure else ""
-        sys.stderr.write(f"elbolint: dynamic {done[0]}/{total} {result.get('path')} "
+        sys.stderr.write(f"elbolint: dynamic {done[0]}/{total} {names.get(result.get('path'), result.get('path'))} "
                          f"({result.get('seconds', 0.0):.1f} s{note})\n")
         sys.stderr.flush()
 
@@ -97,23 +158,28 @@ _TFP = re.compile(r"tensorflow_probability|\btfp\b")
 
 
 def _notebooks_not_run(results) -> None:
-    """Notebooks are linted statically only: their findings of confirmable rules are `not-run`."""
+    """Notebooks that cannot run as one program: a code cell that does not parse stops Jupyter's
+    "Run All" there, so their findings of confirmable rules are `not-run` (with why)."""
     from elbolint.registry import all_rules
 
     confirmable = {r.code for r in all_rules() if r.confirmed_by}
     for result in results:
-        if getattr(result, "notebook", None) is None:
+        notebook = getattr(result, "notebook", None)
+        if notebook is None or not notebook.syntax_errors():
             continue
+        cells = ", ".join(str(span.cell) for span in notebook.spans if span.syntax_error)
         for d in result.diagnostics:
             if d.code in confirmable:
-                d.dynamic = {"status": "not-run", "summary": "notebooks are not run by dynamic mode",
+                d.dynamic = {"status": "not-run",
+                             "summary": f"not run: code cell {cells} of the notebook does not parse",
                              "evidence": {"codes": [], "findings": []}, "trace": {}}
 
 
 def _wanted(result, scope: str) -> bool:
-    """`flagged`: files with a static finding of a rule; `all`: every parsed file that uses TFP
-    (never a notebook)."""
-    if getattr(result, "notebook", None) is not None:
+    """`flagged`: files with a static finding of a rule; `all`: every parsed file that uses TFP.
+    A notebook runs as its virtual module (see `_job`), unless one of its code cells does not parse."""
+    notebook = getattr(result, "notebook", None)
+    if notebook is not None and (not notebook.spans or notebook.syntax_errors()):
         return False
     if not result.parsed or result.source is None or result.source.text is None:
         return False

@@ -23,7 +23,8 @@ NOTHING = ("no elbolint_probe, no fit_surrogate_posterior call reached, and no m
 
 
 def run_file(job: dict) -> dict:
-    """The child's entry point: `job` has path and settings (DynamicSettings.to_json())."""
+    """The child's entry point: `job` has path and settings (DynamicSettings.to_json()), and for a
+    notebook's virtual module `directory`, the notebook's own directory."""
     import tensorflow as tf
 
     started = time.monotonic()
@@ -37,6 +38,8 @@ def run_file(job: dict) -> dict:
     seed_everything(0)
     sys.argv = [path]
     sys.path.insert(0, os.path.dirname(path))
+    if job.get("directory"):  # a notebook's scratch module: the notebook's own directory, for local imports
+        sys.path.insert(1, job["directory"])
     try:
         with open(path, encoding="utf-8") as handle:
             source = handle.read()
