@@ -227,9 +227,15 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
             sys.exit(130)
     diagnostics.sort(key=Diagnostic.sort_key)
 
-    report = _statistics(diagnostics) if statistics else get_reporter(output_format)(diagnostics)
+    if statistics:
+        report = _statistics(diagnostics, as_json=output_format == "json")
+    else:
+        report = get_reporter(output_format)(diagnostics)
     if output_file is not None:
-        output_file.write_text(report, encoding="utf-8")
+        try:
+            output_file.write_text(report, encoding="utf-8")
+        except OSError as error:
+            _fail(f"cannot write the report to {output_file}: {error.strerror or error}")
     elif report:
         to_stderr = use_stdin and fix
         if output_format in ("text", "concise", "full") and _wants_color(sys.stderr if to_stderr else sys.stdout):
@@ -293,13 +299,19 @@ def _wants_color(stream) -> bool:
     return _is_terminal(stream) and not os.environ.get("NO_COLOR")
 
 
-def _statistics(diagnostics: list[Diagnostic]) -> str:
-    """`--statistics`: count, code, fixable marker and name per code, most frequent first (ruff's layout)."""
+def _statistics(diagnostics: list[Diagnostic], as_json: bool = False) -> str:
+    """`--statistics`: count, code, fixable marker and name per code, most frequent first (ruff's
+    layout; with `--output-format json`, a JSON list of the same)."""
+    import json
     from collections import Counter
 
     counts = Counter(d.code for d in diagnostics)
     names = {d.code: d.name for d in diagnostics}
-    fixable = {d.code for d in diagnostics if d.fix is not None}
+    fixable = {d.code for d in diagnostics if d.fix is not None and not d.fix.unsafe}
+    if as_json:
+        rows = [{"code": code, "name": names[code], "count": count, "fixable": code in fixable}
+                for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+        return json.dumps(rows, indent=2) + "\n"
     width = len(str(max(counts.values()))) if counts else 1
     return "".join(f"{count:>{width}}\t{code}\t{'[*]' if code in fixable else '[ ]'} {names[code]}\n"
                    for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
@@ -331,9 +343,12 @@ def _summary(diagnostics: list[Diagnostic], files: int) -> str:
         return f"All checks passed ({files} file{'s' if files != 1 else ''})."
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
     warnings = len(diagnostics) - errors
+    with_findings = len({str(d.path) for d in diagnostics})
+    where = (f"in {files} file{'s' if files != 1 else ''}" if with_findings == files
+             else f"in {with_findings} of {files} files")
     return (f"Found {len(diagnostics)} finding{'s' if len(diagnostics) != 1 else ''} "
             f"({errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}) "
-            f"in {files} file{'s' if files != 1 else ''}.")
+            f"{where}.")
 
 
 @main.command()

@@ -206,12 +206,18 @@ def parse_table(table: dict, path: Path) -> Config:
     config.select = _string_list(table, "select", where)
     config.fixable = _string_list(table, "fixable", where) if "fixable" in table else ["ALL"]
     config.unfixable = _string_list(table, "unfixable", where)
-    validate_codes(config.fixable + config.unfixable)
+    try:
+        validate_codes(config.fixable + config.unfixable)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
     config.ignore = _string_list(table, "ignore", where)
     config.extend_select = _string_list(table, "extend-select", where)
     config.exclude = _string_list(table, "exclude", where)
     config.extend_exclude = _string_list(table, "extend-exclude", where)
-    validate_codes(config.select + config.ignore + config.extend_select)
+    try:
+        validate_codes(config.select + config.ignore + config.extend_select)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
     respect = table.get("respect-gitignore", True)
     if not isinstance(respect, bool):
         raise ConfigError(f"{where}: respect-gitignore must be true or false")
@@ -226,7 +232,10 @@ def parse_table(table: dict, path: Path) -> Config:
     for pattern, codes in per_file.items():
         if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
             raise ConfigError(f"{where}: per-file-ignores[{pattern!r}] must be a list of codes")
-        validate_codes(codes)
+        try:
+            validate_codes(codes)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: per-file-ignores[{pattern!r}]: {error}") from None
         config.per_file_ignores[pattern] = codes
     dynamic = table.get("dynamic", {})
     if not isinstance(dynamic, dict):

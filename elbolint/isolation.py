@@ -59,10 +59,24 @@ def run_isolated(
         return [work(task) for task in tasks]
     pool = _Pool(context, tasks, work, on_death, min(jobs, len(tasks)), seconds, memory_mib)
     pool.progress = progress
+    previous = _raise_on_sigterm()
     try:
         return pool.run()
     finally:
         pool.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_on_sigterm():
+    """While the pool runs, SIGTERM (a CI timeout, `timeout --foreground`) becomes SystemExit(143) in
+    the parent, so the `finally` above stops the workers instead of leaving them to run on (they held
+    the caller's pipes open: found by a new user). Main thread only; returns the previous handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _exit_on_term)
 
 
 class _Worker:
@@ -181,6 +195,10 @@ def _serve(connection, work, memory_mib: int) -> None:
     """Worker loop: results one file at a time, until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, _exit_on_term)  # so an interrupted --fix still removes its temp file
+    from elbolint.dynamic.sandbox import die_with_parent
+
+    die_with_parent(signal.SIGTERM)  # a parent killed outright (SIGKILL) must not leave workers running
+    _quiet_stderr()
     _cap_memory(memory_mib)
     while True:
         try:
@@ -205,6 +223,18 @@ class _Failed:
 
 def _exit_on_term(_signum, _frame) -> None:
     raise SystemExit(143)
+
+
+def _quiet_stderr() -> None:
+    """Native code dying under the memory cap prints allocator noise ("memory allocation of 88 bytes
+    failed", a Rust backtrace) on the worker's stderr, which is the user's terminal; the parent
+    reports the file as ELB901 instead."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 def _cap_memory(memory_mib: int) -> None:

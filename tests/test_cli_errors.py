@@ -188,3 +188,16 @@ def test_usage_errors_are_one_line_exit_2(tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
     assert "Usage:" not in result.stderr
+
+
+def test_report_file_errors_statistics_json_and_config_code_errors(tmp_path):
+    import json
+
+    (tmp_path / "m.py").write_text(BAD)
+    unwritable = run(["-o", str(tmp_path / "missing" / "x.json"), "m.py"], tmp_path)
+    assert unwritable.exit_code == 2 and unwritable.stderr.startswith("elbolint: error: cannot write the report to ")
+    stats = json.loads(run(["--statistics", "--output-format", "json", "m.py"], tmp_path).stdout)
+    assert stats == [{"code": "ELB001", "name": "unconstrained-scale", "count": 1, "fixable": True}]
+    (tmp_path / "pyproject.toml").write_text("[tool.elbolint]\nignore = ['ELB0001']\n")
+    bad_code = run(["m.py"], tmp_path)
+    assert bad_code.exit_code == 2 and "pyproject.toml: [tool.elbolint]: unknown rule code" in bad_code.stderr

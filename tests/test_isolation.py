@@ -226,3 +226,20 @@ def test_a_worker_does_not_grow_with_the_files_it_lints(tmp_path):
         lint_file(P(f"m{index}.py"), rules, {}, enabled, data=source + f"# {index}\n".encode())
     gc.collect()
     assert rss() - before < 6 * 1024 * 1024  # the leak measured 13 MB here
+
+
+def test_sigterm_to_elbolint_stops_its_workers(tmp_path):
+    """A CI timeout or `timeout --foreground` signals only elbolint's own process: its workers must
+    not run on holding the caller's pipes (found by a new user: the pipeline hung)."""
+    import signal
+
+    for index in range(4):  # valid and slow for LibCST: ~10 s each
+        (tmp_path / f"slow{index}.py").write_text("import tensorflow as tf\nx = a" + "[0]" * 2500 + "\n")
+    process = subprocess.Popen([sys.executable, "-m", "elbolint", "--no-cache", "-j", "2", "."], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    process.communicate(timeout=30)  # returns only once every holder of the pipes (the workers) is gone
+    assert process.returncode == 143
+    assert time.monotonic() - started < 15
