@@ -34,6 +34,8 @@ def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]
     seen: set[tuple[int, int]] = set()  # (device, inode): a file reached twice is linted once
     walked: set[tuple[int, int]] = set()  # (device, inode) of every directory entered
     for path in paths:
+        if path.is_dir() and config.force_exclude and _force_excluded(path, exclude_patterns, config.root, True):
+            continue  # `elbolint --force-exclude legacy/` with legacy/ excluded: nothing to lint
         if path.is_dir():
             inherited = _parent_gitignores(path) if config.respect_gitignore else []
             for found, key in _walk(path, exclude_patterns, inherited, config.respect_gitignore, walked):
@@ -110,11 +112,12 @@ def _excluded(path: Path, is_dir: bool, excludes: list[gitignore.Pattern]) -> bo
     return False
 
 
-def _force_excluded(path: Path, excludes: list[gitignore.Pattern], root: Path) -> bool:
-    """Whether an explicitly named file, or a directory above it inside the project, is excluded."""
-    if _excluded(path, False, excludes):
+def _force_excluded(path: Path, excludes: list[gitignore.Pattern], root: Path, is_dir: bool = False) -> bool:
+    """Whether an explicitly named file or directory, or a directory above it inside the project, is
+    excluded."""
+    absolute, root = Path(os.path.abspath(path)), root.absolute()
+    if absolute != root and _excluded(absolute, is_dir, excludes):
         return True
-    absolute, root = path.absolute(), root.absolute()
     return any(_excluded(parent, True, excludes) for parent in absolute.parents
                if parent != root and root in parent.parents)
 

@@ -45,6 +45,7 @@ def test_force_exclude_applies_excludes_to_explicit_files(tmp_path):
     assert run(["-q", *named], tmp_path).stdout.count("ELB001") == 3  # explicit files: always linted
     forced = run(["--force-exclude", *named], tmp_path)
     assert [line.split(":")[0] for line in forced.stdout.splitlines()] == ["model.py"]
+    assert run(["--force-exclude", "--show-files", "legacy", "legacy/", "./legacy/deep"], tmp_path).stdout == ""
     (tmp_path / "pyproject.toml").write_text('[tool.elbolint]\nextend-exclude = ["legacy/"]\nforce-exclude = true\n')
     assert [line.split(":")[0] for line in run(named, tmp_path).stdout.splitlines()] == ["gen_model.py", "model.py"]
 
