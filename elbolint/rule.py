@@ -58,6 +58,7 @@ class Rule(BatchableVisitor):
     def __init__(self, context: RuleContext) -> None:
         super().__init__()
         self.context = context
+        self._reported_nodes: set[int] = set()
         self.resolver = context.resolver
         self.findings: list[Finding] = []
 
@@ -78,6 +79,13 @@ class Rule(BatchableVisitor):
         PositionProvider costs twice the parse, and most files have nothing to report.
         """
         self.findings.append(Finding(node, message, fix))
+
+    def report_once(self, node: cst.CSTNode, message: str, *, fix: Optional[tuple[str, cst.CSTNode]] = None) -> None:
+        """`report`, unless this rule already reported `node`: a value that reaches a parameter by
+        two paths (directly and through the resolver's value flow) is one finding."""
+        if id(node) not in self._reported_nodes:
+            self._reported_nodes.add(id(node))
+            self.report(node, message, fix=fix)
 
     def diagnostics(self, positions: Mapping[cst.CSTNode, Any]) -> list[Diagnostic]:
         """Turn this rule's findings into Diagnostics, given PositionProvider's results."""

@@ -7,6 +7,8 @@ with a code), so the registry skips it."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import Optional
 
 import libcst as cst
@@ -914,3 +916,17 @@ class VIOptimizerRule(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if self._feeds:
             self.roles.visit_call(node)
+
+
+def raw_variable_at(resolver: Resolver, flow):
+    """The raw trainable `tf.Variable(...)` call a value flow ends at (read in the flow's own scope), or None."""
+    return resolver.read(flow, partial(raw_trainable_variable, resolver))
+
+
+def raw_variables_passed(resolver: Resolver, flow):
+    """The call-site arguments that bind a raw trainable `tf.Variable` to the parameter a value
+    flow stopped at (`def make_q(s): return tfd.Normal(0., s)`; `make_q(tf.Variable(1.))`): shared by
+    the rules about positive / bounded / triangular parameters."""
+    for inner, argument in resolver.argument_flows(flow):
+        if raw_variable_at(resolver, inner) is not None:
+            yield argument

@@ -104,7 +104,6 @@ class EagerParameterTransform(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._candidates: list[_Candidate] = []
-        self._reported: set[int] = set()
         self._scopes: list[object] = []  # cst.ClassDef | _Method
         self._loops = 0
         self._tapes = 0
@@ -268,7 +267,7 @@ class EagerParameterTransform(Rule):
                 "tfp.util.TransformedVariable(init, tfb.Softplus())"
             )
             if self._surrogate_args and parameter_flow is None:
-                self._report_once(arg.value, message)
+                self.report_once(arg.value, message)
                 continue
             context = self._built_once()
             if context is None or parameter_flow is not None:
@@ -303,9 +302,9 @@ class EagerParameterTransform(Rule):
         for candidate in self._candidates:
             if candidate.cls is None:
                 if candidate.targets & trained:
-                    self._report_once(candidate.node, candidate.message)
+                    self.report_once(candidate.node, candidate.message)
             elif self._class_trains(candidate):
-                self._report_once(candidate.node, candidate.message)
+                self.report_once(candidate.node, candidate.message)
         for factory in self._factories:
             if not self._returns(factory):
                 continue
@@ -315,7 +314,7 @@ class EagerParameterTransform(Rule):
                 calls = [call for call in calls if id(call) in passing]
             for call in calls:
                 if self._trained_once(call, trained):
-                    self._report_once(factory.node, factory.message)
+                    self.report_once(factory.node, factory.message)
                     break
 
     def _variable_arguments(self, flow) -> list[tuple[object, cst.BaseExpression, cst.Call]]:
@@ -447,10 +446,6 @@ class EagerParameterTransform(Rule):
                 return True
         return False
 
-    def _report_once(self, node: cst.CSTNode, message: str) -> None:
-        if id(node) not in self._reported:
-            self._reported.add(id(node))
-            self.report(node, message)
 
 
 def _subtree(node: cst.CSTNode):

@@ -74,7 +74,6 @@ class ExtremeInitializer(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._reported: set[int] = set()
         self._parameters: list[tuple[object, str]] = []  # (flow to a def's parameter, parameter)
         self._far: list[tuple[cst.CSTNode, float, str]] = []  # (node, largest |value|, message)
         self._model_scale = 0.0  # the largest |constant| a distribution of the file is given
@@ -111,7 +110,7 @@ class ExtremeInitializer(Rule):
             return
         threshold = self.option("threshold")
         if parameter in POSITIVE_PARAMETERS and min(values) <= 0:
-            self._report_once(
+            self.report_once(
                 value,
                 f"`{parameter}` starts at {_show(min(values))}: a positive parameter must start above 0 "
                 "(softplus⁻¹(0) = -inf, log_prob(scale=0) = -inf); the loss is NaN or infinite from step 0",
@@ -194,12 +193,8 @@ class ExtremeInitializer(Rule):
                     self._check_parameter(parameter, value, inner)
         for node, magnitude, message in self._far:
             if magnitude > 2 * self._model_scale:
-                self._report_once(node, message)
+                self.report_once(node, message)
 
-    def _report_once(self, node: cst.CSTNode, message: str) -> None:
-        if id(node) not in self._reported:
-            self._reported.add(id(node))
-            self.report(node, message)
 
 
 def _flat_elements(node: cst.BaseExpression, resolver, depth: int = 0) -> Optional[list[cst.BaseExpression]]:

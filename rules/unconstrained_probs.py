@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from functools import partial
 
 import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
-from elbolint.rules._tfp import distribution_arguments, distribution_name, raw_trainable_variable
+from elbolint.rules._tfp import (
+    distribution_arguments, distribution_name, raw_variable_at, raw_variables_passed,
+)
 
 #: Distributions whose `probs` is a vector on the simplex (the rest take per-event probabilities).
 _SIMPLEX = frozenset({
@@ -61,7 +62,6 @@ class UnconstrainedProbs(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._reported: set[int] = set()
         self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, advice, callee)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -73,12 +73,12 @@ class UnconstrainedProbs(Rule):
                 continue
             bijector = "tfb.SoftmaxCentered()" if distribution in _SIMPLEX else "tfb.Sigmoid()"
             flow = self.resolver.follow(arg.value)
-            variable = self.resolver.read(flow, partial(raw_trainable_variable, self.resolver))
+            variable = raw_variable_at(self.resolver, flow)
             if variable is None:
                 if flow.parameter is not None:
                     self._parameters.append((flow, bijector, self.source(node.func)))
                 continue
-            self._report_once(
+            self.report_once(
                 arg.value,
                 f"`probs` of {self.source(node.func)} is a raw tf.Variable; one optimizer step can push it "
                 f"outside [0, 1] and log_prob is NaN. Parameterise by `logits=` or use "
@@ -88,17 +88,11 @@ class UnconstrainedProbs(Rule):
     def leave_Module(self, original_node: cst.Module) -> None:
         for flow, bijector, spelled in self._parameters:
             function, name = flow.parameter
-            for inner, argument in self.resolver.argument_flows(flow):
-                if self.resolver.read(inner, partial(raw_trainable_variable, self.resolver)) is None:
-                    continue
-                self._report_once(
+            for argument in raw_variables_passed(self.resolver, flow):
+                self.report_once(
                     argument,
                     f"this raw tf.Variable becomes `probs` of {spelled} in `{function.name.value}` (parameter "
                     f"`{name}`); one optimizer step can push it outside [0, 1] and log_prob is NaN. "
                     f"Parameterise by `logits=` or use tfp.util.TransformedVariable(init, {bijector})",
                 )
 
-    def _report_once(self, node: cst.CSTNode, message: str) -> None:
-        if id(node) not in self._reported:
-            self._reported.add(id(node))
-            self.report(node, message)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 
 from typing import Optional
 
@@ -13,7 +12,7 @@ from elbolint.names import TFB, TFP_UTIL
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
     POSITIVE_PARAMETERS, distribution_arguments, distribution_name, first_argument, literal_values,
-    raw_trainable_variable,
+    raw_variable_at, raw_variables_passed,
 )
 
 
@@ -62,7 +61,6 @@ class UnconstrainedScale(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._reported: set[int] = set()
         self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, parameter, callee)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -73,7 +71,7 @@ class UnconstrainedScale(Rule):
             if parameter not in POSITIVE_PARAMETERS:
                 continue
             flow = self.resolver.follow(arg.value)
-            variable = self.resolver.read(flow, partial(raw_trainable_variable, self.resolver))
+            variable = raw_variable_at(self.resolver, flow)
             if variable is None:
                 if flow.parameter is not None:
                     self._parameters.append((flow, parameter, self.source(node.func)))
@@ -86,25 +84,19 @@ class UnconstrainedScale(Rule):
                 "it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())"
             )
             fix = self._fix(variable) if variable is arg.value else None
-            self._report_once(arg.value, message, fix)
+            self.report_once(arg.value, message, fix=fix)
 
     def leave_Module(self, original_node: cst.Module) -> None:
         for flow, parameter, spelled in self._parameters:
             function, name = flow.parameter
-            for inner, argument in self.resolver.argument_flows(flow):
-                if self.resolver.read(inner, partial(raw_trainable_variable, self.resolver)) is None:
-                    continue
-                self._report_once(
+            for argument in raw_variables_passed(self.resolver, flow):
+                self.report_once(
                     argument,
                     f"this raw tf.Variable becomes `{parameter}` of {spelled} in `{function.name.value}` "
                     f"(parameter `{name}`); optimisation can push it to <= 0 (NaN ELBO). "
                     "Use tfp.util.TransformedVariable(init, tfb.Softplus())",
                 )
 
-    def _report_once(self, node: cst.CSTNode, message: str, fix=None) -> None:
-        if id(node) not in self._reported:
-            self._reported.add(id(node))
-            self.report(node, message, fix=fix)
 
     def _fix(self, variable: cst.Call) -> Optional[tuple[str, cst.CSTNode]]:
         """`tf.Variable(1.0)` -> `tfp.util.TransformedVariable(1.0, tfb.Softplus())` when the

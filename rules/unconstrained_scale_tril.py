@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
 
 import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
-from elbolint.rules._tfp import distribution_name, raw_trainable_variable
+from elbolint.rules._tfp import distribution_name, raw_variable_at, raw_variables_passed
 
 #: Distribution -> (matrix parameter, its position).
 _MATRIX_PARAMETER = {
@@ -69,7 +68,6 @@ class UnconstrainedScaleTril(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._reported: set[int] = set()
         self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, parameter, callee)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -81,12 +79,12 @@ class UnconstrainedScaleTril(Rule):
         if arg is None:
             return
         flow = self.resolver.follow(arg.value)
-        variable = self.resolver.read(flow, partial(raw_trainable_variable, self.resolver))
+        variable = raw_variable_at(self.resolver, flow)
         if variable is None:
             if flow.parameter is not None:
                 self._parameters.append((flow, parameter, self.source(node.func)))
             return
-        self._report_once(
+        self.report_once(
             arg.value,
             f"`{parameter}` of {self.source(node.func)} is a raw tf.Variable; the optimizer can make it "
             f"singular or indefinite (NaN log-determinant). Use {_advice(parameter)}",
@@ -95,20 +93,14 @@ class UnconstrainedScaleTril(Rule):
     def leave_Module(self, original_node: cst.Module) -> None:
         for flow, parameter, spelled in self._parameters:
             function, name = flow.parameter
-            for inner, argument in self.resolver.argument_flows(flow):
-                if self.resolver.read(inner, partial(raw_trainable_variable, self.resolver)) is None:
-                    continue
-                self._report_once(
+            for argument in raw_variables_passed(self.resolver, flow):
+                self.report_once(
                     argument,
                     f"this raw tf.Variable becomes `{parameter}` of {spelled} in `{function.name.value}` "
                     f"(parameter `{name}`); the optimizer can make it singular or indefinite (NaN "
                     f"log-determinant). Use {_advice(parameter)}",
                 )
 
-    def _report_once(self, node: cst.CSTNode, message: str) -> None:
-        if id(node) not in self._reported:
-            self._reported.add(id(node))
-            self.report(node, message)
 
 
 def _advice(parameter: str) -> str:

@@ -26,9 +26,10 @@ from __future__ import annotations
 import functools
 import math
 import os
-import sys
 import time
 from typing import Any, Callable, Optional
+
+from elbolint.dynamic.fitting import user_frame
 
 
 class LoopRecorder:
@@ -136,7 +137,7 @@ class LoopRecorder:
                 bound = inspect.signature(original).bind(target, surrogate, *args, **kwargs).arguments
             except TypeError:
                 bound = {}
-            frame = _user_frame(self.path)
+            frame = user_frame(self.path)
             self.first = {
                 "target": target, "surrogate": surrogate,
                 "sample_size": bound.get("sample_size", 1),
@@ -154,7 +155,7 @@ class LoopRecorder:
             if self.on_first_step is not None:
                 self.on_first_step()
             self._times[:1] = [time.monotonic()]
-            frame = _user_frame(self.path)
+            frame = user_frame(self.path)
             if frame is not None:
                 self.line = frame.f_lineno
                 self.namespace = frame.f_globals
@@ -208,7 +209,7 @@ class LoopRecorder:
         import tensorflow_probability as tfp
 
         updated = {id(v) for _, v in pairs or []} or {id(v) for v in self.variables}
-        frame = _user_frame(self.path)
+        frame = user_frame(self.path)
         scopes = [self.namespace]
         while frame is not None:
             if os.path.abspath(frame.f_code.co_filename) == self.path:
@@ -275,15 +276,6 @@ def _total(value) -> Optional[float]:
                          for p in parts))
     except Exception:
         return None
-
-
-def _user_frame(path: str):
-    frame = sys._getframe(1)
-    while frame is not None:
-        if os.path.abspath(frame.f_code.co_filename) == path:
-            return frame
-        frame = frame.f_back
-    return None
 
 
 def _locals(frame, path: str) -> dict[str, Any]:
