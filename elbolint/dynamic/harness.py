@@ -27,6 +27,10 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+# Every process below a pid, from /proc: the worker's forked children are process-group leaders, so
+# killing their groups also takes the models' own subprocesses.
+from elbolint.dynamic.sandbox import descendants
+
 STARTUP_TIMEOUT = 180.0  # importing TF on a cold cache can take a while
 MARGIN = 30.0  # beyond the per-file timeout, for the worker's own bookkeeping
 
@@ -138,32 +142,6 @@ class Worker:
             pass
         with _LIVE_LOCK:
             _LIVE.discard(self)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (from /proc; [] where there is none). The worker's forked children are
-    process-group leaders, so killing their groups also takes the models' own subprocesses."""
-    parents: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()  # after "pid (comm) "
-        parents.setdefault(int(fields[1]), []).append(int(entry))
-    found, stack = [], list(parents.get(pid, []))
-    while stack:
-        child = stack.pop()
-        found.append(child)
-        stack.extend(parents.get(child, []))
-    return found
 
 
 def _signal_group(pid: int, number: int) -> None:

@@ -385,7 +385,7 @@ def _kill_tree(keeper: int, model: Optional[int]) -> None:
         _kill(model)  # its process group at once: without /proc this is all there is
     give_up = time.monotonic() + KILL_SECONDS
     while time.monotonic() < give_up:
-        alive = _descendants(keeper)
+        alive = descendants(keeper)
         if not alive:
             return
         for pid in alive:
@@ -396,7 +396,7 @@ def _kill_tree(keeper: int, model: Optional[int]) -> None:
         time.sleep(0.005)
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
     """Pids of the live (not zombie) processes below `root`, from /proc ([] without /proc)."""
     children: dict[int, list[int]] = {}
     zombies = set()
