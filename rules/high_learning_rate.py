@@ -7,7 +7,8 @@ from typing import Optional
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rules._tfp import ANY_OPTIMIZER, TF1_OPTIMIZERS, VIOptimizerRule, is_call, literal_values
+from elbolint.rules._optimizer_roles import VIOptimizerRule
+from elbolint.rules._tfp import ANY_OPTIMIZER, TF1_OPTIMIZERS, is_call, literal_values
 
 
 class HighLearningRate(VIOptimizerRule):
@@ -16,9 +17,9 @@ class HighLearningRate(VIOptimizerRule):
     Flags an optimizer (`Adam`, `SGD`, `RMSprop`, ... from `tf.optimizers`, `tf.keras.optimizers`,
     `tf_keras.optimizers` or `keras.optimizers`, or a TF1 `tf.compat.v1.train.*Optimizer`) whose
     constant learning rate (`learning_rate=`, the first positional argument, or the legacy `lr=`)
-    is at or above `threshold` (default 0.5), in a file that does variational inference
-    (`tfp.vi.fit_surrogate_posterior`, `monte_carlo_variational_loss`, a `tfp.experimental.vi`
-    surrogate builder, or `tfp.layers` variational layers). Optimizers are followed as ELB003
+    is at or above `threshold` (default 0.5), when the optimizer drives variational inference as
+    ELB003 decides it (a `tfp.vi` fit or loss, surrogate builders, variational or KL layers, or VI
+    written by hand: a KL in a training loss, Bayes by backprop). Optimizers are followed as ELB003
     follows them (through names per `if` branch and functions of the file that return them).
     Learning-rate schedules and rates that are not visible constants are not flagged, nor are
     optimizers in files without VI or compiled into a visibly plain Keras model next to the VI (a

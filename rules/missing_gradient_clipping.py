@@ -5,7 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rules._tfp import ANY_OPTIMIZER, CLIPPING_KEYWORDS, TF1_OPTIMIZERS, VIOptimizerRule, is_call
+from elbolint.rules._optimizer_roles import VIOptimizerRule
+from elbolint.rules._tfp import ANY_OPTIMIZER, CLIPPING_KEYWORDS, TF1_OPTIMIZERS, is_call
 
 
 class MissingGradientClipping(VIOptimizerRule):
@@ -16,9 +17,14 @@ class MissingGradientClipping(VIOptimizerRule):
     `tf_keras.optimizers` or `keras.optimizers`) constructed without `clipnorm`, `clipvalue` or
     `global_clipnorm`, a TF1 optimizer (`tf.compat.v1.train.AdamOptimizer`, `tf.train.*Optimizer`)
     whose gradients are not clipped, or a Keras string optimizer (`compile(optimizer="adam")`),
-    in a file that does variational inference: it calls `tfp.vi.fit_surrogate_posterior` /
-    `monte_carlo_variational_loss`, a `tfp.experimental.vi.build_*` surrogate builder, or uses
-    `tfp.layers` variational layers. Optimizers are followed through names (per `if` branch),
+    that drives variational inference. What counts as VI is shared with ELB009: a `tfp.vi` fit or
+    loss, a `tfp.experimental.vi` / `tfp.sts` surrogate builder, `VariationalGaussianProcess`,
+    `tfp.layers` variational layers, a VAE's `KLDivergenceRegularizer` / `KLDivergenceAddLoss`, and
+    VI written by hand: a KL divergence in a training loss (`tfd.kl_divergence(q, p)` in a
+    `GradientTape`, an `add_loss`, a loss function), a distribution of trainable variables sampled
+    and scored in the same layer or function (Bayes by backprop), or one named as a surrogate or
+    posterior. Hand-written VI is judged per training loop: the maximum-likelihood fit in the
+    next cell of the same notebook is not VI. Optimizers are followed through names (per `if` branch),
     `self.` attributes and functions of the file that return them. Not flagged: optimizers in
     files with no TFP VI; optimizers compiled into a visibly plain Keras model (a deterministic or
     MC-dropout baseline next to a Bayesian network, also through a helper that compiles its

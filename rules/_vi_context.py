@@ -1,0 +1,414 @@
+"""What counts as doing variational inference: one shared notion for every VI-gated rule.
+
+Why: the optimizer rules (ELB003 missing clipping, ELB009 high learning rate) only speak about
+optimizers that drive VI, since a plain network's unclipped Adam is none of elbolint's business.
+Which code "does VI" used to be decided by the shapes of our fixtures (a `tfp.vi` fit, a
+`tfp.layers` variational layer); real VI is written in many more ways, and each rule deciding
+for itself drifted apart. VIContext is the one place that decides, from one file's text:
+
+**File level** (`VIContext.does_vi`, with `evidence` naming the first sign of each kind):
+
+- `fit`: a `tfp.vi` fit or loss (`fit_surrogate_posterior`, `monte_carlo_variational_loss`, ...)
+  or a `tfp.experimental.vi` surrogate builder;
+- `construct`: a construct that only exists for VI (`tfp.sts` variational builders,
+  `VariationalGaussianProcess`, Csiszar divergences);
+- `layers`: a `tfp.layers` variational layer (`DenseFlipout`, `DenseVariational`, ...);
+- `kl-layer`: a VAE's `tfpl.KLDivergenceRegularizer` / `tfpl.KLDivergenceAddLoss`;
+- `kl-objective`: a hand-written ELBO's KL term: `tfd.kl_divergence(q, p)` / `q.kl_divergence(p)`
+  inside a `GradientTape` block, an `add_loss(...)`, a lambda (a divergence function), or a def
+  whose name says it computes a loss or a step (`loss`, `elbo`, `objective`, `train`, `step`,
+  `call`, `kl`, `divergence`, `fit`). A KL printed once at module level is not an objective;
+- `own-samples`: a distribution whose parameters are trainable variables (`tf.Variable`,
+  `TransformedVariable`, `DeferredTensor`, `add_weight`, also through `self.` attributes and
+  transforms such as `softplus(self.rho)`), sampled and scored (`log_prob` or a KL) in the same
+  class or function: Bayes-by-backprop layers, hand-written Monte Carlo ELBOs. A policy whose
+  parameters come from a network's outputs (reinforcement learning samples and scores too) is
+  not trainable-parametrised, so it does not count;
+- `named-surrogate`: a distribution with trainable-variable parameters bound to a name that says
+  it is an approximate posterior (`surrogate`, `posterior`, `variational`, `guide`, `q`, `q_z`,
+  `qz`): the "simplified for brevity" examples with no fit in sight.
+
+A maximum-likelihood fit of a distribution's trainable parameters to data, MCMC, or a plain
+network trained next to a distribution is none of these.
+
+**Model level** (`VIContext.models`, see `_ModelKinds`): each name bound to a Keras model, layer
+or functional-API tensor is plain, variational or unknown. Variational: built from `tfp.layers`
+variational layers or KL layers, or by a call that passes a variational layer's knobs
+(`kl_weight=`, `kernel_divergence_fn=`, `make_posterior_fn=`, `posterior=`...) to a helper
+this file cannot read. `variational_models` is true when the file builds any such model; an
+optimizer compiled into a model that cannot be read then counts as driving VI.
+
+Fed during the traversal by OptimizerRoles (which VIOptimizerRule feeds); ask after the module.
+Not a rule module (no Rule subclass with a code), so the registry skips it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import libcst as cst
+
+from elbolint.names import TFD, TFPL, member_of, names_in
+from elbolint.resolver import Resolver
+from elbolint.rules._tfp import (
+    DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VARIATIONAL_LAYERS, VI_FUNCTIONS, VI_MARKERS, BranchScopes,
+    distribution_name, first_argument,
+)
+
+#: What a Keras model visibly is, for deciding whether its optimizer drives VI.
+PLAIN, VARIATIONAL, UNKNOWN = "plain", "variational", "unknown"
+
+_SEQUENTIAL = frozenset({"keras.Sequential", "keras.models.Sequential"})
+_FUNCTIONAL = frozenset({"keras.Model", "keras.models.Model"})
+_KL_LAYERS = names_in(TFPL, "KLDivergenceAddLoss", "KLDivergenceRegularizer")
+
+
+def _combine(kinds) -> str:
+    kinds = set(kinds)
+    if VARIATIONAL in kinds:
+        return VARIATIONAL
+    return UNKNOWN if UNKNOWN in kinds else PLAIN
+
+
+class _ModelKinds:
+    """Which names hold a visibly plain Keras model (or layer, or tensor of the functional API),
+    which a variational one, and which something unknown. Each binding is classified when it is
+    made (`hidden = Dense(8)(hidden)` reads the previous `hidden`), per function scope and per
+    `if` branch (BranchScopes); a call to a function of the file is what its `return`s were."""
+
+    def __init__(self, resolver: Resolver, return_kinds: dict[str, str], vi_classes: set[str]) -> None:
+        self.resolver = resolver
+        self.scopes = BranchScopes(lambda a, b: _combine([a, b]), UNKNOWN)
+        self._return_kinds = return_kinds
+        self._vi_classes = vi_classes
+
+    def bind(self, name: str, value: cst.BaseExpression) -> None:
+        self.scopes.bind(name, self.kind(value))
+
+    def unbind(self, name: str) -> None:
+        self.scopes.bind(name, UNKNOWN)
+
+    def extend(self, name: str, layer: cst.BaseExpression) -> None:
+        """`model.add(layer)`."""
+        if self.scopes.knows(name):
+            self.scopes.update(name, self.kind(layer))
+
+    def kind(self, node: cst.BaseExpression, depth: int = 0) -> str:
+        if depth > 50:
+            return UNKNOWN
+        if isinstance(node, cst.Name):
+            return self.scopes.lookup(node.value)
+        if isinstance(node, cst.IfExp):
+            return _combine([self.kind(node.body, depth + 1), self.kind(node.orelse, depth + 1)])
+        if isinstance(node, (cst.List, cst.Tuple)):
+            return _combine(self.kind(e.value, depth + 1) for e in node.elements) if node.elements else PLAIN
+        if not isinstance(node, cst.Call) or any(arg.star for arg in node.args):
+            return UNKNOWN
+        positional = [arg.value for arg in node.args if arg.keyword is None]
+        names = self.resolver.call_names(node)
+        if isinstance(node.func, cst.Name) and not names and node.func.value in self._return_kinds:
+            return self._return_kinds[node.func.value]  # `model = build_baseline()`
+        if isinstance(node.func, cst.Name) and not names and node.func.value in self._vi_classes:
+            return VARIATIONAL  # `BayesByBackpropDense(8)`: a layer class of this file that does VI
+        if isinstance(node.func, (cst.Call, cst.Name)) and not names:
+            # `Dense(8)(inputs)` or `layer(inputs)`: the layer and what flows into it.
+            return _combine([self.kind(node.func, depth + 1)] + [self.kind(v, depth + 1) for v in positional])
+        if not names.isdisjoint(VARIATIONAL_LAYERS):
+            return VARIATIONAL
+        if not names.isdisjoint(_SEQUENTIAL):
+            layers = first_argument(node, "layers")
+            return PLAIN if layers is None else self.kind(layers, depth + 1)
+        if not names.isdisjoint(_FUNCTIONAL):
+            parts = [arg.value for arg in node.args if arg.keyword is None or arg.keyword.value in ("inputs", "outputs")]
+            return _combine(self.kind(v, depth + 1) for v in parts) if parts else UNKNOWN
+        if any(n.startswith("keras.layers.") or n == "keras.Input" for n in names):
+            return PLAIN
+        if not names.isdisjoint(_KL_LAYERS):
+            return VARIATIONAL  # a VAE's KL term
+        if any(member_of(n, TFPL) for n in names):
+            return VARIATIONAL if _mentions(self.resolver, node, _KL_LAYERS) else PLAIN
+        if not names and _vi_keywords(node):
+            return VARIATIONAL  # `init_model(..., posterior=..., prior=..., kl_weight=1/N)` of another module
+        return UNKNOWN
+
+
+def _mentions(resolver: Resolver, node: cst.CSTNode, names: frozenset[str]) -> bool:
+    found = []
+
+    class _Finder(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            if not resolver.call_names(call).isdisjoint(names):
+                found.append(call)
+
+    node.visit(_Finder())
+    return bool(found)
+
+
+
+#: Keyword arguments that only a variational layer (or a helper building one) takes.
+_VI_KEYWORDS = frozenset({
+    "kl_weight", "kl_use_exact", "make_posterior_fn", "make_prior_fn", "kernel_posterior_fn",
+    "kernel_divergence_fn", "bias_divergence_fn", "kernel_prior_fn", "posterior_fn",
+})
+#: `posterior=` alone is too common a word; with `prior=` next to it, it is a variational layer's pair.
+_VI_KEYWORD_PAIR = frozenset({"posterior", "prior"})
+
+_KL_FUNCTIONS = names_in(TFD, "kl_divergence")
+_TAPES = frozenset({"tensorflow.GradientTape", "tensorflow.compat.v1.GradientTape"})
+_OBJECTIVE_DEF = re.compile(r"loss|elbo|objective|train|step|call|kl|divergence|fit", re.IGNORECASE)
+_SURROGATE_NAME = re.compile(r"surrogate|posterior|variational|guide|^q$|^q_|^q[A-Z0-9]|^q[a-z]$", re.IGNORECASE)
+_TRAINABLE_MAKERS = VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR
+_SCORING_METHODS = frozenset({"log_prob", "kl_divergence", "cross_entropy"})
+#: Signs written by hand, which may sit next to non-VI training in the same file (see `drives_vi_at`).
+_WEAK = frozenset({"kl-objective", "own-samples", "named-surrogate"})
+
+
+class VIContext:
+    """Whether one file does variational inference, and which of its Keras models are variational
+    (see the module docstring for every sign that counts)."""
+
+    def __init__(self, resolver: Resolver, return_kinds: dict[str, str]) -> None:
+        self.resolver = resolver
+        self._vi_classes: set[str] = set()  # classes with a sign of VI in their body
+        self.models = _ModelKinds(resolver, return_kinds, self._vi_classes)
+        self.evidence: dict[str, cst.CSTNode] = {}  # kind -> first node showing it
+        self._variational_models = False
+        self._tapes: list[int] = []  # the `with tf.GradientTape()` blocks the traversal is inside
+        self._add_loss = 0  # `add_loss(...)` arguments the traversal is inside
+        self._owners: list[cst.CSTNode] = []  # enclosing classes and defs
+        self._sampled: dict[tuple, set[str]] = {}  # owner key -> trainable distributions sampled there
+        self._scored: dict[tuple, set[str]] = {}  # owner key -> distributions scored there
+        # Training sites (see `drives_vi_at`): the innermost def, else a module-level loop, else the module.
+        self._sites: list[tuple] = [("module",)]
+        self._site_evidence: set[tuple] = set()
+        self._site_calls: dict[tuple, set[str]] = {}  # site -> names it calls (defs, classes, methods)
+        self._def_sites: dict[str, list[tuple]] = {}  # def name -> its sites
+        self._site_class: dict[tuple, str] = {}  # a method's site -> its class's name
+        self._surrogates: set[str] = set()  # names bound to a named surrogate: sites using them do VI
+
+    @property
+    def variational_models(self) -> bool:
+        """The file builds Keras models from `tfp.layers` variational or KL layers (or passes their
+        knobs to a helper). Its own layer classes that do VI count only where a model visibly uses
+        them (`_ModelKinds`): a notebook with one such class often trains plain models elsewhere."""
+        return self._variational_models
+
+    @property
+    def does_vi(self) -> bool:
+        return bool(self.evidence)
+
+    def site(self) -> tuple:
+        """Where the traversal is, as a training site: the innermost def, else the module-level
+        loop, else the module."""
+        return self._sites[-1]
+
+    def drives_vi_at(self, sites) -> bool:
+        """Whether an optimizer used (`apply_gradients`, `minimize`) at these sites drives VI.
+
+        A file with a sign that only VI has (`fit`, `construct`, `layers`, `kl-layer`) keeps the
+        file-level answer. When the file's only signs are hand-written ones (`kl-objective`,
+        `own-samples`, `named-surrogate`), the answer is per site, because a notebook that fits a
+        distribution by maximum likelihood in one cell and trains a Bayes-by-backprop layer in
+        another has both: a site drives VI when a sign is in it, in a def or class it calls (a few
+        calls deep, by name: `loss = elbo(x)`, `BayesianLayer(8)`, `self.kl()`), or in the class its
+        method belongs to. An optimizer never visibly used has no site: the file-level answer.
+        """
+        if not self.evidence:
+            return False
+        if not _WEAK.issuperset(self.evidence):
+            return True
+        sites = list(sites)
+        return not sites or any(self._site_does_vi(s, 0, set()) for s in sites)
+
+    def _site_does_vi(self, site: tuple, depth: int, seen: set) -> bool:
+        if site in seen or depth > 4:
+            return False
+        seen.add(site)
+        if site in self._site_evidence or self._site_class.get(site) in self._vi_classes:
+            return True
+        for name in self._site_calls.get(site, ()):
+            if name in self._vi_classes:
+                return True
+            if any(self._site_does_vi(inner, depth + 1, seen) for inner in self._def_sites.get(name, ())):
+                return True
+        return False
+
+    def _note(self, kind: str, node: cst.CSTNode) -> None:
+        self.evidence.setdefault(kind, node)
+        self._site_evidence.add(self.site())
+        for owner in reversed(self._owners):
+            if isinstance(owner, cst.ClassDef):
+                self._vi_classes.add(owner.name.value)
+                break
+
+    # ------------------------------------------------------------------ feeding
+    def visit_owner(self, node: cst.CSTNode) -> None:
+        """A class or def starts: samples and scores are matched per innermost class (a layer's
+        `build` and `call` share its attributes), else per def, else per module."""
+        if isinstance(node, cst.FunctionDef):
+            site = ("def", id(node))
+            self._def_sites.setdefault(node.name.value, []).append(site)
+            if self._owners and isinstance(self._owners[-1], cst.ClassDef):
+                self._site_class[site] = self._owners[-1].name.value
+            self._sites.append(site)
+        self._owners.append(node)
+
+    def leave_owner(self, node: cst.CSTNode) -> None:
+        if self._owners and self._owners[-1] is node:
+            self._owners.pop()
+        if isinstance(node, cst.FunctionDef) and self._sites[-1] == ("def", id(node)):
+            self._sites.pop()
+
+    def visit_loop(self, node: cst.CSTNode) -> None:
+        """A `for` / `while`: a module-level training loop is a site of its own."""
+        if len(self._sites) == 1:
+            self._sites.append(("loop", id(node)))
+
+    def leave_loop(self, node: cst.CSTNode) -> None:
+        if self._sites[-1] == ("loop", id(node)):
+            self._sites.pop()
+
+    def visit_with(self, node: cst.With) -> None:
+        if any(isinstance(item.item, cst.Call) and not self.resolver.call_names(item.item).isdisjoint(_TAPES)
+               for item in node.items):
+            self._tapes.append(id(node))
+
+    def leave_with(self, node: cst.With) -> None:
+        if self._tapes and self._tapes[-1] == id(node):
+            self._tapes.pop()
+
+    def leave_call(self, node: cst.Call) -> None:
+        if self._is_add_loss(node):
+            self._add_loss -= 1
+
+    def visit_assign_target(self, name: str, value: cst.BaseExpression) -> None:
+        if _SURROGATE_NAME.search(name) and self._trainable_distribution(value):
+            self._note("named-surrogate", value)
+            self._surrogates.add(name)
+
+    def visit_call(self, node: cst.Call) -> None:
+        names = self.resolver.call_names(node)
+        self._remember_callee(node, names)
+        if self._surrogates and self._uses_surrogate(node):
+            self._site_evidence.add(self.site())
+        if self._is_add_loss(node):
+            self._add_loss += 1
+        if not names.isdisjoint(VI_FUNCTIONS):
+            self._note("fit", node)
+        if not names.isdisjoint(VI_MARKERS):
+            self._note("construct", node)
+        if not names.isdisjoint(VARIATIONAL_LAYERS):
+            self._note("layers", node)
+            self._variational_models = True
+        if not names.isdisjoint(_KL_LAYERS):
+            self._note("kl-layer", node)
+            self._variational_models = True
+        if _vi_keywords(node):
+            self._variational_models = True
+        method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+        if not names.isdisjoint(_KL_FUNCTIONS) or (method == "kl_divergence" and not names):
+            if self._in_objective():
+                self._note("kl-objective", node)
+        if method is not None and not names:
+            self._own_samples(node, method)
+
+    def _remember_callee(self, node: cst.Call, names: frozenset) -> None:
+        """The names a site calls: `elbo(x)`, `BayesianLayer(8)`, `model(x)` of `model = VAE()`, `self.kl()`."""
+        if names:
+            return
+        calls = self._site_calls.setdefault(self.site(), set())
+        func = node.func
+        if isinstance(func, cst.Name):
+            calls.add(func.value)
+            built = self.resolver.value_of(func)
+            if isinstance(built, cst.Call) and isinstance(built.func, cst.Name):
+                calls.add(built.func.value)
+        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            calls.add(func.attr.value)
+
+    def _uses_surrogate(self, node: cst.Call) -> bool:
+        """`surrogate.log_prob(x)`, `loss_fn(surrogate)`: this site trains or scores a named surrogate."""
+        receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
+        values = [receiver, *(arg.value for arg in node.args)]
+        return any(isinstance(v, cst.Name) and v.value in self._surrogates for v in values)
+
+    # ------------------------------------------------------------------ signs
+    def _is_add_loss(self, node: cst.Call) -> bool:
+        return isinstance(node.func, cst.Attribute) and node.func.attr.value == "add_loss"
+
+    def _in_objective(self) -> bool:
+        if self._tapes or self._add_loss or self.resolver.in_lambda:
+            return True
+        defs = [o for o in self._owners if isinstance(o, cst.FunctionDef)]
+        return any(_OBJECTIVE_DEF.search(d.name.value) for d in defs)
+
+    def _owner_key(self) -> tuple:
+        for owner in reversed(self._owners):
+            if isinstance(owner, cst.ClassDef):
+                return ("class", id(owner))
+        for owner in reversed(self._owners):
+            return ("def", id(owner))
+        return ("module",)
+
+    def _own_samples(self, node: cst.Call, method: str) -> None:
+        receiver = node.func.value
+        key = _dotted(receiver)
+        if key is None:
+            return
+        owner = self._owner_key()
+        if method == "sample" and self._trainable_distribution(receiver):
+            self._sampled.setdefault(owner, set()).add(key)
+        elif method in _SCORING_METHODS:
+            self._scored.setdefault(owner, set()).add(key)
+            if method != "log_prob" and node.args:  # `p.kl_divergence(q)`: q is scored too
+                other = _dotted(node.args[0].value)
+                if other is not None:
+                    self._scored[owner].add(other)
+        else:
+            return
+        if self._sampled.get(owner, set()) & self._scored.get(owner, set()):
+            self._note("own-samples", node)
+
+    def _trainable_distribution(self, node: cst.BaseExpression) -> bool:
+        value = self.resolver.value_of(node)
+        return (isinstance(value, cst.Call) and distribution_name(self.resolver, value) is not None
+                and self._trainable(value, 0))
+
+    def _trainable(self, node: cst.CSTNode, depth: int) -> bool:
+        """Whether a trainable variable is among the values this expression is built from."""
+        if depth > 6:
+            return False
+        if isinstance(node, (cst.Name, cst.Attribute)):
+            value = self.resolver.value_of(node)
+            return value is not node and self._trainable(value, depth + 1)
+        if isinstance(node, cst.Call):
+            if not self.resolver.call_names(node).isdisjoint(_TRAINABLE_MAKERS):
+                return not any(a.keyword is not None and a.keyword.value == "trainable"
+                               and isinstance(a.value, cst.Name) and a.value.value == "False" for a in node.args)
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("add_weight", "add_variable"):
+                return True
+            return any(self._trainable(arg.value, depth + 1) for arg in node.args)
+        if isinstance(node, cst.BinaryOperation):
+            return self._trainable(node.left, depth + 1) or self._trainable(node.right, depth + 1)
+        if isinstance(node, cst.UnaryOperation):
+            return self._trainable(node.expression, depth + 1)
+        if isinstance(node, (cst.List, cst.Tuple)):
+            return any(self._trainable(e.value, depth + 1) for e in node.elements)
+        if isinstance(node, cst.Subscript):
+            return self._trainable(node.value, depth + 1)
+        return False
+
+
+def _vi_keywords(node: cst.Call) -> bool:
+    keywords = {arg.keyword.value for arg in node.args if arg.keyword is not None}
+    return not keywords.isdisjoint(_VI_KEYWORDS) or _VI_KEYWORD_PAIR <= keywords
+
+
+def _dotted(node: cst.BaseExpression) -> Optional[str]:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        inner = _dotted(node.value)
+        return None if inner is None else f"{inner}.{node.attr.value}"
+    return None
