@@ -26,6 +26,7 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     (f"{TFP}.python.", f"{TFP}."),
     (f"{TFP}.substrates.numpy.", f"{TFP}."),
     (f"{TFP}.substrates.jax.", f"{TFP}."),
+    (f"{TFP}.internal.tf_keras.", "keras."),  # `from tensorflow_probability.python.internal import tf_keras`
     ("tensorflow.python.keras.", "keras."),
     ("tensorflow.keras.", "keras."),
     ("tf_keras.", "keras."),

@@ -44,6 +44,8 @@ never as a finding.
 
 from __future__ import annotations
 
+import builtins
+
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Union
@@ -126,6 +128,11 @@ class _Scope:
     params: tuple = ()  # function scopes: their parameter names
 
 
+#: Packages whose star imports are followed: their public names are what the rules know.
+_STAR_PACKAGES = frozenset({"tensorflow", "tensorflow_probability", "keras", "tf_keras"})
+_BUILTINS = frozenset(dir(builtins))
+
+
 def dotted_name(node: cst.CSTNode) -> Optional[str]:
     """`tfp.distributions.Normal` -> "tfp.distributions.Normal"; None for anything else."""
     if isinstance(node, cst.Name):
@@ -151,6 +158,7 @@ class Resolver(BatchableVisitor):
         self._methods: dict[int, dict[str, Optional[cst.FunctionDef]]] = {}  # id(class) -> methods
         self._returns: dict[int, list[cst.Return]] = {}
         self._calls: dict[int, list[CallSite]] = {}  # id(def) -> its calls seen so far
+        self._star_modules: list[str] = []  # `from tensorflow.keras.optimizers import *` (TF/TFP/Keras only)
 
     # ----------------------------------------------------------------- scopes
     def visit_Module(self, node: cst.Module) -> None:
@@ -211,9 +219,13 @@ class Resolver(BatchableVisitor):
                 self._bind_alias(head, head)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
+        if node.relative or node.module is None:
             return
         module = _module_name(node.module)
+        if isinstance(node.names, cst.ImportStar):
+            if module.split(".")[0] in _STAR_PACKAGES and module not in self._star_modules:
+                self._star_modules.append(module)
+            return
         for alias in node.names:
             member = _module_name(alias.name)
             local = member
@@ -333,7 +345,17 @@ class Resolver(BatchableVisitor):
         if dotted is None:
             return frozenset()
         resolved = self._resolve_dotted(dotted)
-        return frozenset({canonical(resolved)}) if resolved else frozenset()
+        if resolved:
+            return frozenset({canonical(resolved)})
+        return self._star_names(dotted)
+
+    def _star_names(self, dotted: str) -> frozenset[str]:
+        """An unbound, non-builtin name in a file with `from tensorflow.keras.optimizers import *`
+        may come from any of those packages: every candidate (a rule matches the one it knows)."""
+        head = dotted.partition(".")[0]
+        if not self._star_modules or head in _BUILTINS or self._lookup(head) != (None, None):
+            return frozenset()
+        return frozenset(canonical(f"{module}.{dotted}") for module in self._star_modules)
 
     def call_names(self, node: cst.CSTNode) -> frozenset[str]:
         """Qualified names of the callee when `node` is a Call, else an empty set."""

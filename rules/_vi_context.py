@@ -17,7 +17,9 @@ for itself drifted apart. VIContext is the one place that decides, from one file
 - `kl-objective`: a hand-written ELBO's KL term: `tfd.kl_divergence(q, p)` / `q.kl_divergence(p)`
   inside a `GradientTape` block, an `add_loss(...)`, a lambda (a divergence function), or a def
   whose name says it computes a loss or a step (`loss`, `elbo`, `objective`, `train`, `step`,
-  `call`, `kl`, `divergence`, `fit`). A KL printed once at module level is not an objective;
+  `call`, `kl`, `divergence`, `fit`); or a variational GP's own ELBO terms
+  (`surrogate_posterior_kl_divergence_prior()`, `variational_loss()`). A KL printed once at
+  module level is not an objective;
 - `own-samples`: a distribution whose parameters are trainable variables (`tf.Variable`,
   `TransformedVariable`, `DeferredTensor`, `add_weight`, also through `self.` attributes and
   transforms such as `softplus(self.rho)`), sampled and scored (`log_prob` or a KL) in the same
@@ -30,6 +32,10 @@ for itself drifted apart. VIContext is the one place that decides, from one file
 
 A maximum-likelihood fit of a distribution's trainable parameters to data, MCMC, or a plain
 network trained next to a distribution is none of these.
+
+**Training-site level** (`drives_vi_at`): an optimizer applied (`apply_gradients`, `minimize`) in
+a training loop or function drives VI only when that site reaches a sign of VI (see there): one
+notebook often holds a maximum-likelihood fit, a MAP estimate and a VI fit side by side.
 
 **Model level** (`VIContext.models`, see `_ModelKinds`): each name bound to a Keras model, layer
 or functional-API tensor is plain, variational or unknown. Variational: built from `tfp.layers`
@@ -62,6 +68,8 @@ PLAIN, VARIATIONAL, UNKNOWN = "plain", "variational", "unknown"
 _SEQUENTIAL = frozenset({"keras.Sequential", "keras.models.Sequential"})
 _FUNCTIONAL = frozenset({"keras.Model", "keras.models.Model"})
 _KL_LAYERS = names_in(TFPL, "KLDivergenceAddLoss", "KLDivergenceRegularizer")
+#: Layers whose model is variational: the variational layers and the variational GP layer.
+_VI_MODEL_LAYERS = VARIATIONAL_LAYERS | names_in(TFPL, "VariationalGaussianProcess")
 
 
 def _combine(kinds) -> str:
@@ -114,7 +122,7 @@ class _ModelKinds:
         if isinstance(node.func, (cst.Call, cst.Name)) and not names:
             # `Dense(8)(inputs)` or `layer(inputs)`: the layer and what flows into it.
             return _combine([self.kind(node.func, depth + 1)] + [self.kind(v, depth + 1) for v in positional])
-        if not names.isdisjoint(VARIATIONAL_LAYERS):
+        if not names.isdisjoint(_VI_MODEL_LAYERS):
             return VARIATIONAL
         if not names.isdisjoint(_SEQUENTIAL):
             layers = first_argument(node, "layers")
@@ -159,9 +167,11 @@ _TAPES = frozenset({"tensorflow.GradientTape", "tensorflow.compat.v1.GradientTap
 _OBJECTIVE_DEF = re.compile(r"loss|elbo|objective|train|step|call|kl|divergence|fit", re.IGNORECASE)
 _SURROGATE_NAME = re.compile(r"surrogate|posterior|variational|guide|^q$|^q_|^q[A-Z0-9]|^q[a-z]$", re.IGNORECASE)
 _TRAINABLE_MAKERS = VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR
-_SCORING_METHODS = frozenset({"log_prob", "kl_divergence", "cross_entropy"})
-#: Signs written by hand, which may sit next to non-VI training in the same file (see `drives_vi_at`).
-_WEAK = frozenset({"kl-objective", "own-samples", "named-surrogate"})
+_SCORING_METHODS = frozenset({"log_prob", "prob", "kl_divergence", "cross_entropy"})
+#: Methods that only a variational GP has: calling one is computing its ELBO.
+_VI_METHODS = frozenset({
+    "surrogate_posterior_kl_divergence_prior", "surrogate_posterior_expected_log_likelihood", "variational_loss",
+})
 
 
 class VIContext:
@@ -206,18 +216,16 @@ class VIContext:
     def drives_vi_at(self, sites) -> bool:
         """Whether an optimizer used (`apply_gradients`, `minimize`) at these sites drives VI.
 
-        A file with a sign that only VI has (`fit`, `construct`, `layers`, `kl-layer`) keeps the
-        file-level answer. When the file's only signs are hand-written ones (`kl-objective`,
-        `own-samples`, `named-surrogate`), the answer is per site, because a notebook that fits a
-        distribution by maximum likelihood in one cell and trains a Bayes-by-backprop layer in
-        another has both: a site drives VI when a sign is in it, in a def or class it calls (a few
-        calls deep, by name: `loss = elbo(x)`, `BayesianLayer(8)`, `self.kl()`), or in the class its
-        method belongs to. An optimizer never visibly used has no site: the file-level answer.
+        The answer is per training site, because one file often holds VI and non-VI training: a
+        notebook fits a distribution by maximum likelihood in one cell, a MAP point estimate in
+        the next and `fit_surrogate_posterior` in a third. A site drives VI when a sign of VI is
+        in it, in a def or class it calls or hands a function to (a few calls deep, by name:
+        `loss = elbo(x)`, `BayesianLayer(8)`, `self.kl()`, `opt.minimize(loss_fn)`), when it calls
+        or passes a variational Keras model, or when it is a method of a class with a sign of VI.
+        An optimizer never visibly used has no site: the file-level answer.
         """
         if not self.evidence:
             return False
-        if not _WEAK.issuperset(self.evidence):
-            return True
         sites = list(sites)
         return not sites or any(self._site_does_vi(s, 0, set()) for s in sites)
 
@@ -298,7 +306,7 @@ class VIContext:
             self._note("fit", node)
         if not names.isdisjoint(VI_MARKERS):
             self._note("construct", node)
-        if not names.isdisjoint(VARIATIONAL_LAYERS):
+        if not names.isdisjoint(_VI_MODEL_LAYERS):
             self._note("layers", node)
             self._variational_models = True
         if not names.isdisjoint(_KL_LAYERS):
@@ -307,6 +315,8 @@ class VIContext:
         if _vi_keywords(node):
             self._variational_models = True
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+        if method in _VI_METHODS and not names:
+            self._note("kl-objective", node)  # `vgp.surrogate_posterior_kl_divergence_prior()`
         if not names.isdisjoint(_KL_FUNCTIONS) or (method == "kl_divergence" and not names):
             if self._in_objective():
                 self._note("kl-objective", node)
@@ -315,10 +325,17 @@ class VIContext:
 
     def _remember_callee(self, node: cst.Call, names: frozenset) -> None:
         """The names a site calls: `elbo(x)`, `BayesianLayer(8)`, `model(x)` of `model = VAE()`, `self.kl()`."""
+        calls = self._site_calls.setdefault(self.site(), set())
+        for arg in node.args:  # `opt.minimize(loss_fn, ...)`, `train(model, x)`
+            if isinstance(arg.value, cst.Name):
+                calls.add(arg.value.value)
+                if self.models.scopes.lookup(arg.value.value) == VARIATIONAL:
+                    self._site_evidence.add(self.site())
         if names:
             return
-        calls = self._site_calls.setdefault(self.site(), set())
         func = node.func
+        if isinstance(func, cst.Name) and self.models.scopes.lookup(func.value) == VARIATIONAL:
+            self._site_evidence.add(self.site())  # `model(x)` of a Bayesian network
         if isinstance(func, cst.Name):
             calls.add(func.value)
             built = self.resolver.value_of(func)

@@ -18,6 +18,11 @@ _TRANSFORMS = frozenset({
     f"{TF}.math.square", f"{TF}.abs", f"{TF}.math.abs",
 })
 _TAPE = frozenset({f"{TF}.GradientTape"})
+#: Calls that only graph-mode TF1 code makes: there, a transform is re-run by every `session.run`.
+_GRAPH_MODE = frozenset(
+    f"{prefix}.{name}" for prefix in (TF, f"{TF}.compat.v1", f"{TF}.compat.v1.compat.v1")
+    for name in ("Session", "InteractiveSession", "placeholder", "disable_eager_execution", "disable_v2_behavior")
+)
 _SURROGATE_TAKERS = frozenset({f"{TFP_VI}.fit_surrogate_posterior", f"{TFP_VI}.monte_carlo_variational_loss"})
 _FIT = frozenset({f"{TFP_VI}.fit_surrogate_posterior"})
 _MINIMIZE = frozenset({"tensorflow_probability.math.minimize"})
@@ -93,7 +98,10 @@ class EagerParameterTransform(Rule):
     # or: scale=tfp.util.TransformedVariable(1.0, tfb.Softplus())
     ```
     Transforms inside a lambda (JointDistributionSequential components), inside a function that
-    builds the distribution each step, or inside a training loop are fine and not flagged.
+    builds the distribution each step, or inside a training loop are fine and not flagged; so is
+    TF1 graph-mode code (a `tf.compat.v1.Session`, `InteractiveSession`, `placeholder` or
+    `disable_eager_execution()` in the file), where the transform is a node of the graph that
+    every `session.run` evaluates again.
     """
 
     code = "ELB004"
@@ -108,6 +116,7 @@ class EagerParameterTransform(Rule):
         self._loops = 0
         self._tapes = 0
         self._surrogate_args = 0
+        self._graph_mode = False
         self._surrogate_values: set[int] = set()
         self._assign_targets: list[tuple[frozenset[str], frozenset[str]]] = []  # (names, self attrs)
         # Name-flow graph: name -> names its value or body uses; names used by training code.
@@ -207,6 +216,8 @@ class EagerParameterTransform(Rule):
     # ------------------------------------------------------------------ checks
     def visit_Call(self, node: cst.Call) -> None:
         names = self.call_names(node)
+        if not names.isdisjoint(_GRAPH_MODE):
+            self._graph_mode = True
         training_call = not names.isdisjoint(VI_FUNCTIONS | _MINIMIZE) or (
             isinstance(node.func, cst.Attribute) and node.func.attr.value in ("minimize", "apply_gradients")
         )
@@ -298,6 +309,8 @@ class EagerParameterTransform(Rule):
         self._factories.append(_Factory(node, message, method.node, distribution, names, parameter_flow))
 
     def leave_Module(self, original_node: cst.Module) -> None:
+        if self._graph_mode:
+            return
         trained = self._closure()
         for candidate in self._candidates:
             if candidate.cls is None:

@@ -115,3 +115,26 @@ def test_value_of_follows_names_and_self_attributes():
     resolver = Resolver()
     wrapper.visit_batched([resolver, Probe(resolver)])
     assert seen == {0: "make(1)", 1: "make(2)", 2: "a"}
+
+
+def test_star_imports_of_tf_keras_and_tfp_packages_resolve_unbound_names():
+    """`from tensorflow.keras.optimizers import *` then `Adam(lr)` (real notebooks do this): every
+    star-imported TF/TFP/Keras package is a candidate; builtins, local names and star imports of
+    other packages are not touched."""
+    calls = resolve(
+        "from tensorflow.keras.optimizers import *\n"
+        "from tensorflow_probability.python.layers import *\n"
+        "from numpy import *\n"
+        "def Normal(x): return x\n"
+        "Adam(0.01)\nDenseFlipout(8)\nNormal(1)\nzip([], [])\n"
+    )
+    assert ADAM in calls["Adam"]
+    assert "tensorflow_probability.layers.DenseFlipout" in calls["DenseFlipout"]
+    assert calls["Normal"] == frozenset() and calls["zip"] == frozenset()
+    assert not any(name.startswith("numpy.") for names in calls.values() for name in names)
+
+
+def test_tf_keras_from_tfp_internal_is_keras():
+    """TFP's own examples: `from tensorflow_probability.python.internal import tf_keras`."""
+    calls = resolve("from tensorflow_probability.python.internal import tf_keras\ntf_keras.optimizers.Adam(0.1)\n")
+    assert calls["tf_keras.optimizers.Adam"] == frozenset({ADAM})
