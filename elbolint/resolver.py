@@ -128,6 +128,16 @@ class _Scope:
     params: tuple = ()  # function scopes: their parameter names
 
 
+#: Names so conventional that, left unbound (a blog snippet without its imports, a notebook that
+#: imports `tf_keras as tfk` and then writes `tf_keras.layers`), they can only mean these packages.
+#: Ambiguous ones (`tfk` is `tf_keras` or `tfp.math.psd_kernels`) are not guessed.
+_CONVENTIONAL = {
+    "tf": "tensorflow", "tensorflow": "tensorflow", "tfp": "tensorflow_probability",
+    "tensorflow_probability": "tensorflow_probability", "tfd": "tensorflow_probability.distributions",
+    "tfb": "tensorflow_probability.bijectors", "tfpl": "tensorflow_probability.layers",
+    "tf_keras": "tf_keras", "keras": "keras",
+}
+
 #: Packages whose star imports are followed: their public names are what the rules know.
 _STAR_PACKAGES = frozenset({"tensorflow", "tensorflow_probability", "keras", "tf_keras"})
 _BUILTINS = frozenset(dir(builtins))
@@ -320,7 +330,9 @@ class Resolver(BatchableVisitor):
 
     def _resolve_dotted(self, dotted: str) -> Optional[str]:
         head, _, rest = dotted.partition(".")
-        target, _ = self._lookup(head)
+        target, value = self._lookup(head)
+        if target is None and value is None:
+            target = _CONVENTIONAL.get(head)  # a snippet or notebook that never imported it
         if target is None:
             return None
         return f"{target}.{rest}" if rest else target

@@ -20,7 +20,8 @@ for itself drifted apart. VIContext is the one place that decides, from one file
   `call`, `kl`, `divergence`, `fit`); or a variational GP's own ELBO terms
   (`surrogate_posterior_kl_divergence_prior()`, `variational_loss()`). A KL printed once at
   module level is not an objective;
-- `own-samples`: a distribution whose parameters are trainable variables (`tf.Variable`,
+- `own-samples`: a distribution whose parameters are trainable variables (or whose name says it is
+  the approximate posterior: `q_dist = q()`) (`tf.Variable`,
   `TransformedVariable`, `DeferredTensor`, `add_weight`, also through `self.` attributes and
   transforms such as `softplus(self.rho)`), sampled and scored (`log_prob` or a KL) in the same
   class or function: Bayes-by-backprop layers, hand-written Monte Carlo ELBOs. A policy whose
@@ -374,7 +375,7 @@ class VIContext:
         if key is None:
             return
         owner = self._owner_key()
-        if method == "sample" and self._trainable_distribution(receiver):
+        if method == "sample" and (self._trainable_distribution(receiver) or self._named_surrogate(receiver)):
             self._sampled.setdefault(owner, set()).add(key)
         elif method in _SCORING_METHODS:
             self._scored.setdefault(owner, set()).add(key)
@@ -386,6 +387,13 @@ class VIContext:
             return
         if self._sampled.get(owner, set()) & self._scored.get(owner, set()):
             self._note("own-samples", node)
+
+    def _named_surrogate(self, node: cst.BaseExpression) -> bool:
+        """`q_dist = q()`, `posterior = make_posterior()`: a sampled distribution whose name says it
+        is the approximate posterior, built where we cannot read it (a function defined in a
+        later notebook cell, a `tf.function`, an encoder network). A VAE's `q_z = encoder(x)` is VI too."""
+        name = _dotted(node)
+        return name is not None and bool(_SURROGATE_NAME.search(name.rsplit(".", 1)[-1]))
 
     def _trainable_distribution(self, node: cst.BaseExpression) -> bool:
         value = self.resolver.value_of(node)
