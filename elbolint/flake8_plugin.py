@@ -39,7 +39,7 @@ from elbolint import __version__
 
 #: The linter's prefilter (elbolint.linter._PREFILTER; a test keeps them equal): a file that does not
 #: match cannot contain a finding.
-PREFILTER = re.compile(r"tensorflow|tf_keras|keras")
+PREFILTER = re.compile(r"tensorflow|tf_keras|keras|\btf[pdb]\.|\btfpl\.")
 #: PEP 263: the encoding cookie on one of the first two lines.
 _COOKIE = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 _STDIN_NAMES = frozenset({"stdin", "-"})

@@ -24,7 +24,8 @@ from elbolint.source import Source, read_source
 from elbolint.suppression import file_noqa, is_suppressed, noqa_codes, noqa_column
 
 #: A file that never mentions TensorFlow, TFP or Keras cannot contain a finding: it is not parsed.
-_PREFILTER = re.compile(r"tensorflow|tf_keras|keras")
+#: A snippet without its imports still says `tfd.` / `tfp.` (the resolver reads those names).
+_PREFILTER = re.compile(r"tensorflow|tf_keras|keras|\btf[pdb]\.|\btfpl\.")
 #: A `# noqa` on a line cannot hide that the file was not analysed at all (ruff's rule too); use
 #: `ignore` or `per-file-ignores` to silence these on purpose.
 _UNSUPPRESSIBLE = frozenset({"ELB000"})

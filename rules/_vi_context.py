@@ -27,6 +27,8 @@ for itself drifted apart. VIContext is the one place that decides, from one file
   class or function: Bayes-by-backprop layers, hand-written Monte Carlo ELBOs. A policy whose
   parameters come from a network's outputs (reinforcement learning samples and scores too) is
   not trainable-parametrised, so it does not count;
+- `elbo-named`: a value or a def whose name says it is the ELBO (`elbo = log_likelihood - kl`,
+  `def negative_elbo(...)`): a word only variational inference uses;
 - `named-surrogate`: a distribution with trainable-variable parameters bound to a name that says
   it is an approximate posterior (`surrogate`, `posterior`, `variational`, `guide`, `q`, `q_z`,
   `qz`): the "simplified for brevity" examples with no fit in sight.
@@ -167,6 +169,7 @@ _KL_FUNCTIONS = names_in(TFD, "kl_divergence")
 _TAPES = frozenset({"tensorflow.GradientTape", "tensorflow.compat.v1.GradientTape"})
 _OBJECTIVE_DEF = re.compile(r"loss|elbo|objective|train|step|call|kl|divergence|fit", re.IGNORECASE)
 _SURROGATE_NAME = re.compile(r"surrogate|posterior|variational|guide|^q$|^q_|^q[A-Z0-9]|^q[a-z]$", re.IGNORECASE)
+_ELBO_NAME = re.compile(r"elbo", re.IGNORECASE)
 _TRAINABLE_MAKERS = VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR
 _SCORING_METHODS = frozenset({"log_prob", "prob", "kl_divergence", "cross_entropy"})
 #: Methods that only a variational GP has: calling one is computing its ELBO.
@@ -261,6 +264,8 @@ class VIContext:
             if self._owners and isinstance(self._owners[-1], cst.ClassDef):
                 self._site_class[site] = self._owners[-1].name.value
             self._sites.append(site)
+            if _ELBO_NAME.search(node.name.value):
+                self._note("elbo-named", node)  # `def negative_elbo(...)`
         self._owners.append(node)
 
     def leave_owner(self, node: cst.CSTNode) -> None:
@@ -292,6 +297,8 @@ class VIContext:
             self._add_loss -= 1
 
     def visit_assign_target(self, name: str, value: cst.BaseExpression) -> None:
+        if _ELBO_NAME.search(name):
+            self._note("elbo-named", value)  # `elbo = log_likelihood - kl`; `train_op = opt.minimize(-elbo)`
         if _SURROGATE_NAME.search(name) and self._trainable_distribution(value):
             self._note("named-surrogate", value)
             self._surrogates.add(name)

@@ -113,9 +113,9 @@ def test_within_answers_in_the_scopes_the_value_was_written_in():
 
     code = (
         "def make():\n"
-        "    import tensorflow_probability as tfp\n"
+        "    import tensorflow_probability as probability\n"  # not a conventional name: only bound here
         "    scale = tf.Variable(1.)\n"
-        "    return tfp.distributions.Normal(0., scale)\n"
+        "    return probability.distributions.Normal(0., scale)\n"
         "scale = 5.\n"
         "use(make())\n"
     )

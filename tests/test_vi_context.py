@@ -193,3 +193,14 @@ def test_evidence_names_each_kind(tmp_path):
 
     walk(module, [resolver, Feed()])
     assert set(roles.vi.evidence) == {"named-surrogate", "kl-layer", "kl-objective"}
+
+
+def test_a_snippet_without_imports_is_read_with_the_conventional_names(tmp_path):
+    """Blog snippets and notebooks often omit their imports; `tfd`, `tfp`, `tf` can only be TFP/TF."""
+    path = tmp_path / "snippet.py"
+    path.write_text(textwrap.dedent("""
+        surrogate = tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()))
+        optimizer = tf.optimizers.Adam(0.01)
+        tfp.vi.fit_surrogate_posterior(lambda z: tfd.Normal(0.0, 1.0).log_prob(z), surrogate, optimizer, 100)
+    """), encoding="utf-8")
+    assert [(d.code, d.line) for d in lint(path, {"ELB003"})] == [("ELB003", 3)]
