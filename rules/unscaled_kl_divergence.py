@@ -127,7 +127,7 @@ class UnscaledKlDivergence(Rule):
     code = "ELB010"
     name = "unscaled-kl-divergence"
     severity = Severity.WARNING
-    confirmed_by = ("ELB102",)
+    confirmed_by = ("ELB102", "ELB109")
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -1,4 +1,4 @@
-"""The pathology classifier: one run's trace (plain JSON data) -> dynamic findings ELB100-ELB108.
+"""The pathology classifier: one run's trace (plain JSON data) -> dynamic findings ELB100-ELB109.
 
 Pure Python on purpose: it is the part with judgement in it (thresholds), so it must be unit-testable
 without TensorFlow, and the worker stays a dumb recorder. Each finding is a dict
@@ -16,6 +16,14 @@ Thresholds (all configurable under `[tool.elbolint.dynamic]`, dashes for undersc
   diverging_rise * |first-quarter median|)`.
 - `elbo_gap_ratio` (0.5) and `elbo_gap_min` (10 nats): ELB108 when the user's final loss (a 256-sample
   estimate after the fit; else the median of the last 10% of steps) is above the reference's by more than `max(elbo_gap_min, elbo_gap_ratio * |reference final|)`.
+- `kl_dominance_ratio` (10), `kl_dominance_min_kl` (10 nats), `kl_dominance_min_weight_n` (2) and
+  `kl_dominance_data_floor` (1e-3): ELB109 on a Keras fit (drive_keras.py: per batch the loss, the KL
+  term `sum(model.losses)` and the data term, loss - KL) when, over at least 5 batches, the median of
+  `KL / max(|data|, kl_dominance_data_floor)` is at least `kl_dominance_ratio` and the median KL is at
+  least `kl_dominance_min_kl`; and, when both the KL's weight per batch (the layers' added loss over
+  their unweighted KL, or DenseVariational's `kl_weight`) and the dataset size N are known, only if
+  `weight * N >= kl_dominance_min_weight_n` (a KL weighted 1/N is the per-example ELBO, however large
+  it is next to the data term). Conservative on purpose: a scaled KL never reaches it.
 """
 
 from __future__ import annotations
@@ -31,7 +39,14 @@ THRESHOLDS: dict[str, float] = {
     "diverging_min_rise": 10.0,
     "elbo_gap_ratio": 0.5,
     "elbo_gap_min": 10.0,
+    "kl_dominance_ratio": 10.0,
+    "kl_dominance_min_kl": 10.0,
+    "kl_dominance_min_weight_n": 2.0,
+    "kl_dominance_data_floor": 1e-3,
 }
+
+#: Fewer batches than this say nothing about a KL/data split (ELB109).
+KL_DOMINANCE_MIN_BATCHES = 5
 
 #: Failures that come from the sandbox, not from the model's own code: they never confirm a static
 #: finding (a timeout says nothing about a lambda's arguments), they only mark findings "not-run".
@@ -219,7 +234,53 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
                             "initialisation holds the fit back"),
                 "evidence": {"final_loss": mine, "reference_final_loss": theirs, "gap": gap},
             })
+
+    # ELB109: the KL term outweighs the data term N-fold per batch (a Keras fit's split of the loss).
+    dominance = _kl_dominance(fit, t, trace.get("keras"))
+    if dominance is not None:
+        findings.append(dominance)
     return findings
+
+
+def _kl_dominance(fit: dict, t: dict, keras: Optional[str] = None) -> Optional[dict]:
+    """ELB109 from a trace's per-batch `kl` and `data` (see the module docstring), or None."""
+    kls, datas = fit.get("kl") or [], fit.get("data") or []
+    pairs = [(number(k), number(d)) for k, d in zip(kls, datas) if finite(k) and finite(d)]
+    if len(pairs) < KL_DOMINANCE_MIN_BATCHES:
+        return None
+    ratios = [k / max(abs(d), t["kl_dominance_data_floor"]) for k, d in pairs]
+    ratio = median(ratios)
+    kl, data = median(k for k, _ in pairs), median(d for _, d in pairs)
+    if ratio < t["kl_dominance_ratio"] or kl < t["kl_dominance_min_kl"]:
+        return None
+    weight, size = number(fit.get("kl_weight")), number(fit.get("dataset_size"))
+    if weight is not None and size and weight * size < t["kl_dominance_min_weight_n"]:
+        return None
+    batch = number(fit.get("batch_size"))
+    message = (f"the KL term is {ratio:.0f}x the data term per batch (medians over {len(pairs)} batches: "
+               f"KL {fmt(kl)} vs data {fmt(data)})")
+    if weight is not None and size:
+        message += (f"; the KL is weighted {fmt(weight)} in every batch of {fmt(batch)} while the data has "
+                    f"N={int(size)} examples (a per-example ELBO weights it 1/N = {fmt(1 / size)})")
+    elif size:
+        message += f"; N={int(size)} examples" + (f" in batches of {fmt(batch)}" if batch else "")
+    evidence: dict[str, Any] = {"ratio": ratio, "kl": kl, "data": data, "batches": len(pairs),
+                                "kl_weight": weight, "dataset_size": int(size) if size else None,
+                                "batch_size": int(batch) if batch else None}
+    scale = fit.get("posterior_scale") or {}
+    means = [number(v) for v in scale.get("mean") or [] if finite(v)]
+    prior = number(scale.get("prior"))
+    if len(means) >= 2:
+        evidence.update(posterior_scale_start=means[0], posterior_scale_end=means[-1], prior_scale=prior)
+        toward = prior is not None and abs(means[-1] - prior) < abs(means[0] - prior)
+        message += (f"; the posterior's mean stddev went from {fmt(means[0])} to {fmt(means[-1])}"
+                    + (f", toward the prior's {fmt(prior)}" if toward else
+                       (f" (prior {fmt(prior)})" if prior is not None else "")))
+    if keras:
+        evidence["keras"] = keras
+    return {"code": "ELB109", "anchor": "fit",
+            "message": message + ": the prior dominates the fit",
+            "evidence": evidence}
 
 
 def _failure_finding(failure: dict) -> dict:

@@ -21,14 +21,19 @@ The interface of a driver module:
 Order (`ORDER`), first trace wins:
 1. `probe`   a module-level `elbolint_probe()` (configurable) returning target/surrogate/optimizer;
 2. `fit`     the file's own `tfp.vi.fit_surrogate_posterior` calls, replaced by a recorder;
-3. `loop`    a hand-written loop's own steps (`monte_carlo_variational_loss` + `apply_gradients`);
-4. `pair`    module-level surrogate (trainable distribution) + JointDistribution model, fitted;
-5. `sample`  every JointDistribution the file built (module level, or built by a function it called,
+3. `keras`   a Keras model with `tfp.layers` (or the file's own) layers trained by the user's own
+             `model.fit`/`train_on_batch`/custom `train_step`: per batch the loss, the KL term
+             (`model.losses`), the data term, the gradient norm and the posterior scales, stopped
+             after the budget (tf-keras as `tf.keras` for `tfp.layers` files, see harness.py);
+4. `loop`    a hand-written loop's own steps (`monte_carlo_variational_loss` + `apply_gradients`);
+             also a Keras fit of a model the `keras` driver does not claim (no TFP layer in it);
+5. `pair`    module-level surrogate (trainable distribution) + JointDistribution model, fitted;
+6. `sample`  every JointDistribution the file built (module level, or built by a function it called,
              or returned by a builder with no parameters): sampled, `log_prob` evaluated, no fit.
 
-A Keras `model.fit` of `tfp.layers` layers has no driver of its own yet: its batches go through the
-optimizer's `apply_gradients`, so the `loop` driver records them (loss and gradient norm per batch,
-stopped after the budget), with tf-keras as `tf.keras` for such files (see harness.py).
+`keras` comes before `loop` because a Keras fit also goes through the optimizer's `apply_gradients`:
+the `keras` driver claims the fit first (`context.claimed`) and turns the loop's seams off, and with
+them the eager mode the loop armed, so the user's fit runs compiled, as Keras compiles it.
 
 When no driver returns a trace, the run's own exception (if the file failed) is the trace's failure,
 else the trace says that nothing could be run.
@@ -40,7 +45,7 @@ import importlib
 import runpy
 from typing import Any, Callable, Optional
 
-ORDER = ("probe", "fit", "loop", "pair", "sample")
+ORDER = ("probe", "fit", "keras", "loop", "pair", "sample")
 
 
 class Stop(BaseException):

@@ -14,4 +14,6 @@ PATHOLOGIES = (
     Code("ELB107", "exploding-gradient", Severity.WARNING, "The global gradient norm is huge or not finite."),
     Code("ELB108", "elbo-gap", Severity.WARNING,
          "After the budget the surrogate is far worse than a reference surrogate."),
+    Code("ELB109", "kl-dominates-loss", Severity.WARNING,
+         "The KL term outweighs the data term many times over in every batch of a Keras fit."),
 )
