@@ -369,6 +369,12 @@ class Resolver(BatchableVisitor):
             return frozenset()
         return frozenset(canonical(f"{module}.{dotted}") for module in self._star_modules)
 
+    def imports(self, package: str) -> bool:
+        """Whether the module has imported `package` (or something in it) so far."""
+        prefix = package + "."
+        return bool(self._scopes) and any(
+            target == package or target.startswith(prefix) for target in self._scopes[0].aliases.values())
+
     def call_names(self, node: cst.CSTNode) -> frozenset[str]:
         """Qualified names of the callee when `node` is a Call, else an empty set."""
         if isinstance(node, cst.Call):

@@ -202,7 +202,7 @@ class OptimizerRoles:
         if not names.isdisjoint(VI_FUNCTIONS):
             self._use(self._argument(node, "optimizer", self._FIT_OPTIMIZER_POSITION), FITTED)
         if not names.isdisjoint(_MINIMIZERS):
-            self._use(self._argument(node, "optimizer", 2), MINIMIZED)
+            self._use(self._argument(node, "optimizer", 2), MINIMIZED, self.vi.loss_site(self._argument(node, "loss_fn", 0)))
         if isinstance(node.func, cst.Name):
             self._remember_call_site(node)
         if not isinstance(node.func, cst.Attribute):
@@ -213,7 +213,7 @@ class OptimizerRoles:
         elif method in ("append", "extend") and isinstance(receiver, cst.Name) and len(node.args) == 1:
             self._gradients.update(receiver.value, self._flow(node.args[0].value))
         elif method == "minimize" and not names:
-            self._use(receiver, MINIMIZED)
+            self._use(receiver, MINIMIZED, self.vi.loss_site(self._argument(node, "loss", 0)))
         elif method == "apply_gradients":
             gradients = self._argument(node, "grads_and_vars", 0)
             clipped = gradients is not None and bool(self._flow(gradients) & CLIPPED)
@@ -348,11 +348,11 @@ class OptimizerRoles:
         return False
 
     # ----------------------------------------------------------------- recording
-    def _use(self, node: Optional[cst.BaseExpression], use: str) -> None:
+    def _use(self, node: Optional[cst.BaseExpression], use: str, site: Optional[tuple] = None) -> None:
         if node is None:
             return
         references = self._references(node)
-        marks = {use} if use == FITTED else {use, ("site", self.vi.site())}
+        marks = {use} if use == FITTED else {use, ("site", site or self.vi.site())}
         for reference in references:
             self._uses.setdefault(reference, set()).update(marks)
         parameter = self._parameter(node)

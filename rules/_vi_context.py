@@ -58,7 +58,7 @@ from typing import Optional
 
 import libcst as cst
 
-from elbolint.names import TFD, TFPL, member_of, names_in
+from elbolint.names import TFD, TFP, TFPL, member_of, names_in
 from elbolint.resolver import Resolver
 from elbolint.rules._tfp import (
     DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VARIATIONAL_LAYERS, VI_FUNCTIONS, VI_MARKERS, BranchScopes,
@@ -139,8 +139,14 @@ class _ModelKinds:
             return VARIATIONAL  # a VAE's KL term
         if any(member_of(n, TFPL) for n in names):
             return VARIATIONAL if _mentions(self.resolver, node, _KL_LAYERS) else PLAIN
-        if not names and _vi_keywords(node):
+        if _vi_keywords(node):
             return VARIATIONAL  # `init_model(..., posterior=..., prior=..., kl_weight=1/N)` of another module
+        callees = [_callee_name(node) or "", *(n.rsplit(".", 1)[-1] for n in names)]
+        if (any(_BAYESIAN_BUILDER.search(c) for c in callees) and _callee_name(node) not in self._return_kinds
+                and self.resolver.imports(TFP)):
+            # `bayesian_resnet(...)`, `BayesianNetwork(...)` from another module of a TFP project (a
+            # Keras-only "Bayesian" model is usually MC dropout or a variance head, not VI)
+            return VARIATIONAL
         return UNKNOWN
 
 
@@ -164,11 +170,15 @@ _VI_KEYWORDS = frozenset({
 })
 #: `posterior=` alone is too common a word; with `prior=` next to it, it is a variational layer's pair.
 _VI_KEYWORD_PAIR = frozenset({"posterior", "prior"})
+_POSTERIOR_KEYWORD = re.compile(r"(kernel_|bias_|make_)?posterior_")
 
 _KL_FUNCTIONS = names_in(TFD, "kl_divergence")
 _TAPES = frozenset({"tensorflow.GradientTape", "tensorflow.compat.v1.GradientTape"})
 _OBJECTIVE_DEF = re.compile(r"loss|elbo|objective|train|step|call|kl|divergence|fit", re.IGNORECASE)
 _SURROGATE_NAME = re.compile(r"surrogate|posterior|variational|guide|^q$|^q_|^q[A-Z0-9]|^q[a-z]$", re.IGNORECASE)
+#: A model builder whose name says what it builds (`bayesian_resnet`, `build_bnn`, `make_vae`), read
+#: when its body is not in the file (an import): those names mean a variational model.
+_BAYESIAN_BUILDER = re.compile(r"bayes|(^|_)bnn($|_)|variational|(^|_)vae($|_)|flipout", re.IGNORECASE)
 _ELBO_NAME = re.compile(r"elbo", re.IGNORECASE)
 _TRAINABLE_MAKERS = VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR
 _SCORING_METHODS = frozenset({"log_prob", "prob", "kl_divergence", "cross_entropy"})
@@ -234,6 +244,8 @@ class VIContext:
         return not sites or any(self._site_does_vi(s, 0, set()) for s in sites)
 
     def _site_does_vi(self, site: tuple, depth: int, seen: set) -> bool:
+        if site[0] == "call":  # a def given as the loss: any def of that name
+            return any(self._site_does_vi(inner, depth, seen) for inner in self._def_sites.get(site[1], ()))
         if site in seen or depth > 4:
             return False
         seen.add(site)
@@ -331,6 +343,23 @@ class VIContext:
         if method is not None and not names:
             self._own_samples(node, method)
 
+    def loss_site(self, loss: Optional[cst.BaseExpression]) -> Optional[tuple]:
+        """The training site of a `minimize`: the loss it is given, when that is a def of the file
+        (`opt.minimize(neg_elbo, ...)`) or a lambda (`tfp.math.minimize(lambda: -log_joint(w, z))`:
+        a MAP fit next to a VI fit in the same notebook cell is judged by its own loss). None (the
+        current site) for a loss tensor (TF1 `opt.minimize(loss)`)."""
+        if isinstance(loss, cst.Name) and loss.value in self._def_sites:
+            return ("call", loss.value)
+        if not isinstance(loss, cst.Lambda):
+            return None
+        site = ("lambda", id(loss))
+        finder = _LossFinder(self)
+        loss.body.visit(finder)
+        self._site_calls[site] = finder.names
+        if finder.vi:
+            self._site_evidence.add(site)
+        return site
+
     def _remember_callee(self, node: cst.Call, names: frozenset) -> None:
         """The names a site calls: `elbo(x)`, `BayesianLayer(8)`, `model(x)` of `model = VAE()`, `self.kl()`."""
         calls = self._site_calls.setdefault(self.site(), set())
@@ -338,12 +367,12 @@ class VIContext:
             if isinstance(arg.value, cst.Name):
                 calls.add(arg.value.value)
                 if self.models.scopes.lookup(arg.value.value) == VARIATIONAL:
-                    self._site_evidence.add(self.site())
+                    self._note("variational-model", node)
         if names:
             return
         func = node.func
         if isinstance(func, cst.Name) and self.models.scopes.lookup(func.value) == VARIATIONAL:
-            self._site_evidence.add(self.site())  # `model(x)` of a Bayesian network
+            self._note("variational-model", node)  # `model(x)` of a Bayesian network
         if isinstance(func, cst.Name):
             calls.add(func.value)
             built = self.resolver.value_of(func)
@@ -432,9 +461,45 @@ class VIContext:
         return False
 
 
+class _LossFinder(cst.CSTVisitor):
+    """What a lambda given as a loss reads: the names it calls or mentions, and direct signs of VI
+    (a KL, a `tfp.vi` loss, a named surrogate or ELBO)."""
+
+    def __init__(self, context: VIContext) -> None:
+        super().__init__()
+        self.context = context
+        self.names: set[str] = set()
+        self.vi = False
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+        if node.value in self.context._surrogates or _ELBO_NAME.search(node.value):
+            self.vi = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        names = self.context.resolver.call_names(node)
+        method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+        if not names.isdisjoint(VI_FUNCTIONS | _KL_FUNCTIONS) or method in _VI_METHODS or method == "kl_divergence":
+            self.vi = True
+
+
 def _vi_keywords(node: cst.Call) -> bool:
+    """A variational layer's knobs: `kl_weight=`, `make_posterior_fn=`, `posterior=` with `prior=`,
+    or a `posterior_*` / `kernel_posterior_*` / `bias_posterior_*` keyword (`kernel_posterior_scale_mean=`
+    of TFP's Bayesian ResNet; not `class_posterior_fn=` of a classification dataset). Not any
+    `kl_*` keyword: reinforcement learning has `kl_coeff=` / `kl_target=` without VI."""
     keywords = {arg.keyword.value for arg in node.args if arg.keyword is not None}
-    return not keywords.isdisjoint(_VI_KEYWORDS) or _VI_KEYWORD_PAIR <= keywords
+    return (not keywords.isdisjoint(_VI_KEYWORDS) or _VI_KEYWORD_PAIR <= keywords
+            or any(_POSTERIOR_KEYWORD.match(k) for k in keywords))
+
+
+def _callee_name(node: cst.Call) -> Optional[str]:
+    func = node.func
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return None
 
 
 def _dotted(node: cst.BaseExpression) -> Optional[str]:
