@@ -204,3 +204,35 @@ def test_a_snippet_without_imports_is_read_with_the_conventional_names(tmp_path)
         tfp.vi.fit_surrogate_posterior(lambda z: tfd.Normal(0.0, 1.0).log_prob(z), surrogate, optimizer, 100)
     """), encoding="utf-8")
     assert [(d.code, d.line) for d in lint(path, {"ELB003"})] == [("ELB003", 3)]
+
+
+def test_minimize_is_judged_by_its_loss(tmp_path):
+    """A MAP `tfp.math.minimize(lambda: ...)` next to an ELBO minimised through a def of the file."""
+    body = """
+    w = tf.Variable(0.0)
+    map_fit = tfp.math.minimize(lambda: -tfd.Normal(0.0, 1.0).log_prob(w), optimizer=tf.optimizers.Adam(0.1), num_steps=5)
+
+    q = tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()))
+    def loss_fn():
+        return tfd.kl_divergence(q, tfd.Normal(0.0, 1.0))
+    vi_fit = tfp.math.minimize(loss_fn, optimizer=tf.optimizers.Adam(0.1), num_steps=5)
+    """
+    assert flagged(tmp_path, body) == [8]
+
+
+@pytest.mark.parametrize("builder, expected", [
+    ("model = bayesian_resnet((32, 32, 3), num_classes=10)", [6]),
+    ("model = make_model(kernel_posterior_scale_mean=-9.0)", [6]),
+    ("model = make_model(class_posterior_fn=None)", []),
+    ("model = make_model(8)", []),
+])
+def test_models_from_other_modules_are_read_by_their_builders(tmp_path, builder, expected):
+    """TFP's cifar10_bnn: `bayesian_resnet(...)` of another module, trained with TF1's AdamOptimizer."""
+    body = f"""
+    from my_project.models import bayesian_resnet, make_model
+    {builder}
+    images = tf.ones([4, 32, 32, 3])
+    loss = tf.reduce_mean(model(images)) + sum(model.losses)
+    train_op = tf.compat.v1.train.AdamOptimizer(0.001).minimize(loss)
+    """
+    assert flagged(tmp_path, body) == expected
