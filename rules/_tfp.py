@@ -169,14 +169,27 @@ def first_argument(call: cst.Call, keyword: str) -> Optional[cst.BaseExpression]
 
 
 def raw_trainable_variable(resolver: Resolver, node: cst.BaseExpression) -> Optional[cst.Call]:
-    """The `tf.Variable(...)` call that `node` is or names, when the optimizer moves it freely:
+    """The `tf.Variable(...)` (or `self.add_weight(...)`) call that `node` is or names, when the optimizer moves it freely:
     trainable and without a `constraint=` projection. None for anything else."""
     value = resolver.value_of(node)
-    if not is_call(resolver, value, VARIABLE) or is_non_trainable(value):
+    if not (is_call(resolver, value, VARIABLE) or is_keras_weight(value)) or is_non_trainable(value):
         return None
     if any(arg.keyword is not None and arg.keyword.value == "constraint" for arg in value.args):
         return None
     return value
+
+
+def is_keras_weight(node: cst.CSTNode) -> bool:
+    """`self.add_weight(...)` (or TF1-era `add_variable`): a Keras layer's trainable weight, as raw as a
+    `tf.Variable` (a Bayes-by-backprop layer's `sigma` or a hand-made Cholesky factor)."""
+    return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in ("add_weight", "add_variable")
+            and isinstance(node.func.value, cst.Name) and node.func.value.value == "self")
+
+
+def variable_words(node: cst.CSTNode) -> str:
+    """How a message names the raw variable: `tf.Variable` or a Keras weight."""
+    return "Keras weight (`self.add_weight`)" if is_keras_weight(node) else "tf.Variable"
 
 
 def is_non_trainable(call: cst.Call) -> bool:

@@ -8,7 +8,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
-    distribution_arguments, distribution_name, raw_variable_at, raw_variables_passed,
+    distribution_arguments, distribution_name, raw_variable_at, raw_variables_passed, variable_words,
 )
 
 #: Distributions whose `probs` is a vector on the simplex (the rest take per-event probabilities).
@@ -21,7 +21,7 @@ _SIMPLEX = frozenset({
 class UnconstrainedProbs(Rule):
     """
     ## What it does
-    Flags a raw `tf.Variable` passed as `probs` of a TFP distribution (`Bernoulli`, `Categorical`,
+    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `probs` of a TFP distribution (`Bernoulli`, `Categorical`,
     `Binomial`, `Multinomial`, `OneHotCategorical`, `Geometric`, `NegativeBinomial`,
     `RelaxedBernoulli`, `RelaxedOneHotCategorical`, ...), directly, positionally, or through a
     name or `self.` attribute bound to one. Non-trainable variables and variables with a
@@ -80,7 +80,7 @@ class UnconstrainedProbs(Rule):
                 continue
             self.report_once(
                 arg.value,
-                f"`probs` of {self.source(node.func)} is a raw tf.Variable; one optimizer step can push it "
+                f"`probs` of {self.source(node.func)} is a raw {variable_words(variable)}; one optimizer step can push it "
                 f"outside [0, 1] and log_prob is NaN. Parameterise by `logits=` or use "
                 f"tfp.util.TransformedVariable(init, {bijector})",
             )

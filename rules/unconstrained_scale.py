@@ -12,14 +12,14 @@ from elbolint.names import TFB, TFP_UTIL
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
     POSITIVE_PARAMETERS, distribution_arguments, distribution_name, first_argument, literal_values,
-    raw_variable_at, raw_variables_passed,
+    is_keras_weight, raw_variable_at, raw_variables_passed, variable_words,
 )
 
 
 class UnconstrainedScale(Rule):
     """
     ## What it does
-    Flags a raw `tf.Variable` passed as a positive-only parameter of a TFP distribution
+    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as a positive-only parameter of a TFP distribution
     (`scale`, `scale_diag`, `concentration`, `rate`, `df`, `temperature`, ...), directly or
     through a name or `self.` attribute bound to one.
 
@@ -76,14 +76,18 @@ class UnconstrainedScale(Rule):
                 if flow.parameter is not None:
                     self._parameters.append((flow, parameter, self.source(node.func)))
                 continue
-            what = "a raw tf.Variable"
+            words = variable_words(variable)
+            what = f"a raw {words}"
             if flow.subscripts:
-                what = "an element of a raw tf.Variable" if flow.indices() is not None else "a slice of a raw tf.Variable"
+                what = f"an element of a raw {words}" if flow.indices() is not None else f"a slice of a raw {words}"
+            advice = ("Keep the weight unconstrained and build the distribution from "
+                      "1e-3 + tf.nn.softplus(weight) each call" if is_keras_weight(variable)
+                      else "Use tfp.util.TransformedVariable(init, tfb.Softplus())")
             message = (
                 f"`{parameter}` of {self.source(node.func)} is {what}; optimisation can push "
-                "it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())"
+                f"it to <= 0 (NaN ELBO). {advice}"
             )
-            fix = self._fix(variable) if variable is arg.value else None
+            fix = self._fix(variable) if variable is arg.value and not is_keras_weight(variable) else None
             self.report_once(arg.value, message, fix=fix)
 
     def leave_Module(self, original_node: cst.Module) -> None:

@@ -7,7 +7,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
-from elbolint.rules._tfp import distribution_name, raw_variable_at, raw_variables_passed
+from elbolint.rules._tfp import distribution_name, raw_variable_at, raw_variables_passed, variable_words
 
 #: Distribution -> (matrix parameter, its position).
 _MATRIX_PARAMETER = {
@@ -21,7 +21,7 @@ _MATRIX_PARAMETER = {
 class UnconstrainedScaleTril(Rule):
     """
     ## What it does
-    Flags a raw `tf.Variable` passed as `scale_tril` of `tfd.MultivariateNormalTriL` (by keyword
+    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `scale_tril` of `tfd.MultivariateNormalTriL` (by keyword
     or as the second positional argument), as `covariance_matrix` of
     `tfd.MultivariateNormalFullCovariance`, or as `variational_inducing_observations_scale` of
     `tfd.VariationalGaussianProcess` (by keyword or as the fifth positional argument), directly
@@ -86,7 +86,7 @@ class UnconstrainedScaleTril(Rule):
             return
         self.report_once(
             arg.value,
-            f"`{parameter}` of {self.source(node.func)} is a raw tf.Variable; the optimizer can make it "
+            f"`{parameter}` of {self.source(node.func)} is a raw {variable_words(variable)}; the optimizer can make it "
             f"singular or indefinite (NaN log-determinant). Use {_advice(parameter)}",
         )
 
