@@ -179,6 +179,28 @@ def raw_trainable_variable(resolver: Resolver, node: cst.BaseExpression) -> Opti
     return value
 
 
+class DiscardedDistributions:
+    """Mixin for the raw-parameter rules (ELB001, ELB007, ELB008): a distribution built in a bare
+    expression statement (`tfd.Normal(loc=tf.Variable(0.), scale=tf.Variable(1.))` shown in a
+    notebook cell, its value discarded) can never be trained, so its raw variables risk nothing.
+    `self.discarded` is true while the traversal is inside one."""
+
+    _discarded_depth = 0
+
+    @property
+    def discarded(self) -> bool:
+        return self._discarded_depth > 0
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        if isinstance(node.value, cst.Call) and distribution_name(self.resolver, node.value) is not None:
+            self._discarded_depth += 1
+
+    def leave_Expr(self, original_node: cst.Expr) -> None:
+        value = original_node.value
+        if isinstance(value, cst.Call) and distribution_name(self.resolver, value) is not None:
+            self._discarded_depth -= 1
+
+
 def is_keras_weight(node: cst.CSTNode) -> bool:
     """`self.add_weight(...)` (or TF1-era `add_variable`): a Keras layer's trainable weight, as raw as a
     `tf.Variable` (a Bayes-by-backprop layer's `sigma` or a hand-made Cholesky factor)."""

@@ -8,6 +8,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
+    DiscardedDistributions,
     distribution_arguments, distribution_name, raw_variable_at, raw_variables_passed, variable_words,
 )
 
@@ -18,7 +19,7 @@ _SIMPLEX = frozenset({
 })
 
 
-class UnconstrainedProbs(Rule):
+class UnconstrainedProbs(DiscardedDistributions, Rule):
     """
     ## What it does
     Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `probs` of a TFP distribution (`Bernoulli`, `Categorical`,
@@ -65,6 +66,8 @@ class UnconstrainedProbs(Rule):
         self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, advice, callee)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if self.discarded:
+            return
         distribution = distribution_name(self.resolver, node)
         if distribution is None:
             return

@@ -11,12 +11,13 @@ from elbolint.diagnostics import Severity
 from elbolint.names import TFB, TFP_UTIL
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
+    DiscardedDistributions,
     POSITIVE_PARAMETERS, distribution_arguments, distribution_name, first_argument, literal_values,
     is_keras_weight, raw_variable_at, raw_variables_passed, variable_words,
 )
 
 
-class UnconstrainedScale(Rule):
+class UnconstrainedScale(DiscardedDistributions, Rule):
     """
     ## What it does
     Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as a positive-only parameter of a TFP distribution
@@ -27,7 +28,9 @@ class UnconstrainedScale(Rule):
     (`v[1]`, `v[1:]`), a tuple element (`loc, scale = make_params()`), the variable a function of
     the file returns (`scale = make_scale()`), and a variable passed to a function (or class) of
     the file that uses its parameter as the scale (`def make_q(s): return tfd.Normal(0., s)`;
-    `make_q(tf.Variable(1.))` is reported at the argument).
+    `make_q(tf.Variable(1.))` is reported at the argument). A distribution built in a bare
+    expression statement (a notebook cell that only displays it) is discarded, never trained, and
+    not flagged.
 
     ## Why is this bad?
     The optimizer updates a `tf.Variable` without any constraint. One large gradient step (early
@@ -64,6 +67,8 @@ class UnconstrainedScale(Rule):
         self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, parameter, callee)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if self.discarded:
+            return
         distribution = distribution_name(self.resolver, node)
         if distribution is None:
             return

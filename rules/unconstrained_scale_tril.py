@@ -7,7 +7,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rule import Rule
-from elbolint.rules._tfp import distribution_name, raw_variable_at, raw_variables_passed, variable_words
+from elbolint.rules._tfp import DiscardedDistributions, distribution_name, raw_variable_at, raw_variables_passed, variable_words
 
 #: Distribution -> (matrix parameter, its position).
 _MATRIX_PARAMETER = {
@@ -18,7 +18,7 @@ _MATRIX_PARAMETER = {
 }
 
 
-class UnconstrainedScaleTril(Rule):
+class UnconstrainedScaleTril(DiscardedDistributions, Rule):
     """
     ## What it does
     Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `scale_tril` of `tfd.MultivariateNormalTriL` (by keyword
@@ -71,6 +71,8 @@ class UnconstrainedScaleTril(Rule):
         self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, parameter, callee)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if self.discarded:
+            return
         distribution = distribution_name(self.resolver, node)
         if distribution not in _MATRIX_PARAMETER:
             return
