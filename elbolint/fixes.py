@@ -27,13 +27,34 @@ from elbolint.diagnostics import Diagnostic
 
 
 class _ReplaceNodes(cst.CSTTransformer):
+    """Replace nodes by identity, outermost first: a replacement built by a rule holds the original
+    children, so a fix nested inside another fix's node (`Adam(Adam())`: both get `clipnorm`) is
+    applied by the next pass, on the child that the outer replacement kept."""
+
     def __init__(self, replacements: dict[int, cst.CSTNode]) -> None:
         super().__init__()
         self.replacements = replacements
+        self.applied: set[int] = set()
+        self._replacing = 0  # replaced nodes the traversal is inside
+
+    def on_visit(self, node) -> bool:
+        if id(node) in self.replacements:
+            self._replacing += 1
+        return True
 
     def on_leave(self, original_node, updated_node):
-        replacement = self.replacements.get(id(original_node))
-        return replacement if replacement is not None else updated_node
+        key = id(original_node)
+        if key not in self.replacements:
+            return updated_node
+        self._replacing -= 1
+        if self._replacing:
+            return updated_node  # inside another replacement: the next pass
+        self.applied.add(key)
+        return self.replacements[key]
+
+
+#: Nested fixes need one pass per level; real code nests two at most.
+_MAX_PASSES = 8
 
 
 def fixed_module(module: cst.Module, diagnostics: list[Diagnostic]) -> Optional[cst.Module]:
@@ -41,7 +62,13 @@ def fixed_module(module: cst.Module, diagnostics: list[Diagnostic]) -> Optional[
     replacements = {id(d.fix.node): d.fix.replacement for d in diagnostics if d.fix and d.fix.node is not None}
     if not replacements:
         return None
-    new_module = module.visit(_ReplaceNodes(replacements))
+    new_module = module
+    for _ in range(_MAX_PASSES):
+        transformer = _ReplaceNodes(replacements)
+        new_module = new_module.visit(transformer)
+        replacements = {k: v for k, v in replacements.items() if k not in transformer.applied}
+        if not replacements or not transformer.applied:
+            break
     try:
         cst.parse_module(new_module.bytes)
     except cst.ParserSyntaxError:
