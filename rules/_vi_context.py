@@ -179,7 +179,14 @@ _SURROGATE_NAME = re.compile(r"surrogate|posterior|variational|guide|^q$|^q_|^q[
 #: A model builder whose name says what it builds (`bayesian_resnet`, `build_bnn`, `make_vae`), read
 #: when its body is not in the file (an import): those names mean a variational model.
 _BAYESIAN_BUILDER = re.compile(r"bayes|(^|_)bnn($|_)|variational|(^|_)vae($|_)|flipout", re.IGNORECASE)
-_ELBO_NAME = re.compile(r"elbo", re.IGNORECASE)
+#: "elbo" as a word of a name (`neg_elbo`, `elbo_loss`, `negativeELBO`, `nelbo`), not inside another
+#: word (`elbolint_probe`, `elbow`).
+_ELBO_WORDS = frozenset({"elbo", "elbos", "nelbo", "negelbo"})
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def _says_elbo(name: str) -> bool:
+    return any(word.lower() in _ELBO_WORDS for word in _NAME_WORDS.findall(name))
 _TRAINABLE_MAKERS = VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR
 _SCORING_METHODS = frozenset({"log_prob", "prob", "kl_divergence", "cross_entropy"})
 #: Methods that only a variational GP has: calling one is computing its ELBO.
@@ -276,7 +283,7 @@ class VIContext:
             if self._owners and isinstance(self._owners[-1], cst.ClassDef):
                 self._site_class[site] = self._owners[-1].name.value
             self._sites.append(site)
-            if _ELBO_NAME.search(node.name.value):
+            if _says_elbo(node.name.value):
                 self._note("elbo-named", node)  # `def negative_elbo(...)`
         self._owners.append(node)
 
@@ -309,7 +316,7 @@ class VIContext:
             self._add_loss -= 1
 
     def visit_assign_target(self, name: str, value: cst.BaseExpression) -> None:
-        if _ELBO_NAME.search(name):
+        if _says_elbo(name):
             self._note("elbo-named", value)  # `elbo = log_likelihood - kl`; `train_op = opt.minimize(-elbo)`
         if _SURROGATE_NAME.search(name) and self._trainable_distribution(value):
             self._note("named-surrogate", value)
@@ -473,7 +480,7 @@ class _LossFinder(cst.CSTVisitor):
 
     def visit_Name(self, node: cst.Name) -> None:
         self.names.add(node.value)
-        if node.value in self.context._surrogates or _ELBO_NAME.search(node.value):
+        if node.value in self.context._surrogates or _says_elbo(node.value):
             self.vi = True
 
     def visit_Call(self, node: cst.Call) -> None:

@@ -236,3 +236,13 @@ def test_models_from_other_modules_are_read_by_their_builders(tmp_path, builder,
     train_op = tf.compat.v1.train.AdamOptimizer(0.001).minimize(loss)
     """
     assert flagged(tmp_path, body) == expected
+
+
+@pytest.mark.parametrize("name, says", [
+    ("elbo", True), ("neg_elbo", True), ("negativeELBO", True), ("nelbo", True), ("ELBOLoss", True),
+    ("elbolint_probe", False), ("elbow", False), ("Elbow_angle", False),
+])
+def test_elbo_is_a_word_of_the_name(name, says):
+    from elbolint.rules._vi_context import _says_elbo
+
+    assert _says_elbo(name) is says
