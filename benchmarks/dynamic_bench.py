@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from elbolint.dynamic import strategy_for  # noqa: E402
-from elbolint.dynamic.classify import classify  # noqa: E402
+from elbolint.dynamic.seeds import classify_seeds as classify  # noqa: E402  (every seed of a fit)
 from elbolint.dynamic.harness import Worker  # noqa: E402
 from elbolint.dynamic.settings import DynamicSettings  # noqa: E402
 

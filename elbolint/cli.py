@@ -134,7 +134,7 @@ def _codes(value: Optional[str]) -> list[str]:
               help="Also run flagged models briefly in a sandbox to confirm findings (needs elbolint[dynamic]).")
 @click.option("--dynamic-scope", type=click.Choice(["flagged", "all"]), default="flagged",
               help="`--dynamic=all` runs every file that builds a TFP surrogate or model.")
-@click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None, help="Optimisation steps per model (default 200).")
+@click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None, help="Steps per fit when the file states no num_steps (default 200); a fit's own num_steps is followed up to max(this, max-steps).")
 @click.option("--dynamic-timeout", type=click.FloatRange(1, 3600), default=None, help="Seconds per file (default 60).")
 @click.option("--dynamic-memory", type=click.IntRange(64, 1 << 20), default=None, help="Memory cap per file in MiB (default 4096).")
 @click.option("--python", "python_path", type=click.Path(path_type=Path), default=None,

@@ -234,7 +234,9 @@ def test_custom_step_train_on_batch_nan_and_the_users_failure(tmp_path):
     assert on_batch["keras_model"]["calls"] == ["train_on_batch"] and len(on_batch["fit"]["loss"]) == 40
     assert on_batch["fit"]["batch_size"] == 25 and on_batch["fit"]["dataset_size"] is None
 
-    assert raw_scale["source"] == "keras" and raw_scale["fit"]["kl"] == []  # no divergence layers
+    # a point-estimate DistributionLambda network is no VI: the loop recorder takes it (the Keras
+    # driver keeps itself for the variational model a notebook trains next)
+    assert raw_scale["source"] == "loop"
     assert codes(classify(raw_scale)) == ["ELB101"]  # confirms ELB013 (raw scale in DistributionLambda)
     assert len(raw_scale["fit"]["loss"]) < 40  # stopped after two NaN losses in a row
 
@@ -272,3 +274,22 @@ def test_cli_confirms_elb010_with_elb109_and_leaves_the_scaled_bnn_clean():
         assert dynamic["evidence"]["keras"].startswith("tf-keras 2.")
         assert dynamic["trace"]["source"] == "keras" and dynamic["trace"]["steps"] == 200
         assert dynamic["summary"].startswith("the KL term is ")
+
+
+@pytest.mark.dynamic
+def test_the_variational_model_is_claimed_not_the_point_estimate_trained_before_it(tmp_path):
+    """Notebooks train a DistributionLambda network first and their Bayesian network next: the
+    Keras driver records the Bayesian one (its KL is what ELB010/ELB109 are about)."""
+    path = tmp_path / "two_models.py"
+    path.write_text(PRELUDE + textwrap.dedent("""
+        point = tf.keras.Sequential([tf.keras.Input(shape=(2,)), tf.keras.layers.Dense(2),
+                                     tfp.layers.DistributionLambda(lambda t: tfd.Normal(t[..., :1], 1.0))])
+        point.compile(optimizer="adam", loss=lambda y, rv: -rv.log_prob(y))
+        point.fit(x, y, epochs=1, batch_size=100, verbose=0)
+        bnn = tf.keras.Sequential([tf.keras.Input(shape=(2,)), tfp.layers.DenseFlipout(1)])
+        bnn.compile(optimizer="adam", loss="mse")
+        bnn.fit(x, y, epochs=5, batch_size=20, verbose=0)
+    """))
+    (trace,) = _run([path], steps=20)
+    assert trace["source"] == "keras" and trace["keras_model"]["layers"] == ["DenseFlipout"]
+    assert len(trace["fit"]["kl"]) == 20

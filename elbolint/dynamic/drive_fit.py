@@ -1,20 +1,39 @@
 """Driver 2, `fit`: the file's own `tfp.vi.fit_surrogate_posterior(...)` calls. The file runs as
 `__main__` with that function replaced by a recorder, so scripts that load their data in `main()`
-work too; the first call is fitted for the budget (its own `num_steps` caps it; its `sample_size`,
-`trainable_variables`, `discrepancy_fn` and `importance_sample_size` are kept) and the script is then
-stopped: nothing after the fit matters here. A hand-written loop that already recorded steps in the
-same run (see drive_loop.py) is the fit to report; the recorder then only stops the script."""
+work too.
+
+Every call is checked, not just the first (a baseline and the real model, a sweep): each one is fitted
+as the user called it (TFP's own function with the user's arguments, their `num_steps` up to the cap,
+several seeds, see fitting.fit_trace), recorded as its own trace at its own line, and the recorder
+returns what the user's call returns (the first seed's traced values, the surrogate left as that
+fit left it), so the script goes on to its next fit. The script is stopped after `max_fits` fits,
+when a fit fails on its own, or when half the per-file timeout is spent (a soft alarm also stops a
+script that lingers after a recorded fit, before the sandbox's hard timeout would lose what was
+recorded). What the script does after its last recorded fit is not the user's program as written
+(elbolint shortened the fits), so a failure there never becomes an ELB100: it is noted
+(`stopped_after`).
+
+A hand-written loop that already recorded steps in the same run (see drive_loop.py) is the fit to
+report; the recorder then only stops the script. An error of elbolint's own while fitting is never the
+user's: the run becomes `not-run` with the reason (`nothing`)."""
 
 from __future__ import annotations
 
+import inspect
 import re
+import signal
 import sys
+import threading
+import time
+from typing import Optional
 
-from elbolint.dynamic.fitting import caller_line, fit_trace
+from elbolint.dynamic.fitting import caller_line, exception_text, fit_trace
 
 NAME = "fit"
 
 _CALL = re.compile(r"fit_surrogate_posterior")
+#: After a recorded fit, the script may go on for this share of the per-file timeout.
+SOFT_SHARE = 0.6
 
 
 def applies(source: str, probe: str) -> bool:
@@ -30,23 +49,109 @@ def install(context) -> None:
     from tensorflow_probability.python import vi as vi_package
     from tensorflow_probability.python.vi import optimization
 
-    def fit_surrogate_posterior(target_log_prob_fn, surrogate_posterior, optimizer=None,
-                                num_steps=None, *args, **kwargs):
+    original = getattr(optimization.fit_surrogate_posterior, "__elbolint_original__",
+                       optimization.fit_surrogate_posterior)
+    signature = inspect.signature(original)
+    state: dict = {"traces": [], "started": time.monotonic(), "harness": None, "skipped_fits": 0}
+    context.store[NAME] = state
+    settings = context.settings
+    max_fits = int(settings.get("max_fits", 1))
+    timeout = float(settings.get("timeout", 60.0))
+
+    def fit_surrogate_posterior(*args, **kwargs):
         if context.claimed not in (None, NAME):  # another seam recorded the user's fit already
             raise context.Stop()
+        try:
+            arguments = dict(signature.bind(*args, **kwargs).arguments)
+        except TypeError:  # the user's call is malformed: TFP says so, as natively
+            return original(*args, **kwargs)
         context.claimed = NAME
+        traces = state["traces"]
+        if traces and time.monotonic() - state["started"] > timeout / 2:
+            state["skipped_fits"] += 1
+            raise context.Stop()  # the time budget is spent: the fits so far are the result
+        _disarm_alarm()
         line = caller_line(context.path)
         namespace = sys._getframe(1).f_globals
-        context.trace = fit_trace(context, target_log_prob_fn, surrogate_posterior, optimizer, num_steps,
-                                  kwargs, line=line, source="fit_surrogate_posterior", namespace=namespace)
-        raise context.Stop()
+        target = arguments.pop("target_log_prob_fn")
+        surrogate = arguments.pop("surrogate_posterior")
+        optimizer = arguments.pop("optimizer", None)
+        num_steps = arguments.pop("num_steps", None)
+        arguments.pop("name", None)
+        keep: dict = {}
+        try:
+            trace = fit_trace(context, target, surrogate, optimizer, num_steps, arguments, line=line,
+                              source="fit_surrogate_posterior", namespace=namespace, keep=keep)
+        except (context.Stop, SystemExit, MemoryError):
+            raise
+        except Exception as error:  # elbolint's own failure, never the user's
+            state["harness"] = exception_text(error)
+            raise context.Stop() from None
+        trace["fit_index"] = len(traces)
+        traces.append(trace)
+        context.trace = combined(state) or trace
+        if trace.get("failure") or len(traces) >= max_fits or keep.get("result") is None:
+            raise context.Stop()
+        _arm_alarm(context, state["started"] + SOFT_SHARE * timeout - time.monotonic())
+        return keep["result"]
 
+    fit_surrogate_posterior.__elbolint_original__ = original
     for module in (tfp.vi, vi_package, optimization):
         module.fit_surrogate_posterior = fit_surrogate_posterior
 
 
+def combined(state: dict) -> Optional[dict]:
+    """One trace for the file: the single fit's own, or `fits` (one trace per fit, in call order)."""
+    traces = state["traces"]
+    if not traces:
+        return None
+    if len(traces) == 1:
+        return traces[0]
+    return {"source": "fit_surrogate_posterior", "line": traces[0].get("line"),
+            "anchors": traces[0].get("anchors") or {}, "fits": traces}
+
+
 def run(context):
     context.execute()
-    if context.claimed == NAME and context.trace is not None:
-        return context.trace
-    return None
+    _disarm_alarm()
+    state = context.store.get(NAME) or {}
+    if context.claimed != NAME:
+        return None
+    trace = combined(state)
+    if trace is None:
+        if state.get("harness"):
+            return {"nothing": f"not run: elbolint could not fit this file's fit_surrogate_posterior call "
+                               f"({state['harness']})", "harness_error": state["harness"]}
+        return None
+    if state.get("harness"):
+        trace["harness_error"] = state["harness"]
+    if context.error is not None and not trace.get("failure"):
+        trace["stopped_after"] = exception_text(context.error)
+    if state.get("skipped_fits"):
+        trace["fits_not_checked"] = "the script's further fits were not checked (time budget)"
+    return trace
+
+
+def _arm_alarm(context, seconds: float) -> None:
+    """Stop a script that lingers after a recorded fit before the sandbox's hard timeout (which
+    would lose every recorded fit). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(number, frame):
+        raise context.Stop()
+
+    try:
+        signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.5))
+    except (ValueError, OSError):
+        pass
+
+
+def _disarm_alarm() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    except (ValueError, OSError):
+        pass

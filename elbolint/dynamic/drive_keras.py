@@ -9,9 +9,9 @@ the prior. So the user's own `fit` runs, with their data, batch size, loss, opti
 compiled as Keras compiles it; only three seams are added:
 
 - `Model.fit` / `train_on_batch` (class level, tf-keras and Keras 3 when loaded): the first model that
-  is variational (a layer from `tensorflow_probability`, or a layer or model class of the user's file)
-  is claimed; the fit's `x`, `batch_size` and `validation_split` give the dataset size N. Other models'
-  fits run untouched (the `loop` driver sees them as before). Claiming turns the `loop` driver's seams
+  is variational (a `tfp.layers` layer that does VI, see `_vi_layer`, or a layer or model class of the
+  user's file) is claimed; the fit's `x`, `batch_size` and `validation_split` give the dataset size N.
+  Other models' fits run untouched (the `loop` driver sees them as before). Claiming turns the `loop` driver's seams
   off, and the eager mode it armed: the user's fit runs compiled, as Keras compiles it;
 - the claimed model's `train_step` (an instance attribute wrapping the user's own, custom or not) adds
   a few values to the step's logs, inside the step's own graph: the loss the step differentiates (from
@@ -182,7 +182,9 @@ class KerasRecorder:
 
     def _wants(self, model) -> bool:
         """The first variational model fitted while armed, and later fits of that same model."""
-        if not self.armed or self.context.claimed not in (None, NAME):
+        if not self.armed:
+            return False
+        if self.context.claimed not in (None, NAME) and not self._loop_saw_no_vi():
             return False
         if self.model is not None:
             if model is self.model:
@@ -192,6 +194,12 @@ class KerasRecorder:
                 raise self.context.Stop()
             return False
         return _variational(model, self.path, self.context.run_name)
+
+    def _loop_saw_no_vi(self) -> bool:
+        """The `loop` driver claimed the run for batches with no VI loss in them (a point-estimate
+        Keras model trained before the Bayesian one): a variational model may take the run over."""
+        loop = self.context.store.get("loop")
+        return self.context.claimed == "loop" and loop is not None and not getattr(loop, "first", None)
 
     def _claim(self, model) -> None:
         self.context.claimed = NAME
@@ -469,10 +477,25 @@ def _variational(model, path: str, run_name: str) -> bool:
     if _defined_in(type(model), path, run_name):
         return True
     for layer in _layers(model):
-        cls = type(layer)
-        if cls.__module__.startswith("tensorflow_probability") or _defined_in(cls, path, run_name):
+        if _vi_layer(layer) or _defined_in(type(layer), path, run_name):
             return True
     return False
+
+
+def _vi_layer(layer) -> bool:
+    """A `tfp.layers` layer that does VI: a variational layer (a kernel posterior or a KL penalty), a
+    KL layer, a variational GP, or a distribution layer regularised by a KL. A point-estimate
+    `DistributionLambda` network is not one (the loop recorder takes it), so in a notebook that
+    trains one before its Bayesian network, the Bayesian network is the fit this driver checks."""
+    cls = type(layer)
+    if not cls.__module__.startswith("tensorflow_probability"):
+        return False
+    if hasattr(layer, "kernel_posterior") or hasattr(layer, "_kl_divergence_fn"):
+        return True
+    if any(word in cls.__name__ for word in ("KLDivergence", "Variational", "Flipout", "Reparameterization")):
+        return True  # also before the layer is built (a Sequential without an Input, `train_on_batch`)
+    regulariser = getattr(layer, "activity_regularizer", None)
+    return regulariser is not None and type(regulariser).__module__.startswith("tensorflow_probability")
 
 
 def _dense_variational_weight(layer) -> Optional[float]:

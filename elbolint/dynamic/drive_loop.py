@@ -71,13 +71,15 @@ def finish(context, loop, stopped_by: Optional[str] = None) -> dict:
     target = first.get("target")
     if target is None:
         return trace
+    sample_size = first.get("sample_size", 1)  # every call on the target in the loop's own shape
     try:
-        fit["logprob_shape"], fit["expected_rank"] = logprob_shape(target, surrogate)
+        fit["logprob_shape"], fit["expected_rank"] = logprob_shape(target, surrogate, sample_size)
     except (SystemExit, MemoryError):
         raise
     except Exception:
         pass
-    fit["final_estimate"] = final_estimate(target, surrogate, first.get("options"))
+    fit["final_estimate"] = final_estimate(target, surrogate, first.get("options"), sample_size=sample_size)
     if context.settings.get("reference", True) and fit["loss"]:
-        trace["reference"] = reference_fit(target, surrogate, len(fit["loss"]), first.get("sample_size", 1))
+        trace["reference"] = reference_fit(target, surrogate, len(fit["loss"]), sample_size, user_fit=fit,
+                                           thresholds=context.settings.get("thresholds"))
     return trace

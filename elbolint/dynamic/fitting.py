@@ -1,11 +1,25 @@
 """Fitting and measuring, shared by every driver (see drivers.py): the brief fit of a target and a
-surrogate, the reference fit, the log-prob shape check, the positive-parameter minima, and the helpers
-that turn an exception into a user-facing reason at the user's line. Imports TensorFlow lazily, inside
-the functions, so the drivers' text checks stay importable without it.
+surrogate over several seeds, the reference fit, the log-prob shape check, the positive-parameter
+minima, and the helpers that turn an exception into a user-facing reason at the user's line (and tell
+the user's failure from elbolint's own: `blame`, `user_failure`, `missing_package`). Imports TensorFlow
+lazily, inside the functions, so the drivers' text checks stay importable without it.
 
-The brief fit never touches the user's optimizer: it fits with a copy (same class, `get_config()`, fresh
-state). It records, per step, the loss, the global gradient norm, which variables got a None/zero
-gradient and the minimum of every positive-only parameter of the surrogate's distributions.
+Never change the program's meaning (issue 8): the brief fit IS the user's call, TFP's
+`fit_surrogate_posterior` step for step (`_Runner._mirror`, or TFP's own function for arguments it
+does not mirror: a convergence criterion, a trace_fn, jit_compile) with the user's `sample_size`,
+`discrepancy_fn`, `importance_sample_size`, `trainable_variables` and seed, and every other call
+elbolint makes on the user's target (the log-prob shape check, the final estimates, the reference
+fits) uses the user's own sample shape. When elbolint's compiled form fails, the call runs exactly as
+the user wrote it: if that fails too the program fails on its own (ELB100), else it was our limit
+(noted in the trace's `skipped`); a check of ours that raises is skipped and noted, never ELB100.
+
+The fit never touches the user's optimizer: it fits with a copy (same class, `get_config()`, fresh
+state), in one compiled loop traced once and run once per seed (setting `seeds`) from the same initial
+values (the variables the fit trains and the optimizer's slots are reset between seeds), in chunks of
+CHUNK steps (a seed stops after two NaN losses in a row). It records, per step, the loss, the global
+gradient norm, which variables were never trained or got an always-zero gradient, and the minimum of
+every positive-only parameter of the surrogate's distributions (before the first step, then after
+each). Steps: the user's own `num_steps` up to the cap (`budget_for`).
 """
 
 from __future__ import annotations
@@ -32,20 +46,53 @@ def seed_everything(seed: int = 0) -> None:
     tf.random.set_seed(seed)
 
 
+_EMBEDDED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$", re.M)
+
+
 def exception_text(error: BaseException) -> str:
-    text = re.sub(r" at 0x[0-9a-fA-F]+", "", " ".join(str(error).split()))
+    raw = str(error)
+    if "Traceback (most recent call last)" in raw:
+        # an error that embeds other tracebacks (TFP's "Attempted to detect if <fn> requires a
+        # `seed`, but failed ..."): the innermost error is the one that says what went wrong
+        inner = _EMBEDDED.findall(raw)
+        if inner:
+            kind, message = inner[-1]
+            raw = f"{message.strip()} (raised as {type(error).__name__}: {raw.splitlines()[0][:120]})"
+            return _short(f"{kind.rsplit('.', 1)[-1]}: {raw}")
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", " ".join(raw.split()))
     if len(text) > 600:
         text = text[:600] + " ..."
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def _short(text: str) -> str:
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", " ".join(text.split()))
+    return text[:600] + " ..." if len(text) > 600 else text
+
+
 def user_line(error: BaseException, path: str) -> Optional[int]:
-    """The deepest line of the user's file in the traceback (where their code went wrong)."""
-    line = None
-    for frame in traceback.extract_tb(error.__traceback__):
-        if os.path.abspath(frame.filename) == path:
-            line = frame.lineno
-    return line
+    """The deepest line of the user's file in the traceback (where their code went wrong); for an
+    error raised while handling another (TFP re-raises the target's own error wrapped, with its
+    traceback as text), the innermost error's line."""
+    path = os.path.abspath(path)
+    seen: set[int] = set()
+    chain = []
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen and len(chain) < 8:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for inner in reversed(chain):  # innermost first
+        line = None
+        for frame in traceback.extract_tb(inner.__traceback__):
+            if os.path.abspath(frame.filename) == path:
+                line = frame.lineno
+        embedded = re.findall(rf'File "{re.escape(path)}", line ([0-9]+)', str(inner))
+        if embedded:
+            return int(embedded[-1])
+        if line is not None:
+            return line
+    return None
 
 
 def user_frame(path: str):
@@ -63,39 +110,165 @@ def caller_line(path: str) -> Optional[int]:
     return frame.f_lineno if frame is not None else None
 
 
+def budget_for(settings: dict, num_steps) -> int:
+    """Steps to fit: the user's own `num_steps` when the call states it, capped by
+    `max(steps, max_steps)`; the `steps` budget when it does not (a probe without `num_steps`, a
+    pairing, a hand-written loop)."""
+    steps = int(settings["steps"])
+    cap = max(steps, int(settings.get("max_steps", steps)))
+    if num_steps is None:
+        return steps
+    try:
+        return max(1, min(cap, int(num_steps)))
+    except (TypeError, ValueError):
+        return steps
+
+
+def blame(error: BaseException, path: str) -> str:
+    """"user" when the user's own code raised `error` (the deepest elbolint frame of the traceback
+    is above the deepest frame of the user's file, or there is none), else "harness": elbolint's
+    own code failed while driving the file (a check of ours, a bug)."""
+    user = mine = -1
+    package = os.path.dirname(os.path.abspath(__file__))
+    for index, frame in enumerate(traceback.extract_tb(error.__traceback__)):
+        name = os.path.abspath(frame.filename)
+        if name == path:
+            user = index
+        elif name.startswith(package + os.sep):
+            mine = index
+    return "user" if user >= 0 and user > mine else "harness"
+
+
+def raised_by_elbolint(error: BaseException) -> bool:
+    """The exception was raised by elbolint's own code itself (its deepest frame is ours)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    package = os.path.dirname(os.path.abspath(__file__))
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(package + os.sep)
+
+
+_NOTEBOOK_MODULE = re.compile(r"^elbolint_notebook_[0-9]+\.py$")
+
+
+def user_failure(error: BaseException, path: str, fallback_line: Optional[int] = None) -> dict:
+    """The trace's `failure` for a program that fails on its own: the user's file:line and the
+    exception, as ELB100 reports it."""
+    line = user_line(error, path) or fallback_line
+    text = exception_text(error)
+    name = os.path.basename(path)
+    if _NOTEBOOK_MODULE.match(name):  # a notebook's scratch module: the row's cell:line says where
+        where = "the notebook fails on its own"
+    else:
+        where = f"the program fails on its own at {name}:{line}" if line else \
+            f"the program fails on its own ({name})"
+    return {"kind": "exception", "line": line, "exception": text, "message": f"{where}: {text}"}
+
+
+def missing_package(error: BaseException) -> Optional[str]:
+    """The not-installed top-level package behind a ModuleNotFoundError (the environment, not the
+    program), else None."""
+    if isinstance(error, ModuleNotFoundError) and getattr(error, "name", None):
+        return error.name.split(".")[0]
+    return None
+
+
+def needs_network(error: BaseException) -> Optional[str]:
+    """What a failure to reach the network says (a dataset download: `tfds.load`,
+    `keras.datasets.cifar10.load_data()`), else None. Models run offline in the sandbox, so this is
+    the environment, not the program: the findings are not-run, never ELB100."""
+    import socket
+    import urllib.error
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (urllib.error.URLError, socket.gaierror, socket.timeout, ConnectionError)):
+            return exception_text(error)
+        text = str(error)
+        if "URL fetch failure" in text or "Temporary failure in name resolution" in text:
+            return exception_text(error)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def original_fit():
+    """TFP's own `fit_surrogate_posterior`, even while the fit driver's recorder replaces it."""
+    from tensorflow_probability.python.vi import optimization
+
+    function = optimization.fit_surrogate_posterior
+    return getattr(function, "__elbolint_original__", function)
+
+
 def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line, source, namespace,
-              anchors=None) -> dict:
+              anchors=None, keep: Optional[dict] = None) -> dict:
     """The trace of a brief fit (and the reference fit) of `target` and `surrogate`, as a driver
-    returns it. The user's `num_steps` caps the budget; a fit that raises becomes the trace's
-    `failure` at the user's line. Every recording seam is disarmed first (our own steps are not the
-    user's)."""
+    returns it. The fit is the user's own call: TFP's `fit_surrogate_posterior` with the user's
+    arguments (`sample_size`, `discrepancy_fn`, `importance_sample_size`, `trainable_variables`,
+    `convergence_criterion`, `jit_compile`, `seed`, ...), a fresh copy of the optimizer, the
+    user's `num_steps` up to the cap (see `budget_for`), run from the same initial values once per
+    seed (setting `seeds`). A fit that raises in the user's own form becomes the trace's `failure` at
+    the user's line. Checks of elbolint's own (log-prob shape, final estimate, reference fit) never
+    fail the trace: one that raises is skipped and noted in `skipped`. Every recording seam is
+    disarmed first (our own steps are not the user's). `keep`, when given, receives "result": what
+    the user's call returns (the first seed's traced values), for a recorder to hand back."""
     context.quiet()
-    steps = int(context.settings["steps"])
-    if num_steps is not None:
-        try:
-            steps = max(1, min(steps, int(num_steps)))
-        except (TypeError, ValueError):
-            pass
+    settings = context.settings
+    budget = budget_for(settings, num_steps)
     anchors = dict(anchors or {})
     anchors.update(anchor_names(namespace, surrogate, anchors))
-    trace: dict[str, Any] = {"source": source, "line": line, "budget": steps,
+    for key, value in (("optimizer", optimizer), ("target", target)):
+        name = next((n for n, v in namespace.items() if v is value and not n.startswith("__")), None)
+        if name and value is not None and key not in anchors:
+            anchors[key] = name
+    trace: dict[str, Any] = {"source": source, "line": line, "budget": budget,
                              "anchors": anchors, "user_num_steps": jsonable(num_steps)}
+    clipping = clipping_of(optimizer)
+    if clipping:
+        trace["clipping"] = clipping
+    kwargs = dict(kwargs)
     sample_size = kwargs.get("sample_size", 1)
-    trainable = kwargs.get("trainable_variables")
-    options = {k: kwargs[k] for k in ("discrepancy_fn", "importance_sample_size") if k in kwargs}
-    try:
-        fit = brief_fit(target, surrogate, copy_optimizer(optimizer), steps, sample_size, trainable,
-                        options, namespace)
+    skipped: list[str] = []
+    shape = None
+    try:  # before the fit, on the initial surrogate
+        shape = logprob_shape(target, surrogate, sample_size)
     except (context.Stop, SystemExit, MemoryError):
         raise
-    except BaseException as error:
-        trace["failure"] = {"kind": "exception", "message": exception_text(error),
-                            "line": user_line(error, context.path) or line}
+    except Exception as error:
+        skipped.append(f"log_prob shape check skipped: {exception_text(error)}")
+    seeds = max(1, int(settings.get("seeds", 1)))
+    try:
+        fit, runs, result = seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds,
+                                       skipped, context.path)
+    except (context.Stop, SystemExit, MemoryError):
+        raise
+    except _UserFitError as error:  # anything else is elbolint's own failure: the driver says not-run
+        trace["failure"] = user_failure(error.original, context.path, line)
+        if skipped:
+            trace["skipped"] = skipped
         return trace
+    if shape is not None:
+        fit["logprob_shape"], fit["expected_rank"] = shape
     trace["fit"] = fit
-    if context.settings.get("reference", True):
-        trace["reference"] = reference_fit(target, surrogate, steps, sample_size)
+    if len(runs) > 1:
+        trace["seeds"] = runs
+    if keep is not None:
+        keep["result"] = result
+    if settings.get("reference", True):
+        trace["reference"] = reference_fit(target, surrogate, budget, sample_size, user_fit=fit,
+                                           thresholds=settings.get("thresholds"))
+        if trace["reference"].get("error"):
+            skipped.append(f"reference fit skipped: {trace['reference']['error']}")
+    if skipped:
+        trace["skipped"] = skipped
     return trace
+
+
+class _UserFitError(Exception):
+    """The user's own form of the fit raised (`original`): the program fails on its own."""
+
+    def __init__(self, original: BaseException):
+        super().__init__(str(original))
+        self.original = original
+        self.__traceback__ = original.__traceback__
 
 
 def anchor_names(namespace: dict, surrogate, known: dict) -> dict:
@@ -136,6 +309,26 @@ def pinned_target(model, surrogate):
     pins = {names[i]: flat[i] for i in range(surrogate_count, len(flat))}
     pinned = model.experimental_pin(**pins)
     return pinned.unnormalized_log_prob
+
+
+def clipping_of(optimizer) -> dict:
+    """The gradient clipping the fit's optimizer applies (`clipnorm`, `global_clipnorm`,
+    `clipvalue`), from its config; our default optimizer clips at norm 1."""
+    if optimizer is None:
+        return {"clipnorm": 1.0}
+    try:
+        config = optimizer.get_config()
+    except Exception:
+        return {}
+    found = {}
+    for key in ("clipnorm", "global_clipnorm", "clipvalue"):
+        try:
+            value = float(config.get(key)) if config.get(key) is not None else None
+        except (TypeError, ValueError):
+            value = None
+        if value:
+            found[key] = value
+    return found
 
 
 def copy_optimizer(optimizer):
@@ -207,15 +400,22 @@ def positive_parameters(surrogate, seed, scopes=()):
     return found
 
 
-def logprob_shape(target, surrogate) -> tuple[list[int], int]:
-    """ELB106's evidence: the target's log-prob shape of one surrogate sample, and the rank it should
-    have (the surrogate's own log-prob rank)."""
+def logprob_shape(target, surrogate, sample_size=1) -> tuple[list[int], int]:
+    """ELB106's evidence: the shape of the target's log-prob of one surrogate sample, and the rank it
+    should have (the surrogate's own batch rank). The target is called exactly as the user's fit calls
+    it: on `sample_size` samples (a leading sample dimension), never on one bare sample, so a target
+    that maps over its samples (`tf.vectorized_map`) sees what it expects; the sample dimension is
+    then taken off the shapes."""
     import tensorflow as tf
 
-    sample = surrogate.sample(seed=(1, 2))
+    size = int(sample_size)
+    sample = surrogate.sample(size, seed=(1, 2))
     lp = tf.convert_to_tensor(_call_target(target, sample))
-    expected = len(tf.convert_to_tensor(surrogate.log_prob(sample)).shape)
-    return [int(d) if d is not None else -1 for d in lp.shape], expected
+    rank = len(tf.convert_to_tensor(surrogate.log_prob(sample)).shape)
+    shape = [int(d) if d is not None else -1 for d in lp.shape]
+    if shape[:1] == [size]:
+        shape = shape[1:]
+    return shape, max(rank - 1, 0)
 
 
 def untracked_variables(namespace: dict, variables) -> list[str]:
@@ -227,90 +427,418 @@ def untracked_variables(namespace: dict, variables) -> list[str]:
             if isinstance(value, tf.Variable) and value.trainable and id(value) not in ids]
 
 
-def brief_fit(target, surrogate, optimizer, steps, sample_size, trainable, options, namespace) -> dict:
-    import numpy as np
+#: Steps per call of the compiled fit: between chunks a seed stops early (two NaN losses in a row),
+#: and a later step that raises keeps the steps before it.
+CHUNK = 100
+#: Batches of the user's `sample_size` samples averaged by a final estimate (about 256 samples).
+ESTIMATE_SAMPLES = 256
+ESTIMATE_MAX_BATCHES = 64
+
+
+class _Recording:
+    """The user's optimizer copy, as TFP's `minimize` sees it: records the variables the fit's
+    tape watched (those it trains, the target's own included), to reset them between seeds."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.watched: list = []
+
+    def apply_gradients(self, grads_and_vars, *args, **kwargs):
+        pairs = list(grads_and_vars)
+        if not self.watched:
+            self.watched.extend(v for _, v in pairs)
+        return self.inner.apply_gradients(pairs, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _optimizer_variables(optimizer) -> list:
+    try:
+        found = optimizer.variables
+        found = found() if callable(found) else found
+        return list(found)
+    except Exception:
+        return []
+
+
+def _minimum(value):
+    import tensorflow as tf
+
+    return tf.reduce_min(tf.cast(tf.convert_to_tensor(value), tf.float64))
+
+
+def _estimate_graph(target, surrogate, options, sample_size, samples: int = ESTIMATE_SAMPLES):
+    """Builds (in a graph) a low-noise loss estimate: the mean of batches of the user's own
+    `sample_size` samples (the target only ever sees the user's sample shape)."""
     import tensorflow as tf
     import tensorflow_probability as tfp
 
+    size = int(sample_size)
+    batches = max(1, min(ESTIMATE_MAX_BATCHES, -(-samples // max(size, 1))))
+
+    def estimate():
+        def body(i, total):
+            loss = tfp.vi.monte_carlo_variational_loss(target, surrogate, sample_size=size,
+                                                       seed=tf.stack([i, 5]), **(options or {}))
+            return i + 1, total + tf.cast(tf.reduce_sum(loss), tf.float64)
+
+        _, total = tf.while_loop(lambda i, _: i < batches, body,
+                                 (tf.constant(0, tf.int32), tf.constant(0.0, tf.float64)))
+        return total / batches
+
+    return estimate
+
+
+def _estimator(target, surrogate, options, sample_size, samples: int = ESTIMATE_SAMPLES):
+    """A callable returning the estimate (compiled on its first call)."""
+    import tensorflow as tf
+
+    compiled = tf.function(_estimate_graph(target, surrogate, options, sample_size, samples), autograph=False)
+    return lambda: float(compiled())
+
+
+def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, skipped, path,
+               positives_wanted: bool = True):
+    """The user's fit, once per seed from the same initial values: `(fit, runs, result)` where `runs`
+    holds one record per seed (loss, gradient norm, positive-parameter minima, final estimate),
+    `fit` is the first seed's record with the seed-independent evidence (variables never trained),
+    and `result` what the user's call returns for the first seed. Raises _UserFitError when the
+    user's own form of the call fails."""
     started = time.monotonic()
+    trainable = kwargs.get("trainable_variables")
     variables = tuple(trainable) if trainable is not None else tuple(surrogate.trainable_variables)
     fit: dict[str, Any] = {"loss": [], "grad_norm": [], "none_grad": [], "zero_grad": [], "untracked": [],
                            "positive": {}, "no_trainable": not variables}
-
-    fit["logprob_shape"], fit["expected_rank"] = logprob_shape(target, surrogate)
     fit["untracked"] = untracked_variables(namespace, variables)
     if not variables:
         fit["seconds"] = time.monotonic() - started
-        return fit
-
-    labels = variable_labels(variables, [namespace])
-    positives = positive_parameters(surrogate, (3, 4), [namespace])
-    fit["positive"] = {name: [] for name, _ in positives}
-    none_mask: list[bool] = []
-
-    def loss_fn(step_seed):
-        return tfp.vi.monte_carlo_variational_loss(target, surrogate, sample_size=sample_size,
-                                                   seed=step_seed, **options)
-
-    if hasattr(optimizer, "build"):
+        return fit, [fit], None
+    positives = []
+    if positives_wanted:
         try:
-            optimizer.build(list(variables))
+            for name, value in positive_parameters(surrogate, (3, 4), [namespace]):
+                try:
+                    float(_minimum(value))
+                    positives.append((name, value))
+                except Exception:
+                    pass
+        except Exception as error:
+            skipped.append(f"positive-parameter minima skipped: {exception_text(error)}")
+    sample_size = kwargs.get("sample_size", 1)
+    options = {k: kwargs[k] for k in ("discrepancy_fn", "importance_sample_size") if k in kwargs}
+    estimate = None  # compiled only when the fit's own function does not carry it (see _Runner)
+    try:
+        estimate = _estimator(target, surrogate, options, sample_size)
+    except Exception as error:
+        skipped.append(f"final estimate skipped: {exception_text(error)}")
+
+    runner = _Runner(target, surrogate, optimizer, kwargs, [value for _, value in positives],
+                     estimate_options=(options, sample_size))
+    runs, result = runner.run(budget, seeds, estimate, skipped)
+    watched = runner.watched
+    labels = variable_labels(list(watched), [namespace]) if watched else []
+    seen = {id(v) for v in watched}
+    surrogate_labels = variable_labels(list(variables), [namespace])
+    for record in runs:
+        mins = record.pop("mins")
+        record["positive"] = {name: values for (name, _), values in zip(positives, mins)}
+        always_zero = record.pop("always_zero")
+        record["none_grad"] = [f"`{label}`" for label, v in zip(surrogate_labels, variables) if id(v) not in seen]
+        finite = bool(record["loss"]) and all(math.isfinite(v) for v in record["loss"])
+        record["zero_grad"] = ([f"`{label}`" for label, zero in zip(labels, always_zero) if zero]
+                               if finite and always_zero is not None else [])
+        record["untracked"] = fit["untracked"]
+        record["no_trainable"] = False
+    first = runs[0]
+    first["seconds"] = time.monotonic() - started
+    return first, runs, result
+
+
+class _Runner:
+    """Runs the user's `fit_surrogate_posterior` call (TFP's own function, the user's arguments) in
+    one compiled function traced once, then called per seed and chunk with the variables (and the
+    optimizer's slots) reset to their initial values. When that compiled form fails, the user's call
+    is run as the user wrote it (eagerly, their seed, one seed): if that fails too, the program fails
+    on its own (_UserFitError); else the compiled form was elbolint's limitation, noted in `skipped`."""
+
+    def __init__(self, target, surrogate, optimizer, kwargs, positive_values, estimate_options=None):
+        self.target, self.surrogate, self.optimizer = target, surrogate, optimizer
+        # the final estimate is built into the compiled fit (one function, not two, to trace); None: none
+        self.estimate_options = estimate_options
+        self.fused = False
+        self.kwargs = {k: v for k, v in kwargs.items() if k not in ("optimizer", "num_steps", "trace_fn", "seed")}
+        self.user_trace_fn = kwargs.get("trace_fn")
+        self.user_seed = kwargs.get("seed")
+        self.chunked = kwargs.get("convergence_criterion") is None  # a criterion's state spans the fit
+        self.positive_values = positive_values
+        self.watched: list = []
+        # TFP's fit, step for step, in one compiled loop (a third of minimize's tracing cost); the
+        # arguments it does not mirror (a convergence criterion, a trace_fn, jit_compile, arguments
+        # this TFP added) run through TFP's own function instead
+        self.mirrored = not (set(self.kwargs) - {"sample_size", "discrepancy_fn", "importance_sample_size",
+                                                 "trainable_variables"}) and self.user_trace_fn is None
+
+    def _prebuild(self, recording) -> None:
+        """Create the optimizer's slots before tracing (a tf.function that creates variables is
+        traced twice): the variables the fit's tape watches, found by one eager evaluation of the
+        loss with the user's sample shape. Any failure leaves the slots to the first trace."""
+        import tensorflow as tf
+        from tensorflow_probability.python.vi import csiszar_divergence
+
+        inner = recording.inner
+        if not callable(getattr(inner, "build", None)):
+            return
+        trainable = self.kwargs.get("trainable_variables")
+        try:
+            if trainable is not None:
+                watched = list(trainable)
+            else:
+                with tf.GradientTape() as tape:
+                    csiszar_divergence.monte_carlo_variational_loss(
+                        self.target, self.surrogate, sample_size=self.kwargs.get("sample_size", 1),
+                        importance_sample_size=self.kwargs.get("importance_sample_size", 1),
+                        discrepancy_fn=self.kwargs.get("discrepancy_fn", csiszar_divergence.kl_reverse),
+                        seed=(9, 9))
+                watched = list(tape.watched_variables())
+            if watched:
+                inner.build(watched)
         except Exception:
             pass
 
-    def step(step_seed):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(variables)
-            loss = tf.reduce_sum(loss_fn(step_seed))
-        grads = tape.gradient(loss, variables)
-        none_mask[:] = [g is None for g in grads]
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        norm = tf.linalg.global_norm([g for g, _ in pairs]) if pairs else tf.constant(0.0)
-        zeros = tf.stack([tf.reduce_all(tf.equal(g, 0)) for g, _ in pairs]) if pairs else tf.zeros([0], tf.bool)
-        mins = [tf.reduce_min(tf.cast(tf.convert_to_tensor(v), tf.float64)) for _, v in positives]
-        if pairs:
-            optimizer.apply_gradients(pairs)
-        return loss, norm, zeros, mins
+    def _mirror(self, recording):
+        """`fit_surrogate_posterior` as TFP 0.25 writes it (vi/optimization.py + math/minimize.py):
+        per step `monte_carlo_variational_loss(target, surrogate, sample_size, importance_sample_size,
+        discrepancy_fn, reparameterization gradients)` under a tape that watches the accessed
+        variables (or `trainable_variables`), then `optimizer.apply_gradients` on the watched ones.
+        The target sees exactly the user's sample shape. Steps run in a `tf.while_loop`."""
+        import functools
 
-    compiled = tf.function(step, autograph=False)
-    # the parameters' values before a step's update
-    always_zero = None
-    for i in range(steps):
-        loss, norm, zeros, mins = compiled(tf.constant([i, 7], tf.int32))
-        loss_value = float(loss)
-        fit["loss"].append(loss_value)
-        fit["grad_norm"].append(float(norm))
-        for (name, _), value in zip(positives, mins):
-            fit["positive"][name].append(float(value))
-        zeros = np.asarray(zeros)
-        always_zero = zeros if always_zero is None else (always_zero & zeros)
-        if not math.isfinite(loss_value) and i >= 1 and not math.isfinite(fit["loss"][-2]):
-            break  # NaN twice in a row: the rest of the budget says nothing new
-    present = [label for label, none in zip(labels, none_mask) if not none]
-    fit["none_grad"] = [f"`{label}`" for label, none in zip(labels, none_mask) if none]
-    if always_zero is not None and fit["loss"] and all(math.isfinite(v) for v in fit["loss"]):
-        fit["zero_grad"] = [f"`{label}`" for label, zero in zip(present, always_zero) if zero]
-    fit["final_estimate"] = final_estimate(target, surrogate, options)
-    fit["seconds"] = time.monotonic() - started
-    return fit
+        import tensorflow as tf
+        from tensorflow_probability.python.internal import samplers
+        from tensorflow_probability.python.vi import csiszar_divergence
+
+        kwargs = self.kwargs
+        trainable = kwargs.get("trainable_variables")
+        loss_fn = functools.partial(
+            csiszar_divergence.monte_carlo_variational_loss, self.target, self.surrogate,
+            sample_size=kwargs.get("sample_size", 1),
+            importance_sample_size=kwargs.get("importance_sample_size", 1),
+            discrepancy_fn=kwargs.get("discrepancy_fn", csiszar_divergence.kl_reverse),
+            gradient_estimator=csiszar_divergence.GradientEstimators.REPARAMETERIZATION)
+        dtype = tf.nest.flatten(self.surrogate.dtype)[0]
+        dtype = dtype if getattr(tf.as_dtype(dtype), "is_floating", False) else tf.float32
+        runner = self
+
+        @tf.function(autograph=False)
+        def compiled(seed, steps, final):
+            count = len(runner.positive_values)
+
+            def body(i, arrays):
+                with tf.GradientTape(watch_accessed_variables=trainable is None) as tape:
+                    for v in trainable or []:
+                        tape.watch(v)
+                    loss = loss_fn(seed=samplers.fold_in(seed, tf.cast(i, tf.int32)))
+                watched = tape.watched_variables()
+                grads = tape.gradient(loss, watched)
+                pairs = [(g, v) for g, v in zip(grads, watched) if g is not None]
+                if not runner.watched:
+                    runner.watched = [v for _, v in pairs]
+                ops = [recording.apply_gradients(pairs)] if pairs else []
+                with tf.control_dependencies(ops):
+                    norm = tf.linalg.global_norm([g for g, _ in pairs]) if pairs else tf.constant(0.0)
+                    zeros = (tf.stack([tf.reduce_all(tf.equal(g, 0)) for g, _ in pairs]) if pairs
+                             else tf.zeros([0], tf.bool))
+                    mins = [_minimum(v) for v in runner.positive_values]
+                    values = [tf.cast(tf.reduce_sum(loss), tf.float64), tf.cast(norm, tf.float64), zeros,
+                              tf.cast(loss, dtype)] + mins
+                return i + 1, [a.write(i, v) for a, v in zip(arrays, values)]
+
+            arrays = [tf.TensorArray(tf.float64, size=steps), tf.TensorArray(tf.float64, size=steps),
+                      tf.TensorArray(tf.bool, size=steps), tf.TensorArray(dtype, size=steps)]
+            arrays += [tf.TensorArray(tf.float64, size=steps) for _ in range(count)]
+            _, arrays = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(0), arrays))
+            stacked = [a.stack() for a in arrays]
+            out = {"loss": stacked[0], "norm": stacked[1], "zeros": stacked[2], "user": stacked[3],
+                   "mins": stacked[4:], "converged": tf.zeros([steps], tf.bool)}
+            nan = lambda: tf.constant(float("nan"), tf.float64)  # noqa: E731
+            if runner.estimate_options is not None:
+                try:  # a check of ours: if it cannot even be built, it is skipped, the fit is not
+                    body = _estimate_graph(runner.target, runner.surrogate, *runner.estimate_options)
+                    out["estimate"] = tf.cond(final, body, nan)
+                    runner.fused = True
+                except Exception:
+                    runner.fused = False
+            return out
+
+        return compiled
+
+    def trace_fn(self, quantities):
+        import tensorflow as tf
+
+        grads = [g for g in quantities.gradients if g is not None]
+        user = self.user_trace_fn(quantities) if self.user_trace_fn is not None else quantities.loss
+        return {
+            "loss": tf.reduce_sum(quantities.loss),
+            "converged": tf.reduce_all(quantities.has_converged),
+            "norm": tf.linalg.global_norm(grads) if grads else tf.constant(0.0),
+            "zeros": tf.stack([tf.reduce_all(tf.equal(g, 0)) for g in grads]) if grads else tf.zeros([0], tf.bool),
+            "mins": [_minimum(v) for v in self.positive_values],
+            "user": user,
+        }
+
+    def _seed(self, seed: int, chunk: int):
+        import tensorflow as tf
+        import tensorflow_probability as tfp
+
+        if seed == 0 and self.user_seed is not None:
+            base = tfp.random.sanitize_seed(self.user_seed)
+            return base if chunk == 0 else tfp.random.split_seed(base, n=chunk + 1)[chunk]
+        return tf.constant([1000 * seed + chunk, 7], tf.int32)
+
+    def run(self, budget: int, seeds: int, estimate, skipped: list):
+        import tensorflow as tf
+
+        fit_fn = original_fit()
+        recording = _Recording(copy_optimizer(self.optimizer))
+        if self.mirrored:
+            compiled = self._mirror(recording)
+        else:
+            @tf.function(autograph=False)
+            def compiled(seed, steps, final):
+                return fit_fn(self.target, self.surrogate, optimizer=recording, num_steps=steps,
+                              trace_fn=self.trace_fn, seed=seed, **self.kwargs)
+
+        state, initial = [], []
+        if self.mirrored:
+            self._prebuild(recording)
+        try:
+            function = compiled.get_concrete_function(tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32),
+                                                      tf.TensorSpec([], tf.bool))
+            self.watched = list(recording.watched)
+            state = _unique(list(recording.watched) + _optimizer_variables(recording.inner))
+            initial = [v.numpy() for v in state]
+            first = self._one(function, 0, budget, estimate, strict=True)
+        except (SystemExit, MemoryError):
+            raise
+        except Exception as error:
+            failed = error
+        else:
+            failed = None
+        if failed is not None:  # outside the handler: the user's form must not carry our error along
+            _assign(state, initial)
+            return self._native(budget, estimate, skipped, failed)
+        runs, finals = [first], [v.numpy() for v in state]
+        for seed in range(1, seeds):
+            _assign(state, initial)
+            runs.append(self._one(function, seed, budget, estimate, strict=False))
+        _assign(state, finals)  # the surrogate as the user's own fit (first seed) left it
+        return runs, first.pop("result")
+
+    def _one(self, function, seed: int, budget: int, estimate, strict: bool) -> dict:
+        import tensorflow as tf
+
+        record: dict[str, Any] = {"seed": seed, "loss": [], "grad_norm": [], "always_zero": None,
+                                  "mins": [[float(_minimum(v))] for v in self.positive_values]}
+        users, done, chunk = [], 0, 0
+        while done < budget:
+            steps = min(CHUNK, budget - done) if self.chunked else budget - done
+            try:
+                out = function(self._seed(seed, chunk), tf.constant(steps, tf.int32), tf.constant(False))
+            except (SystemExit, MemoryError):
+                raise
+            except Exception as error:
+                if strict and done == 0:
+                    raise
+                record["stopped_by"] = f"step {done + 1}: {exception_text(error)}"
+                break
+            n = self._append(record, out, steps)
+            if seed == 0:
+                users.append(tf.nest.map_structure(lambda t: t[:n], out["user"]))
+            done += steps
+            chunk += 1
+            losses = record["loss"]
+            if n < steps or (len(losses) >= 2 and not math.isfinite(losses[-1]) and not math.isfinite(losses[-2])):
+                break  # converged (the user's criterion) or NaN twice in a row: nothing new to see
+        record["final_estimate"] = None
+        if record["loss"]:
+            try:
+                if self.fused:  # no step: the estimate of the state the steps left
+                    value = float(function(self._seed(seed, chunk), tf.constant(0, tf.int32),
+                                           tf.constant(True))["estimate"])
+                    record["final_estimate"] = value if math.isfinite(value) else None
+                elif estimate is not None:
+                    record["final_estimate"] = estimate()
+            except Exception:
+                pass
+        if seed == 0:
+            record["result"] = (users[0] if len(users) == 1 else
+                                tf.nest.map_structure(lambda *parts: tf.concat(parts, 0), *users)) if users else None
+        return record
+
+    @staticmethod
+    def _append(record: dict, out, steps: int) -> int:
+        """Adds one chunk's traced values; returns how many steps count (a converged fit stops)."""
+        import numpy as np
+
+        converged = np.asarray(out["converged"])
+        n = int(np.argmax(converged)) + 1 if converged.any() else steps
+        record["loss"] += [float(v) for v in np.asarray(out["loss"])[:n]]
+        record["grad_norm"] += [float(v) for v in np.asarray(out["norm"])[:n]]
+        zeros = np.asarray(out["zeros"])[:n]
+        if zeros.ndim == 2 and zeros.shape[0]:
+            chunk_zero = zeros.all(axis=0)
+            record["always_zero"] = chunk_zero if record["always_zero"] is None else record["always_zero"] & chunk_zero
+        for values, mins in zip(record["mins"], out["mins"]):
+            values += [float(v) for v in np.asarray(mins)[:n]]
+        return n
+
+    def _native(self, budget: int, estimate, skipped: list, compiled_error: BaseException):
+        """The user's call as written (eager, their seed): their program's own behaviour."""
+        recording = _Recording(copy_optimizer(self.optimizer))
+        initial = [[float(_minimum(v))] for v in self.positive_values]
+        try:
+            out = original_fit()(self.target, self.surrogate, optimizer=recording, num_steps=budget,
+                                 trace_fn=self.trace_fn, seed=self.user_seed, **self.kwargs)
+        except (SystemExit, MemoryError):
+            raise
+        except Exception as error:
+            raise _UserFitError(error) from None
+        self.watched = list(recording.watched)
+        skipped.append("one seed only: the fit does not run in elbolint's compiled loop "
+                       f"({exception_text(compiled_error)}); it ran as written")
+        record: dict[str, Any] = {"seed": 0, "loss": [], "grad_norm": [], "always_zero": None,
+                                  "mins": initial}
+        self._append(record, out, budget)
+        record["final_estimate"] = None
+        if estimate is not None:
+            try:
+                record["final_estimate"] = estimate()
+            except Exception:
+                pass
+        return [record], out["user"]
 
 
-def final_estimate(target, surrogate, options=None, samples: int = 256) -> Optional[float]:
-    """The loss after the fit with many samples: a low-noise number to compare surrogates by."""
-    import tensorflow as tf
-    import tensorflow_probability as tfp
+def _unique(variables: list) -> list:
+    seen, found = set(), []
+    for v in variables:
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.append(v)
+    return found
 
+
+def _assign(variables: list, values: list) -> None:
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
+def final_estimate(target, surrogate, options=None, samples: int = ESTIMATE_SAMPLES,
+                   sample_size=1) -> Optional[float]:
+    """The loss with many samples (batches of the user's `sample_size`): a low-noise number to
+    compare surrogates by; None when it cannot be computed (a check of ours, skipped)."""
     try:
-        loss = tfp.vi.monte_carlo_variational_loss(target, surrogate, sample_size=samples,
-                                                   seed=(5, 6), **(options or {}))
-        return float(tf.reduce_sum(loss))
-    except Exception:  # a target that does not broadcast over a sample dimension: one sample at a time
-        pass
-    try:
-        single = tf.function(lambda seed: tf.reduce_sum(tfp.vi.monte_carlo_variational_loss(
-            target, surrogate, sample_size=1, seed=seed, **(options or {}))), autograph=False)
-        values = [float(single(tf.constant([i, 9], tf.int32))) for i in range(64)]
-        return sum(values) / len(values)
+        return _estimator(target, surrogate, options, sample_size, samples)()
     except Exception:
         return None
 
@@ -318,11 +846,15 @@ def final_estimate(target, surrogate, options=None, samples: int = 256) -> Optio
 AFFINE_MAX_LATENT = 32  # a full-covariance reference costs O(d^2) parameters: only for small latents
 
 
-def reference_fit(target, surrogate, steps, sample_size) -> dict:
+def reference_fit(target, surrogate, steps, sample_size, user_fit: Optional[dict] = None,
+                  thresholds: Optional[dict] = None) -> dict:
     """The same target fitted with default surrogates on the user's support and a clipped Adam:
     `build_factored_surrogate_posterior` (mean-field) always, and `build_affine_surrogate_posterior`
     (full covariance) when the latent size is at most AFFINE_MAX_LATENT. The factored one gives the
-    reference initial loss (ELB102); the better final estimate of the two is the reference for ELB108."""
+    reference initial loss (ELB102); the better final estimate of the two is the reference for ELB108.
+    With the user's first-seed fit (`user_fit`) the affine fit is skipped when it cannot change ELB108:
+    the user's loss turned NaN (no ELB108 then), or its final estimate is already above the factored
+    reference's by ELB108's margin (a better reference only widens the gap)."""
     import tensorflow as tf
     import tensorflow_probability as tfp
 
@@ -335,7 +867,10 @@ def reference_fit(target, surrogate, steps, sample_size) -> dict:
             target, steps, sample_size)
         result = {"kind": "factored", **factored}
         latent = _latent_size(surrogate)
-        if latent is not None and 1 < latent <= AFFINE_MAX_LATENT:
+        decided = _elb108_decided(user_fit, result.get("final_estimate"), thresholds)
+        if decided:
+            result["affine_skipped"] = decided
+        if latent is not None and 1 < latent <= AFFINE_MAX_LATENT and not decided:
             try:
                 affine = _fit_reference(
                     lambda: tfp.experimental.vi.build_affine_surrogate_posterior(
@@ -359,6 +894,23 @@ def reference_fit(target, surrogate, steps, sample_size) -> dict:
         return {"error": exception_text(error), "seconds": time.monotonic() - started}
 
 
+def _elb108_decided(user_fit: Optional[dict], factored_final, thresholds: Optional[dict]) -> Optional[str]:
+    """Why the affine reference cannot change ELB108's verdict, or None."""
+    if not user_fit:
+        return None
+    losses = user_fit.get("loss") or []
+    if any(not math.isfinite(v) for v in losses):
+        return "the fit's loss turned non-finite"
+    mine = user_fit.get("final_estimate")
+    if mine is None or factored_final is None or not math.isfinite(mine) or not math.isfinite(factored_final):
+        return None
+    t = {"elbo_gap_min": 10.0, "elbo_gap_ratio": 0.5}
+    t.update(thresholds or {})
+    if mine - factored_final > max(t["elbo_gap_min"], t["elbo_gap_ratio"] * abs(factored_final)):
+        return "the fit is already far above the factored reference"
+    return None
+
+
 def _latent_size(surrogate) -> Optional[int]:
     import tensorflow as tf
 
@@ -370,24 +922,14 @@ def _latent_size(surrogate) -> Optional[int]:
 
 
 def _fit_reference(build, target, steps, sample_size) -> dict:
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-
+    """A default surrogate fitted by TFP's own `fit_surrogate_posterior` (the user's `sample_size`,
+    so the target sees the user's sample shape), compiled once; then its final estimate."""
     seed_everything(1)
     reference = build()
-    variables = reference.trainable_variables
-    optimizer = default_optimizer(0.1)
-    optimizer.build(list(variables))
-
-    @tf.function(autograph=False)
-    def step(step_seed):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(variables)
-            loss = tf.reduce_sum(tfp.vi.monte_carlo_variational_loss(
-                target, reference, sample_size=sample_size, seed=step_seed))
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-        return loss
-
-    losses = [float(step(tf.constant([i, 11], tf.int32))) for i in range(steps)]
-    return {"loss": losses, "final_estimate": final_estimate(target, reference)}
+    runner = _Runner(target, reference, default_optimizer(0.1),
+                     {"sample_size": sample_size, "trainable_variables": reference.trainable_variables}, [],
+                     estimate_options=({}, sample_size))
+    estimate = _estimator(target, reference, {}, sample_size)
+    notes: list[str] = []
+    runs, _ = runner.run(int(steps), 1, estimate, notes)
+    return {"loss": runs[0]["loss"], "final_estimate": runs[0]["final_estimate"]}

@@ -230,7 +230,7 @@ class LoopRecorder:
         return len(self.loss) >= 2 and not math.isfinite(self.loss[-1]) and not math.isfinite(self.loss[-2])
 
     def record(self, labels: Callable[[list], list[str]]) -> dict[str, Any]:
-        """The steps as the trace's `fit` (same keys as fitting.brief_fit)."""
+        """The steps as the trace's `fit` (same keys as the `fit` driver's trace, fitting.py)."""
         names = labels(self.variables)
         finite = bool(self.loss) and all(math.isfinite(v) for v in self.loss)
         return {

@@ -5,6 +5,11 @@ codes was observed; its evidence is the summary), `not-reproduced` (the fit ran 
 or `not-run` (the sandbox stopped the file, or nothing runnable was found). Dynamic findings that
 confirm a static finding are folded into it; the others become ordinary rows, reported at the line of
 the exception, the fit call, or the surrogate/model definition. Rules are read from the registry only.
+
+Issue 8: each fit runs with several seeds (seeds.py aggregates; a finding says in how many seeds it
+showed, `not-reproduced` says which seeds and steps it covered); a file with several fits gets one
+result per fit, each static finding judged by the fit it belongs to (`_owners`) and each dynamic row at
+its own fit's line; failures of elbolint's own machinery (HARNESS_KINDS) are `not-run`, never ELB100.
 """
 
 from __future__ import annotations
@@ -13,81 +18,235 @@ import re
 from typing import Optional
 
 from elbolint.diagnostics import Diagnostic, Position
-from elbolint.dynamic.classify import SANDBOX_KINDS, classify, trace_summary
+from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
 from elbolint.dynamic.pathologies import PATHOLOGIES
+from elbolint.dynamic.seeds import classify_seeds, coverage
 from elbolint.registry import all_rules
 from elbolint.suppression import is_suppressed
 
 _CODES = {c.code: c for c in PATHOLOGIES}
 
 
+#: Failures of elbolint's own machinery (a worker that died, no TensorFlow): never an error finding,
+#: the file is `not-run` with the reason (issue 8: ELB100 means the program fails on its own).
+HARNESS_KINDS = ("internal", "unavailable")
+
+
 def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
     rules = {r.code: r for r in all_rules()}
     rows: list[Diagnostic] = []
     for result, trace in zip(selected, outcomes):
-        findings = [f for f in classify(trace, settings.thresholds) if f["code"] in enabled]
-        digest = trace_summary(trace)
+        lines = result.source.text.splitlines() if result.source and result.source.text else []
         failure = trace.get("failure") or {}
-        sandboxed = failure.get("kind") in SANDBOX_KINDS
-        confirming = [f for f in findings if not (f["code"] == "ELB100" and sandboxed)]
-        tail = _tail(digest)
-        observable = set(trace.get("observable") or [])
-        used: set[int] = set()
+        if failure.get("kind") in HARNESS_KINDS:
+            trace = {"nothing": f"not run: {failure.get('message') or 'elbolint could not run this file'}",
+                     "seconds": trace.get("seconds"), "harness_error": failure.get("message")}
+        parts = _parts(trace)
+        owners = _owners(result, parts, lines)
+        for index, part in enumerate(parts):
+            mine = [d for d in result.diagnostics if index in owners.get(id(d), [0])]
+            label = (f"fit {index + 1} of {len(parts)} (line {part.get('line')})" if len(parts) > 1 else None)
+            rows += _apply_one(result, part, mine, rules, settings, enabled, lines, label)
         for d in result.diagnostics:
             rule = rules.get(d.code)
-            if rule is None or not rule.confirmed_by:
-                continue
-            matched = [i for i, f in enumerate(confirming) if f["code"] in rule.confirmed_by]
-            if matched:
-                used.update(matched)
-                chosen = [confirming[i] for i in matched]
-                status = "confirmed"
-                summary = "; ".join(f"{f['message']}" for f in chosen) + tail
-            elif not failure and not trace.get("fit") and set(rule.confirmed_by) & observable:
-                chosen = []
-                status = "not-reproduced"
-                summary = (f"no {'/'.join(sorted(set(rule.confirmed_by) & observable))} observed: "
-                           f"{_sampled_text(trace)}")
-            elif failure or trace.get("nothing") or not trace.get("fit"):
-                chosen = []
-                status = "not-run"
-                reason = failure.get("message") or trace.get("nothing") or (
-                    f"no fit was recorded ({_sampled_text(trace)})" if trace.get("sampled") else
-                    "no fit was recorded")
-                summary = (f"the model failed ({reason})" if failure and not sandboxed
-                           and not failure.get("confirm_only") else reason)
-            else:
-                chosen = []
-                status = "not-reproduced"
-                summary = f"no {'/'.join(rule.confirmed_by)} observed" + tail
-            d.dynamic = {
-                "status": status,
-                "summary": summary,
-                "evidence": {"codes": [f["code"] for f in chosen],
-                             "findings": [_public(f) for f in chosen]},
-                "trace": digest,
-            }
-            if trace.get("keras"):
-                d.dynamic["evidence"]["keras"] = trace["keras"]
-        lines = result.source.text.splitlines() if result.source and result.source.text else []
-        for index, finding in enumerate(confirming if not sandboxed else findings):
-            if not sandboxed and index in used:
-                continue
-            if finding.get("confirm_only"):  # elbolint's own use of the model failed, not the program
-                continue
-            line = _line(finding, trace, lines)
-            if is_suppressed(lines, line, finding["code"]):
-                continue
-            code = _CODES[finding["code"]]
-            message = finding["message"]
-            if finding["code"] != "ELB100":
-                message += tail
-            rows.append(Diagnostic(
-                path=result.path, start=Position(line, 1), end=Position(line, 1), code=code.code,
-                name=code.name, message=message, severity=code.severity,
-                dynamic={"status": "observed", "evidence": _public(finding), "trace": digest},
-            ))
+            if owners.get(id(d)) == [-1] and rule is not None and rule.confirmed_by:
+                stopped = trace.get("stopped_after") or trace.get("fits_not_checked")
+                d.dynamic = {"status": "not-run",
+                             "summary": "not run: the script did not reach this fit_surrogate_posterior call "
+                                        f"({len(parts)} fits were checked" + (f"; {stopped}" if stopped else "") + ")",
+                             "evidence": {"codes": [], "findings": []}, "trace": {}}
     return rows
+
+
+def _parts(trace: dict) -> list[dict]:
+    """One trace per fit: a file with several fit_surrogate_posterior calls has `fits` (drive_fit.py)."""
+    fits = trace.get("fits")
+    if not fits:
+        return [trace]
+    parts = []
+    for fit in fits:
+        part = dict(fit)
+        part.setdefault("keras", trace.get("keras"))
+        seconds = float((fit.get("fit") or {}).get("seconds") or 0.0) + \
+            float((fit.get("reference") or {}).get("seconds") or 0.0)
+        part["seconds"] = seconds
+        for key in ("stopped_after", "fits_not_checked"):
+            if trace.get(key):
+                part.setdefault(key, trace[key])
+        parts.append(part)
+    return parts
+
+
+def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, label) -> list[Diagnostic]:
+    """The dynamic status of `diagnostics` (the static findings this fit owns) and the dynamic-only
+    rows of one fit's trace."""
+    rows: list[Diagnostic] = []
+    findings = [f for f in classify_seeds(trace, settings.thresholds) if f["code"] in enabled]
+    digest = trace_summary(trace)
+    for key in ("skipped", "stopped_after", "fits_not_checked", "harness_error"):
+        if trace.get(key):
+            digest[key] = trace[key]
+    if trace.get("seeds"):
+        digest["seeds"] = len(trace["seeds"])
+    if trace.get("budget"):
+        digest["budget"] = trace["budget"]
+    if label:
+        digest["fit"] = label
+    failure = trace.get("failure") or {}
+    sandboxed = failure.get("kind") in SANDBOX_KINDS
+    confirming = [f for f in findings if not (f["code"] == "ELB100" and sandboxed)]
+    tail = _tail(digest)
+    where = f"{label}: " if label else ""
+    observable = set(trace.get("observable") or [])
+    used: set[int] = set()
+    for d in diagnostics:
+        rule = rules.get(d.code)
+        if rule is None or not rule.confirmed_by:
+            continue
+        if label and d.dynamic and d.dynamic.get("status") == "confirmed":
+            continue  # a sweep: another fit of the same call confirmed it already
+        matched = [i for i, f in enumerate(confirming) if f["code"] in rule.confirmed_by]
+        if matched:
+            used.update(matched)
+            chosen = [confirming[i] for i in matched]
+            status = "confirmed"
+            summary = where + "; ".join(f"{f['message']}" for f in chosen) + tail
+        elif not failure and not trace.get("fit") and set(rule.confirmed_by) & observable:
+            chosen = []
+            status = "not-reproduced"
+            summary = (f"no {'/'.join(sorted(set(rule.confirmed_by) & observable))} observed: "
+                       f"{_sampled_text(trace)}")
+        elif failure or trace.get("nothing") or not trace.get("fit"):
+            chosen = []
+            status = "not-run"
+            reason = failure.get("message") or trace.get("nothing") or (
+                f"no fit was recorded ({_sampled_text(trace)})" if trace.get("sampled") else
+                "no fit was recorded")
+            summary = where + reason
+        else:
+            chosen = []
+            status = "not-reproduced"
+            summary = (f"{where}no {'/'.join(rule.confirmed_by)} observed in {coverage(trace)}" + tail)
+        d.dynamic = {
+            "status": status,
+            "summary": summary,
+            "evidence": {"codes": [f["code"] for f in chosen],
+                         "findings": [_public(f) for f in chosen]},
+            "trace": digest,
+        }
+        if trace.get("keras"):
+            d.dynamic["evidence"]["keras"] = trace["keras"]
+    for index, finding in enumerate(confirming if not sandboxed else findings):
+        if not sandboxed and index in used:
+            continue
+        if finding.get("confirm_only"):  # elbolint's own use of the model failed, not the program
+            continue
+        line = _line(finding, trace, lines)
+        if is_suppressed(lines, line, finding["code"]):
+            continue
+        code = _CODES[finding["code"]]
+        message = finding["message"]
+        if finding["code"] != "ELB100":
+            message = where + message + tail
+        rows.append(Diagnostic(
+            path=result.path, start=Position(line, 1), end=Position(line, 1), code=code.code,
+            name=code.name, message=message, severity=code.severity,
+            dynamic={"status": "observed", "evidence": _public(finding), "trace": digest},
+        ))
+    return rows
+
+
+def _owners(result, parts: list[dict], lines: list[str]) -> dict[int, list[int]]:
+    """Which fit(s) each static finding belongs to, when a file has several: the fit whose call
+    statement, or whose surrogate/model/optimizer/target definition, holds the finding's line; else
+    the first fit call at or after the line (objects are defined before the call that uses them),
+    or none when that call was never reached; else the last fit. A sweep (one call, several fits)
+    owns its findings together. Notebook findings are in cell coordinates: every fit owns them."""
+    if len(parts) < 2:
+        return {}
+    every = list(range(len(parts)))
+    if getattr(result, "notebook", None) is not None:
+        return {id(d): every for d in result.diagnostics}
+    statements = _statements("\n".join(lines))
+    calls = sorted({span for span in statements.values() if span[2]}, key=lambda s: s[0])
+
+    def statement(line):
+        best = None
+        for span in statements.values():
+            if span[0] <= line <= span[1] and (best is None or span[1] - span[0] < best[1] - best[0]):
+                best = span
+        return best
+
+    held: list[set[int]] = []
+    call_of: list = []
+    for part in parts:
+        covered: set[int] = set()
+        span = statement(part.get("line")) if isinstance(part.get("line"), int) else None
+        call_of.append(span)
+        if span:
+            covered.update(range(span[0], span[1] + 1))
+        for name in (part.get("anchors") or {}).values():
+            definition = statements.get(name)
+            if definition:
+                covered.update(range(definition[0], definition[1] + 1))
+        held.append(covered)
+    owners: dict[int, list[int]] = {}
+    for d in result.diagnostics:
+        line = d.line
+        direct = [i for i, covered in enumerate(held) if line in covered]
+        if direct:
+            first = direct[0]
+            owners[id(d)] = [i for i in every if call_of[i] is not None and call_of[i] == call_of[first]] or [first]
+            continue
+        later = [c for c in calls if c[1] >= line]
+        if later:
+            owners[id(d)] = [i for i in every if call_of[i] is not None and call_of[i][:2] == later[0][:2]]
+            if not owners[id(d)]:
+                owners[id(d)] = [-1]  # that fit was never reached
+            continue
+        owners[id(d)] = [len(parts) - 1]
+    return owners
+
+
+def _statements(text: str) -> dict:
+    """name -> (first, last, is_fit_call) for module-level assignments and definitions, plus every
+    statement that calls fit_surrogate_posterior (keyed by its line), from the source (ast)."""
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return {}
+    found: dict = {}
+    for node in tree.body:
+        span = (node.lineno, getattr(node, "end_lineno", node.lineno) or node.lineno, False)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.setdefault(node.name, span)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        found.setdefault(name.id, span)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                ast.ClassDef, ast.For, ast.While, ast.If,
+                                                                ast.With, ast.Try)):
+            calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+            if any(_callee(c) == "fit_surrogate_posterior" for c in calls):
+                found[f"<fit {node.lineno}>"] = (node.lineno, node.end_lineno or node.lineno, True)
+    return found
+
+
+def _callee(call) -> str:
+    import ast
+
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return ""
 
 
 def _tail(digest: dict) -> str:

@@ -5,6 +5,12 @@ The runner only dispatches (issue 8): the drivers that apply to the file's text 
 and in which order) install their seams, the file runs once (as `__main__` when a driver sees a fit
 or a loop in it, else imported), and the first driver that returns a trace wins. A file that fails
 on its own before any driver recorded anything becomes the trace's `failure`, at the user's line.
+
+Whose failure (issue 8): ELB100 means "the program fails on its own", so only the user's own code
+raising in the user's own form becomes a `failure` (message: "the program fails on its own at
+file:line: exception"). What elbolint could not drive is `nothing` (not-run, with the reason): a
+missing package (ModuleNotFoundError), a download in an offline sandbox, an unusable probe, an error of elbolint's own code (the
+deepest elbolint frame of the traceback is below the user's, see fitting.blame).
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import time
 from typing import Any
 
 from elbolint.dynamic.drivers import Context, ProbeError, Stop, nothing, participating, runs_file
-from elbolint.dynamic.fitting import exception_text, seed_everything, user_line
+from elbolint.dynamic.fitting import (blame, exception_text, missing_package, needs_network, raised_by_elbolint,
+                                      seed_everything, user_failure, user_line)
 
 #: Why nothing was run, when no driver returned a trace and the file did not fail.
 NOTHING = ("no elbolint_probe, no fit_surrogate_posterior call reached, and no module-level surrogate "
@@ -62,8 +69,15 @@ def run_file(job: dict) -> dict:
                 context.store.get("nothing") or NOTHING)
     except Stop:  # a seam stopped elbolint's own code (never the user's): keep what was recorded
         trace = context.trace or nothing(NOTHING)
+    except ProbeError as error:  # the probe's contract, not the program: nothing to run
+        trace = nothing(f"not run: {error}")
     except BaseException as error:
-        trace = failed_run(error, context)
+        if error is context.error or isinstance(error, (SystemExit, MemoryError)) or \
+                blame(error, path) == "user":
+            trace = failed_run(error, context)
+        else:  # elbolint's own code failed while driving the file: not the program's failure
+            trace = nothing(f"not run: elbolint could not drive this file ({exception_text(error)})")
+            trace["harness_error"] = exception_text(error)
     trace["seconds"] = time.monotonic() - started
     return trace
 
@@ -73,7 +87,7 @@ def failed_run(error: BaseException, context: Context) -> dict:
     path, settings = context.path, context.settings
     if isinstance(error, SystemExit):
         trace = context.trace or {}
-        if not trace.get("fit"):
+        if not (trace.get("fit") or trace.get("fits")):
             code = error.code if error.code is not None else 0
             trace = {"failure": {"kind": "exit", "message": f"the model called sys.exit({code!r}) before "
                                  "any fit could be recorded", "line": user_line(error, path)}}
@@ -81,6 +95,19 @@ def failed_run(error: BaseException, context: Context) -> dict:
     if isinstance(error, MemoryError):
         return {"failure": {"kind": "memory",
                             "message": f"memory limit exceeded ({settings['memory_mib']} MiB per file)"}}
-    message = str(error) if isinstance(error, ProbeError) else exception_text(error)
-    # the user's own code raised while being executed (or the probe was unusable)
-    return {"failure": {"kind": "exception", "message": message, "line": user_line(error, path)}}
+    if isinstance(error, ProbeError):
+        return nothing(f"not run: {error}")
+    package = missing_package(error)
+    if package is not None:  # the environment, not the program
+        line = user_line(error, path)
+        return nothing(f"not run: the file imports `{package}`, which is not installed in {sys.executable}"
+                       + (f" (line {line})" if line else ""))
+    network = needs_network(error)
+    if network is not None:  # the sandbox is offline: a download is the environment, not the program
+        line = user_line(error, path)
+        return nothing("not run: the file needs the network (the sandbox is offline)"
+                       + (f" at line {line}" if line else "") + f": {network}")
+    if raised_by_elbolint(error):  # a seam of ours broke while the file ran: not the program's failure
+        return nothing(f"not run: elbolint could not drive this file ({exception_text(error)})")
+    # the user's own code raised while being executed: the program fails on its own
+    return {"failure": user_failure(error, path)}

@@ -5,7 +5,10 @@ typo in a threshold must be a one-line configuration error (exit 2), never a sil
 
 ```toml
 [tool.elbolint.dynamic]
-steps = 200                    # optimisation steps per model (--dynamic-steps)
+steps = 200                    # optimisation steps per model when the file states none (--dynamic-steps)
+max-steps = 1000               # a fit's own num_steps is followed up to max(steps, max-steps)
+seeds = 4                      # each fit runs from the same initial values with this many seeds
+max-fits = 6                   # fit_surrogate_posterior calls checked per file (each one its own result)
 timeout = 60.0                 # wall-clock seconds per file (--dynamic-timeout)
 memory-mib = 4096              # address-space cap per file, MiB (--dynamic-memory)
 output-limit-kib = 1024        # stdout+stderr a model may write before it is stopped
@@ -21,6 +24,10 @@ diverging-rise = 0.5
 diverging-min-rise = 10.0
 elbo-gap-ratio = 0.5
 elbo-gap-min = 10.0
+kl-dominance-ratio = 10.0      # ELB109: median KL / data term of a Keras fit's batches
+kl-dominance-min-kl = 10.0     # ELB109: and the median KL is at least this many nats
+kl-dominance-min-weight-n = 2.0  # ELB109: and KL weight x N >= this (a KL weighted 1/N never fires)
+kl-dominance-data-floor = 0.001  # ELB109: smallest data term the ratio divides by
 ```
 """
 
@@ -36,6 +43,9 @@ from elbolint.dynamic.classify import THRESHOLDS
 @dataclass
 class DynamicSettings:
     steps: int = 200
+    max_steps: int = 1000  # cap on following a fit's own num_steps (see fitting.budget_for)
+    seeds: int = 4  # seeds per fit, each from the same initial values (see seeds.py)
+    max_fits: int = 6  # fit_surrogate_posterior calls checked per file (see drive_fit.py)
     timeout: float = 60.0
     memory_mib: int = 4096
     output_limit_kib: int = 1024
@@ -52,6 +62,9 @@ class DynamicSettings:
 
 _SIMPLE = {  # config key -> (attribute, type)
     "steps": ("steps", int),
+    "max-steps": ("max_steps", int),
+    "seeds": ("seeds", int),
+    "max-fits": ("max_fits", int),
     "timeout": ("timeout", float),
     "memory-mib": ("memory_mib", int),
     "output-limit-kib": ("output_limit_kib", int),
@@ -90,6 +103,8 @@ def build_settings(table: Mapping[str, Any], cli: Mapping[str, Any]) -> DynamicS
         raise ConfigError(f"{where}.scope must be \"flagged\" or \"all\", got {settings.scope!r}")
     if settings.steps < 1 or settings.timeout <= 0 or settings.memory_mib < 64 or settings.jobs < 0:
         raise ConfigError(f"{where}: steps and timeout must be positive, jobs >= 0 and memory-mib >= 64")
+    if settings.max_steps < 1 or settings.seeds < 1 or settings.max_fits < 1:
+        raise ConfigError(f"{where}: max-steps, seeds and max-fits must be positive")
     if settings.output_limit_kib < 1:
         raise ConfigError(f"{where}.output-limit-kib must be positive")
     if not settings.probe.isidentifier():

@@ -22,7 +22,10 @@ def render(diagnostics: list[Diagnostic]) -> str:
         if d.dynamic and d.dynamic.get("summary"):
             evidence = (d.path, d.dynamic["summary"])
             summary = "(same run as above)" if evidence == previous else d.dynamic["summary"]
-            lines.append(f"  {d.dynamic['status']}: {summary}")
+            status = d.dynamic["status"]
+            if status == "not-run" and summary.startswith("not run: "):
+                summary = summary[len("not run: "):]  # the status already says it
+            lines.append(f"  {status}: {summary}")
             previous = evidence
     return "\n".join(lines) + ("\n" if lines else "")
 

@@ -1,0 +1,330 @@
+"""Issue 8, points 2-4 without TensorFlow: several seeds per fit (seeds.py), `not-reproduced` that says
+what it covered, one result per fit, and the user's failure told from elbolint's own (report.py,
+runner.failed_run, fitting.blame). The end-to-end checks (real TF) are marked `dynamic` at the end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import FIXTURES, ROOT, expected_findings, lint
+from elbolint.config import Config
+from elbolint.dynamic.report import apply_results
+from elbolint.dynamic.seeds import classify_seeds, coverage
+from elbolint.dynamic.settings import DynamicSettings, build_settings
+from elbolint.linter import lint_file
+from elbolint.registry import all_rules
+
+NAN = "nan"
+README_EXAMPLE = ROOT / "examples" / "bayesian_regression.py"
+TWO_FITS = FIXTURES / "dynamic" / "two_fits.py"
+
+
+def run_record(losses, *, scale=None, norm=1.0, seed=0):
+    record = {"seed": seed, "loss": list(losses), "grad_norm": [norm] * len(losses), "none_grad": [],
+              "zero_grad": [], "untracked": [], "no_trainable": False, "final_estimate": None,
+              "positive": {"`scale` of Normal": scale} if scale is not None else {}}
+    return record
+
+
+def fit_trace(runs, **extra):
+    trace = {"source": "fit_surrogate_posterior", "line": 29, "budget": 500, "user_num_steps": 500,
+             "anchors": {}, "fit": runs[0], "seeds": runs, "seconds": 1.0}
+    trace.update(extra)
+    return trace
+
+
+def clean(n=500):
+    return [10.0 - i * 0.001 for i in range(n)]
+
+
+def nan_at(step, n=500):
+    return [10.0] * step + [NAN, NAN]
+
+
+# ------------------------------------------------------------------ seeds.py
+def test_nan_in_two_of_four_seeds_is_reported_with_the_fraction_and_step():
+    runs = [run_record(clean(), seed=0), run_record(nan_at(312), seed=1),
+            run_record(clean(), seed=2), run_record(nan_at(117), seed=3)]
+    findings = classify_seeds(fit_trace(runs))
+    [nan] = [f for f in findings if f["code"] == "ELB101"]
+    assert nan["message"] == "loss NaN from step 312; in 2 of 4 seeds by step 312 (500 steps each)"
+    assert nan["evidence"]["seeds"] == {"observed": 2, "of": 4, "which": [1, 3], "steps": [312, 117]}
+
+
+def test_one_seed_falls_through_to_the_classifier():
+    trace = fit_trace([run_record(nan_at(3))])
+    del trace["seeds"]
+    [nan] = [f for f in classify_seeds(trace) if f["code"] == "ELB101"]
+    assert nan["message"] == "loss NaN from step 3"
+
+
+def test_seed_independent_evidence_is_reported_once_without_a_fraction():
+    runs = [run_record(clean(), seed=k) for k in range(4)]
+    runs[0]["logprob_shape"], runs[0]["expected_rank"] = [30], 0
+    findings = classify_seeds(fit_trace(runs))
+    [shape] = [f for f in findings if f["code"] == "ELB106"]
+    assert "seeds" not in shape["message"] and "shape [30]" in shape["message"]
+
+
+def test_huge_finite_gradient_norm_is_no_finding_when_the_optimizer_clips():
+    runs = [run_record(clean(), norm=5e4, seed=k) for k in range(4)]
+    assert "ELB107" in {f["code"] for f in classify_seeds(fit_trace(runs))}
+    assert "ELB107" not in {f["code"] for f in classify_seeds(fit_trace(runs, clipping={"clipnorm": 1.0}))}
+    runs = [run_record(clean(), norm=float("inf"), seed=k) for k in range(4)]  # not finite: kept
+    assert "ELB107" in {f["code"] for f in classify_seeds(fit_trace(runs, clipping={"clipnorm": 1.0}))}
+
+
+def test_coverage_says_seeds_steps_and_where_the_budget_came_from():
+    runs = [run_record(clean(), seed=k) for k in range(4)]
+    assert coverage(fit_trace(runs)) == "4 seeds x 500 steps (the fit's own num_steps)"
+    capped = fit_trace(runs, user_num_steps=5000)
+    assert coverage(capped) == "4 seeds x 500 steps (the fit's own num_steps=5000, capped)"
+    budget = fit_trace([run_record(clean(200))], user_num_steps=None, budget=200)
+    del budget["seeds"]
+    assert coverage(budget) == "1 seed x 200 steps (elbolint's step budget)"
+
+
+# ------------------------------------------------------------------ report.py
+def _results(path):
+    result = lint_file(path, all_rules(), {}, Config().enabled_codes())
+    return result
+
+
+def _settings():
+    return DynamicSettings()
+
+
+def test_not_reproduced_states_the_seeds_and_steps_it_covered():
+    result = _results(README_EXAMPLE)
+    runs = [run_record(clean(), scale=[1.0] * 501, seed=k) for k in range(4)]
+    apply_results([result], [fit_trace(runs)], _settings(), Config().enabled_codes())
+    elb001 = [d for d in result.diagnostics if d.code == "ELB001"]
+    assert elb001 and all(d.dynamic["status"] == "not-reproduced" for d in elb001)
+    assert elb001[0].dynamic["summary"].startswith(
+        "no ELB104/ELB101 observed in 4 seeds x 500 steps (the fit's own num_steps)")
+    assert elb001[0].dynamic["trace"]["seeds"] == 4
+
+
+def test_confirmed_by_some_seeds_says_how_many():
+    result = _results(README_EXAMPLE)
+    runs = [run_record(clean(), seed=0), run_record(nan_at(312), seed=1),
+            run_record(nan_at(200), seed=2), run_record(clean(), seed=3)]
+    apply_results([result], [fit_trace(runs)], _settings(), Config().enabled_codes())
+    elb001 = next(d for d in result.diagnostics if d.code == "ELB001")
+    assert elb001.dynamic["status"] == "confirmed"
+    assert "loss NaN from step 312; in 2 of 4 seeds by step 312 (500 steps each)" in elb001.dynamic["summary"]
+
+
+def test_user_failure_is_elb100_naming_file_line_and_exception():
+    result = _results(README_EXAMPLE)
+    trace = {"failure": {"kind": "exception", "line": 29,
+                         "message": "the program fails on its own at bayesian_regression.py:29: NameError: x"},
+             "seconds": 0.1}
+    rows = apply_results([result], [trace], _settings(), Config().enabled_codes())
+    [row] = [r for r in rows if r.code == "ELB100"]
+    assert row.line == 29 and row.message.startswith("the program fails on its own at bayesian_regression.py:29")
+
+
+@pytest.mark.parametrize("kind", ["internal", "unavailable"])
+def test_elbolints_own_failure_is_not_run_never_an_error_row(kind):
+    result = _results(README_EXAMPLE)
+    trace = {"failure": {"kind": kind, "message": "elbolint's runner failed: KeyError: 'x'"}, "seconds": 0.1}
+    rows = apply_results([result], [trace], _settings(), Config().enabled_codes())
+    assert rows == []
+    elb001 = next(d for d in result.diagnostics if d.code == "ELB001")
+    assert elb001.dynamic["status"] == "not-run" and "KeyError" in elb001.dynamic["summary"]
+
+
+def test_each_fit_gets_its_own_result_at_its_own_line():
+    """two_fits.py: the baseline (fit 1, line 24) is clean, the raw-scale model (fit 2, line 32) NaNs;
+    the static findings of the second fit's surrogate and optimizer are judged by the second fit."""
+    result = _results(TWO_FITS)
+    first = fit_trace([run_record(clean(200), seed=k) for k in range(4)], line=24, budget=200,
+                      anchors={"surrogate": "baseline"})
+    second = fit_trace([run_record(nan_at(6), scale=[1.0, 0.5, -0.1], seed=k) for k in range(4)], line=32,
+                       budget=200, anchors={"surrogate": "surrogate_posterior", "optimizer": "optimizer"})
+    trace = {"source": "fit_surrogate_posterior", "line": 24, "fits": [first, second], "seconds": 3.0}
+    rows = apply_results([result], [trace], _settings(), Config().enabled_codes())
+    assert rows == []  # everything observed confirms a static finding of the second fit
+    status = {d.code: d.dynamic for d in result.diagnostics}
+    assert status["ELB001"]["status"] == "confirmed"
+    assert status["ELB001"]["summary"].startswith("fit 2 of 2 (line 32): ")
+    assert "in 4 of 4 seeds" in status["ELB001"]["summary"]
+    assert status["ELB001"]["trace"]["fit"] == "fit 2 of 2 (line 32)"
+
+
+def test_a_finding_of_a_fit_never_reached_is_not_run():
+    result = _results(TWO_FITS)
+    first = fit_trace([run_record(clean(200), seed=k) for k in range(4)], line=24, budget=200,
+                      anchors={"surrogate": "baseline"})
+    second = dict(first)
+    trace = {"source": "fit_surrogate_posterior", "line": 24, "fits": [first, second], "seconds": 3.0,
+             "stopped_after": "KeyboardInterrupt"}
+    apply_results([result], [trace], _settings(), Config().enabled_codes())
+    elb001 = next(d for d in result.diagnostics if d.code == "ELB001")
+    assert elb001.dynamic["status"] == "not-run"
+    assert "did not reach this fit_surrogate_posterior call" in elb001.dynamic["summary"]
+
+
+# ---------------------------------------------------------- runner / fitting
+def _context(path):
+    from elbolint.dynamic.drivers import Context
+
+    return Context(str(path), "", DynamicSettings().to_json())
+
+
+def _raise(source: str, path):
+    namespace = {}
+    try:
+        exec(compile(source, str(path), "exec"), namespace)
+    except BaseException as error:  # noqa: B036
+        return error
+    raise AssertionError("did not raise")
+
+
+def test_missing_package_is_not_run_with_the_reason(tmp_path):
+    from elbolint.dynamic.runner import failed_run
+
+    path = tmp_path / "model.py"
+    error = _raise("import elbolint_no_such_package_xyz\n", path)
+    trace = failed_run(error, _context(path))
+    assert "failure" not in trace
+    assert trace["nothing"].startswith("not run: the file imports `elbolint_no_such_package_xyz`, which is "
+                                       "not installed in ")
+    assert trace["nothing"].endswith("(line 1)")
+
+
+def test_the_users_own_exception_is_a_failure_at_file_and_line(tmp_path):
+    from elbolint.dynamic.runner import failed_run
+
+    path = tmp_path / "model.py"
+    error = _raise("x = 1\ny = undefined_name + x\n", path)
+    trace = failed_run(error, _context(path))
+    assert trace["failure"]["line"] == 2
+    assert trace["failure"]["message"] == ("the program fails on its own at model.py:2: NameError: name "
+                                           "'undefined_name' is not defined")
+
+
+def test_blame_tells_elbolints_frames_from_the_users(tmp_path):
+    from elbolint.dynamic.fitting import blame
+
+    path = tmp_path / "model.py"
+    user = _raise("def f():\n    return 1 / 0\nf()\n", path)
+    assert blame(user, str(path)) == "user"
+    try:
+        coverage(None)  # elbolint's own code raising, no user frame
+    except Exception as error:  # noqa: BLE001
+        assert blame(error, str(path)) == "harness"
+
+
+def test_new_settings_are_config_keys_and_validated():
+    from elbolint.config import ConfigError
+
+    settings = build_settings({"seeds": 2, "max-steps": 300, "max-fits": 3}, {})
+    assert (settings.seeds, settings.max_steps, settings.max_fits) == (2, 300, 3)
+    assert DynamicSettings().seeds == 4 and DynamicSettings().max_steps == 1000
+    with pytest.raises(ConfigError):
+        build_settings({"seeds": 0}, {})
+
+
+def test_budget_follows_the_users_num_steps_up_to_the_cap():
+    from elbolint.dynamic.fitting import budget_for
+
+    settings = DynamicSettings().to_json()
+    assert budget_for(settings, None) == 200
+    assert budget_for(settings, 500) == 500
+    assert budget_for(settings, 50) == 50
+    assert budget_for(settings, 10 ** 6) == 1000
+    assert budget_for(dict(settings, steps=2000), 10 ** 6) == 2000
+
+
+def test_two_fits_fixture_has_its_static_expectations():
+    assert sorted((d.line, d.code) for d in lint(TWO_FITS)) == expected_findings(TWO_FITS)
+
+
+# ------------------------------------------------------------ end to end (TF)
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One elbolint run over the README's example, the two-fit script, a file with a missing package
+    and one whose fit fails on its own."""
+    pytest.importorskip("tensorflow_probability")
+    folder = tmp_path_factory.mktemp("models")
+    (folder / "missing_package.py").write_text(textwrap.dedent("""\
+        import tensorflow as tf
+        import tensorflow_probability as tfp
+        import elbolint_no_such_package_xyz
+
+        tfd = tfp.distributions
+        q = tfd.Normal(loc=tf.Variable(0.0), scale=tf.Variable(1.0))
+        """))
+    (folder / "fails_on_its_own.py").write_text(textwrap.dedent("""\
+        import tensorflow as tf
+        import tensorflow_probability as tfp
+
+        tfd = tfp.distributions
+        q = tfd.Normal(loc=tf.Variable(0.0), scale=tf.Variable(1.0))
+
+
+        def target(z):
+            return tfd.Normal(0.0, 1.0).log_prob(z) + undefined_data
+
+
+        losses = tfp.vi.fit_surrogate_posterior(target, q, optimizer=tf.optimizers.Adam(0.1), num_steps=10)
+        """))
+    completed = subprocess.run(
+        [sys.executable, "-m", "elbolint", "check", str(README_EXAMPLE), str(TWO_FITS), str(folder),
+         "--dynamic=all", "-j", "2", "--output-format", "json", "--exit-zero", "--no-cache"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    assert "Traceback" not in completed.stderr
+    return json.loads(completed.stdout)
+
+
+def _rows(rows, name):
+    return [r for r in rows if r["filename"].endswith("/" + name)]
+
+
+@pytest.mark.dynamic
+def test_readme_example_raw_scale_is_confirmed_over_seeds_and_its_own_num_steps(run):
+    mine = _rows(run, "bayesian_regression.py")
+    elb001 = [r for r in mine if r["code"] == "ELB001"]
+    assert elb001 and all(r["dynamic"]["status"] == "confirmed" for r in elb001)
+    summary = elb001[0]["dynamic"]["summary"]
+    assert "of 4 seeds by step" in summary and "(500 steps each)" in summary
+    assert elb001[0]["dynamic"]["trace"]["budget"] == 500 and elb001[0]["dynamic"]["trace"]["seeds"] == 4
+    assert not [r for r in mine if r["code"] == "ELB100"]
+
+
+@pytest.mark.dynamic
+def test_two_fits_each_checked_at_its_own_line(run):
+    mine = _rows(run, "two_fits.py")
+    status = {r["code"]: r["dynamic"] for r in mine if r["code"] < "ELB100"}
+    assert set(status) == {"ELB001", "ELB003", "ELB009"}
+    assert status["ELB001"]["status"] == "confirmed"
+    assert status["ELB001"]["trace"]["fit"] == "fit 2 of 2 (line 32)"
+    assert "loss NaN from step" in status["ELB001"]["summary"]
+    for row in mine:  # nothing of the clean baseline is blamed on the model, and vice versa
+        if row["code"] >= "ELB100":
+            assert row["location"]["row"] in (24, 30, 31, 32), row
+            assert row["code"] != "ELB100"
+
+
+@pytest.mark.dynamic
+def test_missing_package_is_not_run_end_to_end(run):
+    mine = _rows(run, "missing_package.py")
+    assert [r["code"] for r in mine] == ["ELB001"]
+    assert mine[0]["dynamic"]["status"] == "not-run"
+    assert "`elbolint_no_such_package_xyz`, which is not installed" in mine[0]["dynamic"]["summary"]
+
+
+@pytest.mark.dynamic
+def test_failure_of_the_program_itself_is_elb100_at_its_line(run):
+    mine = _rows(run, "fails_on_its_own.py")
+    [row] = [r for r in mine if r["code"] == "ELB100"]
+    assert row["location"]["row"] == 9
+    assert row["message"].startswith("the program fails on its own at fails_on_its_own.py:9: NameError")
