@@ -62,7 +62,7 @@ class MissingGradientClipping(VIOptimizerRule):
     code = "ELB003"
     name = "missing-gradient-clipping"
     severity = Severity.WARNING
-    confirmed_by = ("ELB107", "ELB101")
+    confirmed_by = ("ELB110", "ELB107", "ELB101")
     fixable = True
 
     def __init__(self, context) -> None:

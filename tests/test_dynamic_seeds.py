@@ -328,3 +328,62 @@ def test_failure_of_the_program_itself_is_elb100_at_its_line(run):
     [row] = [r for r in mine if r["code"] == "ELB100"]
     assert row["location"]["row"] == 9
     assert row["message"].startswith("the program fails on its own at fails_on_its_own.py:9: NameError")
+
+
+# ------------------------------------------------------------------ the clipping counterfactual (ELB110)
+def clipped_runs(finite, finals=None):
+    finals = finals or [1.0] * len(finite)
+    return {"clipnorm": 1.0, "runs": [{"seed": k, "finite": ok, "final": final if ok else None, "max_grad_norm": 1.0}
+                                      for k, (ok, final) in enumerate(zip(finite, finals))]}
+
+
+def test_elb110_when_clipping_keeps_the_nan_seeds_finite():
+    runs = [run_record(nan_at(3), seed=k) for k in range(4)]
+    runs[0]["counterfactual"] = clipped_runs([True, True, True, True])
+    [elb110] = [f for f in classify_seeds(fit_trace(runs)) if f["code"] == "ELB110"]
+    assert elb110["message"] == ("re-run with gradients clipped to norm 1: the loss ends non-finite in 0 of 4 seeds "
+                                 "(unclipped: 4 of 4)")
+    assert elb110["evidence"]["non_finite_unclipped"] == 4 and elb110["evidence"]["non_finite_clipped"] == 0
+
+
+def test_no_elb110_when_the_nan_persists_with_clipping():
+    """A raw scale or a huge learning rate NaNs with or without clipping: not ELB003's evidence."""
+    runs = [run_record(nan_at(3), seed=k) for k in range(4)]
+    runs[0]["counterfactual"] = clipped_runs([False, False, True, False])
+    assert "ELB110" not in [f["code"] for f in classify_seeds(fit_trace(runs))]
+
+
+def test_elb110_for_finite_runs_only_when_clipping_ends_clearly_better():
+    better = [run_record([5000.0] * 100, norm=1e5, seed=k) for k in range(4)]
+    better[0]["counterfactual"] = clipped_runs([True] * 4, [12.0] * 4)
+    assert "ELB110" in [f["code"] for f in classify_seeds(fit_trace(better))]
+    same = [run_record([12.5] * 100, norm=1e5, seed=k) for k in range(4)]
+    same[0]["counterfactual"] = clipped_runs([True] * 4, [12.0] * 4)  # a huge first gradient, same end
+    assert "ELB110" not in [f["code"] for f in classify_seeds(fit_trace(same))]
+
+
+def test_missing_clipping_is_confirmed_only_by_the_counterfactual_where_one_ran():
+    result = _results(README_EXAMPLE)
+    nan_runs = [run_record(nan_at(3), seed=k) for k in range(4)]
+    nan_runs[0]["counterfactual"] = clipped_runs([False] * 4)  # clipping does not help
+    apply_results([result], [fit_trace(nan_runs)], _settings(), Config().enabled_codes())
+    elb003 = next(d for d in result.diagnostics if d.code == "ELB003")
+    assert elb003.dynamic["status"] == "not-reproduced"
+    assert elb003.dynamic["summary"].startswith("no ELB110 observed in 4 seeds")
+    elb001 = next(d for d in result.diagnostics if d.code == "ELB001")
+    assert elb001.dynamic["status"] == "confirmed"  # the NaN is the raw scale's evidence
+
+    result = _results(README_EXAMPLE)  # a run that is not re-run (a Keras fit, a loop): direct evidence
+    loop_like = dict(fit_trace([run_record(nan_at(3))]), source="loop", seeds=None)
+    apply_results([result], [loop_like], _settings(), Config().enabled_codes())
+    elb003 = next(d for d in result.diagnostics if d.code == "ELB003")
+    assert elb003.dynamic["status"] == "confirmed" and elb003.dynamic["evidence"]["codes"] == ["ELB101"]
+
+
+def test_a_program_that_ran_to_its_end_and_trained_nothing_is_not_reproduced_not_not_run():
+    result = _results(README_EXAMPLE)
+    apply_results([result], [{"nothing": "not run: no fit_surrogate_posterior call reached", "ran_to_end": True}],
+                  _settings(), Config().enabled_codes())
+    elb001 = next(d for d in result.diagnostics if d.code == "ELB001")
+    assert elb001.dynamic["status"] == "not-reproduced"
+    assert elb001.dynamic["summary"].startswith("the program ran to its end and trained nothing")

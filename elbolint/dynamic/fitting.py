@@ -236,8 +236,10 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
         skipped.append(f"log_prob shape check skipped: {exception_text(error)}")
     seeds = max(1, int(settings.get("seeds", 1)))
     try:
+        deadline = time.monotonic() + 0.4 * float(settings.get("timeout", 60.0))
         fit, runs, result = seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds,
-                                       skipped, context.path)
+                                       skipped, context.path, thresholds=settings.get("thresholds"),
+                                       deadline=deadline)
     except (context.Stop, SystemExit, MemoryError):
         raise
     except _UserFitError as error:  # anything else is elbolint's own failure: the driver says not-run
@@ -252,7 +254,9 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
         trace["seeds"] = runs
     if keep is not None:
         keep["result"] = result
-    if settings.get("reference", True):
+    if settings.get("reference", True) and time.monotonic() > deadline:
+        skipped.append("reference fit skipped: 40 % of the per-file timeout is spent")
+    elif settings.get("reference", True):
         trace["reference"] = reference_fit(target, surrogate, budget, sample_size, user_fit=fit,
                                            thresholds=settings.get("thresholds"))
         if trace["reference"].get("error"):
@@ -439,18 +443,67 @@ class _Recording:
     """The user's optimizer copy, as TFP's `minimize` sees it: records the variables the fit's
     tape watched (those it trains, the target's own included), to reset them between seeds."""
 
-    def __init__(self, inner):
+    def __init__(self, inner, clip=None):
         self.inner = inner
         self.watched: list = []
+        #: a boolean tf.Variable read at run time: when true, the gradients are clipped to a global
+        #: norm of COUNTERFACTUAL_CLIPNORM first (the counterfactual run, see _Runner.counterfactual)
+        self.clip = clip
 
     def apply_gradients(self, grads_and_vars, *args, **kwargs):
         pairs = list(grads_and_vars)
         if not self.watched:
             self.watched.extend(v for _, v in pairs)
+        if self.clip is not None:
+            pairs = _maybe_clipped(pairs, self.clip)
         return self.inner.apply_gradients(pairs, *args, **kwargs)
+
+
+#: The fix ELB003 suggests, applied in the counterfactual run.
+COUNTERFACTUAL_CLIPNORM = 1.0
+
+
+def _maybe_clipped(pairs, clip):
+    """The gradients clipped to a global norm of COUNTERFACTUAL_CLIPNORM when `clip` is true at run time."""
+    import tensorflow as tf
+
+    present = [i for i, (g, _) in enumerate(pairs) if g is not None]
+    if not present:
+        return pairs
+    grads = [tf.convert_to_tensor(pairs[i][0]) for i in present]
+    clipped, _ = tf.clip_by_global_norm(grads, COUNTERFACTUAL_CLIPNORM)
+    chosen = tf.cond(clip, lambda: clipped, lambda: grads)
+    out = list(pairs)
+    for i, g in zip(present, chosen):
+        out[i] = (g, pairs[i][1])
+    return out
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
+
+
+def _finite_run(losses) -> bool:
+    return bool(losses) and all(math.isfinite(v) for v in losses)
+
+
+def _final_loss(losses) -> Optional[float]:
+    """The median of the last tenth of a run's losses (None when not finite)."""
+    if not losses:
+        return None
+    tail = sorted(losses[-max(1, len(losses) // 10):])
+    value = tail[len(tail) // 2]
+    return value if math.isfinite(value) else None
+
+
+def _max(values) -> Optional[float]:
+    finite = [v for v in values if math.isfinite(v)]
+    return max(finite) if finite else None
+
+
+def _unstable(runs, exploding: float) -> bool:
+    """Some seed's loss went non-finite, or its gradient norm exceeded the threshold."""
+    return any(not _finite_run(r["loss"]) or any(not math.isfinite(g) or g > exploding for g in r["grad_norm"])
+               for r in runs)
 
 
 def _optimizer_variables(optimizer) -> list:
@@ -499,7 +552,8 @@ def _estimator(target, surrogate, options, sample_size, samples: int = ESTIMATE_
 
 
 def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, skipped, path,
-               positives_wanted: bool = True):
+               positives_wanted: bool = True, thresholds: Optional[dict] = None,
+               deadline: Optional[float] = None):
     """The user's fit, once per seed from the same initial values: `(fit, runs, result)` where `runs`
     holds one record per seed (loss, gradient norm, positive-parameter minima, final estimate),
     `fit` is the first seed's record with the seed-independent evidence (variables never trained),
@@ -534,8 +588,8 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
         skipped.append(f"final estimate skipped: {exception_text(error)}")
 
     runner = _Runner(target, surrogate, optimizer, kwargs, [value for _, value in positives],
-                     estimate_options=(options, sample_size))
-    runs, result = runner.run(budget, seeds, estimate, skipped)
+                     estimate_options=(options, sample_size), thresholds=thresholds)
+    runs, result = runner.run(budget, seeds, estimate, skipped, deadline)
     watched = runner.watched
     labels = variable_labels(list(watched), [namespace]) if watched else []
     seen = {id(v) for v in watched}
@@ -551,6 +605,8 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
         record["untracked"] = fit["untracked"]
         record["no_trainable"] = False
     first = runs[0]
+    if runner.counterfactual_wanted:  # None: the runs were stable, nothing for clipping to fix
+        first["counterfactual"] = runner.counterfactual
     first["seconds"] = time.monotonic() - started
     return first, runs, result
 
@@ -562,7 +618,8 @@ class _Runner:
     is run as the user wrote it (eagerly, their seed, one seed): if that fails too, the program fails
     on its own (_UserFitError); else the compiled form was elbolint's limitation, noted in `skipped`."""
 
-    def __init__(self, target, surrogate, optimizer, kwargs, positive_values, estimate_options=None):
+    def __init__(self, target, surrogate, optimizer, kwargs, positive_values, estimate_options=None,
+                 thresholds: Optional[dict] = None):
         self.target, self.surrogate, self.optimizer = target, surrogate, optimizer
         # the final estimate is built into the compiled fit (one function, not two, to trace); None: none
         self.estimate_options = estimate_options
@@ -573,6 +630,12 @@ class _Runner:
         self.chunked = kwargs.get("convergence_criterion") is None  # a criterion's state spans the fit
         self.positive_values = positive_values
         self.watched: list = []
+        # The counterfactual (ELB110): an optimizer that does not clip is re-run clipped when its
+        # runs were unstable (a non-finite loss, or a gradient norm above `exploding`).
+        self.counterfactual_wanted = not clipping_of(optimizer)
+        self.exploding = float((thresholds or {}).get("exploding_gradient_norm", 1000.0))
+        self.counterfactual: Optional[dict] = None
+        self.clip = None
         # TFP's fit, step for step, in one compiled loop (a third of minimize's tracing cost); the
         # arguments it does not mirror (a convergence criterion, a trace_fn, jit_compile, arguments
         # this TFP added) run through TFP's own function instead
@@ -696,11 +759,14 @@ class _Runner:
             return base if chunk == 0 else tfp.random.split_seed(base, n=chunk + 1)[chunk]
         return tf.constant([1000 * seed + chunk, 7], tf.int32)
 
-    def run(self, budget: int, seeds: int, estimate, skipped: list):
+    def run(self, budget: int, seeds: int, estimate, skipped: list, deadline: Optional[float] = None):
+        """Every seed (until `deadline`, a time.monotonic() value: a slow model gets fewer seeds rather
+        than the sandbox's timeout, which would cost the whole record), then the counterfactual."""
         import tensorflow as tf
 
         fit_fn = original_fit()
-        recording = _Recording(copy_optimizer(self.optimizer))
+        self.clip = tf.Variable(False, trainable=False) if self.counterfactual_wanted else None
+        recording = _Recording(copy_optimizer(self.optimizer), self.clip)
         if self.mirrored:
             compiled = self._mirror(recording)
         else:
@@ -727,13 +793,37 @@ class _Runner:
             failed = None
         if failed is not None:  # outside the handler: the user's form must not carry our error along
             _assign(state, initial)
+            self.counterfactual_wanted = False  # the user's call as written: no counterfactual run
             return self._native(budget, estimate, skipped, failed)
         runs, finals = [first], [v.numpy() for v in state]
         for seed in range(1, seeds):
+            if deadline is not None and time.monotonic() > deadline:
+                skipped.append(f"seeds {seed + 1}-{seeds} skipped: 40 % of the per-file timeout is spent")
+                break
             _assign(state, initial)
             runs.append(self._one(function, seed, budget, estimate, strict=False))
+        if self.clip is not None and _unstable(runs, self.exploding):
+            if deadline is not None and time.monotonic() > deadline:
+                skipped.append("clipping counterfactual skipped: 40 % of the per-file timeout is spent")
+                self.counterfactual_wanted = False
+            else:
+                self.counterfactual = self._clipped_runs(function, state, initial, budget, len(runs))
         _assign(state, finals)  # the surrogate as the user's own fit (first seed) left it
         return runs, first.pop("result")
+
+    def _clipped_runs(self, function, state, initial, budget: int, seeds: int) -> dict:
+        """The same seeds again with the gradients clipped (what ELB003 suggests): does the fix fix it?"""
+        self.clip.assign(True)
+        clipped = []
+        try:
+            for seed in range(seeds):
+                _assign(state, initial)
+                record = self._one(function, seed, budget, None, strict=False)
+                clipped.append({"seed": seed, "finite": _finite_run(record["loss"]),
+                                "final": _final_loss(record["loss"]), "max_grad_norm": _max(record["grad_norm"])})
+        finally:
+            self.clip.assign(False)
+        return {"clipnorm": COUNTERFACTUAL_CLIPNORM, "runs": clipped}
 
     def _one(self, function, seed: int, budget: int, estimate, strict: bool) -> dict:
         import tensorflow as tf

@@ -16,4 +16,12 @@ PATHOLOGIES = (
          "After the budget the surrogate is far worse than a reference surrogate."),
     Code("ELB109", "kl-dominates-loss", Severity.WARNING,
          "The KL term outweighs the data term many times over in every batch of a Keras fit."),
+    Code("ELB110", "clipping-prevents-divergence", Severity.WARNING,
+         "Re-run with gradient clipping, the same seeds stay finite or end clearly better."),
 )
+
+#: Codes observed only by re-running a fit with the fix a rule suggests (a counterfactual). Only the
+#: `fit` driver re-runs fits; where it did, a rule that lists such a code is confirmed by it alone (a
+#: NaN the fix does not prevent is another finding's evidence), elsewhere by its other codes
+#: (see report._confirming_codes).
+COUNTERFACTUAL = frozenset({"ELB110"})

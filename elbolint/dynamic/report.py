@@ -19,7 +19,7 @@ from typing import Optional
 
 from elbolint.diagnostics import Diagnostic, Position
 from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
-from elbolint.dynamic.pathologies import PATHOLOGIES
+from elbolint.dynamic.pathologies import COUNTERFACTUAL, PATHOLOGIES
 from elbolint.dynamic.seeds import classify_seeds, coverage
 from elbolint.registry import all_rules
 from elbolint.suppression import is_suppressed
@@ -56,6 +56,17 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
                                         f"({len(parts)} fits were checked" + (f"; {stopped}" if stopped else "") + ")",
                              "evidence": {"codes": [], "findings": []}, "trace": {}}
     return rows
+
+
+def _confirming_codes(codes: tuple, trace: dict) -> tuple:
+    """The codes that can confirm a finding in this run. A run that re-ran the fit with the fix a rule
+    suggests (`fit.counterfactual`, see pathologies.COUNTERFACTUAL) is confirmed by that re-run only:
+    a NaN that the fix does not prevent is another finding's evidence. Other runs (a Keras fit, a
+    hand-written loop, which are not re-run) are confirmed by the direct observations."""
+    counterfactual = tuple(c for c in codes if c in COUNTERFACTUAL)
+    if counterfactual and "counterfactual" in ((trace.get("fit") or {})):
+        return counterfactual
+    return tuple(c for c in codes if c not in COUNTERFACTUAL) or codes
 
 
 def _parts(trace: dict) -> list[dict]:
@@ -105,7 +116,8 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
             continue
         if label and d.dynamic and d.dynamic.get("status") == "confirmed":
             continue  # a sweep: another fit of the same call confirmed it already
-        matched = [i for i, f in enumerate(confirming) if f["code"] in rule.confirmed_by]
+        confirmed_by = _confirming_codes(rule.confirmed_by, trace)
+        matched = [i for i, f in enumerate(confirming) if f["code"] in confirmed_by]
         if matched:
             used.update(matched)
             chosen = [confirming[i] for i in matched]
@@ -116,6 +128,11 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
             status = "not-reproduced"
             summary = (f"no {'/'.join(sorted(set(rule.confirmed_by) & observable))} observed: "
                        f"{_sampled_text(trace)}")
+        elif trace.get("ran_to_end") and not failure:
+            chosen = []
+            status = "not-reproduced"
+            summary = ("the program ran to its end and trained nothing (no fit, training loop or Keras fit "
+                       "was reached), so the pathology never occurred")
         elif failure or trace.get("nothing") or not trace.get("fit"):
             chosen = []
             status = "not-run"
@@ -126,7 +143,7 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
         else:
             chosen = []
             status = "not-reproduced"
-            summary = (f"{where}no {'/'.join(rule.confirmed_by)} observed in {coverage(trace)}" + tail)
+            summary = (f"{where}no {'/'.join(confirmed_by)} observed in {coverage(trace)}" + tail)
         d.dynamic = {
             "status": status,
             "summary": summary,

@@ -67,6 +67,8 @@ def run_file(job: dict) -> dict:
         if trace is None:
             trace = failed_run(context.error, context) if context.error is not None else nothing(
                 context.store.get("nothing") or NOTHING)
+            if context.error is None and (context.run_name == "__main__" or "__main__" not in source):
+                trace["ran_to_end"] = True  # the whole program ran and trained nothing
     except Stop:  # a seam stopped elbolint's own code (never the user's): keep what was recorded
         trace = context.trace or nothing(NOTHING)
     except ProbeError as error:  # the probe's contract, not the program: nothing to run

@@ -15,6 +15,12 @@ clips gradients (`trace["clipping"]`: `clipnorm`, `global_clipnorm` or `clipvalu
 since clipping is exactly what keeps such a step from throwing the parameters away (the classifier
 measures the norm before the optimizer clips it). A non-finite norm is kept.
 
+ELB110 (`_counterfactual`): when the fit's optimizer does not clip and its runs were unstable, the fit
+driver re-runs the same seeds with the gradients clipped (fitting._Runner._clipped_runs); clipping
+prevents the divergence when at most a quarter as many clipped seeds end non-finite, or, all finite,
+the clipped runs end clearly lower. It is what confirms a missing-clipping finding: a NaN that clipping does not prevent
+(a raw scale, a huge learning rate) is another finding's evidence, not this one's.
+
 `coverage(trace)` words what a run covered, for `not-reproduced` ("4 seeds x 500 steps (the fit's own
 num_steps)"). Pure Python, no TensorFlow.
 """
@@ -22,9 +28,10 @@ num_steps)"). Pure Python, no TensorFlow.
 from __future__ import annotations
 
 import math
+from statistics import median
 from typing import Optional
 
-from elbolint.dynamic.classify import classify
+from elbolint.dynamic.classify import classify, finite, number
 
 #: Codes whose evidence is a run's trajectory: they can differ from seed to seed.
 TRAJECTORY = ("ELB101", "ELB102", "ELB103", "ELB104", "ELB107", "ELB108")
@@ -55,7 +62,65 @@ def _finite_norm(finding: dict) -> bool:
 
 
 def classify_seeds(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
-    """The classifier's findings over every seed of one fit's trace, aggregated (module docstring)."""
+    """The classifier's findings over every seed of one fit's trace, aggregated (module docstring),
+    plus ELB110 when the clipped counterfactual shows clipping fixes what the seeds showed."""
+    return _aggregate(trace, thresholds) + _counterfactual(trace)
+
+
+#: ELB110 also when every run is finite but clipping ends clearly better: by this many nats at least,
+#: and by this fraction of the clipped loss's magnitude.
+CLIPPING_GAIN_MIN, CLIPPING_GAIN_RATIO = 10.0, 0.1
+
+
+def _counterfactual(trace: dict) -> list[dict]:
+    """ELB110 from the fit's counterfactual (fitting._Runner._clipped_runs: the same seeds re-run with
+    the gradients clipped to a global norm of 1): clipping prevents the divergence when at most a
+    quarter as many clipped seeds end non-finite as unclipped ones (none, unless all four did), or,
+    all finite, the clipped runs end clearly lower."""
+    fit = trace.get("fit") or {}
+    counterfactual = fit.get("counterfactual")
+    if not counterfactual or not counterfactual.get("runs"):
+        return []
+    runs = trace.get("seeds") or [fit]
+    clipped = counterfactual["runs"]
+    total = min(len(runs), len(clipped))
+    runs, clipped = runs[:total], clipped[:total]
+    unclipped_bad = sum(1 for r in runs if not _finite(r.get("loss") or []))
+    clipped_bad = sum(1 for c in clipped if not c.get("finite"))
+    clipnorm = counterfactual.get("clipnorm")
+    evidence = {"clipnorm": clipnorm, "non_finite_unclipped": unclipped_bad, "non_finite_clipped": clipped_bad,
+                "of": total}
+    if unclipped_bad and clipped_bad <= unclipped_bad // 4:  # clipping prevents it in (nearly) every seed
+        message = (f"re-run with gradients clipped to norm {clipnorm:g}: the loss ends non-finite in "
+                   f"{clipped_bad} of {total} seeds (unclipped: {unclipped_bad} of {total})")
+        return [{"code": "ELB110", "message": message, "anchor": "fit", "evidence": evidence}]
+    if unclipped_bad or clipped_bad:
+        return []
+    finals = [_tail_median(r.get("loss") or []) for r in runs]
+    clipped_finals = [c.get("final") for c in clipped]
+    if any(v is None for v in finals + clipped_finals):
+        return []
+    before, after = median(finals), median(clipped_finals)
+    if before - after > max(CLIPPING_GAIN_MIN, CLIPPING_GAIN_RATIO * abs(after)):
+        evidence.update(final_unclipped=before, final_clipped=after)
+        message = (f"re-run with gradients clipped to norm {clipnorm:g}: the final loss is {after:.4g} "
+                   f"instead of {before:.4g} (median of {total} seeds)")
+        return [{"code": "ELB110", "message": message, "anchor": "fit", "evidence": evidence}]
+    return []
+
+
+def _finite(losses) -> bool:
+    return bool(losses) and all(finite(v) for v in losses)  # trace values may be "nan" strings
+
+
+def _tail_median(losses) -> Optional[float]:
+    tail = [number(v) for v in losses[-max(1, len(losses) // 10):]] if losses else []
+    if not tail or not all(v is not None and math.isfinite(v) for v in tail):
+        return None
+    return median(tail)
+
+
+def _aggregate(trace: dict, thresholds: Optional[dict]) -> list[dict]:
     runs = seed_runs(trace)
     if len(runs) == 1:
         return _clipped(trace, classify(trace, thresholds))
