@@ -387,3 +387,10 @@ def test_a_program_that_ran_to_its_end_and_trained_nothing_is_not_reproduced_not
     elb001 = next(d for d in result.diagnostics if d.code == "ELB001")
     assert elb001.dynamic["status"] == "not-reproduced"
     assert elb001.dynamic["summary"].startswith("the program ran to its end and trained nothing")
+
+
+def test_a_huge_gradient_that_clipping_does_not_improve_is_no_row():
+    same = [run_record([12.5] * 100, norm=1e5, seed=k) for k in range(4)]
+    assert "ELB107" in [f["code"] for f in classify_seeds(fit_trace(same))]
+    same[0]["counterfactual"] = clipped_runs([True] * 4, [12.4] * 4)
+    assert [f["code"] for f in classify_seeds(fit_trace(same))] == []

@@ -13,7 +13,8 @@ each seed's run with the classifier (classify.classify, unchanged) and aggregate
 One judgement of its own: a huge but finite gradient norm (ELB107) is dropped when the fit's optimizer
 clips gradients (`trace["clipping"]`: `clipnorm`, `global_clipnorm` or `clipvalue` in its config),
 since clipping is exactly what keeps such a step from throwing the parameters away (the classifier
-measures the norm before the optimizer clips it). A non-finite norm is kept.
+measures the norm before the optimizer clips it). A non-finite norm is kept. Likewise when the
+counterfactual below re-ran the seeds clipped and they did no better: the huge norm did no harm.
 
 ELB110 (`_counterfactual`): when the fit's optimizer does not clip and its runs were unstable, the fit
 driver re-runs the same seeds with the gradients clipped (fitting._Runner._clipped_runs); clipping
@@ -64,7 +65,12 @@ def _finite_norm(finding: dict) -> bool:
 def classify_seeds(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
     """The classifier's findings over every seed of one fit's trace, aggregated (module docstring),
     plus ELB110 when the clipped counterfactual shows clipping fixes what the seeds showed."""
-    return _aggregate(trace, thresholds) + _counterfactual(trace)
+    findings, confirmed_by_clipping = _aggregate(trace, thresholds), _counterfactual(trace)
+    counterfactual = (trace.get("fit") or {}).get("counterfactual")
+    if counterfactual and counterfactual.get("runs") and not confirmed_by_clipping:
+        # the same seeds clipped did no better: a huge but finite gradient norm did no harm here
+        findings = [f for f in findings if not (f["code"] == "ELB107" and _finite_norm(f))]
+    return findings + confirmed_by_clipping
 
 
 #: ELB110 also when every run is finite but clipping ends clearly better: by this many nats at least,
