@@ -1,6 +1,6 @@
 """Issue 8, points 2-4 without TensorFlow: several seeds per fit (seeds.py), `not-reproduced` that says
 what it covered, one result per fit, and the user's failure told from elbolint's own (report.py,
-runner.failed_run, fitting.blame). The end-to-end checks (real TF) are marked `dynamic` at the end."""
+runner.failed_run, failures.blame). The end-to-end checks (real TF) are marked `dynamic` at the end."""
 
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def test_the_users_own_exception_is_a_failure_at_file_and_line(tmp_path):
 
 
 def test_blame_tells_elbolints_frames_from_the_users(tmp_path):
-    from elbolint.dynamic.fitting import blame
+    from elbolint.dynamic.failures import blame
 
     path = tmp_path / "model.py"
     user = _raise("def f():\n    return 1 / 0\nf()\n", path)

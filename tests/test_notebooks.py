@@ -222,7 +222,8 @@ def test_stdin_notebook_fix_prints_the_notebook(tmp_path):
     assert fixed["metadata"] == nb["metadata"]
 
 
-def test_dynamic_mode_does_not_run_notebooks(tmp_path):
+def test_dynamic_mode_runs_a_notebook_that_trains_nothing_to_its_end(tmp_path):
+    """The notebook runs (as one program) and trains nothing: the raw scale never met an optimizer."""
     from elbolint.dynamic import run_dynamic
 
     path = write(tmp_path / "model.ipynb", notebook(code(IMPORTS), code(USES)))
@@ -230,7 +231,8 @@ def test_dynamic_mode_does_not_run_notebooks(tmp_path):
     result = lint_file(path, all_rules(), {}, enabled)
     assert run_dynamic([result], Config(), {}, enabled=enabled, show_progress=False) == []
     [d] = result.diagnostics
-    assert d.dynamic["status"] == "not-run"
+    assert d.dynamic["status"] == "not-reproduced"
+    assert d.dynamic["summary"].startswith("the program ran to its end and trained nothing")
 
 
 def test_diff_of_a_notebook_is_a_diff_of_its_json(tmp_path):

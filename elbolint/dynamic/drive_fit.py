@@ -27,7 +27,8 @@ import threading
 import time
 from typing import Optional
 
-from elbolint.dynamic.fitting import caller_line, exception_text, fit_trace
+from elbolint.dynamic.failures import caller_line, exception_text
+from elbolint.dynamic.fitting import fit_trace
 
 NAME = "fit"
 

@@ -43,7 +43,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from elbolint.dynamic.fitting import exception_text, user_frame
+from elbolint.dynamic.failures import exception_text, user_frame
 
 NAME = "keras"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from elbolint.dynamic.fitting import (anchor_names, exception_text, final_estimate, logprob_shape,
-                                      reference_fit, untracked_variables)
+from elbolint.dynamic.failures import exception_text
+from elbolint.dynamic.fitting import anchor_names, final_estimate, logprob_shape, reference_fit, untracked_variables
 from elbolint.dynamic.varnames import variable_labels
 
 NAME = "loop"

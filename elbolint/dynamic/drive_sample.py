@@ -24,7 +24,7 @@ import re
 import sys
 from typing import Any, Optional
 
-from elbolint.dynamic.fitting import exception_text, user_line
+from elbolint.dynamic.failures import exception_text, user_line
 
 NAME = "sample"
 MAX_MODELS = 8

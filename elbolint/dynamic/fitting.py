@@ -1,8 +1,9 @@
 """Fitting and measuring, shared by every driver (see drivers.py): the brief fit of a target and a
-surrogate over several seeds, the reference fit, the log-prob shape check, the positive-parameter
-minima, and the helpers that turn an exception into a user-facing reason at the user's line (and tell
-the user's failure from elbolint's own: `blame`, `user_failure`, `missing_package`). Imports TensorFlow
-lazily, inside the functions, so the drivers' text checks stay importable without it.
+surrogate over several seeds (and, for an optimizer that does not clip, the same seeds re-run with
+clipping: the counterfactual that confirms ELB003, see `_Runner._clipped_runs`), the reference fit,
+the log-prob shape check and the positive-parameter minima. Whose failure an exception is lives in
+failures.py. Imports TensorFlow lazily, inside the functions, so the drivers' text checks stay
+importable without it.
 
 Never change the program's meaning (issue 8): the brief fit IS the user's call, TFP's
 `fit_surrogate_posterior` step for step (`_Runner._mirror`, or TFP's own function for arguments it
@@ -25,14 +26,11 @@ each). Steps: the user's own `num_steps` up to the cap (`budget_for`).
 from __future__ import annotations
 
 import math
-import os
 import random
-import re
-import sys
 import time
-import traceback
 from typing import Any, Optional
 
+from elbolint.dynamic.failures import exception_text, user_failure
 from elbolint.dynamic.varnames import variable_labels
 from elbolint.rules._tfp import POSITIVE_PARAMETERS as POSITIVE  # one list for static and dynamic
 
@@ -44,70 +42,6 @@ def seed_everything(seed: int = 0) -> None:
     random.seed(seed)
     np.random.seed(seed)
     tf.random.set_seed(seed)
-
-
-_EMBEDDED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$", re.M)
-
-
-def exception_text(error: BaseException) -> str:
-    raw = str(error)
-    if "Traceback (most recent call last)" in raw:
-        # an error that embeds other tracebacks (TFP's "Attempted to detect if <fn> requires a
-        # `seed`, but failed ..."): the innermost error is the one that says what went wrong
-        inner = _EMBEDDED.findall(raw)
-        if inner:
-            kind, message = inner[-1]
-            raw = f"{message.strip()} (raised as {type(error).__name__}: {raw.splitlines()[0][:120]})"
-            return _short(f"{kind.rsplit('.', 1)[-1]}: {raw}")
-    text = re.sub(r" at 0x[0-9a-fA-F]+", "", " ".join(raw.split()))
-    if len(text) > 600:
-        text = text[:600] + " ..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _short(text: str) -> str:
-    text = re.sub(r" at 0x[0-9a-fA-F]+", "", " ".join(text.split()))
-    return text[:600] + " ..." if len(text) > 600 else text
-
-
-def user_line(error: BaseException, path: str) -> Optional[int]:
-    """The deepest line of the user's file in the traceback (where their code went wrong); for an
-    error raised while handling another (TFP re-raises the target's own error wrapped, with its
-    traceback as text), the innermost error's line."""
-    path = os.path.abspath(path)
-    seen: set[int] = set()
-    chain = []
-    current: Optional[BaseException] = error
-    while current is not None and id(current) not in seen and len(chain) < 8:
-        seen.add(id(current))
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    for inner in reversed(chain):  # innermost first
-        line = None
-        for frame in traceback.extract_tb(inner.__traceback__):
-            if os.path.abspath(frame.filename) == path:
-                line = frame.lineno
-        embedded = re.findall(rf'File "{re.escape(path)}", line ([0-9]+)', str(inner))
-        if embedded:
-            return int(embedded[-1])
-        if line is not None:
-            return line
-    return None
-
-
-def user_frame(path: str):
-    """The innermost frame of the user's file on the current stack, or None."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if os.path.abspath(frame.f_code.co_filename) == path:
-            return frame
-        frame = frame.f_back
-    return None
-
-
-def caller_line(path: str) -> Optional[int]:
-    frame = user_frame(path)
-    return frame.f_lineno if frame is not None else None
 
 
 def budget_for(settings: dict, num_steps) -> int:
@@ -122,72 +56,6 @@ def budget_for(settings: dict, num_steps) -> int:
         return max(1, min(cap, int(num_steps)))
     except (TypeError, ValueError):
         return steps
-
-
-def blame(error: BaseException, path: str) -> str:
-    """"user" when the user's own code raised `error` (the deepest elbolint frame of the traceback
-    is above the deepest frame of the user's file, or there is none), else "harness": elbolint's
-    own code failed while driving the file (a check of ours, a bug)."""
-    user = mine = -1
-    package = os.path.dirname(os.path.abspath(__file__))
-    for index, frame in enumerate(traceback.extract_tb(error.__traceback__)):
-        name = os.path.abspath(frame.filename)
-        if name == path:
-            user = index
-        elif name.startswith(package + os.sep):
-            mine = index
-    return "user" if user >= 0 and user > mine else "harness"
-
-
-def raised_by_elbolint(error: BaseException) -> bool:
-    """The exception was raised by elbolint's own code itself (its deepest frame is ours)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    package = os.path.dirname(os.path.abspath(__file__))
-    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(package + os.sep)
-
-
-_NOTEBOOK_MODULE = re.compile(r"^elbolint_notebook_[0-9]+\.py$")
-
-
-def user_failure(error: BaseException, path: str, fallback_line: Optional[int] = None) -> dict:
-    """The trace's `failure` for a program that fails on its own: the user's file:line and the
-    exception, as ELB100 reports it."""
-    line = user_line(error, path) or fallback_line
-    text = exception_text(error)
-    name = os.path.basename(path)
-    if _NOTEBOOK_MODULE.match(name):  # a notebook's scratch module: the row's cell:line says where
-        where = "the notebook fails on its own"
-    else:
-        where = f"the program fails on its own at {name}:{line}" if line else \
-            f"the program fails on its own ({name})"
-    return {"kind": "exception", "line": line, "exception": text, "message": f"{where}: {text}"}
-
-
-def missing_package(error: BaseException) -> Optional[str]:
-    """The not-installed top-level package behind a ModuleNotFoundError (the environment, not the
-    program), else None."""
-    if isinstance(error, ModuleNotFoundError) and getattr(error, "name", None):
-        return error.name.split(".")[0]
-    return None
-
-
-def needs_network(error: BaseException) -> Optional[str]:
-    """What a failure to reach the network says (a dataset download: `tfds.load`,
-    `keras.datasets.cifar10.load_data()`), else None. Models run offline in the sandbox, so this is
-    the environment, not the program: the findings are not-run, never ELB100."""
-    import socket
-    import urllib.error
-
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, (urllib.error.URLError, socket.gaierror, socket.timeout, ConnectionError)):
-            return exception_text(error)
-        text = str(error)
-        if "URL fetch failure" in text or "Temporary failure in name resolution" in text:
-            return exception_text(error)
-        error = error.__cause__ or error.__context__
-    return None
 
 
 def original_fit():

@@ -29,7 +29,7 @@ import os
 import time
 from typing import Any, Callable, Optional
 
-from elbolint.dynamic.fitting import user_frame
+from elbolint.dynamic.failures import user_frame
 
 
 class LoopRecorder:

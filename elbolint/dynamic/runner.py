@@ -10,7 +10,7 @@ Whose failure (issue 8): ELB100 means "the program fails on its own", so only th
 raising in the user's own form becomes a `failure` (message: "the program fails on its own at
 file:line: exception"). What elbolint could not drive is `nothing` (not-run, with the reason): a
 missing package (ModuleNotFoundError), a download in an offline sandbox, an unusable probe, an error of elbolint's own code (the
-deepest elbolint frame of the traceback is below the user's, see fitting.blame).
+deepest elbolint frame of the traceback is below the user's, see failures.blame).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import time
 from typing import Any
 
 from elbolint.dynamic.drivers import Context, ProbeError, Stop, nothing, participating, runs_file
-from elbolint.dynamic.fitting import (blame, exception_text, missing_package, needs_network, raised_by_elbolint,
-                                      seed_everything, user_failure, user_line)
+from elbolint.dynamic.failures import (blame, exception_text, missing_package, needs_network, raised_by_elbolint,
+                                       user_failure, user_line)
+from elbolint.dynamic.fitting import seed_everything
 
 #: Why nothing was run, when no driver returned a trace and the file did not fail.
 NOTHING = ("no elbolint_probe, no fit_surrogate_posterior call reached, and no module-level surrogate "
