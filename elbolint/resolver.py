@@ -280,6 +280,11 @@ class Resolver(BatchableVisitor):
                 self._bind_value(name, value if value is not None else _UNKNOWN)
         elif isinstance(target, (cst.Tuple, cst.List)):
             starred = any(isinstance(e, cst.StarredElement) for e in target.elements)
+            aliases = self._tuple_aliases(target, value) if not starred else None
+            if aliases is not None:  # `tfd, tfb = tfp.distributions, tfp.bijectors`
+                for name, full in aliases:
+                    self._bind_alias(name, full)
+                return
             scopes = tuple(self._scopes) if value is not None and not starred else None
             for index, element in enumerate(target.elements):
                 inner = element.value
@@ -297,6 +302,20 @@ class Resolver(BatchableVisitor):
                     cls.attributes[target.attr.value] = value
                 else:
                     cls.attributes.pop(target.attr.value, None)
+
+    def _tuple_aliases(self, target, value) -> Optional[list[tuple[str, str]]]:
+        """(name, imported object) pairs when a tuple assignment binds only aliases of imported
+        objects; None otherwise (values are bound as elements, see `follow`)."""
+        if not isinstance(value, (cst.Tuple, cst.List)) or len(value.elements) != len(target.elements):
+            return None
+        pairs = []
+        for element, bound in zip(target.elements, value.elements):
+            dotted = dotted_name(bound.value) if not isinstance(bound, cst.StarredElement) else None
+            resolved = self._resolve_dotted(dotted) if dotted else None
+            if not isinstance(element.value, cst.Name) or resolved is None:
+                return None
+            pairs.append((element.value.value, resolved))
+        return pairs
 
     def _bind_alias(self, local: str, full: str) -> None:
         scope = self._scopes[-1]

@@ -17,7 +17,8 @@ for itself drifted apart. VIContext is the one place that decides, from one file
 - `kl-objective`: a hand-written ELBO's KL term: `tfd.kl_divergence(q, p)` / `q.kl_divergence(p)`
   inside a `GradientTape` block, an `add_loss(...)`, a lambda (a divergence function), or a def
   whose name says it computes a loss or a step (`loss`, `elbo`, `objective`, `train`, `step`,
-  `call`, `kl`, `divergence`, `fit`); or a variational GP's own ELBO terms
+  `call`, `kl`, `divergence`, `fit`), or assigned to a name that says it is a loss (TF1 graph mode:
+  `loss = tfd.kl_divergence(q, p) - log_likelihood`); or a variational GP's own ELBO terms
   (`surrogate_posterior_kl_divergence_prior()`, `variational_loss()`). A KL printed once at
   module level is not an objective;
 - `own-samples`: a distribution whose parameters are trainable variables (or whose name says it is
@@ -174,6 +175,7 @@ _POSTERIOR_KEYWORD = re.compile(r"(kernel_|bias_|make_)?posterior_")
 
 _KL_FUNCTIONS = names_in(TFD, "kl_divergence")
 _TAPES = frozenset({"tensorflow.GradientTape", "tensorflow.compat.v1.GradientTape"})
+_LOSS_NAME = re.compile(r"loss|elbo|objective", re.IGNORECASE)  # a name a KL is assigned to, to be trained
 _OBJECTIVE_DEF = re.compile(r"loss|elbo|objective|train|step|call|kl|divergence|fit", re.IGNORECASE)
 _SURROGATE_NAME = re.compile(r"surrogate|posterior|variational|guide|^q$|^q_|^q[A-Z0-9]|^q[a-z]$", re.IGNORECASE)
 #: A model builder whose name says what it builds (`bayesian_resnet`, `build_bnn`, `make_vae`), read
@@ -316,6 +318,8 @@ class VIContext:
             self._add_loss -= 1
 
     def visit_assign_target(self, name: str, value: cst.BaseExpression) -> None:
+        if _LOSS_NAME.search(name) and _kl_in(self, value):
+            self._note("kl-objective", value)  # TF1 graph mode: `loss = tfd.kl_divergence(q, p) - ...`
         if _says_elbo(name):
             self._note("elbo-named", value)  # `elbo = log_likelihood - kl`; `train_op = opt.minimize(-elbo)`
         if _SURROGATE_NAME.search(name) and self._trainable_distribution(value):
@@ -439,9 +443,27 @@ class VIContext:
         return name is not None and bool(_SURROGATE_NAME.search(name.rsplit(".", 1)[-1]))
 
     def _trainable_distribution(self, node: cst.BaseExpression) -> bool:
+        """A distribution whose parameters are trainable variables and not a network's outputs: a
+        policy `tfd.Normal(net(obs), tf.exp(log_std))` is conditional (reinforcement learning samples
+        and scores it too), a posterior `tfd.Normal(self.mu, softplus(self.rho))` is not."""
         value = self.resolver.value_of(node)
         return (isinstance(value, cst.Call) and distribution_name(self.resolver, value) is not None
-                and self._trainable(value, 0))
+                and self._trainable(value, 0) and not self._conditional(value))
+
+    def _conditional(self, call: cst.Call) -> bool:
+        """Some parameter is computed by a callable of the user's (a network, a layer): `net(obs)`."""
+        found = []
+        resolver = self.resolver
+
+        class _Calls(cst.CSTVisitor):
+            def visit_Call(self, node: cst.Call) -> None:
+                if not resolver.call_names(node) and not (
+                        isinstance(node.func, cst.Attribute) and node.func.attr.value in ("add_weight", "add_variable")):
+                    found.append(node)
+
+        for arg in call.args:
+            arg.value.visit(_Calls())
+        return bool(found)
 
     def _trainable(self, node: cst.CSTNode, depth: int) -> bool:
         """Whether a trainable variable is among the values this expression is built from."""
@@ -488,6 +510,21 @@ class _LossFinder(cst.CSTVisitor):
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
         if not names.isdisjoint(VI_FUNCTIONS | _KL_FUNCTIONS) or method in _VI_METHODS or method == "kl_divergence":
             self.vi = True
+
+
+def _kl_in(context: VIContext, value: cst.BaseExpression) -> bool:
+    """A KL divergence among the calls of an expression (`loss = tfd.kl_divergence(q, p) - ll`)."""
+    resolver = context.resolver
+    found = []
+
+    class _Kl(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+            if not resolver.call_names(node).isdisjoint(_KL_FUNCTIONS) or method == "kl_divergence":
+                found.append(node)
+
+    value.visit(_Kl())
+    return bool(found)
 
 
 def _vi_keywords(node: cst.Call) -> bool:

@@ -71,7 +71,7 @@ class MissingGradientClipping(VIOptimizerRule):
 
     def visit_Call(self, node: cst.Call) -> None:
         super().visit_Call(node)
-        if is_call(self.resolver, node, ANY_OPTIMIZER) and not self.has_keyword(node, CLIPPING_KEYWORDS):
+        if is_call(self.resolver, node, ANY_OPTIMIZER) and not _clips(node):
             self._unclipped.append((node, self.source(node.func)))
 
     def leave_Module(self, original_node: cst.Module) -> None:
@@ -90,7 +90,7 @@ class MissingGradientClipping(VIOptimizerRule):
                 call,
                 f"{spelled} drives variational inference without gradient clipping; one noisy ELBO "
                 "gradient can send the parameters to NaN. Pass clipnorm=1.0 (or global_clipnorm)",
-                fix=("Add clipnorm=1.0", _with_clipnorm(call)),
+                fix=None if _clipping_none(call) else ("Add clipnorm=1.0", _with_clipnorm(call)),
             )
         for string, keras_class in self.roles.string_optimizers():
             if not self.roles.drives_vi(string) or self.roles.clipped_by_hand(string):
@@ -117,3 +117,17 @@ def _with_clipnorm(call: cst.Call) -> cst.Call:
         if trailing is not None:
             clip = clip.with_changes(comma=trailing)
     return call.with_changes(args=[*args, clip])
+
+
+def _clipping_none(call: cst.Call) -> bool:
+    """`clipnorm=None` (Keras' default spelled out): no clipping."""
+    return any(arg.keyword is not None and arg.keyword.value in CLIPPING_KEYWORDS
+               and isinstance(arg.value, cst.Name) and arg.value.value == "None" for arg in call.args)
+
+
+def _clips(call: cst.Call) -> bool:
+    """A clipping keyword with a value (or `**kwargs` that may carry one); `clipnorm=None` clips nothing."""
+    if any(arg.star == "**" for arg in call.args):
+        return True
+    return any(arg.keyword is not None and arg.keyword.value in CLIPPING_KEYWORDS
+               and not (isinstance(arg.value, cst.Name) and arg.value.value == "None") for arg in call.args)

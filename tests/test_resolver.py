@@ -138,3 +138,13 @@ def test_tf_keras_from_tfp_internal_is_keras():
     """TFP's own examples: `from tensorflow_probability.python.internal import tf_keras`."""
     calls = resolve("from tensorflow_probability.python.internal import tf_keras\ntf_keras.optimizers.Adam(0.1)\n")
     assert calls["tf_keras.optimizers.Adam"] == frozenset({ADAM})
+
+
+def test_tuple_assigned_aliases_resolve():
+    """`tfd, tfb = tfp.distributions, tfp.bijectors` is as common as two lines."""
+    calls = resolve("import tensorflow_probability as tfp\n"
+                    "tfd, tfb = tfp.distributions, tfp.bijectors\n"
+                    "(d, b) = (tfp.distributions, tfp.bijectors)\n"
+                    "tfd.Normal(0., 1.)\nb.Softplus()\n")
+    assert calls["tfd.Normal"] == frozenset({NORMAL})
+    assert calls["b.Softplus"] == frozenset({"tensorflow_probability.bijectors.Softplus"})

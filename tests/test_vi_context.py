@@ -91,6 +91,15 @@ NEAR_MISSES = {
             actions = policy.sample()
             return -tf.reduce_mean(policy.log_prob(actions))
         """, "policy_loss(tf.ones([4, 3]))"),
+    "gaussian policy with a trainable log-std": ("""
+        net = tf_keras.layers.Dense(2)
+        log_std = tf.Variable(tf.zeros(2))
+        variables = [*net.trainable_variables, log_std]
+        def policy_loss(states, advantages):
+            policy = tfd.Normal(net(states), tf.exp(log_std))
+            actions = policy.sample()
+            return -tf.reduce_mean(tf.reduce_sum(policy.log_prob(actions), -1) * advantages)
+        """, "policy_loss(tf.ones([4, 3]), tf.ones([4]))"),
     "kl printed at module level": ("""
         print(tfd.kl_divergence(tfd.Normal(0.0, 1.0), tfd.Normal(1.0, 1.0)))
         net = tf_keras.layers.Dense(1)
@@ -246,3 +255,12 @@ def test_elbo_is_a_word_of_the_name(name, says):
     from elbolint.rules._vi_context import _says_elbo
 
     assert _says_elbo(name) is says
+
+
+def test_a_tf1_graph_loss_with_a_kl_is_vi(tmp_path):
+    body = """
+    q = tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()))
+    loss = tfd.kl_divergence(q, tfd.Normal(0.0, 1.0)) - tf.reduce_mean(q.log_prob(1.0))
+    train_op = tf.compat.v1.train.AdamOptimizer(0.01).minimize(loss)
+    """
+    assert flagged(tmp_path, body) == [4]  # the body's first line is blank
