@@ -8,7 +8,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rules._optimizer_roles import VIOptimizerRule
-from elbolint.rules._tfp import ANY_OPTIMIZER, TF1_OPTIMIZERS, is_call, literal_values
+from elbolint.rules._tfp import ANY_OPTIMIZER, is_call, literal_values
 
 
 class HighLearningRate(VIOptimizerRule):
@@ -78,10 +78,9 @@ class HighLearningRate(VIOptimizerRule):
         for call, arg, spelled, rate in self._high:
             if not self.roles.drives_vi(call):
                 continue
-            remedy = "clipped gradients" if is_call(self.resolver, call, TF1_OPTIMIZERS) else "clipnorm"
             self.report(
                 arg.value,
                 f"{spelled} drives variational inference with learning rate {rate:g} (>= {threshold:g}); "
-                f"noisy ELBO gradients make such steps diverge or reach NaN. Use 1e-3..0.1, {remedy}, "
-                "or a decaying schedule",
+                "noisy ELBO gradients make such steps diverge or reach NaN. Use a rate of 1e-3..0.1 or a "
+                "decaying schedule (clipping bounds the gradient, not the step: it does not replace this)",
             )

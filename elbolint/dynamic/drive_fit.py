@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Optional
 
+from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import caller_line, exception_text
 from elbolint.dynamic.fitting import fit_trace
 
@@ -60,8 +61,8 @@ def install(context) -> None:
     timeout = float(settings.get("timeout", 60.0))
 
     def fit_surrogate_posterior(*args, **kwargs):
-        if context.claimed not in (None, NAME):  # another seam recorded the user's fit already
-            raise context.Stop()
+        if context.claimed not in (None, NAME) and not saw_no_vi(context):
+            raise context.Stop()  # another seam recorded the user's VI fit already
         try:
             arguments = dict(signature.bind(*args, **kwargs).arguments)
         except TypeError:  # the user's call is malformed: TFP says so, as natively

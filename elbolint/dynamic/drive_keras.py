@@ -43,6 +43,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import exception_text, user_frame
 
 NAME = "keras"
@@ -184,7 +185,7 @@ class KerasRecorder:
         """The first variational model fitted while armed, and later fits of that same model."""
         if not self.armed:
             return False
-        if self.context.claimed not in (None, NAME) and not self._loop_saw_no_vi():
+        if self.context.claimed not in (None, NAME) and not saw_no_vi(self.context):
             return False
         if self.model is not None:
             if model is self.model:
@@ -194,12 +195,6 @@ class KerasRecorder:
                 raise self.context.Stop()
             return False
         return _variational(model, self.path, self.context.run_name)
-
-    def _loop_saw_no_vi(self) -> bool:
-        """The `loop` driver claimed the run for batches with no VI loss in them (a point-estimate
-        Keras model trained before the Bayesian one): a variational model may take the run over."""
-        loop = self.context.store.get("loop")
-        return self.context.claimed == "loop" and loop is not None and not getattr(loop, "first", None)
 
     def _claim(self, model) -> None:
         self.context.claimed = NAME

@@ -42,6 +42,14 @@ def install(context) -> None:
     context.on_quiet(loop.disarm)
 
 
+def saw_no_vi(context) -> bool:
+    """This driver claimed the run for steps with no VI loss in them (a maximum-likelihood loop, a
+    point-estimate Keras model trained before the variational fit): a VI fit may take the run over
+    (drive_fit.py, drive_keras.py), and this driver's record is then dropped."""
+    loop = context.store.get(NAME)
+    return context.claimed == NAME and loop is not None and not getattr(loop, "first", None)
+
+
 def run(context) -> Optional[dict]:
     loop = context.store.get(NAME)
     context.execute()

@@ -129,8 +129,8 @@ def missing_package(error: BaseException) -> Optional[str]:
 
 def needs_network(error: BaseException) -> Optional[str]:
     """What a failure to reach the network says (a dataset download: `tfds.load`,
-    `keras.datasets.cifar10.load_data()`), else None. Models run offline in the sandbox, so this is
-    the environment, not the program: the findings are not-run, never ELB100."""
+    `keras.datasets.cifar10.load_data()`), else None. Where the data cannot be fetched, that is the
+    environment, not the program: the findings are not-run, never ELB100."""
     import socket
     import urllib.error
 

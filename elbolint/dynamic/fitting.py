@@ -117,6 +117,7 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
         return trace
     if shape is not None:
         fit["logprob_shape"], fit["expected_rank"] = shape
+    _drop_trained_elsewhere(fit, runs, namespace, getattr(context.store.get("loop"), "variables", ()))
     trace["fit"] = fit
     if len(runs) > 1:
         trace["seeds"] = runs
@@ -132,6 +133,19 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
     if skipped:
         trace["skipped"] = skipped
     return trace
+
+
+def _drop_trained_elsewhere(fit: dict, runs: list, namespace: dict, trained) -> None:
+    """ELB105's "module variables this fit never touches" leaves out variables another training
+    loop of the program updates (a maximum-likelihood model fitted before the VI fit is not a
+    surrogate variable that lost its gradient)."""
+    ids = {id(v) for v in trained}
+    if not ids or not fit.get("untracked"):
+        return
+    elsewhere = {f"`{name}`" for name, value in namespace.items() if id(value) in ids}
+    keep = [label for label in fit["untracked"] if label not in elsewhere]
+    for record in [fit, *runs]:
+        record["untracked"] = keep
 
 
 class _UserFitError(Exception):

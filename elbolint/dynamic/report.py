@@ -58,6 +58,19 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
     return rows
 
 
+def _counterfactual_note(codes: tuple, trace: dict) -> str:
+    """Why a finding confirmed only by a re-run with its fix was not confirmed, when the re-run happened."""
+    counterfactual = (trace.get("fit") or {}).get("counterfactual")
+    if not counterfactual or not set(codes) <= COUNTERFACTUAL or not counterfactual.get("runs"):
+        return ""
+    runs = counterfactual["runs"]
+    bad = sum(1 for run in runs if not run.get("finite"))
+    if bad:
+        return (f"; re-run with gradients clipped to norm {counterfactual.get('clipnorm', 1.0):g}, the loss still "
+                f"ends non-finite in {bad} of {len(runs)} seeds: the instability comes from elsewhere")
+    return "; re-run with clipping, the fit ends no better"
+
+
 def _confirming_codes(codes: tuple, trace: dict) -> tuple:
     """The codes that can confirm a finding in this run. A run that re-ran the fit with the fix a rule
     suggests (`fit.counterfactual`, see pathologies.COUNTERFACTUAL) is confirmed by that re-run only:
@@ -106,7 +119,7 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
     failure = trace.get("failure") or {}
     sandboxed = failure.get("kind") in SANDBOX_KINDS
     confirming = [f for f in findings if not (f["code"] == "ELB100" and sandboxed)]
-    tail = _tail(digest)
+    tail = _tail(digest) + _keras_note(trace, lines)
     where = f"{label}: " if label else ""
     observable = set(trace.get("observable") or [])
     used: set[int] = set()
@@ -143,7 +156,8 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
         else:
             chosen = []
             status = "not-reproduced"
-            summary = (f"{where}no {'/'.join(confirmed_by)} observed in {coverage(trace)}" + tail)
+            summary = (f"{where}no {'/'.join(confirmed_by)} observed in {coverage(trace)}"
+                       + _counterfactual_note(confirmed_by, trace) + tail)
         d.dynamic = {
             "status": status,
             "summary": summary,
@@ -271,6 +285,16 @@ def _tail(digest: dict) -> str:
     if not digest.get("steps"):
         return ""
     return f"{spark} (dynamic, {digest['steps']} steps, {digest['seconds']:.1f} s)"
+
+
+def _keras_note(trace: dict, lines: list[str]) -> str:
+    """Say so when the file ran with tf-keras as `tf.keras` although it does not ask for it itself:
+    run as written under TF >= 2.16 it may fail ("Only instances of keras.Layer can be added")."""
+    keras = trace.get("keras") or ""
+    if "TF_USE_LEGACY_KERAS=1" not in keras or any("TF_USE_LEGACY_KERAS" in line or "tf_keras" in line
+                                                  for line in lines):
+        return ""
+    return " [run with tf-keras as tf.keras (TF_USE_LEGACY_KERAS=1), as TFP's Keras layers need; set it in the file]"
 
 
 def _sampled_text(trace: dict) -> str:

@@ -106,10 +106,11 @@ def failed_run(error: BaseException, context: Context) -> dict:
         return nothing(f"not run: the file imports `{package}`, which is not installed in {sys.executable}"
                        + (f" (line {line})" if line else ""))
     network = needs_network(error)
-    if network is not None:  # the sandbox is offline: a download is the environment, not the program
+    if network is not None:  # no data here: the environment, not the program
         line = user_line(error, path)
-        return nothing("not run: the file needs the network (the sandbox is offline)"
-                       + (f" at line {line}" if line else "") + f": {network}")
+        return nothing("not run: a download failed" + (f" at line {line}" if line else "") + f" ({network}); "
+                       "dynamic mode needs the data offline: keep it next to the file and read it relative to "
+                       "`__file__`, or hand elbolint the model with an `elbolint_probe`")
     if raised_by_elbolint(error):  # a seam of ours broke while the file ran: not the program's failure
         return nothing(f"not run: elbolint could not drive this file ({exception_text(error)})")
     # the user's own code raised while being executed: the program fails on its own

@@ -178,6 +178,11 @@ def coverage(trace: dict) -> str:
         origin = "the fit's own num_steps"
     else:
         origin = "elbolint's step budget"
+    source = trace.get("source")
+    if source in ("loop", "keras"):  # the program's own training, recorded as it ran: one run
+        unit = "batches" if source == "keras" else "steps"
+        return (f"the program's own training: {steps} {unit} recorded (one run; elbolint's budget is {budget}"
+                f"{', reached' if steps >= budget else ''})")
     seeds = len(runs) or 1
     text = f"{seeds} seed{'s' if seeds != 1 else ''} x {budget} steps ({origin})"
     shorter = [len(run.get("loss") or []) for run in runs if len(run.get("loss") or []) < budget]
