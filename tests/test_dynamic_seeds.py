@@ -394,3 +394,16 @@ def test_a_huge_gradient_that_clipping_does_not_improve_is_no_row():
     assert "ELB107" in [f["code"] for f in classify_seeds(fit_trace(same))]
     same[0]["counterfactual"] = clipped_runs([True] * 4, [12.4] * 4)
     assert [f["code"] for f in classify_seeds(fit_trace(same))] == []
+
+
+def test_a_parameter_that_went_negative_confirms_its_own_line_not_its_neighbours():
+    """README example: the weight's scale went negative; the bias's raw scale (name="bias") is not
+    confirmed by the weight's evidence."""
+    result = _results(README_EXAMPLE)
+    record = run_record(clean(), seed=0)
+    record["positive"] = {"`scale` of Normal 'weight'": [1.0] * 10 + [-0.5] * 490, "`scale` of Normal 'bias'": [1.0] * 500}
+    apply_results([result], [fit_trace([record])], _settings(), Config().enabled_codes())
+    by_line = {d.line: d.dynamic for d in result.diagnostics if d.code == "ELB001"}
+    assert by_line[22]["status"] == "confirmed" and "'weight'" in by_line[22]["summary"]
+    assert by_line[23]["status"] == "not-reproduced"
+    assert "belongs to another parameter (`scale` of Normal 'weight')" in by_line[23]["summary"]

@@ -58,6 +58,26 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
     return rows
 
 
+_QUOTED = re.compile(r"'([^']+)'|`([^`]+)`")
+_NAME_KEYWORD = re.compile(r"""\bname\s*=\s*['"]([^'"]+)['"]""")
+
+
+def _explained_elsewhere(matched: list[dict], lines: list[str], line: int) -> str:
+    """The parameter a per-parameter observation (ELB104's "`scale` of Normal 'weight'") names, when
+    it is visibly not the one of the static finding's line (`name="bias"` there): a NaN caused by the
+    weight's scale does not confirm the bias's. Empty when the observations may belong to this line."""
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    here = set(_NAME_KEYWORD.findall(text))
+    specific = [f for f in matched if (f.get("evidence") or {}).get("parameter")]
+    if not here or not specific:
+        return ""
+    for finding in specific:
+        named = {a or b for a, b in _QUOTED.findall(str(finding["evidence"]["parameter"]))}
+        if named & here:
+            return ""
+    return str(specific[0]["evidence"]["parameter"])
+
+
 def _counterfactual_note(codes: tuple, trace: dict) -> str:
     """Why a finding confirmed only by a re-run with its fix was not confirmed, when the re-run happened."""
     counterfactual = (trace.get("fit") or {}).get("counterfactual")
@@ -131,6 +151,9 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
             continue  # a sweep: another fit of the same call confirmed it already
         confirmed_by = _confirming_codes(rule.confirmed_by, trace)
         matched = [i for i, f in enumerate(confirming) if f["code"] in confirmed_by]
+        elsewhere = _explained_elsewhere([confirming[i] for i in matched], lines, d.line)
+        if elsewhere:  # the observation names another parameter than the one at this line
+            matched = []
         if matched:
             used.update(matched)
             chosen = [confirming[i] for i in matched]
@@ -158,6 +181,9 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
             status = "not-reproduced"
             summary = (f"{where}no {'/'.join(confirmed_by)} observed in {coverage(trace)}"
                        + _counterfactual_note(confirmed_by, trace) + tail)
+            if elsewhere:
+                summary = (f"{where}what was observed belongs to another parameter ({elsewhere}); nothing of "
+                           f"this line's own in {coverage(trace)}" + tail)
         d.dynamic = {
             "status": status,
             "summary": summary,
