@@ -293,7 +293,8 @@ def _rows(rows, name):
 def test_readme_example_raw_scale_is_confirmed_over_seeds_and_its_own_num_steps(run):
     mine = _rows(run, "bayesian_regression.py")
     elb001 = [r for r in mine if r["code"] == "ELB001"]
-    assert elb001 and all(r["dynamic"]["status"] == "confirmed" for r in elb001)
+    # the weight's scale (line 22) goes negative; the bias's (line 23) stays positive in every seed
+    assert [r["dynamic"]["status"] for r in elb001] == ["confirmed", "not-reproduced"]
     summary = elb001[0]["dynamic"]["summary"]
     assert "of 4 seeds by step" in summary and "(500 steps each)" in summary
     assert elb001[0]["dynamic"]["trace"]["budget"] == 500 and elb001[0]["dynamic"]["trace"]["seeds"] == 4
