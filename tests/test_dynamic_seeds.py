@@ -408,3 +408,11 @@ def test_a_parameter_that_went_negative_confirms_its_own_line_not_its_neighbours
     assert by_line[22]["status"] == "confirmed" and "'weight'" in by_line[22]["summary"]
     assert by_line[23]["status"] == "not-reproduced"
     assert "belongs to another parameter (`scale` of Normal 'weight')" in by_line[23]["summary"]
+
+
+def test_every_parameter_that_went_nonpositive_is_its_own_observation():
+    record = run_record(clean(), seed=0)
+    record["positive"] = {"`scale` of Normal 'qw'": [1.0, -1.5] + [-1.5] * 498,
+                          "`scale` of Normal 'qz'": [1.0, 1.0, -0.2] + [-0.2] * 497}
+    elb104 = [f for f in classify_seeds(fit_trace([record])) if f["code"] == "ELB104"]
+    assert [f["evidence"]["parameter"] for f in elb104] == ["`scale` of Normal 'qw'", "`scale` of Normal 'qz'"]

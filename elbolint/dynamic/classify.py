@@ -147,17 +147,16 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
             "evidence": {"variables": outside},
         })
 
-    # ELB104: a positive-only parameter reaches <= 0.
-    first_nonpositive = None
+    # ELB104: a positive-only parameter reaches <= 0 (one finding per parameter, earliest first: each
+    # static finding is confirmed by its own parameter's evidence, see report._explained_elsewhere).
+    nonpositive = []
     for name, mins in (fit.get("positive") or {}).items():
         for step, value in enumerate(mins):
             x = number(value)
             if x is not None and not math.isnan(x) and x <= 0:
-                if first_nonpositive is None or step < first_nonpositive[1]:
-                    first_nonpositive = (name, step, x)
+                nonpositive.append((step, name, x))
                 break
-    if first_nonpositive:
-        name, step, value = first_nonpositive
+    for step, name, value in sorted(nonpositive, key=lambda item: item[0]):
         findings.append({
             "code": "ELB104", "anchor": "surrogate",
             "message": f"{name} reached {fmt(value)} at step {step}",

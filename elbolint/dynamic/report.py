@@ -62,20 +62,27 @@ _QUOTED = re.compile(r"'([^']+)'|`([^`]+)`")
 _NAME_KEYWORD = re.compile(r"""\bname\s*=\s*['"]([^'"]+)['"]""")
 
 
-def _explained_elsewhere(matched: list[dict], lines: list[str], line: int) -> str:
-    """The parameter a per-parameter observation (ELB104's "`scale` of Normal 'weight'") names, when
-    it is visibly not the one of the static finding's line (`name="bias"` there): a NaN caused by the
-    weight's scale does not confirm the bias's. Empty when the observations may belong to this line."""
+def _own_observations(matched: list[int], findings: list[dict], lines: list[str], line: int):
+    """Keep, of the observations that may confirm the static finding at `line`, the per-parameter ones
+    (ELB104's "`scale` of Normal 'weight'") that name this line's distribution (`name="weight"` there)
+    when the line names one: a NaN caused by the weight's scale does not confirm the bias's. Returns
+    (indices kept, the other parameter's label when only other parameters' observations were there)."""
     text = lines[line - 1] if 0 < line <= len(lines) else ""
     here = set(_NAME_KEYWORD.findall(text))
-    specific = [f for f in matched if (f.get("evidence") or {}).get("parameter")]
-    if not here or not specific:
-        return ""
-    for finding in specific:
-        named = {a or b for a, b in _QUOTED.findall(str(finding["evidence"]["parameter"]))}
-        if named & here:
-            return ""
-    return str(specific[0]["evidence"]["parameter"])
+    if not here:
+        return matched, ""
+    mine, others = [], []
+    for index in matched:
+        parameter = (findings[index].get("evidence") or {}).get("parameter")
+        if parameter is None:
+            continue
+        named = {a or b for a, b in _QUOTED.findall(str(parameter))}
+        (mine if named & here else others).append(index)
+    if not others:
+        return matched, ""
+    if not mine:
+        return [], str(findings[others[0]]["evidence"]["parameter"])
+    return [i for i in matched if i not in others], ""
 
 
 def _counterfactual_note(codes: tuple, trace: dict) -> str:
@@ -151,9 +158,7 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
             continue  # a sweep: another fit of the same call confirmed it already
         confirmed_by = _confirming_codes(rule.confirmed_by, trace)
         matched = [i for i, f in enumerate(confirming) if f["code"] in confirmed_by]
-        elsewhere = _explained_elsewhere([confirming[i] for i in matched], lines, d.line)
-        if elsewhere:  # the observation names another parameter than the one at this line
-            matched = []
+        matched, elsewhere = _own_observations(matched, confirming, lines, d.line)
         if matched:
             used.update(matched)
             chosen = [confirming[i] for i in matched]

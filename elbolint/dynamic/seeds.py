@@ -137,7 +137,7 @@ def _aggregate(trace: dict, thresholds: Optional[dict]) -> list[dict]:
     order: list[str] = []
     for index, findings in enumerate(per_seed):
         for finding in findings:
-            code = finding["code"]
+            code = (finding["code"], str((finding.get("evidence") or {}).get("parameter", "")))  # per parameter
             if code not in found:
                 found[code] = {"finding": finding, "seeds": [], "steps": []}
                 order.append(code)
@@ -148,10 +148,10 @@ def _aggregate(trace: dict, thresholds: Optional[dict]) -> list[dict]:
                 if isinstance(step, int):
                     entry["steps"].append(step)
     result = []
-    for code in order:
-        entry = found[code]
+    for key in order:
+        entry = found[key]
         finding = dict(entry["finding"])
-        if code in TRAJECTORY:
+        if key[0] in TRAJECTORY:
             count = len(entry["seeds"])
             text = f"in {count} of {total} seeds"
             if entry["steps"]:
