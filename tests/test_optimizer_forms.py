@@ -97,10 +97,12 @@ def test_tf1_optimizer_through_the_compat_v1_module_alias(tmp_path):
     assert [(d.line, d.code) for d in lint(path, {"ELB003"})] == [(5, "ELB003")]
 
 
-def test_tf1_high_learning_rate_suggests_clipped_gradients(tmp_path):
+def test_tf1_high_learning_rate_asks_for_a_smaller_rate_not_for_clipping(tmp_path):
+    """Clipping bounds the gradient, not the step: after `--fix` adds clipnorm the rate is still too high."""
     found = findings(tmp_path, BNN + "opt = tf.train.GradientDescentOptimizer(1.0)\n", codes=("ELB009",))
     assert [(line, code) for line, code, _ in found] == [(3, "ELB009")]
-    assert "clipped gradients" in found[0][2].message
+    assert "Use a rate of 1e-3..0.1 or a decaying schedule" in found[0][2].message
+    assert "it does not replace this" in found[0][2].message
 
 
 @pytest.mark.parametrize("clip, flagged", [
