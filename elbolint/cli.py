@@ -131,7 +131,7 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("--show-files", is_flag=True, help="Print the files that would be linted, and exit.")
 @click.option("--show-settings", is_flag=True, help="Print the resolved configuration and where it came from, and exit.")
 @click.option("--dynamic", "dynamic", is_flag=True,
-              help="Also run flagged models briefly in a sandbox to confirm findings (needs elbolint[dynamic]).")
+              help="Also run flagged models briefly in a sandbox to confirm findings (needs the [dynamic] extra: TensorFlow, TFP, tf-keras).")
 @click.option("--dynamic-scope", type=click.Choice(["flagged", "all"]), default="flagged",
               help="`--dynamic=all` runs every file that builds a TFP surrogate or model.")
 @click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None, help="Steps per fit when the file states no num_steps (default 200); a fit's own num_steps is followed up to max(this, max-steps).")

@@ -201,7 +201,7 @@ def test_without_tensorflow_one_install_hint_and_no_error_rows(tmp_path):
     result = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic", "--python", str(python),
                              "--output-format", "concise", *files], capture_output=True, text=True, timeout=120)
     assert "ELB100" not in result.stdout
-    assert result.stderr.count("pip install 'elbolint[dynamic]'") == 1
+    assert result.stderr.count("pip install -e '.[dynamic]'") == 1
     assert result.stderr.count("elbolint: dynamic 1/2 ") == result.stderr.count("elbolint: dynamic 2/2 ") == 1
     codes = sorted(line.split(": ")[1].split()[0] for line in result.stdout.splitlines() if ": ELB" in line)
     assert codes == ["ELB001", "ELB004"]

@@ -140,7 +140,8 @@ def _log_line(total: int, names=None):
 def _explain_unavailable(message: str, python: str) -> None:
     """One install hint, once: not the import error under every finding."""
     sys.stderr.write(f"elbolint: dynamic mode needs TensorFlow Probability in {python}: install it with "
-                     f"`pip install 'elbolint[dynamic]'` (or pass --python an interpreter that has it). "
+                     f"`pip install -e '.[dynamic]'` in elbolint's checkout (elbolint is not on PyPI yet), or "
+                     f"pass --python an interpreter that has it. "
                      f"({message.split(': ', 1)[-1]})\n")
     sys.stderr.flush()
 
