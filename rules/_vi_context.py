@@ -21,13 +21,14 @@ for itself drifted apart. VIContext is the one place that decides, from one file
   `loss = tfd.kl_divergence(q, p) - log_likelihood`); or a variational GP's own ELBO terms
   (`surrogate_posterior_kl_divergence_prior()`, `variational_loss()`). A KL printed once at
   module level is not an objective;
-- `own-samples`: a distribution whose parameters are trainable variables (or whose name says it is
-  the approximate posterior: `q_dist = q()`) (`tf.Variable`,
+- `own-samples`: a sample `z = q.sample()` scored by its own distribution (`q.log_prob(z)`) and also
+  fed to something else (the model's `log_prob(z)`, a likelihood, a layer), where `q`'s parameters are
+  trainable variables (or its name says it is the approximate posterior: `q_dist = q()`) (`tf.Variable`,
   `TransformedVariable`, `DeferredTensor`, `add_weight`, also through `self.` attributes and
-  transforms such as `softplus(self.rho)`), sampled and scored (`log_prob` or a KL) in the same
-  class or function: Bayes-by-backprop layers, hand-written Monte Carlo ELBOs. A policy whose
-  parameters come from a network's outputs (reinforcement learning samples and scores too) is
-  not trainable-parametrised, so it does not count;
+  transforms such as `softplus(self.rho)`), all in the same class or function: Bayes-by-backprop
+  layers, hand-written Monte Carlo ELBOs. A policy whose parameters come from a network's outputs
+  (reinforcement learning samples and scores too) does not count, nor a flow fitted by maximum
+  likelihood that scores its own samples for monitoring only;
 - `elbo-named`: a value or a def whose name says it is the ELBO (`elbo = log_likelihood - kl`,
   `def negative_elbo(...)`): a word only variational inference uses;
 - `named-surrogate`: a distribution with trainable-variable parameters bound to a name that says
@@ -210,8 +211,9 @@ class VIContext:
         self._tapes: list[int] = []  # the `with tf.GradientTape()` blocks the traversal is inside
         self._add_loss = 0  # `add_loss(...)` arguments the traversal is inside
         self._owners: list[cst.CSTNode] = []  # enclosing classes and defs
-        self._sampled: dict[tuple, set[str]] = {}  # owner key -> trainable distributions sampled there
-        self._scored: dict[tuple, set[str]] = {}  # owner key -> distributions scored there
+        self._samples: dict[tuple, str] = {}  # (owner key, name) -> the distribution it is a sample of
+        self._scored_own: set[tuple] = set()  # samples scored by their own distribution
+        self._used_elsewhere: set[tuple] = set()  # samples passed to anything else
         # Training sites (see `drives_vi_at`): the innermost def, else a module-level loop, else the module.
         self._sites: list[tuple] = [("module",)]
         self._site_evidence: set[tuple] = set()
@@ -318,6 +320,7 @@ class VIContext:
             self._add_loss -= 1
 
     def visit_assign_target(self, name: str, value: cst.BaseExpression) -> None:
+        self._remember_sample(name, value)
         if _LOSS_NAME.search(name) and _kl_in(self, value):
             self._note("kl-objective", value)  # TF1 graph mode: `loss = tfd.kl_divergence(q, p) - ...`
         if _says_elbo(name):
@@ -351,8 +354,8 @@ class VIContext:
         if not names.isdisjoint(_KL_FUNCTIONS) or (method == "kl_divergence" and not names):
             if self._in_objective():
                 self._note("kl-objective", node)
-        if method is not None and not names:
-            self._own_samples(node, method)
+        if self._samples:
+            self._own_samples(node, method if not names else None)
 
     def loss_site(self, loss: Optional[cst.BaseExpression]) -> Optional[tuple]:
         """The training site of a `minimize`: the loss it is given, when that is a def of the file
@@ -416,24 +419,32 @@ class VIContext:
             return ("def", id(owner))
         return ("module",)
 
-    def _own_samples(self, node: cst.Call, method: str) -> None:
-        receiver = node.func.value
+    def _remember_sample(self, name: str, value: cst.BaseExpression) -> None:
+        """`z = q.sample(8)` of a trainable (or posterior-named) distribution: watch how `z` is used."""
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
+                and value.func.attr.value == "sample"):
+            return
+        receiver = value.func.value
         key = _dotted(receiver)
-        if key is None:
-            return
+        if key is not None and (self._trainable_distribution(receiver) or self._named_surrogate(receiver)):
+            self._samples[(self._owner_key(), name)] = key
+
+    def _own_samples(self, node: cst.Call, method: Optional[str]) -> None:
+        """An MC ELBO: a sample `z` of the surrogate scored by the surrogate itself (`q.log_prob(z)`)
+        and also used by something else (the model's `log_prob(z)`, a likelihood, a layer's matmul).
+        A flow that scores its own samples only for monitoring feeds them nowhere else."""
         owner = self._owner_key()
-        if method == "sample" and (self._trainable_distribution(receiver) or self._named_surrogate(receiver)):
-            self._sampled.setdefault(owner, set()).add(key)
-        elif method in _SCORING_METHODS:
-            self._scored.setdefault(owner, set()).add(key)
-            if method != "log_prob" and node.args:  # `p.kl_divergence(q)`: q is scored too
-                other = _dotted(node.args[0].value)
-                if other is not None:
-                    self._scored[owner].add(other)
-        else:
-            return
-        if self._sampled.get(owner, set()) & self._scored.get(owner, set()):
-            self._note("own-samples", node)
+        receiver = _dotted(node.func.value) if method is not None else None
+        for arg in node.args:
+            if not isinstance(arg.value, cst.Name) or (owner, arg.value.value) not in self._samples:
+                continue
+            sample = (owner, arg.value.value)
+            if method in _SCORING_METHODS and receiver == self._samples[sample]:
+                self._scored_own.add(sample)
+            else:
+                self._used_elsewhere.add(sample)
+            if sample in self._scored_own and sample in self._used_elsewhere:
+                self._note("own-samples", node)
 
     def _named_surrogate(self, node: cst.BaseExpression) -> bool:
         """`q_dist = q()`, `posterior = make_posterior()`: a sampled distribution whose name says it

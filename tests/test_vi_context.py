@@ -100,6 +100,15 @@ NEAR_MISSES = {
             actions = policy.sample()
             return -tf.reduce_mean(tf.reduce_sum(policy.log_prob(actions), -1) * advantages)
         """, "policy_loss(tf.ones([4, 3]), tf.ones([4]))"),
+    "flow fitted by maximum likelihood, its own samples scored for monitoring": ("""
+        shift = tf.Variable(tf.zeros(2))
+        flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(2)), tfb.Shift(shift))
+        variables = [shift]
+        def train_step_loss(data):
+            samples = flow.sample(16)
+            tf.print(tf.reduce_mean(flow.log_prob(samples)))
+            return -tf.reduce_mean(flow.log_prob(data))
+        """, "train_step_loss(tf.ones([4, 2]))"),
     "kl printed at module level": ("""
         print(tfd.kl_divergence(tfd.Normal(0.0, 1.0), tfd.Normal(1.0, 1.0)))
         net = tf_keras.layers.Dense(1)
