@@ -18,7 +18,7 @@ from elbolint.names import TF
 from elbolint.resolver import Resolver
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
-    ANY_OPTIMIZER, STRING_OPTIMIZERS, VI_FUNCTIONS, BranchScopes,
+    ANY_OPTIMIZER, CLIPPING_KEYWORDS, STRING_OPTIMIZERS, VI_FUNCTIONS, BranchScopes,
 )
 from elbolint.rules._vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, _combine
 
@@ -49,6 +49,8 @@ GRADIENTS, CLIPPED, PARAMETER = 1, 2, 4
 #: `tfp.math.minimize` (no room for clipping). APPLIED / APPLIED_CLIPPED: `apply_gradients` of
 #: gradients that were / were not clipped on the way.
 FITTED, MINIMIZED, APPLIED, APPLIED_CLIPPED = "fitted", "minimized", "applied", "applied-clipped"
+#: `opt.clipnorm = 1.0` (or `global_clipnorm`, `clipvalue`) set on the optimizer after construction.
+CLIPPED_LATER = "clipped-later"
 _UNCLIPPED_USES = frozenset({FITTED, MINIMIZED, APPLIED})
 
 
@@ -153,6 +155,9 @@ class OptimizerRoles:
 
     def visit_assign(self, node: cst.Assign) -> None:
         for target in node.targets:
+            if (isinstance(target.target, cst.Attribute) and target.target.attr.value in CLIPPING_KEYWORDS
+                    and not (isinstance(node.value, cst.Name) and node.value.value == "None")):
+                self._use(target.target.value, CLIPPED_LATER)  # `opt.clipnorm = 1.0` after construction
             self._bind(target.target, node.value)
             for name in _target_names(target.target):
                 self.vi.visit_assign_target(name, node.value)
@@ -352,7 +357,7 @@ class OptimizerRoles:
         if node is None:
             return
         references = self._references(node)
-        marks = {use} if use == FITTED else {use, ("site", site or self.vi.site())}
+        marks = {use} if use in (FITTED, CLIPPED_LATER) else {use, ("site", site or self.vi.site())}
         for reference in references:
             self._uses.setdefault(reference, set()).update(marks)
         parameter = self._parameter(node)
@@ -452,7 +457,7 @@ class OptimizerRoles:
         unclipped)."""
         uses, _ = self._resolve()
         mine = uses.get(id(optimizer), set())
-        if APPLIED_CLIPPED in mine:
+        if APPLIED_CLIPPED in mine or CLIPPED_LATER in mine:
             return True
         return self._clipped_untraced and mine.isdisjoint(_UNCLIPPED_USES)
 

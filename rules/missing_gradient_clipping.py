@@ -28,7 +28,8 @@ class MissingGradientClipping(VIOptimizerRule):
     `self.` attributes and functions of the file that return them. Not flagged: optimizers in
     files with no TFP VI; optimizers compiled into a visibly plain Keras model (a deterministic or
     MC-dropout baseline next to a Bayesian network, also through a helper that compiles its
-    `optimizer` parameter or builds the model); and optimizers whose `apply_gradients` receives
+    `optimizer` parameter or builds the model); optimizers given clipping after construction
+    (`opt.clipnorm = 1.0`); and optimizers whose `apply_gradients` receives
     gradients clipped by hand (`tf.clip_by_global_norm` / `clip_by_norm` / `clip_by_value` on what
     `tape.gradient` or `compute_gradients` returned). Clipping anything else (a loss, a scale)
     exempts nothing.

@@ -217,3 +217,11 @@ def test_branch_scopes_each_branch_starts_from_the_bindings_before_the_if():
             pass
         """)
     assert scopes.lookup("x") == {"'if'", "'before'"}
+
+
+def test_clipping_set_on_the_optimizer_after_construction_counts(tmp_path):
+    """`opt.clipnorm = 1.0` after construction clips (Keras reads it at apply time); `= None` does not."""
+    body = BNN + "opt = tf_keras.optimizers.Adam(0.01)\nopt.clipnorm = 1.0\nbnn.compile(optimizer=opt, loss='mse')\n"
+    assert findings(tmp_path, body, codes=("ELB003",)) == []
+    body = BNN + "opt = tf_keras.optimizers.Adam(0.01)\nopt.clipnorm = None\nbnn.compile(optimizer=opt, loss='mse')\n"
+    assert [(line, code) for line, code, _ in findings(tmp_path, body, codes=("ELB003",))] == [(3, "ELB003")]
