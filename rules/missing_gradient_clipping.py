@@ -114,9 +114,22 @@ def _with_clipnorm(call: cst.Call) -> cst.Call:
     if args:
         last = args[-1]
         trailing = last.comma if isinstance(last.comma, cst.Comma) else None
-        args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        between = cst.SimpleWhitespace(" ")
+        if trailing is not None and isinstance(trailing.whitespace_after, cst.ParenthesizedWhitespace):
+            # one argument per line: the new one goes on a line of its own, indented as the others
+            before_last = args[-2].comma.whitespace_after if len(args) > 1 and isinstance(args[-2].comma, cst.Comma) \
+                else call.whitespace_before_args
+            if isinstance(before_last, cst.ParenthesizedWhitespace):
+                after = trailing.whitespace_after  # the last argument's own line: its comment stays there
+                between = cst.ParenthesizedWhitespace(first_line=after.first_line, indent=before_last.indent,
+                                                      last_line=before_last.last_line)
+                trailing = trailing.with_changes(whitespace_after=cst.ParenthesizedWhitespace(
+                    indent=after.indent, last_line=after.last_line))
+        args[-1] = last.with_changes(comma=cst.Comma(whitespace_before=trailing.whitespace_before
+                                                     if trailing is not None else cst.SimpleWhitespace(""),
+                                                     whitespace_after=between))
         if trailing is not None:
-            clip = clip.with_changes(comma=trailing)
+            clip = clip.with_changes(comma=trailing.with_changes(whitespace_before=cst.SimpleWhitespace("")))
     return call.with_changes(args=[*args, clip])
 
 

@@ -137,3 +137,19 @@ def test_no_fix_is_offered_where_it_could_not_work(tmp_path):
     result = invoke(["--output-format", "json", "--no-cache", "model.py"], tmp_path)
     fixes = [(d["location"]["row"], d["fix"] is not None) for d in json.loads(result.stdout) if d["code"] == "ELB001"]
     assert fixes == [(3, False), (4, False), (5, True)]
+
+
+def test_clipnorm_goes_on_its_own_line_in_a_call_written_one_argument_per_line(tmp_path):
+    """A multi-line optimizer call gets `clipnorm=1.0` on a line of its own, indented like the others;
+    the last argument keeps its comment; a one-line call stays on one line."""
+    path = tmp_path / "model.py"
+    path.write_text(
+        "import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+        "q = tfp.distributions.Normal(tf.Variable(0.), tfp.util.TransformedVariable(1., tfp.bijectors.Softplus()))\n"
+        "opt = tf.optimizers.Adam(\n    learning_rate=0.01,  # tuned\n    beta_1=0.8,  # momentum\n)\n"
+        "tfp.vi.fit_surrogate_posterior(lambda z: tfp.distributions.Normal(0., 1.).log_prob(z), q, opt, 10)\n")
+    result = CliRunner().invoke(main, ["--no-cache", "--fix", "--select", "ELB003", str(path)])
+    assert result.exit_code == 0, result.output
+    assert path.read_text().splitlines()[3:8] == [
+        "opt = tf.optimizers.Adam(", "    learning_rate=0.01,  # tuned", "    beta_1=0.8,  # momentum",
+        "    clipnorm=1.0,", ")"]
