@@ -129,3 +129,15 @@ def test_confirm_only_failure_is_marked():
                                       "message": "sampling `model` fails: ValueError: Too few inputs"}})
     assert finding["code"] == "ELB100" and finding["confirm_only"] is True
     assert "confirm_only" not in classify({"failure": {"kind": "exception", "message": "x"}})[0]
+
+
+def test_a_transformed_scale_underflowing_to_zero_is_no_elb104():
+    """`TransformedVariable(1., Softplus())` reaches 0 only by underflow while the fit explodes: that is
+    the explosion's evidence, not a raw scale's. A raw scale at 0 still is ELB104."""
+    from elbolint.dynamic.classify import classify
+
+    fit = {"loss": [10.0, 5.0, 3.0], "grad_norm": [1.0] * 3, "positive": {"`scale` of Normal": [1.0, 0.0, 0.0]},
+           "none_grad": [], "zero_grad": [], "untracked": []}
+    trace = {"source": "fit_surrogate_posterior", "fit": dict(fit, constrained=["`scale` of Normal"])}
+    assert "ELB104" not in [f["code"] for f in classify(trace)]
+    assert "ELB104" in [f["code"] for f in classify({"source": "fit_surrogate_posterior", "fit": fit})]

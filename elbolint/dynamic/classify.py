@@ -150,10 +150,11 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
     # ELB104: a positive-only parameter reaches <= 0 (one finding per parameter, earliest first: each
     # static finding is confirmed by its own parameter's evidence, see report._explained_elsewhere).
     nonpositive = []
+    constrained = set(fit.get("constrained") or ())  # softplus/exp-kept: 0 only by underflow
     for name, mins in (fit.get("positive") or {}).items():
         for step, value in enumerate(mins):
             x = number(value)
-            if x is not None and not math.isnan(x) and x <= 0:
+            if x is not None and not math.isnan(x) and (x < 0 or (x == 0 and name not in constrained)):
                 nonpositive.append((step, name, x))
                 break
     for step, name, value in sorted(nonpositive, key=lambda item: item[0]):

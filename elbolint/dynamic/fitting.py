@@ -476,9 +476,11 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
     labels = variable_labels(list(watched), [namespace]) if watched else []
     seen = {id(v) for v in watched}
     surrogate_labels = variable_labels(list(variables), [namespace])
+    constrained = _constrained(positives)
     for record in runs:
         mins = record.pop("mins")
         record["positive"] = {name: values for (name, _), values in zip(positives, mins)}
+        record["constrained"] = constrained
         always_zero = record.pop("always_zero")
         record["none_grad"] = [f"`{label}`" for label, v in zip(surrogate_labels, variables) if id(v) not in seen]
         finite = bool(record["loss"]) and all(math.isfinite(v) for v in record["loss"])
@@ -491,6 +493,17 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
         first["counterfactual"] = runner.counterfactual
     first["seconds"] = time.monotonic() - started
     return first, runs, result
+
+
+def _constrained(positives) -> list[str]:
+    """The positive parameters kept positive by a transform (`TransformedVariable(..., Softplus())`,
+    `DeferredTensor`): such a value reaches 0 only by underflow while the fit diverges, which is the
+    divergence's evidence (ELB101/ELB107), not a raw scale's (ELB104)."""
+    try:
+        import tensorflow_probability as tfp
+    except ImportError:  # pragma: no cover - the child always has TFP
+        return []
+    return [name for name, value in positives if isinstance(value, tfp.util.DeferredTensor)]
 
 
 class _Runner:
