@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rule import Rule
-from elbolint.rules._tfp import (
-    DiscardedDistributions,
-    distribution_arguments, distribution_name, raw_variable_at, raw_variables_passed, variable_words,
-)
+from elbolint.rules._tfp import RawParameterRule, distribution_arguments
 
 #: Distributions whose `probs` is a vector on the simplex (the rest take per-event probabilities).
 _SIMPLEX = frozenset({
@@ -19,7 +14,7 @@ _SIMPLEX = frozenset({
 })
 
 
-class UnconstrainedProbs(DiscardedDistributions, Rule):
+class UnconstrainedProbs(RawParameterRule):
     """
     ## What it does
     Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `probs` of a TFP distribution (`Bernoulli`, `Categorical`,
@@ -61,41 +56,10 @@ class UnconstrainedProbs(DiscardedDistributions, Rule):
     severity = Severity.ERROR
     confirmed_by = ("ELB101",)
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, advice, callee)
+    def checked_arguments(self, node: cst.Call, distribution: str):
+        return [(p, arg) for p, arg in distribution_arguments(node, distribution) if p == "probs"]
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if self.discarded:
-            return
-        distribution = distribution_name(self.resolver, node)
-        if distribution is None:
-            return
-        for parameter, arg in distribution_arguments(node, distribution):
-            if parameter != "probs":
-                continue
-            bijector = "tfb.SoftmaxCentered()" if distribution in _SIMPLEX else "tfb.Sigmoid()"
-            flow = self.resolver.follow(arg.value)
-            variable = raw_variable_at(self.resolver, flow)
-            if variable is None:
-                if flow.parameter is not None:
-                    self._parameters.append((flow, bijector, self.source(node.func)))
-                continue
-            self.report_once(
-                arg.value,
-                f"`probs` of {self.source(node.func)} is a raw {variable_words(variable)}; one optimizer step can push it "
-                f"outside [0, 1] and log_prob is NaN. Parameterise by `logits=` or use "
-                f"tfp.util.TransformedVariable(init, {bijector})",
-            )
-
-    def leave_Module(self, original_node: cst.Module) -> None:
-        for flow, bijector, spelled in self._parameters:
-            function, name = flow.parameter
-            for argument in raw_variables_passed(self.resolver, flow):
-                self.report_once(
-                    argument,
-                    f"this raw tf.Variable becomes `probs` of {spelled} in `{function.name.value}` (parameter "
-                    f"`{name}`); one optimizer step can push it outside [0, 1] and log_prob is NaN. "
-                    f"Parameterise by `logits=` or use tfp.util.TransformedVariable(init, {bijector})",
-                )
-
+    def consequence(self, parameter: str, distribution: str, variable) -> str:
+        bijector = "tfb.SoftmaxCentered()" if distribution in _SIMPLEX else "tfb.Sigmoid()"
+        return ("one optimizer step can push it outside [0, 1] and log_prob is NaN. Parameterise by `logits=` "
+                f"or use tfp.util.TransformedVariable(init, {bijector})")

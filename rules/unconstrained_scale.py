@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-
 from typing import Optional
 
 import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.names import TFB, TFP_UTIL
-from elbolint.rule import Rule
 from elbolint.rules._tfp import (
-    DiscardedDistributions,
-    POSITIVE_PARAMETERS, distribution_arguments, distribution_name, first_argument, literal_values,
-    is_keras_weight, raw_variable_at, raw_variables_passed, variable_words,
+    POSITIVE_PARAMETERS, RawParameterRule, distribution_arguments, first_argument, is_keras_weight, literal_values,
 )
 
 
-class UnconstrainedScale(DiscardedDistributions, Rule):
+class UnconstrainedScale(RawParameterRule):
     """
     ## What it does
     Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as a positive-only parameter of a TFP distribution
@@ -62,50 +58,17 @@ class UnconstrainedScale(DiscardedDistributions, Rule):
     confirmed_by = ("ELB104", "ELB101")
     fixable = True
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, parameter, callee)
+    def checked_arguments(self, node: cst.Call, distribution: str):
+        return [(p, arg) for p, arg in distribution_arguments(node, distribution) if p in POSITIVE_PARAMETERS]
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if self.discarded:
-            return
-        distribution = distribution_name(self.resolver, node)
-        if distribution is None:
-            return
-        for parameter, arg in distribution_arguments(node, distribution):
-            if parameter not in POSITIVE_PARAMETERS:
-                continue
-            flow = self.resolver.follow(arg.value)
-            variable = raw_variable_at(self.resolver, flow)
-            if variable is None:
-                if flow.parameter is not None:
-                    self._parameters.append((flow, parameter, self.source(node.func)))
-                continue
-            words = variable_words(variable)
-            what = f"a raw {words}"
-            if flow.subscripts:
-                what = f"an element of a raw {words}" if flow.indices() is not None else f"a slice of a raw {words}"
-            advice = ("Keep the weight unconstrained and build the distribution from "
-                      "1e-3 + tf.nn.softplus(weight) each call" if is_keras_weight(variable)
-                      else "Use tfp.util.TransformedVariable(init, tfb.Softplus())")
-            message = (
-                f"`{parameter}` of {self.source(node.func)} is {what}; optimisation can push "
-                f"it to <= 0 (NaN ELBO). {advice}"
-            )
-            fix = self._fix(variable) if variable is arg.value and not is_keras_weight(variable) else None
-            self.report_once(arg.value, message, fix=fix)
+    def consequence(self, parameter: str, distribution: str, variable: Optional[cst.Call]) -> str:
+        advice = ("Keep the weight unconstrained and build the distribution from 1e-3 + tf.nn.softplus(weight) "
+                  "each call" if variable is not None and is_keras_weight(variable)
+                  else "Use tfp.util.TransformedVariable(init, tfb.Softplus())")
+        return f"optimisation can push it to <= 0 (NaN ELBO). {advice}"
 
-    def leave_Module(self, original_node: cst.Module) -> None:
-        for flow, parameter, spelled in self._parameters:
-            function, name = flow.parameter
-            for argument in raw_variables_passed(self.resolver, flow):
-                self.report_once(
-                    argument,
-                    f"this raw tf.Variable becomes `{parameter}` of {spelled} in `{function.name.value}` "
-                    f"(parameter `{name}`); optimisation can push it to <= 0 (NaN ELBO). "
-                    "Use tfp.util.TransformedVariable(init, tfb.Softplus())",
-                )
-
+    def fix_for(self, variable: cst.Call, arg: cst.Arg):
+        return None if is_keras_weight(variable) else self._fix(variable)
 
     def _fix(self, variable: cst.Call) -> Optional[tuple[str, cst.CSTNode]]:
         """`tf.Variable(1.0)` -> `tfp.util.TransformedVariable(1.0, tfb.Softplus())` when the

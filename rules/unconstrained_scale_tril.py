@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rule import Rule
-from elbolint.rules._tfp import DiscardedDistributions, distribution_name, raw_variable_at, raw_variables_passed, variable_words
+from elbolint.rules._tfp import RawParameterRule
 
 #: Distribution -> (matrix parameter, its position).
 _MATRIX_PARAMETER = {
@@ -18,7 +16,7 @@ _MATRIX_PARAMETER = {
 }
 
 
-class UnconstrainedScaleTril(DiscardedDistributions, Rule):
+class UnconstrainedScaleTril(RawParameterRule):
     """
     ## What it does
     Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `scale_tril` of `tfd.MultivariateNormalTriL` (by keyword
@@ -66,43 +64,15 @@ class UnconstrainedScaleTril(DiscardedDistributions, Rule):
     severity = Severity.ERROR
     confirmed_by = ("ELB101", "ELB104")
 
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._parameters: list[tuple[object, str, str]] = []  # (flow to a def's parameter, parameter, callee)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if self.discarded:
-            return
-        distribution = distribution_name(self.resolver, node)
+    def checked_arguments(self, node: cst.Call, distribution: str):
         if distribution not in _MATRIX_PARAMETER:
-            return
+            return []
         parameter, position = _MATRIX_PARAMETER[distribution]
         arg = self.get_arg(node, parameter, position)
-        if arg is None:
-            return
-        flow = self.resolver.follow(arg.value)
-        variable = raw_variable_at(self.resolver, flow)
-        if variable is None:
-            if flow.parameter is not None:
-                self._parameters.append((flow, parameter, self.source(node.func)))
-            return
-        self.report_once(
-            arg.value,
-            f"`{parameter}` of {self.source(node.func)} is a raw {variable_words(variable)}; the optimizer can make it "
-            f"singular or indefinite (NaN log-determinant). Use {_advice(parameter)}",
-        )
+        return [] if arg is None else [(parameter, arg)]
 
-    def leave_Module(self, original_node: cst.Module) -> None:
-        for flow, parameter, spelled in self._parameters:
-            function, name = flow.parameter
-            for argument in raw_variables_passed(self.resolver, flow):
-                self.report_once(
-                    argument,
-                    f"this raw tf.Variable becomes `{parameter}` of {spelled} in `{function.name.value}` "
-                    f"(parameter `{name}`); the optimizer can make it singular or indefinite (NaN "
-                    f"log-determinant). Use {_advice(parameter)}",
-                )
-
+    def consequence(self, parameter: str, distribution: str, variable) -> str:
+        return f"the optimizer can make it singular or indefinite (NaN log-determinant). Use {_advice(parameter)}"
 
 
 def _advice(parameter: str) -> str:
