@@ -31,6 +31,7 @@ import time
 from typing import Any, Optional
 
 from elbolint.dynamic.failures import exception_text, user_failure
+from elbolint.dynamic.seeds import final_loss, finite_run
 from elbolint.dynamic.varnames import variable_labels
 from elbolint.rules._tfp import POSITIVE_PARAMETERS as POSITIVE  # one list for static and dynamic
 
@@ -364,19 +365,6 @@ def _maybe_clipped(pairs, clip):
         return getattr(self.inner, name)
 
 
-def _finite_run(losses) -> bool:
-    return bool(losses) and all(math.isfinite(v) for v in losses)
-
-
-def _final_loss(losses) -> Optional[float]:
-    """The median of the last tenth of a run's losses (None when not finite)."""
-    if not losses:
-        return None
-    tail = sorted(losses[-max(1, len(losses) // 10):])
-    value = tail[len(tail) // 2]
-    return value if math.isfinite(value) else None
-
-
 def _max(values) -> Optional[float]:
     finite = [v for v in values if math.isfinite(v)]
     return max(finite) if finite else None
@@ -384,7 +372,7 @@ def _max(values) -> Optional[float]:
 
 def _unstable(runs, exploding: float) -> bool:
     """Some seed's loss went non-finite, or its gradient norm exceeded the threshold."""
-    return any(not _finite_run(r["loss"]) or any(not math.isfinite(g) or g > exploding for g in r["grad_norm"])
+    return any(not finite_run(r["loss"]) or any(not math.isfinite(g) or g > exploding for g in r["grad_norm"])
                for r in runs)
 
 
@@ -714,8 +702,8 @@ class _Runner:
             for seed in range(seeds):
                 _assign(state, initial)
                 record = self._one(function, seed, budget, None, strict=False)
-                clipped.append({"seed": seed, "finite": _finite_run(record["loss"]),
-                                "final": _final_loss(record["loss"]), "max_grad_norm": _max(record["grad_norm"])})
+                clipped.append({"seed": seed, "finite": finite_run(record["loss"]),
+                                "final": final_loss(record["loss"]), "max_grad_norm": _max(record["grad_norm"])})
         finally:
             self.clip.assign(False)
         return {"clipnorm": COUNTERFACTUAL_CLIPNORM, "runs": clipped}

@@ -91,7 +91,7 @@ def _counterfactual(trace: dict) -> list[dict]:
     clipped = counterfactual["runs"]
     total = min(len(runs), len(clipped))
     runs, clipped = runs[:total], clipped[:total]
-    unclipped_bad = sum(1 for r in runs if not _finite(r.get("loss") or []))
+    unclipped_bad = sum(1 for r in runs if not finite_run(r.get("loss") or []))
     clipped_bad = sum(1 for c in clipped if not c.get("finite"))
     clipnorm = counterfactual.get("clipnorm")
     evidence = {"clipnorm": clipnorm, "non_finite_unclipped": unclipped_bad, "non_finite_clipped": clipped_bad,
@@ -102,7 +102,7 @@ def _counterfactual(trace: dict) -> list[dict]:
         return [{"code": "ELB110", "message": message, "anchor": "fit", "evidence": evidence}]
     if unclipped_bad or clipped_bad:
         return []
-    finals = [_tail_median(r.get("loss") or []) for r in runs]
+    finals = [final_loss(r.get("loss") or []) for r in runs]
     clipped_finals = [c.get("final") for c in clipped]
     if any(v is None for v in finals + clipped_finals):
         return []
@@ -115,11 +115,14 @@ def _counterfactual(trace: dict) -> list[dict]:
     return []
 
 
-def _finite(losses) -> bool:
-    return bool(losses) and all(finite(v) for v in losses)  # trace values may be "nan" strings
+def finite_run(losses) -> bool:
+    """Every loss of a run is finite (trace values may be "nan" strings); shared with fitting.py."""
+    return bool(losses) and all(finite(v) for v in losses)
 
 
-def _tail_median(losses) -> Optional[float]:
+def final_loss(losses) -> Optional[float]:
+    """Where a run ended: the median of its last tenth of losses, None when not finite; the same
+    number for a run and its clipped re-run (fitting._Runner._clipped_runs)."""
     tail = [number(v) for v in losses[-max(1, len(losses) // 10):]] if losses else []
     if not tail or not all(v is not None and math.isfinite(v) for v in tail):
         return None
