@@ -64,7 +64,7 @@ from elbolint.names import TFD, TFP, TFPL, member_of, names_in
 from elbolint.resolver import Resolver
 from elbolint.rules._tfp import (
     DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VARIATIONAL_LAYERS, VI_FUNCTIONS, VI_MARKERS, BranchScopes,
-    distribution_name, first_argument,
+    distribution_name, first_argument, is_keras_weight,
 )
 
 #: What a Keras model visibly is, for deciding whether its optimizer drives VI.
@@ -152,16 +152,28 @@ class _ModelKinds:
         return UNKNOWN
 
 
-def _mentions(resolver: Resolver, node: cst.CSTNode, names: frozenset[str]) -> bool:
+def _any_call(node: cst.CSTNode, predicate) -> bool:
+    """Whether some call inside `node` satisfies `predicate`."""
     found = []
 
     class _Finder(cst.CSTVisitor):
         def visit_Call(self, call: cst.Call) -> None:
-            if not resolver.call_names(call).isdisjoint(names):
+            if not found and predicate(call):
                 found.append(call)
 
     node.visit(_Finder())
     return bool(found)
+
+
+def _mentions(resolver: Resolver, node: cst.CSTNode, names: frozenset[str]) -> bool:
+    return _any_call(node, lambda call: not resolver.call_names(call).isdisjoint(names))
+
+
+def _is_kl(resolver: Resolver, call: cst.Call) -> bool:
+    """`tfd.kl_divergence(q, p)`, or `q.kl_divergence(p)` on an object no import names (a distribution)."""
+    names = resolver.call_names(call)
+    return not names.isdisjoint(_KL_FUNCTIONS) or (
+        not names and isinstance(call.func, cst.Attribute) and call.func.attr.value == "kl_divergence")
 
 
 
@@ -321,7 +333,7 @@ class VIContext:
 
     def visit_assign_target(self, name: str, value: cst.BaseExpression) -> None:
         self._remember_sample(name, value)
-        if _LOSS_NAME.search(name) and _kl_in(self, value):
+        if _LOSS_NAME.search(name) and _any_call(value, lambda call: _is_kl(self.resolver, call)):
             self._note("kl-objective", value)  # TF1 graph mode: `loss = tfd.kl_divergence(q, p) - ...`
         if _says_elbo(name):
             self._note("elbo-named", value)  # `elbo = log_likelihood - kl`; `train_op = opt.minimize(-elbo)`
@@ -351,7 +363,7 @@ class VIContext:
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
         if method in _VI_METHODS and not names:
             self._note("kl-objective", node)  # `vgp.surrogate_posterior_kl_divergence_prior()`
-        if not names.isdisjoint(_KL_FUNCTIONS) or (method == "kl_divergence" and not names):
+        if _is_kl(self.resolver, node):
             if self._in_objective():
                 self._note("kl-objective", node)
         if self._samples:
@@ -463,18 +475,12 @@ class VIContext:
 
     def _conditional(self, call: cst.Call) -> bool:
         """Some parameter is computed by a callable of the user's (a network, a layer): `net(obs)`."""
-        found = []
         resolver = self.resolver
 
-        class _Calls(cst.CSTVisitor):
-            def visit_Call(self, node: cst.Call) -> None:
-                if not resolver.call_names(node) and not (
-                        isinstance(node.func, cst.Attribute) and node.func.attr.value in ("add_weight", "add_variable")):
-                    found.append(node)
+        def users_callable(node: cst.Call) -> bool:
+            return not resolver.call_names(node) and not is_keras_weight(node)
 
-        for arg in call.args:
-            arg.value.visit(_Calls())
-        return bool(found)
+        return any(_any_call(arg.value, users_callable) for arg in call.args)
 
     def _trainable(self, node: cst.CSTNode, depth: int) -> bool:
         """Whether a trainable variable is among the values this expression is built from."""
@@ -487,7 +493,7 @@ class VIContext:
             if not self.resolver.call_names(node).isdisjoint(_TRAINABLE_MAKERS):
                 return not any(a.keyword is not None and a.keyword.value == "trainable"
                                and isinstance(a.value, cst.Name) and a.value.value == "False" for a in node.args)
-            if isinstance(node.func, cst.Attribute) and node.func.attr.value in ("add_weight", "add_variable"):
+            if is_keras_weight(node):
                 return True
             return any(self._trainable(arg.value, depth + 1) for arg in node.args)
         if isinstance(node, cst.BinaryOperation):
@@ -519,23 +525,8 @@ class _LossFinder(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         names = self.context.resolver.call_names(node)
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
-        if not names.isdisjoint(VI_FUNCTIONS | _KL_FUNCTIONS) or method in _VI_METHODS or method == "kl_divergence":
+        if not names.isdisjoint(VI_FUNCTIONS) or method in _VI_METHODS or _is_kl(self.context.resolver, node):
             self.vi = True
-
-
-def _kl_in(context: VIContext, value: cst.BaseExpression) -> bool:
-    """A KL divergence among the calls of an expression (`loss = tfd.kl_divergence(q, p) - ll`)."""
-    resolver = context.resolver
-    found = []
-
-    class _Kl(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
-            if not resolver.call_names(node).isdisjoint(_KL_FUNCTIONS) or method == "kl_divergence":
-                found.append(node)
-
-    value.visit(_Kl())
-    return bool(found)
 
 
 def _vi_keywords(node: cst.Call) -> bool:
