@@ -61,7 +61,7 @@ from typing import Optional
 import libcst as cst
 
 from elbolint.names import TFD, TFP, TFPL, member_of, names_in
-from elbolint.resolver import Resolver
+from elbolint.resolver import Resolver, dotted_name
 from elbolint.rules._tfp import (
     DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VARIATIONAL_LAYERS, VI_FUNCTIONS, VI_MARKERS, BranchScopes,
     distribution_name, first_argument, is_keras_weight,
@@ -437,7 +437,7 @@ class VIContext:
                 and value.func.attr.value == "sample"):
             return
         receiver = value.func.value
-        key = _dotted(receiver)
+        key = dotted_name(receiver)
         if key is not None and (self._trainable_distribution(receiver) or self._named_surrogate(receiver)):
             self._samples[(self._owner_key(), name)] = key
 
@@ -446,7 +446,7 @@ class VIContext:
         and also used by something else (the model's `log_prob(z)`, a likelihood, a layer's matmul).
         A flow that scores its own samples only for monitoring feeds them nowhere else."""
         owner = self._owner_key()
-        receiver = _dotted(node.func.value) if method is not None else None
+        receiver = dotted_name(node.func.value) if method is not None else None
         for arg in node.args:
             if not isinstance(arg.value, cst.Name) or (owner, arg.value.value) not in self._samples:
                 continue
@@ -462,7 +462,7 @@ class VIContext:
         """`q_dist = q()`, `posterior = make_posterior()`: a sampled distribution whose name says it
         is the approximate posterior, built where we cannot read it (a function defined in a
         later notebook cell, a `tf.function`, an encoder network). A VAE's `q_z = encoder(x)` is VI too."""
-        name = _dotted(node)
+        name = dotted_name(node)
         return name is not None and bool(_SURROGATE_NAME.search(name.rsplit(".", 1)[-1]))
 
     def _trainable_distribution(self, node: cst.BaseExpression) -> bool:
@@ -545,13 +545,4 @@ def _callee_name(node: cst.Call) -> Optional[str]:
         return func.value
     if isinstance(func, cst.Attribute):
         return func.attr.value
-    return None
-
-
-def _dotted(node: cst.BaseExpression) -> Optional[str]:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        inner = _dotted(node.value)
-        return None if inner is None else f"{inner}.{node.attr.value}"
     return None
