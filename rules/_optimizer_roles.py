@@ -20,7 +20,7 @@ from elbolint.rule import Rule
 from elbolint.rules._tfp import (
     ANY_OPTIMIZER, CLIPPING_KEYWORDS, STRING_OPTIMIZERS, VI_FUNCTIONS, BranchScopes,
 )
-from elbolint.rules._vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, _combine
+from elbolint.rules._vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, combine_kinds
 
 #: Manual clipping: counts only when applied to gradients (see OptimizerRoles).
 GRADIENT_CLIPPING = frozenset({
@@ -179,7 +179,7 @@ class OptimizerRoles:
             return
         function = self._functions[-1][0]
         kind = self._models.kind(node.value)
-        self._return_kinds[function] = _combine([kind, self._return_kinds.get(function, kind)])
+        self._return_kinds[function] = combine_kinds([kind, self._return_kinds.get(function, kind)])
         self._returns[function] = self._returns.get(function, frozenset()) | self._references(node.value)
         self._return_gradients[function] = self._return_gradients.get(function, 0) | self._flow(node.value)
 
@@ -233,9 +233,9 @@ class OptimizerRoles:
             return
         parameter = self._parameter(optimizer)
         if parameter is not None:
-            self._compiled_parameters[parameter] = _combine([kind, self._compiled_parameters.get(parameter, kind)])
+            self._compiled_parameters[parameter] = combine_kinds([kind, self._compiled_parameters.get(parameter, kind)])
         for reference in self._references(optimizer):
-            self._compiled[reference] = _combine([kind, self._compiled.get(reference, kind)])
+            self._compiled[reference] = combine_kinds([kind, self._compiled.get(reference, kind)])
 
     # ------------------------------------------------------------- following values
     def _references(self, node: cst.BaseExpression, depth: int = 0) -> frozenset:
@@ -415,7 +415,7 @@ class OptimizerRoles:
             for target in self._expand(reference):
                 uses.setdefault(target, set()).update(use_set)
                 if kind is not None:
-                    compiled[target] = _combine([kind, compiled.get(target, kind)])
+                    compiled[target] = combine_kinds([kind, compiled.get(target, kind)])
 
         for reference, use_set in self._uses.items():
             add(reference, use_set)

@@ -77,7 +77,8 @@ _KL_LAYERS = names_in(TFPL, "KLDivergenceAddLoss", "KLDivergenceRegularizer")
 _VI_MODEL_LAYERS = VARIATIONAL_LAYERS | names_in(TFPL, "VariationalGaussianProcess")
 
 
-def _combine(kinds) -> str:
+def combine_kinds(kinds) -> str:
+    """What a value that may be any of these model kinds is: variational wins, then unknown."""
     kinds = set(kinds)
     if VARIATIONAL in kinds:
         return VARIATIONAL
@@ -92,7 +93,7 @@ class _ModelKinds:
 
     def __init__(self, resolver: Resolver, return_kinds: dict[str, str], vi_classes: set[str]) -> None:
         self.resolver = resolver
-        self.scopes = BranchScopes(lambda a, b: _combine([a, b]), UNKNOWN)
+        self.scopes = BranchScopes(lambda a, b: combine_kinds([a, b]), UNKNOWN)
         self._return_kinds = return_kinds
         self._vi_classes = vi_classes
 
@@ -113,9 +114,9 @@ class _ModelKinds:
         if isinstance(node, cst.Name):
             return self.scopes.lookup(node.value)
         if isinstance(node, cst.IfExp):
-            return _combine([self.kind(node.body, depth + 1), self.kind(node.orelse, depth + 1)])
+            return combine_kinds([self.kind(node.body, depth + 1), self.kind(node.orelse, depth + 1)])
         if isinstance(node, (cst.List, cst.Tuple)):
-            return _combine(self.kind(e.value, depth + 1) for e in node.elements) if node.elements else PLAIN
+            return combine_kinds(self.kind(e.value, depth + 1) for e in node.elements) if node.elements else PLAIN
         if not isinstance(node, cst.Call) or any(arg.star for arg in node.args):
             return UNKNOWN
         positional = [arg.value for arg in node.args if arg.keyword is None]
@@ -126,7 +127,7 @@ class _ModelKinds:
             return VARIATIONAL  # `BayesByBackpropDense(8)`: a layer class of this file that does VI
         if isinstance(node.func, (cst.Call, cst.Name)) and not names:
             # `Dense(8)(inputs)` or `layer(inputs)`: the layer and what flows into it.
-            return _combine([self.kind(node.func, depth + 1)] + [self.kind(v, depth + 1) for v in positional])
+            return combine_kinds([self.kind(node.func, depth + 1)] + [self.kind(v, depth + 1) for v in positional])
         if not names.isdisjoint(_VI_MODEL_LAYERS):
             return VARIATIONAL
         if not names.isdisjoint(_SEQUENTIAL):
@@ -134,7 +135,7 @@ class _ModelKinds:
             return PLAIN if layers is None else self.kind(layers, depth + 1)
         if not names.isdisjoint(_FUNCTIONAL):
             parts = [arg.value for arg in node.args if arg.keyword is None or arg.keyword.value in ("inputs", "outputs")]
-            return _combine(self.kind(v, depth + 1) for v in parts) if parts else UNKNOWN
+            return combine_kinds(self.kind(v, depth + 1) for v in parts) if parts else UNKNOWN
         if any(n.startswith("keras.layers.") or n == "keras.Input" for n in names):
             return PLAIN
         if not names.isdisjoint(_KL_LAYERS):
