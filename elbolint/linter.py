@@ -16,6 +16,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from elbolint import walk
 from elbolint.config import Limits
 from elbolint.deepstack import call_deep
+from elbolint.analysis import create_analyses, needed_analyses
 from elbolint.diagnostics import Diagnostic, Position, Severity
 from elbolint.resolver import Resolver
 from elbolint.rule import Rule, RuleContext
@@ -260,14 +261,17 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
 def run_rules(path: Path, module: cst.Module, rules, options) -> list[Diagnostic]:
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     resolver = Resolver()
+    analyses = create_analyses(resolver, needed_analyses(rule.analyses for rule in rules))
     instances = [
-        rule(RuleContext(path, wrapper.module, resolver, options.get(rule.code, {}))) for rule in rules
+        rule(RuleContext(path, wrapper.module, resolver, options.get(rule.code, {}), analyses)) for rule in rules
     ]
-    visitors = [resolver, *instances]
+    visitors = [resolver, *analyses.values(), *instances]
     if walk.supports(visitors):
         walk.walk(wrapper.module, visitors)  # read-only: no node is rebuilt (walk.py)
     else:
         wrapper.visit_batched(visitors)
+    for instance in instances:
+        instance.finalize()
     if not any(instance.findings for instance in instances):
         return []
     positions = wrapper.resolve(PositionProvider)

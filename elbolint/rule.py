@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence
 
 import libcst as cst
 
+from elbolint.analysis import FileAnalysis
 from elbolint.diagnostics import Diagnostic, Edit, Fix, Position, Severity
 from elbolint.resolver import Resolver
 from elbolint.visitor import BatchableVisitor
@@ -33,11 +34,13 @@ class Finding:
 class RuleContext:
     """What a rule instance may know about the file it is linting."""
 
-    def __init__(self, path, module: cst.Module, resolver: Resolver, options: Mapping[str, Any]):
+    def __init__(self, path, module: cst.Module, resolver: Resolver, options: Mapping[str, Any],
+                 analyses: Optional[Mapping[type[FileAnalysis], FileAnalysis]] = None):
         self.path = path
         self.module = module
         self.resolver = resolver
         self.options = options
+        self.analyses = analyses if analyses is not None else {}
 
 
 class Rule(BatchableVisitor):
@@ -54,6 +57,8 @@ class Rule(BatchableVisitor):
     fixable: ClassVar[bool] = False
     #: True when the rule's fix changes what the program computes (applied only with --unsafe-fixes).
     fix_is_unsafe: ClassVar[bool] = False
+    #: The file analyses this rule asks (`self.analysis(kind)`); the engine runs them (elbolint/analysis.py).
+    analyses: ClassVar[tuple[type[FileAnalysis], ...]] = ()
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__()
@@ -61,6 +66,17 @@ class Rule(BatchableVisitor):
         self._reported_nodes: set[int] = set()
         self.resolver = context.resolver
         self.findings: list[Finding] = []
+
+    def analysis(self, kind: type[FileAnalysis]) -> Any:
+        """This file's instance of an analysis the rule declared in `analyses`."""
+        try:
+            return self.context.analyses[kind]
+        except KeyError:
+            raise LookupError(f"{type(self).__name__} asks {kind.__name__} without declaring it in `analyses`") from None
+
+    def finalize(self) -> None:
+        """Called once after the whole traversal (every `leave_Module` included): the place to drop
+        or complete findings with whole-file answers. Default: nothing."""
 
     # ------------------------------------------------------------ reporting
     def option(self, key: str) -> Any:

@@ -1,7 +1,7 @@
 """TFP and Keras knowledge shared by several rules: which parameters must stay positive, the
 positional signatures of common distributions, optimizer classes (Keras, TF1, Keras strings), VI
 entry points, folding of literal initial values, and the `if`-branch-aware bindings (BranchScopes)
-that VIContext (`_vi_context.py`) and OptimizerRoles (`_optimizer_roles.py`) follow values through.
+that VIContext (`elbolint/analyses/vi_context.py`) and OptimizerRoles (`elbolint/analyses/optimizer_roles.py`) follow values through.
 Not a rule module (it defines no Rule subclass with a code), so the registry skips it."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Optional
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rules._optimizer_roles import VIOptimizerRule
+from elbolint.analyses.optimizer_roles import VIOptimizerRule
 from elbolint.rules._tfp import ANY_OPTIMIZER, is_call, literal_values
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rules._optimizer_roles import VIOptimizerRule
+from elbolint.analyses.optimizer_roles import VIOptimizerRule
 from elbolint.rules._tfp import ANY_OPTIMIZER, CLIPPING_KEYWORDS, TF1_OPTIMIZERS, is_call
 
 

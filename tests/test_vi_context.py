@@ -13,7 +13,7 @@ import pytest
 
 from conftest import lint
 from elbolint.resolver import Resolver
-from elbolint.rules._optimizer_roles import OptimizerRoles
+from elbolint.analyses.optimizer_roles import OptimizerRoles
 from elbolint.walk import walk
 
 HEADER = """\
@@ -261,7 +261,7 @@ def test_models_from_other_modules_are_read_by_their_builders(tmp_path, builder,
     ("elbolint_probe", False), ("elbow", False), ("Elbow_angle", False),
 ])
 def test_elbo_is_a_word_of_the_name(name, says):
-    from elbolint.rules._vi_context import _says_elbo
+    from elbolint.analyses.vi_context import _says_elbo
 
     assert _says_elbo(name) is says
 

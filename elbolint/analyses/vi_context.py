@@ -49,8 +49,8 @@ variational layers or KL layers, or by a call that passes a variational layer's 
 this file cannot read. `variational_models` is true when the file builds any such model; an
 optimizer compiled into a model that cannot be read then counts as driving VI.
 
-Fed during the traversal by OptimizerRoles (which VIOptimizerRule feeds); ask after the module.
-Not a rule module (no Rule subclass with a code), so the registry skips it.
+Fed during the traversal by OptimizerRoles (a file analysis, elbolint/analysis.py); ask after the module.
+Part of the OptimizerRoles analysis (elbolint/analyses/optimizer_roles.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ with VIOptimizerRule, their base class, feeding it once per file.
 
 Why one shared analysis: both rules ask the same two questions of the same optimizers, and the
 answers need the whole file (an optimizer built in a helper, compiled in a branch, applied in a
-loop). Whether the file or a model does VI at all is VIContext's answer (`_vi_context.py`).
+loop). Whether the file or a model does VI at all is VIContext's answer (`elbolint/analyses/vi_context.py`).
 Not a rule module (no Rule subclass with a code), so the registry skips it.
 """
 
@@ -14,13 +14,14 @@ from typing import Optional
 
 import libcst as cst
 
+from elbolint.analysis import FileAnalysis
 from elbolint.names import TF
 from elbolint.resolver import Resolver
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
     ANY_OPTIMIZER, CLIPPING_KEYWORDS, STRING_OPTIMIZERS, VI_FUNCTIONS, BranchScopes,
 )
-from elbolint.rules._vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, combine_kinds
+from elbolint.analyses.vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, combine_kinds
 
 #: Manual clipping: counts only when applied to gradients (see OptimizerRoles).
 GRADIENT_CLIPPING = frozenset({
@@ -54,7 +55,7 @@ CLIPPED_LATER = "clipped-later"
 _UNCLIPPED_USES = frozenset({FITTED, MINIMIZED, APPLIED})
 
 
-class OptimizerRoles:
+class OptimizerRoles(FileAnalysis):
     """Which optimizers of one file drive variational inference, and which are clipped by hand
     (shared by ELB003 and ELB009).
 
@@ -84,14 +85,14 @@ class OptimizerRoles:
     optimizer of the file that is not visibly used unclipped (fitted, minimized, or applying
     unclipped gradients) counts as clipped.
 
-    Feed it every call, assignment, `for`, `return`, `if` and function definition (VIOptimizerRule
-    does); ask at `leave_Module`.
+    A file analysis (elbolint/analysis.py): the engine visits it in the rules' traversal; ask at
+    `leave_Module`. Its VIContext (`.vi`) is fed from the same callbacks.
     """
 
     _FIT_OPTIMIZER_POSITION = 2  # fit_surrogate_posterior(target, surrogate, optimizer, num_steps)
 
-    def __init__(self, resolver: Resolver) -> None:
-        self.resolver = resolver
+    def __init__(self, resolver: Resolver, analyses=None) -> None:
+        super().__init__(resolver, analyses or {})
         self._return_kinds: dict[str, str] = {}
         self.vi = VIContext(resolver, self._return_kinds)
         self._models = self.vi.models
@@ -467,6 +468,82 @@ class OptimizerRoles:
         _, compiled = self._resolve()
         return [value for key, value in self._strings.items() if key in compiled]
 
+    # ---------------------------------------------------- LibCST callbacks (the engine's traversal)
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.visit_function_def(node)
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.leave_function_def(original_node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self.visit_assign(node)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self.visit_ann_assign(node)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self.visit_aug_assign(node)
+
+    def visit_For(self, node: cst.For) -> None:
+        self.visit_for(node)
+        self.vi.visit_loop(node)
+
+    def leave_For(self, original_node: cst.For) -> None:
+        self.vi.leave_loop(original_node)
+
+    def visit_While(self, node: cst.While) -> None:
+        self.vi.visit_loop(node)
+
+    def leave_While(self, original_node: cst.While) -> None:
+        self.vi.leave_loop(original_node)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.visit_return(node)
+
+    def visit_If(self, node: cst.If) -> None:
+        self.visit_if(node)
+
+    def leave_If(self, original_node: cst.If) -> None:
+        self.leave_if(original_node)
+
+    # Branches are found from the blocks themselves, not with attribute callbacks (`visit_If_body`),
+    # which would keep the engine off its fast read-only walk (elbolint/walk.py).
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self.visit_block(node)
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
+        self.leave_block(original_node)
+
+    def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> None:
+        self.visit_block(node)
+
+    def leave_SimpleStatementSuite(self, original_node: cst.SimpleStatementSuite) -> None:
+        self.leave_block(original_node)
+
+    def visit_Else(self, node: cst.Else) -> None:
+        self.visit_block(node)
+
+    def leave_Else(self, original_node: cst.Else) -> None:
+        self.leave_block(original_node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.visit_call(node)
+
+    def leave_Call(self, original_node: cst.Call) -> None:
+        self.vi.leave_call(original_node)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.vi.visit_owner(node)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.vi.leave_owner(original_node)
+
+    def visit_With(self, node: cst.With) -> None:
+        self.vi.visit_with(node)
+
+    def leave_With(self, original_node: cst.With) -> None:
+        self.vi.leave_with(original_node)
+
 
 def _string_optimizer(node: cst.SimpleString) -> Optional[str]:
     try:
@@ -489,125 +566,12 @@ def _target_names(target: cst.BaseExpression) -> list[str]:
     return []
 
 
-#: One OptimizerRoles per linted file, shared by the VI optimizer rules. It is kept on the file's
-#: Resolver, so it lives exactly as long as that file's analysis. (A WeakKeyDictionary keyed by the
-#: resolver leaked every file's tree: the value refers to its own key, so the key never dies —
-#: 0.4 MB per file, 600 MB over TFP's sources.)
-_ROLES_ATTRIBUTE = "_elbolint_vi_optimizer_roles"
-
-
 class VIOptimizerRule(Rule):
-    """Base of the rules about optimizers that drive VI (ELB003, ELB009): `self.roles` is one
-    OptimizerRoles per file, fed during the traversal by the first of these rules to be created
-    (the others only read it, in `leave_Module`, when every visit is done); subclasses extend
-    `visit_Call` (calling super) and decide in `leave_Module`."""
+    """Base of the rules about optimizers that drive VI (ELB003, ELB009): `self.roles` is this
+    file's OptimizerRoles analysis (asked in `leave_Module`, when every visit is done)."""
+
+    analyses = (OptimizerRoles,)
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        roles = getattr(self.resolver, _ROLES_ATTRIBUTE, None)
-        self._feeds = roles is None
-        if roles is None:
-            roles = OptimizerRoles(self.resolver)
-            setattr(self.resolver, _ROLES_ATTRIBUTE, roles)
-        self.roles = roles
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if self._feeds:
-            self.roles.visit_function_def(node)
-
-    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
-        if self._feeds:
-            self.roles.leave_function_def(original_node)
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        if self._feeds:
-            self.roles.visit_assign(node)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if self._feeds:
-            self.roles.visit_ann_assign(node)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if self._feeds:
-            self.roles.visit_aug_assign(node)
-
-    def visit_For(self, node: cst.For) -> None:
-        if self._feeds:
-            self.roles.visit_for(node)
-            self.roles.vi.visit_loop(node)
-
-    def leave_For(self, original_node: cst.For) -> None:
-        if self._feeds:
-            self.roles.vi.leave_loop(original_node)
-
-    def visit_While(self, node: cst.While) -> None:
-        if self._feeds:
-            self.roles.vi.visit_loop(node)
-
-    def leave_While(self, original_node: cst.While) -> None:
-        if self._feeds:
-            self.roles.vi.leave_loop(original_node)
-
-    def visit_Return(self, node: cst.Return) -> None:
-        if self._feeds:
-            self.roles.visit_return(node)
-
-    def visit_If(self, node: cst.If) -> None:
-        if self._feeds:
-            self.roles.visit_if(node)
-
-    def leave_If(self, original_node: cst.If) -> None:
-        if self._feeds:
-            self.roles.leave_if(original_node)
-
-    # Branches are found from the blocks themselves, not with attribute callbacks (`visit_If_body`),
-    # which would keep the engine off its fast read-only walk (elbolint/walk.py).
-    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        if self._feeds:
-            self.roles.visit_block(node)
-
-    def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
-        if self._feeds:
-            self.roles.leave_block(original_node)
-
-    def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> None:
-        if self._feeds:
-            self.roles.visit_block(node)
-
-    def leave_SimpleStatementSuite(self, original_node: cst.SimpleStatementSuite) -> None:
-        if self._feeds:
-            self.roles.leave_block(original_node)
-
-    def visit_Else(self, node: cst.Else) -> None:
-        if self._feeds:
-            self.roles.visit_block(node)
-
-    def leave_Else(self, original_node: cst.Else) -> None:
-        if self._feeds:
-            self.roles.leave_block(original_node)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if self._feeds:
-            self.roles.visit_call(node)
-
-    def leave_Call(self, original_node: cst.Call) -> None:
-        if self._feeds:
-            self.roles.vi.leave_call(original_node)
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        if self._feeds:
-            self.roles.vi.visit_owner(node)
-
-    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
-        if self._feeds:
-            self.roles.vi.leave_owner(original_node)
-
-    def visit_With(self, node: cst.With) -> None:
-        if self._feeds:
-            self.roles.vi.visit_with(node)
-
-    def leave_With(self, original_node: cst.With) -> None:
-        if self._feeds:
-            self.roles.vi.leave_with(original_node)
-
-
+        self.roles: OptimizerRoles = self.analysis(OptimizerRoles)
