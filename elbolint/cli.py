@@ -128,7 +128,8 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("--stdin-filename", help="Read the source from stdin and report it under this name.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per code instead of the findings.")
-@click.option("--show-files", is_flag=True, help="Print the files that would be linted, and exit.")
+@click.option("--show-files", is_flag=True,
+              help="Print the files that would be linted (and, on stderr, the notebook cells that are not Python), and exit.")
 @click.option("--show-settings", is_flag=True, help="Print the resolved configuration and where it came from, and exit.")
 @click.option("--dynamic", "dynamic", is_flag=True,
               help="Also run flagged models briefly in a sandbox to confirm findings (needs the [dynamic] extra: TensorFlow, TFP, tf-keras).")
@@ -172,10 +173,14 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
         sys.exit(0)
     if show_files:
         from elbolint.discovery import Missing, discover
+        from elbolint.notebook import is_notebook, skipped_parts
 
         for item in discover(list(paths) or [Path(".")], config):
             if not isinstance(item, Missing):
                 click.echo(item)
+                if is_notebook(item) and not quiet:  # stdout stays a list of files
+                    for part in skipped_parts(item):
+                        click.echo(f"{item}: {part}", err=True)
         sys.exit(0)
     all_rules()  # import the rules once, before the workers fork
     try:

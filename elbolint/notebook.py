@@ -3,9 +3,19 @@
 Why one virtual module: the resolver is per file, and a notebook is one program run top to bottom,
 so `tfd = tfp.distributions` in cell 1 must resolve `tfd.Normal` in cell 3. The code cells are
 concatenated in order into one Python module (IPython magics, shell escapes and `?` help lines
-commented out; cells of a foreign cell magic such as `%%R` or `%%bash` left out), keeping a map
-from each virtual line to (cell number, line within the cell). Cell numbers are 1-based positions
-among *all* the notebook's cells, markdown included, as ruff counts them.
+commented out), keeping a map from each virtual line to (cell number, line within the cell). Cell
+numbers are 1-based positions among *all* the notebook's cells, markdown included, as ruff counts them.
+
+What is not Python is left out, and `Notebook.skipped` says what and why (`--show-files` prints it):
+a notebook whose kernel is not Python (R, Julia, ...: its metadata's language or kernel name); a
+cell of a foreign cell magic (`%%R`, `%%bash`, `%%writefile`, ...); a cell whose own metadata names
+another language (VS Code's `languageId`, .NET Interactive / Polyglot); and, in a Colab notebook
+that switches to an R or Julia runtime for a section, cells that are clearly R or Julia: a cell that
+does not parse as Python and shows R syntax (`x <- ...`, `library(...)`, `pkg::fn(...)`, `fit$y`,
+`TRUE`, `as.matrix(...)`, a formula `y ~ x`, ...) or Julia syntax (`using Foo`, `println(...)`,
+`@time`, `function ... end`); a cell that parses but shows such syntax next to one of those; and a
+cell with no Python in it (no import, def, `tf.`, magic, ...) between two of them (`head(data)`).
+A cell that does not parse and shows no R or Julia syntax stays Python: it is ELB000.
 
 Why text edits for `--fix`: a fix is applied to the affected cells' own sources (the Diagnostic's
 text edits, in cell coordinates), never by writing the virtual module back, so magics and the
@@ -36,7 +46,8 @@ from elbolint.source import Source
 NOTEBOOK_SUFFIX = ".ipynb"
 
 #: Cell magics whose body is still Python run by the kernel: only their first line is commented out.
-PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture"})
+#: Any other cell magic (`%%R`, `%%bash`, `%%script ...`, `%%writefile`, `%%html`, ...) is not Python.
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "memit", "px"})
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _CELL_MAGIC = re.compile(r"%%(\w*)")
@@ -47,6 +58,17 @@ _ASSIGNED_MAGIC = re.compile(r"[A-Za-z_][\w.]*(\s*,\s*[A-Za-z_][\w.]*)*\s*=\s*[%
 
 def is_notebook(path: Path) -> bool:
     return path.suffix == NOTEBOOK_SUFFIX
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something of the notebook not linted because it is not Python, and why."""
+
+    cell: Optional[int]  # 1-based, as in findings; None: the whole notebook
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{'notebook' if self.cell is None else f'cell {self.cell}'} not linted: {self.reason}"
 
 
 @dataclass
@@ -71,6 +93,7 @@ class Notebook:
     spans: list[Span] = field(default_factory=list)
     text: str = ""
     data: bytes = b""  # the file's bytes as read: --fix refuses to write if the file changed since
+    skipped: list[Skipped] = field(default_factory=list)  # what is not Python, and why
 
     # ------------------------------------------------------------ positions
     def locate(self, line: int) -> tuple[Span, int]:
@@ -157,9 +180,21 @@ def read_notebook(source: Source) -> tuple[Source, Optional[Notebook]]:
     reason = _not_a_notebook(raw)
     if reason is not None:
         return replace(source, text=None, problem=("ELB000", f"not a valid notebook: {reason}", 1, 1)), None
-    text, spans = _virtual(raw)
-    notebook = Notebook(raw, source.text, spans, text, source.data)
+    text, spans, skipped = _virtual(raw)
+    notebook = Notebook(raw, source.text, spans, text, source.data, skipped)
     return Source(source.path, text.encode("utf-8"), text=text), notebook
+
+
+def skipped_parts(path: Path) -> list[Skipped]:
+    """What of the notebook at `path` is not linted as Python, and why (for `--show-files`);
+    nothing for a file that cannot be read or is not a valid notebook (linting reports those)."""
+    from elbolint.source import read_source
+
+    try:
+        _, notebook = read_notebook(read_source(path))
+    except (OSError, ValueError, RecursionError, MemoryError):
+        return []
+    return notebook.skipped if notebook is not None else []
 
 
 def _not_a_notebook(raw: Any) -> Optional[str]:
@@ -180,14 +215,145 @@ def _not_a_notebook(raw: Any) -> Optional[str]:
     return None
 
 
-def _is_python(raw: dict) -> bool:
-    """Notebooks of another kernel language (R, Julia, ...) have no Python to lint."""
+def _is_python_language(name: str) -> bool:
+    name = name.strip().lower()
+    return name.startswith("py") or "python" in name
+
+
+#: Kernel names (`metadata.kernelspec.name`, up to a version suffix) of kernels that do not run
+#: Python. Any other name is assumed to be Python: names such as `tf2` or `conda-env-x-py` are common.
+_FOREIGN_KERNELS = frozenset({
+    "ir", "r", "julia", "bash", "zsh", "sh", "scala", "javascript", "ijavascript", "typescript", "tslab",
+    "deno", "java", "ijava", "kotlin", "go", "gophernotes", "gonb", "rust", "evcxr", "xcpp", "cpp", "sas",
+    "octave", "matlab", "imatlab", "ruby", "haskell", "sparkkernel", "sparkrkernel", "sql", "xsqlite",
+    ".net", "powershell", "stata", "perl", "lua", "wolframlanguage", "maxima", "elixir", "clojure", "ocaml",
+})
+
+
+def _foreign_kernel(raw: dict) -> Optional[str]:
+    """Why the whole notebook is not Python (R, Julia, ... kernel), or None."""
     metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
     for key, name in (("language_info", "name"), ("kernelspec", "language")):
         info = metadata.get(key)
-        if isinstance(info, dict) and isinstance(info.get(name), str):
-            return info[name].lower() == "python"
-    return True
+        if isinstance(info, dict) and isinstance(info.get(name), str) and info[name].strip():
+            if _is_python_language(info[name]):
+                return None
+            return f"its kernel language is {info[name]} (metadata.{key}.{name})"
+    kernelspec = metadata.get("kernelspec")
+    if isinstance(kernelspec, dict) and isinstance(kernelspec.get("name"), str):
+        base = re.match(r"[a-z.]*", kernelspec["name"].lower()).group()
+        if base in _FOREIGN_KERNELS:
+            return f"its kernel is {kernelspec['name']} (metadata.kernelspec.name), not Python"
+    return None
+
+
+#: A code cell's own language, where a front end records it: VS Code, .NET Interactive / Polyglot.
+_CELL_LANGUAGE_KEYS = (("vscode", "languageId"), ("polyglot_notebook", "kernelName"),
+                       ("dotnet_interactive", "language"))
+
+
+def _cell_language(cell: dict) -> Optional[str]:
+    """Why a code cell is not Python according to its own metadata, or None."""
+    metadata = cell.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    for key, name in _CELL_LANGUAGE_KEYS:
+        info = metadata.get(key)
+        if isinstance(info, dict) and isinstance(info.get(name), str) and info[name].strip():
+            if _is_python_language(info[name]):
+                return None
+            return f"its language is {info[name]} (metadata.{key}.{name})"
+    return None
+
+
+# --------------------------------------------------- R / Julia cells in a Python notebook
+# A Colab notebook may say "switch to an R runtime" and carry R cells: no cell magic, no metadata.
+# Their syntax is recognised on the cell's code with strings and comments blanked out.
+_STRINGS_AND_COMMENTS = re.compile(
+    r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*')
+_R_SYNTAX = [
+    (re.compile(r"^[ \t]*[A-Za-z.][\w.]*(?:\$[\w.]+|\[[^\]\n]*\])*[ \t]*<<?-", re.M), "`x <- ...`"),
+    (re.compile(r"(?<![\w.])(?:library|require|requireNamespace|install\.packages|suppressMessages|suppressWarnings"
+                r"|suppressPackageStartupMessages)\s*\("), "`library(...)`"),
+    (re.compile(r"\b[A-Za-z][\w.]*:::?[A-Za-z.][\w.]*\s*\("), "`pkg::fn(...)`"),
+    (re.compile(r"[\w)\]]\$[A-Za-z_.]"), "`x$name`"),
+    (re.compile(r"%(?:>|<>|T>|\$|in|\*|o|/)%"), "`%>%`"),
+    (re.compile(r"\b(?:TRUE|FALSE|NULL)\b"), "`TRUE`/`FALSE`/`NULL`"),
+    (re.compile(r"\b(?:as|is)\.[A-Za-z][\w.]*\s*\("), "`as.matrix(...)`"),
+    (re.compile(r"\bfunction\s*\([^()]*\)\s*\{"), "`function(x) {`"),
+    (re.compile(r"[(,]\s*(?!self\.)[a-z]+\.[a-z]+\s*=(?!=)"), "`f(row.names = ...)`"),
+    (re.compile(r"(?:\)|\b(?!(?:and|or|not|in|is|if|else|return|yield|lambda|await|assert)\b)[A-Za-z_][\w.]*)"
+                r"[ \t]*~[ \t]*[\w.(]"), "a formula `y ~ x`"),
+]
+_JULIA_SYNTAX = [
+    (re.compile(r"^[ \t]*using[ \t]+[A-Za-z]", re.M), "`using ...`"),
+    (re.compile(r"\bprintln\s*\("), "`println(...)`"),
+    (re.compile(r"^[ \t]*@\w+[ \t]+\S", re.M), "a macro `@time ...`"),
+    (re.compile(r"\bPkg\.(?:add|activate|instantiate)\s*\("), "`Pkg.add(...)`"),
+    (re.compile(r"^[ \t]*(?:function|macro|(?:mutable[ \t]+)?struct|module)[ \t]+\w", re.M), "`function f(...)`"),
+    (re.compile(r"^[ \t]*end[ \t]*$", re.M), "a line `end`"),
+]
+_LANGUAGES = (("R", _R_SYNTAX), ("Julia", _JULIA_SYNTAX))
+#: Python a cell of another language would not contain: it keeps a cell between R cells Python.
+_PYTHON_SYNTAX = re.compile(
+    r"^[ \t]*(?:import|from|def|class|with|async|return|yield|try|except|raise|del|global|assert)\b"
+    r"|\blambda\b|\b(?:tf|tfp|tfd|tfb|np|pd|plt|keras|jax|jnp|torch|self)\.|:[ \t]*$", re.M)
+
+
+def _blank(match: re.Match) -> str:
+    return "" if match.group().startswith("#") else '""'
+
+
+def _foreign_syntax(code: str) -> tuple[Optional[str], list[str]]:
+    """The language (R or Julia) whose syntax the code shows most, and what was seen."""
+    best: tuple[Optional[str], list[str]] = (None, [])
+    for language, patterns in _LANGUAGES:
+        seen = [label for pattern, label in patterns if pattern.search(code)]
+        if len(seen) > len(best[1]):
+            best = (language, seen)
+    return best
+
+
+@dataclass
+class _Cell:
+    index: int
+    lines: list[str]
+    indent: int
+    magic: set[int]
+    error: Optional[tuple[int, int, str]]
+    language: Optional[str] = None  # R / Julia when the cell is judged not to be Python
+    reason: str = ""
+
+
+def _other_runtime(cells: list[_Cell]) -> None:
+    """Mark the cells written for another runtime (a Colab notebook's R section), in place."""
+    if not any(cell.error for cell in cells):  # every run of R cells has one that does not parse
+        return
+    code = [_STRINGS_AND_COMMENTS.sub(_blank, "\n".join(cell.lines)) for cell in cells]
+    syntax = [_foreign_syntax(text) for text in code]
+    python = [bool(cell.magic) or bool(_PYTHON_SYNTAX.search(text)) for cell, text in zip(cells, code)]
+    for cell, (language, seen), pythonic in zip(cells, syntax, python):
+        if cell.error and language and not pythonic:
+            cell.language = language
+            cell.reason = f"looks like {language}, not Python (it does not parse as Python and has {', '.join(seen)})"
+    changed = True
+    while changed:  # a run of R cells grows over its neighbours
+        changed = False
+        for at, cell in enumerate(cells):
+            if cell.language or python[at]:
+                continue
+            before = cells[at - 1].language if at > 0 else None
+            after = cells[at + 1].language if at + 1 < len(cells) else None
+            language, seen = syntax[at]
+            if language and language in (before, after):
+                cell.language = language
+                cell.reason = f"looks like {language}, not Python (it has {', '.join(seen)}, next to {language} cells)"
+            elif before and before == after:
+                cell.language = before
+                cell.reason = f"looks like {before}, not Python (between {before} cells, with no Python syntax)"
+            else:
+                continue
+            changed = True
 
 
 def _cell_source(cell: dict) -> str:
@@ -195,13 +361,14 @@ def _cell_source(cell: dict) -> str:
     return "".join(source) if isinstance(source, list) else source
 
 
-def _virtual(raw: dict) -> tuple[str, list[Span]]:
-    """The code cells concatenated into one module, and where each cell's lines went."""
-    pieces: list[str] = []
-    spans: list[Span] = []
-    if not _is_python(raw):
-        return "", spans
-    line = 1
+def _virtual(raw: dict) -> tuple[str, list[Span], list[Skipped]]:
+    """The code cells concatenated into one module, where each cell's lines went, and what was
+    left out as not Python."""
+    reason = _foreign_kernel(raw)
+    if reason is not None:
+        return "", [], [Skipped(None, reason)]
+    skipped: list[Skipped] = []
+    cells: list[_Cell] = []
     for index, cell in enumerate(raw["cells"]):
         if cell.get("cell_type") != "code":
             continue
@@ -210,15 +377,30 @@ def _virtual(raw: dict) -> tuple[str, list[Span]]:
             lines.pop()
         if not lines:
             continue
-        lines, indent = _dedent(lines)
-        lines, magic = _comment_magics(lines)
-        if lines is None:  # a foreign cell magic (%%R, %%bash, %%writefile, ...): not Python
+        reason = _cell_language(cell)
+        if reason is not None:
+            skipped.append(Skipped(index + 1, reason))
             continue
-        error = _cell_syntax_error(lines)
-        spans.append(Span(index + 1, index, line, len(lines), frozenset(magic), indent, error))
-        pieces += ["\n" if error else text + "\n" for text in lines]
-        line += len(lines)
-    return "".join(pieces), spans
+        lines, indent = _dedent(lines)
+        commented, magic = _comment_magics(lines)
+        if commented is None:
+            skipped.append(Skipped(index + 1, f"`%%{_cell_magic(lines)}` cell, not Python"))
+            continue
+        cells.append(_Cell(index, commented, indent, magic, _cell_syntax_error(commented)))
+    _other_runtime(cells)
+    pieces: list[str] = []
+    spans: list[Span] = []
+    line = 1
+    for cell in cells:
+        if cell.language:
+            skipped.append(Skipped(cell.index + 1, cell.reason))
+            continue
+        spans.append(Span(cell.index + 1, cell.index, line, len(cell.lines), frozenset(cell.magic),
+                          cell.indent, cell.error))
+        pieces += ["\n" if cell.error else text + "\n" for text in cell.lines]
+        line += len(cell.lines)
+    skipped.sort(key=lambda s: s.cell or 0)
+    return "".join(pieces), spans, skipped
 
 
 def _cell_syntax_error(lines: list[str]) -> Optional[tuple[int, int, str]]:
@@ -247,14 +429,13 @@ def _comment_magics(lines: list[str]) -> tuple[Optional[list[str]], set[int]]:
     """Comment out IPython syntax, or None for a cell whose cell magic runs another language."""
     out = list(lines)
     magic: set[int] = set()
-    first = next((i for i, text in enumerate(lines) if text.strip()), None)
-    if first is not None:
-        match = _CELL_MAGIC.match(lines[first])
-        if match:
-            if match.group(1) not in PYTHON_CELL_MAGICS:
-                return None, magic
-            out[first] = "#" + lines[first]
-            magic.add(first + 1)
+    name = _cell_magic(lines)
+    if name is not None:
+        if name not in PYTHON_CELL_MAGICS:
+            return None, magic
+        first = next(i for i, text in enumerate(lines) if text.strip())
+        out[first] = "#" + lines[first]
+        magic.add(first + 1)
     continued = False
     for i, text in enumerate(lines):
         if i + 1 in magic:
@@ -271,6 +452,13 @@ def _comment_magics(lines: list[str]) -> tuple[Optional[list[str]], set[int]]:
         else:
             continued = False
     return out, magic
+
+
+def _cell_magic(lines: list[str]) -> Optional[str]:
+    """The name of the cell magic on the first non-blank line (`script` for `%%script bash`), or None."""
+    first = next((text for text in lines if text.strip()), "")
+    match = _CELL_MAGIC.match(first)
+    return match.group(1) if match else None
 
 
 def _inside_statement(lines: list[str]) -> bool:

@@ -8,6 +8,7 @@ import sys
 import os
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import lint
@@ -272,3 +273,162 @@ def test_a_cell_typed_with_a_leading_indent_is_dedented_as_ipython_does(tmp_path
     assert fixed == ["  q = tfd.Normal(0., tfp.util.TransformedVariable(1., tfp.bijectors.Softplus()))\n",
                      "  print(q)\n"]
     assert result.exit_code == 0
+
+
+# ------------------------------------------------------------- cells and notebooks that are not Python
+def skipped(path: Path) -> list[tuple]:
+    from elbolint.notebook import read_notebook
+    from elbolint.source import read_source
+
+    _, nb = read_notebook(read_source(path))
+    return [(part.cell, part.reason) for part in nb.skipped]
+
+
+FOREIGN_MAGICS = ["%%R -i df", "%%bash", "%%sh", "%%html", "%%javascript", "%%js", "%%latex", "%%markdown",
+                  "%%writefile model.py", "%%script bash", "%%perl", "%%ruby", "%%svg", "%%sql", "%%shell"]
+
+
+def test_foreign_cell_magics_are_skipped_and_python_cell_magics_are_linted(tmp_path):
+    # Each foreign body is both invalid Python and a finding if it were read as Python.
+    body = "x <- c(1, 2) {\n" + USES
+    cells = [code(IMPORTS)] + [code(f"\n{magic}\n{body}", count=n) for n, magic in enumerate(FOREIGN_MAGICS, 2)]
+    python_magics = ["%%time", "%%timeit -n1", "%%capture out", "%%prun -s cumulative"]
+    cells += [code(f"{magic}\n{USES}") for magic in python_magics]
+    path = write(tmp_path / "magics.ipynb", notebook(*cells))
+    first = len(FOREIGN_MAGICS) + 2
+    assert found(path) == [(cell, 2, 20, "ELB001") for cell in range(first, first + len(python_magics))]
+    names = ["R", "bash", "sh", "html", "javascript", "js", "latex", "markdown", "writefile", "script", "perl",
+             "ruby", "svg", "sql", "shell"]
+    assert skipped(path) == [(n, f"`%%{name}` cell, not Python") for n, name in enumerate(names, 2)]
+
+
+def test_notebooks_whose_kernel_is_not_python_are_skipped_entirely(tmp_path):
+    cells = (code(IMPORTS + USES), code('data_dir <- "/tmp/x"\nprintln("hi")\n'), code("def f(:\n"))
+    for metadata, reason in [
+        ({"kernelspec": {"name": "ir", "display_name": "R"}},
+         "its kernel is ir (metadata.kernelspec.name), not Python"),
+        ({"kernelspec": {"name": "julia-1.10", "display_name": "Julia 1.10.0"}},
+         "its kernel is julia-1.10 (metadata.kernelspec.name), not Python"),
+        ({"kernelspec": {"name": "python3", "language": "R"}},
+         "its kernel language is R (metadata.kernelspec.language)"),
+        ({"language_info": {"name": "julia"}, "kernelspec": {"name": "python3"}},
+         "its kernel language is julia (metadata.language_info.name)"),
+    ]:
+        path = write(tmp_path / "other.ipynb", notebook(*cells, metadata=metadata))
+        assert found(path) == [], metadata
+        assert skipped(path) == [(None, reason)]
+    # Kernel names that are not a known other language are Python (`tf2`, a conda env, no metadata).
+    for metadata in ({"kernelspec": {"name": "tf2"}}, {"kernelspec": {"name": "conda-env-tfp-py"}}, {},
+                     {"kernelspec": {"name": "ir", "language": "python"}}, {"language_info": {"name": "python3"}}):
+        path = write(tmp_path / "python.ipynb", notebook(code(IMPORTS), code(USES), metadata=metadata))
+        assert found(path) == [(2, 1, 20, "ELB001")], metadata
+        assert skipped(path) == []
+
+
+# A Colab notebook that switches to an R runtime for a section, as TFP's Generalized_Linear_Models
+# and HLM_TFP_R_Stan notebooks do (their cells, abridged): no magic, no metadata says it is R.
+COLAB_R = [
+    code(IMPORTS),                                                                         # 1
+    markdown("#### NOTE: To execute this section, you must switch to an R colab runtime.\n"),  # 2
+    code("suppressMessages({\n  library('glmnet')\n})\n"),                                 # 3 parses
+    code("data_dir <- '/tmp/glm_example'\nx <- as.matrix(read.csv(paste(data_dir, '/x.csv', sep=''),\n"
+         "                        header=FALSE))\n"),                                      # 4
+    code("head(data)\n"),                                                                  # 5 parses
+    code("fit <- glmnet(\nx = x,\ntype.logistic = \"Newton\"\n)\n"),                       # 6
+    code("summary(radon.model)\n"),                                                        # 7 parses
+    code("qqmath(ranef(radon.model, condVar=TRUE))\n"),                                    # 8 parses
+    code("data = read_csv(gfile::GFile('/tmp/radon/radon.csv'))\n"),                       # 9
+    code("color_scheme_set(\"red\")\nppc_dens_overlay(y = fit$y,\n"
+         "                 yrep = posterior_predict(fit, draws = 50))\n"),                 # 10
+    code("fit\n"),                                                                         # 11 parses
+    code('write.csv(tidy(as.matrix(fit)), "/tmp/radon/stan_fit.csv")\n'),                  # 12
+    markdown("**Note: Switch back to the Python TF kernel runtime.**\n"),                  # 13
+    code("fit = 1\n" + USES),                                                              # 14
+    code("with tf.GradientTape() as tape\n    loss = f(x, TRUE)\n"),                       # 15 broken Python
+    code("result <- 3\n"),                                                                 # 16 parses: Python
+]
+
+
+def test_r_cells_of_a_colab_runtime_switch_are_skipped_and_broken_python_stays_elb000(tmp_path):
+    path = write(tmp_path / "glm.ipynb", notebook(*COLAB_R))
+    # No ELB000 for the R section; the Python after it is linted (its finding at its own cell), and
+    # a broken Python cell is still ELB000 even with an R-looking `TRUE`: it has `tf.` and a block.
+    assert found(path) == [(14, 2, 20, "ELB001"), (15, 1, 31, "ELB000")]
+    reasons = dict(skipped(path))
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert reasons[3] == "looks like R, not Python (it has `library(...)`, next to R cells)"
+    assert reasons[4].startswith("looks like R, not Python (it does not parse as Python and has `x <- ...`")
+    assert reasons[5] == "looks like R, not Python (between R cells, with no Python syntax)"
+    assert "`pkg::fn(...)`" in reasons[9] and "`x$name`" in reasons[10] and "`as.matrix(...)`" in reasons[12]
+
+
+def test_broken_python_cells_without_r_syntax_stay_elb000_at_their_cell(tmp_path):
+    cells = (code(IMPORTS), code("x = [1, 2\ny = 3\n"), markdown("text"), code("  y_pred.\n"),
+             code('print "ELBO", x\n'), code("if x <- 1\n    pass\n"), code(USES))
+    path = write(tmp_path / "broken.ipynb", notebook(*cells))
+    assert found(path) == [(2, 1, 5, "ELB000"), (4, 1, 10, "ELB000"), (5, 1, 1, "ELB000"),
+                           (6, 1, 10, "ELB000"), (7, 1, 20, "ELB001")]
+    assert skipped(path) == []
+
+
+def test_cells_whose_own_metadata_names_another_language_are_skipped(tmp_path):
+    def cell(source, metadata):
+        return {**code(source), "metadata": metadata}
+
+    cells = (code(IMPORTS),
+             cell("x <- c(1, 2)\nq = tfd.Normal(0., tf.Variable(1.))\n", {"vscode": {"languageId": "r"}}),
+             cell("let x = 1;\n", {"polyglot_notebook": {"kernelName": "javascript"}}),
+             cell(USES, {"vscode": {"languageId": "python"}}))
+    path = write(tmp_path / "polyglot.ipynb", notebook(*cells))
+    assert found(path) == [(4, 1, 20, "ELB001")]
+    assert skipped(path) == [(2, "its language is r (metadata.vscode.languageId)"),
+                             (3, "its language is javascript (metadata.polyglot_notebook.kernelName)")]
+
+
+def test_julia_cells_of_a_runtime_switch_are_skipped(tmp_path):
+    cells = (code(IMPORTS), code("using Turing, Plots\n@time chain = sample(model, NUTS(), 1000)\n"),
+             code("function f(x)\n    x + 1\nend\n"), code('println("done")\n'), code(USES))
+    path = write(tmp_path / "julia.ipynb", notebook(*cells))
+    assert found(path) == [(5, 1, 20, "ELB001")]
+    reasons = dict(skipped(path))
+    assert sorted(reasons) == [2, 3, 4]
+    assert reasons[2] == ("looks like Julia, not Python (it does not parse as Python and has `using ...`, "
+                          "a macro `@time ...`)")
+    assert reasons[4] == "looks like Julia, not Python (it has `println(...)`, next to Julia cells)"
+
+
+def test_fix_leaves_the_r_cells_alone(tmp_path):
+    path = write(tmp_path / "glm.ipynb", notebook(*COLAB_R))
+    invoke(["--fix", "glm.ipynb"], tmp_path)
+    after = json.loads(path.read_text(encoding="utf-8"))
+    assert [c["source"] for c in after["cells"][:13]] == [c["source"] for c in COLAB_R[:13]]
+    assert "TransformedVariable" in "".join(after["cells"][13]["source"])
+    assert found(path) == [(15, 1, 31, "ELB000")]
+
+
+def test_show_files_says_on_stderr_what_is_not_linted(tmp_path):
+    write(tmp_path / "glm.ipynb", notebook(*COLAB_R[:5]))
+    write(tmp_path / "r.ipynb", notebook(code(USES), metadata={"kernelspec": {"name": "ir"}}))
+    (tmp_path / "model.py").write_text(IMPORTS)
+    result = invoke(["--show-files", "."], tmp_path)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == ["glm.ipynb", "model.py", "r.ipynb"]
+    assert result.stderr.splitlines() == [
+        "glm.ipynb: cell 3 not linted: looks like R, not Python (it has `library(...)`, next to R cells)",
+        "glm.ipynb: cell 4 not linted: looks like R, not Python (it does not parse as Python and has "
+        "`x <- ...`, `TRUE`/`FALSE`/`NULL`, `as.matrix(...)`)",
+        "r.ipynb: notebook not linted: its kernel is ir (metadata.kernelspec.name), not Python",
+    ]
+    assert invoke(["--show-files", "-q", "."], tmp_path).stderr == ""
+
+
+TFP_NOTEBOOKS = Path("/tmp/corpus/tfp/tensorflow_probability/examples/jupyter_notebooks")
+
+
+@pytest.mark.skipif(not TFP_NOTEBOOKS.is_dir(), reason="needs the TFP corpus in /tmp/corpus")
+def test_tfp_notebooks_with_an_r_section_have_no_elb000():
+    """They had 8 and 3 ELB000, one for each R cell that does not parse as Python."""
+    hlm, glm = TFP_NOTEBOOKS / "HLM_TFP_R_Stan.ipynb", TFP_NOTEBOOKS / "Generalized_Linear_Models.ipynb"
+    assert found(hlm) == [] and found(glm) == []
+    assert [cell for cell, _ in skipped(hlm)] == [27, 28, 29, 30, 31, 32, 33, 37, 39, 40, 41, 42]
+    assert [cell for cell, _ in skipped(glm)] == [25, 26, 27, 28]
