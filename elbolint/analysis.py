@@ -21,7 +21,8 @@ TFP knowledge, never a rule's decision: what a finding means is the rule's busin
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar, Iterable, Mapping, Optional, Sequence
 
 from elbolint.resolver import Resolver
 from elbolint.visitor import BatchableVisitor
@@ -33,10 +34,12 @@ class FileAnalysis(BatchableVisitor):
     #: Analyses this one asks (created before it and visited before it).
     requires: ClassVar[tuple[type["FileAnalysis"], ...]] = ()
 
-    def __init__(self, resolver: Resolver, analyses: Mapping[type["FileAnalysis"], "FileAnalysis"]) -> None:
+    def __init__(self, resolver: Resolver, analyses: Mapping[type["FileAnalysis"], "FileAnalysis"],
+                 path: Optional[Path] = None) -> None:
         super().__init__()
         self.resolver = resolver
         self._analyses = analyses
+        self.path = path  # None for code with no file (a test's snippet)
 
     def analysis(self, kind: type["FileAnalysis"]) -> "FileAnalysis":
         """Another analysis of this file; it must be listed in `requires`."""
@@ -67,9 +70,10 @@ def needed_analyses(declared: Iterable[Sequence[type[FileAnalysis]]]) -> list[ty
     return ordered
 
 
-def create_analyses(resolver: Resolver, kinds: Sequence[type[FileAnalysis]]) -> dict[type[FileAnalysis], FileAnalysis]:
+def create_analyses(resolver: Resolver, kinds: Sequence[type[FileAnalysis]],
+                    path: Optional[Path] = None) -> dict[type[FileAnalysis], FileAnalysis]:
     """One instance of each analysis for one file, in order (a dict keeps it)."""
     instances: dict[type[FileAnalysis], FileAnalysis] = {}
     for kind in kinds:
-        instances[kind] = kind(resolver, instances)
+        instances[kind] = kind(resolver, instances, path)
     return instances

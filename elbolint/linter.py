@@ -261,7 +261,7 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
 def run_rules(path: Path, module: cst.Module, rules, options) -> list[Diagnostic]:
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     resolver = Resolver()
-    analyses = create_analyses(resolver, needed_analyses(rule.analyses for rule in rules))
+    analyses = create_analyses(resolver, needed_analyses(rule.analyses for rule in rules), Path(path))
     instances = [
         rule(RuleContext(path, wrapper.module, resolver, options.get(rule.code, {}), analyses)) for rule in rules
     ]

@@ -14,7 +14,6 @@ import libcst as cst
 
 from elbolint.names import KERAS_OPTIMIZERS, TF, TFB, TFD, TFP_EXPERIMENTAL_VI, TFP_UTIL, TFP_VI, TFPL, member_of, names_in
 from elbolint.resolver import Resolver
-from elbolint.rule import Rule
 
 #: Parameters that must stay strictly positive for the distribution to be valid.
 POSITIVE_PARAMETERS = frozenset({
@@ -178,87 +177,6 @@ def raw_trainable_variable(resolver: Resolver, node: cst.BaseExpression) -> Opti
     if any(arg.keyword is not None and arg.keyword.value == "constraint" for arg in value.args):
         return None
     return value
-
-
-class RawParameterRule(Rule):
-    """Base of the rules about a raw trainable variable passed as a constrained parameter (ELB001
-    positive, ELB007 probabilities, ELB008 triangular/covariance matrices): one traversal for all
-    three, so the value flow they follow and the places they report stay the same.
-
-    A subclass says which arguments it checks (`checked_arguments(node, distribution)` -> (parameter,
-    arg) pairs) and what the risk and the remedy are (`consequence(parameter, distribution,
-    variable)`; `variable` is None for a variable passed to a function of the file that builds the
-    distribution); it may offer a fix (`fix_for(variable, arg)`). The variable is followed through
-    names, subscripts, builders of the file (`raw_variable_at`), and to the call sites of a def whose
-    parameter it is (`raw_variables_passed`, reported in `leave_Module`).
-
-    A distribution built in a bare expression statement (`tfd.Normal(loc=tf.Variable(0.),
-    scale=tf.Variable(1.))` shown in a notebook cell, its value discarded) can never be trained, so
-    its raw variables risk nothing: nothing inside one is reported.
-    """
-
-    _discarded_depth = 0
-
-    def __init__(self, context) -> None:
-        super().__init__(context)
-        self._parameters: list[tuple[object, str, str, str]] = []  # (flow to a def's parameter, parameter,
-        #                                                            distribution, callee as written)
-
-    def checked_arguments(self, node: cst.Call, distribution: str):
-        raise NotImplementedError
-
-    def consequence(self, parameter: str, distribution: str, variable: Optional[cst.Call]) -> str:
-        raise NotImplementedError
-
-    def fix_for(self, variable: cst.Call, arg: cst.Arg):
-        return None
-
-    @property
-    def discarded(self) -> bool:
-        return self._discarded_depth > 0
-
-    def visit_Expr(self, node: cst.Expr) -> None:
-        if isinstance(node.value, cst.Call) and distribution_name(self.resolver, node.value) is not None:
-            self._discarded_depth += 1
-
-    def leave_Expr(self, original_node: cst.Expr) -> None:
-        value = original_node.value
-        if isinstance(value, cst.Call) and distribution_name(self.resolver, value) is not None:
-            self._discarded_depth -= 1
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if self.discarded:
-            return
-        distribution = distribution_name(self.resolver, node)
-        if distribution is None:
-            return
-        for parameter, arg in self.checked_arguments(node, distribution):
-            flow = self.resolver.follow(arg.value)
-            variable = raw_variable_at(self.resolver, flow)
-            if variable is None:
-                if flow.parameter is not None:
-                    self._parameters.append((flow, parameter, distribution, self.source(node.func)))
-                continue
-            words = variable_words(variable)
-            what = f"a raw {words}"
-            if flow.subscripts:
-                what = f"an element of a raw {words}" if flow.indices() is not None else f"a slice of a raw {words}"
-            self.report_once(
-                arg.value,
-                f"`{parameter}` of {self.source(node.func)} is {what}; "
-                f"{self.consequence(parameter, distribution, variable)}",
-                fix=self.fix_for(variable, arg) if variable is arg.value else None,
-            )
-
-    def leave_Module(self, original_node: cst.Module) -> None:
-        for flow, parameter, distribution, spelled in self._parameters:
-            function, name = flow.parameter
-            for argument in raw_variables_passed(self.resolver, flow):
-                self.report_once(
-                    argument,
-                    f"this raw tf.Variable becomes `{parameter}` of {spelled} in `{function.name.value}` "
-                    f"(parameter `{name}`); {self.consequence(parameter, distribution, None)}",
-                )
 
 
 def is_keras_weight(node: cst.CSTNode) -> bool:

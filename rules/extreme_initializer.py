@@ -8,7 +8,7 @@ from typing import Optional
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rule import Rule
+from elbolint.rules._trained_parameter import TrainedParameterRule
 from elbolint.rules._tfp import (
     POSITIVE_PARAMETERS, TRANSFORMED_VARIABLE, VARIABLE, distribution_arguments, distribution_name,
     first_argument, is_call, is_non_trainable, literal_values,
@@ -25,7 +25,7 @@ _INITIAL_STATE = re.compile(r"^(initial|init)_(state|states|position|positions|v
 _INITIAL_KEYWORDS = frozenset({"initial_state", "init_state", "current_state", "initial_position"})
 
 
-class ExtremeInitializer(Rule):
+class ExtremeInitializer(TrainedParameterRule):
     """
     ## What it does
     Flags a constant initial value that starts a variational parameter far from any sensible
@@ -85,7 +85,7 @@ class ExtremeInitializer(Rule):
             for parameter, arg in distribution_arguments(node, distribution):
                 flow = self.resolver.follow(arg.value)
                 with self.resolver.within(flow) as value:
-                    self._check_parameter(parameter, value, flow)
+                    self._check_parameter(parameter, value, flow, anchor=node)
                 if flow.parameter is not None:
                     self._parameters.append((flow, parameter))
             self._note_model_constants(node)
@@ -99,7 +99,9 @@ class ExtremeInitializer(Rule):
             if isinstance(target.target, cst.Name) and _INITIAL_STATE.match(target.target.value):
                 self._check_initial_state(node.value)
 
-    def _check_parameter(self, parameter: str, value: cst.BaseExpression, flow=None) -> None:
+    def _check_parameter(self, parameter: str, value: cst.BaseExpression, flow=None, anchor=None) -> None:
+        """`anchor`: the distribution (or the argument of a builder's call) holding the parameter,
+        for the training gate (TrainedParameterRule)."""
         if not is_call(self.resolver, value, VARIABLE | TRANSFORMED_VARIABLE) or is_non_trainable(value):
             return
         init = first_argument(value, "initial_value")
@@ -110,17 +112,20 @@ class ExtremeInitializer(Rule):
             return
         threshold = self.option("threshold")
         if parameter in POSITIVE_PARAMETERS and min(values) <= 0:
-            self.report_once(
+            self.report_trained(
                 value,
                 f"`{parameter}` starts at {_show(min(values))}: a positive parameter must start above 0 "
                 "(softplus⁻¹(0) = -inf, log_prob(scale=0) = -inf); the loss is NaN or infinite from step 0",
+                anchor=anchor, variable=value,
             )
         elif max(abs(v) for v in values) >= threshold:
+            loss = "ELBO loss" if self.does_vi else "loss"
             self._report_far(
                 value,
                 max(abs(v) for v in values),
                 f"`{parameter}` starts at {_show(_largest(values))} (|value| >= {_show(threshold)}): "
-                "far from any sensible region, the initial ELBO loss is huge; start near the prior",
+                f"far from any sensible region, the initial {loss} is huge; start near the prior",
+                (anchor, value),
             )
 
     def _check_initial_state(self, value: cst.BaseExpression) -> None:
@@ -138,6 +143,7 @@ class ExtremeInitializer(Rule):
                     max(abs(v) for v in values),
                     f"initial state starts at {_show(_largest(values))} (|value| >= {_show(threshold)}): "
                     "far from the posterior, the initial ELBO loss is huge; start near the prior",
+                    (None, None),
                 )
                 return  # one finding per initial state
 
@@ -152,9 +158,9 @@ class ExtremeInitializer(Rule):
             if values:
                 self._model_scale = max(self._model_scale, max(abs(v) for v in values))
 
-    def _report_far(self, node: cst.CSTNode, magnitude: float, message: str) -> None:
+    def _report_far(self, node: cst.CSTNode, magnitude: float, message: str, anchor) -> None:
         """Decided at the end of the module: the model's constants may come after the start."""
-        self._far.append((node, magnitude, message))
+        self._far.append((node, magnitude, message, anchor))
 
     def _selected(self, init: cst.BaseExpression, flow) -> Optional[list[float]]:
         """The numbers an element or slice of a variable starts at: `v[0]` / `v[1:]` of a flat
@@ -188,12 +194,12 @@ class ExtremeInitializer(Rule):
 
     def leave_Module(self, original_node: cst.Module) -> None:
         for flow, parameter in self._parameters:
-            for inner, _ in self.resolver.argument_flows(flow):
+            for inner, argument in self.resolver.argument_flows(flow):
                 with self.resolver.within(inner) as value:
-                    self._check_parameter(parameter, value, inner)
-        for node, magnitude, message in self._far:
+                    self._check_parameter(parameter, value, inner, anchor=argument)
+        for node, magnitude, message, (anchor, variable) in self._far:
             if magnitude > 2 * self._model_scale:
-                self.report_once(node, message)
+                self.report_trained(node, message, anchor=anchor, variable=variable)
 
 
 

@@ -9,7 +9,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFB, TFD, TFPL, canonical, member_of, names_in
-from elbolint.rule import Rule
+from elbolint.rules._trained_parameter import TrainedParameterRule
 from elbolint.rules._tfp import POSITIONAL, POSITIVE_PARAMETERS, distribution_arguments, distribution_name, literal_values
 
 # ----------------------------------------------------------------------------- signs
@@ -161,7 +161,7 @@ class _Lambda:
     producers: list[InputModel]
 
 
-class UnconstrainedOutputScale(Rule):
+class UnconstrainedOutputScale(TrainedParameterRule):
     """
     ## What it does
     Flags a positive-only parameter (`scale`, `scale_diag`, `concentration`, `rate`, `df`, ...) of
@@ -560,7 +560,7 @@ class UnconstrainedOutputScale(Rule):
             for node in functions:
                 for candidate in self._candidates.get(id(node), []):
                     if candidate.sign(model) == (ANY, True):
-                        self._report(candidate, model)
+                        self._report(candidate, model, entry.call)
 
     @staticmethod
     def _merged(models: list[InputModel]) -> InputModel:
@@ -574,20 +574,21 @@ class UnconstrainedOutputScale(Rule):
         distribution = self._distribution_class(function)
         parameters = POSITIONAL.get(distribution or "", ())
         if parameters and parameters[0] in POSITIVE_PARAMETERS and model.of(None) == ANY:
-            self.report(
+            self.report_trained(
                 function,
                 f"`{parameters[0]}` of {self.source(function)} is the raw input of the DistributionLambda"
                 f"{_from(model)}; it can be <= 0 (NaN log-likelihood). Give the layer before it a positive "
                 "activation (activation='softplus'), or build the distribution in a lambda with "
                 f"1e-3 + tf.math.softplus(t)",
+                anchor=entry.call,
             )
 
-    def _report(self, candidate: _Candidate, model: InputModel) -> None:
-        self.report(
+    def _report(self, candidate: _Candidate, model: InputModel, layer: cst.Call) -> None:
+        self.report_trained(
             candidate.node,
             f"`{candidate.parameter}` of {candidate.distribution} in a DistributionLambda is a raw network "
             f"output{_from(model)}; it can be <= 0 (NaN log-likelihood). Use 1e-3 + tf.math.softplus(...)",
-            fix=candidate.fix,
+            anchor=layer, fix=candidate.fix,
         )
 
 

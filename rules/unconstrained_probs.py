@@ -5,13 +5,15 @@ from __future__ import annotations
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rules._tfp import RawParameterRule, distribution_arguments
+from elbolint.rules._trained_parameter import RawParameterRule
+from elbolint.rules._tfp import distribution_arguments
 
 #: Distributions whose `probs` is a vector on the simplex (the rest take per-event probabilities).
 _SIMPLEX = frozenset({
     "Categorical", "OneHotCategorical", "Multinomial", "RelaxedOneHotCategorical",
     "ExpRelaxedOneHotCategorical", "FiniteDiscrete",
 })
+
 
 
 class UnconstrainedProbs(RawParameterRule):

@@ -8,8 +8,9 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.names import TFB, TFP_UTIL
+from elbolint.rules._trained_parameter import RawParameterRule
 from elbolint.rules._tfp import (
-    POSITIVE_PARAMETERS, RawParameterRule, distribution_arguments, first_argument, is_keras_weight, literal_values,
+    POSITIVE_PARAMETERS, distribution_arguments, first_argument, is_keras_weight, literal_values,
 )
 
 
@@ -62,10 +63,22 @@ class UnconstrainedScale(RawParameterRule):
         return [(p, arg) for p, arg in distribution_arguments(node, distribution) if p in POSITIVE_PARAMETERS]
 
     def consequence(self, parameter: str, distribution: str, variable: Optional[cst.Call]) -> str:
-        advice = ("Keep the weight unconstrained and build the distribution from 1e-3 + tf.nn.softplus(weight) "
-                  "each call" if variable is not None and is_keras_weight(variable)
-                  else "Use tfp.util.TransformedVariable(init, tfb.Softplus())")
-        return f"optimisation can push it to <= 0 (NaN ELBO). {advice}"
+        if variable is not None and is_keras_weight(variable):
+            advice = ("Keep the weight unconstrained and build the distribution from 1e-3 + tf.nn.softplus(weight) "
+                      "each call")
+        else:
+            advice = f"Use {self._transformed_spelling()}"
+        return f"optimisation can push it to <= 0 ({self.loss_words()}). {advice}"
+
+    def _transformed_spelling(self) -> str:
+        """The advice in the names this file has (`tfp.util.TransformedVariable(init, tfb.Softplus())`),
+        or with the import it needs when it has none for TFP's util or bijectors (no fix then)."""
+        transformed = self.resolver.local_name_for(f"{TFP_UTIL}.TransformedVariable")
+        softplus = self.resolver.local_name_for(f"{TFB}.Softplus")
+        if transformed is not None and softplus is not None:
+            return f"{transformed}(init, {softplus}())"
+        return ("tfp.util.TransformedVariable(init, tfp.bijectors.Softplus()) after `import tensorflow_probability "
+                "as tfp` (no automatic fix: this file has no name for them yet)")
 
     def fix_for(self, variable: cst.Call, arg: cst.Arg):
         return None if is_keras_weight(variable) else self._fix(variable)
@@ -96,7 +109,7 @@ class UnconstrainedScale(RawParameterRule):
             new_args[-1] = new_args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
             new_args += [k.with_changes(comma=cst.MaybeSentinel.DEFAULT) for k in keywords]
         replacement = cst.Call(func=cst.parse_expression(transformed), args=new_args)
-        return ("Use tfp.util.TransformedVariable(init, tfb.Softplus())", replacement)
+        return (f"Use {transformed}(init, {softplus}())", replacement)
 
 
 def _has_integer(node: cst.CSTNode) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.rules._tfp import RawParameterRule
+from elbolint.rules._trained_parameter import RawParameterRule
 
 #: Distribution -> (matrix parameter, its position).
 _MATRIX_PARAMETER = {
@@ -14,6 +14,7 @@ _MATRIX_PARAMETER = {
     # The Cholesky factor of the variational distribution over the inducing observations.
     "VariationalGaussianProcess": ("variational_inducing_observations_scale", 4),
 }
+
 
 
 class UnconstrainedScaleTril(RawParameterRule):

@@ -51,7 +51,7 @@ def test_findings_exit_1_with_ruff_style_lines(project):
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         "bad.py:5:31: ELB001 [*] [unconstrained-scale] `scale` of tfd.Normal is a raw tf.Variable; "
-        "optimisation can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())"
+        "optimisation can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfp.bijectors.Softplus())"
     ]
 
 

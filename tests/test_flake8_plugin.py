@@ -30,7 +30,7 @@ tfd = tfp.distributions
 q = tfd.Normal(loc=0.0, scale=1.0)
 """
 MESSAGE = ("`scale` of tfd.Normal is a raw tf.Variable; optimisation can push it to <= 0 (NaN ELBO). "
-           "Use tfp.util.TransformedVariable(init, tfb.Softplus())")
+           "Use tfp.util.TransformedVariable(init, tfp.bijectors.Softplus())")
 
 
 def flake8(cwd: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:

@@ -130,7 +130,7 @@ def test_text_and_json_output_through_the_cli(tmp_path):
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         "model.ipynb:cell 3:1:20: ELB001 [*] [unconstrained-scale] `scale` of tfd.Normal is a raw tf.Variable; "
-        "optimisation can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())"
+        "optimisation can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfp.bijectors.Softplus())"
     ]
     [row] = json.loads(invoke(["--output-format", "json", "model.ipynb"], tmp_path).stdout)
     assert row["cell"] == 3 and row["filename"] == "model.ipynb"

@@ -215,14 +215,14 @@ def test_full_shows_the_line_and_a_caret_under_the_span(tree):
     assert result.exit_code == 1
     assert result.stdout == (
         "bad.py:5:31: ELB001 [*] [unconstrained-scale] `scale` of tfd.Normal is a raw tf.Variable; optimisation "
-        "can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())\n"
+        "can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfp.bijectors.Softplus())\n"
         "  |\n"
         "5 | q = tfd.Normal(loc=0.0, scale=tf.Variable(1.0))\n"
         "  |                               ^^^^^^^^^^^^^^^^ ELB001\n"
         "  |\n"
         "\n"
         "bad.py:6:31: ELB001 [*] [unconstrained-scale] `scale` of tfd.Normal is a raw tf.Variable; optimisation "
-        "can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())\n"
+        "can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfp.bijectors.Softplus())\n"
         "  |\n"
         "6 | r = tfd.Normal(loc=0.0, scale=tf.Variable(\n"
         "  |                               ^^^^^^^^^^^^\n"
@@ -255,7 +255,7 @@ def test_full_shows_a_notebook_cells_line(tree):
     out = run(["--output-format", "full", "model.ipynb"], tree).stdout
     assert out.splitlines()[:4] == [
         "model.ipynb:cell 3:2:20: ELB001 [*] [unconstrained-scale] `scale` of tfd.Normal is a raw tf.Variable; "
-        "optimisation can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfb.Softplus())",
+        "optimisation can push it to <= 0 (NaN ELBO). Use tfp.util.TransformedVariable(init, tfp.bijectors.Softplus())",
         "  |",
         "2 | q = tfd.Normal(0., tf.Variable(1.))",
         "  |                    ^^^^^^^^^^^^^^^ ELB001",

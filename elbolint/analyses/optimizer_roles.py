@@ -91,8 +91,8 @@ class OptimizerRoles(FileAnalysis):
 
     _FIT_OPTIMIZER_POSITION = 2  # fit_surrogate_posterior(target, surrogate, optimizer, num_steps)
 
-    def __init__(self, resolver: Resolver, analyses=None) -> None:
-        super().__init__(resolver, analyses or {})
+    def __init__(self, resolver: Resolver, analyses=None, path=None) -> None:
+        super().__init__(resolver, analyses or {}, path)
         self._return_kinds: dict[str, str] = {}
         self.vi = VIContext(resolver, self._return_kinds)
         self._models = self.vi.models
