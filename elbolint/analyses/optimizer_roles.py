@@ -109,6 +109,9 @@ class OptimizerRoles(FileAnalysis):
         self._compiled_parameters: dict[tuple[str, str], str] = {}  # (def, parameter) -> model kind
         self._call_sites: list[tuple[str, list[tuple[object, frozenset]]]] = []  # (def, [(keyword or index, refs)])
         self._clipped_untraced = False
+        self._bound_to: dict[int, str] = {}  # id(optimizer call) -> the one name or attribute it is bound to
+        self._reads: dict[str, int] = {}  # name or attribute -> occurrences in the file
+        self._writes: dict[str, int] = {}  # name or attribute -> occurrences as an assignment target
         self._resolved: Optional[tuple[dict[int, set[str]], dict[int, str]]] = None
 
     # ------------------------------------------------------------------ feeding
@@ -155,6 +158,12 @@ class OptimizerRoles(FileAnalysis):
             scopes.leave_child(node)
 
     def visit_assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            key = _binding_key(target.target)
+            if key is not None:
+                self._writes[key] = self._writes.get(key, 0) + 1
+                if len(node.targets) == 1 and isinstance(node.value, cst.Call):
+                    self._bound_to[id(node.value)] = key
         for target in node.targets:
             if (isinstance(target.target, cst.Attribute) and target.target.attr.value in CLIPPING_KEYWORDS
                     and not (isinstance(node.value, cst.Name) and node.value.value == "None")):
@@ -438,7 +447,22 @@ class OptimizerRoles(FileAnalysis):
         self._resolved = (uses, compiled)
         return self._resolved
 
+    def never_used(self, optimizer: cst.CSTNode) -> bool:
+        """A leftover: an optimizer bound to a name (or `self.` attribute) that the file never
+        mentions again, in a file whose training visibly uses another optimizer (a notebook cell's
+        leftover next to the real fit). An optimizer passed straight into a call, returned, or read
+        anywhere is used; so is the only optimizer of a sketch that leaves its loop out (the
+        article's Example 1: a surrogate and an optimizer, "training loop omitted")."""
+        key = self._bound_to.get(id(optimizer))
+        if key is None or self._reads.get(key, 0) > self._writes.get(key, 0):
+            return False
+        uses, compiled = self._resolve()
+        return any(reference != id(optimizer) and (uses.get(reference) or reference in compiled)
+                   for reference in set(uses) | set(compiled))
+
     def drives_vi(self, optimizer: cst.CSTNode) -> bool:
+        if self.never_used(optimizer):
+            return False
         uses, compiled = self._resolve()
         if FITTED in uses.get(id(optimizer), ()):
             return True
@@ -469,6 +493,18 @@ class OptimizerRoles(FileAnalysis):
         return [value for key, value in self._strings.items() if key in compiled]
 
     # ---------------------------------------------------- LibCST callbacks (the engine's traversal)
+    def visit_Name(self, node: cst.Name) -> None:
+        self._reads[node.value] = self._reads.get(node.value, 0) + 1
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        key = "." + node.attr.value
+        self._reads[key] = self._reads.get(key, 0) + 1
+        self._reads[node.attr.value] = self._reads.get(node.attr.value, 0) - 1  # counted under its own key, not as the plain name (visited next)
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:  # `optimizer=` names a parameter, not the variable
+            self._reads[node.keyword.value] = self._reads.get(node.keyword.value, 0) - 1
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.visit_function_def(node)
 
@@ -543,6 +579,15 @@ class OptimizerRoles(FileAnalysis):
 
     def leave_With(self, original_node: cst.With) -> None:
         self.vi.leave_with(original_node)
+
+
+def _binding_key(target: cst.BaseExpression) -> Optional[str]:
+    """How `never_used` counts a target: a name by itself, an attribute by its last part (`.opt`)."""
+    if isinstance(target, cst.Name):
+        return target.value
+    if isinstance(target, cst.Attribute):
+        return "." + target.attr.value
+    return None
 
 
 def _string_optimizer(node: cst.SimpleString) -> Optional[str]:
