@@ -23,6 +23,9 @@ from elbolint.rules._tfp import (
 )
 
 
+_NAN_LOSS = "\x00nan-loss\x00"
+
+
 class TrainedParameterRule(Rule):
     """A rule whose findings are about a parameter that training moves: report with
     `report_trained(node, message, anchor=...)`; findings training cannot reach are dropped."""
@@ -51,6 +54,9 @@ class TrainedParameterRule(Rule):
             finding for finding in self.findings
             if id(finding) not in self._anchors or training.at_risk(*self._anchors[id(finding)])
         ]
+        words = "NaN ELBO" if self.does_vi else "NaN loss"  # known only once the whole file is read
+        for finding in self.findings:
+            finding.message = finding.message.replace(_NAN_LOSS, words)
 
     @property
     def does_vi(self) -> bool:
@@ -58,8 +64,11 @@ class TrainedParameterRule(Rule):
         message speaks of the ELBO or of the loss (maximum likelihood, MAP)."""
         return self.analysis(OptimizerRoles).vi.does_vi
 
-    def loss_words(self) -> str:
-        return "NaN ELBO" if self.does_vi else "NaN loss"
+    @staticmethod
+    def loss_words() -> str:
+        """"NaN ELBO" in a file that does VI, "NaN loss" elsewhere (maximum likelihood, MAP): a
+        placeholder that `finalize` fills in, once every sign of VI in the file has been seen."""
+        return _NAN_LOSS
 
 
 class RawParameterRule(TrainedParameterRule):

@@ -119,12 +119,11 @@ class ExtremeInitializer(TrainedParameterRule):
                 anchor=anchor, variable=value,
             )
         elif max(abs(v) for v in values) >= threshold:
-            loss = "ELBO loss" if self.does_vi else "loss"
             self._report_far(
                 value,
                 max(abs(v) for v in values),
                 f"`{parameter}` starts at {_show(_largest(values))} (|value| >= {_show(threshold)}): "
-                f"far from any sensible region, the initial {loss} is huge; start near the prior",
+                "far from any sensible region, the initial loss is huge; start near the prior",
                 (anchor, value),
             )
 

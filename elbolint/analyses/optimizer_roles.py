@@ -110,8 +110,13 @@ class OptimizerRoles(FileAnalysis):
         self._call_sites: list[tuple[str, list[tuple[object, frozenset]]]] = []  # (def, [(keyword or index, refs)])
         self._clipped_untraced = False
         self._bound_to: dict[int, str] = {}  # id(optimizer call) -> the one name or attribute it is bound to
-        self._reads: dict[str, int] = {}  # name or attribute -> occurrences in the file
-        self._writes: dict[str, int] = {}  # name or attribute -> occurrences as an assignment target
+        # name or attribute -> its bindings and reads in source order, as (ordinal, kind, what):
+        # ("w", id of the value, in a def) or ("r", the outermost def it is read in, or None); see `never_used`
+        self._mentions: dict[str, list[tuple[int, str, object, object]]] = {}
+        self._calls_by_name: dict[str, list[int]] = {}  # def name -> ordinals of the calls `name(...)`
+        self._blocks: list[int] = []  # ids of the enclosing blocks (an `if` branch is a block of its own)
+        self._ordinal = 0
+        self._not_reads: set[int] = set()  # Name/Attribute nodes that bind or name a keyword
         self._resolved: Optional[tuple[dict[int, set[str]], dict[int, str]]] = None
 
     # ------------------------------------------------------------------ feeding
@@ -161,7 +166,8 @@ class OptimizerRoles(FileAnalysis):
         for target in node.targets:
             key = _binding_key(target.target)
             if key is not None:
-                self._writes[key] = self._writes.get(key, 0) + 1
+                self._not_reads.add(id(target.target))
+                self._mention(key, "w", id(node.value), (bool(self._functions), self._blocks[-1] if self._blocks else 0))
                 if len(node.targets) == 1 and isinstance(node.value, cst.Call):
                     self._bound_to[id(node.value)] = key
         for target in node.targets:
@@ -454,11 +460,37 @@ class OptimizerRoles(FileAnalysis):
         anywhere is used; so is the only optimizer of a sketch that leaves its loop out (the
         article's Example 1: a surrogate and an optimizer, "training loop omitted")."""
         key = self._bound_to.get(id(optimizer))
-        if key is None or self._reads.get(key, 0) > self._writes.get(key, 0):
+        if key is None or self._read_after(key, id(optimizer)):
             return False
         uses, compiled = self._resolve()
         return any(reference != id(optimizer) and (uses.get(reference) or reference in compiled)
                    for reference in set(uses) | set(compiled))
+
+    def _mention(self, key: str, kind: str, what, extra) -> None:
+        self._ordinal += 1
+        self._mentions.setdefault(key, []).append((self._ordinal, kind, what, extra))
+
+    def _read_after(self, key: str, value: int) -> bool:
+        """Whether the binding of `key` to `value` is read while it holds: after it and before the
+        next module-level binding of the same name in the same block (a notebook reuses
+        `optimizer` cell after cell), or inside a def that is defined or called in that stretch."""
+        mentions = self._mentions.get(key, [])
+        binding = next(((ordinal, where) for ordinal, kind, what, where in mentions if kind == "w" and what == value), None)
+        if binding is None:
+            return True
+        start, (_, block) = binding
+        # The next binding of the same name in the same block ends it (a binding in another
+        # branch of an `if` does not: `if fast: opt = SGD(2.) else: opt = SGD(.01)`, then used).
+        end = next((ordinal for ordinal, kind, _, where in mentions
+                    if kind == "w" and ordinal > start and where == (False, block)), float("inf"))
+        for ordinal, kind, _, function in mentions:
+            if kind != "r":
+                continue
+            if start < ordinal < end:
+                return True
+            if function is not None and any(start < call < end for call in self._calls_by_name.get(function, ())):
+                return True
+        return False
 
     def drives_vi(self, optimizer: cst.CSTNode) -> bool:
         if self.never_used(optimizer):
@@ -494,16 +526,17 @@ class OptimizerRoles(FileAnalysis):
 
     # ---------------------------------------------------- LibCST callbacks (the engine's traversal)
     def visit_Name(self, node: cst.Name) -> None:
-        self._reads[node.value] = self._reads.get(node.value, 0) + 1
+        if id(node) not in self._not_reads:
+            self._mention(node.value, "r", None, self._functions[0][0] if self._functions else None)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        key = "." + node.attr.value
-        self._reads[key] = self._reads.get(key, 0) + 1
-        self._reads[node.attr.value] = self._reads.get(node.attr.value, 0) - 1  # counted under its own key, not as the plain name (visited next)
+        self._not_reads.add(id(node.attr))  # `x.opt` reads `.opt`, not a name `opt`
+        if id(node) not in self._not_reads:
+            self._mention("." + node.attr.value, "r", None, self._functions[0][0] if self._functions else None)
 
     def visit_Arg(self, node: cst.Arg) -> None:
         if node.keyword is not None:  # `optimizer=` names a parameter, not the variable
-            self._reads[node.keyword.value] = self._reads.get(node.keyword.value, 0) - 1
+            self._not_reads.add(id(node.keyword))
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.visit_function_def(node)
@@ -545,15 +578,19 @@ class OptimizerRoles(FileAnalysis):
     # Branches are found from the blocks themselves, not with attribute callbacks (`visit_If_body`),
     # which would keep the engine off its fast read-only walk (elbolint/walk.py).
     def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self._blocks.append(id(node))
         self.visit_block(node)
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
+        self._blocks.pop()
         self.leave_block(original_node)
 
     def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> None:
+        self._blocks.append(id(node))
         self.visit_block(node)
 
     def leave_SimpleStatementSuite(self, original_node: cst.SimpleStatementSuite) -> None:
+        self._blocks.pop()
         self.leave_block(original_node)
 
     def visit_Else(self, node: cst.Else) -> None:
@@ -563,6 +600,9 @@ class OptimizerRoles(FileAnalysis):
         self.leave_block(original_node)
 
     def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name):
+            self._ordinal += 1
+            self._calls_by_name.setdefault(node.func.value, []).append(self._ordinal)
         self.visit_call(node)
 
     def leave_Call(self, original_node: cst.Call) -> None:
