@@ -17,6 +17,7 @@ import libcst as cst
 
 from elbolint.analyses.optimizer_roles import OptimizerRoles
 from elbolint.analyses.training import Training
+from elbolint.names import TFP
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
     distribution_name, raw_variable_at, raw_variables_passed, variable_words,
@@ -63,6 +64,11 @@ class TrainedParameterRule(Rule):
         """Whether the file does variational inference (VIContext's signs): decides whether a
         message speaks of the ELBO or of the loss (maximum likelihood, MAP)."""
         return self.analysis(OptimizerRoles).vi.does_vi
+
+    def tfp_name(self, member: str) -> str:
+        """How advice spells a TFP object (`bijectors.Sigmoid`) in this file: with the names it
+        imports (`tfb.Sigmoid`), else by its public path from `tfp`."""
+        return self.resolver.local_name_for(f"{TFP}.{member}") or f"tfp.{member}"
 
     @staticmethod
     def loss_words() -> str:

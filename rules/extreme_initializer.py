@@ -141,7 +141,8 @@ class ExtremeInitializer(TrainedParameterRule):
                     element,
                     max(abs(v) for v in values),
                     f"initial state starts at {_show(_largest(values))} (|value| >= {_show(threshold)}): "
-                    "far from the posterior, the initial ELBO loss is huge; start near the prior",
+                    "far from the posterior, the initial loss (or an MCMC chain's first log-densities) is huge; "
+                    "start near the prior",
                     (None, None),
                 )
                 return  # one finding per initial state

@@ -100,8 +100,17 @@ class MissingGradientClipping(VIOptimizerRule):
                 string,
                 f"optimizer {self.source(string)} compiles a variational model with Keras' default "
                 f"{keras_class}, and no clipping is possible without an optimizer object; pass "
-                f"tf_keras.optimizers.{keras_class}(clipnorm=1.0)",
+                f"{self._keras_optimizers()}.{keras_class}(clipnorm=1.0)",
             )
+
+    def _keras_optimizers(self) -> str:
+        """The Keras this file uses, as it spells it: `tf_keras`, `keras` or `tf.keras` (a
+        `tf_keras` optimizer in a Keras 3 model, or the reverse, is refused by `compile`)."""
+        for package, spelled in (("tf_keras", None), ("keras", None), ("tensorflow", "keras")):
+            local = self.resolver.local_name_for(package)
+            if local is not None and self.resolver.imports(package):
+                return f"{local}.{spelled}.optimizers" if spelled else f"{local}.optimizers"
+        return "tf.keras.optimizers"
 
 
 def _with_clipnorm(call: cst.Call) -> cst.Call:

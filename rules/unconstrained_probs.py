@@ -62,6 +62,6 @@ class UnconstrainedProbs(RawParameterRule):
         return [(p, arg) for p, arg in distribution_arguments(node, distribution) if p == "probs"]
 
     def consequence(self, parameter: str, distribution: str, variable) -> str:
-        bijector = "tfb.SoftmaxCentered()" if distribution in _SIMPLEX else "tfb.Sigmoid()"
+        bijector = self.tfp_name("bijectors.SoftmaxCentered" if distribution in _SIMPLEX else "bijectors.Sigmoid")
         return ("one optimizer step can push it outside [0, 1] and log_prob is NaN. Parameterise by `logits=` "
-                f"or use tfp.util.TransformedVariable(init, {bijector})")
+                f"or use {self.tfp_name('util.TransformedVariable')}(init, {bijector}())")

@@ -77,8 +77,8 @@ class UnconstrainedScale(RawParameterRule):
         softplus = self.resolver.local_name_for(f"{TFB}.Softplus")
         if transformed is not None and softplus is not None:
             return f"{transformed}(init, {softplus}())"
-        return ("tfp.util.TransformedVariable(init, tfp.bijectors.Softplus()) after `import tensorflow_probability "
-                "as tfp` (no automatic fix: this file has no name for them yet)")
+        return (f"{self.tfp_name('util.TransformedVariable')}(init, {self.tfp_name('bijectors.Softplus')}()) "
+                "after `import tensorflow_probability as tfp` (no automatic fix: this file has no name for them yet)")
 
     def fix_for(self, variable: cst.Call, arg: cst.Arg):
         return None if is_keras_weight(variable) else self._fix(variable)

@@ -73,13 +73,14 @@ class UnconstrainedScaleTril(RawParameterRule):
         return [] if arg is None else [(parameter, arg)]
 
     def consequence(self, parameter: str, distribution: str, variable) -> str:
-        return f"the optimizer can make it singular or indefinite (NaN log-determinant). Use {_advice(parameter)}"
+        return f"the optimizer can make it singular or indefinite (NaN log-determinant). Use {self._advice(parameter)}"
 
-
-def _advice(parameter: str) -> str:
-    if parameter != "covariance_matrix":
-        return "tfp.util.TransformedVariable(init, tfb.FillScaleTriL())"
-    return (
-        "MultivariateNormalTriL with scale_tril=tfp.util.TransformedVariable(init, tfb.FillScaleTriL()), "
-        "or TransformedVariable(cov, tfb.Chain([tfb.CholeskyOuterProduct(), tfb.FillScaleTriL()]))"
-    )
+    def _advice(self, parameter: str) -> str:
+        """In the names the file has (`tfb.FillScaleTriL`, or `tfp.bijectors.FillScaleTriL`)."""
+        variable = self.tfp_name("util.TransformedVariable")
+        fill = f"{self.tfp_name('bijectors.FillScaleTriL')}()"
+        if parameter != "covariance_matrix":
+            return f"{variable}(init, {fill})"
+        chain, outer = self.tfp_name("bijectors.Chain"), self.tfp_name("bijectors.CholeskyOuterProduct")
+        return (f"MultivariateNormalTriL with scale_tril={variable}(init, {fill}), "
+                f"or {variable}(cov, {chain}([{outer}(), {fill}]))")
