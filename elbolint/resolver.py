@@ -115,6 +115,10 @@ class CallSite:
     scopes: tuple
     function: cst.FunctionDef
     skip_first: bool  # a method called through `self.` or a class constructor: `self` is implicit
+    #: What each plain-name argument was bound to when the call was made: a notebook that rebinds
+    #: the name in a later cell (`sigma = tf.constant(1.)` ... `sigma = tf.Variable(2.)`) did not
+    #: pass the later value to the earlier call.
+    names_at_call: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -266,6 +270,11 @@ class Resolver(BatchableVisitor):
         callee = self._callee(node, self._scopes)
         if callee is not None:
             site = CallSite(node, tuple(self._scopes), callee[0], callee[1])
+            for arg in node.args:
+                if isinstance(arg.value, cst.Name) and not arg.star:
+                    _, value = self._lookup(arg.value.value)
+                    if isinstance(value, cst.BaseExpression):
+                        site.names_at_call[id(arg.value)] = value
             self._calls.setdefault(id(site.function), []).append(site)
 
     def _bind_target(self, target: cst.BaseExpression, value: Optional[cst.BaseExpression]) -> None:
@@ -474,7 +483,7 @@ class Resolver(BatchableVisitor):
             if bound is None or not isinstance(bound.get(name), _Argument):
                 continue
             argument = bound[name]
-            inner = self.follow(argument.value, argument.scopes)
+            inner = self.follow(site.names_at_call.get(id(argument.value), argument.value), argument.scopes)
             inner = Flow(inner.node, inner.subscripts + flow.subscripts, inner.scopes, inner.parameter)
             if inner.parameter is not None and depth > 1:
                 found += [(deeper, node) for deeper, node in self.argument_flows(inner, depth - 1)]
