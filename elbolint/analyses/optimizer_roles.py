@@ -10,6 +10,9 @@ Not a rule module (no Rule subclass with a code), so the registry skips it.
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+from pathlib import Path
 from typing import Optional
 
 import libcst as cst
@@ -52,6 +55,19 @@ GRADIENTS, CLIPPED, PARAMETER = 1, 2, 4
 FITTED, MINIMIZED, APPLIED, APPLIED_CLIPPED = "fitted", "minimized", "applied", "applied-clipped"
 #: `opt.clipnorm = 1.0` (or `global_clipnorm`, `clipvalue`) set on the optimizer after construction.
 CLIPPED_LATER = "clipped-later"
+#: Handed to a function of another package (`other_lib.fit(model, optimizer=opt)`): whether it
+#: clips, and what it trains, is that package's business, not visible here.
+HANDED_OFF = "handed-off"
+#: Handed to a function or class of a module of the same project whose source shows VI (the
+#: VAE whose KL lives in `models.py`): it drives VI there.
+HANDED_TO_VI = "handed-to-vi"
+#: Packages whose functions are known: handing them an optimizer is not handing it off.
+_KNOWN_PACKAGES = ("tensorflow", "tensorflow_probability", "keras", "tf_keras", "functools", "itertools",
+                   "copy", "collections", "contextlib", "typing", "numpy", "math", "builtins")
+#: Signs of VI in a module's source, read as text (never imported): a KL term, variational
+#: layers, a VI fit, an ELBO.
+_VI_TEXT = re.compile(r"kl_divergence|KLDivergence|Flipout|DenseVariational|Reparameterization\b|"
+                      r"fit_surrogate_posterior|\belbo\b|\bELBO\b|surrogate_posterior")
 _UNCLIPPED_USES = frozenset({FITTED, MINIMIZED, APPLIED})
 
 
@@ -226,6 +242,7 @@ class OptimizerRoles(FileAnalysis):
             self._use(self._argument(node, "optimizer", 2), MINIMIZED, self.vi.loss_site(self._argument(node, "loss_fn", 0)))
         if isinstance(node.func, cst.Name):
             self._remember_call_site(node)
+        self._hand_off(node, names)
         if not isinstance(node.func, cst.Attribute):
             return
         method, receiver = node.func.attr.value, node.func.value
@@ -241,6 +258,18 @@ class OptimizerRoles(FileAnalysis):
             self._use(receiver, APPLIED_CLIPPED if clipped else APPLIED)
         elif method == "compile":
             self._compile(node, receiver)
+
+    def _hand_off(self, node: cst.Call, names: frozenset[str]) -> None:
+        """An optimizer passed to a function imported from another package is handed off; one
+        passed to a function or class of a module of this project whose source shows VI is handed
+        to VI (see HANDED_OFF, HANDED_TO_VI)."""
+        if not names or any(name.split(".")[0] in _KNOWN_PACKAGES for name in names):
+            return
+        module = next(iter(names)).split(".")[0]
+        use = HANDED_TO_VI if _project_module_does_vi(self.path, module) else HANDED_OFF
+        for arg in node.args:
+            if not arg.star:
+                self._use(arg.value, use)
 
     def _compile(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         kind = self._models.kind(receiver)
@@ -373,7 +402,8 @@ class OptimizerRoles(FileAnalysis):
         if node is None:
             return
         references = self._references(node)
-        marks = {use} if use in (FITTED, CLIPPED_LATER) else {use, ("site", site or self.vi.site())}
+        marks = {use} if use in (FITTED, CLIPPED_LATER, HANDED_OFF, HANDED_TO_VI) else {
+            use, ("site", site or self.vi.site())}
         for reference in references:
             self._uses.setdefault(reference, set()).update(marks)
         parameter = self._parameter(node)
@@ -496,8 +526,11 @@ class OptimizerRoles(FileAnalysis):
         if self.never_used(optimizer):
             return False
         uses, compiled = self._resolve()
-        if FITTED in uses.get(id(optimizer), ()):
+        mine = uses.get(id(optimizer), set())
+        if FITTED in mine or HANDED_TO_VI in mine:
             return True
+        if mine == {HANDED_OFF} and id(optimizer) not in compiled:
+            return False  # another package's fit: whether it clips cannot be seen from here
         kind = compiled.get(id(optimizer))
         if kind == PLAIN:
             return False
@@ -619,6 +652,30 @@ class OptimizerRoles(FileAnalysis):
 
     def leave_With(self, original_node: cst.With) -> None:
         self.vi.leave_with(original_node)
+
+
+def _project_module_does_vi(path: Optional[Path], module: str) -> bool:
+    """Whether `module`, imported by the file at `path`, is a module of the same project (a file
+    or package beside the file or up to three folders above it) whose source shows VI."""
+    if path is None:
+        return False
+    for folder in list(path.resolve().parents)[:4]:
+        for candidate in (folder / f"{module}.py", folder / module):
+            if candidate.exists():
+                return _source_shows_vi(candidate)
+    return False
+
+
+@lru_cache(maxsize=256)
+def _source_shows_vi(location: Path) -> bool:
+    files = [location] if location.is_file() else sorted(location.rglob("*.py"))[:200]
+    for file in files:
+        try:
+            if _VI_TEXT.search(file.read_text(encoding="utf-8", errors="replace")[:500_000]):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _binding_key(target: cst.BaseExpression) -> Optional[str]:
