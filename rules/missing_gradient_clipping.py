@@ -34,6 +34,14 @@ class MissingGradientClipping(VIOptimizerRule):
     `tape.gradient` or `compute_gradients` returned). Clipping anything else (a loss, a scale)
     exempts nothing.
 
+    Also not flagged (shared with ELB009, elbolint/analyses/optimizer_roles.py): a leftover
+    optimizer, bound to a name that is never read while it holds, in a file whose training uses
+    another optimizer (a notebook's earlier attempt; the only optimizer of a sketch whose loop is
+    left out stays flagged); and an optimizer whose only use is being handed to a function of
+    another package (`other_lib.fit(..., optimizer=opt)`: whether that clips cannot be seen here).
+    An optimizer handed to a function or class of a module of the same project whose source shows
+    VI (read as text, never imported: the VAE whose KL lives in `models.py`) drives VI.
+
     ## Why is this bad?
     The ELBO is estimated from Monte Carlo samples: an unlucky sample, an extreme initial value or
     a near-zero scale gives a gradient thousands of times larger than usual, and a single
