@@ -36,18 +36,23 @@ class TrainedParameterRule(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._anchors: dict[int, tuple] = {}
+        self._groups: dict[int, object] = {}  # id(finding) -> what makes two findings one
 
     def report_trained(self, node: cst.CSTNode, message: str, *, anchor: Optional[cst.CSTNode],
                        argument: Optional[cst.CSTNode] = None, variable: Optional[cst.CSTNode] = None,
-                       fix: Optional[tuple[str, cst.CSTNode]] = None) -> None:
+                       fix: Optional[tuple[str, cst.CSTNode]] = None, same_as: object = None) -> None:
         """`report_once`, remembering `anchor`: the call that holds the parameter (a distribution,
         a layer), `argument`, the expression passed as the parameter, and `variable`, the raw
-        variable's construction when known. With no anchor the finding always stays."""
+        variable's construction when known. With no anchor the finding always stays. Findings with
+        the same `same_as` key (one named variable passed the same way to several distributions)
+        are one finding, shown where training uses it (see `finalize`)."""
         if id(node) in self._reported_nodes:
             return
         self.report_once(node, message, fix=fix)
         if anchor is not None:
             self._anchors[id(self.findings[-1])] = (anchor, argument, variable)
+        if same_as is not None:
+            self._groups[id(self.findings[-1])] = same_as
 
     def finalize(self) -> None:
         training: Training = self.analysis(Training)
@@ -55,9 +60,31 @@ class TrainedParameterRule(Rule):
             finding for finding in self.findings
             if id(finding) not in self._anchors or training.at_risk(*self._anchors[id(finding)])
         ]
+        self._merge_same_variable(training)
         words = "NaN ELBO" if self.does_vi else "NaN loss"  # known only once the whole file is read
         for finding in self.findings:
             finding.message = finding.message.replace(_NAN_LOSS, words)
+
+    def _merge_same_variable(self, training: Training) -> None:
+        """One raw variable passed the same way to several distributions of one kind (`q = tfd.Normal(v[0],
+        v[1])` before the loop, inside it, and again to plot the result) is one risk: it is
+        reported once, at the distribution a training site uses (else the first), saying how many
+        others share it."""
+        groups: dict[object, list] = {}
+        for finding in self.findings:
+            key = self._groups.get(id(finding))
+            if key is not None:
+                groups.setdefault(key, []).append(finding)
+        dropped: set[int] = set()
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            trained = [f for f in members if training.trains_where(self._anchors[id(f)][0])]
+            kept = (trained or members)[0]
+            others = len(members) - 1
+            kept.message += f" (the same variable reaches {others} other distribution{'s' if others > 1 else ''})"
+            dropped |= {id(f) for f in members if f is not kept}
+        self.findings = [f for f in self.findings if id(f) not in dropped]
 
     @property
     def does_vi(self) -> bool:
@@ -148,6 +175,8 @@ class RawParameterRule(TrainedParameterRule):
                 f"`{parameter}` of {self.source(node.func)} is {what}; "
                 f"{self.consequence(parameter, distribution, variable)}",
                 anchor=node, argument=arg.value, variable=variable,
+                same_as=None if variable is arg.value else (
+                    id(variable), parameter, self.source(arg.value), self.source(node.func)),
                 fix=self.fix_for(variable, arg) if variable is arg.value else None,
             )
 

@@ -156,6 +156,14 @@ class Training(FileAnalysis):
         """Whether anything in the file trains."""
         return bool(self.sites)
 
+    def trains_where(self, anchor: cst.CSTNode) -> bool:
+        """Whether a training site is in the def (or class) that builds `anchor`."""
+        record = self._where.get(id(anchor))
+        if record is None or not _defs(record[0]):
+            return False
+        scope = _training_scope(record[0])
+        return any(scope in site_owners for _, _, site_owners in self.sites)
+
     def at_risk(self, anchor: cst.CSTNode, argument: Optional[cst.CSTNode] = None,
                 variable: Optional[cst.CSTNode] = None) -> bool:
         """Whether the raw parameter held by `anchor` can reach training (module docstring).
