@@ -63,17 +63,22 @@ def test_memory_limit():
 
 
 @pytest.mark.dynamic
-def test_ctrl_c_stops_workers_and_their_models():
-    """SIGINT to `elbolint --dynamic` while a model hangs: exit 130, one line, nothing left running."""
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_workers_and_their_models(number, tmp_path):
+    """SIGINT (Ctrl-C) or SIGTERM to `elbolint --dynamic` while a model hangs: exit 130 (143), one line,
+    nothing left running, and no model working directory left behind (issue 16)."""
     pytest.importorskip("tensorflow_probability")
     if not os.path.isdir("/proc"):
         pytest.skip("needs /proc to find the worker's processes")
     from elbolint.dynamic.harness import descendants
 
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     process = subprocess.Popen(
         [sys.executable, "-m", "elbolint", "check", str(FIXTURES / "dynamic" / "sandbox_hang.py"),
          "--dynamic=all", "--dynamic-timeout", "120", "-j", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env=dict(os.environ, TMPDIR=str(scratch)),
     )
     try:
         below: list[int] = []
@@ -82,14 +87,20 @@ def test_ctrl_c_stops_workers_and_their_models():
             time.sleep(0.2)
             below = descendants(process.pid)  # the worker, then the child it forked for the model
         assert len(below) >= 2, "the hanging model never started"
-        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while not any(p.name.startswith("elbolint-model-") for p in scratch.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert any(p.name.startswith("elbolint-model-") for p in scratch.iterdir()), "no working directory seen"
+        process.send_signal(number)
         _, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130
-    assert stderr.strip() == "elbolint: interrupted; dynamic workers stopped"
+    assert process.returncode == 128 + number
+    if number == signal.SIGINT:
+        assert stderr.strip() == "elbolint: interrupted; dynamic workers stopped"
     assert [pid for pid in below if _alive(pid)] == []
+    assert sorted(p.name for p in scratch.iterdir() if p.name.startswith("elbolint-")) == []
 
 
 def _alive(pid: int) -> bool:

@@ -32,6 +32,8 @@ import math
 from statistics import median
 from typing import Any, Optional
 
+from elbolint.dynamic.watch import describe
+
 THRESHOLDS: dict[str, float] = {
     "huge_initial_loss_ratio": 100.0,
     "exploding_gradient_norm": 1000.0,
@@ -147,10 +149,13 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
             "evidence": {"variables": outside},
         })
 
-    # ELB104: a positive-only parameter reaches <= 0 (one finding per parameter, earliest first: each
-    # static finding is confirmed by its own parameter's evidence, see report._explained_elsewhere).
+    # ELB104: a constrained parameter leaves its support: a positive-only one reaches <= 0, a
+    # `scale_tril`'s diagonal <= 0, a covariance's eigenvalue <= 0, a probability leaves [0, 1] (one
+    # finding per parameter, earliest first, carrying the identity of what was watched: each static
+    # finding is confirmed by its own parameter's evidence only, see confirmation.py).
     nonpositive = []
-    constrained = set(fit.get("constrained") or ())  # softplus/exp-kept: 0 only by underflow
+    constrained = set(fit.get("constrained") or ())  # softplus/exp-kept, probs: only < 0 counts
+    watched = fit.get("watched") or {}
     for name, mins in (fit.get("positive") or {}).items():
         for step, value in enumerate(mins):
             x = number(value)
@@ -158,10 +163,15 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
                 nonpositive.append((step, name, x))
                 break
     for step, name, value in sorted(nonpositive, key=lambda item: item[0]):
+        identity = watched.get(name) or {}
+        evidence = {"parameter": name, "step": step, "value": value}
+        if identity:
+            evidence["identity"] = identity
         findings.append({
             "code": "ELB104", "anchor": "surrogate",
-            "message": f"{name} reached {fmt(value)} at step {step}",
-            "evidence": {"parameter": name, "step": step, "value": value},
+            "message": (f"{name}: {describe(identity, fmt(value))} at step {step}" if identity.get("kind", "minimum")
+                        != "minimum" else f"{name} reached {fmt(value)} at step {step}"),
+            "evidence": evidence,
         })
 
     # ELB101: NaN/Inf loss.
@@ -181,8 +191,7 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
             findings.append({
                 "code": "ELB107", "anchor": "fit",
                 "message": (f"global gradient norm {fmt(norm)} at step {step} (threshold "
-                            f"{fmt(t['exploding_gradient_norm'])}); without clipping, one such step throws "
-                            "the variational parameters far away"),
+                            f"{fmt(t['exploding_gradient_norm'])})"),
                 "evidence": {"step": step, "grad_norm": fmt(norm)},
             })
             break

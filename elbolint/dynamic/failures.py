@@ -144,3 +144,56 @@ def needs_network(error: BaseException) -> Optional[str]:
             return exception_text(error)
         error = error.__cause__ or error.__context__
     return None
+
+
+def missing_imports(source: str) -> list[tuple[str, int]]:
+    """Every top-level package the file imports at module level (also under `if __name__ ==
+    "__main__":` and other module-level blocks, not in functions, not in a `try` that handles
+    ImportError) that cannot be found, as (package, line), read statically with `ast` before the
+    file runs (issue 16: all missing packages named at once, not one per run). Finding a package's
+    spec imports nothing of the user's; relative imports and `__future__` are skipped."""
+    import ast
+    import importlib.util
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found: list[tuple[str, int]] = []
+
+    def handles_import_error(node: ast.Try) -> bool:
+        for handler in node.handlers:
+            names = [handler.type] if not isinstance(handler.type, ast.Tuple) else list(handler.type.elts)
+            if handler.type is None or any(isinstance(n, ast.Name) and n.id in (
+                    "ImportError", "ModuleNotFoundError", "Exception", "BaseException") for n in names):
+                return True
+        return False
+
+    def visit(statements) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            else:
+                names = []
+            for name in names:
+                top = name.split(".")[0]
+                if top == "__future__" or any(top == seen for seen, _ in found):
+                    continue
+                try:
+                    missing = importlib.util.find_spec(top) is None
+                except (ImportError, ValueError):
+                    missing = True
+                if missing:
+                    found.append((top, node.lineno))
+            if isinstance(node, ast.Try) and handles_import_error(node):
+                continue
+            if isinstance(node, (ast.If, ast.With, ast.For, ast.While, ast.Try)):
+                for field in ("body", "orelse", "finalbody"):
+                    visit(getattr(node, field, []) or [])
+                for handler in getattr(node, "handlers", []) or []:
+                    visit(handler.body)
+
+    visit(tree.body)
+    return found

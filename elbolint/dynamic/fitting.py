@@ -248,12 +248,15 @@ def _call_target(target, sample):
 
 
 def positive_parameters(surrogate, seed, scopes=()):
-    """(name, value) for every positive-only parameter of the surrogate's distributions; the name
-    carries the user's name for the variable behind the value when it has one (see varnames.py)."""
+    """(label, Watch) for every constrained parameter of the surrogate's distributions (positive-only
+    parameters, `scale_tril`'s diagonal, `covariance_matrix`'s eigenvalues, `probs`; see watch.py); the
+    label names the parameter, the distribution that owns it, the joint component and the user's name
+    for the variable behind the value when it has one (see varnames.py)."""
     import tensorflow as tf
     import tensorflow_probability as tfp
 
     from elbolint.dynamic.varnames import given_name, underlying
+    from elbolint.dynamic.watch import COVARIANCE, PROBS, TRIL, Watch
 
     tfd = tfp.distributions
     if isinstance(surrogate, tfd.JointDistribution):
@@ -262,23 +265,26 @@ def positive_parameters(surrogate, seed, scopes=()):
         labels = surrogate._flat_resolve_names()
     else:
         flat, labels = [surrogate], [None]
+    wanted = POSITIVE | TRIL | COVARIANCE | PROBS
     found = []
     for index, dist in enumerate(flat):
-        label = labels[index] if index < len(labels) and labels[index] else f"component {index}"
+        component = labels[index] if index < len(labels) and labels[index] else None
+        label = component or f"component {index}"
         stack = [dist]
         while stack:
             d = stack.pop()
             if not isinstance(d, tfd.Distribution):
                 continue
             for key, value in (d.parameters or {}).items():
-                if key in POSITIVE and value is not None and not callable(value):
-                    kind = type(dist).__name__
+                if key in wanted and value is not None and not callable(value):
+                    kind = type(d).__name__
                     prefix = f"`{key}` of {kind}" + (f" '{label}'" if len(flat) > 1 or labels[0] else "")
                     variable = underlying(value)
                     name = given_name(variable, scopes) if variable is not None else None
                     if name and name != key:
                         prefix += f" (`{name}`)"
-                    found.append((prefix, value))
+                    found.append((prefix, Watch(prefix, value, key, kind, component if len(flat) > 1 or labels[0]
+                                                else None, name, isinstance(value, tfp.util.DeferredTensor))))
             for attribute in ("distribution", "_distribution"):
                 inner = getattr(d, attribute, None)
                 if isinstance(inner, tfd.Distribution):
@@ -386,8 +392,12 @@ def _optimizer_variables(optimizer) -> list:
 
 
 def _minimum(value):
+    """A watched parameter's measure (watch.Watch), or a plain value's minimum."""
     import tensorflow as tf
 
+    measure = getattr(value, "measure", None)
+    if measure is not None:
+        return measure()
     return tf.reduce_min(tf.cast(tf.convert_to_tensor(value), tf.float64))
 
 
@@ -469,6 +479,7 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
         mins = record.pop("mins")
         record["positive"] = {name: values for (name, _), values in zip(positives, mins)}
         record["constrained"] = constrained
+        record["watched"] = {name: watch.identity() for name, watch in positives}
         always_zero = record.pop("always_zero")
         record["none_grad"] = [f"`{label}`" for label, v in zip(surrogate_labels, variables) if id(v) not in seen]
         finite = bool(record["loss"]) and all(math.isfinite(v) for v in record["loss"])
@@ -491,7 +502,8 @@ def _constrained(positives) -> list[str]:
         import tensorflow_probability as tfp
     except ImportError:  # pragma: no cover - the child always has TFP
         return []
-    return [name for name, value in positives if isinstance(value, tfp.util.DeferredTensor)]
+    return [name for name, value in positives
+            if getattr(value, "strict", False) or isinstance(value, tfp.util.DeferredTensor)]
 
 
 class _Runner:

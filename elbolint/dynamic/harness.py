@@ -19,6 +19,7 @@ import atexit
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -140,8 +141,26 @@ class Worker:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        remove_workdirs(self.process.pid)
         with _LIVE_LOCK:
             _LIVE.discard(self)
+
+
+def remove_workdirs(worker: int) -> None:
+    """Remove the model working directories of a worker that was SIGKILLed (Ctrl-C, SIGTERM): it
+    could not clean up itself, and nothing may be left behind once elbolint has exited (issue 16).
+    The directories carry the worker's pid in their name (sandbox._WORKDIR_PREFIX); the worker runs
+    with elbolint's environment, so its temporary directory is elbolint's."""
+    from elbolint.dynamic.sandbox import _WORKDIR_PREFIX
+
+    base = tempfile.gettempdir()
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.startswith(f"{_WORKDIR_PREFIX}{worker}-"):
+            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
 
 
 def _signal_group(pid: int, number: int) -> None:

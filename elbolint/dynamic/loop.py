@@ -183,10 +183,11 @@ class LoopRecorder:
         if self.positives is None:
             self.positives = self._find_positives(pairs)
             self.positive = {name: [] for name, _ in self.positives}
+        from elbolint.dynamic.fitting import _minimum
+
         for name, value in self.positives:
             try:
-                self.positive[name].append(float(tf.reduce_min(tf.cast(tf.convert_to_tensor(value),
-                                                                       tf.float64))))
+                self.positive[name].append(float(_minimum(value)))
             except Exception:
                 pass
 
@@ -240,6 +241,9 @@ class LoopRecorder:
             "zero_grad": [f"`{n}`" for n, v in zip(names, self.variables)
                           if finite and self.always_zero[id(v)] and self.none_steps[id(v)] < self.steps],
             "positive": {k: v for k, v in self.positive.items() if v},
+            "watched": {name: watch.identity() for name, watch in self.positives or []
+                        if hasattr(watch, "identity") and self.positive.get(name)},
+            "constrained": [name for name, watch in self.positives or [] if getattr(watch, "strict", False)],
             "untracked": [], "no_trainable": False,
             "seconds": self._times[-1] - self._times[0] if self._times else 0.0,
         }

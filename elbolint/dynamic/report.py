@@ -19,6 +19,7 @@ from typing import Optional
 
 from elbolint.diagnostics import Diagnostic, Position
 from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
+from elbolint.dynamic.confirmation import identities, owns, policy, subject
 from elbolint.dynamic.pathologies import COUNTERFACTUAL, PATHOLOGIES
 from elbolint.dynamic.seeds import classify_seeds, coverage
 from elbolint.registry import all_rules
@@ -58,33 +59,6 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
     return rows
 
 
-_QUOTED = re.compile(r"'([^']+)'|`([^`]+)`")
-_NAME_KEYWORD = re.compile(r"""\bname\s*=\s*['"]([^'"]+)['"]""")
-
-
-def _own_observations(matched: list[int], findings: list[dict], lines: list[str], line: int):
-    """Keep, of the observations that may confirm the static finding at `line`, the per-parameter ones
-    (ELB104's "`scale` of Normal 'weight'") that name this line's distribution (`name="weight"` there)
-    when the line names one: a NaN caused by the weight's scale does not confirm the bias's. Returns
-    (indices kept, the other parameter's label when only other parameters' observations were there)."""
-    text = lines[line - 1] if 0 < line <= len(lines) else ""
-    here = set(_NAME_KEYWORD.findall(text))
-    if not here:
-        return matched, ""
-    mine, others = [], []
-    for index in matched:
-        parameter = (findings[index].get("evidence") or {}).get("parameter")
-        if parameter is None:
-            continue
-        named = {a or b for a, b in _QUOTED.findall(str(parameter))}
-        (mine if named & here else others).append(index)
-    if not others:
-        return matched, ""
-    if not mine:
-        return [], str(findings[others[0]]["evidence"]["parameter"])
-    return [i for i in matched if i not in others], ""
-
-
 def _counterfactual_note(codes: tuple, trace: dict) -> str:
     """Why a finding confirmed only by a re-run with its fix was not confirmed, when the re-run happened."""
     counterfactual = (trace.get("fit") or {}).get("counterfactual")
@@ -98,15 +72,39 @@ def _counterfactual_note(codes: tuple, trace: dict) -> str:
     return "; re-run with clipping, the fit ends no better"
 
 
-def _confirming_codes(codes: tuple, trace: dict) -> tuple:
-    """The codes that can confirm a finding in this run. A run that re-ran the fit with the fix a rule
-    suggests (`fit.counterfactual`, see pathologies.COUNTERFACTUAL) is confirmed by that re-run only:
-    a NaN that the fix does not prevent is another finding's evidence. Other runs (a Keras fit, a
-    hand-written loop, which are not re-run) are confirmed by the direct observations."""
-    counterfactual = tuple(c for c in codes if c in COUNTERFACTUAL)
-    if counterfactual and "counterfactual" in ((trace.get("fit") or {})):
-        return counterfactual
-    return tuple(c for c in codes if c not in COUNTERFACTUAL) or codes
+def _counterfactual_ran(trace: dict) -> bool:
+    return bool(((trace.get("fit") or {}).get("counterfactual") or {}).get("runs"))
+
+
+def _observed(findings: list[dict]) -> str:
+    """The codes observed, without their story (each observation is told once, in its own row)."""
+    codes = []
+    for f in findings:
+        if f["code"] not in codes:
+            codes.append(f["code"])
+    return "/".join(codes)
+
+
+def _unwatched(rule_policy, wanted, mine) -> str:
+    if not rule_policy.own_parameter or mine:
+        return ""
+    if wanted is None:
+        return "; this finding's parameter could not be told apart among the watched ones"
+    return (f"; `{wanted.parameter}` of {wanted.distribution} is not a surrogate parameter elbolint could "
+            "identify in this run")
+
+
+def _subject(result, d, source: str):
+    """The finding's parameter (confirmation.subject), at its position in the module that ran (a
+    notebook's finding is in cell coordinates; its virtual module is what ran)."""
+    line, column = d.line, d.column
+    notebook = getattr(result, "notebook", None)
+    if notebook is not None and d.cell is not None:
+        span = next((s for s in notebook.spans if s.cell == d.cell), None)
+        if span is None:
+            return None
+        line, column = span.start + d.line - 1, d.column - span.indent
+    return subject(d, source, line, column)
 
 
 def _parts(trace: dict) -> list[dict]:
@@ -150,15 +148,32 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
     where = f"{label}: " if label else ""
     observable = set(trace.get("observable") or [])
     used: set[int] = set()
+    watched = identities(trace)
+    source = "\n".join(lines)
+    subjects = {id(d): _subject(result, d, source) for d in diagnostics
+                if rules.get(d.code) is not None and policy(d.code, rules[d.code].confirmed_by).own_parameter}
     for d in diagnostics:
         rule = rules.get(d.code)
         if rule is None or not rule.confirmed_by:
             continue
         if label and d.dynamic and d.dynamic.get("status") == "confirmed":
             continue  # a sweep: another fit of the same call confirmed it already
-        confirmed_by = _confirming_codes(rule.confirmed_by, trace)
-        matched = [i for i, f in enumerate(confirming) if f["code"] in confirmed_by]
-        matched, elsewhere = _own_observations(matched, confirming, lines, d.line)
+        rule_policy = policy(d.code, rule.confirmed_by)
+        matched = [i for i, f in enumerate(confirming) if f["code"] in rule_policy.codes]
+        mine: list[str] = []  # labels of the watched parameters that are this finding's own
+        elsewhere = ""
+        if rule_policy.own_parameter:
+            wanted = subjects.get(id(d))
+            others = [s for s in subjects.values() if s is not None]
+            mine = [name for name, identity in watched.items()
+                    if wanted is not None and owns(identity, wanted, list(watched.values()), others)]
+            outside = [i for i in matched if confirming[i]["code"] == "ELB104"
+                       and str((confirming[i].get("evidence") or {}).get("parameter")) not in mine]
+            matched = [i for i in matched if i not in outside]
+            if outside and not matched:
+                elsewhere = str(confirming[outside[0]]["evidence"]["parameter"])
+        context = [f for i, f in enumerate(confirming) if f["code"] in rule.confirmed_by and i not in matched
+                   and f["code"] != "ELB104"]
         if matched:
             used.update(matched)
             chosen = [confirming[i] for i in matched]
@@ -181,14 +196,29 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
                 f"no fit was recorded ({_sampled_text(trace)})" if trace.get("sampled") else
                 "no fit was recorded")
             summary = where + reason
+        elif rule_policy.own_parameter and (mine or elsewhere):
+            chosen = []
+            status = "not-reproduced"
+            own = ", ".join(mine) if mine else "this line's parameter"
+            summary = f"{where}{own} stayed inside its support in {coverage(trace)}"
+            if elsewhere:
+                summary = (f"{where}what was observed belongs to another parameter ({elsewhere}); nothing of "
+                           f"this line's own ({own}) in {coverage(trace)}")
+            if context:
+                summary += f" ({_observed(context)} observed in this run comes from elsewhere)"
+            summary += tail
+        elif context and not (set(rule_policy.codes) & COUNTERFACTUAL and _counterfactual_ran(trace)):
+            chosen = []
+            status = "unconfirmed"
+            summary = (f"{where}{_observed(context)} observed in this run (reported on its own), not a "
+                       f"confirmation: {rule_policy.why}" + _unwatched(rule_policy, subjects.get(id(d)), mine)
+                       + tail)
         else:
             chosen = []
             status = "not-reproduced"
-            summary = (f"{where}no {'/'.join(confirmed_by)} observed in {coverage(trace)}"
-                       + _counterfactual_note(confirmed_by, trace) + tail)
-            if elsewhere:
-                summary = (f"{where}what was observed belongs to another parameter ({elsewhere}); nothing of "
-                           f"this line's own in {coverage(trace)}" + tail)
+            codes = rule_policy.codes or tuple(c for c in rule.confirmed_by if c not in COUNTERFACTUAL)
+            summary = (f"{where}no {'/'.join(codes)} observed in {coverage(trace)}"
+                       + _counterfactual_note(codes, trace) + tail)
         d.dynamic = {
             "status": status,
             "summary": summary,

@@ -21,8 +21,8 @@ import time
 from typing import Any
 
 from elbolint.dynamic.drivers import Context, ProbeError, Stop, nothing, participating, runs_file
-from elbolint.dynamic.failures import (blame, exception_text, missing_package, needs_network, raised_by_elbolint,
-                                       user_failure, user_line)
+from elbolint.dynamic.failures import (blame, exception_text, missing_imports, missing_package, needs_network,
+                                       raised_by_elbolint, user_failure, user_line)
 from elbolint.dynamic.fitting import seed_everything
 
 #: Why nothing was run, when no driver returned a trace and the file did not fail.
@@ -53,6 +53,16 @@ def run_file(job: dict) -> dict:
             source = handle.read()
     except (OSError, UnicodeDecodeError):
         source = ""
+    absent = missing_imports(source)
+    if absent:  # every missing package at once, before anything runs (not one per run)
+        names = ", ".join(f"`{name}`" for name, _ in absent)
+        many = len(absent) > 1
+        where = ", ".join(str(line) for _, line in absent)
+        trace = nothing(f"not run: the file imports {names}, which {'are' if many else 'is'} not installed in "
+                        f"{sys.executable} (line{'s' if many else ''} {where})")
+        trace["missing_packages"] = [name for name, _ in absent]
+        trace["seconds"] = time.monotonic() - started
+        return trace
     drivers = participating(source, settings["probe"])
     context = Context(path, source, settings,
                       run_name="__main__" if runs_file(source, drivers) else "__elbolint_import__")
