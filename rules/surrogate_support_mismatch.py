@@ -9,7 +9,7 @@ TFP (the bijector's class, its image, the log-density outside), so the table can
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import libcst as cst
@@ -314,7 +314,8 @@ class SurrogateSupportMismatch(Rule):
     (`lambda *z: model.log_prob(z + (y,))`, `lambda w, b: model.log_prob([w, b, y])`,
     `def target(*args): return model.log_prob(*args, y=y)`), or a hand-written target that scores
     the sample with a prior (`tfd.HalfNormal(1.).log_prob(sigma)`). Models, surrogates and targets
-    built by functions of the file are followed. A surrogate built by
+    built by functions of the file are followed, and a fit inside a function of the file that
+    receives them as arguments (`def fit(model, surrogate): ...`) is read at each of its calls. A surrogate built by
     `tfp.experimental.vi.build_factored_surrogate_posterior` or `build_affine_surrogate_posterior`
     is Gaussian on the real line unless its `bijector=` maps a component elsewhere; its components
     are those of its `event_shape` (`[[], []]`, a dict, `pinned.event_shape`,
@@ -384,6 +385,7 @@ class SurrogateSupportMismatch(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._coroutines: dict[str, cst.FunctionDef] = {}  # `@tfd.JointDistributionCoroutine def model(): ...`
+        self._deferred: list[tuple[cst.Call, cst.FunctionDef]] = []  # fits whose inputs are parameters
 
     # ------------------------------------------------------------------------ traversal
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -392,18 +394,39 @@ class SurrogateSupportMismatch(Rule):
                 self._coroutines[node.name.value] = node
 
     def visit_Call(self, node: cst.Call) -> None:
-        names = self.call_names(node)
-        if names.isdisjoint(_FIT) or any(a.star for a in node.args):
+        if self.call_names(node).isdisjoint(_FIT) or any(a.star for a in node.args):
             return
-        target = self.get_arg(node, "target_log_prob_fn", 0)
-        surrogate = self.get_arg(node, "surrogate_posterior", 1)
+        if not self._analyse(node):
+            function = self.resolver.scope_node
+            if isinstance(function, cst.FunctionDef):
+                # `def fit(model, surrogate): tfp.vi.fit_surrogate_posterior(...)`: read again at each call
+                self._deferred.append((node, function))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for fit, function in self._deferred:
+            for site in self.resolver.call_sites(function)[:8]:
+                flow = self.resolver.follow(site.call, site.scopes)  # into `function`, its arguments bound
+                scopes = ()
+                for index, scope in enumerate(flow.scopes):
+                    if getattr(scope, "node", None) is function:
+                        scopes = flow.scopes[: index + 1]
+                if scopes:
+                    with self.resolver.within(Flow(fit, (), scopes)):
+                        self._analyse(fit)
+
+    def _analyse(self, fit: cst.Call) -> bool:
+        """Report the mismatches of one fit (read in the current scopes); False when its surrogate or
+        target could not be read at all."""
+        target = self.get_arg(fit, "target_log_prob_fn", 0)
+        surrogate = self.get_arg(fit, "surrogate_posterior", 1)
         if target is None or surrogate is None:
-            return
+            return True
         joint = self._surrogate(surrogate.value, None)
         if joint is None or not joint.parts:
-            return
+            return False
+        matches = self._matches(target.value, joint)
         built: dict[int, list] = {}  # a builder's components are reported together, on the builder call
-        for match in self._matches(target.value, joint):
+        for match in matches:
             found = self._check(match)
             if found is None:
                 continue
@@ -422,6 +445,7 @@ class SurrogateSupportMismatch(Rule):
                            "every support), so the loss is non-finite or wrong")
             self.report_once(node, f"surrogate built by {self.source(node.func)}: {'; '.join(dict.fromkeys(clauses))}: "
                                    f"{consequence}. {advice}")
+        return bool(matches)
 
     # ------------------------------------------------------------------------ surrogates
     def _surrogate(self, node: cst.BaseExpression, scopes: Optional[tuple]) -> Optional[Joint]:
@@ -1030,7 +1054,7 @@ class SurrogateSupportMismatch(Rule):
             model = _pinned(model, set(bound_keywords), model.spelled) if bound_keywords else model
             if model is None:
                 return []
-            positional, keywords = self._sample_as_arguments(surrogate, len(bound_positional))
+            positional, keywords = self._sample_as_arguments(surrogate)
             return self._pair(model, surrogate, [None] * len(bound_positional) + positional, keywords, None)
         if isinstance(value, cst.Call) and not self.call_names(value).isdisjoint(_PARTIAL):
             if not value.args or any(a.star for a in value.args):
@@ -1058,7 +1082,7 @@ class SurrogateSupportMismatch(Rule):
                                               bound_positional, bound_keywords)
         return []
 
-    def _sample_as_arguments(self, surrogate: Joint, skip: int):
+    def _sample_as_arguments(self, surrogate: Joint):
         """How TFP passes the surrogate's sample to the target: positional and keyword values."""
         if surrogate.convention == "args":
             return [Ref(position=p.position, name=p.name) for p in surrogate.parts], {}
