@@ -273,3 +273,268 @@ def test_a_tf1_graph_loss_with_a_kl_is_vi(tmp_path):
     train_op = tf.compat.v1.train.AdamOptimizer(0.01).minimize(loss)
     """
     assert flagged(tmp_path, body) == [4]  # the body's first line is blank
+
+
+# ---------------------------------------------------------------- issue 15: misses and the TF1 MAP
+BBB_LAYER = """
+class BayesLayer(tf_keras.layers.Layer):
+    def build(self, shape):
+        self.loc = self.add_weight(shape=(shape[-1], 1))
+        self.rho = self.add_weight(shape=(shape[-1], 1))
+
+    def call(self, x):
+        q = tfd.Normal(self.loc, tf.nn.softplus(self.rho))
+        self.add_loss(tf.reduce_sum(tfd.kl_divergence(q, tfd.Normal(0.0, 1.0))))
+        return tf.matmul(x, q.sample())
+"""
+
+
+@pytest.mark.parametrize("wrapper", [
+    # the wrapper creates the layer in __init__
+    "class Net(tf_keras.Model):\n    def __init__(self):\n        super().__init__()\n        self.out = BayesLayer()\n"
+    "    def call(self, x):\n        return self.out(x)\n",
+    # ... through a helper method of its own
+    "class Net(tf_keras.Model):\n    def __init__(self):\n        super().__init__()\n        self.out = self.make()\n"
+    "    def make(self):\n        return BayesLayer()\n    def call(self, x):\n        return self.out(x)\n",
+])
+def test_a_model_class_built_from_a_vi_layer_class_does_vi(tmp_path, wrapper):
+    """The VI layer is reached only through the Model subclass (a loop over `Net()`, and `Net()` compiled)."""
+    body = BBB_LAYER + wrapper + """
+net = Net()
+loop_optimizer = tf.keras.optimizers.Adam(0.01)
+for step in range(10):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(net(tf.ones([4, 3]))) + sum(net.losses)
+    loop_optimizer.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
+compiled = Net()
+compiled.compile(optimizer=tf_keras.optimizers.Adam(0.01), loss="mse")
+"""
+    lines = body.splitlines()
+    compiled = next(i for i, line in enumerate(lines, 1) if line.startswith("compiled.compile("))
+    assert flagged(tmp_path, body) == [lines.index("loop_optimizer = tf.keras.optimizers.Adam(0.01)") + 1, compiled]
+
+
+def test_a_plain_model_class_next_to_a_vi_layer_class_is_plain(tmp_path):
+    body = BBB_LAYER + """
+class Plain(tf_keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.out = tf_keras.layers.Dense(1)
+    def call(self, x):
+        return self.out(x)
+
+plain = Plain()
+optimizer = tf.keras.optimizers.Adam(0.01)
+for step in range(10):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(plain(tf.ones([4, 3])))
+    optimizer.apply_gradients(zip(tape.gradient(loss, plain.trainable_variables), plain.trainable_variables))
+"""
+    assert flagged(tmp_path, body) == []
+
+
+def test_a_vi_layer_class_given_star_arguments_is_variational(tmp_path):
+    body = BBB_LAYER + """
+options = {"name": "bayes"}
+inputs = tf_keras.Input(shape=(3,))
+model = tf_keras.Model(inputs, BayesLayer(**options)(inputs))
+model.compile(optimizer=tf_keras.optimizers.Adam(0.01), loss="mse")
+"""
+    assert flagged(tmp_path, body) == [len(body.splitlines())]
+
+
+HAND_DRAWN = {
+    "scored by its posterior and the prior": """
+        eps = tf.random.normal([3, 1])
+        w = mu + tf.nn.softplus(rho) * eps
+        kl = tfd.Normal(mu, tf.nn.softplus(rho)).log_prob(w) - tfd.Normal(0.0, 1.0).log_prob(w)
+        """,
+    "noise first, scale by name": """
+        sigma = tf.math.softplus(rho)
+        w = tf.random.normal([3, 1]) * sigma + mu
+        kl = tfd.Normal(0.0, 1.0).log_prob(w)
+        """,
+    "noise from a standard normal's sample": """
+        w = mu + tf.exp(rho) * tfd.Normal(0.0, 1.0).sample([3, 1])
+        kl = tfd.Normal(mu, tf.exp(rho)).log_prob(w)
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_DRAWN))
+def test_a_draw_reparameterised_by_hand_and_scored_is_vi(tmp_path, name):
+    body = """
+mu = tf.Variable(tf.zeros([3, 1]))
+rho = tf.Variable(tf.fill([3, 1], -3.0))
+optimizer = tf.keras.optimizers.Adam(0.01)
+for step in range(10):
+    with tf.GradientTape() as tape:
+""" + textwrap.indent(textwrap.dedent(HAND_DRAWN[name]), " " * 8) + """
+        loss = tf.reduce_sum(kl) + tf.reduce_mean((tf.ones([4, 3]) @ w) ** 2)
+    optimizer.apply_gradients(zip(tape.gradient(loss, [mu, rho]), [mu, rho]))
+"""
+    assert flagged(tmp_path, body) == [4]
+
+
+def test_a_draw_reparameterised_by_hand_whose_kl_is_a_helper_method_is_vi(tmp_path):
+    """krasserm's Bayes by backprop: `add_loss(self.kl_loss(kernel, self.kernel_mu, sigma))`, the
+    helper building `Normal(mu, sigma)` from its arguments."""
+    body = """
+class Dense(tf_keras.layers.Layer):
+    def build(self, shape):
+        self.kernel_mu = self.add_weight(shape=(shape[-1], 1))
+        self.kernel_rho = self.add_weight(shape=(shape[-1], 1))
+
+    def call(self, x):
+        kernel_sigma = tf.math.softplus(self.kernel_rho)
+        kernel = self.kernel_mu + kernel_sigma * tf.random.normal(self.kernel_mu.shape)
+        self.add_loss(self.kl_loss(kernel, self.kernel_mu, kernel_sigma))
+        return x @ kernel
+
+    def kl_loss(self, w, mu, sigma):
+        return tf.reduce_sum(tfd.Normal(mu, sigma).log_prob(w) - tfd.Normal(0.0, 1.0).log_prob(w))
+
+inputs = tf_keras.Input(shape=(1,))
+model = tf_keras.Model(inputs, Dense()(inputs))
+model.compile(optimizer=tf_keras.optimizers.Adam(0.08), loss="mse")
+"""
+    assert flagged(tmp_path, body) == [len(body.splitlines())]
+
+
+HAND_DRAWN_NEAR_MISSES = {
+    "noisy weights, never scored": """
+        w = mu + tf.nn.softplus(rho) * tf.random.normal([3, 1])
+        loss = tf.reduce_mean((tf.ones([4, 3]) @ w) ** 2)
+        """,
+    "a policy's action around a network output": """
+        mean = net(tf.ones([4, 3]))
+        action = mean + tf.exp(rho[0]) * tf.random.normal([4, 1])
+        loss = -tf.reduce_mean(tfd.Normal(mean, tf.exp(rho[0])).log_prob(action))
+        """,
+    "a Langevin step: noise scaled by the step size": """
+        proposal = mu + 0.01 * tf.random.normal([3, 1])
+        loss = -tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(proposal))
+        """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_DRAWN_NEAR_MISSES))
+def test_hand_drawn_near_misses_are_not_vi(tmp_path, name):
+    body = """
+net = tf_keras.layers.Dense(1)
+mu = tf.Variable(tf.zeros([3, 1]))
+rho = tf.Variable(tf.fill([3, 1], -3.0))
+optimizer = tf.keras.optimizers.Adam(0.01)
+for step in range(10):
+    with tf.GradientTape() as tape:
+""" + textwrap.indent(textwrap.dedent(HAND_DRAWN_NEAR_MISSES[name]), " " * 8) + """
+    optimizer.apply_gradients(zip(tape.gradient(loss, [mu, rho]), [mu, rho]))
+"""
+    assert flagged(tmp_path, body) == []
+
+
+@pytest.mark.parametrize("spelling", [
+    "tfn = tfp.experimental.nn",
+    "from tensorflow_probability.python.experimental import nn as tfn",
+])
+def test_tfp_experimental_nn_variational_layers_are_vi_per_network(tmp_path, spelling):
+    """A tfn Bayesian network next to a plain tfn network, each trained in its own loop or with
+    `tfn.util.make_fit_op` (judged by its loss, as `tfp.math.minimize`)."""
+    body = spelling + """
+x = tf.ones([8, 4])
+bnn = tfn.Sequential([tfn.AffineVariationalReparameterization(4, 2), tf.nn.relu])
+dnn = tfn.Sequential([tfn.Affine(4, 2), tf.nn.relu])
+bnn_loop = tf.keras.optimizers.Adam(0.01)
+for _ in range(10):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(bnn(x)) + bnn.extra_loss
+    bnn_loop.apply_gradients(zip(tape.gradient(loss, bnn.trainable_variables), bnn.trainable_variables))
+dnn_loop = tf.keras.optimizers.Adam(0.01)
+for _ in range(10):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(dnn(x))
+    dnn_loop.apply_gradients(zip(tape.gradient(loss, dnn.trainable_variables), dnn.trainable_variables))
+
+def bnn_loss():
+    return tf.reduce_mean(bnn(x)) + tfn.losses.compute_extra_loss(bnn), ()
+
+def dnn_loss():
+    return tf.reduce_mean(dnn(x)), ()
+
+bnn_fit = tfn.util.make_fit_op(bnn_loss, tf.keras.optimizers.Adam(0.01), bnn.trainable_variables)
+dnn_fit = tfn.util.make_fit_op(dnn_loss, tf.keras.optimizers.Adam(0.01), dnn.trainable_variables)
+"""
+    lines = body.splitlines()
+    assert flagged(tmp_path, body) == [lines.index("bnn_loop = tf.keras.optimizers.Adam(0.01)") + 1,
+                                       next(i for i, line in enumerate(lines, 1) if line.startswith("bnn_fit ="))]
+
+
+TF1_MAP = """
+mu_map = tf.Variable(0.0)
+map_loss = -joint.log_prob([mu_map, data])
+map_op = tf.compat.v1.train.AdamOptimizer(0.1).minimize(map_loss)
+"""
+TF1_VI = {
+    "an ELBO by name": """
+q_mu = tf.Variable(0.0)
+q = tfd.Normal(q_mu, tf.nn.softplus(tf.Variable(0.0)))
+z = q.sample(8)
+elbo = tf.reduce_mean(joint.log_prob([z, tf.broadcast_to(data, [8, 5])]) - q.log_prob(z))
+vi_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(-elbo)
+""",
+    "a KL followed back from the loss": """
+w_loc = tf.Variable(0.0)
+w_dist = tfd.Normal(w_loc, tf.nn.softplus(tf.Variable(0.0)))
+kl = tfd.kl_divergence(w_dist, tfd.Normal(0.0, 1.0))
+nll = -tf.reduce_sum(tfd.Normal(w_loc, 1.0).log_prob(data))
+total = nll + kl
+vi_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(total)
+""",
+    "the ELBO's own samples": """
+w_loc = tf.Variable(0.0)
+w_dist = tfd.Normal(w_loc, tf.nn.softplus(tf.Variable(0.0)))
+draws = w_dist.sample(8)
+objective = -tf.reduce_mean(joint.log_prob([draws, tf.broadcast_to(data, [8, 5])]) - w_dist.log_prob(draws))
+vi_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(objective)
+""",
+    "a variational model's losses": """
+bnn = tf_keras.Sequential([tfpl.DenseFlipout(1)])
+nll = -tf.reduce_mean(tfd.Normal(bnn(tf.ones([5, 2])), 1.0).log_prob(data))
+loss = nll + sum(bnn.losses) / 5.0
+vi_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(loss)
+""",
+}
+
+
+@pytest.mark.parametrize("map_first", [True, False])
+@pytest.mark.parametrize("name", sorted(TF1_VI))
+def test_a_tf1_map_fit_next_to_vi_is_judged_by_its_own_loss(tmp_path, name, map_first):
+    """Issue 15: a TF1 notebook's MAP cell is not VI because another cell minimises an ELBO."""
+    setup = """
+data = tf.constant([1.0, 2.0, 0.5, 1.5, 1.0])
+joint = tfd.JointDistributionSequential([tfd.Normal(0.0, 5.0), lambda m: tfd.Sample(tfd.Normal(m, 1.0), 5)])
+"""
+    body = setup + (TF1_MAP + TF1_VI[name] if map_first else TF1_VI[name] + TF1_MAP)
+    lines = body.splitlines()
+    assert flagged(tmp_path, body) == [next(i for i, line in enumerate(lines, 1) if line.startswith("vi_op ="))]
+
+
+def test_a_loss_tensor_that_cannot_be_read_is_judged_where_it_is_minimised(tmp_path):
+    """A parameter (or `loss += kl`) cannot be followed: the training site around the `minimize` decides."""
+    body = """
+q = tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()))
+
+def fit_step(loss):
+    tf.compat.v1.summary.scalar("kl", tfd.kl_divergence(q, tfd.Normal(0.0, 1.0)))
+    return tf.compat.v1.train.AdamOptimizer(0.01).minimize(loss)
+
+def vi_step():
+    kl = tfd.kl_divergence(q, tfd.Normal(0.0, 1.0))
+    loss = -tf.reduce_mean(q.log_prob(1.0))
+    loss += kl
+    return tf.compat.v1.train.AdamOptimizer(0.01).minimize(loss)
+
+def mle_step(loss):
+    return tf.compat.v1.train.AdamOptimizer(0.01).minimize(loss)
+"""
+    assert flagged(tmp_path, body) == [6, 12]

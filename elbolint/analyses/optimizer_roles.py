@@ -43,6 +43,10 @@ _CLIPPING_OR_GRADIENT_NAMES = frozenset(
 )
 #: Fits that run an optimizer without letting the caller touch the gradients.
 _MINIMIZERS = frozenset({"tensorflow_probability.math.minimize", "tensorflow_probability.math.minimize_stateless"})
+#: `tfp.experimental.nn.util.make_fit_op(loss_fn, optimizer, trainable_variables)`: one such fit
+#: step, judged by its loss as `tfp.math.minimize` is (a notebook fits a Bayesian and a plain tfn net).
+_FIT_OPS = frozenset({"tensorflow_probability.experimental.nn.util.make_fit_op",
+                      "tensorflow_probability.experimental.nn.util.utils.make_fit_op"})
 
 #: Gradient flow, as bits: a value computed from gradients (`tape.gradient`, `compute_gradients`,
 #: `tf.gradients`), from clipped gradients, or from a parameter of the enclosing function or lambda
@@ -240,6 +244,8 @@ class OptimizerRoles(FileAnalysis):
             self._use(self._argument(node, "optimizer", self._FIT_OPTIMIZER_POSITION), FITTED)
         if not names.isdisjoint(_MINIMIZERS):
             self._use(self._argument(node, "optimizer", 2), MINIMIZED, self.vi.loss_site(self._argument(node, "loss_fn", 0)))
+        if not names.isdisjoint(_FIT_OPS):
+            self._use(self._argument(node, "optimizer", 1), MINIMIZED, self.vi.loss_site(self._argument(node, "loss_fn", 0)))
         if isinstance(node.func, cst.Name):
             self._remember_call_site(node)
         self._hand_off(node, names)

@@ -12,23 +12,31 @@ for itself drifted apart. VIContext is the one place that decides, from one file
   or a `tfp.experimental.vi` surrogate builder;
 - `construct`: a construct that only exists for VI (`tfp.sts` variational builders,
   `VariationalGaussianProcess`, Csiszar divergences);
-- `layers`: a `tfp.layers` variational layer (`DenseFlipout`, `DenseVariational`, ...);
+- `layers`: a `tfp.layers` variational layer (`DenseFlipout`, `DenseVariational`, ...) or a
+  `tfp.experimental.nn` one (`AffineVariationalReparameterization`, `ConvolutionVariationalFlipout`,
+  ...: their KL is the network's `extra_loss`);
 - `kl-layer`: a VAE's `tfpl.KLDivergenceRegularizer` / `tfpl.KLDivergenceAddLoss`;
 - `kl-objective`: a hand-written ELBO's KL term: `tfd.kl_divergence(q, p)` / `q.kl_divergence(p)`
   inside a `GradientTape` block, an `add_loss(...)`, a lambda (a divergence function), or a def
   whose name says it computes a loss or a step (`loss`, `elbo`, `objective`, `train`, `step`,
   `call`, `kl`, `divergence`, `fit`), or assigned to a name that says it is a loss (TF1 graph mode:
-  `loss = tfd.kl_divergence(q, p) - log_likelihood`); or a variational GP's own ELBO terms
-  (`surrogate_posterior_kl_divergence_prior()`, `variational_loss()`). A KL printed once at
+  `loss = tfd.kl_divergence(q, p) - log_likelihood`), or one a minimised loss tensor is computed
+  from (`kl = tfd.kl_divergence(q, p)`, `opt.minimize(nll + kl)`); or a variational GP's own ELBO
+  terms (`surrogate_posterior_kl_divergence_prior()`, `variational_loss()`). A KL printed once at
   module level is not an objective;
 - `own-samples`: a sample `z = q.sample()` scored by its own distribution (`q.log_prob(z)`) and also
-  fed to something else (the model's `log_prob(z)`, a likelihood, a layer), where `q`'s parameters are
-  trainable variables (or its name says it is the approximate posterior: `q_dist = q()`) (`tf.Variable`,
-  `TransformedVariable`, `DeferredTensor`, `add_weight`, also through `self.` attributes and
-  transforms such as `softplus(self.rho)`), all in the same class or function: Bayes-by-backprop
-  layers, hand-written Monte Carlo ELBOs. A policy whose parameters come from a network's outputs
-  (reinforcement learning samples and scores too) does not count, nor a flow fitted by maximum
-  likelihood that scores its own samples for monitoring only;
+  fed to something else (the model's `log_prob(z)` or `log_prob([z, data])`, a likelihood, a layer),
+  where `q`'s parameters are trainable variables (or its name says it is the approximate posterior:
+  `q_dist = q()`) (`tf.Variable`, `TransformedVariable`, `DeferredTensor`, `add_weight`, also through
+  `self.` attributes and transforms such as `softplus(self.rho)`), all in the same class or function:
+  Bayes-by-backprop layers, hand-written Monte Carlo ELBOs. Likewise a draw reparameterised by hand,
+  `w = mu + tf.nn.softplus(rho) * eps` (standard normal noise times a trainable scale, no network
+  output in it), scored by a distribution (`q.log_prob(w) - prior.log_prob(w)`) or passed on inside
+  an `add_loss(...)` (`self.add_loss(self.kl_loss(w, self.mu, sigma))`): Bayes by backprop written
+  by hand. A policy whose parameters come from a network's outputs (reinforcement learning samples
+  and scores too) does not count, nor a flow fitted by maximum likelihood that scores its own
+  samples for monitoring only, nor noisy weights that nothing scores (NoisyNet), nor a Langevin
+  step (its noise is scaled by the step size, not by a trainable scale);
 - `elbo-named`: a value or a def whose name says it is the ELBO (`elbo = log_likelihood - kl`,
   `def negative_elbo(...)`): a word only variational inference uses;
 - `named-surrogate`: a distribution with trainable-variable parameters bound to a name that says
@@ -40,14 +48,24 @@ network trained next to a distribution is none of these.
 
 **Training-site level** (`drives_vi_at`): an optimizer applied (`apply_gradients`, `minimize`) in
 a training loop or function drives VI only when that site reaches a sign of VI (see there): one
-notebook often holds a maximum-likelihood fit, a MAP estimate and a VI fit side by side.
+notebook often holds a maximum-likelihood fit, a MAP estimate and a VI fit side by side. A
+`minimize` is judged by the loss it is given (`loss_site`): a def, a lambda, or a TF1 loss tensor
+followed back to what it is computed from, so a graph-mode MAP cell (`map_loss = -joint.log_prob(...)`)
+is not VI because the next cell minimises an ELBO.
+
+**Class level** (`is_vi_class`): a class with a sign of VI in its body, or whose methods reach one
+(a `tf.keras.Model` subclass whose `__init__` creates a Bayes-by-backprop layer of the file). A
+training site that builds or calls such a class's instance does VI, and so does a model built
+from it.
 
 **Model level** (`VIContext.models`, see `_ModelKinds`): each name bound to a Keras model, layer
 or functional-API tensor is plain, variational or unknown. Variational: built from `tfp.layers`
-variational layers or KL layers, or by a call that passes a variational layer's knobs
-(`kl_weight=`, `kernel_divergence_fn=`, `make_posterior_fn=`, `posterior=`...) to a helper
-this file cannot read. `variational_models` is true when the file builds any such model; an
-optimizer compiled into a model that cannot be read then counts as driving VI.
+(or `tfp.experimental.nn`, through `tfn.Sequential`) variational layers or KL layers, from a
+class of the file that does VI (`is_vi_class`, also when given `**kwargs`), or by a call that
+passes a variational layer's knobs (`kl_weight=`, `kernel_divergence_fn=`, `make_posterior_fn=`,
+`posterior=`...) to a helper this file cannot read. `variational_models` is true when the file
+builds any such model; an optimizer compiled into a model that cannot be read then counts as
+driving VI.
 
 Fed during the traversal by OptimizerRoles (a file analysis, elbolint/analysis.py); ask after the module.
 Part of the OptimizerRoles analysis (elbolint/analyses/optimizer_roles.py).
@@ -75,6 +93,23 @@ _FUNCTIONAL = frozenset({"keras.Model", "keras.models.Model"})
 _KL_LAYERS = names_in(TFPL, "KLDivergenceAddLoss", "KLDivergenceRegularizer")
 #: Layers whose model is variational: the variational layers and the variational GP layer.
 _VI_MODEL_LAYERS = VARIATIONAL_LAYERS | names_in(TFPL, "VariationalGaussianProcess")
+#: `tfp.experimental.nn` (`tfn`): its variational layers (their KL is the layer's `extra_loss` /
+#: `tfn.losses.compute_extra_loss(...)`), matched by the last part of the name because the
+#: private modules (`tfn.affine_layers.AffineVariationalFlipout`) are not flattened; and its
+#: `Sequential`, read as Keras' is.
+_TFN = f"{TFP}.experimental.nn."
+_TFN_VARIATIONAL_LAYERS = frozenset({
+    "AffineVariationalFlipout", "AffineVariationalReparameterization", "AffineVariationalReparameterizationLocal",
+    "ConvolutionVariationalFlipout", "ConvolutionVariationalReparameterization",
+    "ConvolutionVariationalFlipoutV2", "ConvolutionVariationalReparameterizationV2",
+    "ConvolutionTransposeVariationalFlipout", "ConvolutionTransposeVariationalReparameterization",
+    "VariationalLayer",
+})
+_TFN_SEQUENTIAL = frozenset({f"{_TFN}Sequential", f"{_TFN}layers.Sequential"})
+
+
+def _tfn_variational(names: frozenset) -> bool:
+    return any(n.startswith(_TFN) and n.rsplit(".", 1)[-1] in _TFN_VARIATIONAL_LAYERS for n in names)
 
 
 def combine_kinds(kinds) -> str:
@@ -91,11 +126,11 @@ class _ModelKinds:
     made (`hidden = Dense(8)(hidden)` reads the previous `hidden`), per function scope and per
     `if` branch (BranchScopes); a call to a function of the file is what its `return`s were."""
 
-    def __init__(self, resolver: Resolver, return_kinds: dict[str, str], vi_classes: set[str]) -> None:
+    def __init__(self, resolver: Resolver, return_kinds: dict[str, str], is_vi_class) -> None:
         self.resolver = resolver
         self.scopes = BranchScopes(lambda a, b: combine_kinds([a, b]), UNKNOWN)
         self._return_kinds = return_kinds
-        self._vi_classes = vi_classes
+        self._is_vi_class = is_vi_class
 
     def bind(self, name: str, value: cst.BaseExpression) -> None:
         self.scopes.bind(name, self.kind(value))
@@ -117,20 +152,23 @@ class _ModelKinds:
             return combine_kinds([self.kind(node.body, depth + 1), self.kind(node.orelse, depth + 1)])
         if isinstance(node, (cst.List, cst.Tuple)):
             return combine_kinds(self.kind(e.value, depth + 1) for e in node.elements) if node.elements else PLAIN
-        if not isinstance(node, cst.Call) or any(arg.star for arg in node.args):
+        if not isinstance(node, cst.Call):
+            return UNKNOWN
+        names = self.resolver.call_names(node)
+        if isinstance(node.func, cst.Name) and not names and node.func.value not in self._return_kinds \
+                and self._is_vi_class(node.func.value):
+            return VARIATIONAL  # `BayesByBackpropDense(8, **prior_params)`, or a Keras Model class built from it
+        if any(arg.star for arg in node.args):
             return UNKNOWN
         positional = [arg.value for arg in node.args if arg.keyword is None]
-        names = self.resolver.call_names(node)
         if isinstance(node.func, cst.Name) and not names and node.func.value in self._return_kinds:
             return self._return_kinds[node.func.value]  # `model = build_baseline()`
-        if isinstance(node.func, cst.Name) and not names and node.func.value in self._vi_classes:
-            return VARIATIONAL  # `BayesByBackpropDense(8)`: a layer class of this file that does VI
         if isinstance(node.func, (cst.Call, cst.Name)) and not names:
             # `Dense(8)(inputs)` or `layer(inputs)`: the layer and what flows into it.
             return combine_kinds([self.kind(node.func, depth + 1)] + [self.kind(v, depth + 1) for v in positional])
-        if not names.isdisjoint(_VI_MODEL_LAYERS):
+        if not names.isdisjoint(_VI_MODEL_LAYERS) or _tfn_variational(names):
             return VARIATIONAL
-        if not names.isdisjoint(_SEQUENTIAL):
+        if not names.isdisjoint(_SEQUENTIAL) or not names.isdisjoint(_TFN_SEQUENTIAL):
             layers = first_argument(node, "layers")
             return PLAIN if layers is None else self.kind(layers, depth + 1)
         if not names.isdisjoint(_FUNCTIONAL):
@@ -204,6 +242,15 @@ _NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 def _says_elbo(name: str) -> bool:
     return any(word.lower() in _ELBO_WORDS for word in _NAME_WORDS.findall(name))
 _TRAINABLE_MAKERS = VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR
+#: A sample name that is a draw reparameterised by hand (see `_hand_draw`), not a sample of a named q.
+_HAND_DRAWN = object()
+#: Standard normal noise: `tf.random.normal`, `tf.random.stateless_normal`, TF1's `tf.random_normal`,
+#: `np.random.randn`, `K.random_normal`.
+_NOISE_PACKAGES = frozenset({"tensorflow", "numpy", "keras", "jax"})
+_NOISE_FUNCTIONS = frozenset({"normal", "random_normal", "randn", "standard_normal", "truncated_normal",
+                              "stateless_normal"})
+#: Methods of a tensor or variable, not a user's callable (`self.mu.read_value()`).
+_TENSOR_METHODS = frozenset({"read_value", "value", "numpy", "get_shape"})
 _SCORING_METHODS = frozenset({"log_prob", "prob", "kl_divergence", "cross_entropy"})
 #: Methods that only a variational GP has: calling one is computing its ELBO.
 _VI_METHODS = frozenset({
@@ -218,7 +265,7 @@ class VIContext:
     def __init__(self, resolver: Resolver, return_kinds: dict[str, str]) -> None:
         self.resolver = resolver
         self._vi_classes: set[str] = set()  # classes with a sign of VI in their body
-        self.models = _ModelKinds(resolver, return_kinds, self._vi_classes)
+        self.models = _ModelKinds(resolver, return_kinds, self.is_vi_class)
         self.evidence: dict[str, cst.CSTNode] = {}  # kind -> first node showing it
         self._variational_models = False
         self._tapes: list[int] = []  # the `with tf.GradientTape()` blocks the traversal is inside
@@ -227,12 +274,14 @@ class VIContext:
         self._samples: dict[tuple, str] = {}  # (owner key, name) -> the distribution it is a sample of
         self._scored_own: set[tuple] = set()  # samples scored by their own distribution
         self._used_elsewhere: set[tuple] = set()  # samples passed to anything else
+        self._vi_samples: set[tuple] = set()  # samples that showed VI (scored by their own q and used elsewhere)
         # Training sites (see `drives_vi_at`): the innermost def, else a module-level loop, else the module.
         self._sites: list[tuple] = [("module",)]
         self._site_evidence: set[tuple] = set()
         self._site_calls: dict[tuple, set[str]] = {}  # site -> names it calls (defs, classes, methods)
         self._def_sites: dict[str, list[tuple]] = {}  # def name -> its sites
         self._site_class: dict[tuple, str] = {}  # a method's site -> its class's name
+        self._class_sites: dict[str, list[tuple]] = {}  # class name -> its methods' sites
         self._surrogates: set[str] = set()  # names bound to a named surrogate: sites using them do VI
 
     @property
@@ -258,8 +307,10 @@ class VIContext:
         notebook fits a distribution by maximum likelihood in one cell, a MAP point estimate in
         the next and `fit_surrogate_posterior` in a third. A site drives VI when a sign of VI is
         in it, in a def or class it calls or hands a function to (a few calls deep, by name:
-        `loss = elbo(x)`, `BayesianLayer(8)`, `self.kl()`, `opt.minimize(loss_fn)`), when it calls
-        or passes a variational Keras model, or when it is a method of a class with a sign of VI.
+        `loss = elbo(x)`, `BayesianLayer(8)`, `self.kl()`, `opt.minimize(loss_fn)`; a class
+        through its methods: `BayesianNN()` whose `__init__` creates a `BayesianLayer`), when it
+        calls or passes a variational Keras model, or when it is a method of a class with a sign
+        of VI. A `minimize` is judged by its loss (`loss_site`).
         An optimizer never visibly used has no site: the file-level answer.
         """
         if not self.evidence:
@@ -278,9 +329,17 @@ class VIContext:
         for name in self._site_calls.get(site, ()):
             if name in self._vi_classes:
                 return True
-            if any(self._site_does_vi(inner, depth + 1, seen) for inner in self._def_sites.get(name, ())):
+            inner_sites = (*self._def_sites.get(name, ()), *self._class_sites.get(name, ()))
+            if any(self._site_does_vi(inner, depth + 1, seen) for inner in inner_sites):
                 return True
         return False
+
+    def is_vi_class(self, name: str) -> bool:
+        """A class of the file that does VI: a sign of VI in its body, or a method that reaches
+        one (a `tf.keras.Model` subclass whose `__init__` creates a Bayes-by-backprop layer of the
+        file, a trainer whose `train_step` calls an ELBO def)."""
+        return name in self._vi_classes or any(
+            self._site_does_vi(site, 1, set()) for site in self._class_sites.get(name, ()))
 
     def _note(self, kind: str, node: cst.CSTNode) -> None:
         self.evidence.setdefault(kind, node)
@@ -299,6 +358,7 @@ class VIContext:
             self._def_sites.setdefault(node.name.value, []).append(site)
             if self._owners and isinstance(self._owners[-1], cst.ClassDef):
                 self._site_class[site] = self._owners[-1].name.value
+                self._class_sites.setdefault(self._owners[-1].name.value, []).append(site)
             self._sites.append(site)
             if _says_elbo(node.name.value):
                 self._note("elbo-named", node)  # `def negative_elbo(...)`
@@ -353,7 +413,7 @@ class VIContext:
             self._note("fit", node)
         if not names.isdisjoint(VI_MARKERS):
             self._note("construct", node)
-        if not names.isdisjoint(_VI_MODEL_LAYERS):
+        if not names.isdisjoint(_VI_MODEL_LAYERS) or _tfn_variational(names):
             self._note("layers", node)
             self._variational_models = True
         if not names.isdisjoint(_KL_LAYERS):
@@ -372,19 +432,30 @@ class VIContext:
 
     def loss_site(self, loss: Optional[cst.BaseExpression]) -> Optional[tuple]:
         """The training site of a `minimize`: the loss it is given, when that is a def of the file
-        (`opt.minimize(neg_elbo, ...)`) or a lambda (`tfp.math.minimize(lambda: -log_joint(w, z))`:
-        a MAP fit next to a VI fit in the same notebook cell is judged by its own loss). None (the
-        current site) for a loss tensor (TF1 `opt.minimize(loss)`)."""
+        (`opt.minimize(neg_elbo, ...)`), a lambda (`tfp.math.minimize(lambda: -log_joint(w, z))`:
+        a MAP fit next to a VI fit in the same notebook cell is judged by its own loss), or a loss
+        tensor whose computation can be read (TF1 graph mode: `opt.minimize(map_loss)` of
+        `map_loss = -joint.log_prob(...)` is MAP even in a notebook whose next cell minimises an
+        ELBO; `opt.minimize(-elbo)`, `opt.minimize(loss)` of `loss = nll + kl` with `kl` a KL, a
+        variational model's `losses` or the ELBO's own samples are VI): the names it is computed
+        from are followed a few assignments back. None (the current site) for a tensor that cannot
+        be read (a parameter, `loss += kl`, a value unpacked from a call)."""
         if isinstance(loss, cst.Name) and loss.value in self._def_sites:
             return ("call", loss.value)
-        if not isinstance(loss, cst.Lambda):
+        if isinstance(loss, cst.Lambda):
+            return self._expression_site(("lambda", id(loss)), loss.body, follow=False)
+        if loss is None or isinstance(loss, (cst.Name, cst.Attribute)) and self.resolver.value_of(loss) is loss:
             return None
-        site = ("lambda", id(loss))
-        finder = _LossFinder(self)
-        loss.body.visit(finder)
+        return self._expression_site(("loss", id(loss)), loss, follow=True)
+
+    def _expression_site(self, site: tuple, expression: cst.BaseExpression, follow: bool) -> tuple:
+        finder = _LossFinder(self, follow)
+        expression.visit(finder)
         self._site_calls[site] = finder.names
         if finder.vi:
             self._site_evidence.add(site)
+        if finder.kl is not None:
+            self.evidence.setdefault("kl-objective", finder.kl)  # `kl = tfd.kl_divergence(q, p)`, minimised
         return site
 
     def _remember_callee(self, node: cst.Call, names: frozenset) -> None:
@@ -433,7 +504,11 @@ class VIContext:
         return ("module",)
 
     def _remember_sample(self, name: str, value: cst.BaseExpression) -> None:
-        """`z = q.sample(8)` of a trainable (or posterior-named) distribution: watch how `z` is used."""
+        """`z = q.sample(8)` of a trainable (or posterior-named) distribution: watch how `z` is used.
+        So with a draw reparameterised by hand, `w = mu + tf.nn.softplus(rho) * eps`."""
+        if self._hand_draw(value):
+            self._samples[(self._owner_key(), name)] = _HAND_DRAWN
+            return
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
                 and value.func.attr.value == "sample"):
             return
@@ -444,20 +519,76 @@ class VIContext:
 
     def _own_samples(self, node: cst.Call, method: Optional[str]) -> None:
         """An MC ELBO: a sample `z` of the surrogate scored by the surrogate itself (`q.log_prob(z)`)
-        and also used by something else (the model's `log_prob(z)`, a likelihood, a layer's matmul).
-        A flow that scores its own samples only for monitoring feeds them nowhere else."""
+        and also used by something else (the model's `log_prob(z)` or `log_prob([z, data])`, a
+        likelihood `Normal(x @ z, 1.)`, a layer's matmul). A flow that scores its own samples only
+        for monitoring feeds them nowhere else."""
         owner = self._owner_key()
         receiver = dotted_name(node.func.value) if method is not None else None
         for arg in node.args:
-            if not isinstance(arg.value, cst.Name) or (owner, arg.value.value) not in self._samples:
+            if not isinstance(arg.value, cst.Name):
+                for name in _names_outside_calls(arg.value):  # `joint.log_prob([z, data])`
+                    sample = (owner, name)
+                    if sample in self._samples and self._samples[sample] is not _HAND_DRAWN:
+                        self._used_elsewhere.add(sample)
+                        if sample in self._scored_own:
+                            self._vi_samples.add(sample)
+                            self._note("own-samples", node)
+                continue
+            if (owner, arg.value.value) not in self._samples:
                 continue
             sample = (owner, arg.value.value)
+            if self._samples[sample] is _HAND_DRAWN:
+                if method in _SCORING_METHODS or self._add_loss:
+                    self._vi_samples.add(sample)  # `q.log_prob(w) - prior.log_prob(w)`, `add_loss(self.kl(w, ...))`
+                    self._note("own-samples", node)
+                continue
             if method in _SCORING_METHODS and receiver == self._samples[sample]:
                 self._scored_own.add(sample)
             else:
                 self._used_elsewhere.add(sample)
             if sample in self._scored_own and sample in self._used_elsewhere:
+                self._vi_samples.add(sample)
                 self._note("own-samples", node)
+
+    def _hand_draw(self, value: cst.BaseExpression) -> bool:
+        """`mu + tf.nn.softplus(rho) * eps` (either order, `-` too): standard normal noise (`eps =
+        tf.random.normal(...)`, `tfd.Normal(0., 1.).sample(...)`, `np.random.randn(...)`) scaled by a
+        trainable value (the `_trainable` sense) and shifted, with no network output among the
+        location and scale (a policy's `net(obs) + std * eps` is reinforcement learning)."""
+        if not (isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Add, cst.Subtract))):
+            return False
+        for location, spread in ((value.left, value.right), (value.right, value.left)):
+            spread = self.resolver.value_of(spread) if isinstance(spread, cst.Name) else spread
+            if not (isinstance(spread, cst.BinaryOperation) and isinstance(spread.operator, cst.Multiply)):
+                continue
+            for scale, noise in ((spread.left, spread.right), (spread.right, spread.left)):
+                if (self._standard_noise(noise) and self._trainable(scale, 0)
+                        and not self._computed_by_user(scale) and not self._computed_by_user(location)):
+                    return True
+        return False
+
+    def _standard_noise(self, node: cst.BaseExpression) -> bool:
+        node = self.resolver.value_of(node) if isinstance(node, cst.Name) else node
+        if not isinstance(node, cst.Call):
+            return False
+        names = self.resolver.call_names(node)
+        if any(n.split(".", 1)[0] in _NOISE_PACKAGES and n.rsplit(".", 1)[-1] in _NOISE_FUNCTIONS for n in names):
+            return True
+        func = node.func  # `tfd.Normal(0., 1.).sample(shape)`: a draw of a distribution with no trainable parameter
+        return (not names and isinstance(func, cst.Attribute) and func.attr.value == "sample"
+                and isinstance(func.value, cst.Call) and distribution_name(self.resolver, func.value) is not None
+                and not self._trainable(func.value, 0))
+
+    def _computed_by_user(self, node: cst.BaseExpression) -> bool:
+        """A value computed by a callable of the user's (a network, a layer), followed through a name."""
+        resolver = self.resolver
+        node = resolver.value_of(node) if isinstance(node, (cst.Name, cst.Attribute)) else node
+
+        def users_callable(call: cst.Call) -> bool:
+            return not resolver.call_names(call) and not is_keras_weight(call) and not (
+                isinstance(call.func, cst.Attribute) and call.func.attr.value in _TENSOR_METHODS)
+
+        return _any_call(node, users_callable)
 
     def _named_surrogate(self, node: cst.BaseExpression) -> bool:
         """`q_dist = q()`, `posterior = make_posterior()`: a sampled distribution whose name says it
@@ -509,25 +640,86 @@ class VIContext:
 
 
 class _LossFinder(cst.CSTVisitor):
-    """What a lambda given as a loss reads: the names it calls or mentions, and direct signs of VI
-    (a KL, a `tfp.vi` loss, a named surrogate or ELBO)."""
+    """What a loss given to `minimize` reads: the names it calls or mentions, and direct signs of
+    VI (a KL, a `tfp.vi` loss, a named surrogate or ELBO; for a loss tensor also a variational
+    layer or model, and a sample that showed VI). With `follow`, the names of a loss tensor are
+    followed to the values last bound to them (`loss = nll + kl`, `kl = sum(model.losses) / n`),
+    a few assignments deep."""
 
-    def __init__(self, context: VIContext) -> None:
+    _DEPTH = 4
+    _BUDGET = 60  # values followed per loss
+
+    def __init__(self, context: VIContext, follow: bool = False) -> None:
         super().__init__()
         self.context = context
         self.names: set[str] = set()
         self.vi = False
+        self.kl: Optional[cst.Call] = None  # a KL or `tfp.vi` loss the loss is computed from
+        self._follow = follow
+        self._depth = 0
+        self._seen: set[int] = set()
+        self._not_values: set[int] = set()  # attribute names and keywords: not values to follow
 
     def visit_Name(self, node: cst.Name) -> None:
+        context = self.context
         self.names.add(node.value)
-        if node.value in self.context._surrogates or _says_elbo(node.value):
+        if node.value in context._surrogates or _says_elbo(node.value):
             self.vi = True
+        if not self._follow or id(node) in self._not_values:
+            return
+        if (context.models.scopes.lookup(node.value) == VARIATIONAL
+                or (context._owner_key(), node.value) in context._vi_samples):
+            self.vi = True  # `sum(model.losses)` of a Bayesian network, a sample of q scored by q
+        self._go_to(context.resolver.value_of(node), node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self._not_values.add(id(node.attr))
+        if self._follow and isinstance(node.value, cst.Name) and node.value.value == "self":
+            self._go_to(self.context.resolver.value_of(node), node)  # `self.loss`
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        if node.keyword is not None:
+            self._not_values.add(id(node.keyword))
+
+    def _go_to(self, value: cst.BaseExpression, node: cst.BaseExpression) -> None:
+        if value is node or id(value) in self._seen or self._depth >= self._DEPTH or len(self._seen) >= self._BUDGET:
+            return
+        self._seen.add(id(value))
+        self._depth += 1
+        value.visit(self)
+        self._depth -= 1
 
     def visit_Call(self, node: cst.Call) -> None:
         names = self.context.resolver.call_names(node)
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
         if not names.isdisjoint(VI_FUNCTIONS) or method in _VI_METHODS or _is_kl(self.context.resolver, node):
             self.vi = True
+            self.kl = self.kl or node
+        if self._follow and (not names.isdisjoint(_VI_MODEL_LAYERS | _KL_LAYERS) or _tfn_variational(names)):
+            self.vi = True  # TF1 functional layers: `tfp.layers.DenseFlipout(10)(images)`
+
+
+def _names_outside_calls(node: cst.BaseExpression) -> list[str]:
+    """The names an expression reads directly: in lists, tuples, operators, subscripts, not inside
+    a call (each call is looked at on its own) or a lambda, not an attribute's name."""
+    found: list[str] = []
+
+    class _Names(cst.CSTVisitor):
+        def visit_Call(self, _node: cst.Call) -> bool:
+            return False
+
+        def visit_Lambda(self, _node: cst.Lambda) -> bool:
+            return False
+
+        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
+            attribute.value.visit(self)
+            return False
+
+        def visit_Name(self, name: cst.Name) -> None:
+            found.append(name.value)
+
+    node.visit(_Names())
+    return found
 
 
 def _vi_keywords(node: cst.Call) -> bool:
