@@ -7,10 +7,13 @@ from typing import Optional
 
 import libcst as cst
 
+from elbolint.analyses.training import Training
 from elbolint.diagnostics import Severity
-from elbolint.names import TF, TFP_VI
+from elbolint.names import TF, TFP, TFP_VI
 from elbolint.rule import Rule
-from elbolint.rules._tfp import VARIABLE, VI_FUNCTIONS, distribution_arguments, distribution_name, is_non_trainable
+from elbolint.rules._tfp import (
+    VARIABLE, VI_FUNCTIONS, distribution_arguments, distribution_name, is_keras_weight, is_non_trainable,
+)
 
 #: Element-wise maps people apply to an unconstrained variable to make a parameter positive.
 _TRANSFORMS = frozenset({
@@ -53,6 +56,30 @@ class _Method:
 
 
 @dataclass
+class _Origin:
+    """Where a transform call (`tf.nn.softplus(v)`) runs: once at module level, once in a builder
+    method (`__init__`/`build`), once per call of a def, or every step (in a loop, a tape, a lambda)."""
+    kind: str  # "module" | "builder" | "function" | "step"
+    scope: Optional[cst.CSTNode]  # the resolver's innermost scope node where it runs
+    method: Optional["_Method"] = None  # "builder" / "function": the def it runs in
+    names: frozenset[str] = frozenset()  # names it is bound to
+    attributes: frozenset[str] = frozenset()  # `self.<attr>` it is bound to
+
+
+@dataclass
+class _Captured:
+    """A distribution built in a def, lambda or coroutine that reads a transform computed once
+    outside it (`self.scale` from `__init__`, a module-level `softplus(v)`): decided at the end."""
+    node: cst.CSTNode  # the parameter, reported
+    message: str
+    distribution: cst.Call
+    origin: _Origin
+    direct: bool  # built inside training code (a tape, a training call's arguments)
+    holders: frozenset[str] = frozenset()  # names whose use by training code trains the distribution
+    method: Optional["_Method"] = None  # the outermost def (method) the distribution is built in
+
+
+@dataclass
 class _Factory:
     """An eager transform inside a function whose result may be built once and trained."""
     node: cst.CSTNode  # the parameter, reported
@@ -67,7 +94,8 @@ class EagerParameterTransform(Rule):
     """
     ## What it does
     Flags `tf.nn.softplus(v)`, `tf.exp(v)`, `tf.square(v)` or `tf.abs(v)` of a trainable
-    `tf.Variable` (inline, or through a name or `self.` attribute bound to one) passed as a
+    `tf.Variable` or Keras `self.add_weight(...)` (inline, or through a name or `self.` attribute
+    bound to one) passed as a
     parameter of a TFP distribution that is built once — at module level, or in `__init__` /
     `build` of a class — and then trained: passed to `tfp.vi.fit_surrogate_posterior`, used in a
     `tf.GradientTape` block, or used by the loss.
@@ -77,6 +105,22 @@ class EagerParameterTransform(Rule):
     made at module level or in `__init__` / `build` and its result trained as above, or it is the
     surrogate given to `fit_surrogate_posterior` (directly or through a name). The variable may be
     created in the factory, visible from it, or passed to it (`make_q(tf.Variable(0.))`).
+
+    Also a transform computed once *outside* the code that builds the distribution, read through a
+    name or attribute:
+    - `self.scale = tf.exp(self.log_scale)` in `__init__` / `build`, read by a distribution built in
+      another method (`call`, `log_prob`, `surrogate()`): flagged where training can reach the
+      object (the shared Training analysis: a class whose training may live in another module is
+      at risk, test code that trains nothing is not); not when another method reassigns the
+      attribute;
+    - a module-level `scale = tf.nn.softplus(tf.Variable(...))` read inside a
+      `JointDistributionCoroutine` model, a `JointDistributionSequential`/`Named` lambda, or a def
+      that builds the distribution, when training uses it (the joint distribution is fitted, the
+      def is called by the loss); not when the name is rebound in a loop, a tape or through
+      `global`;
+    - the same computed in a builder before the coroutine (or lambda, or loss function) nested in
+      it is defined, when the builder's result is built once and trained (as for a factory) or the
+      builder runs the training itself.
 
     ## Why is this bad?
     TensorFlow runs eagerly: `tf.nn.softplus(v)` is computed once, when the distribution is
@@ -97,8 +141,9 @@ class EagerParameterTransform(Rule):
     surrogate = tfd.Normal(loc=tf.Variable(0.0), scale=tfp.util.DeferredTensor(raw_scale, tf.nn.softplus))
     # or: scale=tfp.util.TransformedVariable(1.0, tfb.Softplus())
     ```
-    Transforms inside a lambda (JointDistributionSequential components), inside a function that
-    builds the distribution each step, or inside a training loop are fine and not flagged; so is
+    Transforms inside a lambda (JointDistributionSequential components), inside a coroutine body,
+    inside a function that builds the distribution each step, or inside a training loop are fine
+    and not flagged; so is
     TF1 graph-mode code (a `tf.compat.v1.Session`, `InteractiveSession`, `placeholder` or
     `disable_eager_execution()` in the file), where the transform is a node of the graph that
     every `session.run` evaluates again.
@@ -108,6 +153,7 @@ class EagerParameterTransform(Rule):
     name = "eager-parameter-transform"
     severity = Severity.ERROR
     confirmed_by = ("ELB105",)
+    analyses = (Training,)
 
     def __init__(self, context) -> None:
         super().__init__(context)
@@ -127,6 +173,11 @@ class EagerParameterTransform(Rule):
         self._factories: list[_Factory] = []
         self._factory_calls: dict[int, _Candidate] = {}  # id(call of a function of the file) -> context
         self._fitted_calls: set[int] = set()  # calls whose result is the surrogate of a fit
+        self._origins: dict[int, _Origin] = {}  # id(transform call) -> where it runs
+        self._captured: list[_Captured] = []
+        self._class_captured: list[_Captured] = []  # decided in finalize, by the Training analysis
+        self._step_bound: set[str] = set()  # module names (re)bound in a loop, a tape or through `global`
+        self._attribute_writers: dict[tuple[int, str], set[str]] = {}  # (id(class), attr) -> methods assigning it
 
     # ----------------------------------------------------------- bookkeeping
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
@@ -152,6 +203,11 @@ class EagerParameterTransform(Rule):
 
     def visit_For(self, node: cst.For) -> None:
         self._loops += 1
+        if not self._scopes:  # `for q in (q1, q2): fit(..., q)`: the loop variable holds what it iterates
+            iterated = {n.value for n in _subtree(node.iter) if isinstance(n, cst.Name)}
+            for target in _subtree(node.target):
+                if isinstance(target, cst.Name):
+                    self._edges.setdefault(target.value, set()).update(iterated)
 
     def leave_For(self, original_node: cst.For) -> None:
         self._loops -= 1
@@ -185,6 +241,7 @@ class EagerParameterTransform(Rule):
                   and method is not None and target.target.value.value == method.self_name):
                 attributes.add(target.target.attr.value)
         self._assign_targets.append((frozenset(names), frozenset(attributes)))
+        self._note_binding(names, attributes)
         if not self._scopes and names:
             collected: set[str] = set()
             self._collectors.append((node, collected))
@@ -195,6 +252,28 @@ class EagerParameterTransform(Rule):
             _, collected = self._collectors.pop()
             for name in names:
                 self._edges.setdefault(name, set()).update(collected)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        method = self._method()
+        target = node.target
+        if isinstance(target, cst.Name):
+            self._note_binding({target.value}, set())
+        elif (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and method is not None
+              and target.value.value == method.self_name):
+            self._note_binding(set(), {target.attr.value})
+
+    def visit_Global(self, node: cst.Global) -> None:
+        self._step_bound.update(item.name.value for item in node.names)  # rebound by a def, when it runs
+
+    def _note_binding(self, names, attributes) -> None:
+        """Bindings that may recompute a transform computed once: a module name bound in a loop or
+        a tape, a `self.` attribute assigned by a method other than `__init__`/`build`."""
+        if not self._scopes and not self.resolver.in_function and (self._loops or self._tapes):
+            self._step_bound.update(names)
+        method = self._method()
+        if method is not None and method.cls is not None and method.name not in _BUILDERS:
+            for attribute in attributes:
+                self._attribute_writers.setdefault((id(method.cls), attribute), set()).add(method.name)
 
     def visit_Name(self, node: cst.Name) -> None:
         for _, collected in self._collectors:
@@ -234,9 +313,36 @@ class EagerParameterTransform(Rule):
                             self._fitted_calls.add(id(built))
         if self.resolver.function_of(node) is not None:
             self._note_factory_call(node)
+        if not names.isdisjoint(_TRANSFORMS):
+            self._origins[id(node)] = self._origin()
         distribution = distribution_name(self.resolver, node)
         if distribution is not None:
             self._check_distribution(node, distribution)
+
+    def _origin(self) -> _Origin:
+        """Where the transform call being visited runs (see _Origin)."""
+        names, attributes = frozenset(), frozenset()
+        for target_names, target_attributes in self._assign_targets:
+            names |= target_names
+            attributes |= target_attributes
+        scope = self.resolver.scope_node
+        if self._loops or self._tapes or self.resolver.in_lambda or self._in_training_code():
+            return _Origin("step", scope)
+        if not self._scopes:
+            return _Origin("step" if self.resolver.in_function else "module", scope, names=names)
+        method = self._method()
+        if method is None:
+            return _Origin("step", scope)  # a class body: not followed
+        context = self._built_once()
+        return _Origin("builder" if context == "method" else "function", scope, method, names, attributes)
+
+    def _inside(self, scope: object) -> bool:
+        """Whether the code being visited is inside this class or def (`_Method`)."""
+        return any(enclosing is scope for enclosing in self._scopes)
+
+    def _in_training_code(self) -> bool:
+        """Inside a GradientTape block or the arguments of a training call."""
+        return any(collected is self._roots for _, collected in self._collectors)
 
     def _note_factory_call(self, node: cst.Call) -> None:
         """Where a call of a function of the file is made: trained as a surrogate, or built once."""
@@ -263,19 +369,22 @@ class EagerParameterTransform(Rule):
             self._collectors.pop()
 
     def _check_distribution(self, node: cst.Call, distribution: str) -> None:
-        if self.resolver.in_lambda:
-            return
         for parameter, arg in distribution_arguments(node, distribution):
             found = self._eager_transform(arg.value)
             if found is None:
                 continue
             transform, variable, parameter_flow = found
+            origin = self._origins.get(id(transform))
+            if origin is not None and origin.scope is not self.resolver.scope_node:
+                if parameter_flow is None:
+                    self._check_captured(node, parameter, arg, transform, variable, origin)
+                continue
+            if self.resolver.in_lambda:
+                continue
             message = (
                 f"`{parameter}` of {self.source(node.func)} is {self.source(transform)} computed once, when "
                 f"the distribution is built: it holds a constant tensor, `{self.source(variable)}` never "
-                "gets a gradient and the surrogate never trains. Use "
-                f"tfp.util.DeferredTensor({self.source(variable)}, {self.source(transform.func)}) or "
-                "tfp.util.TransformedVariable(init, tfb.Softplus())"
+                f"gets a gradient and the surrogate never trains. {self._advice(variable, transform)}"
             )
             if self._surrogate_args and parameter_flow is None:
                 self.report_once(arg.value, message)
@@ -296,6 +405,71 @@ class EagerParameterTransform(Rule):
                     arg.value, message, cls=method.cls, method=method.name, attributes=attributes,
                 ))
 
+    def _advice(self, variable: cst.BaseExpression, transform: cst.Call) -> str:
+        """The remedy, spelled with the names this file imports (`tfb.Softplus`, else `tfp.bijectors.Softplus`)."""
+        def spelled(member: str) -> str:
+            return self.resolver.local_name_for(f"{TFP}.{member}") or f"tfp.{member}"
+
+        return (f"Use {spelled('util.DeferredTensor')}({self.source(variable)}, {self.source(transform.func)}) or "
+                f"{spelled('util.TransformedVariable')}(init, {spelled('bijectors.Softplus')}())")
+
+    def _check_captured(self, node: cst.Call, parameter: str, arg: cst.Arg, transform: cst.Call,
+                        variable: cst.BaseExpression, origin: _Origin) -> None:
+        """A distribution built in a def, lambda or coroutine that reads a transform computed once
+        elsewhere: at module level, in `__init__`/`build`, or in the def that defines this one."""
+        if origin.kind == "step":
+            return
+        where = {"module": "at module level"}.get(origin.kind) or f"in `{origin.method.name}`"
+        read = self.source(arg.value)
+        what = self.source(transform)
+        if read != what:
+            what = f"`{read}`, that is {what}" if len(read) <= 40 else f"`{what}`"
+        message = (
+            f"`{parameter}` of {self.source(node.func)} is {what} computed once {where}, "
+            f"not each time the distribution is built: it holds a constant tensor, `{self.source(variable)}` "
+            f"gets no gradient through it and never trains. {self._advice(variable, transform)}"
+        )
+        outermost = next((scope for scope in self._scopes if isinstance(scope, _Method)), None)
+        direct = self._in_training_code()
+        if origin.kind == "module":
+            if outermost is None:  # a lambda of a module-level statement: `q = tfd.JointDistributionSequential([...])`
+                holders = frozenset().union(*(names for names, _ in self._assign_targets))
+            else:
+                holders = frozenset({outermost.name})
+            self._captured.append(_Captured(arg.value, message, node, origin, direct, holders, outermost))
+            return
+        if origin.kind == "builder":
+            method = self._method()
+            if origin.method.cls is None or not self._inside(origin.method.cls):
+                return
+            if self._inside(origin.method):  # a lambda or def inside `__init__`/`build` itself
+                attributes = frozenset().union(*(a for _, a in self._assign_targets))
+                self._candidates.append(_Candidate(
+                    arg.value, message, cls=origin.method.cls, method=origin.method.name, attributes=attributes,
+                ))
+                return
+            if not origin.attributes or method is None or method.cls is not origin.method.cls:
+                return
+            self._class_captured.append(_Captured(arg.value, message, node, origin, direct, origin.attributes, method))
+            return
+        # "function": the transform runs once per call of the def this distribution is nested in.
+        if not self._inside(origin.method):
+            return
+        index = next(i for i, scope in enumerate(self._scopes) if scope is origin.method)
+        nested = self._scopes[index + 1:]
+        holder: cst.CSTNode = node
+        holders = frozenset()
+        inner = next((scope for scope in nested if isinstance(scope, _Method)), None)
+        if inner is not None:  # a nested def (a coroutine, a loss function)
+            holder, holders = inner.node, frozenset({inner.name})
+        else:  # a lambda of a statement of the def
+            holders = frozenset().union(*(names for names, _ in self._assign_targets))
+        self._captured.append(_Captured(arg.value, message, node, origin, direct, holders, origin.method))
+        self._factories.append(_Factory(
+            arg.value, message, origin.method.node, holder if inner is not None else node,
+            _holding_names(origin.method.node, holders),
+        ))
+
     def _note_factory(self, distribution: cst.Call, node: cst.CSTNode, message: str, parameter_flow) -> None:
         """A transform in a function (not a lambda, loop or tape): decided at its calls."""
         method = self._method()
@@ -312,6 +486,9 @@ class EagerParameterTransform(Rule):
         if self._graph_mode:
             return
         trained = self._closure()
+        for captured in self._captured:
+            if self._captured_trained(captured, trained):
+                self.report_once(captured.node, captured.message)
         for candidate in self._candidates:
             if candidate.cls is None:
                 if candidate.targets & trained:
@@ -330,6 +507,33 @@ class EagerParameterTransform(Rule):
                     self.report_once(factory.node, factory.message)
                     break
 
+    def _captured_trained(self, captured: _Captured, trained: set[str]) -> bool:
+        """Whether training uses a distribution that reads a transform computed once outside it."""
+        method = captured.method
+        if captured.origin.kind == "function":  # trained inside the def that computed the transform
+            return method is not None and method.trains and (captured.direct or bool(captured.holders & trained))
+        if captured.origin.names & self._step_bound:
+            return False  # the module name is bound again in a loop or a tape (or through `global`)
+        if captured.direct:
+            return True
+        if method is not None and method.cls is not None:  # a method reading a module-level transform
+            return _method_trains(method) or method.name in trained
+        return bool(captured.holders & trained)
+
+    def finalize(self) -> None:
+        """A method's distribution reading `self.<attr>` that `__init__`/`build` computed once: the
+        object holds the constant, so the Training analysis decides (a class whose training may
+        live elsewhere is at risk; one in test code that trains nothing is not)."""
+        if self._graph_mode:
+            return
+        training: Training = self.analysis(Training)
+        for captured in self._class_captured:
+            cls = captured.origin.method.cls
+            if any(self._attribute_writers.get((id(cls), attribute)) for attribute in captured.holders):
+                continue  # recomputed by another method (`update()`, `call`)
+            if training.at_risk(captured.distribution, captured.node):
+                self.report_once(captured.node, captured.message)
+
     def _variable_arguments(self, flow) -> list[tuple[object, cst.BaseExpression, cst.Call]]:
         """(flow, argument, call) for the direct calls passing a trainable tf.Variable for the
         parameter `flow` stopped at."""
@@ -344,8 +548,10 @@ class EagerParameterTransform(Rule):
         return found
 
     def _is_trainable_variable(self, node: cst.BaseExpression) -> bool:
-        return isinstance(node, cst.Call) and not self.call_names(node).isdisjoint(VARIABLE) \
-            and not is_non_trainable(node)
+        """A trainable `tf.Variable`, or a Keras layer's `self.add_weight(...)`."""
+        if not isinstance(node, cst.Call) or is_non_trainable(node):
+            return False
+        return not self.call_names(node).isdisjoint(VARIABLE) or is_keras_weight(node)
 
     def _trained_once(self, call: cst.Call, trained: set[str]) -> bool:
         if id(call) in self._fitted_calls:
@@ -454,11 +660,36 @@ class EagerParameterTransform(Rule):
                 continue
             if not method.attributes & candidate.attributes:
                 continue
-            lowered = method.name.lower()
-            if method.trains or method.name in ("call", "__call__") or any(w in lowered for w in _TRAINING_WORDS):
+            if _method_trains(method):
                 return True
         return False
 
+
+
+def _method_trains(method: _Method) -> bool:
+    """A def that trains, a Keras/tf.Module `call`, or one named for training (`loss`, `elbo`, ...)."""
+    lowered = method.name.lower()
+    return method.trains or method.name in ("call", "__call__") or any(w in lowered for w in _TRAINING_WORDS)
+
+
+def _holding_names(function: cst.FunctionDef, names: frozenset[str]) -> frozenset[str]:
+    """`names` and the local names of `function` bound to a value that mentions one of them
+    (`q = tfd.JointDistributionCoroutine(model)`), a few rounds deep."""
+    held = set(names)
+    assigns = [n for n in _subtree(function.body) if isinstance(n, (cst.Assign, cst.AnnAssign))]
+    for _ in range(4):
+        before = len(held)
+        for assign in assigns:
+            if assign.value is None:
+                continue
+            if not any(isinstance(n, cst.Name) and n.value in held for n in _subtree(assign.value)):
+                continue
+            targets = [t.target for t in assign.targets] if isinstance(assign, cst.Assign) else [assign.target]
+            for target in targets:
+                held.update(n.value for n in _subtree(target) if isinstance(n, cst.Name))
+        if len(held) == before:
+            break
+    return frozenset(held)
 
 
 def _subtree(node: cst.CSTNode):

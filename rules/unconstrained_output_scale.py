@@ -84,9 +84,12 @@ class InputModel:
     sign: str = ANY
     elements: Optional[tuple[str, ...]] = None
     producer: str = ""  # "Dense(2)", for messages
+    seen: bool = True  # False: no call of the layer was seen (built elsewhere, called through a name not followed)
 
     def of(self, index: Optional[int]) -> str:
         if self.elements is None:
+            if index is not None and not self.seen:
+                return UNKNOWN  # `t[1]` of an input never seen: a list whose elements cannot be read
             return self.sign
         if index is None:  # a slice of the stacked list: known only when every element has one sign
             return _combine_layers(self.elements) if self.elements else UNKNOWN
@@ -95,7 +98,9 @@ class InputModel:
         return self.elements[index]
 
 
-NOT_VISIBLE = InputModel(ANY)
+#: No call of the layer seen: a single tensor is taken as a raw network output (the layer's usual
+#: input), but an element of a list input (`t[1]`) gets the benefit of the doubt.
+NOT_VISIBLE = InputModel(ANY, seen=False)
 
 #: A sign computed once the input is known: model -> (sign, depends on the input).
 SignFn = Callable[[InputModel], tuple[str, bool]]
@@ -174,8 +179,13 @@ class UnconstrainedOutputScale(TrainedParameterRule):
     (`Dense(2, activation="softplus")` just before it in a `Sequential` list or `model.add` chain,
     or applied to `Dense(1, activation=tf.exp)(x)`); an input produced by a layer elbolint cannot
     read (a custom layer, a `Lambda` layer, a concatenation of differently activated heads) is
-    given the benefit of the doubt. `tfpl.IndependentNormal` and the other ready-made layers
-    transform their parameters themselves and are never flagged.
+    given the benefit of the doubt. A list input (`lambda t: tfd.Normal(loc=t[0], scale=t[1])`
+    called on `[loc, scale]`, also through `self.head(...)`) is read element by element:
+    `[loc, tf.nn.softplus(s) + 1e-5]` or a head with a positive activation is positive, a raw
+    `Dense` output is not; an element of a list that no call in the file visibly feeds (the
+    layer is returned or called elsewhere) gets the benefit of the doubt. A layer called several
+    times is flagged when one of its calls feeds it a raw scale. `tfpl.IndependentNormal` and the
+    other ready-made layers transform their parameters themselves and are never flagged.
 
     ## Why is this bad?
     A `Dense` layer's output is any real number: at initialisation about half of the predicted
@@ -310,7 +320,8 @@ class UnconstrainedOutputScale(TrainedParameterRule):
         self._added[key].append(layer)
 
     def _distribution_lambda(self, func: cst.BaseExpression) -> Optional[_Lambda]:
-        target = self.value_of(func) if isinstance(func, cst.Name) else func
+        """The DistributionLambda `func` names: `head` or `self.head` bound to one."""
+        target = self.value_of(func) if isinstance(func, (cst.Name, cst.Attribute)) else func
         return self._by_call.get(id(target)) if isinstance(target, cst.Call) else None
 
     def _register(self, node: cst.Call) -> None:
@@ -473,15 +484,20 @@ class UnconstrainedOutputScale(TrainedParameterRule):
         if depth > _DEPTH:
             return InputModel(UNKNOWN)
         if isinstance(node, (cst.List, cst.Tuple)):
-            elements = tuple(self._model_of(e.value, depth + 1).sign for e in node.elements)
+            # A list input is read element by element: `[loc, 1e-5 + tf.nn.softplus(s)]`.
+            if any(isinstance(e, cst.StarredElement) for e in node.elements):
+                return InputModel(UNKNOWN)
+            elements = tuple(self._element_sign(e.value, depth + 1) for e in node.elements)
             return InputModel(UNKNOWN, elements, self.source(node))
         if isinstance(node, cst.Name):
             bound = self.value_of(node)
             return NOT_VISIBLE if bound is node else self._model_of(bound, depth + 1)
         if isinstance(node, cst.Call):
-            if isinstance(node.func, cst.Call) or (isinstance(node.func, cst.Name) and not self.call_names(node)):
-                # `Dense(2)(h)` or `layer(h)`: the layer, or what flows through it.
-                layer = self.value_of(node.func) if isinstance(node.func, cst.Name) else node.func
+            if isinstance(node.func, cst.Call) or (
+                isinstance(node.func, (cst.Name, cst.Attribute)) and not self.call_names(node)
+            ):
+                # `Dense(2)(h)`, `layer(h)` or `self.layer(h)`: the layer, or what flows through it.
+                layer = self.value_of(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else node.func
                 if not isinstance(layer, cst.Call):
                     return InputModel(UNKNOWN)
                 if not self.call_names(layer).isdisjoint(_CONCATENATE):
@@ -500,6 +516,47 @@ class UnconstrainedOutputScale(TrainedParameterRule):
                     return InputModel(_combine_layers([self._model_of(e.value, depth + 1).sign for e in parts.elements]))
             return InputModel(UNKNOWN)
         return InputModel(UNKNOWN)
+
+    def _element_sign(self, node: cst.BaseExpression, depth: int) -> str:
+        """The sign of one element of a list input: a layer's output (`_model_of`), or an
+        expression of such outputs and constants (`1e-5 + tf.nn.softplus(s)`, `tf.exp(log_s)`)."""
+        if depth > _DEPTH:
+            return UNKNOWN
+        if isinstance(node, cst.Name):
+            bound = self.value_of(node)
+            return UNKNOWN if bound is node else self._element_sign(bound, depth + 1)
+        values = literal_values(node, self.resolver)
+        if values is not None:
+            return POS if all(v > 0 for v in values) else (NONNEG if all(v >= 0 for v in values) else ANY)
+        if isinstance(node, cst.UnaryOperation):
+            inner = self._element_sign(node.expression, depth + 1)
+            if isinstance(node.operator, cst.Plus):
+                return inner
+            return ANY if isinstance(node.operator, cst.Minus) and inner != UNKNOWN else UNKNOWN
+        if isinstance(node, cst.BinaryOperation):
+            left = (self._element_sign(node.left, depth + 1), False)
+            right = (self._element_sign(node.right, depth + 1), False)
+            if isinstance(node.operator, cst.Add):
+                return _add(left, right)[0]
+            if isinstance(node.operator, (cst.Multiply, cst.Divide)):
+                return _multiply(left, right)[0]
+            if isinstance(node.operator, cst.Subtract):
+                return _add(left, (ANY if right[0] != UNKNOWN else UNKNOWN, False))[0]
+            return UNKNOWN
+        if isinstance(node, cst.Call) and self.call_names(node):
+            names = self.call_names(node)
+            if not names.isdisjoint(_POSITIVE_FUNCTIONS) or self._is_positive_bijector_call(node):
+                return POS
+            if not names.isdisjoint(_NONNEGATIVE_FUNCTIONS):
+                return NONNEG
+            first = node.args[0].value if node.args and node.args[0].keyword is None and not node.args[0].star else None
+            if first is not None and not names.isdisjoint(_SIGNED_FUNCTIONS):
+                return ANY if self._element_sign(first, depth + 1) != UNKNOWN else UNKNOWN
+            if first is not None and not names.isdisjoint(_SIGN_PRESERVING):
+                return self._element_sign(first, depth + 1)
+            if not names.isdisjoint(_MAXIMUM) and len(node.args) >= 2:
+                return _maximum(*((self._element_sign(a.value, depth + 1), False) for a in node.args[:2]))[0]
+        return self._model_of(node, depth + 1).sign
 
     def _layer_sign(self, layer: cst.BaseExpression, depth: int) -> tuple[str, bool]:
         """(sign of the layer's output, whether it passes its input's sign through)."""
@@ -546,34 +603,31 @@ class UnconstrainedOutputScale(TrainedParameterRule):
     # ------------------------------------------------------------------ report
     def leave_Module(self, original_node: cst.Module) -> None:
         for entry in self._lambdas:
-            model = self._merged(entry.producers)
+            # Each input the layer is seen to get is judged on its own: one call feeding a raw
+            # scale is enough, whatever the other calls feed it.
+            models = entry.producers or [NOT_VISIBLE]
             function = entry.function
             if isinstance(function, str):
                 functions: list[cst.CSTNode] = list(self._defs.get(function, []))
             elif isinstance(function, (cst.Lambda, cst.FunctionDef)):
                 functions = [function]
             elif function is not None:
-                self._check_class(entry, function, model)
+                self._check_class(entry, function, models)
                 continue
             else:
                 continue
             for node in functions:
                 for candidate in self._candidates.get(id(node), []):
-                    if candidate.sign(model) == (ANY, True):
-                        self._report(candidate, model, entry.call)
+                    raw = next((m for m in models if candidate.sign(m) == (ANY, True)), None)
+                    if raw is not None:
+                        self._report(candidate, raw, entry.call)
 
-    @staticmethod
-    def _merged(models: list[InputModel]) -> InputModel:
-        if not models:
-            return NOT_VISIBLE
-        first = models[0]
-        return first if all(m == first for m in models[1:]) else InputModel(UNKNOWN)
-
-    def _check_class(self, entry: _Lambda, function: cst.BaseExpression, model: InputModel) -> None:
+    def _check_class(self, entry: _Lambda, function: cst.BaseExpression, models: list[InputModel]) -> None:
         """`DistributionLambda(tfd.Poisson)`: the input is the first positional parameter."""
         distribution = self._distribution_class(function)
         parameters = POSITIONAL.get(distribution or "", ())
-        if parameters and parameters[0] in POSITIVE_PARAMETERS and model.of(None) == ANY:
+        model = next((m for m in models if m.of(None) == ANY), None)
+        if parameters and parameters[0] in POSITIVE_PARAMETERS and model is not None:
             self.report_trained(
                 function,
                 f"`{parameters[0]}` of {self.source(function)} is the raw input of the DistributionLambda"
