@@ -8,7 +8,7 @@ Layout (each module says why it exists):
 - runner.py    in the child: dispatches one file to the drivers, turns the file's own failure into a trace
 - drivers.py   the driver interface, their order and the context they share (one run of the file)
 - drive_*.py   one way of driving a model each: probe, fit, keras, loop, pair, sample (see drivers.py)
-- fitting.py   in the child: the user's own fit per seed (+ the clipped counterfactual), reference fit, log-prob shape, parameter minima
+- fitting.py   in the child: the user's own fit per seed (+ the clipped and the 10x-smaller-rate counterfactuals), reference fit, log-prob shape, parameter minima
 - failures.py  whose failure an exception is (the program's: ELB100 at its line; the environment's or ours: not-run)
 - loop.py      in the child: records a hand-written training loop's own steps (loss, gradients, minima)
 - classify.py  trace -> ELB100-ELB109 (pure Python, thresholds documented there)

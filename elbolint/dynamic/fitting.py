@@ -1,6 +1,8 @@
 """Fitting and measuring, shared by every driver (see drivers.py): the brief fit of a target and a
 surrogate over several seeds (and, for an optimizer that does not clip, the same seeds re-run with
-clipping: the counterfactual that confirms ELB003, see `_Runner._clipped_runs`), the reference fit,
+clipping: the counterfactual that confirms ELB003, see `_Runner._clipped_runs`; for an optimizer with
+a high constant learning rate, the same seeds re-run at a 10x smaller rate: the counterfactual that
+confirms ELB009, see `_Runner._smaller_rate_runs`), the reference fit,
 the log-prob shape check and the positive-parameter minima. Whose failure an exception is lives in
 failures.py. Imports TensorFlow lazily, inside the functions, so the drivers' text checks stay
 importable without it.
@@ -218,6 +220,36 @@ def clipping_of(optimizer) -> dict:
     return found
 
 
+#: The fix ELB009 suggests, applied in the smaller-rate counterfactual run: a rate this many times
+#: smaller. Only constant rates of at least RATE_COUNTERFACTUAL_FROM are re-run (ELB009 flags 0.5 and
+#: above by default; TFP's VI examples use 1e-3..0.1).
+RATE_COUNTERFACTUAL_FACTOR = 10.0
+RATE_COUNTERFACTUAL_FROM = 0.1
+
+
+def constant_learning_rate(optimizer) -> Optional[float]:
+    """The optimizer's constant learning rate from its config; None for a schedule, a callable, our
+    default optimizer (the user gave none) or a config without one."""
+    if optimizer is None:
+        return None
+    try:
+        value = optimizer.get_config().get("learning_rate")
+    except Exception:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            import numpy as np
+
+            if isinstance(value, np.generic) and np.ndim(value) == 0:
+                value = float(value)
+            else:
+                return None
+        except ImportError:  # pragma: no cover
+            return None
+    value = float(value)
+    return value if math.isfinite(value) and value > 0 else None
+
+
 def copy_optimizer(optimizer):
     """Same class and hyperparameters, fresh state; a clipped Adam when the user gave none."""
     if optimizer is None:
@@ -382,6 +414,38 @@ def _unstable(runs, exploding: float) -> bool:
                for r in runs)
 
 
+def _rate_unstable(runs, exploding: float, rise: float, min_rise: float) -> bool:
+    """What ELB009 claims a high rate does: a seed's loss went non-finite or its gradient norm
+    exceeded the threshold (_unstable), or its loss rose (ELB103's test: the median of the last
+    quarter above the first quarter's by max(min_rise, rise x |start|))."""
+    if _unstable(runs, exploding):
+        return True
+    for run in runs:
+        losses = run["loss"]
+        if len(losses) >= 8:
+            quarter = max(len(losses) // 4, 2)
+            start, end = _median(losses[:quarter]), _median(losses[-quarter:])
+            if end - start > max(min_rise, rise * abs(start)):
+                return True
+    return False
+
+
+def _median(values) -> float:
+    from statistics import median
+
+    return median(values)
+
+
+def _rate_variable(optimizer):
+    """The optimizer's learning-rate variable (tf.keras/Keras 3, tf_keras and its legacy optimizers
+    all keep a constant rate in one), or None."""
+    try:
+        variable = optimizer.learning_rate
+    except Exception:
+        return None
+    return variable if callable(getattr(variable, "assign", None)) and hasattr(variable, "numpy") else None
+
+
 def _optimizer_variables(optimizer) -> list:
     try:
         found = optimizer.variables
@@ -490,6 +554,8 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
     first = runs[0]
     if runner.counterfactual_wanted:  # None: the runs were stable, nothing for clipping to fix
         first["counterfactual"] = runner.counterfactual
+    if runner.smaller_rate is not None:
+        first["smaller_rate"] = runner.smaller_rate
     first["seconds"] = time.monotonic() - started
     return first, runs, result
 
@@ -531,6 +597,13 @@ class _Runner:
         self.exploding = float((thresholds or {}).get("exploding_gradient_norm", 1000.0))
         self.counterfactual: Optional[dict] = None
         self.clip = None
+        # The smaller-rate counterfactual (ELB111): an optimizer with a constant learning rate of at
+        # least RATE_COUNTERFACTUAL_FROM is re-run at a RATE_COUNTERFACTUAL_FACTOR times smaller rate
+        # when its runs were unstable (see _rate_unstable).
+        self.rate = constant_learning_rate(optimizer)
+        self.smaller_rate: Optional[dict] = None
+        self.diverging = (float((thresholds or {}).get("diverging_rise", 0.5)),
+                          float((thresholds or {}).get("diverging_min_rise", 10.0)))
         # TFP's fit, step for step, in one compiled loop (a third of minimize's tracing cost); the
         # arguments it does not mirror (a convergence criterion, a trace_fn, jit_compile, arguments
         # this TFP added) run through TFP's own function instead
@@ -703,6 +776,13 @@ class _Runner:
                 self.counterfactual_wanted = False
             else:
                 self.counterfactual = self._clipped_runs(function, state, initial, budget, len(runs))
+        if self.rate is not None and self.rate >= RATE_COUNTERFACTUAL_FROM \
+                and _rate_unstable(runs, self.exploding, *self.diverging):
+            if deadline is not None and time.monotonic() > deadline:
+                skipped.append("smaller-rate counterfactual skipped: 40 % of the per-file timeout is spent")
+            else:
+                self.smaller_rate = self._smaller_rate_runs(function, state, initial, budget, len(runs),
+                                                            recording.inner, skipped)
         _assign(state, finals)  # the surrogate as the user's own fit (first seed) left it
         return runs, first.pop("result")
 
@@ -719,6 +799,34 @@ class _Runner:
         finally:
             self.clip.assign(False)
         return {"clipnorm": COUNTERFACTUAL_CLIPNORM, "runs": clipped}
+
+    def _smaller_rate_runs(self, function, state, initial, budget: int, seeds: int, optimizer,
+                           skipped: list) -> Optional[dict]:
+        """The same seeds again with the same optimizer copy (same class and config, fresh state) at a
+        RATE_COUNTERFACTUAL_FACTOR times smaller learning rate, everything else unchanged (what ELB009
+        suggests): does the fix fix it? The rate is the optimizer's learning-rate variable, read by the
+        compiled fit at run time, so nothing is traced again; it is set back afterwards."""
+        variable = _rate_variable(optimizer)
+        if variable is None:
+            skipped.append("smaller-rate counterfactual skipped: the optimizer's learning rate is not a variable")
+            return None
+        original = float(variable.numpy())
+        smaller = self.rate / RATE_COUNTERFACTUAL_FACTOR
+        reruns = []
+        try:
+            for seed in range(seeds):
+                _assign(state, initial)  # (Keras 3 keeps its rate among its variables: set it after)
+                variable.assign(smaller)
+                if abs(float(variable.numpy()) - smaller) > 1e-6 * smaller:
+                    skipped.append("smaller-rate counterfactual skipped: the learning rate could not be set")
+                    return None
+                record = self._one(function, seed, budget, None, strict=False)
+                reruns.append({"seed": seed, "finite": finite_run(record["loss"]),
+                               "final": final_loss(record["loss"]), "max_grad_norm": _max(record["grad_norm"])})
+        finally:
+            variable.assign(original)
+        return {"learning_rate": self.rate, "smaller": smaller, "factor": RATE_COUNTERFACTUAL_FACTOR,
+                "runs": reruns}
 
     def _one(self, function, seed: int, budget: int, estimate, strict: bool) -> dict:
         import tensorflow as tf

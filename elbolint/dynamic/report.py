@@ -20,7 +20,7 @@ from typing import Optional
 from elbolint.diagnostics import Diagnostic, Position
 from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
 from elbolint.dynamic.confirmation import identities, owns, policy, subject
-from elbolint.dynamic.pathologies import COUNTERFACTUAL, PATHOLOGIES
+from elbolint.dynamic.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
 from elbolint.dynamic.seeds import classify_seeds, coverage
 from elbolint.registry import all_rules
 from elbolint.suppression import is_suppressed
@@ -61,19 +61,34 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
 
 def _counterfactual_note(codes: tuple, trace: dict) -> str:
     """Why a finding confirmed only by a re-run with its fix was not confirmed, when the re-run happened."""
-    counterfactual = (trace.get("fit") or {}).get("counterfactual")
-    if not counterfactual or not set(codes) <= COUNTERFACTUAL or not counterfactual.get("runs"):
+    if not codes or not set(codes) <= COUNTERFACTUAL:
         return ""
-    runs = counterfactual["runs"]
-    bad = sum(1 for run in runs if not run.get("finite"))
-    if bad:
-        return (f"; re-run with gradients clipped to norm {counterfactual.get('clipnorm', 1.0):g}, the loss still "
-                f"ends non-finite in {bad} of {len(runs)} seeds: the instability comes from elsewhere")
-    return "; re-run with clipping, the fit ends no better"
+    fit = trace.get("fit") or {}
+    notes = []
+    for code in codes:
+        rerun = fit.get(COUNTERFACTUAL_KEYS[code])
+        if not rerun or not rerun.get("runs"):
+            continue
+        runs = rerun["runs"]
+        bad = sum(1 for run in runs if not run.get("finite"))
+        if code == "ELB111":
+            head = (f"re-run at learning rate {rerun.get('smaller', 0):g} ({rerun.get('factor', 10):g}x smaller "
+                    f"than {rerun.get('learning_rate', 0):g})")
+            notes.append(f"; {head}, the loss still ends non-finite in {bad} of {len(runs)} seeds: the smaller "
+                         "rate did not help, the instability comes from elsewhere" if bad else
+                         f"; {head}, the fit ends no better: the smaller rate did not help")
+        elif bad:
+            notes.append(f"; re-run with gradients clipped to norm {rerun.get('clipnorm', 1.0):g}, the loss still "
+                         f"ends non-finite in {bad} of {len(runs)} seeds: the instability comes from elsewhere")
+        else:
+            notes.append("; re-run with clipping, the fit ends no better")
+    return "".join(notes)
 
 
-def _counterfactual_ran(trace: dict) -> bool:
-    return bool(((trace.get("fit") or {}).get("counterfactual") or {}).get("runs"))
+def _counterfactual_ran(trace: dict, codes=tuple(COUNTERFACTUAL)) -> bool:
+    fit = trace.get("fit") or {}
+    return any(((fit.get(COUNTERFACTUAL_KEYS[code]) or {}).get("runs")) for code in codes
+               if code in COUNTERFACTUAL_KEYS)
 
 
 def _observed(findings: list[dict]) -> str:
@@ -207,7 +222,8 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
             if context:
                 summary += f" ({_observed(context)} observed in this run comes from elsewhere)"
             summary += tail
-        elif context and not (set(rule_policy.codes) & COUNTERFACTUAL and _counterfactual_ran(trace)):
+        elif context and not (set(rule_policy.codes) & COUNTERFACTUAL
+                              and _counterfactual_ran(trace, rule_policy.codes)):
             chosen = []
             status = "unconfirmed"
             summary = (f"{where}{_observed(context)} observed in this run (reported on its own), not a "

@@ -22,6 +22,13 @@ prevents the divergence when at most a quarter as many clipped seeds end non-fin
 the clipped runs end clearly lower. It is what confirms a missing-clipping finding: a NaN that clipping does not prevent
 (a raw scale, a huge learning rate) is another finding's evidence, not this one's.
 
+ELB111 (`_smaller_rate`): when the fit's optimizer has a constant learning rate of at least 0.1 and
+its runs were unstable (a non-finite loss, a gradient norm above the threshold, or a rising loss:
+what ELB009 claims a high rate does), the fit driver re-runs the same seeds with the same optimizer
+at a 10x smaller rate (fitting._Runner._smaller_rate_runs); by the same criterion (`prevents`) it is
+what confirms a high-learning-rate finding (ELB009): a NaN that a 10x smaller rate does not prevent
+is another finding's evidence.
+
 `coverage(trace)` words what a run covered, for `not-reproduced` ("4 seeds x 500 steps (the fit's own
 num_steps)"). Pure Python, no TensorFlow.
 """
@@ -64,8 +71,10 @@ def _finite_norm(finding: dict) -> bool:
 
 def classify_seeds(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
     """The classifier's findings over every seed of one fit's trace, aggregated (module docstring),
-    plus ELB110 when the clipped counterfactual shows clipping fixes what the seeds showed."""
+    plus ELB110 when the clipped counterfactual shows clipping fixes what the seeds showed, and ELB111
+    when the re-run at a 10x smaller learning rate does."""
     findings, confirmed_by_clipping = _aggregate(trace, thresholds), _counterfactual(trace)
+    confirmed_by_clipping += _smaller_rate(trace)
     counterfactual = (trace.get("fit") or {}).get("counterfactual")
     if counterfactual and counterfactual.get("runs") and not confirmed_by_clipping:
         # the same seeds clipped did no better: a huge but finite gradient norm did no harm here
@@ -87,32 +96,74 @@ def _counterfactual(trace: dict) -> list[dict]:
     counterfactual = fit.get("counterfactual")
     if not counterfactual or not counterfactual.get("runs"):
         return []
-    runs = trace.get("seeds") or [fit]
-    clipped = counterfactual["runs"]
-    total = min(len(runs), len(clipped))
-    runs, clipped = runs[:total], clipped[:total]
-    unclipped_bad = sum(1 for r in runs if not finite_run(r.get("loss") or []))
-    clipped_bad = sum(1 for c in clipped if not c.get("finite"))
     clipnorm = counterfactual.get("clipnorm")
-    evidence = {"clipnorm": clipnorm, "non_finite_unclipped": unclipped_bad, "non_finite_clipped": clipped_bad,
-                "of": total}
-    if unclipped_bad and clipped_bad <= unclipped_bad // 4:  # clipping prevents it in (nearly) every seed
+    verdict = prevents(trace, counterfactual["runs"])
+    if verdict is None:
+        return []
+    evidence = {"clipnorm": clipnorm, "non_finite_unclipped": verdict["non_finite_before"],
+                "non_finite_clipped": verdict["non_finite_after"], "of": verdict["of"]}
+    total = verdict["of"]
+    if "final_after" not in verdict:
         message = (f"re-run with gradients clipped to norm {clipnorm:g}: the loss ends non-finite in "
-                   f"{clipped_bad} of {total} seeds (unclipped: {unclipped_bad} of {total})")
-        return [{"code": "ELB110", "message": message, "anchor": "fit", "evidence": evidence}]
-    if unclipped_bad or clipped_bad:
-        return []
-    finals = [final_loss(r.get("loss") or []) for r in runs]
-    clipped_finals = [c.get("final") for c in clipped]
-    if any(v is None for v in finals + clipped_finals):
-        return []
-    before, after = median(finals), median(clipped_finals)
-    if before - after > max(CLIPPING_GAIN_MIN, CLIPPING_GAIN_RATIO * abs(after)):
+                   f"{verdict['non_finite_after']} of {total} seeds (unclipped: {verdict['non_finite_before']} "
+                   f"of {total})")
+    else:
+        before, after = verdict["final_before"], verdict["final_after"]
         evidence.update(final_unclipped=before, final_clipped=after)
         message = (f"re-run with gradients clipped to norm {clipnorm:g}: the final loss is {after:.4g} "
                    f"instead of {before:.4g} (median of {total} seeds)")
-        return [{"code": "ELB110", "message": message, "anchor": "fit", "evidence": evidence}]
-    return []
+    return [{"code": "ELB110", "message": message, "anchor": "fit", "evidence": evidence}]
+
+
+def _smaller_rate(trace: dict) -> list[dict]:
+    """ELB111 from the fit's smaller-rate counterfactual (fitting._Runner._smaller_rate_runs: the same
+    seeds re-run with the same optimizer at a 10x smaller constant learning rate), by ELB110's
+    criterion (`prevents`): at most a quarter as many seeds end non-finite, or, all finite, the
+    re-runs end clearly lower. It is what confirms a high-learning-rate finding (ELB009)."""
+    rerun = (trace.get("fit") or {}).get("smaller_rate")
+    if not rerun or not rerun.get("runs"):
+        return []
+    verdict = prevents(trace, rerun["runs"])
+    if verdict is None:
+        return []
+    rate, smaller = rerun.get("learning_rate"), rerun.get("smaller")
+    evidence = {"learning_rate": rate, "smaller_learning_rate": smaller, **verdict}
+    total = verdict["of"]
+    head = f"re-run at learning rate {smaller:g} ({rerun.get('factor', 10):g}x smaller than {rate:g})"
+    if "final_after" not in verdict:
+        message = (f"{head}: the loss ends non-finite in {verdict['non_finite_after']} of {total} seeds "
+                   f"(at {rate:g}: {verdict['non_finite_before']} of {total})")
+    else:
+        message = (f"{head}: the final loss is {verdict['final_after']:.4g} instead of "
+                   f"{verdict['final_before']:.4g} (median of {total} seeds)")
+    return [{"code": "ELB111", "message": message, "anchor": "fit", "evidence": evidence}]
+
+
+def prevents(trace: dict, reruns: list[dict]) -> Optional[dict]:
+    """Whether a counterfactual re-run of the same seeds (`reruns`: {finite, final} per seed) fixes what
+    the fit's own runs showed (ELB110's and ELB111's shared criterion): at most a quarter as many
+    re-run seeds end non-finite as original ones (none, unless all four did), or, every run of both
+    finite, the re-runs' median final loss lower by more than max(CLIPPING_GAIN_MIN, CLIPPING_GAIN_RATIO
+    x |re-run final|). The numbers when it does, None when it does not."""
+    fit = trace.get("fit") or {}
+    runs = trace.get("seeds") or [fit]
+    total = min(len(runs), len(reruns))
+    runs, reruns = runs[:total], reruns[:total]
+    before_bad = sum(1 for r in runs if not finite_run(r.get("loss") or []))
+    after_bad = sum(1 for c in reruns if not c.get("finite"))
+    verdict = {"non_finite_before": before_bad, "non_finite_after": after_bad, "of": total}
+    if before_bad and after_bad <= before_bad // 4:  # the fix prevents it in (nearly) every seed
+        return verdict
+    if before_bad or after_bad:
+        return None
+    finals = [final_loss(r.get("loss") or []) for r in runs]
+    after_finals = [c.get("final") for c in reruns]
+    if any(v is None for v in finals + after_finals):
+        return None
+    before, after = median(finals), median(after_finals)
+    if before - after > max(CLIPPING_GAIN_MIN, CLIPPING_GAIN_RATIO * abs(after)):
+        return dict(verdict, final_before=before, final_after=after)
+    return None
 
 
 def finite_run(losses) -> bool:
