@@ -40,7 +40,9 @@ class MissingGradientClipping(VIOptimizerRule):
     left out stays flagged); and an optimizer whose only use is being handed to a function of
     another package (`other_lib.fit(..., optimizer=opt)`: whether that clips cannot be seen here).
     An optimizer handed to a function or class of a module of the same project whose source shows
-    VI (read as text, never imported: the VAE whose KL lives in `models.py`) drives VI.
+    VI (read as text, never imported: the VAE whose KL lives in `models.py`) drives VI, and so does
+    one compiled into a model that such a module builds (`model = get_model()` from `model.py`
+    with Flipout layers), unless the builder is asked for its plain model (`variational=False`).
 
     ## Why is this bad?
     The ELBO is estimated from Monte Carlo samples: an unlucky sample, an extreme initial value or

@@ -10,13 +10,11 @@ Not a rule module (no Rule subclass with a code), so the registry skips it.
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-from pathlib import Path
 from typing import Optional
 
 import libcst as cst
 
+from elbolint.analyses.project import KNOWN_PACKAGES, project_module_does_vi
 from elbolint.analysis import FileAnalysis
 from elbolint.names import TF
 from elbolint.resolver import Resolver
@@ -65,13 +63,6 @@ HANDED_OFF = "handed-off"
 #: Handed to a function or class of a module of the same project whose source shows VI (the
 #: VAE whose KL lives in `models.py`): it drives VI there.
 HANDED_TO_VI = "handed-to-vi"
-#: Packages whose functions are known: handing them an optimizer is not handing it off.
-_KNOWN_PACKAGES = ("tensorflow", "tensorflow_probability", "keras", "tf_keras", "functools", "itertools",
-                   "copy", "collections", "contextlib", "typing", "numpy", "math", "builtins")
-#: Signs of VI in a module's source, read as text (never imported): a KL term, variational
-#: layers, a VI fit, an ELBO.
-_VI_TEXT = re.compile(r"kl_divergence|KLDivergence|Flipout|DenseVariational|Reparameterization\b|"
-                      r"fit_surrogate_posterior|\belbo\b|\bELBO\b|surrogate_posterior")
 _UNCLIPPED_USES = frozenset({FITTED, MINIMIZED, APPLIED})
 
 
@@ -114,7 +105,7 @@ class OptimizerRoles(FileAnalysis):
     def __init__(self, resolver: Resolver, analyses=None, path=None) -> None:
         super().__init__(resolver, analyses or {}, path)
         self._return_kinds: dict[str, str] = {}
-        self.vi = VIContext(resolver, self._return_kinds)
+        self.vi = VIContext(resolver, self._return_kinds, lambda module: project_module_does_vi(self.path, module))
         self._models = self.vi.models
         self._optimizers = BranchScopes(frozenset.union, frozenset())  # name -> optimizer references
         self._gradients = BranchScopes(int.__or__, 0)  # name -> gradient-flow bits
@@ -269,10 +260,9 @@ class OptimizerRoles(FileAnalysis):
         """An optimizer passed to a function imported from another package is handed off; one
         passed to a function or class of a module of this project whose source shows VI is handed
         to VI (see HANDED_OFF, HANDED_TO_VI)."""
-        if not names or any(name.split(".")[0] in _KNOWN_PACKAGES for name in names):
+        if not names or any(name.split(".")[0] in KNOWN_PACKAGES for name in names):
             return
-        module = next(iter(names)).split(".")[0]
-        use = HANDED_TO_VI if _project_module_does_vi(self.path, module) else HANDED_OFF
+        use = HANDED_TO_VI if project_module_does_vi(self.path, next(iter(names))) else HANDED_OFF
         for arg in node.args:
             if not arg.star:
                 self._use(arg.value, use)
@@ -658,30 +648,6 @@ class OptimizerRoles(FileAnalysis):
 
     def leave_With(self, original_node: cst.With) -> None:
         self.vi.leave_with(original_node)
-
-
-def _project_module_does_vi(path: Optional[Path], module: str) -> bool:
-    """Whether `module`, imported by the file at `path`, is a module of the same project (a file
-    or package beside the file or up to three folders above it) whose source shows VI."""
-    if path is None:
-        return False
-    for folder in list(path.resolve().parents)[:4]:
-        for candidate in (folder / f"{module}.py", folder / module):
-            if candidate.exists():
-                return _source_shows_vi(candidate)
-    return False
-
-
-@lru_cache(maxsize=256)
-def _source_shows_vi(location: Path) -> bool:
-    files = [location] if location.is_file() else sorted(location.rglob("*.py"))[:200]
-    for file in files:
-        try:
-            if _VI_TEXT.search(file.read_text(encoding="utf-8", errors="replace")[:500_000]):
-                return True
-        except OSError:
-            continue
-    return False
 
 
 def _binding_key(target: cst.BaseExpression) -> Optional[str]:

@@ -126,11 +126,12 @@ class _ModelKinds:
     made (`hidden = Dense(8)(hidden)` reads the previous `hidden`), per function scope and per
     `if` branch (BranchScopes); a call to a function of the file is what its `return`s were."""
 
-    def __init__(self, resolver: Resolver, return_kinds: dict[str, str], is_vi_class) -> None:
+    def __init__(self, resolver: Resolver, return_kinds: dict[str, str], is_vi_class, project_vi) -> None:
         self.resolver = resolver
         self.scopes = BranchScopes(lambda a, b: combine_kinds([a, b]), UNKNOWN)
         self._return_kinds = return_kinds
         self._is_vi_class = is_vi_class
+        self._project_vi = project_vi  # qualified name -> whether its module of the project shows VI
 
     def bind(self, name: str, value: cst.BaseExpression) -> None:
         self.scopes.bind(name, self.kind(value))
@@ -188,7 +189,26 @@ class _ModelKinds:
             # `bayesian_resnet(...)`, `BayesianNetwork(...)` from another module of a TFP project (a
             # Keras-only "Bayesian" model is usually MC dropout or a variance head, not VI)
             return VARIATIONAL
+        if names and not _asks_for_plain(node) and self._project_vi(next(iter(names))):
+            return VARIATIONAL  # `get_model()` from the project's `model.py`, which builds Flipout layers
         return UNKNOWN
+
+
+#: Keywords of a builder that makes either kind: `res_net(..., variational=False)` is the baseline.
+_VARIATIONAL_SWITCHES = ("variational", "bayesian", "stochastic", "probabilistic")
+
+
+def _asks_for_plain(call: cst.Call) -> bool:
+    """A builder asked for its deterministic model (`variational=False`, `deterministic=True`)."""
+    for arg in call.args:
+        if arg.keyword is None or not isinstance(arg.value, cst.Name):
+            continue
+        word, value = arg.keyword.value.lower(), arg.value.value
+        if value == "False" and any(switch in word for switch in _VARIATIONAL_SWITCHES):
+            return True
+        if value == "True" and "deterministic" in word:
+            return True
+    return False
 
 
 def _any_call(node: cst.CSTNode, predicate) -> bool:
@@ -262,10 +282,10 @@ class VIContext:
     """Whether one file does variational inference, and which of its Keras models are variational
     (see the module docstring for every sign that counts)."""
 
-    def __init__(self, resolver: Resolver, return_kinds: dict[str, str]) -> None:
+    def __init__(self, resolver: Resolver, return_kinds: dict[str, str], project_vi=None) -> None:
         self.resolver = resolver
         self._vi_classes: set[str] = set()  # classes with a sign of VI in their body
-        self.models = _ModelKinds(resolver, return_kinds, self.is_vi_class)
+        self.models = _ModelKinds(resolver, return_kinds, self.is_vi_class, project_vi or (lambda module: False))
         self.evidence: dict[str, cst.CSTNode] = {}  # kind -> first node showing it
         self._variational_models = False
         self._tapes: list[int] = []  # the `with tf.GradientTape()` blocks the traversal is inside
