@@ -73,7 +73,12 @@ class UnconstrainedScaleTril(RawParameterRule):
         return [] if arg is None else [(parameter, arg)]
 
     def consequence(self, parameter: str, distribution: str, variable) -> str:
-        return f"the optimizer can make it singular or indefinite (NaN log-determinant). Use {self._advice(parameter)}"
+        if parameter == "covariance_matrix":
+            risk = "the optimizer can make it indefinite, and its Cholesky decomposition fails (NaN log_prob)"
+        else:  # a triangular scale: TFP takes log|diagonal|, so the danger is a diagonal entry crossing 0
+            risk = ("the optimizer can move a diagonal entry through 0: the scale is singular there (infinite "
+                    "log-determinant, NaN gradients) and a negative diagonal is no longer a Cholesky factor")
+        return f"{risk}. Use {self._advice(parameter)}"
 
     def _advice(self, parameter: str) -> str:
         """In the names the file has (`tfb.FillScaleTriL`, or `tfp.bijectors.FillScaleTriL`)."""

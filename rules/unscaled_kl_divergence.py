@@ -164,6 +164,10 @@ class UnscaledKlDivergence(Rule):
     severity = Severity.WARNING
     confirmed_by = ("ELB102", "ELB109")
 
+    def _kl_name(self) -> str:
+        """`tfd.kl_divergence` as this file spells it (`tfp.distributions.kl_divergence` without `tfd`)."""
+        return self.resolver.local_name_for(f"{TFD}.kl_divergence") or "tfp.distributions.kl_divergence"
+
     def __init__(self, context) -> None:
         super().__init__(context)
         # unscaled layers: (layer call, layer name, how its KL is left whole, divergence fn source)
@@ -885,7 +889,7 @@ class UnscaledKlDivergence(Rule):
             where = "the likelihood is averaged over the batch"
         else:
             right = (f"kl_weight=1 / {n_text}" if what.startswith("kl_weight") else
-                     f"lambda q, p, _: tfd.kl_divergence(q, p) / {n_text}")
+                     f"lambda q, p, _: {self._kl_name()}(q, p) / {n_text}")
             where = "Keras averages the loss over the batch"
         self.report(
             node,
@@ -1050,9 +1054,9 @@ class UnscaledKlDivergence(Rule):
         if how == "no-weight":
             fix = f"pass kl_weight={'batch_size' if summed else '1'} / num_examples"
         elif how == "def":
-            fix = f"make `{function}` return tfd.kl_divergence(q, p) {factor}"
+            fix = f"make `{function}` return {self._kl_name()}(q, p) {factor}"
         else:
-            fix = f"pass kernel_divergence_fn=lambda q, p, _: tfd.kl_divergence(q, p) {factor}"
+            fix = f"pass kernel_divergence_fn=lambda q, p, _: {self._kl_name()}(q, p) {factor}"
         per_example = "per example the KL weighs N (the number of training examples) times too much"
         per_batch = "the KL weighs num_examples / batch_size times too much"
         if verdict in ("keras", "keras-file"):
