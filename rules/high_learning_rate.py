@@ -52,7 +52,7 @@ class HighLearningRate(VIOptimizerRule):
     name = "high-learning-rate"
     severity = Severity.WARNING
     options = {"threshold": 0.5}
-    confirmed_by = ("ELB111", "ELB101", "ELB103", "ELB107")
+    confirmed_by = ("ELB112", "ELB101", "ELB103", "ELB107")
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -1,5 +1,5 @@
 """ELB009 (high learning rate) is confirmed only by its counterfactual (issue 16): the same seeds
-re-run with the same optimizer at a 10x smaller learning rate end finite, or clearly lower (ELB111,
+re-run with the same optimizer at a 10x smaller learning rate end finite, or clearly lower (ELB112,
 ELB110's criterion). A NaN after a few steps is not a confirmation: on a raw scale that crosses zero
 at either rate, the smaller rate does not help and the verdict says so.
 
@@ -68,12 +68,12 @@ def test_high_rate_is_confirmed_only_when_a_ten_times_smaller_rate_fixes_it():
         by_file.setdefault(row["filename"].rsplit("/", 1)[-1], {})[row["code"]] = row
     overflow = by_file["high_lr_poisson_overflow.py"]
     elb009 = overflow["ELB009"]["dynamic"]
-    assert elb009["status"] == "confirmed" and elb009["evidence"]["codes"] == ["ELB111"]
+    assert elb009["status"] == "confirmed" and elb009["evidence"]["codes"] == ["ELB112"]
     assert ("re-run at learning rate 0.05 (10x smaller than 0.5): the loss ends non-finite in 0 of 4 seeds "
             "(at 0.5: 4 of 4)") in elb009["summary"]
     evidence = elb009["evidence"]["findings"][0]["evidence"]
     assert evidence["learning_rate"] == 0.5 and evidence["smaller_learning_rate"] == pytest.approx(0.05)
-    assert "ELB111" not in overflow  # folded into the finding it confirms, not a row of its own
+    assert "ELB112" not in overflow  # folded into the finding it confirms, not a row of its own
     # Adam's step does not follow the gradient's size: clipping does not prevent this NaN
     assert overflow["ELB003"]["dynamic"]["status"] == "not-reproduced"
 
@@ -81,10 +81,10 @@ def test_high_rate_is_confirmed_only_when_a_ten_times_smaller_rate_fixes_it():
     assert raw["ELB001"]["dynamic"]["status"] == "confirmed"  # the raw scale's own crossing
     elb009 = raw["ELB009"]["dynamic"]
     assert elb009["status"] == "not-reproduced" and elb009["evidence"]["codes"] == []
-    assert elb009["summary"].startswith("no ELB111 observed")
+    assert elb009["summary"].startswith("no ELB112 observed")
     assert ("re-run at learning rate 0.05 (10x smaller than 0.5), the loss still ends non-finite in 4 of 4 "
             "seeds: the smaller rate did not help") in elb009["summary"]
-    assert "ELB111" not in raw
+    assert "ELB112" not in raw
 
 
 # ------------------------------------------------------------------ the verdict logic, without TensorFlow
@@ -100,7 +100,7 @@ def _elb111(runs):
 
     from elbolint.dynamic.seeds import classify_seeds
 
-    return [f for f in classify_seeds(fit_trace(runs)) if f["code"] == "ELB111"]
+    return [f for f in classify_seeds(fit_trace(runs)) if f["code"] == "ELB112"]
 
 
 def test_elb111_mirrors_elb110s_criterion():
@@ -146,7 +146,7 @@ def test_high_rate_without_a_rerun_is_unconfirmed_and_a_useless_rerun_says_so():
 
 
 def test_policy_counterfactuals_are_declared_counterfactual_codes():
-    """ELB009's rule (rules/, not dynamic mode's to edit) does not list ELB111 in its confirmed_by: the
+    """ELB009's rule (rules/, not dynamic mode's to edit) does not list ELB112 in its confirmed_by: the
     policy declares it as its counterfactual, and only a declared counterfactual code may be one."""
     from elbolint.dynamic.confirmation import POLICIES, policy
     from elbolint.dynamic.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
@@ -157,5 +157,5 @@ def test_policy_counterfactuals_are_declared_counterfactual_codes():
     for code, found in POLICIES.items():
         assert set(found.counterfactual) <= COUNTERFACTUAL, code
     rules = {r.code: r for r in all_rules()}
-    assert policy("ELB009", rules["ELB009"].confirmed_by).codes == ("ELB111",)
+    assert policy("ELB009", rules["ELB009"].confirmed_by).codes == ("ELB112",)
     assert policy("ELB003", rules["ELB003"].confirmed_by).codes == ("ELB110",)

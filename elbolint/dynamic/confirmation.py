@@ -10,7 +10,7 @@ confirms, and the README's dynamic table says the same):
 | ELB001 / ELB007 / ELB008 | the parameter's own observation (ELB104 on *this* parameter: a scale <= 0, a `scale_tril` diagonal <= 0, a covariance eigenvalue <= 0, a probability outside [0, 1]) |
 | ELB002 | ELB102 (the initial loss far above a default surrogate's on the same model) |
 | ELB003 | ELB110: the same seeds re-run with the gradients clipped end finite (or clearly lower) |
-| ELB009 | ELB111: the same seeds re-run with the same optimizer at a 10x smaller learning rate end finite (or clearly lower) |
+| ELB009 | ELB112: the same seeds re-run with the same optimizer at a 10x smaller learning rate end finite (or clearly lower) |
 | others | the codes of their rule's `confirmed_by` |
 
 A finding whose confirming evidence was not observed, while other codes of its `confirmed_by` were
@@ -36,7 +36,7 @@ class Policy:
     why: str = ""
     #: counterfactual codes (pathologies.COUNTERFACTUAL: a re-run with the rule's fix) that confirm it
     #: although the rule's `confirmed_by` does not list them (rules/ predates the re-run): ELB009's
-    #: ELB111. `policy()` adds them to `codes`; the rule's own list stays what its fits may observe.
+    #: ELB112. `policy()` adds them to `codes`; the rule's own list stays what its fits may observe.
     counterfactual: tuple = ()
 
 
@@ -50,8 +50,8 @@ POLICIES = {
                                        "initial value is the cause")),
     "ELB003": Policy(("ELB110",), why=("only a re-run of the same seeds with clipping (ELB110) shows missing "
                                        "clipping is the cause")),
-    "ELB009": Policy((), counterfactual=("ELB111",), why=("only a re-run of the same seeds at a 10x smaller learning rate that "
-                                       "fixes it (ELB111) shows the rate is the cause; elbolint makes one for "
+    "ELB009": Policy((), counterfactual=("ELB112",), why=("only a re-run of the same seeds at a 10x smaller learning rate that "
+                                       "fixes it (ELB112) shows the rate is the cause; elbolint makes one for "
                                        "`fit_surrogate_posterior` fits with a constant rate of at least 0.1")),
 }
 

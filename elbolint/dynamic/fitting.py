@@ -597,7 +597,7 @@ class _Runner:
         self.exploding = float((thresholds or {}).get("exploding_gradient_norm", 1000.0))
         self.counterfactual: Optional[dict] = None
         self.clip = None
-        # The smaller-rate counterfactual (ELB111): an optimizer with a constant learning rate of at
+        # The smaller-rate counterfactual (ELB112): an optimizer with a constant learning rate of at
         # least RATE_COUNTERFACTUAL_FROM is re-run at a RATE_COUNTERFACTUAL_FACTOR times smaller rate
         # when its runs were unstable (see _rate_unstable).
         self.rate = constant_learning_rate(optimizer)

@@ -18,7 +18,7 @@ PATHOLOGIES = (
          "The KL term outweighs the data term many times over in every batch of a Keras fit."),
     Code("ELB110", "clipping-prevents-divergence", Severity.WARNING,
          "Re-run with gradient clipping, the same seeds stay finite or end clearly better."),
-    Code("ELB111", "smaller-rate-prevents-divergence", Severity.WARNING,
+    Code("ELB112", "smaller-rate-prevents-divergence", Severity.WARNING,
          "Re-run at a 10x smaller learning rate, the same seeds stay finite or end clearly better."),
 )
 
@@ -26,8 +26,8 @@ PATHOLOGIES = (
 #: `fit` driver re-runs fits; where it did, a rule that lists such a code is confirmed by it alone (a
 #: NaN the fix does not prevent is another finding's evidence), elsewhere by its other codes
 #: (see report._confirming_codes).
-COUNTERFACTUAL = frozenset({"ELB110", "ELB111"})
+COUNTERFACTUAL = frozenset({"ELB110", "ELB112"})
 
 #: Where each counterfactual's re-runs are in a fit's trace (its first seed's record): ELB110 the
-#: clipped re-run (fitting._Runner._clipped_runs), ELB111 the 10x smaller rate (_smaller_rate_runs).
-COUNTERFACTUAL_KEYS = {"ELB110": "counterfactual", "ELB111": "smaller_rate"}
+#: clipped re-run (fitting._Runner._clipped_runs), ELB112 the 10x smaller rate (_smaller_rate_runs).
+COUNTERFACTUAL_KEYS = {"ELB110": "counterfactual", "ELB112": "smaller_rate"}

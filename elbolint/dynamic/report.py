@@ -71,7 +71,7 @@ def _counterfactual_note(codes: tuple, trace: dict) -> str:
             continue
         runs = rerun["runs"]
         bad = sum(1 for run in runs if not run.get("finite"))
-        if code == "ELB111":
+        if code == "ELB112":
             head = (f"re-run at learning rate {rerun.get('smaller', 0):g} ({rerun.get('factor', 10):g}x smaller "
                     f"than {rerun.get('learning_rate', 0):g})")
             notes.append(f"; {head}, the loss still ends non-finite in {bad} of {len(runs)} seeds: the smaller "

@@ -22,7 +22,7 @@ prevents the divergence when at most a quarter as many clipped seeds end non-fin
 the clipped runs end clearly lower. It is what confirms a missing-clipping finding: a NaN that clipping does not prevent
 (a raw scale, a huge learning rate) is another finding's evidence, not this one's.
 
-ELB111 (`_smaller_rate`): when the fit's optimizer has a constant learning rate of at least 0.1 and
+ELB112 (`_smaller_rate`): when the fit's optimizer has a constant learning rate of at least 0.1 and
 its runs were unstable (a non-finite loss, a gradient norm above the threshold, or a rising loss:
 what ELB009 claims a high rate does), the fit driver re-runs the same seeds with the same optimizer
 at a 10x smaller rate (fitting._Runner._smaller_rate_runs); by the same criterion (`prevents`) it is
@@ -71,7 +71,7 @@ def _finite_norm(finding: dict) -> bool:
 
 def classify_seeds(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
     """The classifier's findings over every seed of one fit's trace, aggregated (module docstring),
-    plus ELB110 when the clipped counterfactual shows clipping fixes what the seeds showed, and ELB111
+    plus ELB110 when the clipped counterfactual shows clipping fixes what the seeds showed, and ELB112
     when the re-run at a 10x smaller learning rate does."""
     findings, confirmed_by_clipping = _aggregate(trace, thresholds), _counterfactual(trace)
     confirmed_by_clipping += _smaller_rate(trace)
@@ -116,7 +116,7 @@ def _counterfactual(trace: dict) -> list[dict]:
 
 
 def _smaller_rate(trace: dict) -> list[dict]:
-    """ELB111 from the fit's smaller-rate counterfactual (fitting._Runner._smaller_rate_runs: the same
+    """ELB112 from the fit's smaller-rate counterfactual (fitting._Runner._smaller_rate_runs: the same
     seeds re-run with the same optimizer at a 10x smaller constant learning rate), by ELB110's
     criterion (`prevents`): at most a quarter as many seeds end non-finite, or, all finite, the
     re-runs end clearly lower. It is what confirms a high-learning-rate finding (ELB009)."""
@@ -136,12 +136,12 @@ def _smaller_rate(trace: dict) -> list[dict]:
     else:
         message = (f"{head}: the final loss is {verdict['final_after']:.4g} instead of "
                    f"{verdict['final_before']:.4g} (median of {total} seeds)")
-    return [{"code": "ELB111", "message": message, "anchor": "fit", "evidence": evidence}]
+    return [{"code": "ELB112", "message": message, "anchor": "fit", "evidence": evidence}]
 
 
 def prevents(trace: dict, reruns: list[dict]) -> Optional[dict]:
     """Whether a counterfactual re-run of the same seeds (`reruns`: {finite, final} per seed) fixes what
-    the fit's own runs showed (ELB110's and ELB111's shared criterion): at most a quarter as many
+    the fit's own runs showed (ELB110's and ELB112's shared criterion): at most a quarter as many
     re-run seeds end non-finite as original ones (none, unless all four did), or, every run of both
     finite, the re-runs' median final loss lower by more than max(CLIPPING_GAIN_MIN, CLIPPING_GAIN_RATIO
     x |re-run final|). The numbers when it does, None when it does not."""
