@@ -30,6 +30,10 @@ parameter. It is at risk when
   (a training helper of another module may train it); or the parameter is an attribute
   (`self.scale`: stored on an object whose training may live elsewhere).
 
+In TF1 graph-mode code (a `Session`, `placeholder`, `disable_eager_execution`) that trains
+anywhere, every raw variable is at risk: `optimizer.minimize(loss)` trains every trainable variable
+of the graph, wherever it was created.
+
 Test code is a test module (`test_*.py`, `*_test.py`, a `tests/` folder), a test class (`*Test`,
 `Test*`, a `TestCase` base) or a `test*` def: what it builds is trained only where its own def
 (or class) trains. Anything this analysis did not see (an anchor it has no record of) is at risk:
@@ -58,6 +62,13 @@ _TRAINING_METHODS = frozenset({
 _LIBRARIES = ("tensorflow", "tensorflow_probability", "numpy", "scipy", "keras", "matplotlib", "seaborn",
               "pandas", "math", "functools", "itertools", "absl", "collections")
 _BUILTINS = frozenset(dir(builtins))
+#: TF1 graph mode: an optimizer's `minimize(loss)` trains every trainable variable of the graph,
+#: wherever it was created (a variable made inside a function that returns a loss is trained too).
+_GRAPH_MODE = frozenset(
+    f"{prefix}.{name}"
+    for prefix in ("tensorflow", "tensorflow.compat.v1", "tensorflow.compat.v1.compat.v1")
+    for name in ("Session", "InteractiveSession", "placeholder", "disable_eager_execution", "disable_v2_behavior")
+)
 #: Methods of a GradientTape (and of containers) that read their arguments and keep none.
 _READING_METHODS = frozenset({"gradient", "watch", "jacobian", "batch_jacobian", "numpy", "format", "join"})
 #: Methods that put their argument into the object they are called on (`params.append(q)`).
@@ -78,6 +89,7 @@ class Training(FileAnalysis):
         self._known_callee: dict[int, bool] = {}  # id(call) -> keeps nothing it is given
         self.sites: list[tuple[str, cst.Call, tuple]] = []  # (kind, call, owners)
         self._test_file = _is_test_path(path)
+        self.graph_mode = False  # TF1 graph-mode code (see _GRAPH_MODE)
         self._notebook = path is not None and path.suffix == ".ipynb"
 
     # ------------------------------------------------------------ traversal
@@ -119,6 +131,8 @@ class Training(FileAnalysis):
         owners = tuple(self._owners)
         self._where[id(node)] = (owners, self._statements[-1] if self._statements else None)
         names = self.resolver.call_names(node)
+        if not names.isdisjoint(_GRAPH_MODE):
+            self.graph_mode = True
         kind = self._training_kind(node, names)
         if kind is not None:
             self.sites.append((kind, node, owners))
@@ -177,6 +191,8 @@ class Training(FileAnalysis):
             variable_owners = self._where[id(variable)][0]
             if not _defs(variable_owners):
                 owners = variable_owners  # a module-level variable: judged where it lives
+        if self.graph_mode and self.trains:
+            return True  # TF1: `minimize(loss)` trains every trainable variable of the graph
         defs = _defs(owners)
         if not defs:
             if any(isinstance(o, cst.ClassDef) for o in owners):
