@@ -14,6 +14,8 @@ Layout (each module says why it exists):
 - classify.py  trace -> ELB100-ELB109 (pure Python, thresholds documented there)
 - seeds.py     several seeds per fit: classify each seed's run, aggregate ("NaN in 2 of 4 seeds")
 - report.py    dynamic findings -> static findings' `dynamic` status + dynamic-only Diagnostic rows
+- sites.py     in the child: where each run is in the user's file (call line, stack, optimizer/model names)
+- attribution.py in the parent: which run may judge a static finding, and each run's name (issue 16)
 """
 
 from __future__ import annotations

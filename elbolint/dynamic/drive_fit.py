@@ -30,6 +30,7 @@ from typing import Optional
 from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import caller_line, exception_text
 from elbolint.dynamic.fitting import fit_trace
+from elbolint.dynamic.sites import site
 
 NAME = "fit"
 
@@ -80,6 +81,7 @@ def install(context) -> None:
         optimizer = arguments.pop("optimizer", None)
         num_steps = arguments.pop("num_steps", None)
         arguments.pop("name", None)
+        run_site = site(context.path, "fit", optimizer=optimizer, line=line)
         keep: dict = {}
         try:
             trace = fit_trace(context, target, surrogate, optimizer, num_steps, arguments, line=line,
@@ -89,6 +91,7 @@ def install(context) -> None:
         except Exception as error:  # elbolint's own failure, never the user's
             state["harness"] = exception_text(error)
             raise context.Stop() from None
+        trace["site"] = run_site
         trace["fit_index"] = len(traces)
         traces.append(trace)
         context.trace = combined(state) or trace

@@ -45,6 +45,7 @@ from typing import Any, Optional
 
 from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import exception_text, user_frame
+from elbolint.dynamic.sites import COMPILED, site
 
 NAME = "keras"
 
@@ -101,6 +102,7 @@ class KerasRecorder:
         self.active = 0  # depth of the claimed model's fit/train_on_batch calls
         self.calls: list[str] = []
         self.line: Optional[int] = None
+        self.site: dict = {}
         self.dataset_size: Optional[int] = None
         self.dataset_batches: Optional[int] = None  # a dataset's or a Sequence's batches per epoch
         self.batch_size: Optional[int] = None  # from the fit call (the recorded batches win)
@@ -143,6 +145,21 @@ class KerasRecorder:
                     setattr(cls, name, self._wrap_call(cls.__dict__[name], kind))
             if "make_train_function" in cls.__dict__:
                 cls.make_train_function = self._wrap_make(cls.__dict__["make_train_function"])
+        for cls in {klass for root in model_classes() for klass in root.__mro__ if "compile" in klass.__dict__}:
+            cls.compile = self._wrap_compile(cls.__dict__["compile"])
+
+    def _wrap_compile(self, original):
+        """Note the user's line of each model's `compile` (a run's site names it, see sites.py)."""
+        path = self.path
+
+        @functools.wraps(original)
+        def compile(model, *args, **kwargs):
+            frame = user_frame(path)
+            if frame is not None:
+                COMPILED[id(model)] = frame.f_lineno
+            return original(model, *args, **kwargs)
+
+        return compile
 
     def disarm(self) -> None:
         self.armed = False
@@ -226,6 +243,8 @@ class KerasRecorder:
         if self.line is None:
             frame = user_frame(self.path)
             self.line = frame.f_lineno if frame is not None else None
+            self.site = site(self.path, "keras", optimizer=getattr(model, "optimizer", None), model=model,
+                             line=self.line)
         if kind != "fit" or self.dataset_size is not None or self.dataset_batches is not None:
             return
         try:
@@ -390,7 +409,7 @@ class KerasRecorder:
             fit["posterior_scale"] = {"min": list(self.scale_min), "mean": list(self.scale_mean),
                                       "prior": self.prior_scale}
         return {
-            "source": "keras", "line": self.line, "budget": self.budget, "anchors": {},
+            "source": "keras", "line": self.line, "site": dict(self.site), "budget": self.budget, "anchors": {},
             "user_num_steps": None, "fit": fit,
             "keras_model": {"calls": sorted(set(self.calls)), "layers": sorted(set(self.layers)),
                             "custom_train_step": self.custom_train_step,

@@ -74,6 +74,11 @@ def finish(context, loop, stopped_by: Optional[str] = None) -> dict:
     anchors = anchor_names(namespace, surrogate, {}) if surrogate is not None else {}
     trace = {"source": "loop", "line": first.get("line") or loop.line, "budget": loop.budget,
              "anchors": anchors, "user_num_steps": None, "fit": fit}
+    site = dict(getattr(loop, "site", None) or {"kind": "loop", "line": trace["line"]})
+    site.setdefault("line", trace["line"])
+    if first.get("stack"):  # the monte_carlo_variational_loss call is part of the loop
+        site["stack"] = sorted(set(site.get("stack") or []) | set(first["stack"]))
+    trace["site"] = site
     if stopped_by:
         trace["stopped_by"] = stopped_by
     target = first.get("target")

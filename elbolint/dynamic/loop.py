@@ -49,6 +49,7 @@ class LoopRecorder:
         self.positives: Optional[list] = None
         self.positive: dict[str, list[float]] = {}
         self.line: Optional[int] = None  # the user's line of the first apply_gradients/minimize
+        self.site: dict = {}  # where the run is in the user's file (sites.py)
         self.namespace: dict = {}  # globals of the user's file, where the loop runs
         self.locals: dict[str, Any] = {}  # locals of the user's functions on the stack at the first step
         self._mc_loss: Optional[float] = None
@@ -103,6 +104,8 @@ class LoopRecorder:
             if not recorder.armed or recorder._depth or not tf.executing_eagerly():
                 return original(optimizer, grads_and_vars, *args, **kwargs)
             pairs = list(grads_and_vars)
+            if recorder.steps == 0:
+                recorder._note_site(optimizer)
             recorder._on_step(pairs)
             recorder._depth += 1
             try:
@@ -143,8 +146,26 @@ class LoopRecorder:
                 "sample_size": bound.get("sample_size", 1),
                 "options": {k: bound[k] for k in ("discrepancy_fn", "importance_sample_size") if k in bound},
                 "line": frame.f_lineno if frame else None,
+                "stack": _stack_lines(self.path),
             }
         self._mc_loss = _total(loss)
+
+    def _note_site(self, optimizer) -> None:
+        """Where the run is (sites.py): a Keras `fit` of a model no other driver claimed (a
+        deterministic baseline), a `tfp.math.minimize` loop, or a hand-written loop."""
+        from elbolint.dynamic.sites import on_stack, site
+
+        try:
+            keras_fit = on_stack("keras", "fit", "fit_generator", "train_on_batch")
+            model = keras_fit.f_locals.get("self") if keras_fit is not None else None
+            if model is not None:
+                self.site = site(self.path, "keras", optimizer=optimizer, model=model)
+            elif on_stack("tensorflow_probability/python/math", "minimize") is not None:
+                self.site = site(self.path, "minimize", optimizer=optimizer)
+            else:
+                self.site = site(self.path, "loop", optimizer=optimizer)
+        except Exception:
+            self.site = {"kind": "loop"}
 
     def _on_step(self, pairs: list) -> None:
         import numpy as np
@@ -291,3 +312,12 @@ def _locals(frame, path: str) -> dict[str, Any]:
                 found.setdefault(name, value)
         frame = frame.f_back
     return found
+
+
+def _stack_lines(path: str) -> list[int]:
+    from elbolint.dynamic.sites import user_frames
+
+    try:
+        return sorted({frame.f_lineno for frame in user_frames(path)})
+    except Exception:
+        return []

@@ -18,6 +18,7 @@ import re
 from typing import Optional
 
 from elbolint.diagnostics import Diagnostic, Position
+from elbolint.dynamic.attribution import Attribution, run_name, site_of
 from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
 from elbolint.dynamic.confirmation import identities, owns, policy, subject
 from elbolint.dynamic.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
@@ -44,10 +45,36 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
                      "seconds": trace.get("seconds"), "harness_error": failure.get("message")}
         parts = _parts(trace)
         owners = _owners(result, parts, lines)
+        attribution = Attribution("\n".join(lines))
+        locate = _locator(result)
+        names = [run_name(site_of(part), locate) for part in parts]
+        judged: set[int] = set()
+        foreign: dict[int, list[int]] = {}  # findings whose own run is not among the parts
         for index, part in enumerate(parts):
-            mine = [d for d in result.diagnostics if index in owners.get(id(d), [0])]
+            mine = []
+            for d in result.diagnostics:
+                if index not in owners.get(id(d), [0]):
+                    continue
+                line = _virtual_line(result, d)
+                if line is not None and attribution.belongs(d.code, line, d.message, site_of(part)) is False:
+                    foreign.setdefault(id(d), []).append(index)
+                    continue
+                mine.append(d)
+                judged.add(id(d))
             label = (f"fit {index + 1} of {len(parts)} (line {part.get('line')})" if len(parts) > 1 else None)
-            rows += _apply_one(result, part, mine, rules, settings, enabled, lines, label)
+            rows += _apply_one(result, part, mine, rules, settings, enabled, lines, label, names[index])
+        for d in result.diagnostics:
+            rule = rules.get(d.code)
+            if id(d) in judged or id(d) not in foreign or rule is None or not rule.confirmed_by:
+                continue
+            line = _virtual_line(result, d)
+            own = attribution.own_site(d.code, line, d.message, locate) if line is not None else None
+            spent = "; ".join(_spent(parts[i], names[i]) for i in foreign[id(d)])
+            d.dynamic = {"status": "not-run",
+                         "summary": f"not run: no run reached {own or 'the training run this finding belongs to'}; "
+                                    f"{spent}",
+                         "evidence": {"codes": [], "findings": []},
+                         "trace": {"runs": [names[i] for i in foreign[id(d)]]}}
         for d in result.diagnostics:
             rule = rules.get(d.code)
             if owners.get(id(d)) == [-1] and rule is not None and rule.confirmed_by:
@@ -57,6 +84,41 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
                                         f"({len(parts)} fits were checked" + (f"; {stopped}" if stopped else "") + ")",
                              "evidence": {"codes": [], "findings": []}, "trace": {}}
     return rows
+
+
+def _locator(result):
+    """Virtual line -> "line 42", or "cell 12:3" for a notebook (its virtual module is what ran)."""
+    notebook = getattr(result, "notebook", None)
+    if notebook is None or not getattr(notebook, "spans", None):
+        return None
+
+    def locate(line: int) -> str:
+        span, inner = notebook.locate(line)
+        return f"cell {span.cell}:{inner}"
+
+    return locate
+
+
+def _virtual_line(result, d) -> Optional[int]:
+    """The finding's line in the module that ran (a notebook's findings are in cell coordinates)."""
+    notebook = getattr(result, "notebook", None)
+    if notebook is None or d.cell is None:
+        return d.line
+    span = next((s for s in notebook.spans if s.cell == d.cell), None)
+    return span.start + d.line - 1 if span is not None else None
+
+
+def _spent(part: dict, name: str) -> str:
+    """What the budget went to instead of the finding's own run."""
+    fit = part.get("fit") or {}
+    steps = len(fit.get("loss") or [])
+    budget = part.get("budget")
+    unit = "batches" if part.get("source") == "keras" else "steps"
+    if budget and steps >= budget:
+        return f"the budget ({budget} {unit}) was spent on {name}"
+    if steps:
+        return f"the run recorded was {name} ({steps} {unit})"
+    return f"the run that ran was {name}"
 
 
 def _counterfactual_note(codes: tuple, trace: dict) -> str:
@@ -141,7 +203,16 @@ def _parts(trace: dict) -> list[dict]:
     return parts
 
 
-def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, label) -> list[Diagnostic]:
+def _named(summary: str, tail: str, run: Optional[str]) -> str:
+    """The summary with the run it comes from named before the sparkline tail (issue 16)."""
+    if not run:
+        return summary
+    if tail and summary.endswith(tail):
+        return summary[:-len(tail)] + f" (run: {run})" + tail
+    return summary + f" (run: {run})"
+
+
+def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, label, run=None) -> list[Diagnostic]:
     """The dynamic status of `diagnostics` (the static findings this fit owns) and the dynamic-only
     rows of one fit's trace."""
     rows: list[Diagnostic] = []
@@ -156,6 +227,10 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
         digest["budget"] = trace["budget"]
     if label:
         digest["fit"] = label
+    if run and (trace.get("site") or trace.get("fit")):
+        digest["run"] = run
+    else:
+        run = None  # nothing ran: the reason says why, there is no run to name
     failure = trace.get("failure") or {}
     sandboxed = failure.get("kind") in SANDBOX_KINDS
     confirming = [f for f in findings if not (f["code"] == "ELB100" and sandboxed)]
@@ -237,7 +312,7 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
                        + _counterfactual_note(codes, trace) + tail)
         d.dynamic = {
             "status": status,
-            "summary": summary,
+            "summary": _named(summary, tail, run),
             "evidence": {"codes": [f["code"] for f in chosen],
                          "findings": [_public(f) for f in chosen]},
             "trace": digest,
@@ -255,7 +330,7 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
         code = _CODES[finding["code"]]
         message = finding["message"]
         if finding["code"] != "ELB100":
-            message = where + message + tail
+            message = _named(where + message + tail, tail, run)
         rows.append(Diagnostic(
             path=result.path, start=Position(line, 1), end=Position(line, 1), code=code.code,
             name=code.name, message=message, severity=code.severity,

@@ -1,0 +1,254 @@
+"""Which run a static finding may be judged by (issue 16: no verdict from another run, and every
+verdict names its run). Pure Python (`ast`), in the parent.
+
+The child records, for every run it drives, its `site` (sites.py): the kind (`fit`, `keras`, `loop`,
+`minimize`), the user's line of the call, every user line on the stack when it started, the names bound
+to its optimizer and Keras model, and the line of the model's `compile`. Here, from the source alone,
+each finding gets the statements its object flows into: the simple statement holding the finding binds
+names (`bnn_optimizer = Adam(...)`, `bnn = Sequential([...])`, `surrogate = tfd.Normal(...)`; ELB010's
+message also names its model), and every statement with a call that mentions one of those names (or
+holds the finding itself) is a use: the `fit_surrogate_posterior` call, `bnn.compile(...)` and then
+`bnn.fit(...)`, `run_vi(surrogate, opt)`; a hand-written loop's `apply_gradients`/
+`monte_carlo_variational_loss` counts as its enclosing loop or function. A run belongs to the finding
+when one of its stack lines (or its compile line) is in a use; it does not when the finding has uses
+and none is on the run's stack; with no use to go by, the names bound to the run's optimizer/model
+decide, else it cannot be told (None: the run may judge it, as before).
+
+| finding | its run |
+|---|---|
+| ELB003 / ELB009 (optimizer) | the run that used that optimizer: the call it is passed to (fit, compile then fit, minimize, a loop's apply_gradients), or its name bound to the run's optimizer |
+| ELB001 / ELB002 / ELB007 / ELB008 (parameter) | the run its surrogate/distribution is passed to (then report.py matches the watched parameter's identity, confirmation.owns) |
+| ELB010 / ELB013 (Keras model) | the Keras fit of that model |
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Callable, Optional
+
+OPTIMIZER = ("ELB003", "ELB009")
+PARAMETER = ("ELB001", "ELB002", "ELB007", "ELB008")
+KERAS_MODEL = ("ELB010", "ELB013")
+CODES = OPTIMIZER + PARAMETER + KERAS_MODEL
+
+_LOOP_CALLS = ("apply_gradients", "monte_carlo_variational_loss")
+_KERAS_FIT = ("fit", "fit_generator", "train_on_batch")
+_MODEL = re.compile(r"\bin `(?P<name>[A-Za-z_][\w.]*)`")
+_COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.For, ast.AsyncFor, ast.While, ast.If,
+             ast.With, ast.AsyncWith, ast.Try)
+
+
+def site_of(part: dict) -> dict:
+    """The run's site; traces without one (a probe, a pairing) get their kind from `source`."""
+    found = part.get("site")
+    if found:
+        return found
+    return {"kind": part.get("source") or "run", "line": part.get("line"), "derived": True}
+
+
+def run_name(site: dict, locate: Optional[Callable[[int], str]] = None) -> str:
+    """"the fit at line 42", "the Keras fit of `bnn` at cell 12:3", "the loop at line 30"."""
+    line = site.get("line")
+    where = (locate(line) if locate else f"line {line}") if isinstance(line, int) else None
+    at = f" at {where}" if where else ""
+    kind = site.get("kind")
+    if kind in ("fit", "fit_surrogate_posterior"):
+        return f"the fit{at}"
+    if kind == "keras":
+        names = site.get("model_names") or []
+        return f"the Keras fit of `{names[0]}`{at}" if names else f"the Keras fit{at}"
+    if kind == "minimize":
+        return f"the tfp.math.minimize loop{at}"
+    if kind == "loop":
+        return f"the loop{at}"
+    if kind == "probe":
+        return "the probe"
+    if kind == "pair":
+        return "elbolint's pairing of the file's surrogate and model"
+    return f"the run{at}"
+
+
+class Attribution:
+    """The findings' uses in one module's source (the module that ran: a notebook's virtual module)."""
+
+    def __init__(self, source: str):
+        try:
+            self.tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            self.tree = None
+        self.statements: list = []  # (node, first, last) of every simple statement with a call
+        self.loops: list = []  # (first, last) of every loop and function
+        self.trainers: dict = {}  # name of a function of the file that trains -> the kind of its training call
+        if self.tree is None:
+            return
+        for node in ast.walk(self.tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                kinds = [_kind(*_callee(c)) for c in ast.walk(node) if isinstance(c, ast.Call)]
+                kinds = [k for k in kinds if k not in (None, "compile")]
+                if kinds:
+                    self.trainers[node.name] = kinds[0]
+        for node in ast.walk(self.tree):
+            if isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.loops.append((node.lineno, node.end_lineno or node.lineno))
+            elif isinstance(node, ast.stmt) and not isinstance(node, _COMPOUND):
+                if any(isinstance(n, ast.Call) for n in ast.walk(node)):
+                    self.statements.append((node, node.lineno, node.end_lineno or node.lineno))
+
+    # ------------------------------------------------------------------ static side
+    def _holding(self, line: int):
+        best = None
+        for node, first, last in self.statements + [(n, n.lineno, n.end_lineno or n.lineno)
+                                                    for n in ast.walk(self.tree or ast.Module(body=[]))
+                                                    if isinstance(n, (ast.Assign, ast.AnnAssign))]:
+            if first <= line <= last and (best is None or last - first < best[2] - best[1]):
+                best = (node, first, last)
+        return best
+
+    def names(self, code: str, line: int, message: str) -> set:
+        found: set = set()
+        holding = self._holding(line)
+        if holding is not None and isinstance(holding[0], (ast.Assign, ast.AnnAssign)):
+            targets = holding[0].targets if isinstance(holding[0], ast.Assign) else [holding[0].target]
+            for target in targets:
+                for node in ast.walk(target):
+                    if isinstance(node, ast.Name):
+                        found.add(node.id)
+                    elif isinstance(node, ast.Attribute):
+                        found.add(node.attr)
+        if code in KERAS_MODEL:
+            match = _MODEL.search(message or "")
+            if match:
+                found.add(match.group("name").rsplit(".", 1)[-1])
+        return found
+
+    def uses(self, code: str, line: int, message: str) -> list[dict]:
+        """The statements the finding's object flows into: {first, last, kind, receiver, line}."""
+        if self.tree is None:
+            return []
+        names = self.names(code, line, message)
+        holding = self._holding(line)
+        start = holding[1] if holding is not None else line
+        cutoff = self._rebound(names, holding[2] if holding is not None else line)
+        found: list[dict] = []
+        compiled: set = set()
+        for node, first, last in self.statements:
+            if first < start or first >= cutoff:
+                continue  # before the finding's object exists, or after its name is bound to another
+            mentions = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+                {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+            own = first <= line <= last
+            if not own and not (names & mentions):
+                continue
+            for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+                callee, receiver = _callee(call)
+                if callee == "compile" and receiver:
+                    compiled.add(receiver)
+                kind = _kind(callee, receiver)
+                trainer = kind is None and receiver is None and callee in self.trainers
+                if trainer:
+                    kind = self.trainers[callee]  # `train(surrogate, opt)`: a function of the file that trains
+                if kind is None:
+                    continue
+                if own and not names:
+                    pass
+                elif not own and not (names & ({n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
+                                               | {n.attr for n in ast.walk(call) if isinstance(n, ast.Attribute)})):
+                    continue
+                span = (first, last)
+                if kind == "loop" and not trainer:
+                    span = self._loop(first) or span
+                found.append({"first": span[0], "last": span[1], "kind": kind, "receiver": receiver,
+                              "line": call.lineno})
+            if own and not any(u["first"] <= line <= u["last"] for u in found):
+                found.append({"first": first, "last": last, "kind": None, "receiver": None, "line": first})
+            elif not own:
+                found.append({"first": first, "last": last, "kind": None, "receiver": None, "line": first})
+        for node, first, last in self.statements:  # a compiled model: its fit
+            if first < start or first >= cutoff:
+                continue
+            for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+                callee, receiver = _callee(call)
+                if callee in _KERAS_FIT and receiver in compiled:
+                    found.append({"first": first, "last": last, "kind": "keras", "receiver": receiver,
+                                  "line": call.lineno})
+        unique = []
+        for use in found:
+            if use not in unique:
+                unique.append(use)
+        return unique
+
+    def _rebound(self, names: set, after: int) -> float:
+        """The first line after `after` that binds one of `names` again (a notebook's `model = ...`)."""
+        first = float("inf")
+        for node in ast.walk(self.tree):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno > after:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                bound = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+                if bound & names:
+                    first = min(first, node.lineno)
+        return first
+
+    def _loop(self, line: int):
+        inner = [span for span in self.loops if span[0] <= line <= span[1]]
+        return min(inner, key=lambda s: s[1] - s[0]) if inner else None
+
+    # ------------------------------------------------------------------ matching
+    def belongs(self, code: str, line: int, message: str, site: dict) -> Optional[bool]:
+        """Whether the run at `site` is the finding's own (None: cannot be told)."""
+        if code not in CODES or site.get("derived") or self.tree is None:
+            return None
+        uses = [u for u in self.uses(code, line, message) if not (u["first"] <= line <= u["last"])
+                or u["kind"] is not None]
+        lines = set(site.get("stack") or []) | {site.get("line"), site.get("compile_line")}
+        lines.discard(None)
+        if any(u["first"] <= at <= u["last"] for u in uses for at in lines):
+            return True
+        names = self.names(code, line, message)
+        bound = set(site.get("optimizer_names") or []) if code in OPTIMIZER else set()
+        if code in KERAS_MODEL or code in OPTIMIZER:
+            bound |= set(site.get("model_names") or [])
+        if names & bound:
+            return True
+        if code in KERAS_MODEL and site.get("kind") not in ("keras",) and (uses or names):
+            return False  # a Keras model's finding is judged by a Keras fit only
+        if any(u["kind"] for u in uses):
+            return False  # it flows into a training call, and this run is not at it
+        return None
+
+    def own_site(self, code: str, line: int, message: str, locate=None) -> Optional[str]:
+        """The training call the finding flows into, named as a run ("the fit at line 42")."""
+        for use in self.uses(code, line, message):
+            if use["kind"] in (None, "compile"):
+                continue
+            site = {"kind": use["kind"], "line": use["line"]}
+            if use["kind"] == "keras" and use["receiver"]:
+                site["model_names"] = [use["receiver"]]
+            return run_name(site, locate)
+        return None
+
+
+def _callee(call: ast.Call) -> tuple:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        receiver = func.value
+        name = receiver.id if isinstance(receiver, ast.Name) else (
+            receiver.attr if isinstance(receiver, ast.Attribute) else None)
+        return func.attr, name
+    if isinstance(func, ast.Name):
+        return func.id, None
+    return "", None
+
+
+def _kind(callee: str, receiver: Optional[str]) -> Optional[str]:
+    if callee == "fit_surrogate_posterior":
+        return "fit"
+    if callee in _KERAS_FIT and receiver:
+        return "keras"
+    if callee == "compile" and receiver:
+        return "compile"
+    if callee == "minimize":
+        return "minimize" if receiver in (None, "math", "tfm") else "loop"
+    if callee in _LOOP_CALLS:
+        return "loop"
+    return None

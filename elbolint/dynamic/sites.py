@@ -1,0 +1,74 @@
+"""In the child: where in the user's file a run is (issue 16: no verdict from another run).
+
+Every run a driver records (a `fit_surrogate_posterior` call, a Keras `fit`, a hand-written loop, a
+`tfp.math.minimize` loop) carries a `site`: its kind, the user's line of the call (or of the loop's
+first step), every line of the user's file on the stack at that moment (`stack`: the call inside a
+function and the line that called the function), and the names the user's frames bind to the run's
+optimizer and Keras model. The parent (attribution.py) attaches a static finding to a run only when
+the finding's own training site is among them. Pure bookkeeping: nothing here raises.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+#: id(model) -> the user's line of its last `compile` call (drive_keras.py records it).
+COMPILED: dict[int, int] = {}
+
+
+def user_frames(path: str) -> list:
+    """The frames of the user's file on the current stack, innermost first."""
+    frames = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        if os.path.abspath(frame.f_code.co_filename) == path:
+            frames.append(frame)
+        frame = frame.f_back
+    return frames
+
+
+def names_of(value: Any, frames: list) -> list[str]:
+    """The names the user's frames (locals, then their globals) bind to `value` (identity)."""
+    if value is None:
+        return []
+    found: list[str] = []
+    scopes = [f.f_locals for f in frames] + [frames[-1].f_globals] if frames else []
+    for scope in scopes:
+        try:
+            items = list(scope.items())
+        except Exception:
+            continue
+        for name, bound in items:
+            if bound is value and not name.startswith("__") and name not in found:
+                found.append(name)
+    return found
+
+
+def on_stack(kind: str, *names: str) -> Optional[Any]:
+    """The innermost frame of the stack whose function is one of `names` in a module path containing
+    `kind` (e.g. ("keras", "fit")), or None."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name in names and kind in frame.f_code.co_filename.replace(os.sep, "/"):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def site(path: str, kind: str, *, optimizer=None, model=None, line: Optional[int] = None) -> dict:
+    """The site of a run that is starting now (called from a seam, with the user's frames on the stack)."""
+    try:
+        frames = user_frames(path)
+        record: dict = {"kind": kind, "line": line if line is not None else (frames[0].f_lineno if frames else None),
+                        "stack": sorted({f.f_lineno for f in frames})}
+        if optimizer is not None:
+            record["optimizer_names"] = names_of(optimizer, frames)
+        if model is not None:
+            record["model_names"] = names_of(model, frames)
+            if id(model) in COMPILED:
+                record["compile_line"] = COMPILED[id(model)]
+        return record
+    except Exception:
+        return {"kind": kind, "line": line}
