@@ -167,7 +167,7 @@ def test_fork_bomb_is_killed_whole_at_the_timeout(name, tmp_path):
     assert result["failure"]["kind"] == "timeout"
     assert seconds < 3.0
     pids = [int(line) for line in pid_file.read_text().split()]
-    assert len(pids) > 20  # the bomb did go off
+    assert len(pids) > 5  # the bomb did go off (how far it got in 0.5 s depends on the machine's load)
     assert survivors(name) == []
     assert [pid for pid in pids if alive(pid, name)] == []
 
