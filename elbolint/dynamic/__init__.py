@@ -47,6 +47,56 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def flagged_spans(result):
+    """The lines of the training calls the file's findings flow into (attribution.py), as [first, last]
+    spans of the module that runs (a notebook's virtual module), for the child: a run none of whose
+    stack lines is in a span is nobody's (a Keras baseline, a MAP loop) and is cut short after a few
+    steps (loop.py, BRIEF), so the budget reaches the flagged runs. None when it cannot be told for
+    every finding of a confirmable rule (a rule the attribution does not cover, a finding whose object
+    flows into no training call the source shows, `--dynamic=all` on a file without findings): then
+    no run is cut short, as before."""
+    from elbolint.dynamic.attribution import CODES, Attribution
+    from elbolint.dynamic.report import _virtual_line
+    from elbolint.registry import all_rules
+
+    rules = {r.code: r for r in all_rules()}
+    findings = [d for d in result.diagnostics if not re.fullmatch(r"ELB(000|9[0-9][0-9])", d.code)
+                and getattr(rules.get(d.code), "confirmed_by", None)]
+    if not findings or result.source is None or not result.source.text:
+        return None
+    attribution = Attribution(result.source.text)
+    if attribution.tree is None:
+        return None
+    spans: list = []
+    for d in findings:
+        line = _virtual_line(result, d)
+        if d.code not in CODES or line is None:
+            return None
+        uses = attribution.uses(d.code, line, d.message)
+        if not any(u["kind"] not in (None, "compile") for u in uses):
+            return None
+        for use in uses:
+            span = [use["first"], use["last"]]
+            if (use["kind"] is not None or not use["first"] <= line <= use["last"]) and span not in spans:
+                spans.append(span)
+    return spans
+
+
+def flagged_names(result) -> list:
+    """The names the flagged optimizers and Keras models are bound to (attribution.py's `names`): a run
+    whose optimizer or model has one of them is never cut short, wherever it is."""
+    from elbolint.dynamic.attribution import KERAS_MODEL, OPTIMIZER, Attribution
+    from elbolint.dynamic.report import _virtual_line
+
+    attribution = Attribution(result.source.text)
+    names: set = set()
+    for d in result.diagnostics:
+        line = _virtual_line(result, d)
+        if d.code in OPTIMIZER + KERAS_MODEL and line is not None:
+            names |= attribution.names(d.code, line, d.message)
+    return sorted(names)
+
+
 def _is_notebook(result) -> bool:
     return getattr(result, "notebook", None) is not None
 
@@ -57,6 +107,8 @@ def _job(result, index: int, options, scratch) -> dict:
     directory (never next to the user's files; named so it cannot shadow a package); the notebook's
     directory goes on `sys.path` as the kernel's working directory would be, for its local imports."""
     job = {"path": str(result.path), "settings": options.to_json(), "keras": keras_flavour(result.source.text)}
+    job["settings"]["flagged_spans"] = flagged_spans(result)
+    job["settings"]["flagged_names"] = flagged_names(result) if job["settings"]["flagged_spans"] else []
     if _is_notebook(result):
         module = os.path.join(scratch, f"elbolint_notebook_{index}.py")
         with open(module, "w", encoding="utf-8") as handle:

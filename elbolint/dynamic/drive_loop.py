@@ -35,7 +35,10 @@ def install(context) -> None:
         if context.claimed is None:
             context.claimed = NAME
 
-    loop = LoopRecorder(context.path, context.budget, context.Stop, on_first_step=claim)
+    loop = LoopRecorder(context.path, context.budget, context.Stop, on_first_step=claim,
+                        flagged=context.settings.get("flagged_spans"),
+                        timeout=float(context.settings.get("timeout", 60.0)),
+                        flagged_names=context.settings.get("flagged_names"))
     loop.install()
     context.store[NAME] = loop
     context.before_run(loop.arm)
@@ -44,10 +47,12 @@ def install(context) -> None:
 
 def saw_no_vi(context) -> bool:
     """This driver claimed the run for steps with no VI loss in them (a maximum-likelihood loop, a
-    point-estimate Keras model trained before the variational fit): a VI fit may take the run over
-    (drive_fit.py, drive_keras.py), and this driver's record is then dropped."""
+    point-estimate Keras model trained before the variational fit), or for a brief run no finding
+    points at (loop.py, BRIEF): a VI fit may take the run over (drive_fit.py, drive_keras.py), and this
+    driver's record is then dropped."""
     loop = context.store.get(NAME)
-    return context.claimed == NAME and loop is not None and not getattr(loop, "first", None)
+    return context.claimed == NAME and loop is not None and (not getattr(loop, "first", None)
+                                                              or getattr(loop, "brief", False))
 
 
 def run(context) -> Optional[dict]:
@@ -79,6 +84,8 @@ def finish(context, loop, stopped_by: Optional[str] = None) -> dict:
     if first.get("stack"):  # the monte_carlo_variational_loss call is part of the loop
         site["stack"] = sorted(set(site.get("stack") or []) | set(first["stack"]))
     trace["site"] = site
+    if getattr(loop, "cut", None):  # the brief runs cut short before this one (loop.py, BRIEF)
+        trace["cut_short"] = list(loop.cut)
     if stopped_by:
         trace["stopped_by"] = stopped_by
     target = first.get("target")

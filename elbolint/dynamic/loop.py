@@ -16,6 +16,14 @@ such loop goes through:
   zero gradients per variable, positive-parameter minima before the update). After the budget, or two
   NaN losses in a row, the script is stopped with the drivers' `Stop`.
 
+A run that no static finding points at (issue 16: its site's lines are in none of the `flagged` spans
+the parent sends, see `flagged_spans` in __init__.py) is *brief*: a Keras baseline's `fit`, a MAP
+`tfp.math.minimize` loop, a loop of another optimizer. It is recorded for `BRIEF` steps only and then
+cut short without ending the script: a Keras `fit` stops after that batch (`model.stop_training`), any
+other loop goes on untouched (its steps are no longer recorded) until it ends, at most `PASS_SHARE` of
+the per-file timeout in all, else the script is stopped as before. The next run starts a fresh record,
+so every flagged run gets the whole budget.
+
 Recording needs concrete values, so while armed `tf.function`s run eagerly
 (`tf.config.run_functions_eagerly`); every fit of elbolint's own disarms first. Nothing is restored: the
 forked child exits after the run.
@@ -31,15 +39,35 @@ from typing import Any, Callable, Optional
 
 from elbolint.dynamic.failures import user_frame
 
+#: Steps recorded of a run no finding points at, before it is cut short.
+BRIEF = 10
+#: Share of the per-file timeout the cut-short runs may go on untouched, in all.
+PASS_SHARE = 0.25
+
 
 class LoopRecorder:
     def __init__(self, path: str, budget: int, stop: Callable[[], BaseException],
-                 on_first_step: Optional[Callable[[], None]] = None):
+                 on_first_step: Optional[Callable[[], None]] = None, flagged: Optional[list] = None,
+                 timeout: float = 60.0, flagged_names: Optional[list] = None):
         self.path = path
         self.on_first_step = on_first_step
         self.budget = budget
         self.stop = stop
         self.armed = False
+        self.flagged = flagged  # [first, last] spans of the flagged training calls; None: every run is
+        self.flagged_names = flagged_names or []  # names bound to the flagged optimizers and models
+        self.timeout = timeout
+        self.cut: list[dict] = []  # the sites of the brief runs cut short before this one
+        self.passed = 0.0  # seconds the cut-short runs went on untouched, in all
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """A new run's record (the previous run was brief and cut short)."""
+        self.brief = False  # no finding points at this run: BRIEF steps, then cut short
+        self.passing = False  # the brief run was cut short: its further steps run untouched
+        self._key = None  # what tells this run's steps from the next run's
+        self._keras_model = None
+        self._pass_started = 0.0
         self.first: Optional[dict] = None  # the first monte_carlo_variational_loss call
         self.variables: list = []  # every variable seen in apply_gradients, in order of first sight
         self.loss: list[float] = []
@@ -103,6 +131,11 @@ class LoopRecorder:
 
             if not recorder.armed or recorder._depth or not tf.executing_eagerly():
                 return original(optimizer, grads_and_vars, *args, **kwargs)
+            if recorder.passing:
+                if recorder._same_run():
+                    recorder._pass_on()
+                    return original(optimizer, grads_and_vars, *args, **kwargs)
+                recorder._next_run()
             pairs = list(grads_and_vars)
             if recorder.steps == 0:
                 recorder._note_site(optimizer)
@@ -112,6 +145,9 @@ class LoopRecorder:
                 result = original(optimizer, pairs, *args, **kwargs)
             finally:
                 recorder._depth -= 1
+            if recorder.brief and (recorder.steps >= BRIEF or recorder._nan_twice()):
+                recorder._cut_short()
+                return result
             if recorder.steps >= recorder.budget or recorder._nan_twice():
                 recorder.armed = False
                 raise recorder.stop()
@@ -160,12 +196,80 @@ class LoopRecorder:
             model = keras_fit.f_locals.get("self") if keras_fit is not None else None
             if model is not None:
                 self.site = site(self.path, "keras", optimizer=optimizer, model=model)
+                self._keras_model = model
             elif on_stack("tensorflow_probability/python/math", "minimize") is not None:
                 self.site = site(self.path, "minimize", optimizer=optimizer)
             else:
                 self.site = site(self.path, "loop", optimizer=optimizer)
         except Exception:
             self.site = {"kind": "loop"}
+        try:
+            self._key = self._run_key()
+            self.brief = self._is_brief()
+        except Exception:
+            self._key, self.brief = ("loop", ()), False
+
+    # ---------------------------------------------------------- brief runs
+    def _run_key(self):
+        """The run a step belongs to: the Keras model being fitted, the `tfp.math.minimize` call, or
+        the user's lines on the stack (a hand-written loop)."""
+        from elbolint.dynamic.sites import on_stack, user_frames
+
+        keras_fit = on_stack("keras", "fit", "fit_generator", "train_on_batch")
+        model = keras_fit.f_locals.get("self") if keras_fit is not None else None
+        if model is not None:
+            return ("keras", model)
+        minimize = on_stack("tensorflow_probability/python/math", "minimize")
+        if minimize is not None:
+            return ("minimize", minimize)
+        return ("loop", tuple(sorted({f.f_lineno for f in user_frames(self.path)})))
+
+    def _same_run(self) -> bool:
+        try:
+            key = self._run_key()
+        except Exception:
+            return True
+        return key[0] == self._key[0] and key[1] is self._key[1] if key[0] != "loop" else key == self._key
+
+    def _cut_short(self) -> None:
+        self.passing = True
+        self._pass_started = time.monotonic()
+        self.site["brief"] = self.steps
+        if self._keras_model is not None:
+            try:
+                self._keras_model.stop_training = True  # Keras stops after this batch, fit returns
+            except Exception:
+                pass
+
+    def _pass_on(self) -> None:
+        """A step of a run cut short: untouched, unless the cut-short runs have taken too long."""
+        if self._keras_model is not None and not getattr(self._keras_model, "stop_training", True):
+            self._keras_model.stop_training = True  # the same model fitted again
+        if self.passed + time.monotonic() - self._pass_started > PASS_SHARE * self.timeout:
+            self.site["brief_timeout"] = True  # the script is stopped while this run goes on
+            self.armed = False
+            raise self.stop()
+
+    def _next_run(self) -> None:
+        """A run after a brief one: a fresh record (the brief run's is dropped, its site kept)."""
+        self.passed += time.monotonic() - self._pass_started
+        self.cut.append(dict(self.site))
+        cut, passed, armed = self.cut, self.passed, self.armed
+        self.__init__(self.path, self.budget, self.stop, self.on_first_step, self.flagged, self.timeout,
+                      self.flagged_names)
+        self.cut, self.passed, self.armed = cut, passed, armed
+
+    def _is_brief(self) -> bool:
+        if self.flagged is None:
+            return False
+        lines = set(self.site.get("stack") or []) | {self.site.get("line"), self.site.get("compile_line")}
+        lines.discard(None)
+        if not lines:
+            return False  # nowhere in the user's file: cannot be told
+        bound = set(self.site.get("optimizer_names") or []) | set(self.site.get("model_names") or [])
+        if bound & set(self.flagged_names):
+            return False  # a flagged optimizer or model, used where the source does not show it
+        return not any(first <= at <= last for first, last in self.flagged for at in lines)
 
     def _on_step(self, pairs: list) -> None:
         import numpy as np

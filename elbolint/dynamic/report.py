@@ -114,6 +114,13 @@ def _spent(part: dict, name: str) -> str:
     steps = len(fit.get("loss") or [])
     budget = part.get("budget")
     unit = "batches" if part.get("source") == "keras" else "steps"
+    brief = (part.get("site") or {}).get("brief")
+    if brief:  # a run no finding points at, cut short (loop.py, BRIEF): the script ended after it
+        if (part.get("site") or {}).get("brief_timeout"):
+            return (f"the run recorded was {name}, cut short after {brief} {unit} (no finding points at it); "
+                    "it went on unrecorded past its share of the time budget and the script was stopped")
+        return (f"the run recorded was {name}, cut short after {brief} {unit} (no finding points at it); "
+                "the script ended before any other run")
     if budget and steps >= budget:
         return f"the budget ({budget} {unit}) was spent on {name}"
     if steps:
