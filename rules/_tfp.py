@@ -214,6 +214,14 @@ TF1_OPTIMIZERS = frozenset(
     )
 ) | names_in(f"{TF}.contrib.opt", "AdamWOptimizer", "NadamOptimizer", "LazyAdamOptimizer")
 
+#: TF1 graph-mode code: a Session, a placeholder, eager execution switched off. There an optimizer's
+#: `minimize(loss)` trains every trainable variable of the graph, wherever it was created.
+GRAPH_MODE = frozenset(
+    f"{prefix}.{name}" for prefix in (TF, f"{TF}.compat.v1", f"{TF}.compat.v1.compat.v1")
+    for name in ("Session", "InteractiveSession", "placeholder", "disable_eager_execution", "disable_v2_behavior")
+)
+
+
 #: Every optimizer construction OptimizerRoles follows (Keras 2/3 and TF1).
 ANY_OPTIMIZER = OPTIMIZERS | TF1_OPTIMIZERS
 

@@ -12,7 +12,7 @@ from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFP, TFP_VI
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
-    VARIABLE, VI_FUNCTIONS, distribution_arguments, distribution_name, is_keras_weight, is_non_trainable,
+    GRAPH_MODE, VARIABLE, VI_FUNCTIONS, distribution_arguments, distribution_name, is_keras_weight, is_non_trainable,
 )
 
 #: Element-wise maps people apply to an unconstrained variable to make a parameter positive.
@@ -21,11 +21,6 @@ _TRANSFORMS = frozenset({
     f"{TF}.math.square", f"{TF}.abs", f"{TF}.math.abs",
 })
 _TAPE = frozenset({f"{TF}.GradientTape"})
-#: Calls that only graph-mode TF1 code makes: there, a transform is re-run by every `session.run`.
-_GRAPH_MODE = frozenset(
-    f"{prefix}.{name}" for prefix in (TF, f"{TF}.compat.v1", f"{TF}.compat.v1.compat.v1")
-    for name in ("Session", "InteractiveSession", "placeholder", "disable_eager_execution", "disable_v2_behavior")
-)
 _SURROGATE_TAKERS = frozenset({f"{TFP_VI}.fit_surrogate_posterior", f"{TFP_VI}.monte_carlo_variational_loss"})
 _FIT = frozenset({f"{TFP_VI}.fit_surrogate_posterior"})
 _MINIMIZE = frozenset({"tensorflow_probability.math.minimize"})
@@ -295,7 +290,7 @@ class EagerParameterTransform(Rule):
     # ------------------------------------------------------------------ checks
     def visit_Call(self, node: cst.Call) -> None:
         names = self.call_names(node)
-        if not names.isdisjoint(_GRAPH_MODE):
+        if not names.isdisjoint(GRAPH_MODE):
             self._graph_mode = True
         training_call = not names.isdisjoint(VI_FUNCTIONS | _MINIMIZE) or (
             isinstance(node.func, cst.Attribute) and node.func.attr.value in ("minimize", "apply_gradients")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import PurePath
 from typing import Optional
 
 import libcst as cst
+
+from elbolint.analyses.test_code import in_test_code, is_test_path
 
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFD, TFP, names_in
@@ -47,8 +48,6 @@ _TAPES = frozenset({"tensorflow.GradientTape", "tensorflow.compat.v1.GradientTap
 _PARTIAL = frozenset({"functools.partial"})
 #: A name a log-density is assigned to when it is an objective (`loss = -model.log_prob(...)`).
 _OBJECTIVE_NAME = re.compile(r"loss|elbo|objective|nll|neg_?log|log_?joint|log_?posterior|target", re.IGNORECASE)
-_TEST_FILE = re.compile(r"(^test_.*|.*_tests?|^conftest)\.py$")
-_TEST_FOLDER = "tests"
 
 
 @dataclass
@@ -175,7 +174,7 @@ class MissingIndependent(Rule):
         self._assertions: list[cst.CSTNode] = []
         self._tapes: list[cst.With] = []
         self._module: Optional[cst.Module] = None
-        self._test_file = _is_test_path(getattr(context, "path", None))
+        self._test_file = is_test_path(getattr(context, "path", None))
 
     # ------------------------------------------------------------ traversal
     def visit_Module(self, node: cst.Module) -> None:
@@ -311,14 +310,7 @@ class MissingIndependent(Rule):
 
     # ------------------------------------------------- where a scalar is expected
     def _in_test(self) -> bool:
-        if self._test_file:
-            return True
-        for node in self._stack:
-            if isinstance(node, cst.FunctionDef) and node.name.value.startswith("test"):
-                return True
-            if isinstance(node, cst.ClassDef) and _is_test_class(node):
-                return True
-        return False
+        return self._test_file or in_test_code(self._stack)
 
     def _scores(self) -> bool:
         """Whether a log-density computed here may be a loss or a score (not in test code, not
@@ -655,30 +647,6 @@ def _parameter_names(params: cst.Parameters) -> list[str]:
     if params.star_kwarg is not None:
         names.append(params.star_kwarg.name.value)
     return names
-
-
-def _is_test_path(path) -> bool:
-    """A test module: `test_*.py`, `*_test.py`, `*_tests.py`, `conftest.py`, or within three levels
-    under a `tests/` folder (not any folder of an absolute path: a checkout may live in one)."""
-    if path is None:
-        return False
-    try:
-        pure = PurePath(str(path))
-    except TypeError:
-        return False
-    return bool(_TEST_FILE.match(pure.name)) or _TEST_FOLDER in pure.parts[-4:-1]
-
-
-def _is_test_class(node: cst.ClassDef) -> bool:
-    name = node.name.value
-    if name.startswith("Test") or name.endswith(("Test", "Tests", "TestCase")):
-        return True
-    for base in node.bases:
-        value = base.value
-        last = value.attr if isinstance(value, cst.Attribute) else value
-        if isinstance(last, cst.Name) and last.value.endswith("TestCase"):
-            return True
-    return False
 
 
 def _name_counts(module: cst.Module, names: set[str]) -> dict[str, int]:

@@ -34,8 +34,7 @@ In TF1 graph-mode code (a `Session`, `placeholder`, `disable_eager_execution`) t
 anywhere, every raw variable is at risk: `optimizer.minimize(loss)` trains every trainable variable
 of the graph, wherever it was created.
 
-Test code is a test module (`test_*.py`, `*_test.py`, a `tests/` folder), a test class (`*Test`,
-`Test*`, a `TestCase` base) or a `test*` def: what it builds is trained only where its own def
+Test code (elbolint/analyses/test_code.py: a test module, a test class or a `test*` def): what it builds is trained only where its own def
 (or class) trains. Anything this analysis did not see (an anchor it has no record of) is at risk:
 the benefit of the doubt goes to the finding.
 """
@@ -49,9 +48,10 @@ from typing import Optional
 import libcst as cst
 
 from elbolint.analyses.optimizer_roles import OptimizerRoles
+from elbolint.analyses.test_code import in_test_code, is_test_path
 from elbolint.analysis import FileAnalysis
 from elbolint.resolver import dotted_name
-from elbolint.rules._tfp import ANY_OPTIMIZER, VI_FUNCTIONS
+from elbolint.rules._tfp import ANY_OPTIMIZER, GRAPH_MODE, VI_FUNCTIONS
 
 _MINIMIZERS = frozenset({"tensorflow_probability.math.minimize", "tensorflow_probability.math.minimize_stateless"})
 #: Methods that train whatever they are called on (Keras, TF1 and TF2 optimizers, manual updates).
@@ -62,13 +62,6 @@ _TRAINING_METHODS = frozenset({
 _LIBRARIES = ("tensorflow", "tensorflow_probability", "numpy", "scipy", "keras", "matplotlib", "seaborn",
               "pandas", "math", "functools", "itertools", "absl", "collections")
 _BUILTINS = frozenset(dir(builtins))
-#: TF1 graph mode: an optimizer's `minimize(loss)` trains every trainable variable of the graph,
-#: wherever it was created (a variable made inside a function that returns a loss is trained too).
-_GRAPH_MODE = frozenset(
-    f"{prefix}.{name}"
-    for prefix in ("tensorflow", "tensorflow.compat.v1", "tensorflow.compat.v1.compat.v1")
-    for name in ("Session", "InteractiveSession", "placeholder", "disable_eager_execution", "disable_v2_behavior")
-)
 #: Methods of a GradientTape (and of containers) that read their arguments and keep none.
 _READING_METHODS = frozenset({"gradient", "watch", "jacobian", "batch_jacobian", "numpy", "format", "join"})
 #: Methods that put their argument into the object they are called on (`params.append(q)`).
@@ -88,8 +81,8 @@ class Training(FileAnalysis):
         self._where: dict[int, tuple[tuple, Optional[cst.CSTNode]]] = {}  # id(call) -> (owners, statement)
         self._known_callee: dict[int, bool] = {}  # id(call) -> keeps nothing it is given
         self.sites: list[tuple[str, cst.Call, tuple]] = []  # (kind, call, owners)
-        self._test_file = _is_test_path(path)
-        self.graph_mode = False  # TF1 graph-mode code (see _GRAPH_MODE)
+        self._test_file = is_test_path(path)
+        self.graph_mode = False  # TF1 graph-mode code (see GRAPH_MODE in rules/_tfp.py)
         self._notebook = path is not None and path.suffix == ".ipynb"
 
     # ------------------------------------------------------------ traversal
@@ -131,7 +124,7 @@ class Training(FileAnalysis):
         owners = tuple(self._owners)
         self._where[id(node)] = (owners, self._statements[-1] if self._statements else None)
         names = self.resolver.call_names(node)
-        if not names.isdisjoint(_GRAPH_MODE):
+        if not names.isdisjoint(GRAPH_MODE):
             self.graph_mode = True
         kind = self._training_kind(node, names)
         if kind is not None:
@@ -201,7 +194,7 @@ class Training(FileAnalysis):
         scope = _training_scope(owners)
         if any(scope in site_owners for _, _, site_owners in self.sites):
             return True
-        if self._test_file or _in_test_code(owners):
+        if self._test_file or in_test_code(owners):
             return False
         if isinstance(argument, cst.Attribute):
             return True  # `self.scale`: stored on an object
@@ -326,26 +319,6 @@ def _training_scope(owners: tuple) -> cst.CSTNode:
                 return owners[index - 1]
             return owner
     return owners[0]
-
-
-def _is_test_path(path: Optional[Path]) -> bool:
-    if path is None:
-        return False
-    name = path.name
-    return (name.startswith("test_") or name.endswith(("_test.py", "_tests.py")) or name in ("conftest.py", "tests.py")
-            or any(part in ("tests", "test") for part in path.parts[:-1]))
-
-
-def _in_test_code(owners: tuple) -> bool:
-    for owner in owners:
-        if isinstance(owner, cst.ClassDef):
-            name = owner.name.value
-            if name.endswith(("Test", "Tests", "TestCase")) or name.startswith("Test") or any(
-                    "TestCase" in (dotted_name(base.value) or "") for base in owner.bases):
-                return True
-        elif isinstance(owner, cst.FunctionDef) and owner.name.value.startswith("test"):
-            return True
-    return False
 
 
 def _statements_in(node: cst.CSTNode):

@@ -19,7 +19,6 @@ import atexit
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -151,16 +150,9 @@ def remove_workdirs(worker: int) -> None:
     could not clean up itself, and nothing may be left behind once elbolint has exited (issue 16).
     The directories carry the worker's pid in their name (sandbox._WORKDIR_PREFIX); the worker runs
     with elbolint's environment, so its temporary directory is elbolint's."""
-    from elbolint.dynamic.sandbox import _WORKDIR_PREFIX
+    from elbolint.dynamic.sandbox import remove_workdirs
 
-    base = tempfile.gettempdir()
-    try:
-        entries = os.listdir(base)
-    except OSError:
-        return
-    for entry in entries:
-        if entry.startswith(f"{_WORKDIR_PREFIX}{worker}-"):
-            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+    remove_workdirs(lambda owner: owner == worker)
 
 
 def _signal_group(pid: int, number: int) -> None:

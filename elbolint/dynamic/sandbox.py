@@ -338,6 +338,12 @@ def _remove_orphaned_workdirs() -> None:
     if _swept:
         return
     _swept = True
+    remove_workdirs(lambda owner: not _exists(owner))
+
+
+def remove_workdirs(of_owner) -> None:
+    """Remove the model working directories (in the temporary directory, named with their worker's
+    pid) whose worker `of_owner(pid)` says to remove."""
     base = tempfile.gettempdir()
     try:
         entries = os.listdir(base)
@@ -345,7 +351,7 @@ def _remove_orphaned_workdirs() -> None:
         return
     for entry in entries:
         owner = entry[len(_WORKDIR_PREFIX):].split("-")[0]
-        if entry.startswith(_WORKDIR_PREFIX) and owner.isdigit() and not _exists(int(owner)):
+        if entry.startswith(_WORKDIR_PREFIX) and owner.isdigit() and of_owner(int(owner)):
             shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
 
 
