@@ -34,11 +34,15 @@ def concise_output(tmp_path) -> list[str]:
 
 
 def test_vscode_problem_matcher_matches_every_line(tmp_path):
+    """The `.py` matcher (the last one; the first is for notebook cells, see
+    test_notebook_positions.py) reads every line of a `.py` file's output, and the notebook one none."""
     task = json.loads(readme_block("json", "problemMatcher"))["tasks"][0]
-    pattern = task["problemMatcher"]["pattern"]
+    notebook_matcher, python_matcher = task["problemMatcher"]
+    pattern = python_matcher["pattern"]
     lines = concise_output(tmp_path)
     assert len(lines) == 2
     for line in lines:
+        assert not re.match(notebook_matcher["pattern"]["regexp"], line)
         match = re.match(pattern["regexp"], line)
         assert match, line
         assert match.group(pattern["file"]) == "pkg/model.py"

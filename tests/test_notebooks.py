@@ -139,10 +139,14 @@ def test_text_and_json_output_through_the_cli(tmp_path):
     assert row["fix"]["edits"][0]["location"] == {"row": 1, "column": 20}
     sarif = json.loads(invoke(["--output-format", "sarif", "model.ipynb"], tmp_path).stdout)
     [sarif_result] = sarif["runs"][0]["results"]
-    assert sarif_result["message"]["text"].endswith("(cell 3)")
-    assert sarif_result["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    # SARIF and GitHub point into the JSON (the line holding the cell's code; tests/test_notebook_positions.py)
+    assert sarif_result["message"]["text"].endswith("(cell 3, line 1, column 20)")
+    assert sarif_result["locations"][0]["logicalLocations"][0]["name"] == "cell 3"
+    json_line = (tmp_path / "model.ipynb").read_text().split("\n")[
+        sarif_result["locations"][0]["physicalLocation"]["region"]["startLine"] - 1]
+    assert "tf.Variable(1.)" in json_line
     github = invoke(["--output-format", "github", "model.ipynb"], tmp_path).stdout
-    assert ",line=1,col=20," in github and github.rstrip().endswith("(cell 3)")
+    assert github.rstrip().endswith("(cell 3, line 1, column 20)")
 
 
 def test_directories_include_notebooks_but_not_checkpoints_or_ignored_ones(tmp_path):

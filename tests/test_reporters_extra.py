@@ -170,10 +170,12 @@ def test_gitlab_has_the_required_fields_and_unique_fingerprints(tree):
     jsonschema.validate(issues, GITLAB_SCHEMA)
     assert len({i["fingerprint"] for i in issues}) == len(issues) == len(rows)
     severity = {"error": "major", "warning": "minor"}
+    # (a notebook's lines are those of its JSON: tests/test_notebook_positions.py)
     assert [(i["check_name"], i["location"]["path"], i["location"]["lines"]["begin"],
-             i["location"]["positions"]["begin"]["column"], i["severity"]) for i in issues] == [
+             i["location"]["positions"]["begin"]["column"], i["severity"]) for i in issues
+            if not i["location"]["path"].endswith(".ipynb")] == [
         (r["code"], r["filename"], r["location"]["row"], r["location"]["column"], severity[r["severity"]])
-        for r in rows
+        for r in rows if r["cell"] is None
     ]
     assert {"minor", "major"} <= {i["severity"] for i in issues}
     assert "pkg/fit.py" in {i["location"]["path"] for i in issues}

@@ -20,9 +20,15 @@ def display_path(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
+def cell_position(d: Diagnostic) -> str:
+    """Where a notebook finding is, in the words of a notebook's reader: `cell 3, line 1, column 20`."""
+    return f"cell {d.cell}, line {d.start.line}, column {d.start.column}"
+
+
 def with_cell(d: Diagnostic) -> str:
-    """The message, plus "(cell N)" for formats that have no place for a notebook cell."""
-    return d.message if d.cell is None else f"{d.message} (cell {d.cell})"
+    """The message, plus "(cell N, line L, column C)" for formats that have no place for a notebook
+    cell (their line and column are in the notebook's JSON text, or missing)."""
+    return d.message if d.cell is None else f"{d.message} ({cell_position(d)})"
 
 
 #: The repository's address; each code has a generated page under docs/rules/ (elbolint/docs.py).

@@ -12,6 +12,11 @@ elbolint hashes the path, the code, the message and the stripped text of the fin
 (not its number), and a finding identical in all four to an earlier one of the same report adds its
 rank among them. When the file cannot be read back, the line's text is left out. Paths are relative
 to the working directory: run it from the repository root, as GitLab expects.
+
+Notebooks: GitLab shows an issue on a line of the file as stored (the merge request diff, the
+`#L` link), so a notebook finding's `lines` and `positions` are those of the flagged code in the
+notebook's JSON (as for GitHub and SARIF), line 1 when that cannot be had; the description ends with
+the cell position `(cell 3, line 1, column 20)`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ def render(diagnostics: list[Diagnostic]) -> str:
         rank = seen.get(key, 0)
         seen[key] = rank + 1
         fingerprint = hashlib.sha256(f"{key}\0{rank}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        begin, end = (d.start.line, d.start.column), (d.end.line, d.end.column)
+        if d.cell is not None:
+            region = sources.json_region(d)
+            begin, end = ((1, 1), (1, 1)) if region is None else (region[:2], region[2:])
         issues.append(
             {
                 "check_name": d.code,
@@ -47,10 +56,10 @@ def render(diagnostics: list[Diagnostic]) -> str:
                 "fingerprint": fingerprint,
                 "location": {
                     "path": path,
-                    "lines": {"begin": d.start.line, "end": max(d.start.line, d.end.line)},
+                    "lines": {"begin": begin[0], "end": max(begin[0], end[0])},
                     "positions": {
-                        "begin": {"line": d.start.line, "column": d.start.column},
-                        "end": {"line": d.end.line, "column": d.end.column},
+                        "begin": {"line": begin[0], "column": begin[1]},
+                        "end": {"line": end[0], "column": end[1]},
                     },
                 },
             }

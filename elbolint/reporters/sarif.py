@@ -1,5 +1,14 @@
-"""SARIF 2.1.0, the format GitHub code scanning and many IDEs import. A notebook finding's region is
-relative to its cell; the cell number is in the message.
+"""SARIF 2.1.0, the format GitHub code scanning and many IDEs import.
+
+Notebooks: a viewer shows a result's `physicalLocation.region` on the artifact as stored, and a
+`.ipynb` is stored as JSON, so a notebook finding's region is the flagged code's place in that JSON
+(inside the cell's `source` strings; see notebook.JsonCells), and the cell is the location's
+`logicalLocations` entry (`name` "cell 3", `fullyQualifiedName` "model.ipynb:cell 3", `decoratedName`
+the JSON Pointer "/cells/2", `kind` "object": a cell is an object of the notebook's JSON). The
+location's `message` reads "cell 3, line 1, column 20" and its `properties` carry `cell` and
+`cellRegion` (the region in cell coordinates, as the text and JSON formats give it). When the JSON
+position cannot be had (stdin, a file changed since), the region is line 1, ruff's fallback for
+every notebook finding. Fixes are not offered for notebooks (their edits are in cell coordinates).
 
 For code scanning: each rule carries its documentation as `help` (text and Markdown, the same as
 `elbolint rule CODE`); paths are relative to `%SRCROOT%` (the working directory, given in
@@ -15,7 +24,7 @@ from pathlib import Path
 
 from elbolint import __version__
 from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.reporters import rule_url, with_cell
+from elbolint.reporters import cell_position, display_path, rule_url, with_cell
 from elbolint.reporters.source_lines import SourceLines
 
 
@@ -83,6 +92,31 @@ def _fixes(d: Diagnostic, artifact: dict) -> list[dict]:
              "artifactChanges": [{"artifactLocation": artifact, "replacements": replacements}]}]
 
 
+def _region(start_line: int, start_column: int, end_line: int, end_column: int) -> dict:
+    return {"startLine": start_line, "startColumn": start_column, "endLine": end_line, "endColumn": end_column}
+
+
+def _location(d: Diagnostic, artifact: dict, sources: SourceLines) -> dict:
+    cell_region = _region(d.start.line, d.start.column, d.end.line, d.end.column)
+    if d.cell is None:
+        return {"physicalLocation": {"artifactLocation": artifact, "region": cell_region}}
+    in_json = sources.json_region(d)
+    return {
+        "physicalLocation": {
+            "artifactLocation": artifact,
+            "region": {"startLine": 1} if in_json is None else _region(*in_json),
+        },
+        "logicalLocations": [{
+            "name": f"cell {d.cell}",
+            "fullyQualifiedName": f"{Path(display_path(d.path)).as_posix()}:cell {d.cell}",
+            "decoratedName": f"/cells/{d.cell - 1}",
+            "kind": "object",
+        }],
+        "message": {"text": cell_position(d)},
+        "properties": {"cell": d.cell, "cellRegion": cell_region},
+    }
+
+
 def render(diagnostics: list[Diagnostic]) -> str:
     results = []
     sources = SourceLines()
@@ -93,19 +127,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
             "ruleId": d.code,
             "level": _level(d.severity),
             "message": {"text": f"[{d.name}] {with_cell(d)}"},
-            "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": artifact,
-                        "region": {
-                            "startLine": d.start.line,
-                            "startColumn": d.start.column,
-                            "endLine": d.end.line,
-                            "endColumn": d.end.column,
-                        },
-                    }
-                }
-            ],
+            "locations": [_location(d, artifact, sources)],
         }
         result["partialFingerprints"] = {"elbolintLine/v1": _fingerprint(d, sources, seen)}
         fixes = _fixes(d, artifact)

@@ -7,6 +7,9 @@ raises: a file that is gone, unreadable, undecodable or changed so that the find
 with `cell` set is relative to that cell, so the lines are the cell's own source. Stdin (`-`, or
 `--stdin-filename` naming a file) is read from disk, which may differ from what was linted: a line
 shorter than the finding's start column gives None rather than a wrong caret.
+
+`json_region` gives a notebook finding's place in the `.ipynb` file itself (the JSON lines that hold
+the flagged code), for the formats whose consumers draw on the file as stored (GitHub, SARIF, GitLab).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class SourceLines:
     def __init__(self) -> None:
         self._files: dict[Path, Optional[list[str]]] = {}
         self._notebooks: dict[Path, Optional[list]] = {}
+        self._json: dict[Path, Optional[object]] = {}
 
     def lines(self, d: Diagnostic) -> Optional[list[str]]:
         """The lines `d`'s positions refer to (a notebook cell's for a notebook finding), or None."""
@@ -53,6 +57,31 @@ class SourceLines:
         if d.start.column - 1 > len(lines[first - 1]):
             return None
         return lines[first - 1:last]
+
+    def json_region(self, d: Diagnostic) -> Optional[tuple[int, int, int, int]]:
+        """(start line, start column, end line, end column) of a notebook finding in the notebook's
+        JSON text, or None (not a notebook finding, stdin, the file is gone or changed since)."""
+        if d.cell is None or self.span(d) is None:
+            return None
+        if d.path not in self._json:
+            from elbolint.notebook import JsonCells
+
+            text = _read_text(d.path)
+            try:
+                self._json[d.path] = None if text is None else JsonCells.parse(text)
+            except (ValueError, RecursionError, MemoryError):
+                self._json[d.path] = None
+        cells = self._json[d.path]
+        if cells is None:
+            return None
+        start = cells.position(d.cell - 1, d.start.line, d.start.column)
+        end = cells.position(d.cell - 1, d.end.line, d.end.column, end=True) \
+            if (d.end.line, d.end.column) >= (d.start.line, d.start.column) else None
+        if start is None:
+            return None
+        if end is None or end < start:
+            end = start
+        return (*start, *end)
 
     def _cells(self, path: Path) -> Optional[list]:
         if path not in self._notebooks:
