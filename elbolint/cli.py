@@ -12,7 +12,7 @@ from typing import Optional
 import click
 
 from elbolint import __version__
-from elbolint.config import Config, ConfigError, find_config_file, load_config, validate_codes
+from elbolint.config import Config, ConfigError, did_you_mean, find_config_file, load_config, validate_codes
 from elbolint.diagnostics import Diagnostic, Severity
 from elbolint.linter import FileResult
 from elbolint.registry import all_rules
@@ -29,6 +29,11 @@ class DefaultGroup(click.Group):
         kwargs.pop("standalone_mode", None)
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
+        except click.NoSuchOption as error:
+            # click lists up to three close options alphabetically (`--selct`: "--extend-select,
+            # --help, --select"); name the nearest one, as ruff does
+            suggestion = did_you_mean(error.option_name, error.possibilities or [])
+            _fail(f"No such option {error.option_name!r}{suggestion}")
         except click.UsageError as error:
             _fail(error.format_message())
         except click.ClickException as error:
@@ -48,6 +53,11 @@ class DefaultGroup(click.Group):
                 rewritten.append(arg)
         args = rewritten
         if not args or args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            first = args[0] if args else "-"
+            if not first.startswith("-") and not Path(first).exists():
+                suggestion = did_you_mean(first, self.commands, lambda name: f"`elbolint {name}`")
+                if suggestion:  # `elbolint rul ELB001`: a typo of a command, not a missing file
+                    _fail(f"{first!r} is neither a file nor a command{suggestion}")
             args = ["check", *args]
         return super().parse_args(ctx, args)
 
@@ -102,6 +112,14 @@ def _codes(value: Optional[str]) -> list[str]:
     return [c.strip() for c in value.split(",") if c.strip()] if value else []
 
 
+class _Choice(click.Choice):
+    """click.Choice that names the nearest choice: `--output-format jsn` -> did you mean `json`?"""
+
+    def get_invalid_choice_message(self, value, ctx) -> str:
+        return super().get_invalid_choice_message(value, ctx) + did_you_mean(str(value), self.choices).replace(
+            "; did", " Did", 1)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--select", help="Comma-separated codes or prefixes to enable (replaces the config's).")
@@ -114,7 +132,7 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("--no-respect-gitignore", is_flag=True, help="Lint files that .gitignore ignores.")
 @click.option("--force-exclude", is_flag=True,
               help="Apply the excludes to files named on the command line too (use it in pre-commit hooks).")
-@click.option("--output-format", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--output-format", type=_Choice(FORMATS), default="text", show_default=True)
 @click.option("-o", "--output-file", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--fix", is_flag=True, help="Apply the available fixes (atomically) and report the rest.")
@@ -133,7 +151,7 @@ def _codes(value: Optional[str]) -> list[str]:
 @click.option("--show-settings", is_flag=True, help="Print the resolved configuration and where it came from, and exit.")
 @click.option("--dynamic", "dynamic", is_flag=True,
               help="Also run flagged models briefly in a sandbox to confirm findings (needs the [dynamic] extra: TensorFlow, TFP, tf-keras).")
-@click.option("--dynamic-scope", type=click.Choice(["flagged", "all"]), default="flagged",
+@click.option("--dynamic-scope", type=_Choice(["flagged", "all"]), default="flagged",
               help="`--dynamic=all` runs every file that builds a TFP surrogate or model.")
 @click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None, help="Steps per fit when the file states no num_steps (default 200); a fit's own num_steps is followed up to max(this, max-steps).")
 @click.option("--dynamic-timeout", type=click.FloatRange(1, 3600), default=None, help="Seconds per file (default 60).")
@@ -150,6 +168,12 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     try:
         use_stdin = stdin_filename is not None or list(paths) == [Path("-")]
         config = _load(config_path, paths, stdin_filename)
+        for option, value in (("--select", select), ("--extend-select", extend_select), ("--ignore", ignore),
+                              ("--unfixable", unfixable)):
+            try:
+                validate_codes(_codes(value))
+            except ConfigError as error:
+                raise ConfigError(f"{option}: {error}") from None
         if select is not None:
             config.select = _codes(select)
         config.extend_select += _codes(extend_select)
@@ -233,7 +257,7 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     diagnostics.sort(key=Diagnostic.sort_key)
 
     if statistics:
-        report = _statistics(diagnostics, as_json=output_format == "json")
+        report = _statistics(diagnostics, as_json=output_format == "json", unsafe_fixes=unsafe_fixes)
     else:
         report = get_reporter(output_format)(diagnostics)
     if output_file is not None:
@@ -304,22 +328,34 @@ def _wants_color(stream) -> bool:
     return _is_terminal(stream) and not os.environ.get("NO_COLOR")
 
 
-def _statistics(diagnostics: list[Diagnostic], as_json: bool = False) -> str:
-    """`--statistics`: count, code, fixable marker and name per code, most frequent first (ruff's
-    layout; with `--output-format json`, a JSON list of the same)."""
+def _statistics(diagnostics: list[Diagnostic], as_json: bool = False, unsafe_fixes: bool = False) -> str:
+    """`--statistics`: count, code, fix marker and name per code, most frequent first (ruff's layout;
+    with `--output-format json`, a JSON list of the same).
+
+    The marker says how many of the code's findings `--fix` would fix: `[*]` all of them, `[-]` some
+    (then `(N fixable)` follows the name, as it does for `[*]`), `[ ]` none. An unsafe fix counts only
+    with `--unsafe-fixes`, as in the summary's "N fixable" line, so the counts add up to it. JSON rows
+    carry `fixable_count`, and `fixable` (true when at least one is)."""
     import json
     from collections import Counter
 
     counts = Counter(d.code for d in diagnostics)
     names = {d.code: d.name for d in diagnostics}
-    fixable = {d.code for d in diagnostics if d.fix is not None and not d.fix.unsafe}
+    fixable = Counter(d.code for d in diagnostics if d.fix is not None and (unsafe_fixes or not d.fix.unsafe))
+    order = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     if as_json:
-        rows = [{"code": code, "name": names[code], "count": count, "fixable": code in fixable}
-                for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+        rows = [{"code": code, "name": names[code], "count": count, "fixable": fixable[code] > 0,
+                 "fixable_count": fixable[code]} for code, count in order]
         return json.dumps(rows, indent=2) + "\n"
     width = len(str(max(counts.values()))) if counts else 1
-    return "".join(f"{count:>{width}}\t{code}\t{'[*]' if code in fixable else '[ ]'} {names[code]}\n"
-                   for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+    lines = []
+    for code, count in order:
+        if fixable[code] == 0:
+            marker, suffix = "[ ]", ""
+        else:
+            marker, suffix = ("[*]" if fixable[code] == count else "[-]"), f" ({fixable[code]} fixable)"
+        lines.append(f"{count:>{width}}\t{code}\t{marker} {names[code]}{suffix}\n")
+    return "".join(lines)
 
 
 def _settings_text(config: Config, enabled: set[str]) -> str:
@@ -374,5 +410,7 @@ def rule(code, show_all, table):
         return
     text = explain(code)
     if text is None:
-        _fail(f"unknown rule {code!r} (see `elbolint rule --all`)")
+        from elbolint.config import _code_suggestion
+
+        _fail(f"unknown rule {code!r}{_code_suggestion(code)} (see `elbolint rule --all`)")
     click.echo(text, nl=False)

@@ -25,6 +25,7 @@ threshold = 1000.0
 from __future__ import annotations
 
 import fnmatch
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -61,6 +62,68 @@ TOP_LEVEL_KEYS = {
 
 class ConfigError(Exception):
     """A configuration or usage problem: reported in one line, exit code 2."""
+
+
+# ------------------------------------------------------------ guidance
+def did_you_mean(word: str, candidates, display=None) -> str:
+    """`; did you mean `X`?` for the nearest candidate (difflib's ratio >= 0.6), or "".
+    `display` maps a candidate to what to print (a code with its rule name)."""
+    from difflib import SequenceMatcher
+
+    def nearest(word: str, pool: list[str]) -> list[str]:
+        # difflib.get_close_matches breaks ties towards the larger string (ELB3 -> ELB103); the
+        # first of equals in sorted order reads better (ELB003)
+        scored = [(SequenceMatcher(None, word, c).ratio(), c) for c in pool]
+        best = max(scored, key=lambda item: item[0], default=(0.0, ""))
+        return [best[1]] if best[0] >= 0.6 else []
+
+    candidates = sorted(set(candidates))
+    close = nearest(word, candidates)
+    if not close:
+        lowered = {c.lower(): c for c in candidates}
+        close = [lowered[m] for m in nearest(word.lower(), sorted(lowered))]
+    if not close:
+        return ""
+    shown = display(close[0]) if display else f"`{close[0]}`"
+    return f"; did you mean {shown}?"
+
+
+def _code_suggestion(selector: str) -> str:
+    """The nearest rule code to a mistyped selector, matching rule names too (`unconstrained-scale`,
+    `unconstrained-scales` -> `ELB001`)."""
+    rules = {r.code: r.name for r in all_rules()} | {c.code: c.name for c in extra_codes()}
+    names = {name: code for code, name in rules.items()}
+    word = selector.strip()
+    numbered = re.fullmatch(r"([A-Za-z]+)0*([0-9]+)", word)  # ELB3, ELB0001: the same number, zero-padded
+    if numbered and f"{numbered[1].upper()}{int(numbered[2]):03d}" in rules:
+        code = f"{numbered[1].upper()}{int(numbered[2]):03d}"
+        return f"; did you mean `{code}` ({rules[code]})?"
+    if word.lower() in names:
+        code = names[word.lower()]
+        return f"; did you mean `{code}` ({word.lower()})?"
+    by_name = did_you_mean(word.lower(), names, lambda name: f"`{names[name]}` ({name})")
+    by_code = did_you_mean(word.upper(), [*rules, "ALL"],
+                           lambda code: f"`{code}` ({rules[code]})" if code in rules else f"`{code}`")
+    return by_code or by_name
+
+
+def unknown_key(key: str, rules_by_name: dict) -> str:
+    """What to say about an unknown key of [tool.elbolint]: the nearest key, a rule code used where
+    its name belongs, a rule option put at the top level, or else the known keys by kind."""
+    if key.upper() in {r.code for r in rules_by_name.values()}:
+        [rule] = [r for r in rules_by_name.values() if r.code == key.upper()]
+        return (f"unknown key {key!r}; a rule's options go under its name: did you mean "
+                f"`[tool.elbolint.{rule.name}]`?")
+    owners = sorted(name for name, rule in rules_by_name.items() if key in rule.options)
+    if owners:
+        sections = " or ".join(f"`[tool.elbolint.{name}]`" for name in owners)
+        return f"unknown key {key!r}; it is an option of a rule: put it under {sections}"
+    suggestion = did_you_mean(key, TOP_LEVEL_KEYS | set(rules_by_name))
+    if suggestion:
+        return f"unknown key {key!r}{suggestion}"
+    options = ", ".join(sorted(TOP_LEVEL_KEYS - {"dynamic"}))
+    sections = ", ".join(f"[tool.elbolint.{name}]" for name in sorted(rules_by_name) if rules_by_name[name].options)
+    return f"unknown key {key!r} (options: {options}; tables: [tool.elbolint.dynamic]; rule sections: {sections})"
 
 
 @dataclass
@@ -131,14 +194,16 @@ def _glob_matches(relative: str, pattern: str) -> bool:
 def _expand(selector: str, everything: set[str]) -> set[str]:
     """Codes matched by a code, a prefix ("ELB0") or "ALL". Opt-in rules match only by exact code
     or "ALL", so `select = ["ELB"]` means the default rules plus engine and dynamic codes."""
-    selector = selector.strip().upper()
+    original = selector.strip()
+    selector = original.upper()
     if selector == "ALL":
         return set(everything)
     if selector in everything:
         return {selector}
     matched = {code for code in everything if code.startswith(selector)}
     if not matched:
-        raise ConfigError(f"unknown rule code or prefix {selector!r} (see `elbolint rule --all`)")
+        raise ConfigError(f"unknown rule code or prefix {original!r}{_code_suggestion(original)} "
+                          "(see `elbolint rule --all`)")
     opt_in = {r.code for r in all_rules() if not r.default_enabled}
     return matched - opt_in
 
@@ -201,8 +266,7 @@ def parse_table(table: dict, path: Path) -> Config:
         if key in rules_by_name:
             config.rule_options[rules_by_name[key].code] = _rule_options(rules_by_name[key], value, where)
         elif key not in TOP_LEVEL_KEYS:
-            known = ", ".join(sorted(TOP_LEVEL_KEYS | set(rules_by_name)))
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
+            raise ConfigError(f"{where}: {unknown_key(key, rules_by_name)}")
     config.select = _string_list(table, "select", where)
     config.fixable = _string_list(table, "fixable", where) if "fixable" in table else ["ALL"]
     config.unfixable = _string_list(table, "unfixable", where)
@@ -243,7 +307,12 @@ def parse_table(table: dict, path: Path) -> Config:
     # Validated on every run, not only with --dynamic: a typo (`stepz`, `steps = -5`) must fail the
     # static CI job that sees it, not the nightly dynamic job.
     if dynamic:  # (imported only then: a one-file run should not pay for dynamic mode's modules)
-        from elbolint.dynamic.settings import build_settings
+        from elbolint.dynamic.settings import build_settings, known_keys
+
+        for key in dynamic:
+            if key not in known_keys():
+                suggestion = did_you_mean(key, known_keys()) or f" (known: {', '.join(known_keys())})"
+                raise ConfigError(f"{path}: [tool.elbolint.dynamic]: unknown key {key!r}{suggestion}")
 
         build_settings(dynamic, {})
     config.dynamic = dynamic
@@ -278,19 +347,19 @@ def _string_list(table: dict, key: str, where: str) -> list[str]:
 
 
 def _rule_options(rule, value: Any, where: str) -> dict[str, Any]:
+    where = where.replace("[tool.elbolint]", f"[tool.elbolint.{rule.name}]")
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}.{rule.name} must be a table of options")
+        raise ConfigError(f"{where} must be a table of options")
     options: dict[str, Any] = {}
     for key, setting in value.items():
         if key not in rule.options:
             known = ", ".join(sorted(rule.options)) or "none"
-            raise ConfigError(f"{where}.{rule.name}: unknown option {key!r} (known: {known})")
+            suggestion = did_you_mean(key, rule.options) or f" (known: {known})"
+            raise ConfigError(f"{where}: unknown option {key!r}{suggestion}")
         default = rule.options[key]
         if isinstance(default, float) and isinstance(setting, int) and not isinstance(setting, bool):
             setting = float(setting)
         if type(setting) is not type(default):
-            raise ConfigError(
-                f"{where}.{rule.name}.{key} must be {type(default).__name__}, got {setting!r}"
-            )
+            raise ConfigError(f"{where}: {key} must be {type(default).__name__}, got {setting!r}")
         options[key] = setting
     return options

@@ -120,7 +120,7 @@ def test_statistics_show_files_and_show_settings(tmp_path):
     (tmp_path / "b.py").write_text(BAD.replace("q =", "r ="))
     (tmp_path / "notes.txt").write_text("x")
     stats = run(["--statistics", "."], tmp_path)
-    assert stats.stdout == "2\tELB001\t[*] unconstrained-scale\n" and stats.exit_code == 1
+    assert stats.stdout == "2\tELB001\t[*] unconstrained-scale (2 fixable)\n" and stats.exit_code == 1
     assert run(["--show-files", "."], tmp_path).stdout.splitlines() == ["a.py", "b.py"]
     settings = run(["--show-settings", "."], tmp_path).stdout
     assert f"config file           {tmp_path / 'pyproject.toml'}" in settings
@@ -198,7 +198,7 @@ def test_report_file_errors_statistics_json_and_config_code_errors(tmp_path):
     unwritable = run(["-o", str(tmp_path / "missing" / "x.json"), "m.py"], tmp_path)
     assert unwritable.exit_code == 2 and unwritable.stderr.startswith("elbolint: error: cannot write the report to ")
     stats = json.loads(run(["--statistics", "--output-format", "json", "m.py"], tmp_path).stdout)
-    assert stats == [{"code": "ELB001", "name": "unconstrained-scale", "count": 1, "fixable": True}]
+    assert stats == [{"code": "ELB001", "name": "unconstrained-scale", "count": 1, "fixable": True, "fixable_count": 1}]
     (tmp_path / "pyproject.toml").write_text("[tool.elbolint]\nignore = ['ELB0001']\n")
     bad_code = run(["m.py"], tmp_path)
     assert bad_code.exit_code == 2 and "pyproject.toml: [tool.elbolint]: unknown rule code" in bad_code.stderr
