@@ -5,6 +5,8 @@ Layout (each module says why it exists):
 - harness.py   elbolint's side: `--jobs` worker processes, one file at a time, never a traceback
 - worker.py    `python -m elbolint.dynamic.worker`: imports TF once, forks a child per file
 - sandbox.py   the fork: memory cap, wall-clock limit, bounded output, every death -> a reason
+- replays.py   in the worker: a loop's or Keras fit's program run again (more seeds, clipped, a smaller rate)
+- variants.py  in the child: what such a replay changes (the seed, clipping, the learning rate)
 - runner.py    in the child: dispatches one file to the drivers, turns the file's own failure into a trace
 - drivers.py   the driver interface, their order and the context they share (one run of the file)
 - drive_*.py   one way of driving a model each: probe, fit, keras, loop, pair, sample (see drivers.py)
@@ -109,6 +111,7 @@ def _job(result, index: int, options, scratch) -> dict:
     job = {"path": str(result.path), "settings": options.to_json(), "keras": keras_flavour(result.source.text)}
     job["settings"]["flagged_spans"] = flagged_spans(result)
     job["settings"]["flagged_names"] = flagged_names(result) if job["settings"]["flagged_spans"] else []
+    job["settings"]["flagged_codes"] = sorted({d.code for d in result.diagnostics})  # replays.py: which fixes to try
     if _is_notebook(result):
         module = os.path.join(scratch, f"elbolint_notebook_{index}.py")
         with open(module, "w", encoding="utf-8") as handle:

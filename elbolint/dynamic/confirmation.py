@@ -51,8 +51,8 @@ POLICIES = {
     "ELB003": Policy(("ELB110",), why=("only a re-run of the same seeds with clipping (ELB110) shows missing "
                                        "clipping is the cause")),
     "ELB009": Policy((), counterfactual=("ELB112",), why=("only a re-run of the same seeds at a 10x smaller learning rate that "
-                                       "fixes it (ELB112) shows the rate is the cause; elbolint makes one for "
-                                       "`fit_surrogate_posterior` fits with a constant rate of at least 0.1")),
+                                       "fixes it (ELB112) shows the rate is the cause; elbolint makes one when the "
+                                       "optimizer's rate is a constant of at least 0.1")),
 }
 
 

@@ -405,6 +405,7 @@ class KerasRecorder:
             "positive": {}, "none_grad": [], "zero_grad": [], "untracked": [], "no_trainable": False,
             "seconds": self._times[-1] - self._times[0] if self._times else 0.0,
         }
+        fit.update(self._optimizer())
         if any(v is not None for v in self.scale_min):
             fit["posterior_scale"] = {"min": list(self.scale_min), "mean": list(self.scale_mean),
                                       "prior": self.prior_scale}
@@ -415,6 +416,18 @@ class KerasRecorder:
                             "custom_train_step": self.custom_train_step,
                             "approximate_loss": self.approximate_loss},
         }
+
+    def _optimizer(self) -> dict:
+        """The claimed model's optimizer's constant rate and clipping, for the replays (replays.py)."""
+        from elbolint.dynamic.fitting import clipping_of, constant_learning_rate
+
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return {}
+        try:
+            return {"learning_rate": constant_learning_rate(optimizer), "clipping": clipping_of(optimizer)}
+        except Exception:
+            return {}
 
     def _kl_weight(self) -> Optional[float]:
         """The weight of the variational layers' KL in each batch's loss: their added loss over their

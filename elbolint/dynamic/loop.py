@@ -78,6 +78,8 @@ class LoopRecorder:
         self.positive: dict[str, list[float]] = {}
         self.line: Optional[int] = None  # the user's line of the first apply_gradients/minimize
         self.site: dict = {}  # where the run is in the user's file (sites.py)
+        self.learning_rate: Optional[float] = None  # the run's optimizer's constant rate, if any
+        self.clipping: dict = {}  # the clipping the run's optimizer applies (fitting.clipping_of)
         self.namespace: dict = {}  # globals of the user's file, where the loop runs
         self.locals: dict[str, Any] = {}  # locals of the user's functions on the stack at the first step
         self._mc_loss: Optional[float] = None
@@ -203,6 +205,10 @@ class LoopRecorder:
                 self.site = site(self.path, "loop", optimizer=optimizer)
         except Exception:
             self.site = {"kind": "loop"}
+        from elbolint.dynamic.fitting import clipping_of, constant_learning_rate
+
+        self.learning_rate = constant_learning_rate(optimizer)  # for the smaller-rate replay (replays.py)
+        self.clipping = clipping_of(optimizer)
         try:
             self._key = self._run_key()
             self.brief = self._is_brief()
@@ -371,6 +377,7 @@ class LoopRecorder:
             "constrained": [name for name, watch in self.positives or [] if getattr(watch, "strict", False)],
             "untracked": [], "no_trainable": False,
             "seconds": self._times[-1] - self._times[0] if self._times else 0.0,
+            "learning_rate": self.learning_rate, "clipping": dict(self.clipping),
         }
 
 

@@ -154,6 +154,17 @@ def _counterfactual_note(codes: tuple, trace: dict) -> str:
     return "".join(notes)
 
 
+#: The replay (replays.py) that makes each counterfactual code for a loop or a Keras fit.
+_REPLAYS = {"ELB110": "clipped", "ELB112": "smaller-rate"}
+
+
+def _replay_note(codes: tuple, trace: dict) -> str:
+    """Why the program's replay with the finding's fix did not happen, when it was wanted."""
+    names = tuple(_REPLAYS[c] for c in codes if c in _REPLAYS)
+    notes = [n for n in (trace.get("replays") or {}).get("skipped") or [] if names and n.startswith(names)]
+    return f"; {notes[0]}" if notes else ""
+
+
 def _counterfactual_ran(trace: dict, codes=tuple(COUNTERFACTUAL)) -> bool:
     fit = trace.get("fit") or {}
     return any(((fit.get(COUNTERFACTUAL_KEYS[code]) or {}).get("runs")) for code in codes
@@ -225,7 +236,7 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
     rows: list[Diagnostic] = []
     findings = [f for f in classify_seeds(trace, settings.thresholds) if f["code"] in enabled]
     digest = trace_summary(trace)
-    for key in ("skipped", "stopped_after", "fits_not_checked", "harness_error"):
+    for key in ("skipped", "stopped_after", "fits_not_checked", "harness_error", "replays"):
         if trace.get(key):
             digest[key] = trace[key]
     if trace.get("seeds"):
@@ -310,7 +321,7 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
             status = "unconfirmed"
             summary = (f"{where}{_observed(context)} observed in this run (reported on its own), not a "
                        f"confirmation: {rule_policy.why}" + _unwatched(rule_policy, subjects.get(id(d)), mine)
-                       + tail)
+                       + _replay_note(rule_policy.codes, trace) + tail)
         else:
             chosen = []
             status = "not-reproduced"

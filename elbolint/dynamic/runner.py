@@ -24,6 +24,7 @@ from elbolint.dynamic.drivers import Context, ProbeError, Stop, nothing, partici
 from elbolint.dynamic.failures import (blame, exception_text, missing_imports, missing_package, needs_network,
                                        raised_by_elbolint, user_failure, user_line)
 from elbolint.dynamic.fitting import seed_everything
+from elbolint.dynamic.variants import Variant
 
 #: Why nothing was run, when no driver returned a trace and the file did not fail.
 NOTHING = ("no elbolint_probe, no fit_surrogate_posterior call reached, and no module-level surrogate "
@@ -43,7 +44,8 @@ def run_file(job: dict) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass
-    seed_everything(0)
+    variant = Variant(job.get("variant"), judged=lambda: _judged(context))
+    seed_everything(variant.seed)
     sys.argv = [path]
     sys.path.insert(0, os.path.dirname(path))
     if job.get("directory"):  # a notebook's scratch module: the notebook's own directory, for local imports
@@ -67,6 +69,7 @@ def run_file(job: dict) -> dict:
     context = Context(path, source, settings,
                       run_name="__main__" if runs_file(source, drivers) else "__elbolint_import__")
     trace: Any = None
+    variant.install()  # inside the drivers' seams: the loop recorder sees the gradients before clipping
     try:
         for driver in drivers:
             if hasattr(driver, "install"):
@@ -91,8 +94,21 @@ def run_file(job: dict) -> dict:
         else:  # elbolint's own code failed while driving the file: not the program's failure
             trace = nothing(f"not run: elbolint could not drive this file ({exception_text(error)})")
             trace["harness_error"] = exception_text(error)
+    if job.get("variant"):
+        trace["variant"] = variant.record()
     trace["seconds"] = time.monotonic() - started
     return trace
+
+
+def _judged(context) -> bool:
+    """Whether an optimizer step belongs to the run being recorded (variants.py): the claimed Keras
+    model's fit, or the loop recorder's run; not a run cut short as nobody's, not elbolint's own fits
+    (the recorders are disarmed then)."""
+    keras = context.store.get("keras")
+    if keras is not None and context.claimed == "keras":  # the claimed model's own fit (drive_keras.py)
+        return bool(keras.armed and keras.active)
+    loop = context.store.get("loop")
+    return loop is not None and loop.armed and not loop.brief and not loop.passing
 
 
 def failed_run(error: BaseException, context: Context) -> dict:

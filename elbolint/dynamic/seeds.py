@@ -233,10 +233,15 @@ def coverage(trace: dict) -> str:
     else:
         origin = "elbolint's step budget"
     source = trace.get("source")
-    if source in ("loop", "keras"):  # the program's own training, recorded as it ran: one run
+    if source in ("loop", "keras"):  # the program's own training, recorded as it ran (replays.py: re-runs)
         unit = "batches" if source == "keras" else "steps"
-        return (f"the program's own training: {steps} {unit} recorded (one run; elbolint's budget is {budget}"
-                f"{', reached' if steps >= budget else ''})")
+        count = len(runs) if trace.get("seeds") else 1
+        runs_text = f"{count} runs of the program, seeds 0-{count - 1}" if count > 1 else "one run"
+        skipped = (trace.get("replays") or {}).get("skipped") or []
+        if any("fixes its own random draws" in note for note in skipped):
+            runs_text = "one run: the program fixes its own random draws"
+        return (f"the program's own training: {steps} {unit} recorded ({runs_text}; elbolint's budget is "
+                f"{budget}{', reached' if steps >= budget else ''})")
     seeds = len(runs) or 1
     text = f"{seeds} seed{'s' if seeds != 1 else ''} x {budget} steps ({origin})"
     shorter = [len(run.get("loss") or []) for run in runs if len(run.get("loss") or []) < budget]

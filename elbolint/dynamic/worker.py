@@ -87,6 +87,7 @@ def main() -> int:
 
         warnings.filterwarnings("ignore")
         from elbolint.dynamic.drivers import modules
+        from elbolint.dynamic.replays import run_with_replays
         from elbolint.dynamic.runner import run_file
 
         modules()  # the drivers, imported once before the forks
@@ -108,10 +109,12 @@ def main() -> int:
         job = json.loads(line)
         settings = job["settings"]
         # The model runs in a temporary working directory (see sandbox.py): resolve its path here.
-        result = run_in_child(run_file, dict(job, path=os.path.abspath(job["path"])),
-                              timeout=float(settings["timeout"]),
-                              memory_mib=int(settings["memory_mib"]),
-                              output_limit=int(settings["output_limit_kib"]) * 1024)
+        def run(one: dict, timeout: float, settings=settings) -> dict:
+            return run_in_child(run_file, one, timeout=timeout, memory_mib=int(settings["memory_mib"]),
+                                output_limit=int(settings["output_limit_kib"]) * 1024)
+
+        # the first run, then its replays (several seeds, the findings' fixes) within the same timeout
+        result = run_with_replays(dict(job, path=os.path.abspath(job["path"])), run)
         result["path"] = job["path"]
         result.setdefault("keras", keras)
         protocol.write(json.dumps(result) + "\n")
