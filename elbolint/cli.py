@@ -20,6 +20,20 @@ from elbolint.reporters import FORMATS, get_reporter
 from elbolint.runner import lint_paths, lint_stdin
 
 
+def _nearest_option(name: str, possibilities) -> str:
+    """`; did you mean `--select`?` for `--selct`: the nearest option by its name without dashes
+    (ratio >= 0.6, so `--bogus` is not taken for `--jobs` as click would), or one it abbreviates."""
+    from difflib import SequenceMatcher
+
+    typed = name.lstrip("-")
+    scored = [(SequenceMatcher(None, typed, option.lstrip("-")).ratio(), option) for option in sorted(possibilities or [])]
+    scored = [(score, option) for score, option in scored
+              if score >= 0.6 or (len(typed) >= 3 and option.lstrip("-").startswith(typed))]
+    if not scored:
+        return ""
+    return f"; did you mean `{max(scored, key=lambda item: item[0])[1]}`?"
+
+
 class DefaultGroup(click.Group):
     """A click group that runs `check` when the first argument is not a subcommand, and reports a
     usage error (an unknown option, a bad value) as one line, exit 2, as ruff does, instead of
@@ -32,8 +46,7 @@ class DefaultGroup(click.Group):
         except click.NoSuchOption as error:
             # click lists up to three close options alphabetically (`--selct`: "--extend-select,
             # --help, --select"); name the nearest one, as ruff does
-            suggestion = did_you_mean(error.option_name, error.possibilities or [])
-            _fail(f"No such option {error.option_name!r}{suggestion}")
+            _fail(f"No such option {error.option_name!r}{_nearest_option(error.option_name, error.possibilities)}")
         except click.UsageError as error:
             _fail(error.format_message())
         except click.ClickException as error:

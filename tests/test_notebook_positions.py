@@ -261,3 +261,28 @@ def test_vscode_matchers_put_every_line_on_a_file_that_exists(tree):
     node = subprocess.run(["node", "-e", VSCODE_JS, json.dumps(matchers)], input="\n".join(lines),
                           capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(node.stdout) == expected
+
+
+@pytest.mark.skipif(shutil.which("vim") is None, reason="vim is not installed")
+def test_vim_errorformat_sends_a_cells_finding_to_the_notebook_file(tree):
+    """The README's Vim settings, run by Vim itself: the notebook cell's entry is the notebook file
+    (no line), its text starting with the cell position; the other lines keep their line and column."""
+    vim_block = [b for b in re.findall(r"```vim\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+                 if "errorformat" in b]
+    settings = [line for line in vim_block[0].splitlines() if line.strip()]
+    out = invoke(["--no-cache", "--output-format", "concise", "--quiet", "."], tree).stdout
+    (tree / "out.txt").write_text(out)
+    script = tree / "check.vim"
+    script.write_text("\n".join(settings + [
+        "cfile out.txt",
+        "call writefile(map(getqflist(), 'bufname(v:val.bufnr) . \"|\" . v:val.lnum . \"|\" . v:val.col . \"|\" "
+        ". v:val.valid . \"|\" . v:val.text[:25]'), 'qf.txt')",
+        "qall!",
+    ]) + "\n")
+    subprocess.run(["vim", "-N", "-u", "NONE", "-es", "-S", str(script)], cwd=tree, timeout=60,
+                   stdin=subprocess.DEVNULL, capture_output=True)
+    assert (tree / "qf.txt").read_text().splitlines() == [
+        "broken.ipynb|2|24|1|ELB000 [syntax-error] not ",  # (Vim's [:25] keeps 26 characters)
+        "model.ipynb|0|0|1|cell 3:2:20: ELB001 [*] [u",
+        "pkg/fit.py|4|20|1|ELB001 [*] [unconstrained-",
+    ]
