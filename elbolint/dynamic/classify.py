@@ -24,6 +24,12 @@ Thresholds (all configurable under `[tool.elbolint.dynamic]`, dashes for undersc
   their unweighted KL, or DenseVariational's `kl_weight`) and the dataset size N are known, only if
   `weight * N >= kl_dominance_min_weight_n` (a KL weighted 1/N is the per-example ELBO, however large
   it is next to the data term). Conservative on purpose: a scaled KL never reaches it.
+- `restrictive_gap_min` (1 nat), `restrictive_gap_se` (6) and `restrictive_spread_min` (1.5): ELB111 when a
+  full-rank Gaussian started from the user's fitted mean-field surrogate (trace["richer"], see
+  richer_family.py, where the measurements behind these numbers are) raises the ELBO, median over its
+  seeds, by more than `max(restrictive_gap_min, restrictive_gap_se x standard error)`, at least half of
+  the seeds by more than `restrictive_gap_min`, and some latent's spread is `restrictive_spread_min`
+  times wider under it than under the user's surrogate.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import math
 from statistics import median
 from typing import Any, Optional
 
+from elbolint.dynamic.richer_family import decide as restrictive_family
 from elbolint.dynamic.watch import describe
 
 THRESHOLDS: dict[str, float] = {
@@ -45,6 +52,10 @@ THRESHOLDS: dict[str, float] = {
     "kl_dominance_min_kl": 10.0,
     "kl_dominance_min_weight_n": 2.0,
     "kl_dominance_data_floor": 1e-3,
+    # ELB111 (richer_family.py: measurements behind these defaults there)
+    "restrictive_gap_min": 1.0,
+    "restrictive_gap_se": 6.0,
+    "restrictive_spread_min": 1.5,
 }
 
 #: Fewer batches than this say nothing about a KL/data split (ELB109).
@@ -243,6 +254,11 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
                             "initialisation holds the fit back"),
                 "evidence": {"final_loss": mine, "reference_final_loss": theirs, "gap": gap},
             })
+
+    # ELB111: a full-rank reference started from the user's fitted solution gains clearly (richer_family.py).
+    restrictive = restrictive_family(trace.get("richer"), t) if nan_step is None else None
+    if restrictive is not None:
+        findings.append(restrictive)
 
     # ELB109: the KL term outweighs the data term N-fold per batch (a Keras fit's split of the loss).
     dominance = _kl_dominance(fit, t, trace.get("keras"))

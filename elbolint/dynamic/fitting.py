@@ -133,6 +133,15 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
                                            thresholds=settings.get("thresholds"))
         if trace["reference"].get("error"):
             skipped.append(f"reference fit skipped: {trace['reference']['error']}")
+    # --- ELB111 (richer_family.py): a full-rank reference started from the user's fitted solution ---
+    if settings.get("reference", True):
+        from elbolint.dynamic.richer_family import richer_deadline, richer_reference
+
+        trace["richer"] = richer_reference(target, surrogate, sample_size, fit, label=anchors.get("surrogate"),
+                                           deadline=richer_deadline(deadline, settings.get("timeout", 60.0)))
+        if trace["richer"].get("error"):
+            skipped.append(f"full-rank reference (ELB111) skipped: {trace['richer']['error']}")
+    # --- end ELB111 ---
     if skipped:
         trace["skipped"] = skipped
     return trace

@@ -18,8 +18,12 @@ PATHOLOGIES = (
          "The KL term outweighs the data term many times over in every batch of a Keras fit."),
     Code("ELB110", "clipping-prevents-divergence", Severity.WARNING,
          "Re-run with gradient clipping, the same seeds stay finite or end clearly better."),
+    Code("ELB111", "restrictive-family", Severity.WARNING,
+         "A full-rank Gaussian started from the fitted surrogate gains ELBO clearly beyond noise."),
     Code("ELB112", "smaller-rate-prevents-divergence", Severity.WARNING,
          "Re-run at a 10x smaller learning rate, the same seeds stay finite or end clearly better."),
+    Code("ELB113", "samples-outside-support", Severity.ERROR,
+         "Surrogate draws of a component fall outside its prior's support."),
 )
 
 #: Codes observed only by re-running a fit with the fix a rule suggests (a counterfactual). Only the
