@@ -187,6 +187,17 @@ def test_gitlab_lines_are_those_of_the_json(tree):
     assert issue["description"].endswith("(cell 3, line 2, column 20)")
 
 
+# ------------------------------------------------------------------------------- JUnit
+def test_junit_line_and_column_are_those_of_the_json(tree):
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(invoke(["--no-cache", "--output-format", "junit", "model.ipynb"], tree).stdout)
+    [case] = root.iter("testcase")
+    assert (case.get("line"), case.get("column")) == ("31", "25")
+    assert {p.get("name"): p.get("value") for p in case.iter("property")}["cell"] == "3"
+    assert case.find("failure").text == f"cell 3, line 2, col 20, {MESSAGE}"
+
+
 # ------------------------------------------------------------------- the VS Code matchers
 def readme_matchers() -> list[dict]:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -5,6 +5,11 @@ Jenkins, Azure): one `<testsuite>` per file with findings, one failing `<testcas
 found", in a suite named elbolint, as ruff does. Paths are relative to the working directory, like
 every other format. Characters XML 1.0 cannot carry (control characters in a message or path) are
 replaced by U+FFFD so the report always parses.
+
+Notebooks: tools that turn a JUnit report into annotations read `line`/`column` as a place in the
+file as stored, so for a notebook finding they are the flagged code's place in the notebook's JSON
+(line 1 when that cannot be had), as in the GitHub, SARIF and GitLab formats; the `cell` property and
+the failure text (`cell 3, line 2, col 20, ...`) give the position in the cell.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import PurePath
 
 from elbolint.diagnostics import Diagnostic
 from elbolint.reporters import display_path
+from elbolint.reporters.source_lines import SourceLines
 
 PACKAGE = "org.elbolint"
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -28,6 +34,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
     by_file: dict[str, list[Diagnostic]] = {}
     for d in diagnostics:
         by_file.setdefault(display_path(d.path), []).append(d)
+    sources = SourceLines()
     count = str(len(diagnostics))
     root = ET.Element("testsuites", name="elbolint", tests=count, skipped="0", failures=count, errors="0")
     if not diagnostics:
@@ -40,8 +47,12 @@ def render(diagnostics: list[Diagnostic]) -> str:
                               errors="0", failures=str(len(found)), package=PACKAGE)
         classname = _clean(str(PurePath(path).with_suffix("")) if PurePath(path).suffix else path)
         for d in found:
+            line, column = d.line, d.column
+            if d.cell is not None:
+                region = sources.json_region(d)
+                line, column = (1, 1) if region is None else region[:2]
             case = ET.SubElement(suite, "testcase", name=f"{PACKAGE}.{d.code}", classname=classname,
-                                 line=str(d.line), column=str(d.column))
+                                 line=str(line), column=str(column))
             properties = ET.SubElement(case, "properties")
             ET.SubElement(properties, "property", name="severity", value=d.severity.value)
             ET.SubElement(properties, "property", name="rule", value=d.name)
