@@ -374,13 +374,16 @@ class SurrogateSupportMismatch(Rule):
     unconstrained space), and whatever elbolint cannot match or read (a target from another
     module, components yielded in a loop, bounds read from data). There is no automatic fix:
     which family to use, and what the existing variables then mean (`loc` of a LogNormal is on
-    the log scale), is the author's choice. Dynamic mode does not confirm this rule yet.
+    the log scale), is the author's choice. Dynamic mode confirms it by the component's own draws:
+    ELB113 when some of 1,000 surrogate draws of that component fall outside the prior's support at
+    the start or the end of the fit (elbolint/dynamic/support.py); a surrogate that stays far from
+    the boundary is `not-reproduced`, with the measured shares.
     """
 
     code = "ELB014"
     name = "surrogate-support-mismatch"
     severity = Severity.ERROR
-    confirmed_by = ()
+    confirmed_by = ("ELB113",)
 
     def __init__(self, context) -> None:
         super().__init__(context)

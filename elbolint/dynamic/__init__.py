@@ -99,6 +99,21 @@ def flagged_names(result) -> list:
     return sorted(names)
 
 
+def support_checks(result) -> list:
+    """ELB014's findings as checks for the child (support.py): which surrogate component, which
+    support, at the finding's line in the module that runs."""
+    from elbolint.dynamic.report import _virtual_line
+    from elbolint.dynamic.support import check_of
+
+    checks = []
+    for d in result.diagnostics:
+        line = _virtual_line(result, d) if d.code == "ELB014" else None
+        check = check_of(d.message, line) if line is not None else None
+        if check is not None:
+            checks.append(check)
+    return checks
+
+
 def _is_notebook(result) -> bool:
     return getattr(result, "notebook", None) is not None
 
@@ -112,6 +127,7 @@ def _job(result, index: int, options, scratch) -> dict:
     job["settings"]["flagged_spans"] = flagged_spans(result)
     job["settings"]["flagged_names"] = flagged_names(result) if job["settings"]["flagged_spans"] else []
     job["settings"]["flagged_codes"] = sorted({d.code for d in result.diagnostics})  # replays.py: which fixes to try
+    job["settings"]["support_checks"] = support_checks(result)
     if _is_notebook(result):
         module = os.path.join(scratch, f"elbolint_notebook_{index}.py")
         with open(module, "w", encoding="utf-8") as handle:

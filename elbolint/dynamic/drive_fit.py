@@ -31,6 +31,7 @@ from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import caller_line, exception_text
 from elbolint.dynamic.fitting import fit_trace
 from elbolint.dynamic.sites import site
+from elbolint.dynamic.support import measure
 
 NAME = "fit"
 
@@ -83,6 +84,8 @@ def install(context) -> None:
         arguments.pop("name", None)
         run_site = site(context.path, "fit", optimizer=optimizer, line=line)
         keep: dict = {}
+        checks = settings.get("support_checks") or []
+        start = measure(surrogate, checks)  # ELB014's component before the fit (support.py)
         try:
             trace = fit_trace(context, target, surrogate, optimizer, num_steps, arguments, line=line,
                               source="fit_surrogate_posterior", namespace=namespace, keep=keep)
@@ -91,6 +94,8 @@ def install(context) -> None:
         except Exception as error:  # elbolint's own failure, never the user's
             state["harness"] = exception_text(error)
             raise context.Stop() from None
+        if start:
+            trace["support"] = {"start": start, "end": measure(surrogate, checks)}
         trace["site"] = run_site
         trace["fit_index"] = len(traces)
         traces.append(trace)

@@ -12,6 +12,7 @@ from typing import Optional
 
 from elbolint.dynamic.failures import exception_text
 from elbolint.dynamic.fitting import anchor_names, final_estimate, logprob_shape, reference_fit, untracked_variables
+from elbolint.dynamic.support import measure
 from elbolint.dynamic.varnames import variable_labels
 
 NAME = "loop"
@@ -88,6 +89,9 @@ def finish(context, loop, stopped_by: Optional[str] = None) -> dict:
         trace["cut_short"] = list(loop.cut)
     if stopped_by:
         trace["stopped_by"] = stopped_by
+    checks = context.settings.get("support_checks") or []
+    if checks and surrogate is not None:  # ELB014's component after the loop's steps (support.py)
+        trace["support"] = {"end": measure(surrogate, checks)}
     target = first.get("target")
     if target is None:
         return trace

@@ -23,6 +23,8 @@ from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
 from elbolint.dynamic.confirmation import identities, owns, policy, subject
 from elbolint.dynamic.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
 from elbolint.dynamic.seeds import classify_seeds, coverage
+from elbolint.dynamic.support import CODE as SUPPORT_CODE
+from elbolint.dynamic.support import not_reproduced as support_not_reproduced
 from elbolint.registry import all_rules
 from elbolint.suppression import is_suppressed
 
@@ -154,6 +156,21 @@ def _counterfactual_note(codes: tuple, trace: dict) -> str:
     return "".join(notes)
 
 
+def _for(finding: dict, line: Optional[int]) -> bool:
+    """A dynamic finding measured for one static finding (`evidence.for_line`, e.g. ELB113: that
+    finding's surrogate component) confirms only the finding at that line of the module that ran."""
+    wanted = (finding.get("evidence") or {}).get("for_line")
+    return wanted is None or wanted == line
+
+
+def _support_note(codes: tuple, trace: dict, line: Optional[int]) -> str:
+    """What the support measurement saw for an ELB014 finding that stayed inside (support.py)."""
+    if SUPPORT_CODE not in codes or line is None:
+        return ""
+    text = support_not_reproduced(trace, line)
+    return f"; {text}" if text else ""
+
+
 #: The replay (replays.py) that makes each counterfactual code for a loop or a Keras fit.
 _REPLAYS = {"ELB110": "clipped", "ELB112": "smaller-rate"}
 
@@ -267,7 +284,8 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
         if label and d.dynamic and d.dynamic.get("status") == "confirmed":
             continue  # a sweep: another fit of the same call confirmed it already
         rule_policy = policy(d.code, rule.confirmed_by)
-        matched = [i for i, f in enumerate(confirming) if f["code"] in rule_policy.codes]
+        matched = [i for i, f in enumerate(confirming) if f["code"] in rule_policy.codes
+                   and _for(f, _virtual_line(result, d))]
         mine: list[str] = []  # labels of the watched parameters that are this finding's own
         elsewhere = ""
         if rule_policy.own_parameter:
@@ -327,7 +345,8 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
             status = "not-reproduced"
             codes = rule_policy.codes or tuple(c for c in rule.confirmed_by if c not in COUNTERFACTUAL)
             summary = (f"{where}no {'/'.join(codes)} observed in {coverage(trace)}"
-                       + _counterfactual_note(codes, trace) + tail)
+                       + _counterfactual_note(codes, trace) + _support_note(codes, trace, _virtual_line(result, d))
+                       + tail)
         d.dynamic = {
             "status": status,
             "summary": _named(summary, tail, run),

@@ -40,6 +40,7 @@ from statistics import median
 from typing import Optional
 
 from elbolint.dynamic.classify import classify, finite, number
+from elbolint.dynamic.support import findings as support_findings
 
 #: Codes whose evidence is a run's trajectory: they can differ from seed to seed.
 TRAJECTORY = ("ELB101", "ELB102", "ELB103", "ELB104", "ELB107", "ELB108")
@@ -73,7 +74,7 @@ def classify_seeds(trace: dict, thresholds: Optional[dict] = None) -> list[dict]
     """The classifier's findings over every seed of one fit's trace, aggregated (module docstring),
     plus ELB110 when the clipped counterfactual shows clipping fixes what the seeds showed, and ELB112
     when the re-run at a 10x smaller learning rate does."""
-    findings, confirmed_by_clipping = _aggregate(trace, thresholds), _counterfactual(trace)
+    findings, confirmed_by_clipping = _aggregate(trace, thresholds) + support_findings(trace), _counterfactual(trace)
     confirmed_by_clipping += _smaller_rate(trace)
     counterfactual = (trace.get("fit") or {}).get("counterfactual")
     if counterfactual and counterfactual.get("runs") and not confirmed_by_clipping:
