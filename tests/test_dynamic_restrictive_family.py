@@ -179,6 +179,7 @@ cases = {
     "independent": tfd.Independent(tfd.Normal(tf.zeros(3), 1.0), 1),
     "diag": tfd.MultivariateNormalDiag(tf.zeros(2), tf.ones(2)),
     "factored": tfp.experimental.vi.build_factored_surrogate_posterior(event_shape=[2]),
+    "affine_diag": tfp.experimental.vi.build_affine_surrogate_posterior(event_shape=[2], operators="diag"),
     "softplus": tfd.TransformedDistribution(tfd.Normal(tf.zeros(2), 1.0), tfb.Softplus()),
     "tril": tfd.MultivariateNormalTriL(tf.zeros(2), tf.eye(2)),
     "affine": tfp.experimental.vi.build_affine_surrogate_posterior(event_shape=[2], operators="tril"),
@@ -191,7 +192,7 @@ print(json.dumps({name: mean_field(d) for name, d in cases.items()}))
 """
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     verdicts = json.loads(completed.stdout.strip().splitlines()[-1])
-    for name in ("jds", "lognormal", "independent", "diag", "factored", "softplus"):
+    for name in ("jds", "lognormal", "independent", "diag", "factored", "affine_diag", "softplus"):
         assert verdicts[name] is None, (name, verdicts[name])
     for name in ("tril", "affine", "structured", "flow", "mixture"):
         assert verdicts[name], name

@@ -206,6 +206,12 @@ def _bijector_elementwise(bijector) -> Optional[str]:
         return kind
     if kind == "ScaleMatvecLinearOperator" and type(bijector.scale).__name__ in _DIAGONAL_OPERATORS:
         return None
+    if kind == "ScaleMatvecLinearOperatorBlock" and type(bijector.scale).__name__ == "LinearOperatorBlockDiag":
+        import tensorflow as tf
+
+        operators = tf.nest.flatten(bijector.scale.operators)
+        if all(type(o).__name__ in _DIAGONAL_OPERATORS for o in operators):
+            return None  # build_affine_surrogate_posterior(..., operators='diag'): mean-field
     if kind not in _ELEMENTWISE_BIJECTORS:
         return f"a {kind} bijector"
     inner = []
@@ -227,6 +233,11 @@ def mean_field(surrogate) -> Optional[str]:
     import tensorflow_probability as tfp
 
     tfd = tfp.distributions
+    if type(surrogate).__name__ == "DeferredModule":  # tfp.experimental.vi's builders: the distribution it builds
+        try:
+            surrogate = surrogate._build_module()
+        except Exception:
+            return "a DeferredModule whose distribution cannot be built"
     kind = type(surrogate).__name__
     if isinstance(surrogate, tfd.JointDistribution):
         try:
