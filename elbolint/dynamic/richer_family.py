@@ -285,13 +285,14 @@ def _flat_names(surrogate, flat_shapes, label) -> list[str]:
     import tensorflow as tf
     import tensorflow_probability as tfp
 
+    names = None
     if isinstance(surrogate, tfp.distributions.JointDistribution):
         try:
-            names = tf.nest.flatten(surrogate._model_unflatten(surrogate._flat_resolve_names()))
+            names = [str(n) for n in tf.nest.flatten(surrogate._model_unflatten(surrogate._flat_resolve_names()))]
         except Exception:
-            names = [f"component {i}" for i in range(len(flat_shapes))]
-    else:
-        names = [label or "z"]
+            names = None
+    if names is None or len(names) != len(flat_shapes):
+        names = [label or "z"] if len(flat_shapes) == 1 else [f"{label or 'z'}[{i}]" for i in range(len(flat_shapes))]
     found = []
     for name, shape in zip(names, flat_shapes):
         size = int(np.prod(shape)) if len(shape) else 1
@@ -599,11 +600,64 @@ def _measure() -> None:  # pragma: no cover - a measurement, run by hand
                                                tfp.util.TransformedVariable(tf.ones(d), tfb.Softplus())), 1)
         return target, surrogate
 
+    def logistic():
+        rng = np.random.RandomState(0)
+        x = rng.randn(200, 3).astype(np.float32)
+        labels = (rng.uniform(size=200) < 1 / (1 + np.exp(-(x @ np.array([1.0, -2.0, 0.5]))))).astype(np.float32)
+
+        def target(w):
+            prior = tf.reduce_sum(tfd.Normal(0.0, 2.0).log_prob(w), axis=-1)
+            return prior + tf.reduce_sum(tfd.Bernoulli(logits=tf.linalg.matvec(x, w)).log_prob(labels), axis=-1)
+
+        surrogate = tfd.Independent(tfd.Normal(tf.Variable(tf.zeros(3)),
+                                               tfp.util.TransformedVariable(tf.ones(3), tfb.Softplus())), 1)
+        return target, surrogate
+
+    def article(low, high):  # the seed article's shapes: components of shape [1]
+        rng = np.random.RandomState(0)
+        x = rng.uniform(low, high, 50).astype(np.float32)
+        y = (0.5 * x + 1.0 + rng.randn(50)).astype(np.float32)
+
+        def target(weight, bias):
+            prior = tfd.Normal(0.0, 10.0).log_prob(weight) + tfd.Normal(0.0, 10.0).log_prob(bias)
+            return prior + tf.reduce_sum(tfd.Normal(weight * x + bias, 1.0).log_prob(y), axis=-1, keepdims=True)
+
+        surrogate = tfd.JointDistributionSequential([
+            tfd.Normal(tf.Variable([0.0]), tfp.util.TransformedVariable([1.0], tfb.Softplus()), name="weight"),
+            tfd.Normal(tf.Variable([0.0]), tfp.util.TransformedVariable([1.0], tfb.Softplus()), name="bias")])
+        return target, surrogate
+
+    def affine_diag():
+        target, _ = regression(20, 21)
+        surrogate = tfp.experimental.vi.build_affine_surrogate_posterior(
+            event_shape=[tf.TensorShape([]), tf.TensorShape([])], operators="diag")
+        return target, surrogate
+
+    def schools():  # eight schools, non-centred, mean-field over (mu, log tau, 8 thetas)
+        effects = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0], np.float32)
+        sds = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0], np.float32)
+
+        def target(mu, tau, theta):
+            prior = (tfd.Normal(0.0, 10.0).log_prob(mu) + tfd.HalfCauchy(0.0, 5.0).log_prob(tau)
+                     + tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(theta), axis=-1))
+            means = mu[..., None] + tau[..., None] * theta
+            return prior + tf.reduce_sum(tfd.Normal(means, sds).log_prob(effects), axis=-1)
+
+        surrogate = tfd.JointDistributionSequential([
+            tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="mu"),
+            tfd.LogNormal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="tau"),
+            tfd.Independent(tfd.Normal(tf.Variable(tf.zeros(8)),
+                                       tfp.util.TransformedVariable(tf.ones(8), tfb.Softplus())), 1, name="theta")])
+        return target, surrogate
+
     cases = [("x in [20, 21]", lambda: regression(20, 21)), ("x in [5, 6]", lambda: regression(5, 6)),
              ("x in [2, 3]", lambda: regression(2, 3)), ("centred x", lambda: regression(20, 21, True)),
              ("log-normal scale", positive), ("6 independent inputs", wide),
              ("20 independent inputs, 40 rows", lambda: wide(20, 40)),
-             ("20 independent inputs, 200 rows", lambda: wide(20, 200))]
+             ("20 independent inputs, 200 rows", lambda: wide(20, 200)),
+             ("logistic, 3 centred inputs", logistic), ("article shapes, x in [20, 21]", lambda: article(20, 21)),
+             ("article shapes, centred", lambda: article(-0.5, 0.5)), ("affine diag, x in [20, 21]", affine_diag),
+             ("eight schools non-centred", schools)]
     import sys
 
     for name, build in cases:
