@@ -66,7 +66,9 @@ class Diagnostic:
     message: str
     severity: Severity = Severity.ERROR
     fix: Optional[Fix] = None
-    #: Filled in by dynamic mode: {"status": "confirmed"|"not-reproduced"|"not-run", ...}.
+    #: Filled in by dynamic mode: a static finding's verdict (`status` confirmed / not-reproduced /
+    #: unconfirmed / not-run, `summary`, `evidence`, `trace`) or a dynamic row's observation; declared
+    #: in elbolint/dynamic/contract.py (Verdict, Observation).
     dynamic: Optional[dict] = None
     #: For a notebook: the 1-based cell (among all cells, as ruff counts); `start`/`end` are then
     #: relative to that cell.

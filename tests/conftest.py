@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from elbolint.config import Config
 from elbolint.linter import lint_file
 from elbolint.registry import all_rules
+
+# Every dynamic trace and verdict of every test (in-process, and in the elbolint processes the tests
+# start, which inherit the environment) is checked against elbolint/dynamic/contract.py.
+os.environ.setdefault("ELBOLINT_CHECK_TRACES", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -399,7 +399,8 @@ def test_missing_clipping_is_confirmed_only_by_the_counterfactual_where_one_ran(
     assert elb001.dynamic["status"] == "unconfirmed"  # a NaN alone does not say which scale caused it
 
     result = _results(README_EXAMPLE)  # a run that is not re-run (a Keras fit, a loop): an observation only
-    loop_like = dict(fit_trace([run_record(nan_at(3), norm=5e4)]), source="loop", seeds=None)
+    loop_like = dict(fit_trace([run_record(nan_at(3), norm=5e4)]), source="loop")
+    loop_like.pop("seeds", None)
     apply_results([result], [loop_like], _settings(), Config().enabled_codes())
     elb003 = next(d for d in result.diagnostics if d.code == "ELB003")
     assert elb003.dynamic["status"] == "unconfirmed" and elb003.dynamic["evidence"]["codes"] == []

@@ -21,6 +21,7 @@ from elbolint.diagnostics import Diagnostic, Position
 from elbolint.dynamic.attribution import Attribution, run_name, site_of
 from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
 from elbolint.dynamic.confirmation import identities, owns, policy, subject
+from elbolint.dynamic.contract import checking, problems, verdict_problems
 from elbolint.dynamic.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
 from elbolint.dynamic.seeds import classify_seeds, coverage
 from elbolint.dynamic.support import CODE as SUPPORT_CODE
@@ -37,6 +38,21 @@ HARNESS_KINDS = ("internal", "unavailable")
 
 
 def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
+    if checking():  # the tests: every trace and every verdict against the declared contract
+        _enforce([f"{r.path}: {p}" for r, o in zip(selected, outcomes) for p in problems(o)])
+    rows = _apply_results(selected, outcomes, settings, enabled)
+    if checking():
+        _enforce([f"{d.path}:{d.line} {d.code}: {p}" for r in selected for d in list(r.diagnostics) + rows
+                  for p in verdict_problems(d.dynamic)])
+    return rows
+
+
+def _enforce(found: list[str]) -> None:
+    if found:
+        raise AssertionError("dynamic trace contract broken (elbolint/dynamic/contract.py):\n" + "\n".join(found[:20]))
+
+
+def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
     rules = {r.code: r for r in all_rules()}
     rows: list[Diagnostic] = []
     for result, trace in zip(selected, outcomes):
