@@ -30,6 +30,7 @@ from typing import Optional
 from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import caller_line, exception_text
 from elbolint.dynamic.fitting import fit_trace
+from elbolint.dynamic.seams import replace
 from elbolint.dynamic.sites import site
 from elbolint.dynamic.support import measure
 
@@ -107,7 +108,8 @@ def install(context) -> None:
 
     fit_surrogate_posterior.__elbolint_original__ = original
     for module in (tfp.vi, vi_package, optimization):
-        module.fit_surrogate_posterior = fit_surrogate_posterior
+        if getattr(module, "fit_surrogate_posterior", None) is not fit_surrogate_posterior:
+            replace(module, "fit_surrogate_posterior", fit_surrogate_posterior, NAME)
 
 
 def combined(state: dict) -> Optional[dict]:

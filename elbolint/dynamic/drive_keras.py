@@ -45,6 +45,7 @@ from typing import Any, Optional
 
 from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import exception_text, user_frame
+from elbolint.dynamic.seams import replace
 from elbolint.dynamic.sites import COMPILED, site
 
 NAME = "keras"
@@ -138,15 +139,15 @@ class KerasRecorder:
                 recorder._stash = (target, grads)
             return grads
 
-        tf.GradientTape.gradient = gradient
+        replace(tf.GradientTape, "gradient", gradient, NAME)
         for cls in model_classes():
             for name, kind in (("fit", "fit"), ("fit_generator", "fit"), ("train_on_batch", "train_on_batch")):
                 if name in cls.__dict__:
-                    setattr(cls, name, self._wrap_call(cls.__dict__[name], kind))
+                    replace(cls, name, self._wrap_call(cls.__dict__[name], kind), NAME)
             if "make_train_function" in cls.__dict__:
-                cls.make_train_function = self._wrap_make(cls.__dict__["make_train_function"])
-        for cls in {klass for root in model_classes() for klass in root.__mro__ if "compile" in klass.__dict__}:
-            cls.compile = self._wrap_compile(cls.__dict__["compile"])
+                replace(cls, "make_train_function", self._wrap_make(cls.__dict__["make_train_function"]), NAME)
+        for cls in compiling_classes():
+            replace(cls, "compile", self._wrap_compile(cls.__dict__["compile"]), NAME)
 
     def _wrap_compile(self, original):
         """Note the user's line of each model's `compile` (a run's site names it, see sites.py)."""
@@ -460,6 +461,11 @@ def _without_seams(error: BaseException) -> BaseException:
             continue
         rebuilt = types.TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
     return error.with_traceback(rebuilt)
+
+
+def compiling_classes() -> list[type]:
+    """The classes among the Keras models' bases that define `compile` themselves."""
+    return list({klass for root in model_classes() for klass in root.__mro__ if "compile" in klass.__dict__})
 
 
 def model_classes() -> list[type]:

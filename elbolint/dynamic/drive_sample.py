@@ -25,6 +25,7 @@ import sys
 from typing import Any, Optional
 
 from elbolint.dynamic.failures import exception_text, user_line
+from elbolint.dynamic.seams import replace
 
 NAME = "sample"
 MAX_MODELS = 8
@@ -71,7 +72,7 @@ def install(context) -> None:
         return __init__
 
     for cls in _classes():
-        cls.__init__ = wrap(cls.__dict__["__init__"])
+        replace(cls, "__init__", wrap(cls.__dict__["__init__"]), NAME)
 
 
 def run(context) -> Optional[dict]:

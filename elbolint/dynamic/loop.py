@@ -38,6 +38,7 @@ import time
 from typing import Any, Callable, Optional
 
 from elbolint.dynamic.failures import user_frame
+from elbolint.dynamic.seams import replace
 
 #: Steps recorded of a run no finding points at, before it is cut short.
 BRIEF = 10
@@ -109,7 +110,8 @@ class LoopRecorder:
             return loss
 
         for module in (tfp.vi, vi_package, csiszar_divergence):
-            module.monte_carlo_variational_loss = monte_carlo_variational_loss
+            if getattr(module, "monte_carlo_variational_loss", None) is not monte_carlo_variational_loss:
+                replace(module, "monte_carlo_variational_loss", monte_carlo_variational_loss, "loop")
 
         original_gradient = tf.GradientTape.gradient
 
@@ -119,10 +121,10 @@ class LoopRecorder:
                 recorder._tape_loss = _total(target)
             return original_gradient(tape, target, *args, **kwargs)
 
-        tf.GradientTape.gradient = gradient
+        replace(tf.GradientTape, "gradient", gradient, "loop")
         for cls in optimizer_classes():
             if "apply_gradients" in cls.__dict__:
-                cls.apply_gradients = self._wrap_apply(cls.__dict__["apply_gradients"])
+                replace(cls, "apply_gradients", self._wrap_apply(cls.__dict__["apply_gradients"]), "loop")
 
     def _wrap_apply(self, original):
         recorder = self

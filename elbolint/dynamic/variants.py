@@ -30,6 +30,10 @@ import functools
 import random
 from typing import Any, Callable, Optional
 
+from elbolint.dynamic.seams import replace
+
+#: The seam's name (seams.py).
+SEAM = "variant"
 #: A seed's offset for the program's own seeding calls (a prime, so offsets of different k never meet).
 SEED_STRIDE = 7919
 
@@ -59,7 +63,7 @@ class Variant:
 
         for cls in optimizer_classes():
             if "apply_gradients" in cls.__dict__:
-                cls.apply_gradients = self._wrap(cls.__dict__["apply_gradients"])
+                replace(cls, "apply_gradients", self._wrap(cls.__dict__["apply_gradients"]), SEAM)
 
     def _wrap(self, original):
         variant = self
@@ -148,13 +152,13 @@ def _offset_seeding(k: int) -> None:
 
     for module in {id(m): m for m in _tf_random_modules(tf)}.values():
         if hasattr(module, "set_seed"):
-            module.set_seed = shifted(module.set_seed)
+            replace(module, "set_seed", shifted(module.set_seed), SEAM)
     try:
-        tf.compat.v1.set_random_seed = shifted(tf.compat.v1.set_random_seed)
+        replace(tf.compat.v1, "set_random_seed", shifted(tf.compat.v1.set_random_seed), SEAM)
     except AttributeError:
         pass
-    np.random.seed = shifted(np.random.seed)
-    random.seed = shifted(random.seed)
+    replace(np.random, "seed", shifted(np.random.seed), SEAM)
+    replace(random, "seed", shifted(random.seed), SEAM)
 
 
 def _tf_random_modules(tf) -> list:
