@@ -63,3 +63,16 @@ def test_a_nan_from_a_raw_scale_is_not_blamed_on_clipping_or_the_rate_when_their
         assert text in verdict["summary"], code
     # the loop passes stateless seeds (seed=[step, 0]): every replay repeats it, so it is one seed
     assert "one run: the program fixes its own random draws" in found["ELB003"]["dynamic"]["summary"]
+
+
+def test_a_slow_loop_gets_fewer_steps_not_a_timeout():
+    """Issue 16: 'loops and Keras fits that are slow get fewer steps, not a timeout'."""
+    path = DYNAMIC / "slow_loop_raw_scale.py"
+    completed = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic", "--dynamic-timeout", "10",
+                                "--output-format", "json", str(path)], capture_output=True, text=True, timeout=300)
+    rows = {row["code"]: row for row in json.loads(completed.stdout)}
+    assert "ELB100" not in rows  # no timeout
+    verdict = rows["ELB001"]["dynamic"]
+    assert verdict["status"] == "not-reproduced"
+    assert "; stopped by the time budget after " in verdict["summary"]
+    assert 2 <= verdict["trace"]["steps"] < 200

@@ -201,6 +201,11 @@ class KerasModel(TypedDict, total=False):
     approximate_loss: bool
 
 
+class TimeCut(TypedDict):
+    steps: int
+    seconds: Number
+
+
 class Replays(TypedDict):
     """The program's replays (replays.py): how many ran, their time, what was left out and why."""
     ran: int
@@ -239,6 +244,7 @@ class Trace(TypedDict, total=False):
     harness_error: str
     cut_short: list[Site]
     ran_to_end: bool
+    time_cut: TimeCut  # a slow loop or Keras fit stopped with what it recorded (loop.TIME_SHARE)
     missing_packages: list[str]
     # added by the worker and the sandbox
     seconds: Number

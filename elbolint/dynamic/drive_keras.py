@@ -45,6 +45,7 @@ from typing import Any, Optional
 
 from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import exception_text, user_frame
+from elbolint.dynamic.loop import TIME_MIN_STEPS, TIME_SHARE
 from elbolint.dynamic.seams import replace
 from elbolint.dynamic.sites import COMPILED, site
 
@@ -98,6 +99,8 @@ class KerasRecorder:
         self.context = context
         self.path = context.path
         self.budget = context.budget
+        self.started = time.monotonic()  # the file's run started about now (installed first)
+        self.time_cut: Optional[float] = None
         self.armed = True
         self.model = None  # the claimed model
         self.active = 0  # depth of the claimed model's fit/train_on_batch calls
@@ -387,6 +390,11 @@ class KerasRecorder:
         if len(self.loss) >= self.budget or nan_twice:
             self.armed = False
             raise self.context.Stop()
+        timeout = float(self.context.settings.get("timeout", 60.0))
+        if len(self.loss) >= TIME_MIN_STEPS and now - self.started > TIME_SHARE * timeout:
+            self.time_cut = now - self.started  # slow: fewer batches, not the sandbox's timeout
+            self.armed = False
+            raise self.context.Stop()
 
     # -------------------------------------------------------------- the trace
     def trace(self) -> dict:
@@ -410,7 +418,9 @@ class KerasRecorder:
         if any(v is not None for v in self.scale_min):
             fit["posterior_scale"] = {"min": list(self.scale_min), "mean": list(self.scale_mean),
                                       "prior": self.prior_scale}
+        cut = {"time_cut": {"steps": len(self.loss), "seconds": round(self.time_cut, 2)}} if self.time_cut else {}
         return {
+            **cut,
             "source": "keras", "line": self.line, "site": dict(self.site), "budget": self.budget, "anchors": {},
             "user_num_steps": None, "fit": fit,
             "keras_model": {"calls": sorted(set(self.calls)), "layers": sorted(set(self.layers)),

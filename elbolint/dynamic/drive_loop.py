@@ -89,6 +89,8 @@ def finish(context, loop, stopped_by: Optional[str] = None) -> dict:
         trace["cut_short"] = list(loop.cut)
     if stopped_by:
         trace["stopped_by"] = stopped_by
+    if getattr(loop, "time_cut", None) is not None:  # slow: fewer steps, not the sandbox's timeout
+        trace["time_cut"] = {"steps": loop.steps, "seconds": round(loop.time_cut, 2)}
     checks = context.settings.get("support_checks") or []
     if checks and surrogate is not None:  # ELB014's component after the loop's steps (support.py)
         trace["support"] = {"end": measure(surrogate, checks)}

@@ -44,6 +44,10 @@ from elbolint.dynamic.seams import replace
 BRIEF = 10
 #: Share of the per-file timeout the cut-short runs may go on untouched, in all.
 PASS_SHARE = 0.25
+#: Share of the per-file timeout after which a slow run is stopped with what it recorded (fewer
+#: steps, never the sandbox's timeout, which would lose the record): the rest is for the final
+#: estimate, the reference fit and the sandbox's margin. At least TIME_MIN_STEPS steps are recorded.
+TIME_SHARE, TIME_MIN_STEPS = 0.5, 2
 
 
 class LoopRecorder:
@@ -58,6 +62,8 @@ class LoopRecorder:
         self.flagged = flagged  # [first, last] spans of the flagged training calls; None: every run is
         self.flagged_names = flagged_names or []  # names bound to the flagged optimizers and models
         self.timeout = timeout
+        self.started = time.monotonic()  # the file's run started about now (the recorder is installed first)
+        self.time_cut: Optional[float] = None  # seconds when a slow run was stopped by the time budget
         self.cut: list[dict] = []  # the sites of the brief runs cut short before this one
         self.passed = 0.0  # seconds the cut-short runs went on untouched, in all
         self._fresh()
@@ -155,9 +161,17 @@ class LoopRecorder:
             if recorder.steps >= recorder.budget or recorder._nan_twice():
                 recorder.armed = False
                 raise recorder.stop()
+            if recorder.out_of_time():
+                recorder.time_cut = time.monotonic() - recorder.started
+                recorder.armed = False
+                raise recorder.stop()
             return result
 
         return apply_gradients
+
+    def out_of_time(self) -> bool:
+        """A slow run has used its share of the per-file time (TIME_SHARE)."""
+        return self.steps >= TIME_MIN_STEPS and time.monotonic() - self.started > TIME_SHARE * self.timeout
 
     def arm(self) -> None:
         import tensorflow as tf
@@ -262,10 +276,10 @@ class LoopRecorder:
         """A run after a brief one: a fresh record (the brief run's is dropped, its site kept)."""
         self.passed += time.monotonic() - self._pass_started
         self.cut.append(dict(self.site))
-        cut, passed, armed = self.cut, self.passed, self.armed
+        cut, passed, armed, started = self.cut, self.passed, self.armed, self.started
         self.__init__(self.path, self.budget, self.stop, self.on_first_step, self.flagged, self.timeout,
                       self.flagged_names)
-        self.cut, self.passed, self.armed = cut, passed, armed
+        self.cut, self.passed, self.armed, self.started = cut, passed, armed, started
 
     def _is_brief(self) -> bool:
         if self.flagged is None:

@@ -241,6 +241,12 @@ def coverage(trace: dict) -> str:
         skipped = (trace.get("replays") or {}).get("skipped") or []
         if any("fixes its own random draws" in note for note in skipped):
             runs_text = "one run: the program fixes its own random draws"
+        elif count == 1 and any(note.startswith("seed ") and " not run:" in note for note in skipped):
+            runs_text = "one run: no time was left for more seeds"
+        cut = trace.get("time_cut") or {}
+        if cut:
+            runs_text += (f"; stopped by the time budget after {cut.get('steps')} {unit} "
+                          f"({number(cut.get('seconds')) or 0:.0f} s)")
         return (f"the program's own training: {steps} {unit} recorded ({runs_text}; elbolint's budget is "
                 f"{budget}{', reached' if steps >= budget else ''})")
     seeds = len(runs) or 1
