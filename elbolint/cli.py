@@ -167,6 +167,7 @@ class _Choice(click.Choice):
 @click.option("--dynamic-scope", type=_Choice(["flagged", "all"]), default="flagged",
               help="`--dynamic=all` runs every file that builds a TFP surrogate or model.")
 @click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None, help="Steps per fit when the file states no num_steps (default 200); a fit's own num_steps is followed up to max(this, max-steps).")
+@click.option("--dynamic-seeds", type=click.IntRange(1, 100), default=None, help="Seeds per run: each fit from the same initial values, and a loop's or Keras fit's program replayed, once per seed (default 4).")
 @click.option("--dynamic-timeout", type=click.FloatRange(1, 3600), default=None, help="Seconds per file (default 60).")
 @click.option("--dynamic-memory", type=click.IntRange(64, 1 << 20), default=None, help="Memory cap per file in MiB (default 4096).")
 @click.option("--python", "python_path", type=click.Path(path_type=Path), default=None,
@@ -176,7 +177,7 @@ class _Choice(click.Choice):
 def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
           no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, unsafe_fixes, unfixable, diff, no_cache, cache_dir,
           stdin_filename, quiet, statistics, show_files, show_settings,
-          dynamic, dynamic_scope, dynamic_steps, dynamic_timeout, dynamic_memory, python_path, jobs):
+          dynamic, dynamic_scope, dynamic_steps, dynamic_seeds, dynamic_timeout, dynamic_memory, python_path, jobs):
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
     try:
         use_stdin = stdin_filename is not None or list(paths) == [Path("-")]
@@ -256,7 +257,7 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
         from elbolint.dynamic import run_dynamic
 
         settings = {
-            "scope": dynamic_scope, "steps": dynamic_steps, "timeout": dynamic_timeout,
+            "scope": dynamic_scope, "steps": dynamic_steps, "seeds": dynamic_seeds, "timeout": dynamic_timeout,
             "memory_mib": dynamic_memory, "python": python_path, "jobs": jobs,
         }
         try:

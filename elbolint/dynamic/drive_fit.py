@@ -15,7 +15,11 @@ recorded). What the script does after its last recorded fit is not the user's pr
 
 A hand-written loop that already recorded steps in the same run (see drive_loop.py) is the fit to
 report; the recorder then only stops the script. An error of elbolint's own while fitting is never the
-user's: the run becomes `not-run` with the reason (`nothing`)."""
+user's: the run becomes `not-run` with the reason (`nothing`).
+
+A fit no static finding points at (sites.unflagged: a baseline next to the flagged model) is *brief*
+(issue 16, every flagged site gets its own budget): `loop.BRIEF` steps, one seed, no reference fits,
+so the budget and the time go to the flagged fits; its site says so (`brief`)."""
 
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from elbolint.dynamic.drive_loop import saw_no_vi
 from elbolint.dynamic.failures import caller_line, exception_text
 from elbolint.dynamic.fitting import fit_trace
 from elbolint.dynamic.seams import replace
-from elbolint.dynamic.sites import site
+from elbolint.dynamic.loop import BRIEF
+from elbolint.dynamic.sites import site, unflagged
 from elbolint.dynamic.support import measure
 
 NAME = "fit"
@@ -87,6 +92,10 @@ def install(context) -> None:
         keep: dict = {}
         checks = settings.get("support_checks") or []
         start = measure(surrogate, checks)  # ELB014's component before the fit (support.py)
+        brief = unflagged(run_site, settings.get("flagged_spans"), settings.get("flagged_names"))
+        if brief:  # no finding points at this fit: a few steps, one seed, no references (BRIEF)
+            context.settings = dict(settings, steps=BRIEF, max_steps=BRIEF, seeds=1, reference=False)
+            run_site["brief"] = BRIEF
         try:
             trace = fit_trace(context, target, surrogate, optimizer, num_steps, arguments, line=line,
                               source="fit_surrogate_posterior", namespace=namespace, keep=keep)
@@ -95,6 +104,8 @@ def install(context) -> None:
         except Exception as error:  # elbolint's own failure, never the user's
             state["harness"] = exception_text(error)
             raise context.Stop() from None
+        finally:
+            context.settings = settings
         if start:
             trace["support"] = {"start": start, "end": measure(surrogate, checks)}
         trace["site"] = run_site

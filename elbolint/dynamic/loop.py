@@ -282,16 +282,9 @@ class LoopRecorder:
         self.cut, self.passed, self.armed, self.started = cut, passed, armed, started
 
     def _is_brief(self) -> bool:
-        if self.flagged is None:
-            return False
-        lines = set(self.site.get("stack") or []) | {self.site.get("line"), self.site.get("compile_line")}
-        lines.discard(None)
-        if not lines:
-            return False  # nowhere in the user's file: cannot be told
-        bound = set(self.site.get("optimizer_names") or []) | set(self.site.get("model_names") or [])
-        if bound & set(self.flagged_names):
-            return False  # a flagged optimizer or model, used where the source does not show it
-        return not any(first <= at <= last for first, last in self.flagged for at in lines)
+        from elbolint.dynamic.sites import unflagged
+
+        return unflagged(self.site, self.flagged, self.flagged_names)
 
     def _on_step(self, pairs: list) -> None:
         import numpy as np

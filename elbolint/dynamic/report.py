@@ -23,7 +23,7 @@ from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
 from elbolint.dynamic.confirmation import identities, owns, policy, subject
 from elbolint.dynamic.contract import checking, problems, verdict_problems
 from elbolint.dynamic.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
-from elbolint.dynamic.seeds import classify_seeds, coverage
+from elbolint.dynamic.seeds import TRAJECTORY, classify_seeds, coverage
 from elbolint.dynamic.support import CODE as SUPPORT_CODE
 from elbolint.dynamic.support import not_reproduced as support_not_reproduced
 from elbolint.registry import all_rules
@@ -268,6 +268,8 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
     rows of one fit's trace."""
     rows: list[Diagnostic] = []
     findings = [f for f in classify_seeds(trace, settings.thresholds) if f["code"] in enabled]
+    if (trace.get("site") or {}).get("brief"):  # a fit no finding points at, cut to a few steps (drive_fit.py):
+        findings = [f for f in findings if f["code"] not in TRAJECTORY]  # too short to judge its trajectory
     digest = trace_summary(trace)
     for key in ("skipped", "stopped_after", "fits_not_checked", "harness_error", "replays"):
         if trace.get(key):

@@ -57,6 +57,23 @@ def on_stack(kind: str, *names: str) -> Optional[Any]:
     return None
 
 
+def unflagged(record: dict, flagged: Optional[list], flagged_names) -> bool:
+    """No static finding points at this run (issue 16, every flagged site gets its own budget): none of
+    its lines (stack, call, compile) is in a `flagged` span the parent sent and none of the names bound
+    to its optimizer or model is a flagged one. False when the parent could not tell (`flagged` is None)
+    or the run is nowhere in the user's file."""
+    if flagged is None:
+        return False
+    lines = set(record.get("stack") or []) | {record.get("line"), record.get("compile_line")}
+    lines.discard(None)
+    if not lines:
+        return False
+    bound = set(record.get("optimizer_names") or []) | set(record.get("model_names") or [])
+    if bound & set(flagged_names or []):
+        return False
+    return not any(first <= at <= last for first, last in flagged for at in lines)
+
+
 def site(path: str, kind: str, *, optimizer=None, model=None, line: Optional[int] = None) -> dict:
     """The site of a run that is starting now (called from a seam, with the user's frames on the stack)."""
     try:
