@@ -163,3 +163,17 @@ def test_a_brief_run_that_ended_the_script_says_so():
     assert _spent(part, "the Keras fit of `baseline` at line 23") == (
         "the run recorded was the Keras fit of `baseline` at line 23, cut short after 10 steps (no finding "
         "points at it); the script ended before any other run")
+
+
+def test_a_fit_no_finding_points_at_is_brief_and_its_trajectory_is_not_judged():
+    """two_fits.py: the clean baseline fit (line 24) has no finding, so it runs 10 steps with one seed
+    and no references; the flagged fit (line 32) gets the budget and judges its own findings."""
+    pytest.importorskip("tensorflow_probability")
+    completed = subprocess.run(
+        [sys.executable, "-m", "elbolint", "check", str(DYNAMIC / "two_fits.py"), "--dynamic", "--output-format",
+         "json", "--exit-zero", "--no-cache"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    rows = json.loads(completed.stdout)
+    assert not [r for r in rows if r["location"]["row"] == 24]  # no dynamic row from 10 brief steps
+    status = {r["code"]: r["dynamic"] for r in rows if r["code"] in ("ELB001", "ELB009")}
+    assert status["ELB001"]["status"] == "confirmed" and status["ELB001"]["trace"]["fit"] == "fit 2 of 2 (line 32)"
+    assert status["ELB009"]["status"] == "confirmed" and status["ELB009"]["evidence"]["codes"] == ["ELB112"]
