@@ -26,7 +26,8 @@ def _nearest_option(name: str, possibilities) -> str:
     from difflib import SequenceMatcher
 
     typed = name.lstrip("-")
-    scored = [(SequenceMatcher(None, typed, option.lstrip("-")).ratio(), option) for option in sorted(possibilities or [])]
+    scored = [(SequenceMatcher(None, typed, option.lstrip("-")).ratio(), option)
+              for option in sorted(possibilities or [])]
     scored = [(score, option) for score, option in scored
               if score >= 0.6 or (len(typed) >= 3 and option.lstrip("-").startswith(typed))]
     if not scored:
@@ -160,22 +161,31 @@ class _Choice(click.Choice):
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per code instead of the findings.")
 @click.option("--show-files", is_flag=True,
-              help="Print the files that would be linted (and, on stderr, the notebook cells that are not Python), and exit.")
-@click.option("--show-settings", is_flag=True, help="Print the resolved configuration and where it came from, and exit.")
+              help="Print the files that would be linted (and, on stderr, the notebook cells that are not Python), "
+                   "and exit.")
+@click.option("--show-settings", is_flag=True,
+              help="Print the resolved configuration and where it came from, and exit.")
 @click.option("--dynamic", "dynamic", is_flag=True,
-              help="Also run flagged models briefly in a sandbox to confirm findings (needs the [dynamic] extra: TensorFlow, TFP, tf-keras).")
+              help="Also run flagged models briefly in a sandbox to confirm findings "
+                   "(needs the [dynamic] extra: TensorFlow, TFP, tf-keras).")
 @click.option("--dynamic-scope", type=_Choice(["flagged", "all"]), default="flagged",
               help="`--dynamic=all` runs every file that builds a TFP surrogate or model.")
-@click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None, help="Steps per fit when the file states no num_steps (default 200); a fit's own num_steps is followed up to max(this, max-steps).")
-@click.option("--dynamic-seeds", type=click.IntRange(1, 100), default=None, help="Seeds per run: each fit from the same initial values, and a loop's or Keras fit's program replayed, once per seed (default 4).")
+@click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None,
+              help="Steps per fit when the file states no num_steps (default 200); "
+                   "a fit's own num_steps is followed up to max(this, max-steps).")
+@click.option("--dynamic-seeds", type=click.IntRange(1, 100), default=None,
+              help="Seeds per run: each fit from the same initial values, and a loop's or Keras fit's program "
+                   "replayed, once per seed (default 4).")
 @click.option("--dynamic-timeout", type=click.FloatRange(1, 3600), default=None, help="Seconds per file (default 60).")
-@click.option("--dynamic-memory", type=click.IntRange(64, 1 << 20), default=None, help="Memory cap per file in MiB (default 4096).")
+@click.option("--dynamic-memory", type=click.IntRange(64, 1 << 20), default=None,
+              help="Memory cap per file in MiB (default 4096).")
 @click.option("--python", "python_path", type=click.Path(path_type=Path), default=None,
               help="Interpreter that runs the models (default: the current one).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Parallel workers for linting and dynamic runs (default: the number of cores).")
 def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
-          no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, unsafe_fixes, unfixable, diff, no_cache, cache_dir,
+          no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, unsafe_fixes, unfixable,
+          diff, no_cache, cache_dir,
           stdin_filename, quiet, statistics, show_files, show_settings,
           dynamic, dynamic_scope, dynamic_steps, dynamic_seeds, dynamic_timeout, dynamic_memory, python_path, jobs):
     """Lint PATHS (files or directories, recursively; default: the current directory)."""

@@ -1,5 +1,5 @@
-"""Which files to lint (`*.py`, `*.pyi`, `*.ipynb`): explicit files always; directories recursively, skipping default excludes,
-configured excludes and what .gitignore files ignore (as ruff does)."""
+"""Which files to lint (`*.py`, `*.pyi`, `*.ipynb`): explicit files always; directories recursively, skipping
+default excludes, configured excludes and what .gitignore files ignore (as ruff does)."""
 
 from __future__ import annotations
 

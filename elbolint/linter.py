@@ -17,7 +17,7 @@ from elbolint import walk
 from elbolint.config import Limits
 from elbolint.deepstack import call_deep
 from elbolint.analysis import create_analyses, needed_analyses
-from elbolint.diagnostics import Diagnostic, Position, Severity
+from elbolint.diagnostics import Diagnostic, Position
 from elbolint.resolver import Resolver
 from elbolint.rule import Rule, RuleContext
 from elbolint.notebook import Notebook, is_notebook, read_notebook
@@ -27,7 +27,7 @@ from elbolint.suppression import file_noqa, is_suppressed, noqa_codes, noqa_colu
 #: A file that never mentions TensorFlow, TFP or Keras cannot contain a finding: it is not parsed.
 #: A snippet without its imports still says `tfd.` / `tfp.` (the resolver reads those names).
 _PREFILTER = re.compile(r"tensorflow|tf_keras|keras|\btf[pdb]\.|\btfpl\.")
-#: A `# noqa` on a line cannot hide that the file was not analysed at all (ruff's rule too); use
+#: A noqa comment on a line cannot hide that the file was not analysed at all (ruff's rule too); use
 #: `ignore` or `per-file-ignores` to silence these on purpose.
 _UNSUPPRESSIBLE = frozenset({"ELB000"})
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -176,7 +176,8 @@ def read_notebook(source: Source) -> tuple[Source, Optional[Notebook]]:
         problem = ("ELB000", f"not a valid notebook: invalid JSON: {error.msg}", error.lineno, error.colno)
         return replace(source, text=None, problem=problem), None
     except RecursionError:
-        return replace(source, text=None, problem=("ELB000", "not a valid notebook: JSON nested too deeply", 1, 1)), None
+        problem = ("ELB000", "not a valid notebook: JSON nested too deeply", 1, 1)
+        return replace(source, text=None, problem=problem), None
     reason = _not_a_notebook(raw)
     if reason is not None:
         return replace(source, text=None, problem=("ELB000", f"not a valid notebook: {reason}", 1, 1)), None

@@ -72,7 +72,9 @@ class Rule(BatchableVisitor):
         try:
             return self.context.analyses[kind]
         except KeyError:
-            raise LookupError(f"{type(self).__name__} asks {kind.__name__} without declaring it in `analyses`") from None
+            raise LookupError(
+                f"{type(self).__name__} asks {kind.__name__} without declaring it in `analyses`"
+            ) from None
 
     def finalize(self) -> None:
         """Called once after the whole traversal (every `leave_Module` included): the place to drop

@@ -178,7 +178,8 @@ class OptimizerRoles(FileAnalysis):
             key = _binding_key(target.target)
             if key is not None:
                 self._not_reads.add(id(target.target))
-                self._mention(key, "w", id(node.value), (bool(self._functions), self._blocks[-1] if self._blocks else 0))
+                where = (bool(self._functions), self._blocks[-1] if self._blocks else 0)
+                self._mention(key, "w", id(node.value), where)
                 if len(node.targets) == 1 and isinstance(node.value, cst.Call):
                     self._bound_to[id(node.value)] = key
         for target in node.targets:
@@ -234,9 +235,11 @@ class OptimizerRoles(FileAnalysis):
         if not names.isdisjoint(VI_FUNCTIONS):
             self._use(self._argument(node, "optimizer", self._FIT_OPTIMIZER_POSITION), FITTED)
         if not names.isdisjoint(_MINIMIZERS):
-            self._use(self._argument(node, "optimizer", 2), MINIMIZED, self.vi.loss_site(self._argument(node, "loss_fn", 0)))
+            loss = self.vi.loss_site(self._argument(node, "loss_fn", 0))
+            self._use(self._argument(node, "optimizer", 2), MINIMIZED, loss)
         if not names.isdisjoint(_FIT_OPS):
-            self._use(self._argument(node, "optimizer", 1), MINIMIZED, self.vi.loss_site(self._argument(node, "loss_fn", 0)))
+            loss = self.vi.loss_site(self._argument(node, "loss_fn", 0))
+            self._use(self._argument(node, "optimizer", 1), MINIMIZED, loss)
         if isinstance(node.func, cst.Name):
             self._remember_call_site(node)
         self._hand_off(node, names)
@@ -501,7 +504,9 @@ class OptimizerRoles(FileAnalysis):
         next module-level binding of the same name in the same block (a notebook reuses
         `optimizer` cell after cell), or inside a def that is defined or called in that stretch."""
         mentions = self._mentions.get(key, [])
-        binding = next(((ordinal, where) for ordinal, kind, what, where in mentions if kind == "w" and what == value), None)
+        binding = next(
+            ((ordinal, where) for ordinal, kind, what, where in mentions if kind == "w" and what == value), None
+        )
         if binding is None:
             return True
         start, (_, block) = binding

@@ -34,9 +34,9 @@ In TF1 graph-mode code (a `Session`, `placeholder`, `disable_eager_execution`) t
 anywhere, every raw variable is at risk: `optimizer.minimize(loss)` trains every trainable variable
 of the graph, wherever it was created.
 
-Test code (elbolint/analyses/test_code.py: a test module, a test class or a `test*` def): what it builds is trained only where its own def
-(or class) trains. Anything this analysis did not see (an anchor it has no record of) is at risk:
-the benefit of the doubt goes to the finding.
+Test code (elbolint/analyses/test_code.py: a test module, a test class or a `test*` def): what it
+builds is trained only where its own def (or class) trains. Anything this analysis did not see (an
+anchor it has no record of) is at risk: the benefit of the doubt goes to the finding.
 """
 
 from __future__ import annotations

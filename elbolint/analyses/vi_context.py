@@ -173,7 +173,9 @@ class _ModelKinds:
             layers = first_argument(node, "layers")
             return PLAIN if layers is None else self.kind(layers, depth + 1)
         if not names.isdisjoint(_FUNCTIONAL):
-            parts = [arg.value for arg in node.args if arg.keyword is None or arg.keyword.value in ("inputs", "outputs")]
+            parts = [
+                arg.value for arg in node.args if arg.keyword is None or arg.keyword.value in ("inputs", "outputs")
+            ]
             return combine_kinds(self.kind(v, depth + 1) for v in parts) if parts else UNKNOWN
         if any(n.startswith("keras.layers.") or n == "keras.Input" for n in names):
             return PLAIN
