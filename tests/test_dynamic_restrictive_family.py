@@ -174,7 +174,8 @@ from elbolint.dynamic.richer_family import mean_field
 tfd, tfb = tfp.distributions, tfp.bijectors
 scale = lambda: tfp.util.TransformedVariable(1.0, tfb.Softplus())
 cases = {
-    "jds": tfd.JointDistributionSequential([tfd.Normal(tf.Variable(0.0), scale()), tfd.Normal(tf.Variable(0.0), scale())]),
+    "jds": tfd.JointDistributionSequential([tfd.Normal(tf.Variable(0.0), scale()),
+                                            tfd.Normal(tf.Variable(0.0), scale())]),
     "lognormal": tfd.JointDistributionNamed(dict(a=tfd.Normal(0.0, scale()), b=tfd.LogNormal(0.0, scale()))),
     "independent": tfd.Independent(tfd.Normal(tf.zeros(3), 1.0), 1),
     "diag": tfd.MultivariateNormalDiag(tf.zeros(2), tf.ones(2)),
