@@ -1,7 +1,8 @@
 """TFP and Keras knowledge shared by several rules: which parameters must stay positive, the
 positional signatures of common distributions, optimizer classes (Keras, TF1, Keras strings), VI
 entry points, folding of literal initial values, and the `if`-branch-aware bindings (BranchScopes)
-that VIContext (`elbolint/analyses/vi_context.py`) and OptimizerRoles (`elbolint/analyses/optimizer_roles.py`) follow values through.
+that VIContext (`elbolint/analyses/vi_context.py`) and OptimizerRoles
+(`elbolint/analyses/optimizer_roles.py`) follow values through.
 Not a rule module (it defines no Rule subclass with a code), so the registry skips it."""
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Optional
 
 import libcst as cst
 
-from elbolint.names import KERAS_OPTIMIZERS, TF, TFB, TFD, TFP_EXPERIMENTAL_VI, TFP_UTIL, TFP_VI, TFPL, member_of, names_in
+from elbolint.names import (
+    KERAS_OPTIMIZERS, TF, TFB, TFD, TFP_EXPERIMENTAL_VI, TFP_UTIL, TFP_VI, TFPL, member_of, names_in,
+)
 from elbolint.resolver import Resolver
 
 #: Parameters that must stay strictly positive for the distribution to be valid.
@@ -169,8 +172,8 @@ def first_argument(call: cst.Call, keyword: str) -> Optional[cst.BaseExpression]
 
 
 def raw_trainable_variable(resolver: Resolver, node: cst.BaseExpression) -> Optional[cst.Call]:
-    """The `tf.Variable(...)` (or `self.add_weight(...)`) call that `node` is or names, when the optimizer moves it freely:
-    trainable and without a `constraint=` projection. None for anything else."""
+    """The `tf.Variable(...)` (or `self.add_weight(...)`) call that `node` is or names, when the optimizer
+    moves it freely: trainable and without a `constraint=` projection. None for anything else."""
     value = resolver.value_of(node)
     if not (is_call(resolver, value, VARIABLE) or is_keras_weight(value)) or is_non_trainable(value):
         return None

@@ -134,7 +134,8 @@ class ExtremeInitializer(TrainedParameterRule):
             element = self.value_of(element)
             inner = first_argument(element, "value") if isinstance(element, cst.Call) else element
             values = literal_values(element, self.resolver)
-            if values is None and inner is not None and is_call(self.resolver, element, VARIABLE | TRANSFORMED_VARIABLE):
+            if (values is None and inner is not None
+                    and is_call(self.resolver, element, VARIABLE | TRANSFORMED_VARIABLE)):
                 values = literal_values(inner, self.resolver)
             if values and max(abs(v) for v in values) >= threshold:
                 self._report_far(

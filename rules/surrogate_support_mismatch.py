@@ -442,7 +442,8 @@ class SurrogateSupportMismatch(Rule):
                 entry[3] = entry[3] and checked
         for node, clauses, advice, checked in built.values():
             priors = "the priors'" if len(set(clauses)) > 1 else "the prior's"
-            consequence = (f"{priors} log_prob is -inf at the surrogate's samples outside, so the loss is infinite or NaN"
+            consequence = (f"{priors} log_prob is -inf at the surrogate's samples outside, "
+                           "so the loss is infinite or NaN"
                            if checked else
                            f"{priors} log_prob at the surrogate's samples outside is -inf or NaN (TFP does not check "
                            "every support), so the loss is non-finite or wrong")
@@ -599,13 +600,15 @@ class SurrogateSupportMismatch(Rule):
         else:
             beyond = "outside " + describe(prior_support)
         if outside == "-inf":
-            consequence = f"the prior's log_prob is -inf at the surrogate's samples {beyond}, so the loss is infinite or NaN"
+            consequence = (f"the prior's log_prob is -inf at the surrogate's samples {beyond}, "
+                           "so the loss is infinite or NaN")
         else:
-            consequence = (f"TFP does not check the support: the prior's log_prob at the surrogate's samples {beyond} is NaN (or a "
-                           "meaningless finite number), so the loss is NaN or wrong")
+            consequence = (f"TFP does not check the support: the prior's log_prob at the surrogate's samples {beyond} "
+                           "is NaN (or a meaningless finite number), so the loss is NaN or wrong")
         sentence = (f"{who} is {label}, supported on {describe(support)}, but its prior "
                     f"{prior_label} has density only on {where}: {consequence}")
-        clause = (f"{who.replace('surrogate component at position ', 'component ').replace('surrogate ', '')} is {label} on {describe(support)} but its prior "
+        short = who.replace('surrogate component at position ', 'component ').replace('surrogate ', '')
+        clause = (f"{short} is {label} on {describe(support)} but its prior "
                   f"{prior_label} has density only on {where}")
         return (node, sentence, self._advice(prior_support, support, part, match, low_text, high_text), clause,
                 outside == "-inf")
@@ -1343,7 +1346,8 @@ def _unroot(value: cst.BaseExpression) -> cst.BaseExpression:
     """`Root(tfd.Gamma(...))` -> `tfd.Gamma(...)`."""
     if isinstance(value, cst.Call) and len(value.args) == 1 and not value.args[0].keyword:
         func = value.func
-        spelled = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+        spelled = (func.value if isinstance(func, cst.Name)
+                   else func.attr.value if isinstance(func, cst.Attribute) else "")
         if spelled.lower() == "root":
             return value.args[0].value
     return value

@@ -10,7 +10,9 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFB, TFD, TFPL, canonical, member_of, names_in
 from elbolint.rules._trained_parameter import TrainedParameterRule
-from elbolint.rules._tfp import POSITIONAL, POSITIVE_PARAMETERS, distribution_arguments, distribution_name, literal_values
+from elbolint.rules._tfp import (
+    POSITIONAL, POSITIVE_PARAMETERS, distribution_arguments, distribution_name, literal_values,
+)
 
 # ----------------------------------------------------------------------------- signs
 #: What is known about the sign of a tensor: strictly positive, >= 0, anything (can be <= 0), or
@@ -21,7 +23,9 @@ DISTRIBUTION_LAMBDA = frozenset({f"{TFPL}.DistributionLambda"})
 
 _POSITIVE_FUNCTIONS = names_in(f"{TF}.nn", "softplus", "sigmoid", "softmax") | names_in(
     f"{TF}.math", "softplus", "exp", "sigmoid", "softmax",
-) | names_in(TF, "exp", "sigmoid") | names_in("keras.activations", "softplus", "exponential", "sigmoid", "softmax") | names_in(
+) | names_in(TF, "exp", "sigmoid") | names_in(
+    "keras.activations", "softplus", "exponential", "sigmoid", "softmax",
+) | names_in(
     "keras.ops", "softplus", "exp", "sigmoid", "softmax",
 )
 _NONNEGATIVE_FUNCTIONS = names_in(f"{TF}.nn", "relu", "relu6") | names_in(f"{TF}.math", "abs", "square") | names_in(
@@ -162,7 +166,8 @@ class _Lambda:
     """One DistributionLambda call: its function and what flows into it."""
 
     call: cst.Call
-    function: Union[cst.Lambda, cst.FunctionDef, str, cst.BaseExpression, None]  # a lambda, a def (or its name), a class
+    # a lambda, a def (or its name), a class
+    function: Union[cst.Lambda, cst.FunctionDef, str, cst.BaseExpression, None]
     producers: list[InputModel]
 
 
@@ -409,7 +414,9 @@ class UnconstrainedOutputScale(TrainedParameterRule):
             if isinstance(node.operator, (cst.Multiply, cst.Divide)):
                 return lambda model: _multiply(left(model), right(model))
             if isinstance(node.operator, cst.Subtract):
-                return lambda model: _add(left(model), (ANY if right(model)[0] != UNKNOWN else UNKNOWN, right(model)[1]))
+                return lambda model: _add(
+                    left(model), (ANY if right(model)[0] != UNKNOWN else UNKNOWN, right(model)[1])
+                )
             return _constant(UNKNOWN)
         if isinstance(node, cst.Call):
             return self._call_sign(node, input_name, depth)
@@ -464,7 +471,9 @@ class UnconstrainedOutputScale(TrainedParameterRule):
         replacement = cst.BinaryOperation(
             left=cst.Float("1e-3"),
             operator=cst.Add(whitespace_before=cst.SimpleWhitespace(" "), whitespace_after=cst.SimpleWhitespace(" ")),
-            right=cst.Call(func=func, args=[cst.Arg(value.with_changes(lpar=[], rpar=[]) if _parenthesized(value) else value)]),
+            right=cst.Call(
+                func=func, args=[cst.Arg(value.with_changes(lpar=[], rpar=[]) if _parenthesized(value) else value)]
+            ),
             lpar=list(value.lpar) if _parenthesized(value) else [],
             rpar=list(value.rpar) if _parenthesized(value) else [],
         )
@@ -513,7 +522,8 @@ class UnconstrainedOutputScale(TrainedParameterRule):
             if not self.call_names(node).isdisjoint(_CONCATENATE):
                 parts = node.args[0].value if node.args else None
                 if isinstance(parts, (cst.List, cst.Tuple)):
-                    return InputModel(_combine_layers([self._model_of(e.value, depth + 1).sign for e in parts.elements]))
+                    signs = [self._model_of(e.value, depth + 1).sign for e in parts.elements]
+                    return InputModel(_combine_layers(signs))
             return InputModel(UNKNOWN)
         return InputModel(UNKNOWN)
 
@@ -669,7 +679,8 @@ def _integer_index(node: cst.Subscript) -> Optional[int]:
     value = node.slice[0].slice.value
     if isinstance(value, cst.Integer):
         values = int(value.value, 0)
-    elif isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus) and isinstance(value.expression, cst.Integer):
+    elif (isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus)
+          and isinstance(value.expression, cst.Integer)):
         values = -int(value.expression.value, 0)
     return values
 

@@ -19,9 +19,9 @@ _SIMPLEX = frozenset({
 class UnconstrainedProbs(RawParameterRule):
     """
     ## What it does
-    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `probs` of a TFP distribution (`Bernoulli`, `Categorical`,
-    `Binomial`, `Multinomial`, `OneHotCategorical`, `Geometric`, `NegativeBinomial`,
-    `RelaxedBernoulli`, `RelaxedOneHotCategorical`, ...), directly, positionally, or through a
+    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `probs` of a TFP
+    distribution (`Bernoulli`, `Categorical`, `Binomial`, `Multinomial`, `OneHotCategorical`, `Geometric`,
+    `NegativeBinomial`, `RelaxedBernoulli`, `RelaxedOneHotCategorical`, ...), directly, positionally, or through a
     name or `self.` attribute bound to one. Non-trainable variables and variables with a
     `constraint=` are not flagged.
 

@@ -17,9 +17,9 @@ from elbolint.rules._tfp import (
 class UnconstrainedScale(RawParameterRule):
     """
     ## What it does
-    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as a positive-only parameter of a TFP distribution
-    (`scale`, `scale_diag`, `concentration`, `rate`, `df`, `temperature`, ...), directly or
-    through a name or `self.` attribute bound to one.
+    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as a positive-only
+    parameter of a TFP distribution (`scale`, `scale_diag`, `concentration`, `rate`, `df`, `temperature`,
+    ...), directly or through a name or `self.` attribute bound to one.
 
     The value is followed one step further within the file: an element or slice of a raw variable
     (`v[1]`, `v[1:]`), a tuple element (`loc, scale = make_params()`), the variable a function of

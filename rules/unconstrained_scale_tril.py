@@ -20,8 +20,8 @@ _MATRIX_PARAMETER = {
 class UnconstrainedScaleTril(RawParameterRule):
     """
     ## What it does
-    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `scale_tril` of `tfd.MultivariateNormalTriL` (by keyword
-    or as the second positional argument), as `covariance_matrix` of
+    Flags a raw `tf.Variable` (or a Keras layer's `self.add_weight(...)`) passed as `scale_tril` of
+    `tfd.MultivariateNormalTriL` (by keyword or as the second positional argument), as `covariance_matrix` of
     `tfd.MultivariateNormalFullCovariance`, or as `variational_inducing_observations_scale` of
     `tfd.VariationalGaussianProcess` (by keyword or as the fifth positional argument), directly
     or through a name or `self.` attribute bound to one. Non-trainable variables and variables
@@ -55,7 +55,13 @@ class UnconstrainedScaleTril(RawParameterRule):
     )
     ```
     The same holds for a variational Gaussian process:
-    `variational_inducing_observations_scale=tfp.util.TransformedVariable(np.eye(m), tfb.FillScaleTriL(diag_shift=1e-5))`.
+    ```python
+    gp = tfd.VariationalGaussianProcess(
+        ...,
+        variational_inducing_observations_scale=tfp.util.TransformedVariable(
+            np.eye(m), tfb.FillScaleTriL(diag_shift=1e-5)),
+    )
+    ```
     For a full covariance, parameterise its Cholesky factor the same way, or use
     `tfp.util.TransformedVariable(cov, tfb.Chain([tfb.CholeskyOuterProduct(), tfb.FillScaleTriL()]))`.
     """

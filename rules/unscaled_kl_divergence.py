@@ -10,7 +10,9 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFD, TFPL, member_of
 from elbolint.rule import Rule
-from elbolint.rules._tfp import DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VI_FUNCTIONS, distribution_name, literal_values
+from elbolint.rules._tfp import (
+    DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VI_FUNCTIONS, distribution_name, literal_values,
+)
 
 #: Layer -> position of `kernel_divergence_fn` (None: the layer takes `kl_weight` instead).
 _KERNEL_DIVERGENCE_POSITION = {
@@ -633,7 +635,8 @@ class UnscaledKlDivergence(Rule):
         node = _strip_sign(node)
         if depth > 8:
             return [node], []
-        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Multiply, cst.Divide, cst.FloorDivide)):
+        if (isinstance(node, cst.BinaryOperation)
+                and isinstance(node.operator, (cst.Multiply, cst.Divide, cst.FloorDivide))):
             left_num, left_den = self._factors(node.left, depth + 1)
             right_num, right_den = self._factors(node.right, depth + 1)
             if isinstance(node.operator, cst.Multiply):
@@ -827,7 +830,8 @@ class UnscaledKlDivergence(Rule):
                 names = self.call_names(current)
                 if names & (VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR):
                     return True
-                if isinstance(current.func, cst.Attribute) and current.func.attr.value in ("add_weight", "add_variable"):
+                if (isinstance(current.func, cst.Attribute)
+                        and current.func.attr.value in ("add_weight", "add_variable")):
                     return True
             if isinstance(current, (cst.Name, cst.Attribute)):
                 value = self.value_of(current)
