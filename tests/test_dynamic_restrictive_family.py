@@ -55,7 +55,7 @@ def test_a_clear_gain_is_reported_with_what_the_richer_family_revealed():
     message = finding["message"]
     assert "raises the ELBO by 2.85 ± 0.04 nats over the mean-field family" in message
     assert "median of 3 seeds, 3 clearly above noise, up to 1000 steps each" in message
-    assert "`weight` and `bias` -0.997" in message
+    assert "under it the latents correlate (`weight` with `bias`: -0.997)" in message
     assert "`bias`'s standard deviation is 8.3x smaller" in message
     assert "Centre or rescale the inputs" in message and "operators='tril'" in message
     assert "4.2 s" in message
@@ -148,7 +148,7 @@ def test_example_2_completed_is_reported_and_its_near_misses_stay_quiet():
                           if line.startswith("surrogate_posterior ="))
     assert row["location"]["row"] == surrogate_line and row["severity"] == "warning"
     assert "over the mean-field family" in row["message"]
-    assert "`weight` and `bias` -0.99" in row["message"]
+    assert "(`weight` with `bias`: -0.99" in row["message"]
     assert "standard deviation is" in row["message"] and "operators='tril'" in row["message"]
     evidence = row["dynamic"]["evidence"]["evidence"]
     assert evidence["gain"] > 2.0 and evidence["gain_se"] < 0.2  # README: 2.7 nats, estimates ± 0.02-0.03
@@ -199,3 +199,43 @@ print(json.dumps({name: mean_field(d) for name, d in cases.items()}))
         assert verdicts[name], name
     assert "already correlated" in verdicts["tril"]
     assert "depend on each other" in verdicts["structured"]
+
+
+@pytest.mark.dynamic
+def test_cost_is_bounded_and_reported():
+    """The step cap and the time check (richer_family.richer_reference): a spent deadline skips the
+    check, a short time budget stops it after the chunk that crosses it and says so."""
+    script = r"""
+import os, time
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import json
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+from elbolint.dynamic.richer_family import MIN_SECONDS, richer_reference
+
+tfd, tfb = tfp.distributions, tfp.bijectors
+x = np.linspace(20.0, 21.0, 30).astype(np.float32)
+y = (0.5 * x + 1.0).astype(np.float32)
+
+def target(weight, bias):  # the seed article's shapes: [1]-shaped components
+    prior = tfd.Normal(0.0, 10.0).log_prob(weight) + tfd.Normal(0.0, 10.0).log_prob(bias)
+    return prior + tf.reduce_sum(tfd.Normal(weight * x + bias, 1.0).log_prob(y), axis=-1, keepdims=True)
+
+surrogate = tfd.JointDistributionSequential([
+    tfd.Normal(tf.Variable([0.0]), tfp.util.TransformedVariable([1.0], tfb.Softplus()), name="weight"),
+    tfd.Normal(tf.Variable([0.0]), tfp.util.TransformedVariable([1.0], tfb.Softplus()), name="bias")])
+tfp.vi.fit_surrogate_posterior(target, surrogate, tf.optimizers.Adam(0.05), num_steps=300, seed=(1, 2))
+spent = richer_reference(target, surrogate, 1, None, deadline=time.monotonic())
+short = richer_reference(target, surrogate, 1, None, max_seconds=MIN_SECONDS + 0.1, steps=20000)
+nan = richer_reference(target, surrogate, 1, {"loss": [1.0, float("nan")]})
+print(json.dumps({"spent": spent, "short": short, "nan": nan}))
+"""
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    parts = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert parts["spent"] == {"skipped": "the time budget is spent"}
+    short = parts["short"]
+    assert "stopped after" in short["stopped"] and "time budget" in short["stopped"], short
+    assert short["step_cap"] == 20000 and short["steps"] < 20000 and len(short["reference"]) == 1
+    assert short["names"] == ["weight", "bias"] and short["latent"] == 2
+    assert parts["nan"] == {"skipped": "the fit's loss is not finite"}

@@ -179,15 +179,15 @@ def _message(part: dict, gap: float, se: float, found: list, clear: int) -> str:
     text += f"; {float(part.get('seconds') or 0):.1f} s)"
     strong = [c for c in part.get("correlations") or [] if abs(float(c[2])) >= STRONG_CORRELATION]
     if strong:
-        pairs = ", ".join(f"`{a}` and `{b}` {float(r):+.3f}" for a, b, r in strong[:2])
-        text += f": the posterior correlates {pairs}, which a mean-field family cannot represent"
+        pairs = "; ".join(f"`{a}` with `{b}`: {float(r):+.3f}" for a, b, r in strong[:2])
+        text += f": under it the latents correlate ({pairs}), which a mean-field family cannot represent"
     else:
         text += ": the mean-field family misses dependence between the latents"
     ratios = part.get("spread_ratio") or {}
     if ratios:
         name, ratio = max(ratios.items(), key=lambda item: float(item[1]))
         if float(ratio) >= 1.5:
-            text += (f"; its marginal spreads are too narrow (`{name}`'s standard deviation is {float(ratio):.3g}x "
+            text += (f"; the fitted surrogate's spreads are too narrow (`{name}`'s standard deviation is {float(ratio):.3g}x "
                      "smaller than the full-rank fit's, on the unconstrained scale)")
     finals = [g for g, _ in found]
     if runs > 1 and max(finals) - min(finals) > max(1.0, 4 * se):
