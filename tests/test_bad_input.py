@@ -70,7 +70,8 @@ CASES = [
      + b"".join(b"elif a == %d:\n    pass\n" % i for i in range(1, 600)) + BAD_LINE,
      [(1203, 34, "ELB001", ELB001)]),
     # notebooks
-    ("broken.ipynb", b'{"cells": [{"source": "import tensorflow"', [(1, 42, "ELB000", "not a valid notebook: invalid JSON")]),
+    ("broken.ipynb", b'{"cells": [{"source": "import tensorflow"',
+     [(1, 42, "ELB000", "not a valid notebook: invalid JSON")]),
     ("old.ipynb", b'{"nbformat": 3, "worksheets": [], "metadata": {"tensorflow": 1}}',
      [(1, 1, "ELB000", "not a valid notebook: nbformat 3 is not supported")]),
 ]

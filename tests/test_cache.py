@@ -17,9 +17,9 @@ import elbolint.cache as cache_module
 import elbolint.runner as runner
 from elbolint.cache import Cache
 from elbolint.cli import main
-from elbolint.config import Config
 
-BAD = b"import tensorflow as tf\nimport tensorflow_probability as tfp\nq = tfp.distributions.Normal(0., tf.Variable(1.))\n"
+BAD = (b"import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+       b"q = tfp.distributions.Normal(0., tf.Variable(1.))\n")
 OPTIMIZER = b"import tensorflow as tf\nimport tensorflow_probability as tfp\nopt = tf.optimizers.Adam(0.1)\n" \
             b"tfp.vi.fit_surrogate_posterior(f, q, opt, 10)\n"
 PLAIN = b"x = 1\n"

@@ -202,7 +202,8 @@ def test_real_subprocess_on_fixtures():
     )
     assert process.returncode == 1, process.stderr
     rows = json.loads(process.stdout)
-    example1 = [(r["location"]["row"], r["code"]) for r in rows if r["filename"].endswith("example1_poor_initialisation.py")]
+    example1 = [(r["location"]["row"], r["code"]) for r in rows
+                if r["filename"].endswith("example1_poor_initialisation.py")]
     assert (18, "ELB002") in example1 and (21, "ELB001") in example1 and (22, "ELB001") in example1
     assert (25, "ELB003") in example1
     assert not [r for r in rows if r["filename"].endswith("example3_truly_fixed.py")]

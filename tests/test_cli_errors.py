@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from elbolint.cli import main
 
-BAD = "import tensorflow as tf\nimport tensorflow_probability as tfp\nq = tfp.distributions.Normal(0., tf.Variable(1.))\n"
+BAD = ("import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+       "q = tfp.distributions.Normal(0., tf.Variable(1.))\n")
 
 
 def run(args, cwd):

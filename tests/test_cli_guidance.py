@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from elbolint.cli import main
 
-BAD = "import tensorflow as tf\nimport tensorflow_probability as tfp\nq = tfp.distributions.Normal(0., tf.Variable(1.))\n"
+BAD = ("import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+       "q = tfp.distributions.Normal(0., tf.Variable(1.))\n")
 #: ELB001 twice (both fixable) and ELB003 twice: a Keras optimizer (fixable: clipnorm=1.0) and a TF1
 #: optimizer (no fix: TF1 optimizers take no clipnorm).
 FIXABLE = """\

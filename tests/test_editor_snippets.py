@@ -13,7 +13,8 @@ import pytest
 
 from conftest import ROOT
 
-BAD = "import tensorflow as tf\nimport tensorflow_probability as tfp\nq = tfp.distributions.Normal(0., tf.Variable(1.))\n" \
+BAD = "import tensorflow as tf\nimport tensorflow_probability as tfp\n" \
+      "q = tfp.distributions.Normal(0., tf.Variable(1.))\n" \
       "opt = tf.optimizers.Adam(0.1)\nlosses = tfp.vi.fit_surrogate_posterior(f, q, opt, 10)\n"
 
 
@@ -27,7 +28,8 @@ def readme_block(language: str, containing: str) -> str:
 def concise_output(tmp_path) -> list[str]:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "model.py").write_text(BAD)
-    result = subprocess.run([sys.executable, "-m", "elbolint", "--output-format", "concise", "--quiet", "--no-cache", "."],
+    result = subprocess.run([sys.executable, "-m", "elbolint", "--output-format", "concise", "--quiet",
+                             "--no-cache", "."],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     return result.stdout.splitlines()
@@ -58,7 +60,8 @@ def test_vim_errorformat_fills_the_quickfix_list(tmp_path):
     script = tmp_path / "check.vim"
     script.write_text("\n".join(settings + [
         "cfile out.txt",
-        "call writefile(map(getqflist(), 'bufname(v:val.bufnr) . \"|\" . v:val.lnum . \"|\" . v:val.col . \"|\" . v:val.valid'), 'qf.txt')",
+        "call writefile(map(getqflist(), "
+        "'bufname(v:val.bufnr) . \"|\" . v:val.lnum . \"|\" . v:val.col . \"|\" . v:val.valid'), 'qf.txt')",
         "qall!",
     ]) + "\n")
     subprocess.run(["vim", "-N", "-u", "NONE", "-es", "-S", str(script)], cwd=tmp_path, timeout=60,

@@ -53,7 +53,8 @@ def test_fix_rewrites_and_reports_nothing_left(tmp_path):
     assert result.exit_code == 0, result.output
     assert path.read_text() == FIXED
     assert path.stat().st_mode & 0o777 == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".elbolint_cache") == ["model.py"]  # no temporary files left
+    # no temporary files left
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".elbolint_cache") == ["model.py"]
     # Idempotent: a second run changes nothing.
     assert invoke(["--fix", "model.py"], tmp_path).exit_code == 0
     assert path.read_text() == FIXED
@@ -61,7 +62,8 @@ def test_fix_rewrites_and_reports_nothing_left(tmp_path):
 
 def test_unfixable_findings_remain_and_file_is_untouched(tmp_path):
     path = tmp_path / "model.py"
-    source = "import tensorflow as tf\nimport tensorflow_probability as tfp\nv = tf.Variable(-1.0)\nq = tfp.distributions.Normal(0., v)\n"
+    source = ("import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+              "v = tf.Variable(-1.0)\nq = tfp.distributions.Normal(0., v)\n")
     path.write_text(source)
     result = invoke(["--fix", "model.py"], tmp_path)
     assert result.exit_code == 1
@@ -115,8 +117,8 @@ def test_diff_prints_the_fixes_and_writes_nothing(tmp_path):
     result = invoke(["--diff", "model.py"], tmp_path)
     assert result.exit_code == 1
     assert path.read_text() == SOURCE
-    removed = [l[1:] for l in result.stdout.splitlines() if l.startswith("-") and not l.startswith("---")]
-    added = [l[1:] for l in result.stdout.splitlines() if l.startswith("+") and not l.startswith("+++")]
+    removed = [line[1:] for line in result.stdout.splitlines() if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in result.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")]
     assert result.stdout.startswith("--- a/model.py\n+++ b/model.py\n")
     assert removed == SOURCE.splitlines()[6:8]
     assert added == FIXED.splitlines()[6:8]

@@ -45,16 +45,17 @@ from typing import Callable, Optional
 import libcst as cst
 import pytest
 
-hypothesis = pytest.importorskip("hypothesis")
-hypothesmith = pytest.importorskip("hypothesmith")
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from elbolint.config import Config
 from elbolint.fixes import fixed_bytes
 from elbolint.linter import FileResult, lint_file
 from elbolint.registry import all_rules
+
+hypothesis = pytest.importorskip("hypothesis")
+hypothesmith = pytest.importorskip("hypothesmith")
+
+# Only once importorskip has found hypothesis.
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -225,7 +226,8 @@ def check_properties(data: bytes, path: Path = FUZZ_PATH) -> Checked:
                 raise PropertyViolation("fix-unparsable-cpython", problem)
         second = _lint(fixed, path)
         if any(d.code == "ELB999" for d in second.diagnostics):
-            raise PropertyViolation("rule-crash-after-fix", next(d.message for d in second.diagnostics if d.code == "ELB999"))
+            message = next(d.message for d in second.diagnostics if d.code == "ELB999")
+            raise PropertyViolation("rule-crash-after-fix", message)
         refixed = fixed_bytes(second)
         if refixed is not None and refixed != fixed:
             raise PropertyViolation("fix-not-idempotent", _first_difference(fixed, refixed))
@@ -525,7 +527,8 @@ def _statement_extend(children):
         st.builds(lambda d, b: f"{d}\ndef loss():\n{_indent(b)}",
                   st.sampled_from(["@tf.function", "@staticmethod", "@f(x)", "@tfd.JointDistributionCoroutine"]), body),
         st.builds(lambda name, base, b: f"class {name}({base}):\n{_indent(b)}",
-                  st.sampled_from(["M", "Model"]), st.sampled_from(["tf.Module", "tf.keras.Model", "object", ""]), body),
+                  st.sampled_from(["M", "Model"]), st.sampled_from(["tf.Module", "tf.keras.Model", "object", ""]),
+                  body),
         st.builds(lambda e, b: f"with {e} as tape:\n{_indent(b)}",
                   st.one_of(st.just("tf.GradientTape()"), tfp_expressions), body),
         st.builds(lambda e, b: f"for i in {e}:\n{_indent(b)}", tfp_expressions, body),
@@ -540,7 +543,8 @@ tfp_simple_statements = st.one_of(
     st.builds(lambda d, k, v: f"surrogate = {d}(loc=tf.Variable(0.), {k}={v})\n",
               st.sampled_from(_DISTRIBUTIONS), st.sampled_from(_KEYWORDS), st.sampled_from(_VARIABLES + _NAMES)),
     st.builds(lambda o, k, v: f"optimizer = {o}({k}={v})\n",
-              st.sampled_from(["tf.optimizers.Adam", "tf.keras.optimizers.SGD", "tf_keras.optimizers.Adam", "keras.optimizers.RMSprop"]),
+              st.sampled_from(["tf.optimizers.Adam", "tf.keras.optimizers.SGD", "tf_keras.optimizers.Adam",
+                               "keras.optimizers.RMSprop"]),
               st.sampled_from(["learning_rate", "lr", "clipnorm", "name"]), st.sampled_from(_LITERALS)),
     st.builds(lambda e: f"losses = tfp.vi.fit_surrogate_posterior(target, {e}, optimizer=optimizer, num_steps=10)\n",
               tfp_expressions),
@@ -550,11 +554,13 @@ tfp_simple_statements = st.one_of(
     tfp_expressions.map(lambda e: f"return {e}\n"),
     tfp_expressions.map(lambda e: f"x = yield {e}\n"),
     st.sampled_from([
-        "pass\n", "del x\n", "global v\n", "import numpy as np\n", "from tensorflow_probability import distributions as tfd\n",
+        "pass\n", "del x\n", "global v\n", "import numpy as np\n",
+        "from tensorflow_probability import distributions as tfd\n",
         "from tensorflow_probability import *\n", "import tf_keras as keras\n", "tfd = tfp.distributions\n",
         "model.fit(x, y, batch_size=32, epochs=3)\n", "ds = ds.batch(64)\n", "model.summary()\n",
         "grads = tape.gradient(loss, surrogate.trainable_variables)\n", "x = tf.Variable\n",
-        "from tensorflow_probability.python.distributions import Normal as tfd\n", "import tensorflow.compat.v1 as tf\n",
+        "from tensorflow_probability.python.distributions import Normal as tfd\n",
+        "import tensorflow.compat.v1 as tf\n",
     ]),
 )
 

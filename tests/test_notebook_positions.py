@@ -130,7 +130,8 @@ def test_github_falls_back_to_line_1_when_the_notebook_cannot_be_read():
     gone = Diagnostic(Path("gone.ipynb"), Position(2, 5), Position(2, 9), "ELB001", "unconstrained-scale", "m",
                       Severity.ERROR, cell=4)
     assert get_reporter("github")([gone]) == (
-        "::error file=gone.ipynb,line=1,title=elbolint (ELB001)::ELB001 [unconstrained-scale] m (cell 4, line 2, column 5)\n")
+        "::error file=gone.ipynb,line=1,title=elbolint (ELB001)::"
+        "ELB001 [unconstrained-scale] m (cell 4, line 2, column 5)\n")
 
 
 # ------------------------------------------------------------------------------- SARIF
@@ -257,7 +258,8 @@ def test_vscode_matchers_put_every_line_on_a_file_that_exists(tree):
     assert all(m["fileLocation"] == ["relative", "${workspaceFolder}"] for m in matchers)
     expected = [
         {"file": "broken.ipynb", "kind": "location", "line": "2", "column": "24", "code": "ELB000",
-         "message": "[syntax-error] not a valid notebook: invalid JSON: Expecting property name enclosed in double quotes"},
+         "message": "[syntax-error] not a valid notebook: invalid JSON: "
+                    "Expecting property name enclosed in double quotes"},
         {"file": "model.ipynb", "kind": "file", "line": None, "column": None, "code": "ELB001",
          "message": lines[1].split(":", 1)[1]},
         {"file": "pkg/fit.py", "kind": "location", "line": "4", "column": "20", "code": "ELB001",

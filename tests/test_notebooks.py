@@ -86,7 +86,8 @@ def test_a_syntax_error_costs_only_its_own_cell(tmp_path):
     path = write(tmp_path / "broken.ipynb", notebook(*cells))
     [first, second, finding] = lint(path)
     assert (first.cell, first.line, first.column, first.code) == (2, 1, 7, "ELB000")
-    assert first.message == f"SyntaxError: invalid syntax (Python {sys.version_info.major}.{sys.version_info.minor} grammar)"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert first.message == f"SyntaxError: invalid syntax (Python {version} grammar)"
     assert (second.cell, second.line, second.column, second.code) == (3, 1, 10, "ELB000")
     assert (finding.cell, finding.line, finding.column, finding.code) == (4, 1, 20, "ELB001")
 
@@ -246,7 +247,7 @@ def test_diff_of_a_notebook_is_a_diff_of_its_json(tmp_path):
     result = invoke(["--diff", "model.ipynb"], tmp_path)
     assert result.exit_code == 1
     assert path.read_bytes() == before
-    changed = [l for l in result.stdout.splitlines() if l[:1] in "+-" and l[:3] not in ("+++", "---")]
+    changed = [line for line in result.stdout.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert changed == [
         '-    "q = tfd.Normal(0., tf.Variable(1.))\\n"',
         '+    "q = tfd.Normal(0., tfp.util.TransformedVariable(1., tfp.bijectors.Softplus()))\\n"',

@@ -21,7 +21,8 @@ from conftest import ROOT
 
 yaml = pytest.importorskip("yaml")  # pre-commit depends on PyYAML
 
-BAD = "import tensorflow as tf\nimport tensorflow_probability as tfp\nq = tfp.distributions.Normal(0., tf.Variable(1.))\n"
+BAD = ("import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+       "q = tfp.distributions.Normal(0., tf.Variable(1.))\n")
 CLEAN = "import tensorflow_probability as tfp\nq = tfp.distributions.Normal(0., 1.)\n"
 
 

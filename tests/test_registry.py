@@ -52,7 +52,8 @@ def test_confirming_codes_exist(rule):
 
 def test_readme_rule_table_is_current():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme_with_table(readme) == readme, "run: elbolint rule --table (or python -m elbolint.docs) and update README.md"
+    assert readme_with_table(readme) == readme, \
+        "run: elbolint rule --table (or python -m elbolint.docs) and update README.md"
 
 
 def test_every_code_has_a_current_page_and_urls_lead_there():

@@ -298,8 +298,6 @@ def test_sarif_for_code_scanning_help_fingerprints_base_ids_and_fixes(tmp_path, 
 
     import jsonschema
 
-    from elbolint.reporters import get_reporter as reporter
-
     monkeypatch.chdir(tmp_path)
     source = ("import tensorflow as tf\nimport tensorflow_probability as tfp\ntfd = tfp.distributions\n"
               "q = tfd.Normal(loc=0.0, scale=tf.Variable(1.0))\n")

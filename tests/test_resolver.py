@@ -42,9 +42,11 @@ ADAM = "keras.optimizers.Adam"
         ("from tensorflow_probability import distributions as d\nd.Normal(0., 1.)", "d.Normal"),
         ("from tensorflow_probability.python.distributions import Normal\nNormal(0., 1.)", "Normal"),
         ("from tensorflow_probability.python.distributions.normal import Normal as N\nN(0., 1.)", "N"),
-        ("import tensorflow_probability.substrates.jax as tfp\ntfp.distributions.Normal(0., 1.)", "tfp.distributions.Normal"),
+        ("import tensorflow_probability.substrates.jax as tfp\ntfp.distributions.Normal(0., 1.)",
+         "tfp.distributions.Normal"),
         ("import tensorflow_probability as tfp\nNormal = tfp.distributions.Normal\nNormal(0., 1.)", "Normal"),
-        ("def f():\n    import tensorflow_probability as tfp\n    return tfp.distributions.Normal(0., 1.)", "tfp.distributions.Normal"),
+        ("def f():\n    import tensorflow_probability as tfp\n    return tfp.distributions.Normal(0., 1.)",
+         "tfp.distributions.Normal"),
     ],
 )
 def test_distribution_aliases_resolve_to_one_name(code, call):

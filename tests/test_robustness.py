@@ -11,7 +11,8 @@ from elbolint.linter import lint_file
 from elbolint.registry import all_rules
 from elbolint.rule import Rule
 
-BAD = b"import tensorflow as tf\nimport tensorflow_probability as tfp\nq = tfp.distributions.Normal(0., tf.Variable(1.))\n"
+BAD = (b"import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+       b"q = tfp.distributions.Normal(0., tf.Variable(1.))\n")
 
 
 def codes(diagnostics):

@@ -31,9 +31,12 @@ def codes(source: str) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("imports, spelled", [
-    ("import tensorflow as tf\nimport tensorflow_probability as tfp\nfrom tensorflow import keras\n", "tf.math.softplus"),
-    ("import tensorflow\nimport tensorflow_probability as tfp\nfrom tensorflow import keras\n", "tensorflow.math.softplus"),
-    ("import tensorflow.math as tfm\nimport tensorflow_probability as tfp\nfrom tensorflow import keras\n", "tfm.softplus"),
+    ("import tensorflow as tf\nimport tensorflow_probability as tfp\nfrom tensorflow import keras\n",
+     "tf.math.softplus"),
+    ("import tensorflow\nimport tensorflow_probability as tfp\nfrom tensorflow import keras\n",
+     "tensorflow.math.softplus"),
+    ("import tensorflow.math as tfm\nimport tensorflow_probability as tfp\nfrom tensorflow import keras\n",
+     "tfm.softplus"),
 ])
 def test_fix_wraps_the_raw_output_in_softplus(imports, spelled):
     result = run(imports + HEAD)
@@ -71,7 +74,8 @@ out = tfp.layers.DistributionLambda(head)(params)
 
 def test_parenthesised_expression_is_fixed_as_a_whole():
     source = HEAD.replace("scale=t[..., 1:]", "scale=(0.1 * t[..., 1:])")
-    result = run("import tensorflow as tf\nimport tensorflow_probability as tfp\nfrom tensorflow import keras\n" + source)
+    imports = "import tensorflow as tf\nimport tensorflow_probability as tfp\nfrom tensorflow import keras\n"
+    result = run(imports + source)
     fixed = fixed_bytes(result).decode()
     assert "scale=(1e-3 + tf.math.softplus(0.1 * t[..., 1:]))" in fixed
     assert codes(fixed) == []

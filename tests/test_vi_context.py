@@ -228,7 +228,7 @@ def test_minimize_is_judged_by_its_loss(tmp_path):
     """A MAP `tfp.math.minimize(lambda: ...)` next to an ELBO minimised through a def of the file."""
     body = """
     w = tf.Variable(0.0)
-    map_fit = tfp.math.minimize(lambda: -tfd.Normal(0.0, 1.0).log_prob(w), optimizer=tf.optimizers.Adam(0.1), num_steps=5)
+    map_fit = tfp.math.minimize(lambda: -tfd.Normal(0., 1.).log_prob(w), optimizer=tf.optimizers.Adam(0.1), num_steps=5)
 
     q = tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()))
     def loss_fn():
