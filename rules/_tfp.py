@@ -68,8 +68,9 @@ VI_FUNCTIONS = names_in(
     "build_split_flow_surrogate_posterior", "build_factored_surrogate_posterior_stateless",
     "build_affine_surrogate_posterior_stateless",
 )
-#: Other calls that only exist for variational inference (issue 9, point 1): they mark the file as
-#: doing VI, but take no optimizer argument, so no optimizer is taken from them.
+#: Other calls that only exist for variational inference (Csiszar divergences, structural time series
+#: surrogates, variational Gaussian processes): they mark the file as doing VI, but take no optimizer
+#: argument, so no optimizer is taken from them.
 VI_MARKERS = names_in(
     TFP_VI, "monte_carlo_csiszar_f_divergence", "csiszar_vimco",
 ) | names_in(

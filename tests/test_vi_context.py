@@ -1,4 +1,4 @@
-"""The shared notion of "doing VI" (rules/_vi_context.py, issue 9 point 1): which signs count,
+"""The shared notion of "doing VI" (elbolint/analyses/vi_context.py, issue 9 point 1): which signs count,
 which near misses do not, and how an optimizer next to hand-written VI is judged per training
 site. The fixtures (`fixtures/ELB003/bad_vae_kl_layers.py`, `bad_vi_written_by_hand.py`,
 `good_not_vi_near_misses.py`) carry realistic programs; these tests pin each sign alone."""

@@ -486,8 +486,9 @@ class OptimizerRoles(FileAnalysis):
         """A leftover: an optimizer bound to a name (or `self.` attribute) that the file never
         mentions again, in a file whose training visibly uses another optimizer (a notebook cell's
         leftover next to the real fit). An optimizer passed straight into a call, returned, or read
-        anywhere is used; so is the only optimizer of a sketch that leaves its loop out (the
-        article's Example 1: a surrogate and an optimizer, "training loop omitted")."""
+        anywhere is used; so is the only optimizer of a sketch that leaves its loop out (Example 1
+        of the article "What causes extremely large loss values when using TFP and the ELBO loss": a
+        surrogate and an optimizer, "training loop omitted")."""
         key = self._bound_to.get(id(optimizer))
         if key is None or self._read_after(key, id(optimizer)):
             return False
