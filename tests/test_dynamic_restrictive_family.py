@@ -229,7 +229,9 @@ tfp.vi.fit_surrogate_posterior(target, surrogate, tf.optimizers.Adam(0.05), num_
 spent = richer_reference(target, surrogate, 1, None, deadline=time.monotonic())
 short = richer_reference(target, surrogate, 1, None, max_seconds=MIN_SECONDS + 0.1, steps=20000)
 nan = richer_reference(target, surrogate, 1, {"loss": [1.0, float("nan")]})
-print(json.dumps({"spent": spent, "short": short, "nan": nan}))
+coin = tfd.JointDistributionSequential([tfd.Bernoulli(probs=0.5), tfd.Normal(0.0, 1.0)])
+discrete = richer_reference(lambda a, b: tf.zeros_like(b), coin, 1, None)
+print(json.dumps({"spent": spent, "short": short, "nan": nan, "discrete": discrete}))
 """
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     parts = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -239,3 +241,4 @@ print(json.dumps({"spent": spent, "short": short, "nan": nan}))
     assert short["step_cap"] == 20000 and short["steps"] < 20000 and len(short["reference"]) == 1
     assert short["names"] == ["weight", "bias"] and short["latent"] == 2
     assert parts["nan"] == {"skipped": "the fit's loss is not finite"}
+    assert parts["discrete"] == {"skipped": "discrete latents"}

@@ -367,6 +367,10 @@ def richer_reference(target, surrogate, sample_size, user_fit: Optional[dict], *
         if not losses or any(_num(v) is None for v in losses):
             return {"skipped": "the fit's loss is not finite"}
     try:
+        import tensorflow as tf
+
+        if not all(tf.as_dtype(d).is_floating for d in tf.nest.flatten(surrogate.dtype)):
+            return {"skipped": "discrete latents"}
         why = mean_field(surrogate)
         if why:
             return {"skipped": f"not a mean-field surrogate: {why}"}
