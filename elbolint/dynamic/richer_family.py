@@ -63,8 +63,8 @@ TFP 0.25; `python -m elbolint.dynamic.richer_family [words of case names]` fits 
   1.25. No ELB111. The 1-nat floor is 4x the largest false gain; 6 standard errors (at most 0.43
   here) only matter for a target whose estimates are much noisier.
 - Restrictive families, all reported in 3 of 3 seeds: the article's regression with x in [20, 21]
-  (the fixture's data) gains 2.41-2.75 nats (18.77 - 16.07 = 2.7 above, on other data; correlation -0.995, the mean-field
-  `bias` spread 6.5x too narrow); x in [5, 6] 2.64-2.74; x in [2, 3] 2.21-2.26 (correlation -0.99);
+  (the fixture's data) gains 2.41-2.75 nats (18.77 - 16.07 = 2.7 above, on other data; correlation
+  -0.995, the mean-field `bias` spread 6.5x too narrow); x in [5, 6] 2.64-2.74; x in [2, 3] 2.21-2.26 (correlation -0.99);
   the same with the article's [1]-shaped components as at x in [20, 21]; an affine 'diag' surrogate
   2.15-2.27; 20 independent inputs with only 40 rows 2.17-2.28 (correlations up to -0.59, spreads
   1.9x too narrow).
