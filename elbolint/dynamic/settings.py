@@ -28,6 +28,9 @@ kl-dominance-ratio = 10.0      # ELB109: median KL / data term of a Keras fit's 
 kl-dominance-min-kl = 10.0     # ELB109: and the median KL is at least this many nats
 kl-dominance-min-weight-n = 2.0  # ELB109: and KL weight x N >= this (a KL weighted 1/N never fires)
 kl-dominance-data-floor = 0.001  # ELB109: smallest data term the ratio divides by
+restrictive-gap-min = 1.0      # ELB111: a full-rank reference must gain more nats than this
+restrictive-gap-se = 6.0       # ELB111: ... and more than this many standard errors of the gain
+restrictive-spread-min = 1.5   # ELB111: ... and some latent's spread is this many times too narrow
 ```
 """
 
