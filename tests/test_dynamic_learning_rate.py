@@ -130,7 +130,8 @@ def test_high_rate_without_a_rerun_is_unconfirmed_and_a_useless_rerun_says_so():
     from elbolint.dynamic.report import apply_results
 
     result = _results(RAW_SCALE)
-    loop_like = dict(fit_trace([run_record(nan_at(3), norm=5e4)]), source="loop", seeds=None)
+    loop_like = dict(fit_trace([run_record(nan_at(3), norm=5e4)]), source="loop")
+    loop_like.pop("seeds", None)  # one run, as a loop's trace without replays
     apply_results([result], [loop_like], _settings(), Config().enabled_codes())
     elb009 = next(d for d in result.diagnostics if d.code == "ELB009")
     assert elb009.dynamic["status"] == "unconfirmed" and elb009.dynamic["evidence"]["codes"] == []

@@ -8,10 +8,12 @@ needs the recorded target and surrogate: the log-prob shape, a final estimate, t
 from __future__ import annotations
 
 import re
+import time
 from typing import Optional
 
 from elbolint.dynamic.failures import exception_text
 from elbolint.dynamic.fitting import anchor_names, final_estimate, logprob_shape, reference_fit, untracked_variables
+from elbolint.dynamic.richer_family import richer_reference
 from elbolint.dynamic.support import measure
 from elbolint.dynamic.varnames import variable_labels
 
@@ -108,4 +110,8 @@ def finish(context, loop, stopped_by: Optional[str] = None) -> dict:
     if context.settings.get("reference", True) and fit["loss"]:
         trace["reference"] = reference_fit(target, surrogate, len(fit["loss"]), sample_size, user_fit=fit,
                                            thresholds=context.settings.get("thresholds"))
+        # ELB111: a full-rank reference from the loop's own solution, in the time the loop left
+        timeout = float(context.settings.get("timeout", 60.0))
+        trace["richer"] = richer_reference(target, surrogate, sample_size, fit, label=anchors.get("surrogate"),
+                                           deadline=getattr(loop, "started", time.monotonic()) + 0.8 * timeout)
     return trace

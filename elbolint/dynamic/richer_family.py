@@ -336,9 +336,9 @@ def _per_sample(value, n):
     return tf.broadcast_to(value, [n]) if value.shape.rank in (0, None) or value.shape[0] != n else value
 
 
-#: Share of the per-file timeout the check may use past the fit's own deadline (40 % of it, see
+#: Share of the per-file timeout the check may use past the fit's own deadline (the fit has 40 % of it, see
 #: fitting.fit_trace); it is not started with less than MIN_SECONDS left.
-TIMEOUT_SHARE = 0.35
+TIMEOUT_SHARE = 0.2
 MIN_SECONDS = 3.0
 
 
