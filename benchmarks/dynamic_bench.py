@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from elbolint.dynamic import strategy_for  # noqa: E402
-from elbolint.dynamic.seeds import classify_seeds as classify  # noqa: E402  (every seed of a fit)
-from elbolint.dynamic.harness import Worker  # noqa: E402
-from elbolint.dynamic.settings import DynamicSettings  # noqa: E402
+from elbolint.dynamic.verdicts.seeds import classify_seeds as classify  # noqa: E402  (every seed of a fit)
+from elbolint.dynamic.parent.harness import Worker  # noqa: E402
+from elbolint.dynamic.parent.settings import DynamicSettings  # noqa: E402
 
 SEED_SCENARIOS = [
     "fixtures/seed/example1_poor_initialisation.py",

@@ -307,7 +307,7 @@ def parse_table(table: dict, path: Path) -> Config:
     # Validated on every run, not only with --dynamic: a typo (`stepz`, `steps = -5`) must fail the
     # static CI job that sees it, not the nightly dynamic job.
     if dynamic:  # (imported only then: a one-file run should not pay for dynamic mode's modules)
-        from elbolint.dynamic.settings import build_settings, known_keys
+        from elbolint.dynamic.parent.settings import build_settings, known_keys
 
         for key in dynamic:
             if key not in known_keys():

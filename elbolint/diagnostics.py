@@ -68,7 +68,7 @@ class Diagnostic:
     fix: Optional[Fix] = None
     #: Filled in by dynamic mode: a static finding's verdict (`status` confirmed / not-reproduced /
     #: unconfirmed / not-run, `summary`, `evidence`, `trace`) or a dynamic row's observation; declared
-    #: in elbolint/dynamic/contract.py (Verdict, Observation).
+    #: in elbolint/dynamic/verdicts/contract.py (Verdict, Observation).
     dynamic: Optional[dict] = None
     #: For a notebook: the 1-based cell (among all cells, as ruff counts); `start`/`end` are then
     #: relative to that cell.

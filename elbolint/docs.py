@@ -42,7 +42,7 @@ def explain(key: str) -> str | None:
             body += "\n\n## Options (set under [tool.elbolint." + found.name + "])\n"
             body += "\n".join(f"- `{k}` (default {v!r})" for k, v in found.options.items())
         if found.confirmed_by:
-            from elbolint.dynamic.confirmation import policy  # pure Python: no TensorFlow
+            from elbolint.dynamic.verdicts.confirmation import policy  # pure Python: no TensorFlow
 
             confirming = policy(found.code, found.confirmed_by)
             body += "\n\n## Confirmed in dynamic mode by\n" + (
@@ -54,7 +54,7 @@ def explain(key: str) -> str | None:
                 body += "\n\nAlso reported when observed, as evidence that does not confirm: " + ", ".join(related)
         return f"{header}\n\n{body}\n"
     text = f"# {found.code} [{found.name}] ({found.severity.value})\n\n{found.summary}\n"
-    from elbolint.dynamic.confirmation import policy  # pure Python: no TensorFlow
+    from elbolint.dynamic.verdicts.confirmation import policy  # pure Python: no TensorFlow
 
     confirms = [rule for rule in all_rules() if found.code in policy(rule.code, rule.confirmed_by).codes]
     if confirms:

@@ -60,7 +60,7 @@ def all_rules() -> tuple[type[Rule], ...]:
 
 def extra_codes() -> tuple[Code, ...]:
     """Engine codes and dynamic-mode pathology codes (known to `select`, `ignore` and `noqa`)."""
-    from elbolint.dynamic.pathologies import PATHOLOGIES
+    from elbolint.dynamic.verdicts.pathologies import PATHOLOGIES
 
     return ENGINE_CODES + tuple(PATHOLOGIES)
 

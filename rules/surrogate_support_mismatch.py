@@ -376,7 +376,7 @@ class SurrogateSupportMismatch(Rule):
     which family to use, and what the existing variables then mean (`loc` of a LogNormal is on
     the log scale), is the author's choice. Dynamic mode confirms it by the component's own draws:
     ELB113 when some of 1,000 surrogate draws of that component fall outside the prior's support at
-    the start or the end of the fit (elbolint/dynamic/support.py); a surrogate that stays far from
+    the start or the end of the fit (elbolint/dynamic/verdicts/support.py); a surrogate that stays far from
     the boundary is `not-reproduced`, with the measured shares.
     """
 

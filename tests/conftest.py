@@ -13,7 +13,7 @@ from elbolint.linter import lint_file
 from elbolint.registry import all_rules
 
 # Every dynamic trace and verdict of every test (in-process, and in the elbolint processes the tests
-# start, which inherit the environment) is checked against elbolint/dynamic/contract.py.
+# start, which inherit the environment) is checked against elbolint/dynamic/verdicts/contract.py.
 os.environ.setdefault("ELBOLINT_CHECK_TRACES", "1")
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ import sys
 import pytest
 
 from conftest import FIXTURES, ROOT
-from elbolint.dynamic.attribution import Attribution, run_name
+from elbolint.dynamic.parent.attribution import Attribution, run_name
 
 DYNAMIC = FIXTURES / "dynamic"
 BASELINE = "keras_baseline_then_bnn.py"
@@ -156,7 +156,7 @@ def test_the_parent_sends_the_flagged_training_calls_lines():
 
 
 def test_a_brief_run_that_ended_the_script_says_so():
-    from elbolint.dynamic.report import _spent
+    from elbolint.dynamic.parent.report import _spent
 
     part = {"source": "loop", "budget": 200, "fit": {"loss": [1.0] * 10},
             "site": {"kind": "keras", "line": 23, "model_names": ["baseline"], "brief": 10}}

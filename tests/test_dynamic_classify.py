@@ -7,8 +7,8 @@ import math
 import pytest
 
 from elbolint.config import ConfigError
-from elbolint.dynamic.classify import THRESHOLDS, classify, sparkline, trace_summary
-from elbolint.dynamic.settings import build_settings
+from elbolint.dynamic.verdicts.classify import THRESHOLDS, classify, sparkline, trace_summary
+from elbolint.dynamic.parent.settings import build_settings
 
 
 def fit(loss, grad=None, **extra):
@@ -134,7 +134,7 @@ def test_confirm_only_failure_is_marked():
 def test_a_transformed_scale_underflowing_to_zero_is_no_elb104():
     """`TransformedVariable(1., Softplus())` reaches 0 only by underflow while the fit explodes: that is
     the explosion's evidence, not a raw scale's. A raw scale at 0 still is ELB104."""
-    from elbolint.dynamic.classify import classify
+    from elbolint.dynamic.verdicts.classify import classify
 
     fit = {"loss": [10.0, 5.0, 3.0], "grad_norm": [1.0] * 3, "positive": {"`scale` of Normal": [1.0, 0.0, 0.0]},
            "none_grad": [], "zero_grad": [], "untracked": []}

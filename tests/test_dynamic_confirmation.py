@@ -13,11 +13,11 @@ import pytest
 
 from conftest import FIXTURES, ROOT
 from elbolint.config import Config
-from elbolint.dynamic.classify import classify
-from elbolint.dynamic.confirmation import POLICIES, Subject, identity_from_label, owns, subject
-from elbolint.dynamic.failures import missing_imports
-from elbolint.dynamic.report import apply_results
-from elbolint.dynamic.settings import DynamicSettings
+from elbolint.dynamic.verdicts.classify import classify
+from elbolint.dynamic.verdicts.confirmation import POLICIES, Subject, identity_from_label, owns, subject
+from elbolint.dynamic.child.failures import missing_imports
+from elbolint.dynamic.parent.report import apply_results
+from elbolint.dynamic.parent.settings import DynamicSettings
 from elbolint.linter import lint_file
 from elbolint.registry import all_rules
 

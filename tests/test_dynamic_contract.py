@@ -1,4 +1,4 @@
-"""The child/parent contract (elbolint/dynamic/contract.py): declared records, checked generically.
+"""The child/parent contract (elbolint/dynamic/verdicts/contract.py): declared records, checked generically.
 Every dynamic test checks its real traces and verdicts too (conftest sets ELBOLINT_CHECK_TRACES=1 and
 report.apply_results enforces it); these tests show the checker bites."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from elbolint.dynamic.contract import Trace, problems, verdict_problems
+from elbolint.dynamic.verdicts.contract import Trace, problems, verdict_problems
 
 
 def _trace(**extra):

@@ -28,8 +28,8 @@ def test_tfp_layers_model_runs_under_tf_keras_and_failed_under_keras3():
     worker its own `model.fit` runs and the result names the flavour."""
     pytest.importorskip("tensorflow_probability")
     pytest.importorskip("tf_keras")
-    from elbolint.dynamic.harness import run_jobs
-    from elbolint.dynamic.settings import DynamicSettings
+    from elbolint.dynamic.parent.harness import run_jobs
+    from elbolint.dynamic.parent.settings import DynamicSettings
 
     settings = DynamicSettings(timeout=60).to_json()
     legacy, keras3 = run_jobs([{"path": str(FLIPOUT), "settings": settings, "keras": "tf-keras"},

@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from conftest import FIXTURES, ROOT
-from elbolint.dynamic.classify import THRESHOLDS, classify
+from elbolint.dynamic.verdicts.classify import THRESHOLDS, classify
 
 UNSCALED = FIXTURES / "dynamic" / "keras_unscaled_kl.py"
 SCALED_VARIATIONAL = FIXTURES / "dynamic" / "keras_dense_variational_scaled.py"
@@ -77,7 +77,7 @@ def test_elb109_is_conservative():
 
 
 def test_elb109_thresholds_are_configurable():
-    from elbolint.dynamic.settings import build_settings
+    from elbolint.dynamic.parent.settings import build_settings
 
     trace = keras_trace([700.0] * 20, [0.5] * 20)
     assert codes(classify(trace)) == ["ELB109"]
@@ -94,8 +94,8 @@ def test_traces_of_other_drivers_never_give_elb109():
 
 
 def test_code_registry_and_driver_order():
-    from elbolint.dynamic import drive_keras, drivers
-    from elbolint.dynamic.pathologies import PATHOLOGIES
+    from elbolint.dynamic.child import drive_keras, drivers
+    from elbolint.dynamic.verdicts.pathologies import PATHOLOGIES
     from elbolint.registry import rule_by_code_or_name
 
     code = {c.code: c for c in PATHOLOGIES}["ELB109"]
@@ -112,8 +112,8 @@ def _run(paths, steps=200):
     pytest.importorskip("tensorflow_probability")
     pytest.importorskip("tf_keras")
     from elbolint.dynamic import keras_flavour
-    from elbolint.dynamic.harness import run_jobs
-    from elbolint.dynamic.settings import DynamicSettings
+    from elbolint.dynamic.parent.harness import run_jobs
+    from elbolint.dynamic.parent.settings import DynamicSettings
 
     settings = DynamicSettings(timeout=60, steps=steps).to_json()
     jobs = [{"path": str(p), "settings": settings, "keras": keras_flavour(p.read_text())} for p in paths]

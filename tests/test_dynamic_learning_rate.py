@@ -98,7 +98,7 @@ def smaller_rate_runs(finite, finals=None):
 def _elb111(runs):
     from test_dynamic_seeds import fit_trace
 
-    from elbolint.dynamic.seeds import classify_seeds
+    from elbolint.dynamic.verdicts.seeds import classify_seeds
 
     return [f for f in classify_seeds(fit_trace(runs)) if f["code"] == "ELB112"]
 
@@ -127,7 +127,7 @@ def test_high_rate_without_a_rerun_is_unconfirmed_and_a_useless_rerun_says_so():
     from test_dynamic_seeds import _results, _settings, fit_trace, nan_at, run_record
 
     from elbolint.config import Config
-    from elbolint.dynamic.report import apply_results
+    from elbolint.dynamic.parent.report import apply_results
 
     result = _results(RAW_SCALE)
     loop_like = dict(fit_trace([run_record(nan_at(3), norm=5e4)]), source="loop")
@@ -149,8 +149,8 @@ def test_high_rate_without_a_rerun_is_unconfirmed_and_a_useless_rerun_says_so():
 def test_policy_counterfactuals_are_declared_counterfactual_codes():
     """ELB009's rule (rules/, not dynamic mode's to edit) does not list ELB112 in its confirmed_by: the
     policy declares it as its counterfactual, and only a declared counterfactual code may be one."""
-    from elbolint.dynamic.confirmation import POLICIES, policy
-    from elbolint.dynamic.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
+    from elbolint.dynamic.verdicts.confirmation import POLICIES, policy
+    from elbolint.dynamic.verdicts.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
     from elbolint.registry import all_rules
 
     declared = {c.code for c in PATHOLOGIES}

@@ -1,4 +1,4 @@
-"""Replays (elbolint/dynamic/replays.py): a hand-written loop or a Keras fit is the program's own code,
+"""Replays (elbolint/dynamic/process/replays.py): a hand-written loop or a Keras fit is the program's own code,
 so its extra seeds and its counterfactuals (clipped for ELB003, a 10x smaller rate for ELB009) are
 the whole program run again as a variant. The decisions are tested here with a fake child (no
 TensorFlow); the end-to-end runs are in test_dynamic_replays_run.py."""
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 
-from elbolint.dynamic.replays import MIN_COUNTERFACTUAL_STEPS, run_with_replays
-from elbolint.dynamic.seeds import classify_seeds, coverage
+from elbolint.dynamic.process.replays import MIN_COUNTERFACTUAL_STEPS, run_with_replays
+from elbolint.dynamic.verdicts.seeds import classify_seeds, coverage
 
 NAN = float("nan")
 
@@ -143,7 +143,7 @@ def test_a_replay_that_records_another_run_or_fails_is_not_used():
 
 def test_replays_stay_inside_the_per_file_timeout(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr("elbolint.dynamic.replays.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("elbolint.dynamic.process.replays.time.monotonic", lambda: clock[0])
 
     def behaviour(v, s):
         clock[0] += 20.0  # every run of the program takes 20 s of a 60 s timeout
@@ -173,8 +173,8 @@ def test_the_unconfirmed_verdict_says_when_the_fix_replay_did_not_fit_in_the_tim
     from pathlib import Path
 
     from elbolint.config import Config
-    from elbolint.dynamic.report import apply_results
-    from elbolint.dynamic.settings import DynamicSettings
+    from elbolint.dynamic.parent.report import apply_results
+    from elbolint.dynamic.parent.settings import DynamicSettings
     from elbolint.linter import lint_file
     from elbolint.registry import all_rules
 

@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from conftest import FIXTURES
-from elbolint.dynamic.classify import THRESHOLDS, classify
-from elbolint.dynamic.richer_family import GAP_MIN, GAP_SE, SPREAD_MIN, decide, gains
-from elbolint.dynamic.seeds import classify_seeds
+from elbolint.dynamic.verdicts.classify import THRESHOLDS, classify
+from elbolint.dynamic.child.richer_family import GAP_MIN, GAP_SE, SPREAD_MIN, decide, gains
+from elbolint.dynamic.verdicts.seeds import classify_seeds
 
 FAR = FIXTURES / "dynamic" / "restrictive_family_far_inputs.py"
 CENTRED = FIXTURES / "dynamic" / "restrictive_family_centred_inputs.py"
@@ -169,7 +169,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import json
 import tensorflow as tf
 import tensorflow_probability as tfp
-from elbolint.dynamic.richer_family import mean_field
+from elbolint.dynamic.child.richer_family import mean_field
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 scale = lambda: tfp.util.TransformedVariable(1.0, tfb.Softplus())
@@ -212,7 +212,7 @@ import json
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
-from elbolint.dynamic.richer_family import MIN_SECONDS, richer_reference
+from elbolint.dynamic.child.richer_family import MIN_SECONDS, richer_reference
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 x = np.linspace(20.0, 21.0, 30).astype(np.float32)

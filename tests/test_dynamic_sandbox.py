@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import FIXTURES, ROOT
-from elbolint.dynamic.sandbox import run_in_child
+from elbolint.sandbox import run_in_child
 
 
 def run(function, timeout=5.0, memory_mib=512, output_limit=64 * 1024):
@@ -70,7 +70,7 @@ def test_ctrl_c_stops_workers_and_their_models(number, tmp_path):
     pytest.importorskip("tensorflow_probability")
     if not os.path.isdir("/proc"):
         pytest.skip("needs /proc to find the worker's processes")
-    from elbolint.dynamic.harness import descendants
+    from elbolint.dynamic.parent.harness import descendants
 
     scratch = tmp_path / "tmp"
     scratch.mkdir()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from elbolint.dynamic.sandbox import run_in_child
+from elbolint.sandbox import run_in_child
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc") or sys.platform != "linux",
                                 reason="needs Linux and /proc")
@@ -227,7 +227,7 @@ def test_directories_of_killed_workers_are_removed(monkeypatch):
     it, and only it: a live worker's directory stays."""
     import tempfile
 
-    from elbolint.dynamic import sandbox
+    from elbolint import sandbox
 
     dead = os.fork()
     if dead == 0:

@@ -1,4 +1,4 @@
-"""Every seam of dynamic mode (elbolint/dynamic/seams.py) names a target that exists in the pinned
+"""Every seam of dynamic mode (elbolint/dynamic/child/seams.py) names a target that exists in the pinned
 TF/TFP/Keras, and installing every driver (and a replay's variant) wraps each target exactly once per
 declared seam — with Keras 3 as tf.keras and with tf-keras (TF_USE_LEGACY_KERAS=1). Runs in a fresh
 interpreter: the seams are never installed in the test process."""
@@ -24,10 +24,10 @@ SCRIPT = textwrap.dedent("""
         import tf_keras
     except ImportError:
         pass
-    from elbolint.dynamic.drivers import Context, modules
-    from elbolint.dynamic.seams import TARGETS, resolve, seams_of
-    from elbolint.dynamic.settings import DynamicSettings
-    from elbolint.dynamic.variants import Variant
+    from elbolint.dynamic.child.drivers import Context, modules
+    from elbolint.dynamic.child.seams import TARGETS, resolve, seams_of
+    from elbolint.dynamic.parent.settings import DynamicSettings
+    from elbolint.dynamic.child.variants import Variant
 
     found = {}
     for target in TARGETS:  # before anything is installed: each target exists

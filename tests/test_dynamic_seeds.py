@@ -13,9 +13,9 @@ import pytest
 
 from conftest import FIXTURES, ROOT, expected_findings, lint
 from elbolint.config import Config
-from elbolint.dynamic.report import apply_results
-from elbolint.dynamic.seeds import classify_seeds, coverage
-from elbolint.dynamic.settings import DynamicSettings, build_settings
+from elbolint.dynamic.parent.report import apply_results
+from elbolint.dynamic.verdicts.seeds import classify_seeds, coverage
+from elbolint.dynamic.parent.settings import DynamicSettings, build_settings
 from elbolint.linter import lint_file
 from elbolint.registry import all_rules
 
@@ -195,7 +195,7 @@ def test_a_finding_of_a_fit_never_reached_is_not_run():
 
 # ---------------------------------------------------------- runner / fitting
 def _context(path):
-    from elbolint.dynamic.drivers import Context
+    from elbolint.dynamic.child.drivers import Context
 
     return Context(str(path), "", DynamicSettings().to_json())
 
@@ -210,7 +210,7 @@ def _raise(source: str, path):
 
 
 def test_missing_package_is_not_run_with_the_reason(tmp_path):
-    from elbolint.dynamic.runner import failed_run
+    from elbolint.dynamic.child.execute import failed_run
 
     path = tmp_path / "model.py"
     error = _raise("import elbolint_no_such_package_xyz\n", path)
@@ -222,7 +222,7 @@ def test_missing_package_is_not_run_with_the_reason(tmp_path):
 
 
 def test_the_users_own_exception_is_a_failure_at_file_and_line(tmp_path):
-    from elbolint.dynamic.runner import failed_run
+    from elbolint.dynamic.child.execute import failed_run
 
     path = tmp_path / "model.py"
     error = _raise("x = 1\ny = undefined_name + x\n", path)
@@ -233,7 +233,7 @@ def test_the_users_own_exception_is_a_failure_at_file_and_line(tmp_path):
 
 
 def test_blame_tells_elbolints_frames_from_the_users(tmp_path):
-    from elbolint.dynamic.failures import blame
+    from elbolint.dynamic.child.failures import blame
 
     path = tmp_path / "model.py"
     user = _raise("def f():\n    return 1 / 0\nf()\n", path)
@@ -255,7 +255,7 @@ def test_new_settings_are_config_keys_and_validated():
 
 
 def test_budget_follows_the_users_num_steps_up_to_the_cap():
-    from elbolint.dynamic.fitting import budget_for
+    from elbolint.dynamic.child.fitting import budget_for
 
     settings = DynamicSettings().to_json()
     assert budget_for(settings, None) == 200

@@ -1,4 +1,4 @@
-"""ELB014's dynamic confirmation (elbolint/dynamic/support.py): the finding travels to the child as a
+"""ELB014's dynamic confirmation (elbolint/dynamic/verdicts/support.py): the finding travels to the child as a
 check on its own surrogate component; only that component's draws outside its prior's support
 (ELB113, for the finding's line) confirm it; a surrogate that stays inside is not-reproduced with the
 measured shares. Pure parts here; TensorFlow runs in the marked test at the end."""
@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import FIXTURES
-from elbolint.dynamic.support import DRAWS, check_of, findings, not_reproduced
+from elbolint.dynamic.verdicts.support import DRAWS, check_of, findings, not_reproduced
 
 HALF_NORMAL = ("surrogate component 'sigma' is tfd.Normal, supported on the whole real line, but its prior "
                "tfd.HalfNormal has density only on positive values (0, inf): the prior's log_prob is -inf ...")

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.dynamic
 def test_labels_prefer_python_names():
     tf = pytest.importorskip("tensorflow")
     tfp = pytest.importorskip("tensorflow_probability")
-    from elbolint.dynamic.varnames import given_name, variable_labels
+    from elbolint.dynamic.child.varnames import given_name, variable_labels
 
     tfd, tfb = tfp.distributions, tfp.bijectors
     raw_scale = tf.Variable(1.0)

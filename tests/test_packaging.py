@@ -26,6 +26,6 @@ def test_wheel_layout(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"elbolint", f"{wheel.name.split('-py')[0]}.dist-info"}
     assert "elbolint/rules/unconstrained_scale.py" in names
-    assert "elbolint/dynamic/worker.py" in names
+    assert "elbolint/dynamic/process/worker.py" in names
     entry_points = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-py')[0]}.dist-info/entry_points.txt").decode()
     assert "elbolint = elbolint.cli:main" in entry_points

@@ -1,23 +1,34 @@
 """Dynamic mode: runs flagged models briefly in sandboxed child processes to confirm findings.
 
-Layout (each module says why it exists):
-- settings.py  `[tool.elbolint.dynamic]` + command line -> DynamicSettings (strict keys)
-- harness.py   elbolint's side: `--jobs` worker processes, one file at a time, never a traceback
-- worker.py    `python -m elbolint.dynamic.worker`: imports TF once, forks a child per file
-- sandbox.py   the fork: memory cap, wall-clock limit, bounded output, every death -> a reason
-- replays.py   in the worker: a loop's or Keras fit's program run again (more seeds, clipped, a smaller rate)
-- variants.py  in the child: what such a replay changes (the seed, clipping, the learning rate)
-- runner.py    in the child: dispatches one file to the drivers, turns the file's own failure into a trace
-- drivers.py   the driver interface, their order and the context they share (one run of the file)
-- drive_*.py   one way of driving a model each: probe, fit, keras, loop, pair, sample (see drivers.py)
-- fitting.py   in the child: the user's own fit per seed (+ the clipped and the 10x-smaller-rate counterfactuals), reference fit, log-prob shape, parameter minima
-- failures.py  whose failure an exception is (the program's: ELB100 at its line; the environment's or ours: not-run)
-- loop.py      in the child: records a hand-written training loop's own steps (loss, gradients, minima)
-- classify.py  trace -> ELB100-ELB109 (pure Python, thresholds documented there)
-- seeds.py     several seeds per fit: classify each seed's run, aggregate ("NaN in 2 of 4 seeds")
-- report.py    dynamic findings -> static findings' `dynamic` status + dynamic-only Diagnostic rows
-- sites.py     in the child: where each run is in the user's file (call line, stack, optimizer/model names)
-- attribution.py in the parent: which run may judge a static finding, and each run's name (issue 16)
+Layout: four subpackages, one per side of the process boundary (each module says why it exists).
+
+parent/ (the elbolint process; never imports TensorFlow)
+- this __init__  entry point: which files run, the job each gets (flagged spans, names, codes, ELB014 checks)
+- settings.py    `[tool.elbolint.dynamic]` + command line -> DynamicSettings (strict keys)
+- harness.py     `--jobs` worker processes, one file at a time, never a traceback
+- attribution.py which run may judge a static finding, and each run's name
+- report.py      verdicts -> static findings' `dynamic` status + dynamic-only Diagnostic rows
+
+process/ (the plumbing; elbolint/sandbox.py, shared with static isolation, is the fork itself)
+- worker.py      `python -m elbolint.dynamic.process.worker`: imports TF once, forks a child per file
+- replays.py     a loop's or Keras fit's program run again (more seeds, clipped, a smaller rate)
+
+child/ (inside the sandboxed child, with TensorFlow; its only output is a trace)
+- execute.py     runs one file through the drivers, turns the file's own failure into a trace
+- drivers.py     the driver interface, their order and the context they share (one run of the file)
+- drive_*.py     one way of driving a model each: probe, fit, keras, loop, pair, sample
+- seams.py       every TF/TFP/Keras attribute replaced, declared once (and tested)
+- loop.py        records a hand-written training loop's own steps (loss, gradients, minima)
+- variants.py    what a replay changes (the seed, clipping, the learning rate)
+- fitting.py     the user's own fit per seed (+ counterfactuals), reference fit, log-prob shape, minima
+- richer_family.py ELB111's full-rank reference started from the user's solution
+- support_draws.py ELB014's component measured; watch.py, sites.py, varnames.py, failures.py: helpers
+
+verdicts/ (pure Python judgement, unit-tested without TensorFlow)
+- contract.py    the trace and the verdict, declared (TypedDicts) and checked
+- pathologies.py the dynamic codes; classify.py trace -> findings (thresholds documented there)
+- seeds.py       several seeds and counterfactuals aggregated ("NaN in 2 of 4 seeds", ELB110, ELB112)
+- confirmation.py what confirms each static finding; support.py ELB014's checks and ELB113
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
     """Run the models of `results` and return the dynamic-only diagnostics (see issue 4).
 
     Static diagnostics of the files that ran get their `dynamic` field set in place."""
-    from elbolint.dynamic.settings import build_settings
+    from elbolint.dynamic.parent.settings import build_settings
 
     options = build_settings(config.dynamic or {}, settings)
     _notebooks_not_run(results)
@@ -57,8 +68,8 @@ def flagged_spans(result):
     every finding of a confirmable rule (a rule the attribution does not cover, a finding whose object
     flows into no training call the source shows, `--dynamic=all` on a file without findings): then
     no run is cut short, as before."""
-    from elbolint.dynamic.attribution import CODES, Attribution
-    from elbolint.dynamic.report import _virtual_line
+    from elbolint.dynamic.parent.attribution import CODES, Attribution
+    from elbolint.dynamic.parent.report import _virtual_line
     from elbolint.registry import all_rules
 
     rules = {r.code: r for r in all_rules()}
@@ -87,8 +98,8 @@ def flagged_spans(result):
 def flagged_names(result) -> list:
     """The names the flagged optimizers and Keras models are bound to (attribution.py's `names`): a run
     whose optimizer or model has one of them is never cut short, wherever it is."""
-    from elbolint.dynamic.attribution import KERAS_MODEL, OPTIMIZER, Attribution
-    from elbolint.dynamic.report import _virtual_line
+    from elbolint.dynamic.parent.attribution import KERAS_MODEL, OPTIMIZER, Attribution
+    from elbolint.dynamic.parent.report import _virtual_line
 
     attribution = Attribution(result.source.text)
     names: set = set()
@@ -102,8 +113,8 @@ def flagged_names(result) -> list:
 def support_checks(result) -> list:
     """ELB014's findings as checks for the child (support.py): which surrogate component, which
     support, at the finding's line in the module that runs."""
-    from elbolint.dynamic.report import _virtual_line
-    from elbolint.dynamic.support import check_of
+    from elbolint.dynamic.parent.report import _virtual_line
+    from elbolint.dynamic.verdicts.support import check_of
 
     checks = []
     for d in result.diagnostics:
@@ -138,8 +149,8 @@ def _job(result, index: int, options, scratch) -> dict:
 
 
 def _run_selected(selected, jobs, options, enabled, show_progress):
-    from elbolint.dynamic.harness import run_jobs
-    from elbolint.dynamic.report import apply_results
+    from elbolint.dynamic.parent.harness import run_jobs
+    from elbolint.dynamic.parent.report import apply_results
 
     workers = options.jobs or max(1, min(2, os.cpu_count() or 1, len(jobs)))
     progress = _progress(len(jobs)) if show_progress and sys.stderr.isatty() else None
@@ -281,7 +292,7 @@ def strategy_for(text: str, probe: str = "elbolint_probe") -> str:
     """Which driver will take the file, from its text: "probe", "main" (runs as `__main__`: a fit call
     or a training loop) or "import". Informative only (benchmarks/dynamic_bench.py prints it): the
     child decides by itself, from the same text, through the drivers (see drivers.py)."""
-    from elbolint.dynamic.drivers import participating, runs_file
+    from elbolint.dynamic.child.drivers import participating, runs_file
 
     drivers = participating(text, probe)
     if any(d.NAME == "probe" for d in drivers):

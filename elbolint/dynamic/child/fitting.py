@@ -32,9 +32,9 @@ import random
 import time
 from typing import Any, Optional
 
-from elbolint.dynamic.failures import exception_text, user_failure
-from elbolint.dynamic.seeds import final_loss, finite_run
-from elbolint.dynamic.varnames import variable_labels
+from elbolint.dynamic.child.failures import exception_text, user_failure
+from elbolint.dynamic.verdicts.seeds import final_loss, finite_run
+from elbolint.dynamic.child.varnames import variable_labels
 from elbolint.rules._tfp import POSITIVE_PARAMETERS as POSITIVE  # one list for static and dynamic
 
 
@@ -135,7 +135,7 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
             skipped.append(f"reference fit skipped: {trace['reference']['error']}")
     # --- ELB111 (richer_family.py): a full-rank reference started from the user's fitted solution ---
     if settings.get("reference", True):
-        from elbolint.dynamic.richer_family import richer_deadline, richer_reference
+        from elbolint.dynamic.child.richer_family import richer_deadline, richer_reference
 
         trace["richer"] = richer_reference(target, surrogate, sample_size, fit, label=anchors.get("surrogate"),
                                            deadline=richer_deadline(deadline, settings.get("timeout", 60.0)))
@@ -296,8 +296,8 @@ def positive_parameters(surrogate, seed, scopes=()):
     import tensorflow as tf
     import tensorflow_probability as tfp
 
-    from elbolint.dynamic.varnames import given_name, underlying
-    from elbolint.dynamic.watch import COVARIANCE, PROBS, TRIL, Watch
+    from elbolint.dynamic.child.varnames import given_name, underlying
+    from elbolint.dynamic.child.watch import COVARIANCE, PROBS, TRIL, Watch
 
     tfd = tfp.distributions
     if isinstance(surrogate, tfd.JointDistribution):

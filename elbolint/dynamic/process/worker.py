@@ -1,4 +1,4 @@
-"""The dynamic worker: `python -m elbolint.dynamic.worker`, started by elbolint with the user's interpreter.
+"""The dynamic worker: `python -m elbolint.dynamic.process.worker`, started by elbolint with the user's interpreter.
 
 Why a separate process: elbolint itself never imports TensorFlow or executes user code. The worker
 imports TF and TFP once (the expensive part), then serves jobs: one JSON line per model file on stdin,
@@ -35,7 +35,7 @@ def _stop_with_elbolint() -> None:
     """elbolint stops a worker with SIGTERM (or dies): take the running model's process group along."""
     import signal
 
-    from elbolint.dynamic.sandbox import die_with_parent, kill_current_child
+    from elbolint.sandbox import die_with_parent, kill_current_child
 
     def terminate(number, frame):
         kill_current_child()
@@ -86,12 +86,12 @@ def main() -> int:
         import warnings
 
         warnings.filterwarnings("ignore")
-        from elbolint.dynamic.drivers import modules
-        from elbolint.dynamic.replays import run_with_replays
-        from elbolint.dynamic.runner import run_file
+        from elbolint.dynamic.child.drivers import modules
+        from elbolint.dynamic.process.replays import run_with_replays
+        from elbolint.dynamic.child.execute import run_file
 
         modules()  # the drivers, imported once before the forks
-        from elbolint.dynamic.sandbox import run_in_child
+        from elbolint.sandbox import run_in_child
     except BaseException as error:  # missing TF, broken install: one clear line to the parent
         protocol.write(json.dumps({"fatal": f"cannot import TensorFlow Probability with {sys.executable}: "
                                             f"{type(error).__name__}: {error}"}) + "\n")

@@ -54,7 +54,7 @@ def run_with_replays(job: dict, run: Callable[[dict, float], dict]) -> dict:
     session = _Session(job, run, started + timeout, took, trace)
     flagged = set(settings.get("flagged_codes") or [])
     rate = first.get("learning_rate")
-    from elbolint.dynamic.fitting import RATE_COUNTERFACTUAL_FROM, _rate_unstable, _unstable
+    from elbolint.dynamic.child.fitting import RATE_COUNTERFACTUAL_FROM, _rate_unstable, _unstable
 
     clip_wanted = "ELB003" in flagged and not first.get("clipping")
     rate_wanted = "ELB009" in flagged and isinstance(rate, (int, float)) and rate >= RATE_COUNTERFACTUAL_FROM
@@ -144,7 +144,7 @@ class _Session:
         """The same seeds as the runs, each replayed with `change`: [{seed, finite, final,
         max_grad_norm}], the fit driver's counterfactual records; [] when any seed could not be
         replayed or the change did not take (a partial counterfactual would compare unequal sets)."""
-        from elbolint.dynamic.seeds import final_loss, finite_run
+        from elbolint.dynamic.verdicts.seeds import final_loss, finite_run
 
         reruns = []
         for seed in range(seeds):
@@ -172,7 +172,7 @@ def _replayable(trace: dict) -> bool:
 
 def _steps(fit: dict) -> dict:
     """A run as fitting._unstable reads it (Keras may leave a batch's gradient norm unknown)."""
-    from elbolint.dynamic.classify import number
+    from elbolint.dynamic.verdicts.classify import number
 
     def numbers(values) -> list:
         return [v for v in (number(x) for x in values or []) if v is not None]

@@ -6,7 +6,7 @@ Why the finding travels with the job: the static rule knows which component of t
 for which prior and where that prior has density ("component 'sigma' ... has density only on positive
 values (0, inf)"); the child knows neither. So the parent turns each ELB014 finding into a *check*
 (`checks`: the component's name or position, the numeric bounds of the prior's support, the
-finding's line) and the child measures exactly that component (`measure`): N seeded draws of the
+finding's line) and the child measures exactly that component (child/support_draws.py, `measure`): N seeded draws of the
 surrogate, the share below the lower bound or above the upper one. The evidence is then the
 component's own (never "a NaN somewhere"), and `findings` words it as ELB113 for the finding's line
 only (report.py lets an ELB113 confirm only the static finding at its `for_line`).
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Optional
+from typing import Optional
 
 #: Draws of the surrogate per measurement (the shares' resolution).
 DRAWS = 1000
@@ -56,62 +56,6 @@ def _bound(text: str) -> Optional[float]:
         return None
 
 
-# ------------------------------------------------------------------------------ in the child
-def measure(surrogate, checks: list[dict], seed: int = 0) -> list[dict]:
-    """Each check's share of `DRAWS` surrogate draws outside [low, high] (NaN draws count as outside),
-    with the component's smallest and largest draw; a check whose component cannot be found is
-    left out. Never raises."""
-    if not checks:
-        return []
-    try:
-        import numpy as np
-        import tensorflow as tf
-
-        draws = surrogate.sample(DRAWS, seed=tf.constant([seed, 11], tf.int32))
-    except Exception:
-        return []
-    out = []
-    for check in checks:
-        value = _component(surrogate, draws, check)
-        if value is None:
-            continue
-        try:
-            values = np.asarray(value, dtype=np.float64).reshape(DRAWS, -1)
-        except Exception:
-            continue
-        finite = np.isfinite(values) | np.isinf(values)  # NaN draws (a fit gone NaN) are told apart
-        outside = finite & ~((values > check["low"]) & (values < check["high"]))
-        label = f"component '{check['name']}'" if check.get("name") else (
-            f"component {check['position']}" if check.get("position") is not None else None)
-        out.append({"line": check["line"], "component": label, "share": float(np.mean(np.any(outside, axis=1))),
-                    "nan": float(np.mean(np.any(~finite, axis=1))),
-                    "min": float(np.nanmin(values)) if np.isfinite(values).any() else None,
-                    "max": float(np.nanmax(values)) if np.isfinite(values).any() else None})
-    return out
-
-
-def _component(surrogate, draws, check: dict) -> Any:
-    """The flagged component's draws: the whole sample, a dict entry by name, or a list entry by
-    position or by the joint distribution's own resolved names."""
-    if check.get("whole") or not isinstance(draws, (dict, list, tuple)) and not hasattr(draws, "_asdict"):
-        return draws if not isinstance(draws, (dict, list, tuple)) else None
-    if hasattr(draws, "_asdict"):
-        draws = draws._asdict()
-    if isinstance(draws, dict):
-        return draws.get(check.get("name")) if check.get("name") else None
-    position = check.get("position")
-    if position is None and check.get("name"):
-        try:
-            names = list(surrogate._flat_resolve_names())
-        except Exception:
-            names = []
-        position = names.index(check["name"]) if check["name"] in names else None
-    if position is None or not 0 <= position < len(draws):
-        return None
-    return draws[position]
-
-
-# ------------------------------------------------------------------------------ in the parent
 def findings(trace: dict) -> list[dict]:
     """ELB113 per measured check with draws outside the support, for the finding at its line."""
     measured = trace.get("support") or {}

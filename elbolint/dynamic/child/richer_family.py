@@ -49,7 +49,7 @@ correlations adding up). For a Gaussian posterior the mean-field loss is -1/2 lo
 in two dimensions 1 nat is a correlation of 0.93, where the mean-field spreads are 2.7x too narrow.
 
 Measurements behind the thresholds (2026-12-07, this kind of machine: 2 shared cores, TF 2.21 +
-TFP 0.25; `python -m elbolint.dynamic.richer_family [words of case names]` fits each case natively,
+TFP 0.25; `python -m elbolint.dynamic.child.richer_family [words of case names]` fits each case natively,
 1,000 steps of Adam(0.05), then runs this check and prints the gains (gain, standard error) of 3 seeds):
 
 - Noise of the ELBO estimate (1,024 samples): standard error 0.005-0.08 nats on every fitted
@@ -379,7 +379,7 @@ def richer_reference(target, surrogate, sample_size, user_fit: Optional[dict], *
     except (SystemExit, MemoryError):
         raise
     except Exception as error:
-        from elbolint.dynamic.failures import exception_text
+        from elbolint.dynamic.child.failures import exception_text
 
         return {"error": exception_text(error), "seconds": round(time.monotonic() - started, 2)}
 
@@ -565,7 +565,7 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
 
 
 # --------------------------------------------------------------------------------------------------
-# Measurements behind the thresholds: `python -m elbolint.dynamic.richer_family`.
+# Measurements behind the thresholds: `python -m elbolint.dynamic.child.richer_family`.
 
 def _measure() -> None:  # pragma: no cover - a measurement, run by hand
     import os

@@ -17,7 +17,7 @@ scope = "flagged"              # or "all" (--dynamic=all)
 probe = "elbolint_probe"       # name of the probe function
 reference = true               # also fit a reference surrogate (needed by ELB102/ELB108)
 python = "/path/to/python"     # interpreter of the user's environment (--python)
-# classifier thresholds (see elbolint.dynamic.classify.THRESHOLDS)
+# classifier thresholds (see elbolint.dynamic.verdicts.classify.THRESHOLDS)
 huge-initial-loss-ratio = 100.0
 exploding-gradient-norm = 1000.0
 diverging-rise = 0.5
@@ -40,7 +40,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from elbolint.dynamic.classify import THRESHOLDS
+from elbolint.dynamic.verdicts.classify import THRESHOLDS
 
 
 @dataclass

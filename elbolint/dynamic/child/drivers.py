@@ -57,7 +57,7 @@ class ProbeError(Exception):
 
 
 def modules() -> list:
-    return [importlib.import_module(f"elbolint.dynamic.drive_{name}") for name in ORDER]
+    return [importlib.import_module(f"elbolint.dynamic.child.drive_{name}") for name in ORDER]
 
 
 def participating(source: str, probe: str) -> list:

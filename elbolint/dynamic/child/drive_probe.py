@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from elbolint.dynamic.drivers import ProbeError
-from elbolint.dynamic.fitting import fit_trace
+from elbolint.dynamic.child.drivers import ProbeError
+from elbolint.dynamic.child.fitting import fit_trace
 
 NAME = "probe"
 EXCLUSIVE = True

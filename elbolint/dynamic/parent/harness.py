@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 # Every process below a pid, from /proc: the worker's forked children are process-group leaders, so
 # killing their groups also takes the models' own subprocesses.
-from elbolint.dynamic.sandbox import descendants
+from elbolint.sandbox import descendants
 
 STARTUP_TIMEOUT = 180.0  # importing TF on a cold cache can take a while
 MARGIN = 30.0  # beyond the per-file timeout, for the worker's own bookkeeping
@@ -64,7 +64,7 @@ class Worker:
         self.log = tempfile.TemporaryFile()
         try:
             self.process = subprocess.Popen(
-                [python, "-m", "elbolint.dynamic.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [python, "-m", "elbolint.dynamic.process.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=self.log, env=env, start_new_session=True,
             )
         except OSError as error:
@@ -150,7 +150,7 @@ def remove_workdirs(worker: int) -> None:
     could not clean up itself, and nothing may be left behind once elbolint has exited (issue 16).
     The directories carry the worker's pid in their name (sandbox._WORKDIR_PREFIX); the worker runs
     with elbolint's environment, so its temporary directory is elbolint's."""
-    from elbolint.dynamic.sandbox import remove_workdirs
+    from elbolint.sandbox import remove_workdirs
 
     remove_workdirs(lambda owner: owner == worker)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from elbolint.dynamic.fitting import fit_trace, pinned_target
+from elbolint.dynamic.child.fitting import fit_trace, pinned_target
 
 NAME = "pair"
 

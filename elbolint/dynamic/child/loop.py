@@ -37,8 +37,8 @@ import os
 import time
 from typing import Any, Callable, Optional
 
-from elbolint.dynamic.failures import user_frame
-from elbolint.dynamic.seams import replace
+from elbolint.dynamic.child.failures import user_frame
+from elbolint.dynamic.child.seams import replace
 
 #: Steps recorded of a run no finding points at, before it is cut short.
 BRIEF = 10
@@ -207,7 +207,7 @@ class LoopRecorder:
     def _note_site(self, optimizer) -> None:
         """Where the run is (sites.py): a Keras `fit` of a model no other driver claimed (a
         deterministic baseline), a `tfp.math.minimize` loop, or a hand-written loop."""
-        from elbolint.dynamic.sites import on_stack, site
+        from elbolint.dynamic.child.sites import on_stack, site
 
         try:
             keras_fit = on_stack("keras", "fit", "fit_generator", "train_on_batch")
@@ -221,7 +221,7 @@ class LoopRecorder:
                 self.site = site(self.path, "loop", optimizer=optimizer)
         except Exception:
             self.site = {"kind": "loop"}
-        from elbolint.dynamic.fitting import clipping_of, constant_learning_rate
+        from elbolint.dynamic.child.fitting import clipping_of, constant_learning_rate
 
         self.learning_rate = constant_learning_rate(optimizer)  # for the smaller-rate replay (replays.py)
         self.clipping = clipping_of(optimizer)
@@ -235,7 +235,7 @@ class LoopRecorder:
     def _run_key(self):
         """The run a step belongs to: the Keras model being fitted, the `tfp.math.minimize` call, or
         the user's lines on the stack (a hand-written loop)."""
-        from elbolint.dynamic.sites import on_stack, user_frames
+        from elbolint.dynamic.child.sites import on_stack, user_frames
 
         keras_fit = on_stack("keras", "fit", "fit_generator", "train_on_batch")
         model = keras_fit.f_locals.get("self") if keras_fit is not None else None
@@ -282,7 +282,7 @@ class LoopRecorder:
         self.cut, self.passed, self.armed, self.started = cut, passed, armed, started
 
     def _is_brief(self) -> bool:
-        from elbolint.dynamic.sites import unflagged
+        from elbolint.dynamic.child.sites import unflagged
 
         return unflagged(self.site, self.flagged, self.flagged_names)
 
@@ -323,7 +323,7 @@ class LoopRecorder:
         if self.positives is None:
             self.positives = self._find_positives(pairs)
             self.positive = {name: [] for name, _ in self.positives}
-        from elbolint.dynamic.fitting import _minimum
+        from elbolint.dynamic.child.fitting import _minimum
 
         for name, value in self.positives:
             try:
@@ -332,7 +332,7 @@ class LoopRecorder:
                 pass
 
     def _find_positives(self, pairs: list) -> list:
-        from elbolint.dynamic.fitting import positive_parameters
+        from elbolint.dynamic.child.fitting import positive_parameters
 
         surrogate = self.surrogate(pairs)
         if surrogate is None:
@@ -435,7 +435,7 @@ def _locals(frame, path: str) -> dict[str, Any]:
 
 
 def _stack_lines(path: str) -> list[int]:
-    from elbolint.dynamic.sites import user_frames
+    from elbolint.dynamic.child.sites import user_frames
 
     try:
         return sorted({frame.f_lineno for frame in user_frames(path)})

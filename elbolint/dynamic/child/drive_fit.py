@@ -31,13 +31,13 @@ import threading
 import time
 from typing import Optional
 
-from elbolint.dynamic.drive_loop import saw_no_vi
-from elbolint.dynamic.failures import caller_line, exception_text
-from elbolint.dynamic.fitting import fit_trace
-from elbolint.dynamic.seams import replace
-from elbolint.dynamic.loop import BRIEF
-from elbolint.dynamic.sites import site, unflagged
-from elbolint.dynamic.support import measure
+from elbolint.dynamic.child.drive_loop import saw_no_vi
+from elbolint.dynamic.child.failures import caller_line, exception_text
+from elbolint.dynamic.child.fitting import fit_trace
+from elbolint.dynamic.child.seams import replace
+from elbolint.dynamic.child.loop import BRIEF
+from elbolint.dynamic.child.sites import site, unflagged
+from elbolint.dynamic.child.support_draws import measure
 
 NAME = "fit"
 

@@ -43,11 +43,11 @@ import time
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from elbolint.dynamic.drive_loop import saw_no_vi
-from elbolint.dynamic.failures import exception_text, user_frame
-from elbolint.dynamic.loop import TIME_MIN_STEPS, TIME_SHARE
-from elbolint.dynamic.seams import replace
-from elbolint.dynamic.sites import COMPILED, site
+from elbolint.dynamic.child.drive_loop import saw_no_vi
+from elbolint.dynamic.child.failures import exception_text, user_frame
+from elbolint.dynamic.child.loop import TIME_MIN_STEPS, TIME_SHARE
+from elbolint.dynamic.child.seams import replace
+from elbolint.dynamic.child.sites import COMPILED, site
 
 NAME = "keras"
 
@@ -430,7 +430,7 @@ class KerasRecorder:
 
     def _optimizer(self) -> dict:
         """The claimed model's optimizer's constant rate and clipping, for the replays (replays.py)."""
-        from elbolint.dynamic.fitting import clipping_of, constant_learning_rate
+        from elbolint.dynamic.child.fitting import clipping_of, constant_learning_rate
 
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:

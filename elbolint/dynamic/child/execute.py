@@ -20,11 +20,11 @@ import sys
 import time
 from typing import Any
 
-from elbolint.dynamic.drivers import Context, ProbeError, Stop, nothing, participating, runs_file
-from elbolint.dynamic.failures import (blame, exception_text, missing_imports, missing_package, needs_network,
+from elbolint.dynamic.child.drivers import Context, ProbeError, Stop, nothing, participating, runs_file
+from elbolint.dynamic.child.failures import (blame, exception_text, missing_imports, missing_package, needs_network,
                                        raised_by_elbolint, user_failure, user_line)
-from elbolint.dynamic.fitting import seed_everything
-from elbolint.dynamic.variants import Variant
+from elbolint.dynamic.child.fitting import seed_everything
+from elbolint.dynamic.child.variants import Variant
 
 #: Why nothing was run, when no driver returned a trace and the file did not fail.
 NOTHING = ("no elbolint_probe, no fit_surrogate_posterior call reached, and no module-level surrogate "

@@ -38,8 +38,8 @@ import math
 from statistics import median
 from typing import Any, Optional
 
-from elbolint.dynamic.richer_family import decide as restrictive_family
-from elbolint.dynamic.watch import describe
+from elbolint.dynamic.child.richer_family import decide as restrictive_family
+from elbolint.dynamic.child.watch import describe
 
 THRESHOLDS: dict[str, float] = {
     "huge_initial_loss_ratio": 100.0,

@@ -24,8 +24,8 @@ import re
 import sys
 from typing import Any, Optional
 
-from elbolint.dynamic.failures import exception_text, user_line
-from elbolint.dynamic.seams import replace
+from elbolint.dynamic.child.failures import exception_text, user_line
+from elbolint.dynamic.child.seams import replace
 
 NAME = "sample"
 MAX_MODELS = 8

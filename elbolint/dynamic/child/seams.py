@@ -27,7 +27,7 @@ MARK = "__elbolint_seam__"
 @dataclass(frozen=True)
 class Target:
     #: a module path ("tensorflow_probability.python.vi.optimization"), a module path and an attribute
-    #: path ("tensorflow:GradientTape"), or a function returning classes ("elbolint.dynamic.loop:optimizer_classes()")
+    #: path ("tensorflow:GradientTape"), or a function returning classes ("elbolint.dynamic.child.loop:optimizer_classes()")
     owner: str
     attribute: str
     #: the seams (driver names, "variant") that wrap it, each exactly once
@@ -46,15 +46,15 @@ TARGETS = (
     Target("tensorflow_probability.python.vi", "monte_carlo_variational_loss", ("loop",), "the same, as `tfp.vi` exports it"),
     Target("tensorflow:GradientTape", "gradient", ("loop", "keras"),
            "a hand-built loss (loop.py); a Keras step's loss and gradients (drive_keras.py)"),
-    Target("elbolint.dynamic.loop:optimizer_classes()", "apply_gradients", ("variant", "loop"),
+    Target("elbolint.dynamic.child.loop:optimizer_classes()", "apply_gradients", ("variant", "loop"),
            "each optimizer step: a replay's clipping or smaller rate (variants.py), then the recording (loop.py)"),
-    Target("elbolint.dynamic.drive_keras:model_classes()", "fit", ("keras",), "the claimed model's Keras fit"),
-    Target("elbolint.dynamic.drive_keras:model_classes()", "train_on_batch", ("keras",), "the same, batch by batch"),
-    Target("elbolint.dynamic.drive_keras:model_classes()", "make_train_function", ("keras",),
+    Target("elbolint.dynamic.child.drive_keras:model_classes()", "fit", ("keras",), "the claimed model's Keras fit"),
+    Target("elbolint.dynamic.child.drive_keras:model_classes()", "train_on_batch", ("keras",), "the same, batch by batch"),
+    Target("elbolint.dynamic.child.drive_keras:model_classes()", "make_train_function", ("keras",),
            "the train function whose logs carry the recorded values"),
-    Target("elbolint.dynamic.drive_keras:compiling_classes()", "compile", ("keras",),
+    Target("elbolint.dynamic.child.drive_keras:compiling_classes()", "compile", ("keras",),
            "the user's line of each model's compile (sites.py)"),
-    Target("elbolint.dynamic.drive_sample:_classes()", "__init__", ("sample",),
+    Target("elbolint.dynamic.child.drive_sample:_classes()", "__init__", ("sample",),
            "the JointDistributions the user's file builds (drive_sample.py)"),
     Target("tensorflow:random", "set_seed", ("variant",), "a replay's seed mixed into the program's own seeding"),
     Target("numpy:random", "seed", ("variant",), "the same for NumPy"),

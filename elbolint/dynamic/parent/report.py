@@ -18,14 +18,14 @@ import re
 from typing import Optional
 
 from elbolint.diagnostics import Diagnostic, Position
-from elbolint.dynamic.attribution import Attribution, run_name, site_of
-from elbolint.dynamic.classify import SANDBOX_KINDS, trace_summary
-from elbolint.dynamic.confirmation import identities, owns, policy, subject
-from elbolint.dynamic.contract import checking, problems, verdict_problems
-from elbolint.dynamic.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
-from elbolint.dynamic.seeds import TRAJECTORY, classify_seeds, coverage
-from elbolint.dynamic.support import CODE as SUPPORT_CODE
-from elbolint.dynamic.support import not_reproduced as support_not_reproduced
+from elbolint.dynamic.parent.attribution import Attribution, run_name, site_of
+from elbolint.dynamic.verdicts.classify import SANDBOX_KINDS, trace_summary
+from elbolint.dynamic.verdicts.confirmation import identities, owns, policy, subject
+from elbolint.dynamic.verdicts.contract import checking, problems, verdict_problems
+from elbolint.dynamic.verdicts.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
+from elbolint.dynamic.verdicts.seeds import TRAJECTORY, classify_seeds, coverage
+from elbolint.dynamic.verdicts.support import CODE as SUPPORT_CODE
+from elbolint.dynamic.verdicts.support import not_reproduced as support_not_reproduced
 from elbolint.registry import all_rules
 from elbolint.suppression import is_suppressed
 
@@ -49,7 +49,7 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
 
 def _enforce(found: list[str]) -> None:
     if found:
-        raise AssertionError("dynamic trace contract broken (elbolint/dynamic/contract.py):\n" + "\n".join(found[:20]))
+        raise AssertionError("dynamic trace contract broken (elbolint/dynamic/verdicts/contract.py):\n" + "\n".join(found[:20]))
 
 
 def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:

@@ -39,8 +39,8 @@ import math
 from statistics import median
 from typing import Optional
 
-from elbolint.dynamic.classify import classify, finite, number
-from elbolint.dynamic.support import findings as support_findings
+from elbolint.dynamic.verdicts.classify import classify, finite, number
+from elbolint.dynamic.verdicts.support import findings as support_findings
 
 #: Codes whose evidence is a run's trajectory: they can differ from seed to seed.
 TRAJECTORY = ("ELB101", "ELB102", "ELB103", "ELB104", "ELB107", "ELB108")

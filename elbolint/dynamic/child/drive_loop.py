@@ -11,11 +11,11 @@ import re
 import time
 from typing import Optional
 
-from elbolint.dynamic.failures import exception_text
-from elbolint.dynamic.fitting import anchor_names, final_estimate, logprob_shape, reference_fit, untracked_variables
-from elbolint.dynamic.richer_family import richer_reference
-from elbolint.dynamic.support import measure
-from elbolint.dynamic.varnames import variable_labels
+from elbolint.dynamic.child.failures import exception_text
+from elbolint.dynamic.child.fitting import anchor_names, final_estimate, logprob_shape, reference_fit, untracked_variables
+from elbolint.dynamic.child.richer_family import richer_reference
+from elbolint.dynamic.child.support_draws import measure
+from elbolint.dynamic.child.varnames import variable_labels
 
 NAME = "loop"
 
@@ -32,7 +32,7 @@ def runs_file(source: str) -> bool:
 
 
 def install(context) -> None:
-    from elbolint.dynamic.loop import LoopRecorder
+    from elbolint.dynamic.child.loop import LoopRecorder
 
     def claim() -> None:
         if context.claimed is None:

@@ -30,7 +30,7 @@ import functools
 import random
 from typing import Any, Callable, Optional
 
-from elbolint.dynamic.seams import replace
+from elbolint.dynamic.child.seams import replace
 
 #: The seam's name (seams.py).
 SEAM = "variant"
@@ -59,7 +59,7 @@ class Variant:
             _offset_seeding(self.seed)
         if not self.changes_steps:
             return
-        from elbolint.dynamic.loop import optimizer_classes
+        from elbolint.dynamic.child.loop import optimizer_classes
 
         for cls in optimizer_classes():
             if "apply_gradients" in cls.__dict__:
@@ -105,7 +105,7 @@ class Variant:
             return
         import tensorflow as tf
 
-        from elbolint.dynamic.fitting import constant_learning_rate
+        from elbolint.dynamic.child.fitting import constant_learning_rate
 
         try:
             with tf.init_scope():  # inside a traced train step too: read and set once, eagerly
