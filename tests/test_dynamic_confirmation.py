@@ -178,4 +178,5 @@ def test_end_to_end_raw_tril_confirmed_and_missing_imports_named_together(tmp_pa
     assert not [r for r in tril if r["code"] == "ELB101"]
     [elb001] = [r for r in rows if r["filename"].endswith("two_missing.py")]
     assert elb001["dynamic"]["status"] == "not-run"
-    assert "`elbolint_absent_plotting`, `elbolint_absent_styles`, which are not installed" in elb001["dynamic"]["summary"]
+    summary = elb001["dynamic"]["summary"]
+    assert "`elbolint_absent_plotting`, `elbolint_absent_styles`, which are not installed" in summary

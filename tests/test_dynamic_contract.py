@@ -12,7 +12,8 @@ from elbolint.dynamic.verdicts.contract import Trace, problems, verdict_problems
 def _trace(**extra):
     trace = {"source": "loop", "line": 12, "budget": 200, "seconds": 1.5,
              "site": {"kind": "loop", "line": 12, "stack": [12, 30]},
-             "fit": {"loss": [3.0, float("nan"), "nan"], "grad_norm": [1.0, None, 2.0], "positive": {"`scale`": [0.5, -0.1]},
+             "fit": {"loss": [3.0, float("nan"), "nan"], "grad_norm": [1.0, None, 2.0],
+                     "positive": {"`scale`": [0.5, -0.1]},
                      "watched": {"`scale`": {"parameter": "scale", "distribution": "Normal", "component": None,
                                              "variable": "raw", "kind": "scale", "strict": True}},
                      "counterfactual": {"clipnorm": 1.0, "runs": [{"seed": 0, "finite": True, "final": 2.0,

@@ -21,7 +21,8 @@ MLE_THEN_VI = FIXTURES / "dynamic" / "mle_then_vi.py"
 
 def test_clipping_that_prevents_the_nan_confirms_and_a_nan_it_cannot_prevent_does_not():
     completed = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic", "--output-format",
-                                "json", str(EXPLODES), str(RAW_SCALE), str(MLE_THEN_VI)], capture_output=True, text=True,
+                                "json", str(EXPLODES), str(RAW_SCALE), str(MLE_THEN_VI)],
+                               capture_output=True, text=True,
                                timeout=600)
     rows = json.loads(completed.stdout)
     by_file = {}

@@ -135,7 +135,8 @@ def test_a_nan_alone_confirms_no_raw_scale_and_no_learning_rate():
     status = {(d.code, d.line): d.dynamic for d in result.diagnostics}
     for key in (("ELB001", 22), ("ELB001", 23), ("ELB003", 26)):
         assert status[key]["status"] == "unconfirmed", key
-        assert status[key]["summary"].startswith("ELB101 observed in this run (reported on its own), not a confirmation")
+        assert status[key]["summary"].startswith(
+            "ELB101 observed in this run (reported on its own), not a confirmation")
         assert status[key]["evidence"]["codes"] == []
     assert [r.code for r in rows].count("ELB101") == 1
 
@@ -404,7 +405,8 @@ def test_missing_clipping_is_confirmed_only_by_the_counterfactual_where_one_ran(
     apply_results([result], [loop_like], _settings(), Config().enabled_codes())
     elb003 = next(d for d in result.diagnostics if d.code == "ELB003")
     assert elb003.dynamic["status"] == "unconfirmed" and elb003.dynamic["evidence"]["codes"] == []
-    assert "ELB101" in elb003.dynamic["summary"] and "re-run of the same seeds with clipping" in elb003.dynamic["summary"]
+    summary = elb003.dynamic["summary"]
+    assert "ELB101" in summary and "re-run of the same seeds with clipping" in summary
 
 
 def test_a_program_that_ran_to_its_end_and_trained_nothing_is_not_reproduced_not_not_run():
@@ -428,7 +430,8 @@ def test_a_parameter_that_went_negative_confirms_its_own_line_not_its_neighbours
     confirmed by the weight's evidence."""
     result = _results(README_EXAMPLE)
     record = run_record(clean(), seed=0)
-    record["positive"] = {"`scale` of Normal 'weight'": [1.0] * 10 + [-0.5] * 490, "`scale` of Normal 'bias'": [1.0] * 500}
+    record["positive"] = {"`scale` of Normal 'weight'": [1.0] * 10 + [-0.5] * 490,
+                          "`scale` of Normal 'bias'": [1.0] * 500}
     apply_results([result], [fit_trace([record])], _settings(), Config().enabled_codes())
     by_line = {d.line: d.dynamic for d in result.diagnostics if d.code == "ELB001"}
     assert by_line[22]["status"] == "confirmed" and "'weight'" in by_line[22]["summary"]

@@ -59,7 +59,8 @@ def test_a_single_draw_outside_counts_and_nan_draws_are_not_called_outside():
 
 @pytest.mark.dynamic
 def test_the_components_own_draws_confirm_and_a_surrogate_far_from_the_boundary_is_not_reproduced():
-    files = [FIXTURES / "dynamic" / "support_normal_for_halfnormal.py", FIXTURES / "dynamic" / "support_far_from_boundary.py"]
+    files = [FIXTURES / "dynamic" / "support_normal_for_halfnormal.py",
+             FIXTURES / "dynamic" / "support_far_from_boundary.py"]
     completed = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic", "--output-format", "json",
                                 *map(str, files)], capture_output=True, text=True, timeout=600)
     rows = {(r["filename"].rsplit("/", 1)[-1], r["code"]): r for r in json.loads(completed.stdout)}

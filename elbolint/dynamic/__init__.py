@@ -157,7 +157,8 @@ def _run_selected(selected, jobs, options, enabled, show_progress):
     if progress is not None:
         on_done = lambda result: progress.update(1)  # noqa: E731
     elif show_progress:
-        on_done = _log_line(len(jobs), {j["path"]: str(r.path) for r, j in zip(selected, jobs)})  # CI logs: one line per finished model, so a long run is never silent
+        # CI logs: one line per finished model, so a long run is never silent
+        on_done = _log_line(len(jobs), {j["path"]: str(r.path) for r, j in zip(selected, jobs)})
     else:
         on_done = lambda result: None  # noqa: E731
     try:

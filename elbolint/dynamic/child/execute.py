@@ -9,7 +9,8 @@ on its own before any driver recorded anything becomes the trace's `failure`, at
 Whose failure (issue 8): ELB100 means "the program fails on its own", so only the user's own code
 raising in the user's own form becomes a `failure` (message: "the program fails on its own at
 file:line: exception"). What elbolint could not drive is `nothing` (not-run, with the reason): a
-missing package (ModuleNotFoundError), a download in an offline sandbox, an unusable probe, an error of elbolint's own code (the
+missing package (ModuleNotFoundError), a download in an offline sandbox, an unusable probe, an error of
+elbolint's own code (the
 deepest elbolint frame of the traceback is below the user's, see failures.blame).
 """
 

@@ -64,7 +64,8 @@ TFP 0.25; `python -m elbolint.dynamic.child.richer_family [words of case names]`
   here) only matter for a target whose estimates are much noisier.
 - Restrictive families, all reported in 3 of 3 seeds: the article's regression with x in [20, 21]
   (the fixture's data) gains 2.41-2.75 nats (18.77 - 16.07 = 2.7 above, on other data; correlation
-  -0.995, the mean-field `bias` spread 6.5x too narrow); x in [5, 6] 2.64-2.74; x in [2, 3] 2.21-2.26 (correlation -0.99);
+  -0.995, the mean-field `bias` spread 6.5x too narrow); x in [5, 6] 2.64-2.74; x in [2, 3] 2.21-2.26
+  (correlation -0.99);
   the same with the article's [1]-shaped components as at x in [20, 21]; an affine 'diag' surrogate
   2.15-2.27; 20 independent inputs with only 40 rows 2.17-2.28 (correlations up to -0.59, spreads
   1.9x too narrow).
@@ -188,7 +189,8 @@ def _message(part: dict, gap: float, se: float, found: list, clear: int) -> str:
     if ratios:
         name, ratio = max(ratios.items(), key=lambda item: float(item[1]))
         if float(ratio) >= 1.5:
-            text += (f"; the fitted surrogate's spreads are too narrow (`{name}`'s standard deviation is {float(ratio):.3g}x "
+            text += (f"; the fitted surrogate's spreads are too narrow (`{name}`'s standard deviation is "
+                     f"{float(ratio):.3g}x "
                      "smaller than the full-rank fit's, on the unconstrained scale)")
     finals = [g for g, _ in found]
     if runs > 1 and max(finals) - min(finals) > max(1.0, 4 * se):

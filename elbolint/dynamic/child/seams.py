@@ -27,7 +27,8 @@ MARK = "__elbolint_seam__"
 @dataclass(frozen=True)
 class Target:
     #: a module path ("tensorflow_probability.python.vi.optimization"), a module path and an attribute
-    #: path ("tensorflow:GradientTape"), or a function returning classes ("elbolint.dynamic.child.loop:optimizer_classes()")
+    #: path ("tensorflow:GradientTape"), or a function returning classes
+    #: ("elbolint.dynamic.child.loop:optimizer_classes()")
     owner: str
     attribute: str
     #: the seams (driver names, "variant") that wrap it, each exactly once
@@ -43,13 +44,15 @@ TARGETS = (
     Target("tensorflow_probability.python.vi", "fit_surrogate_posterior", ("fit",), "the same, as `tfp.vi` exports it"),
     Target("tensorflow_probability.python.vi.csiszar_divergence", "monte_carlo_variational_loss", ("loop",),
            "a hand-written loop's loss, target and surrogate (loop.py)"),
-    Target("tensorflow_probability.python.vi", "monte_carlo_variational_loss", ("loop",), "the same, as `tfp.vi` exports it"),
+    Target("tensorflow_probability.python.vi", "monte_carlo_variational_loss", ("loop",),
+           "the same, as `tfp.vi` exports it"),
     Target("tensorflow:GradientTape", "gradient", ("loop", "keras"),
            "a hand-built loss (loop.py); a Keras step's loss and gradients (drive_keras.py)"),
     Target("elbolint.dynamic.child.loop:optimizer_classes()", "apply_gradients", ("variant", "loop"),
            "each optimizer step: a replay's clipping or smaller rate (variants.py), then the recording (loop.py)"),
     Target("elbolint.dynamic.child.drive_keras:model_classes()", "fit", ("keras",), "the claimed model's Keras fit"),
-    Target("elbolint.dynamic.child.drive_keras:model_classes()", "train_on_batch", ("keras",), "the same, batch by batch"),
+    Target("elbolint.dynamic.child.drive_keras:model_classes()", "train_on_batch", ("keras",),
+           "the same, batch by batch"),
     Target("elbolint.dynamic.child.drive_keras:model_classes()", "make_train_function", ("keras",),
            "the train function whose logs carry the recorded values"),
     Target("elbolint.dynamic.child.drive_keras:compiling_classes()", "compile", ("keras",),

@@ -49,7 +49,8 @@ def apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
 
 def _enforce(found: list[str]) -> None:
     if found:
-        raise AssertionError("dynamic trace contract broken (elbolint/dynamic/verdicts/contract.py):\n" + "\n".join(found[:20]))
+        raise AssertionError("dynamic trace contract broken (elbolint/dynamic/verdicts/contract.py):\n"
+                             + "\n".join(found[:20]))
 
 
 def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:

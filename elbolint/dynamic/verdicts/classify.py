@@ -100,8 +100,12 @@ def sparkline(losses: list, width: int = 12) -> str:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if len(values) < 2:
         return ""
-    buckets = [values[int(i * len(values) / width): max(int((i + 1) * len(values) / width), int(i * len(values) / width) + 1)]
-               for i in range(min(width, len(values)))]
+
+    def bounds(i: int) -> tuple[int, int]:
+        start = int(i * len(values) / width)
+        return start, max(int((i + 1) * len(values) / width), start + 1)
+
+    buckets = [values[slice(*bounds(i))] for i in range(min(width, len(values)))]
     means = [sum(b) / len(b) for b in buckets if b]
     low, high = min(means), max(means)
     span = (high - low) or 1.0

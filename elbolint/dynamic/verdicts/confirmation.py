@@ -50,9 +50,9 @@ POLICIES = {
                                        "initial value is the cause")),
     "ELB003": Policy(("ELB110",), why=("only a re-run of the same seeds with clipping (ELB110) shows missing "
                                        "clipping is the cause")),
-    "ELB009": Policy((), counterfactual=("ELB112",), why=("only a re-run of the same seeds at a 10x smaller learning rate that "
-                                       "fixes it (ELB112) shows the rate is the cause; elbolint makes one when the "
-                                       "optimizer's rate is a constant of at least 0.1")),
+    "ELB009": Policy((), counterfactual=("ELB112",), why=(
+        "only a re-run of the same seeds at a 10x smaller learning rate that fixes it (ELB112) shows the rate is "
+        "the cause; elbolint makes one when the optimizer's rate is a constant of at least 0.1")),
 }
 
 
@@ -152,7 +152,8 @@ def owns(identity: dict, wanted: Subject, watched: list[dict], subjects: list[Su
     return None
 
 
-_LABEL = re.compile(r"^`(?P<parameter>\w+)` of (?P<distribution>\w+)(?: '(?P<component>[^']+)')?(?: \(`(?P<variable>[^`]+)`\))?")
+_LABEL = re.compile(r"^`(?P<parameter>\w+)` of (?P<distribution>\w+)"
+                    r"(?: '(?P<component>[^']+)')?(?: \(`(?P<variable>[^`]+)`\))?")
 
 
 def identity_from_label(label: str) -> dict:

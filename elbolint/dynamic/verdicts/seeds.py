@@ -52,7 +52,8 @@ def seed_runs(trace: dict) -> list[dict]:
     if trace.get("failure") or not trace.get("fit") or len(runs) < 2:
         return [trace]
     shared = {k: v for k, v in trace["fit"].items()
-              if k in ("logprob_shape", "expected_rank", "untracked", "no_trainable", "none_grad", "constrained", "watched")}
+              if k in ("logprob_shape", "expected_rank", "untracked", "no_trainable", "none_grad", "constrained",
+                       "watched")}
     return [dict(trace, fit={**run, **shared}) for run in runs]
 
 

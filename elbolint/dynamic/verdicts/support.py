@@ -29,7 +29,8 @@ DRAWS = 1000
 CODE = "ELB113"
 
 _WHO = re.compile(r"component '(?P<name>[^']+)'|component at position (?P<position>\d+)|^(?P<whole>the surrogate)\b")
-_WHERE = re.compile(r"has density only on (?:positive values |the unit interval )?\((?P<low>[^,()]+), (?P<high>[^()]+)\)")
+_WHERE = re.compile(r"has density only on (?:positive values |the unit interval )?"
+                    r"\((?P<low>[^,()]+), (?P<high>[^()]+)\)")
 
 
 def check_of(message: str, line: int) -> Optional[dict]:
@@ -91,8 +92,10 @@ def not_reproduced(trace: dict, line: int) -> Optional[str]:
     if not found:
         return None
     when = " and at its end" if len(found) == 2 else ("" if found[0][0] == "start" else " (its end)")
-    low = min(m["min"] for _, m in found if m.get("min") is not None) if any(m.get("min") is not None for _, m in found) else None
-    text = f"0 of {DRAWS} surrogate draws of this component fall outside its prior's support at the start of the fit{when}"
+    lows = [m["min"] for _, m in found if m.get("min") is not None]
+    low = min(lows) if lows else None
+    text = (f"0 of {DRAWS} surrogate draws of this component fall outside its prior's support at the start "
+            f"of the fit{when}")
     if found[0][0] == "end" and len(found) == 1:
         text = f"0 of {DRAWS} surrogate draws of this component fall outside its prior's support at the end of the run"
     return text + (f" (smallest draw {low:.4g})" if low is not None else "")
