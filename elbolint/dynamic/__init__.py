@@ -20,7 +20,8 @@ child/ (inside the sandboxed child, with TensorFlow; its only output is a trace)
 - seams.py       every TF/TFP/Keras attribute replaced, declared once (and tested)
 - loop.py        records a hand-written training loop's own steps (loss, gradients, minima)
 - variants.py    what a replay changes (the seed, clipping, the learning rate)
-- fitting.py     the user's own fit per seed (+ counterfactuals), reference fit, log-prob shape, minima
+- fitting.py     the user's own fit per seed (+ counterfactuals), log-prob shape, parameter minima
+- reference.py   final estimates and the reference fit; optimizers.py: the user's optimizer read and copied
 - richer_family.py ELB111's full-rank reference started from the user's solution
 - support_draws.py ELB014's component measured; watch.py, sites.py, varnames.py, failures.py: helpers
 

@@ -430,7 +430,7 @@ class KerasRecorder:
 
     def _optimizer(self) -> dict:
         """The claimed model's optimizer's constant rate and clipping, for the replays (replays.py)."""
-        from elbolint.dynamic.child.fitting import clipping_of, constant_learning_rate
+        from elbolint.dynamic.child.optimizers import clipping_of, constant_learning_rate
 
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is None:

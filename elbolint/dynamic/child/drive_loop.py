@@ -12,8 +12,8 @@ import time
 from typing import Optional
 
 from elbolint.dynamic.child.failures import exception_text
-from elbolint.dynamic.child.fitting import (anchor_names, final_estimate, logprob_shape, reference_fit,
-                                            untracked_variables)
+from elbolint.dynamic.child.fitting import anchor_names, logprob_shape, untracked_variables
+from elbolint.dynamic.child.reference import final_estimate, reference_fit
 from elbolint.dynamic.child.richer_family import richer_reference
 from elbolint.dynamic.child.support_draws import measure
 from elbolint.dynamic.child.varnames import variable_labels

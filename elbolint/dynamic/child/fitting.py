@@ -2,10 +2,11 @@
 surrogate over several seeds (and, for an optimizer that does not clip, the same seeds re-run with
 clipping: the counterfactual that confirms ELB003, see `_Runner._clipped_runs`; for an optimizer with
 a high constant learning rate, the same seeds re-run at a 10x smaller rate: the counterfactual that
-confirms ELB009, see `_Runner._smaller_rate_runs`), the reference fit,
-the log-prob shape check and the positive-parameter minima. Whose failure an exception is lives in
-failures.py. Imports TensorFlow lazily, inside the functions, so the drivers' text checks stay
-importable without it.
+confirms ELB009, see `_Runner._smaller_rate_runs`), the log-prob shape check and the
+positive-parameter minima. What the fit is compared with (final estimates, the reference fit) is in
+reference.py, what is read from and done to the user's optimizer in optimizers.py, when a re-run is
+worth making in verdicts/seeds.py, and whose failure an exception is in failures.py. Imports
+TensorFlow lazily, inside the functions, so the drivers' text checks stay importable without it.
 
 Never change the program's meaning (issue 8): the brief fit IS the user's call, TFP's
 `fit_surrogate_posterior` step for step (`_Runner._mirror`, or TFP's own function for arguments it
@@ -33,8 +34,12 @@ import time
 from typing import Any, Optional
 
 from elbolint.dynamic.child.failures import exception_text, user_failure
-from elbolint.dynamic.verdicts.seeds import final_loss, finite_run
+from elbolint.dynamic.child.optimizers import (COUNTERFACTUAL_CLIPNORM, RATE_COUNTERFACTUAL_FACTOR,
+                                               RATE_COUNTERFACTUAL_FROM, clipping_of, constant_learning_rate,
+                                               copy_optimizer, maybe_clipped, optimizer_variables, rate_variable)
+from elbolint.dynamic.child.reference import _estimate_graph, _estimator, reference_fit
 from elbolint.dynamic.child.varnames import variable_labels
+from elbolint.dynamic.verdicts.seeds import final_loss, finite_run, rate_unstable, unstable
 from elbolint.rules._tfp import POSITIVE_PARAMETERS as POSITIVE  # one list for static and dynamic
 
 
@@ -209,77 +214,6 @@ def pinned_target(model, surrogate):
     return pinned.unnormalized_log_prob
 
 
-def clipping_of(optimizer) -> dict:
-    """The gradient clipping the fit's optimizer applies (`clipnorm`, `global_clipnorm`,
-    `clipvalue`), from its config; our default optimizer clips at norm 1."""
-    if optimizer is None:
-        return {"clipnorm": 1.0}
-    try:
-        config = optimizer.get_config()
-    except Exception:
-        return {}
-    found = {}
-    for key in ("clipnorm", "global_clipnorm", "clipvalue"):
-        try:
-            value = float(config.get(key)) if config.get(key) is not None else None
-        except (TypeError, ValueError):
-            value = None
-        if value:
-            found[key] = value
-    return found
-
-
-#: The fix ELB009 suggests, applied in the smaller-rate counterfactual run: a rate this many times
-#: smaller. Only constant rates of at least RATE_COUNTERFACTUAL_FROM are re-run (ELB009 flags 0.5 and
-#: above by default; TFP's VI examples use 1e-3..0.1).
-RATE_COUNTERFACTUAL_FACTOR = 10.0
-RATE_COUNTERFACTUAL_FROM = 0.1
-
-
-def constant_learning_rate(optimizer) -> Optional[float]:
-    """The optimizer's constant learning rate from its config; None for a schedule, a callable, our
-    default optimizer (the user gave none) or a config without one."""
-    if optimizer is None:
-        return None
-    try:
-        value = optimizer.get_config().get("learning_rate")
-    except Exception:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            import numpy as np
-
-            if isinstance(value, np.generic) and np.ndim(value) == 0:
-                value = float(value)
-            else:
-                return None
-        except ImportError:  # pragma: no cover
-            return None
-    value = float(value)
-    return value if math.isfinite(value) and value > 0 else None
-
-
-def copy_optimizer(optimizer):
-    """Same class and hyperparameters, fresh state; a clipped Adam when the user gave none."""
-    if optimizer is None:
-        return default_optimizer(0.1)
-    try:
-        return type(optimizer).from_config(optimizer.get_config())
-    except Exception:
-        return optimizer
-
-
-def default_optimizer(learning_rate: float):
-    try:
-        import tf_keras
-
-        return tf_keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0)
-    except ImportError:  # pragma: no cover
-        import tensorflow as tf
-
-        return tf.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0)
-
-
 def _call_target(target, sample):
     if isinstance(sample, dict):
         return target(**sample)
@@ -364,11 +298,6 @@ def untracked_variables(namespace: dict, variables) -> list[str]:
 #: Steps per call of the compiled fit: between chunks a seed stops early (two NaN losses in a row),
 #: and a later step that raises keeps the steps before it.
 CHUNK = 100
-#: Batches of the user's `sample_size` samples averaged by a final estimate (about 256 samples).
-ESTIMATE_SAMPLES = 256
-ESTIMATE_MAX_BATCHES = 64
-
-
 class _Recording:
     """The user's optimizer copy, as TFP's `minimize` sees it: records the variables the fit's
     tape watched (those it trains, the target's own included), to reset them between seeds."""
@@ -385,83 +314,13 @@ class _Recording:
         if not self.watched:
             self.watched.extend(v for _, v in pairs)
         if self.clip is not None:
-            pairs = _maybe_clipped(pairs, self.clip)
+            pairs = maybe_clipped(pairs, self.clip)
         return self.inner.apply_gradients(pairs, *args, **kwargs)
-
-
-#: The fix ELB003 suggests, applied in the counterfactual run.
-COUNTERFACTUAL_CLIPNORM = 1.0
-
-
-def _maybe_clipped(pairs, clip):
-    """The gradients clipped to a global norm of COUNTERFACTUAL_CLIPNORM when `clip` is true at run time."""
-    import tensorflow as tf
-
-    present = [i for i, (g, _) in enumerate(pairs) if g is not None]
-    if not present:
-        return pairs
-    grads = [tf.convert_to_tensor(pairs[i][0]) for i in present]
-    clipped, _ = tf.clip_by_global_norm(grads, COUNTERFACTUAL_CLIPNORM)
-    chosen = tf.cond(clip, lambda: clipped, lambda: grads)
-    out = list(pairs)
-    for i, g in zip(present, chosen):
-        out[i] = (g, pairs[i][1])
-    return out
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 
 def _max(values) -> Optional[float]:
     finite = [v for v in values if math.isfinite(v)]
     return max(finite) if finite else None
-
-
-def _unstable(runs, exploding: float) -> bool:
-    """Some seed's loss went non-finite, or its gradient norm exceeded the threshold."""
-    return any(not finite_run(r["loss"]) or any(not math.isfinite(g) or g > exploding for g in r["grad_norm"])
-               for r in runs)
-
-
-def _rate_unstable(runs, exploding: float, rise: float, min_rise: float) -> bool:
-    """What ELB009 claims a high rate does: a seed's loss went non-finite or its gradient norm
-    exceeded the threshold (_unstable), or its loss rose (ELB103's test: the median of the last
-    quarter above the first quarter's by max(min_rise, rise x |start|))."""
-    if _unstable(runs, exploding):
-        return True
-    for run in runs:
-        losses = run["loss"]
-        if len(losses) >= 8:
-            quarter = max(len(losses) // 4, 2)
-            start, end = _median(losses[:quarter]), _median(losses[-quarter:])
-            if end - start > max(min_rise, rise * abs(start)):
-                return True
-    return False
-
-
-def _median(values) -> float:
-    from statistics import median
-
-    return median(values)
-
-
-def _rate_variable(optimizer):
-    """The optimizer's learning-rate variable (tf.keras/Keras 3, tf_keras and its legacy optimizers
-    all keep a constant rate in one), or None."""
-    try:
-        variable = optimizer.learning_rate
-    except Exception:
-        return None
-    return variable if callable(getattr(variable, "assign", None)) and hasattr(variable, "numpy") else None
-
-
-def _optimizer_variables(optimizer) -> list:
-    try:
-        found = optimizer.variables
-        found = found() if callable(found) else found
-        return list(found)
-    except Exception:
-        return []
 
 
 def _minimum(value):
@@ -472,36 +331,6 @@ def _minimum(value):
     if measure is not None:
         return measure()
     return tf.reduce_min(tf.cast(tf.convert_to_tensor(value), tf.float64))
-
-
-def _estimate_graph(target, surrogate, options, sample_size, samples: int = ESTIMATE_SAMPLES):
-    """Builds (in a graph) a low-noise loss estimate: the mean of batches of the user's own
-    `sample_size` samples (the target only ever sees the user's sample shape)."""
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-
-    size = int(sample_size)
-    batches = max(1, min(ESTIMATE_MAX_BATCHES, -(-samples // max(size, 1))))
-
-    def estimate():
-        def body(i, total):
-            loss = tfp.vi.monte_carlo_variational_loss(target, surrogate, sample_size=size,
-                                                       seed=tf.stack([i, 5]), **(options or {}))
-            return i + 1, total + tf.cast(tf.reduce_sum(loss), tf.float64)
-
-        _, total = tf.while_loop(lambda i, _: i < batches, body,
-                                 (tf.constant(0, tf.int32), tf.constant(0.0, tf.float64)))
-        return total / batches
-
-    return estimate
-
-
-def _estimator(target, surrogate, options, sample_size, samples: int = ESTIMATE_SAMPLES):
-    """A callable returning the estimate (compiled on its first call)."""
-    import tensorflow as tf
-
-    compiled = tf.function(_estimate_graph(target, surrogate, options, sample_size, samples), autograph=False)
-    return lambda: float(compiled())
 
 
 def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, skipped, path,
@@ -608,7 +437,7 @@ class _Runner:
         self.clip = None
         # The smaller-rate counterfactual (ELB112): an optimizer with a constant learning rate of at
         # least RATE_COUNTERFACTUAL_FROM is re-run at a RATE_COUNTERFACTUAL_FACTOR times smaller rate
-        # when its runs were unstable (see _rate_unstable).
+        # when its runs were unstable (see rate_unstable).
         self.rate = constant_learning_rate(optimizer)
         self.smaller_rate: Optional[dict] = None
         self.diverging = (float((thresholds or {}).get("diverging_rise", 0.5)),
@@ -759,7 +588,7 @@ class _Runner:
             function = compiled.get_concrete_function(tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32),
                                                       tf.TensorSpec([], tf.bool))
             self.watched = list(recording.watched)
-            state = _unique(list(recording.watched) + _optimizer_variables(recording.inner))
+            state = _unique(list(recording.watched) + optimizer_variables(recording.inner))
             initial = [v.numpy() for v in state]
             first = self._one(function, 0, budget, estimate, strict=True)
         except (SystemExit, MemoryError):
@@ -779,14 +608,14 @@ class _Runner:
                 break
             _assign(state, initial)
             runs.append(self._one(function, seed, budget, estimate, strict=False))
-        if self.clip is not None and _unstable(runs, self.exploding):
+        if self.clip is not None and unstable(runs, self.exploding):
             if deadline is not None and time.monotonic() > deadline:
                 skipped.append("clipping counterfactual skipped: 40 % of the per-file timeout is spent")
                 self.counterfactual_wanted = False
             else:
                 self.counterfactual = self._clipped_runs(function, state, initial, budget, len(runs))
         if self.rate is not None and self.rate >= RATE_COUNTERFACTUAL_FROM \
-                and _rate_unstable(runs, self.exploding, *self.diverging):
+                and rate_unstable(runs, self.exploding, *self.diverging):
             if deadline is not None and time.monotonic() > deadline:
                 skipped.append("smaller-rate counterfactual skipped: 40 % of the per-file timeout is spent")
             else:
@@ -815,7 +644,7 @@ class _Runner:
         RATE_COUNTERFACTUAL_FACTOR times smaller learning rate, everything else unchanged (what ELB009
         suggests): does the fix fix it? The rate is the optimizer's learning-rate variable, read by the
         compiled fit at run time, so nothing is traced again; it is set back afterwards."""
-        variable = _rate_variable(optimizer)
+        variable = rate_variable(optimizer)
         if variable is None:
             skipped.append("smaller-rate counterfactual skipped: the optimizer's learning rate is not a variable")
             return None
@@ -935,103 +764,3 @@ def _assign(variables: list, values: list) -> None:
         variable.assign(value)
 
 
-def final_estimate(target, surrogate, options=None, samples: int = ESTIMATE_SAMPLES,
-                   sample_size=1) -> Optional[float]:
-    """The loss with many samples (batches of the user's `sample_size`): a low-noise number to
-    compare surrogates by; None when it cannot be computed (a check of ours, skipped)."""
-    try:
-        return _estimator(target, surrogate, options, sample_size, samples)()
-    except Exception:
-        return None
-
-
-AFFINE_MAX_LATENT = 32  # a full-covariance reference costs O(d^2) parameters: only for small latents
-
-
-def reference_fit(target, surrogate, steps, sample_size, user_fit: Optional[dict] = None,
-                  thresholds: Optional[dict] = None) -> dict:
-    """The same target fitted with default surrogates on the user's support and a clipped Adam:
-    `build_factored_surrogate_posterior` (mean-field) always, and `build_affine_surrogate_posterior`
-    (full covariance) when the latent size is at most AFFINE_MAX_LATENT. The factored one gives the
-    reference initial loss (ELB102); the better final estimate of the two is the reference for ELB108.
-    With the user's first-seed fit (`user_fit`) the affine fit is skipped when it cannot change ELB108:
-    the user's loss turned NaN (no ELB108 then), or its final estimate is already above the factored
-    reference's by ELB108's margin (a better reference only widens the gap)."""
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-
-    started = time.monotonic()
-    try:
-        bijector = surrogate.experimental_default_event_space_bijector()
-        factored = _fit_reference(
-            lambda: tfp.experimental.vi.build_factored_surrogate_posterior(
-                event_shape=surrogate.event_shape, bijector=bijector, dtype=surrogate.dtype),
-            target, steps, sample_size)
-        result = {"kind": "factored", **factored}
-        latent = _latent_size(surrogate)
-        decided = _elb108_decided(user_fit, result.get("final_estimate"), thresholds)
-        if decided:
-            result["affine_skipped"] = decided
-        if latent is not None and 1 < latent <= AFFINE_MAX_LATENT and not decided:
-            try:
-                affine = _fit_reference(
-                    lambda: tfp.experimental.vi.build_affine_surrogate_posterior(
-                        event_shape=surrogate.event_shape, bijector=bijector,
-                        dtype=tf.nest.flatten(surrogate.dtype)[0]),
-                    target, steps, sample_size)
-                result["affine_final_estimate"] = affine["final_estimate"]
-                if (affine["final_estimate"] is not None and result["final_estimate"] is not None
-                        and affine["final_estimate"] < result["final_estimate"]):
-                    result["final_estimate"] = affine["final_estimate"]
-                    result["kind"] = "affine"
-            except (SystemExit, MemoryError):
-                raise
-            except Exception as error:
-                result["affine_error"] = exception_text(error)
-        result["seconds"] = time.monotonic() - started
-        return result
-    except (SystemExit, MemoryError):
-        raise
-    except BaseException as error:
-        return {"error": exception_text(error), "seconds": time.monotonic() - started}
-
-
-def _elb108_decided(user_fit: Optional[dict], factored_final, thresholds: Optional[dict]) -> Optional[str]:
-    """Why the affine reference cannot change ELB108's verdict, or None."""
-    if not user_fit:
-        return None
-    losses = user_fit.get("loss") or []
-    if any(not math.isfinite(v) for v in losses):
-        return "the fit's loss turned non-finite"
-    mine = user_fit.get("final_estimate")
-    if mine is None or factored_final is None or not math.isfinite(mine) or not math.isfinite(factored_final):
-        return None
-    t = {"elbo_gap_min": 10.0, "elbo_gap_ratio": 0.5}
-    t.update(thresholds or {})
-    if mine - factored_final > max(t["elbo_gap_min"], t["elbo_gap_ratio"] * abs(factored_final)):
-        return "the fit is already far above the factored reference"
-    return None
-
-
-def _latent_size(surrogate) -> Optional[int]:
-    import tensorflow as tf
-
-    try:
-        shapes = tf.nest.flatten(surrogate.event_shape_tensor())
-        return int(sum(int(tf.reduce_prod(s)) for s in shapes))
-    except Exception:
-        return None
-
-
-def _fit_reference(build, target, steps, sample_size) -> dict:
-    """A default surrogate fitted by TFP's own `fit_surrogate_posterior` (the user's `sample_size`,
-    so the target sees the user's sample shape), compiled once; then its final estimate."""
-    seed_everything(1)
-    reference = build()
-    runner = _Runner(target, reference, default_optimizer(0.1),
-                     {"sample_size": sample_size, "trainable_variables": reference.trainable_variables}, [],
-                     estimate_options=({}, sample_size))
-    estimate = _estimator(target, reference, {}, sample_size)
-    notes: list[str] = []
-    runs, _ = runner.run(int(steps), 1, estimate, notes)
-    return {"loss": runs[0]["loss"], "final_estimate": runs[0]["final_estimate"]}

@@ -86,7 +86,7 @@ class LoopRecorder:
         self.line: Optional[int] = None  # the user's line of the first apply_gradients/minimize
         self.site: dict = {}  # where the run is in the user's file (sites.py)
         self.learning_rate: Optional[float] = None  # the run's optimizer's constant rate, if any
-        self.clipping: dict = {}  # the clipping the run's optimizer applies (fitting.clipping_of)
+        self.clipping: dict = {}  # the clipping the run's optimizer applies (optimizers.clipping_of)
         self.namespace: dict = {}  # globals of the user's file, where the loop runs
         self.locals: dict[str, Any] = {}  # locals of the user's functions on the stack at the first step
         self._mc_loss: Optional[float] = None
@@ -221,7 +221,7 @@ class LoopRecorder:
                 self.site = site(self.path, "loop", optimizer=optimizer)
         except Exception:
             self.site = {"kind": "loop"}
-        from elbolint.dynamic.child.fitting import clipping_of, constant_learning_rate
+        from elbolint.dynamic.child.optimizers import clipping_of, constant_learning_rate
 
         self.learning_rate = constant_learning_rate(optimizer)  # for the smaller-rate replay (replays.py)
         self.clipping = clipping_of(optimizer)

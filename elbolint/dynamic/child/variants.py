@@ -13,7 +13,7 @@ and merges the results). The job's `variant` says what:
   repeats itself, and replays.py notices (identical losses) instead of counting it as another seed.
 - `clip`: the gradients of the judged run are clipped to this global norm before its optimizer
   applies them (what ELB003 asks for: `clipnorm`/`global_clipnorm`), measured as the fit driver's
-  clipped counterfactual does (fitting.COUNTERFACTUAL_CLIPNORM).
+  clipped counterfactual does (optimizers.COUNTERFACTUAL_CLIPNORM).
 - `rate_factor`: the judged run's optimizer starts at a learning rate this many times smaller (what
   ELB009 asks for), only when its rate is a constant; otherwise nothing changes and the variant says
   why (`rate_error`), so no re-run is mistaken for the fix.
@@ -105,7 +105,7 @@ class Variant:
             return
         import tensorflow as tf
 
-        from elbolint.dynamic.child.fitting import constant_learning_rate
+        from elbolint.dynamic.child.optimizers import constant_learning_rate
 
         try:
             with tf.init_scope():  # inside a traced train step too: read and set once, eagerly

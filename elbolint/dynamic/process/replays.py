@@ -13,10 +13,10 @@ every kind of run by the same rules:
   whose losses repeat seed 0's exactly means the program fixes its own draws (stateless seeds): it is
   not counted as another seed (that would claim "in 4 of 4 seeds" of one run), and no more seeds run.
 - `fit.counterfactual` (ELB110's input): when a finding of the file is ELB003, the run's optimizer does
-  not clip and some seed was unstable (fitting._unstable), the same seeds again with `{"clip": 1.0}`.
+  not clip and some seed was unstable (seeds.unstable), the same seeds again with `{"clip": 1.0}`.
 - `fit.smaller_rate` (ELB112's input): when a finding is ELB009, the run's optimizer has a constant
-  rate of at least fitting.RATE_COUNTERFACTUAL_FROM and some seed was unstable or rose
-  (fitting._rate_unstable), the same seeds again with `{"rate_factor": 10}`.
+  rate of at least optimizers.RATE_COUNTERFACTUAL_FROM and some seed was unstable or rose
+  (seeds.rate_unstable), the same seeds again with `{"rate_factor": 10}`.
 
 A replay counts only when it recorded the same run (same driver, same training-site line) and, for a
 counterfactual, when the variant really changed something (steps clipped; the rate set). Everything
@@ -54,7 +54,8 @@ def run_with_replays(job: dict, run: Callable[[dict, float], dict]) -> dict:
     session = _Session(job, run, started + timeout, took, trace)
     flagged = set(settings.get("flagged_codes") or [])
     rate = first.get("learning_rate")
-    from elbolint.dynamic.child.fitting import RATE_COUNTERFACTUAL_FROM, _rate_unstable, _unstable
+    from elbolint.dynamic.child.optimizers import RATE_COUNTERFACTUAL_FROM
+    from elbolint.dynamic.verdicts.seeds import rate_unstable, unstable
 
     clip_wanted = "ELB003" in flagged and not first.get("clipping")
     rate_wanted = "ELB009" in flagged and isinstance(rate, (int, float)) and rate >= RATE_COUNTERFACTUAL_FROM
@@ -77,11 +78,11 @@ def run_with_replays(job: dict, run: Callable[[dict, float], dict]) -> dict:
     diverging = (float(thresholds.get("diverging_rise", 0.5)), float(thresholds.get("diverging_min_rise", 10.0)))
     records = [_steps(r) for r in runs]
     steps = _counterfactual_steps(records, int(trace.get("budget") or settings["steps"]))
-    if clip_wanted and _unstable(records, exploding):
+    if clip_wanted and unstable(records, exploding):
         reruns = session.counterfactual({"clip": CLIP_NORM}, len(runs), "clipped", _clipped, steps)
         if reruns:
             first["counterfactual"] = {"clipnorm": CLIP_NORM, "runs": reruns}
-    if rate_wanted and _rate_unstable(records, exploding, *diverging):
+    if rate_wanted and rate_unstable(records, exploding, *diverging):
         reruns = session.counterfactual({"rate_factor": RATE_FACTOR}, len(runs), "smaller-rate", _slowed, steps)
         if reruns:
             first["smaller_rate"] = {"learning_rate": rate, "smaller": rate / RATE_FACTOR, "factor": RATE_FACTOR,
@@ -171,7 +172,7 @@ def _replayable(trace: dict) -> bool:
 
 
 def _steps(fit: dict) -> dict:
-    """A run as fitting._unstable reads it (Keras may leave a batch's gradient norm unknown)."""
+    """A run as seeds.unstable reads it (Keras may leave a batch's gradient norm unknown)."""
     from elbolint.dynamic.verdicts.classify import number
 
     def numbers(values) -> list:

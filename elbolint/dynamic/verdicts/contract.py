@@ -131,7 +131,7 @@ class Failure(TypedDict, total=False):
 
 
 class Reference(TypedDict, total=False):
-    """The reference fit (fitting.reference_fit): a default surrogate on the same target."""
+    """The reference fit (reference.reference_fit): a default surrogate on the same target."""
     kind: str
     loss: list[Number]
     final_estimate: Optional[Number]

@@ -256,3 +256,26 @@ def coverage(trace: dict) -> str:
     if shorter and len(shorter) == len(runs):
         text += f"; every seed stopped early (at most {steps} steps: converged or stopped)"
     return text
+
+
+# ------------------------------------------------------- when a counterfactual re-run is worth making
+def unstable(runs, exploding: float) -> bool:
+    """Some seed's loss went non-finite, or its gradient norm exceeded the threshold."""
+    return any(not finite_run(r["loss"]) or any(not math.isfinite(g) or g > exploding for g in r["grad_norm"])
+               for r in runs)
+
+
+def rate_unstable(runs, exploding: float, rise: float, min_rise: float) -> bool:
+    """What ELB009 claims a high rate does: a seed's loss went non-finite or its gradient norm
+    exceeded the threshold (unstable), or its loss rose (ELB103's test: the median of the last
+    quarter above the first quarter's by max(min_rise, rise x |start|))."""
+    if unstable(runs, exploding):
+        return True
+    for run in runs:
+        losses = run["loss"]
+        if len(losses) >= 8:
+            quarter = max(len(losses) // 4, 2)
+            start, end = median(losses[:quarter]), median(losses[-quarter:])
+            if end - start > max(min_rise, rise * abs(start)):
+                return True
+    return False
