@@ -1,4 +1,4 @@
-"""The command line: `elbolint [check] PATH...`, `elbolint rule CODE`.
+"""The command line: `elbolint [check] PATH...`, `elbolint rule CODE`, `elbolint server`.
 
 Exit codes: 0 no findings, 1 findings, 2 usage or configuration error (never a traceback).
 """
@@ -438,3 +438,14 @@ def rule(code, show_all, table):
 
         _fail(f"unknown rule {code!r}{_code_suggestion(code)} (see `elbolint rule --all`)")
     click.echo(text, nl=False)
+
+
+@main.command()
+def server():
+    """Run the language server (LSP over stdin/stdout) for editors: diagnostics as you type, fixes as code
+    actions, rule explanations on hover. Static mode only; needs the [lsp] extra (pygls, lsprotocol)."""
+    try:
+        from elbolint.server import run
+    except ImportError as error:
+        _fail(f"the language server needs pygls and lsprotocol: pip install 'elbolint[lsp]' ({error})")
+    run()

@@ -1,0 +1,351 @@
+"""`elbolint server` end to end: a real LSP client (pytest-lsp, built on pygls's client) starts
+`python -m elbolint server` over stdio, and each test speaks LSP to it as an editor would: initialize,
+open a buggy file, receive its diagnostics, ask for code actions, apply one's workspace edit, send the
+changed text and see the diagnostic go; hover; a notebook document; a syntax error; a config reload.
+No network, no TensorFlow: static mode only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types as lsp
+from pygls.uris import from_fs_path
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from elbolint.docs import explain
+from elbolint.reporters import rule_url
+
+# fixtures/ELB001 and fixtures/ELB003 in small: a raw `tf.Variable` scale (ELB001, error) and an
+# unclipped optimizer that drives a VI fit (ELB003, warning); both have a safe fix.
+BUGGY = '''import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+surrogate = tfd.Normal(loc=tf.Variable(0.0), scale=tf.Variable(1.0))
+
+
+def target_log_prob_fn(z):
+    return tfd.Normal(0.0, 1.0).log_prob(z)
+
+
+optimizer = tf.optimizers.Adam(learning_rate=0.01)
+losses = tfp.vi.fit_surrogate_posterior(target_log_prob_fn, surrogate, optimizer, num_steps=100)
+'''
+ELB001_RANGE = ((5, 51), (5, 67))  # `tf.Variable(1.0)`, 0-based LSP positions
+ELB003_RANGE = ((12, 12), (12, 50))  # `tf.optimizers.Adam(learning_rate=0.01)`
+
+# fixtures/ELB013/bad_tensorflow_spelled_out.py: a raw network output as a scale; its fix is unsafe.
+UNSAFE = '''import tensorflow
+import tensorflow_probability as tfp
+from tensorflow import keras
+
+model = keras.Sequential([
+    keras.layers.Dense(2),
+    tfp.layers.DistributionLambda(
+        lambda t: tfp.distributions.LogNormal(loc=t[..., :1], scale=t[..., 1:])
+    ),
+])
+model.compile(optimizer="adam", loss=lambda y, d: -d.log_prob(y))
+print(tensorflow.__version__)
+'''
+
+CAPABILITIES = lsp.ClientCapabilities(
+    workspace=lsp.WorkspaceClientCapabilities(workspace_edit=lsp.WorkspaceEditClientCapabilities(
+        document_changes=True)),
+    text_document=lsp.TextDocumentClientCapabilities(
+        publish_diagnostics=lsp.PublishDiagnosticsClientCapabilities(version_support=True),
+        code_action=lsp.CodeActionClientCapabilities(
+            code_action_literal_support=lsp.ClientCodeActionLiteralOptions(
+                code_action_kind=lsp.ClientCodeActionKindOptions(value_set=[lsp.CodeActionKind.QuickFix,
+                                                                            lsp.CodeActionKind.SourceFixAll])),
+            resolve_support=lsp.ClientCodeActionResolveOptions(properties=["edit"]), is_preferred_support=True),
+        hover=lsp.HoverClientCapabilities(content_format=[lsp.MarkupKind.Markdown])),
+    notebook_document=lsp.NotebookDocumentClientCapabilities(
+        synchronization=lsp.NotebookDocumentSyncClientCapabilities()),
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project whose own pyproject.toml configures elbolint (so nothing above tmp_path counts)."""
+    (tmp_path / "pyproject.toml").write_text("[tool.elbolint]\n", encoding="utf-8")
+    return tmp_path
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "elbolint", "server"]))
+async def client(lsp_client: LanguageClient, project: Path):
+    await lsp_client.initialize_session(lsp.InitializeParams(
+        capabilities=CAPABILITIES, root_uri=from_fs_path(str(project)),
+        workspace_folders=[lsp.WorkspaceFolder(uri=from_fs_path(str(project)), name="project")]))
+    yield
+    await lsp_client.shutdown_session()
+
+
+# ------------------------------------------------------------------ helpers
+async def published(client: LanguageClient, uri: str, condition=lambda diagnostics: True, timeout: float = 20):
+    """The diagnostics the server publishes next for `uri` that satisfy `condition`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if uri in client.diagnostics and condition(client.diagnostics[uri]):
+            return list(client.diagnostics[uri])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no matching diagnostics for {uri}: {client.diagnostics.get(uri)}")
+
+
+def open_file(client: LanguageClient, project: Path, name: str, text: str) -> str:
+    path = project / name
+    path.write_text(text, encoding="utf-8")
+    uri = from_fs_path(str(path))
+    client.diagnostics.pop(uri, None)
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text=text)))
+    return uri
+
+
+def change(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    client.diagnostics.pop(uri, None)
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)]))
+
+
+def span(diagnostic: lsp.Diagnostic):
+    r = diagnostic.range
+    return (r.start.line, r.start.character), (r.end.line, r.end.character)
+
+
+def offset(text: str, position: lsp.Position) -> int:
+    lines = text.splitlines(keepends=True)
+    return sum(len(line) for line in lines[:position.line]) + position.character
+
+
+def apply(text: str, edits: list) -> str:
+    """Apply LSP text edits as an editor does (from the last to the first; ASCII text, so UTF-16 = str)."""
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = text[:offset(text, edit.range.start)] + edit.new_text + text[offset(text, edit.range.end):]
+    return text
+
+
+def edits_for(workspace_edit: lsp.WorkspaceEdit, uri: str) -> list:
+    return [edit for change in workspace_edit.document_changes if change.text_document.uri == uri
+            for edit in change.edits]
+
+
+def no_errors_logged(client: LanguageClient) -> None:
+    errors = [m.message for m in client.log_messages if m.type == lsp.MessageType.Error]
+    assert not errors, errors
+
+
+async def actions(client: LanguageClient, uri: str, diagnostics, only=None, at=None):
+    where = at or lsp.Range(start=lsp.Position(line=0, character=0), end=lsp.Position(line=0, character=0))
+    return await client.text_document_code_action_async(lsp.CodeActionParams(
+        text_document=lsp.TextDocumentIdentifier(uri=uri), range=where,
+        context=lsp.CodeActionContext(diagnostics=diagnostics, only=only)))
+
+
+# ------------------------------------------------------------------ tests
+@pytest.mark.asyncio
+async def test_diagnostics_quick_fix_and_the_finding_goes(client: LanguageClient, project: Path):
+    uri = open_file(client, project, "model.py", BUGGY)
+    diagnostics = await published(client, uri)
+    assert [(d.code, span(d)) for d in diagnostics] == [("ELB001", ELB001_RANGE), ("ELB003", ELB003_RANGE)]
+    elb001, elb003 = diagnostics
+    assert {d.source for d in diagnostics} == {"elbolint"}
+    assert elb001.severity == lsp.DiagnosticSeverity.Error and elb003.severity == lsp.DiagnosticSeverity.Warning
+    assert elb003.code_description.href == rule_url("ELB003")
+    assert "clip" in elb003.message
+
+    found = await actions(client, uri, [elb003], at=elb003.range)
+    [quick] = [a for a in found if a.kind == lsp.CodeActionKind.QuickFix]
+    assert "clipnorm" in quick.title and quick.is_preferred and quick.diagnostics[0].code == "ELB003"
+    fixed = apply(BUGGY, edits_for(quick.edit, uri))
+    assert "tf.optimizers.Adam(learning_rate=0.01, clipnorm=1.0)" in fixed
+    assert quick.edit.document_changes[0].text_document.version == 1
+
+    change(client, uri, 2, fixed)
+    after = await published(client, uri)
+    assert [(d.code, span(d)) for d in after] == [("ELB001", ELB001_RANGE)]
+    no_errors_logged(client)
+
+
+@pytest.mark.asyncio
+async def test_fix_all_action_is_resolved_and_clears_the_file(client: LanguageClient, project: Path):
+    uri = open_file(client, project, "model.py", BUGGY)
+    diagnostics = await published(client, uri)
+    found = await actions(client, uri, diagnostics, only=[lsp.CodeActionKind.SourceFixAll])
+    [fix_all] = found
+    assert (fix_all.title, fix_all.kind, fix_all.edit) == ("Fix all elbolint problems", "source.fixAll.elbolint",
+                                                           None)
+    resolved = await client.code_action_resolve_async(fix_all)
+    fixed = apply(BUGGY, edits_for(resolved.edit, uri))
+    assert "tfp.util.TransformedVariable(1.0, tfp.bijectors.Softplus())" in fixed and "clipnorm=1.0" in fixed
+    change(client, uri, 2, fixed)
+    assert await published(client, uri) == []
+    assert not await actions(client, uri, [], only=[lsp.CodeActionKind.SourceFixAll])
+
+
+@pytest.mark.asyncio
+async def test_unsafe_fix_is_marked_and_not_preferred(client: LanguageClient, project: Path):
+    uri = open_file(client, project, "heads.py", UNSAFE)
+    [diagnostic] = await published(client, uri)
+    assert diagnostic.code == "ELB013"
+    [quick] = await actions(client, uri, [diagnostic], at=diagnostic.range)
+    assert quick.kind == lsp.CodeActionKind.QuickFix and quick.is_preferred is False
+    assert "unsafe" in quick.title
+    assert "softplus" in apply(UNSAFE, edits_for(quick.edit, uri))
+    # only safe fixes are applied by "fix all": there is none here
+    assert not await actions(client, uri, [diagnostic], only=[lsp.CodeActionKind.SourceFixAll])
+
+
+@pytest.mark.asyncio
+async def test_hover_shows_the_rule_explanation(client: LanguageClient, project: Path):
+    uri = open_file(client, project, "model.py", BUGGY)
+    await published(client, uri)
+    hover = await client.text_document_hover_async(lsp.HoverParams(
+        text_document=lsp.TextDocumentIdentifier(uri=uri), position=lsp.Position(line=5, character=55)))
+    assert hover.contents.kind == lsp.MarkupKind.Markdown
+    assert hover.contents.value.startswith("**ELB001**")
+    assert explain("ELB001").strip() in hover.contents.value
+    assert span(hover) == ELB001_RANGE
+    nothing = await client.text_document_hover_async(lsp.HoverParams(
+        text_document=lsp.TextDocumentIdentifier(uri=uri), position=lsp.Position(line=0, character=0)))
+    assert nothing is None
+
+
+@pytest.mark.asyncio
+async def test_syntax_error_is_elb000_and_the_server_goes_on(client: LanguageClient, project: Path):
+    uri = open_file(client, project, "broken.py", "import tensorflow as tf\nx = tf.constant((1.0,\n")
+    [diagnostic] = await published(client, uri)
+    assert diagnostic.code == "ELB000" and "SyntaxError" in diagnostic.message
+    assert diagnostic.range.start.line == 1
+    change(client, uri, 2, BUGGY)
+    assert [d.code for d in await published(client, uri)] == ["ELB001", "ELB003"]
+    no_errors_logged(client)
+
+
+@pytest.mark.asyncio
+async def test_typing_is_debounced(client: LanguageClient, project: Path):
+    """Ten quick changes give one lint, of the last text."""
+    uri = open_file(client, project, "model.py", BUGGY)
+    await published(client, uri)
+    count = 0
+    original = client.protocol.fm.features[lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS]
+
+    def counting(params):
+        nonlocal count
+        count += params.uri == uri
+        return original(params)
+
+    client.protocol.fm.features[lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = counting
+    for version in range(2, 12):
+        change(client, uri, version, BUGGY.replace("Adam(learning_rate=0.01)", f"Adam(0.0{version})"))
+        await asyncio.sleep(0.02)
+    after = await published(client, uri)
+    await asyncio.sleep(1.0)
+    assert count == 1
+    assert [d.code for d in after] == ["ELB001", "ELB003"]
+    assert list(client.diagnostics[uri]) == after
+
+
+@pytest.mark.asyncio
+async def test_notebook_cells_get_their_own_diagnostics(client: LanguageClient, project: Path):
+    head, tail = BUGGY.split("surrogate = ", 1)
+    sources = [head, "## The surrogate", "surrogate = " + tail]
+    notebook_uri = from_fs_path(str(project / "fit.ipynb"))
+    cell_uris = [f"vscode-notebook-cell:{project / 'fit.ipynb'}#cell{index}" for index in range(3)]
+    kinds = [lsp.NotebookCellKind.Code, lsp.NotebookCellKind.Markup, lsp.NotebookCellKind.Code]
+    languages = ["python", "markdown", "python"]
+    client.notebook_document_did_open(lsp.DidOpenNotebookDocumentParams(
+        notebook_document=lsp.NotebookDocument(
+            uri=notebook_uri, notebook_type="jupyter-notebook", version=1,
+            cells=[lsp.NotebookCell(kind=kind, document=cell) for kind, cell in zip(kinds, cell_uris)]),
+        cell_text_documents=[lsp.TextDocumentItem(uri=cell, language_id=language, version=1, text=text)
+                             for cell, language, text in zip(cell_uris, languages, sources)]))
+    last = await published(client, cell_uris[2])
+    assert [(d.code, span(d)) for d in last] == [("ELB001", ((0, 51), (0, 67))), ("ELB003", ((7, 12), (7, 50)))]
+    assert await published(client, cell_uris[0]) == []
+    assert not client.diagnostics.get(notebook_uri)
+
+    # the cell's quick fix edits the cell; the notebook's change makes the finding go
+    [quick] = [a for a in await actions(client, cell_uris[2], [last[1]], at=last[1].range)
+               if a.kind == lsp.CodeActionKind.QuickFix]
+    fixed = apply(sources[2], edits_for(quick.edit, cell_uris[2]))
+    client.diagnostics.pop(cell_uris[2], None)
+    client.notebook_document_did_change(lsp.DidChangeNotebookDocumentParams(
+        notebook_document=lsp.VersionedNotebookDocumentIdentifier(uri=notebook_uri, version=2),
+        change=lsp.NotebookDocumentChangeEvent(cells=lsp.NotebookDocumentCellChanges(text_content=[
+            lsp.NotebookDocumentCellContentChanges(
+                document=lsp.VersionedTextDocumentIdentifier(uri=cell_uris[2], version=2),
+                changes=[lsp.TextDocumentContentChangeWholeDocument(text=fixed)])]))))
+    assert [d.code for d in await published(client, cell_uris[2])] == ["ELB001"]
+
+    # fix all, across the notebook's cells
+    [fix_all] = await actions(client, cell_uris[2], [], only=[lsp.CodeActionKind.SourceFixAll])
+    resolved = await client.code_action_resolve_async(fix_all)
+    assert "TransformedVariable" in apply(fixed, edits_for(resolved.edit, cell_uris[2]))
+    no_errors_logged(client)
+
+
+@pytest.mark.asyncio
+async def test_configuration_is_reloaded_when_pyproject_changes(client: LanguageClient, project: Path):
+    config = project / "pyproject.toml"
+    config.write_text('[tool.elbolint]\nignore = ["ELB003"]\n', encoding="utf-8")
+    uri = open_file(client, project, "model.py", BUGGY)
+    assert [d.code for d in await published(client, uri)] == ["ELB001"]
+
+    config.write_text('[tool.elbolint]\nignore = ["ELB001"]\n', encoding="utf-8")
+    client.diagnostics.pop(uri, None)
+    client.workspace_did_change_watched_files(lsp.DidChangeWatchedFilesParams(changes=[lsp.FileEvent(
+        uri=from_fs_path(str(config)), type=lsp.FileChangeType.Changed)]))
+    assert [d.code for d in await published(client, uri)] == ["ELB003"]
+
+    # saved in the editor: reloaded too; a broken one is shown and the defaults apply meanwhile
+    config.write_text('[tool.elbolint]\nignores = ["ELB001"]\n', encoding="utf-8")
+    client.diagnostics.pop(uri, None)
+    client.text_document_did_save(lsp.DidSaveTextDocumentParams(
+        text_document=lsp.TextDocumentIdentifier(uri=from_fs_path(str(config)))))
+    assert [d.code for d in await published(client, uri)] == ["ELB001", "ELB003"]
+    assert any("did you mean `ignore`" in m.message for m in client.messages)
+    no_errors_logged(client)
+
+
+@pytest.mark.asyncio
+async def test_the_cache_is_the_clis(client: LanguageClient, project: Path):
+    """An opened file's result is stored where and as `elbolint check` stores it: the CLI's next run
+    over the same bytes is a cache hit (it reports the same findings without parsing)."""
+    uri = open_file(client, project, "model.py", BUGGY)
+    await published(client, uri)
+    import subprocess
+
+    database = project / ".elbolint_cache" / "results-v1.sqlite"
+    assert database.is_file()
+    import sqlite3
+
+    with sqlite3.connect(database) as connection:
+        (entries,) = connection.execute("SELECT COUNT(*) FROM results").fetchone()
+    assert entries == 1
+    result = subprocess.run([sys.executable, "-m", "elbolint", "--output-format", "json", "model.py"], cwd=project,
+                            capture_output=True, text=True, timeout=120)
+    assert [d["code"] for d in json.loads(result.stdout)] == ["ELB001", "ELB003"]
+    with sqlite3.connect(database) as connection:
+        (entries,) = connection.execute("SELECT COUNT(*) FROM results").fetchone()
+    assert entries == 1  # a hit: the CLI stored nothing new
+
+
+@pytest.mark.asyncio
+async def test_other_documents_are_left_alone(client: LanguageClient, project: Path):
+    text_uri = from_fs_path(str(project / "notes.txt"))
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(
+        uri=text_uri, language_id="plaintext", version=1, text="tf.Variable(1.0)")))
+    uri = open_file(client, project, "model.py", BUGGY)  # answered after notes.txt
+    await published(client, uri)
+    assert text_uri not in client.diagnostics
+    assert not await actions(client, text_uri, [])
+    no_errors_logged(client)
