@@ -189,3 +189,18 @@ def test_the_unconfirmed_verdict_says_when_the_fix_replay_did_not_fit_in_the_tim
     assert elb003.dynamic["status"] == "unconfirmed"
     assert "; clipped re-run of seed 0 not run: the per-file timeout left 2 s" in elb003.dynamic["summary"]
     assert not math.isnan(elb003.dynamic["trace"]["replays"]["seconds"])
+
+
+def test_a_flagged_high_rate_is_replayed_at_a_smaller_rate_even_when_the_run_looks_stable():
+    """Measured: a Keras BNN at rate 1.0 stays finite and flat, stuck far above where 0.1 ends."""
+    def behaviour(v, s):
+        seed = v.get("seed", 0)
+        if v.get("rate_factor"):
+            return _trace([0.5 - 0.002 * i for i in range(s["steps"])], rate=1.0,
+                          variant={"seed": seed, "rates": [{"from": 1.0, "to": 0.1}]})
+        return _trace([20.0 + 0.01 * seed] * 200, rate=1.0)  # flat: no NaN, no rise, small gradients
+
+    child = FakeChild(behaviour)
+    trace = run_with_replays({"path": "m.py", "settings": _settings(flagged_codes=["ELB009"])}, child)
+    assert len(trace["fit"]["smaller_rate"]["runs"]) == 4
+    assert "ELB112" in [f["code"] for f in classify_seeds(trace)]

@@ -349,3 +349,19 @@ async def test_other_documents_are_left_alone(client: LanguageClient, project: P
     assert text_uri not in client.diagnostics
     assert not await actions(client, text_uri, [])
     no_errors_logged(client)
+
+
+@pytest.mark.asyncio
+async def test_an_internal_error_is_a_log_line_not_a_traceback(client: LanguageClient, project: Path):
+    """A change to a notebook the server never saw fails inside pygls's own bookkeeping: the client gets
+    one logMessage line, no showMessage and no traceback, and the server keeps serving."""
+    client.notebook_document_did_change(lsp.DidChangeNotebookDocumentParams(
+        notebook_document=lsp.VersionedNotebookDocumentIdentifier(uri=from_fs_path(str(project / "x.ipynb")),
+                                                                  version=2),
+        change=lsp.NotebookDocumentChangeEvent()))
+    uri = open_file(client, project, "model.py", BUGGY)
+    assert [d.code for d in await published(client, uri)] == ["ELB001", "ELB003"]
+    [error] = [m.message for m in client.log_messages if m.type == lsp.MessageType.Error]
+    assert error.startswith("elbolint: internal error while handling a message: ") and "KeyError" in error
+    assert "Traceback" not in error and "\n" not in error
+    assert not client.messages

@@ -79,7 +79,9 @@ def finish(context, loop, stopped_by: Optional[str] = None) -> dict:
     surrogate = loop.surrogate()
     namespace = loop.namespace
     fit = loop.record(lambda variables: variable_labels(variables, [loop.locals, namespace]))
-    fit["untracked"] = untracked_variables(namespace, loop.variables)
+    # ELB105's evidence leaves out what other runs of the program train (a MAP/MLE loop cut short before)
+    fit["untracked"] = untracked_variables(namespace, list(loop.variables) + list(getattr(loop, "trained_before", ()))
+                                           + list(context.store.get("trained", ())))
     anchors = anchor_names(namespace, surrogate, {}) if surrogate is not None else {}
     trace = {"source": "loop", "line": first.get("line") or loop.line, "budget": loop.budget,
              "anchors": anchors, "user_num_steps": None, "fit": fit}

@@ -115,7 +115,8 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
         deadline = time.monotonic() + 0.4 * float(settings.get("timeout", 60.0))
         fit, runs, result = seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds,
                                        skipped, context.path, thresholds=settings.get("thresholds"),
-                                       deadline=deadline)
+                                       deadline=deadline,
+                                       rate_flagged="ELB009" in (settings.get("flagged_codes") or []))
     except (context.Stop, SystemExit, MemoryError):
         raise
     except _UserFitError as error:  # anything else is elbolint's own failure: the driver says not-run
@@ -125,7 +126,10 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
         return trace
     if shape is not None:
         fit["logprob_shape"], fit["expected_rank"] = shape
-    _drop_trained_elsewhere(fit, runs, namespace, getattr(context.store.get("loop"), "variables", ()))
+    # variables another run of the program trains: a loop's, a run cut short before, an earlier fit's
+    loop = context.store.get("loop")
+    _drop_trained_elsewhere(fit, runs, namespace, list(getattr(loop, "variables", ())) + list(
+        getattr(loop, "trained_before", ())) + list(context.store.get("trained", ())))
     trace["fit"] = fit
     if len(runs) > 1:
         trace["seeds"] = runs
@@ -335,7 +339,7 @@ def _minimum(value):
 
 def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, skipped, path,
                positives_wanted: bool = True, thresholds: Optional[dict] = None,
-               deadline: Optional[float] = None):
+               deadline: Optional[float] = None, rate_flagged: bool = False):
     """The user's fit, once per seed from the same initial values: `(fit, runs, result)` where `runs`
     holds one record per seed (loss, gradient norm, positive-parameter minima, final estimate),
     `fit` is the first seed's record with the seed-independent evidence (variables never trained),
@@ -370,7 +374,7 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
         skipped.append(f"final estimate skipped: {exception_text(error)}")
 
     runner = _Runner(target, surrogate, optimizer, kwargs, [value for _, value in positives],
-                     estimate_options=(options, sample_size), thresholds=thresholds)
+                     estimate_options=(options, sample_size), thresholds=thresholds, rate_flagged=rate_flagged)
     runs, result = runner.run(budget, seeds, estimate, skipped, deadline)
     watched = runner.watched
     labels = variable_labels(list(watched), [namespace]) if watched else []
@@ -418,7 +422,7 @@ class _Runner:
     on its own (_UserFitError); else the compiled form was elbolint's limitation, noted in `skipped`."""
 
     def __init__(self, target, surrogate, optimizer, kwargs, positive_values, estimate_options=None,
-                 thresholds: Optional[dict] = None):
+                 thresholds: Optional[dict] = None, rate_flagged: bool = False):
         self.target, self.surrogate, self.optimizer = target, surrogate, optimizer
         # the final estimate is built into the compiled fit (one function, not two, to trace); None: none
         self.estimate_options = estimate_options
@@ -437,8 +441,10 @@ class _Runner:
         self.clip = None
         # The smaller-rate counterfactual (ELB112): an optimizer with a constant learning rate of at
         # least RATE_COUNTERFACTUAL_FROM is re-run at a RATE_COUNTERFACTUAL_FACTOR times smaller rate
-        # when its runs were unstable (see rate_unstable).
+        # when its runs were unstable (see rate_unstable), or always when the file has an ELB009 finding
+        # (a high rate can also leave a fit stuck far from where a smaller one ends, finite and flat).
         self.rate = constant_learning_rate(optimizer)
+        self.rate_flagged = rate_flagged
         self.smaller_rate: Optional[dict] = None
         self.diverging = (float((thresholds or {}).get("diverging_rise", 0.5)),
                           float((thresholds or {}).get("diverging_min_rise", 10.0)))
@@ -615,7 +621,7 @@ class _Runner:
             else:
                 self.counterfactual = self._clipped_runs(function, state, initial, budget, len(runs))
         if self.rate is not None and self.rate >= RATE_COUNTERFACTUAL_FROM \
-                and rate_unstable(runs, self.exploding, *self.diverging):
+                and (self.rate_flagged or rate_unstable(runs, self.exploding, *self.diverging)):
             if deadline is not None and time.monotonic() > deadline:
                 skipped.append("smaller-rate counterfactual skipped: 40 % of the per-file timeout is spent")
             else:

@@ -277,9 +277,11 @@ class LoopRecorder:
         self.passed += time.monotonic() - self._pass_started
         self.cut.append(dict(self.site))
         cut, passed, armed, started = self.cut, self.passed, self.armed, self.started
+        before = list(getattr(self, "trained_before", [])) + list(self.variables)
         self.__init__(self.path, self.budget, self.stop, self.on_first_step, self.flagged, self.timeout,
                       self.flagged_names)
         self.cut, self.passed, self.armed, self.started = cut, passed, armed, started
+        self.trained_before = before  # what the runs cut short trained (not this run's ELB105 evidence)
 
     def _is_brief(self) -> bool:
         from elbolint.dynamic.child.sites import unflagged
@@ -301,6 +303,11 @@ class LoopRecorder:
                 self.namespace = frame.f_globals
                 self.locals = _locals(frame, self.path)
         loss = self._mc_loss if self._mc_loss is not None else self._tape_loss
+        if self._tape_loss is not None and not math.isfinite(self._tape_loss):
+            # the objective actually differentiated (the ELBO plus the user's own terms) is not finite:
+            # that is the step's loss, whatever the ELBO part alone says (measured: a hurdle model whose
+            # extra term NaNs while monte_carlo_variational_loss stays finite)
+            loss = self._tape_loss
         if loss is None and self.loss:
             loss = self.loss[-1]
         if loss is not None:

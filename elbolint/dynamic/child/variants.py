@@ -11,9 +11,9 @@ and merges the results). The job's `variant` says what:
   `np.random.seed` and `random.seed` get k mixed in, so a script that seeds itself still draws other
   numbers. Stateless seeds the program passes to its ops (`seed=[step, 0]`) stay as written: such a run
   repeats itself, and replays.py notices (identical losses) instead of counting it as another seed.
-- `clip`: the gradients of the judged run are clipped to this global norm before its optimizer
-  applies them (what ELB003 asks for: `clipnorm`/`global_clipnorm`), measured as the fit driver's
-  clipped counterfactual does (optimizers.COUNTERFACTUAL_CLIPNORM).
+- `clip`: each gradient of the judged run is clipped to this norm before its optimizer applies it
+  (what ELB003 asks for: `clipnorm=`), as the fit driver's clipped counterfactual does
+  (optimizers.clip_each).
 - `rate_factor`: the judged run's optimizer starts at a learning rate this many times smaller (what
   ELB009 asks for), only when its rate is a constant; otherwise nothing changes and the variant says
   why (`rate_error`), so no re-run is mistaken for the fix.
@@ -30,6 +30,7 @@ import functools
 import random
 from typing import Any, Callable, Optional
 
+from elbolint.dynamic.child.optimizers import clip_each
 from elbolint.dynamic.child.seams import replace
 
 #: The seam's name (seams.py).
@@ -91,7 +92,7 @@ class Variant:
         present = [(i, g) for i, (g, _) in enumerate(pairs) if g is not None]
         if not present:
             return pairs
-        clipped, _ = tf.clip_by_global_norm([g for _, g in present], float(self.clip))
+        clipped = clip_each([tf.convert_to_tensor(g) for _, g in present], float(self.clip))
         out = list(pairs)
         for (i, _), grad in zip(present, clipped):
             out[i] = (grad, pairs[i][1])
