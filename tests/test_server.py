@@ -365,3 +365,130 @@ async def test_an_internal_error_is_a_log_line_not_a_traceback(client: LanguageC
     assert error.startswith("elbolint: internal error while handling a message: ") and "KeyError" in error
     assert "Traceback" not in error and "\n" not in error
     assert not client.messages
+
+
+# ------------------------------------------------------------------ the README's editor snippets, run as written
+ROOT = Path(__file__).resolve().parent.parent
+
+NVIM_CHECK = r'''
+local out = {}
+local function dump()
+  for _, d in ipairs(vim.diagnostic.get(0)) do
+    table.insert(out, string.format("%s %d:%d-%d:%d %s", d.code, d.lnum, d.col, d.end_lnum, d.end_col, d.source))
+  end
+end
+vim.wait(60000, function() return #vim.diagnostic.get(0) >= 2 end, 100)
+dump()
+vim.api.nvim_win_set_cursor(0, {13, 15})
+vim.lsp.buf.code_action({ apply = true, filter = function(a) return a.title:find("clipnorm") ~= nil end })
+vim.wait(30000, function() return vim.api.nvim_buf_get_lines(0, 12, 13, false)[1]:find("clipnorm") ~= nil end, 100)
+table.insert(out, vim.api.nvim_buf_get_lines(0, 12, 13, false)[1])
+vim.wait(30000, function() return #vim.diagnostic.get(0) == 1 end, 100)
+dump()
+local hover = vim.lsp.buf_request_sync(0, "textDocument/hover",
+  { textDocument = { uri = vim.uri_from_bufnr(0) }, position = { line = 5, character = 55 } }, 30000)
+for _, r in pairs(hover or {}) do table.insert(out, r.result.contents.value:sub(1, 10)) end
+vim.fn.writefile(out, "result.txt")
+vim.cmd("qa!")
+'''
+
+EMACS_CHECK = r'''
+(defun wait-until (pred secs)
+  (let ((i 0)) (while (and (< i (* secs 10)) (not (funcall pred)))
+                 (accept-process-output nil 0.1) (setq i (1+ i))) (funcall pred)))
+(defun dump (out)
+  (dolist (d (flymake-diagnostics))
+    (princ (format "%s %s\n" (substring (flymake-diagnostic-text d) 0 18) (flymake-diagnostic-beg d)) out)))
+(with-temp-file "result.txt"
+  (let ((out (current-buffer)))
+    (with-current-buffer (find-file-noselect "model.py")
+      (run-hooks 'post-command-hook)  ; eglot-ensure connects after a command
+      (wait-until (lambda () (flymake-start) (>= (length (flymake-diagnostics)) 2)) 60)
+      (dump out)
+      (goto-char (point-min)) (forward-line 12)
+      (eglot-code-actions (line-beginning-position) (line-end-position) "quickfix" t)
+      (princ (format "%s\n" (buffer-substring (line-beginning-position) (line-end-position))) out)
+      (eglot--signal-textDocument/didChange)  ; batch mode runs no idle timers: send the pending change
+      (wait-until (lambda () (flymake-start) (= (length (flymake-diagnostics)) 1)) 30)
+      (dump out)
+      (goto-char (point-min)) (forward-line 5) (forward-char 55)
+      (let ((hover (jsonrpc-request (eglot-current-server) :textDocument/hover
+                                    (eglot--TextDocumentPositionParams))))
+        (princ (format "%s\n" (substring (plist-get (plist-get hover :contents) :value) 0 10)) out)))))
+(kill-emacs 0)
+'''
+
+
+def readme_block(language: str, containing: str) -> str:
+    import re
+
+    blocks = re.findall(rf"```{language}\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    [block] = [b for b in blocks if containing in b]
+    return block
+
+
+def _neovim():
+    """An nvim that has vim.lsp.start (>= 0.8): ELBOLINT_TEST_NVIM, else the one on PATH."""
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    nvim = os.environ.get("ELBOLINT_TEST_NVIM") or shutil.which("nvim")
+    if not nvim:
+        return None
+    version = re.search(r"NVIM v(\d+)\.(\d+)", subprocess.run([nvim, "--version"], capture_output=True,
+                                                             text=True, timeout=30).stdout)
+    return nvim if version and (int(version[1]), int(version[2])) >= (0, 8) else None
+
+
+def _editor_project(tmp_path: Path) -> tuple[Path, dict]:
+    import os
+
+    (tmp_path / "pyproject.toml").write_text("[tool.elbolint]\n", encoding="utf-8")
+    (tmp_path / "model.py").write_text(BUGGY, encoding="utf-8")
+    # `elbolint` as the snippets spell it: the console script of this interpreter
+    return tmp_path, {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+EXPECTED_EDITOR_LINES = "optimizer = tf.optimizers.Adam(learning_rate=0.01, clipnorm=1.0)"
+
+
+@pytest.mark.skipif(_neovim() is None, reason="no Neovim >= 0.8 (set ELBOLINT_TEST_NVIM to one)")
+def test_readme_neovim_snippet(tmp_path):
+    import subprocess
+
+    project, env = _editor_project(tmp_path)
+    (project / "init.lua").write_text(readme_block("lua", "vim.lsp.start"), encoding="utf-8")
+    (project / "check.lua").write_text(NVIM_CHECK, encoding="utf-8")
+    subprocess.run([_neovim(), "--headless", "-u", "init.lua", "-c", "luafile check.lua", "model.py"], cwd=project,
+                   env=env, capture_output=True, timeout=240)
+    assert (project / "result.txt").read_text().splitlines() == [
+        "ELB001 5:51-5:67 elbolint", "ELB003 12:12-12:50 elbolint", EXPECTED_EDITOR_LINES,
+        "ELB001 5:51-5:67 elbolint", "**ELB001**"]
+
+
+def _emacs_with_eglot() -> bool:
+    import shutil
+    import subprocess
+
+    if not shutil.which("emacs"):
+        return False
+    probe = subprocess.run(["emacs", "--batch", "--eval", "(require 'eglot)"], capture_output=True, timeout=60)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _emacs_with_eglot(), reason="no Emacs with eglot")
+def test_readme_emacs_eglot_snippet(tmp_path):
+    import subprocess
+
+    project, env = _editor_project(tmp_path)
+    (project / "init.el").write_text(readme_block("elisp", "eglot-server-programs"), encoding="utf-8")
+    (project / "check.el").write_text(EMACS_CHECK, encoding="utf-8")
+    subprocess.run(["emacs", "--batch", "-l", "init.el", "-l", "check.el"], cwd=project, env=env,
+                   capture_output=True, timeout=240)
+    lines = (project / "result.txt").read_text().splitlines()
+    # flymake positions are buffer offsets (1-based): ELB001 at line 6, column 52
+    assert [line.split(" ", 2)[1] for line in lines if line.startswith("elbolint")] == [
+        "[ELB001]:", "[ELB003]:", "[ELB001]:"]
+    assert EXPECTED_EDITOR_LINES in lines and lines[-1] == "**ELB001**"
