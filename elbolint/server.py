@@ -17,7 +17,7 @@ from lsprotocol import types as lsp
 
 from elbolint.reporters import rule_url
 from elbolint.server_state import (
-    DEBOUNCE_SECONDS, FIX_ALL_KIND, FIX_ALL_TITLE, ElbolintServer, document_path, is_config, is_python,
+    DEBOUNCE_SECONDS, FIX_ALL_KIND, FIX_ALL_TITLE, ElbolintServer, document_path, encode_buffer, is_config, is_python,
 )
 
 server = ElbolintServer()
@@ -224,9 +224,9 @@ async def resolve(action: lsp.CodeAction) -> lsp.CodeAction:
         action.edit = _workspace_edit(changes)
     elif uri in server.open_texts:
         document = server.workspace.get_text_document(uri)
-        fixed = await server.on_engine(server.engine.fixed, document_path(uri, ".py"),
-                                       document.source.encode("utf-8"))
-        edits = [_replace_lines(document.source, fixed.decode("utf-8"))] if fixed is not None else []
+        data, encoding = encode_buffer(document.source)
+        fixed = await server.on_engine(server.engine.fixed, document_path(uri, ".py"), data)
+        edits = [_replace_lines(document.source, fixed.decode(encoding, errors="replace"))] if fixed else []
         action.edit = _workspace_edit([(uri, document.version, edits)] if edits else [])
     return action
 

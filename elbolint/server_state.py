@@ -219,7 +219,7 @@ class ElbolintServer(LanguageServer):
         document = self.workspace.get_text_document(uri)
         version = document.version
         findings = await self.on_engine(self.engine.lint, document_path(uri, ".py"),
-                                        document.source.encode("utf-8"), remember)
+                                        encode_buffer(document.source)[0], remember)
         if uri not in self.open_texts or document.version != version:
             return  # changed meanwhile: a newer lint is scheduled
         pairs = [(d, self.to_lsp(d, document)) for d in findings]
@@ -293,6 +293,25 @@ def document_path(uri: str, suffix: str) -> Path:
     """The file a document stands for (an unsaved buffer: `untitled.py` in the working directory)."""
     path = to_fs_path(uri) if uri.startswith("file:") else None
     return Path.cwd() / f"untitled{suffix}" if path is None else Path(path)
+
+
+def encode_buffer(text: str) -> tuple[bytes, str]:
+    """The buffer as the file's bytes: in the encoding its PEP 263 cookie declares (as the CLI reads the
+    file, so columns and the cache key agree), UTF-8 otherwise or when the text does not fit it."""
+    import io
+    import tokenize
+
+    data = text.encode("utf-8")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:
+        return data, "utf-8"
+    if encoding in ("utf-8", "utf-8-sig"):
+        return data, "utf-8"
+    try:
+        return text.encode(encoding), encoding
+    except (UnicodeEncodeError, LookupError):
+        return data, "utf-8"
 
 
 def is_python(uri: str, language_id: Optional[str]) -> bool:

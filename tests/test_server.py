@@ -367,6 +367,25 @@ async def test_an_internal_error_is_a_log_line_not_a_traceback(client: LanguageC
     assert not client.messages
 
 
+
+@pytest.mark.asyncio
+async def test_columns_are_in_the_clients_units(client: LanguageClient, project: Path):
+    """LSP counts UTF-16 code units: an emoji before a finding is two of them. A buffer whose coding cookie
+    says latin-1 is linted as those bytes, as the CLI reads the file (columns stay right)."""
+    line = 'label = "é😋"; surrogate = tfd.Normal(loc=tf.Variable(0.0), scale=tf.Variable(1.0))'
+    emoji = open_file(client, project, "emoji.py", BUGGY.replace("surrogate = tfd.Normal(loc=tf.Variable(0.0), "
+                                                                  "scale=tf.Variable(1.0))", line))
+    [elb001] = [d for d in await published(client, emoji) if d.code == "ELB001"]
+    start = line.index("tf.Variable(1.0)")
+    assert span(elb001) == ((5, start + 1), (5, start + 1 + len("tf.Variable(1.0)")))  # +1: the emoji's 2nd unit
+
+    latin = "# -*- coding: latin-1 -*-\n" + BUGGY.replace("surrogate = tfd", "label = 'é'; surrogate = tfd")
+    uri = open_file(client, project, "latin.py", latin)
+    [elb001] = [d for d in await published(client, uri) if d.code == "ELB001"]
+    start = latin.splitlines()[6].index("tf.Variable(1.0)")
+    assert span(elb001) == ((6, start), (6, start + len("tf.Variable(1.0)")))
+    no_errors_logged(client)
+
 # ------------------------------------------------------------------ the README's editor snippets, run as written
 ROOT = Path(__file__).resolve().parent.parent
 
