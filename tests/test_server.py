@@ -348,6 +348,18 @@ async def test_other_documents_are_left_alone(client: LanguageClient, project: P
     await published(client, uri)
     assert text_uri not in client.diagnostics
     assert not await actions(client, text_uri, [])
+
+    # an excluded file (the default excludes, as `--force-exclude` applies them) gets no findings
+    (project / "build").mkdir()
+    excluded = open_file(client, project, "build/model.py", BUGGY)
+    assert await published(client, excluded) == []
+
+    # saving re-lints; closing clears the file's diagnostics
+    client.diagnostics.pop(uri, None)
+    client.text_document_did_save(lsp.DidSaveTextDocumentParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
+    assert [d.code for d in await published(client, uri)] == ["ELB001", "ELB003"]
+    client.text_document_did_close(lsp.DidCloseTextDocumentParams(text_document=lsp.TextDocumentIdentifier(uri=uri)))
+    assert await published(client, uri, lambda diagnostics: not diagnostics) == []
     no_errors_logged(client)
 
 
