@@ -204,3 +204,18 @@ def test_a_flagged_high_rate_is_replayed_at_a_smaller_rate_even_when_the_run_loo
     trace = run_with_replays({"path": "m.py", "settings": _settings(flagged_codes=["ELB009"])}, child)
     assert len(trace["fit"]["smaller_rate"]["runs"]) == 4
     assert "ELB112" in [f["code"] for f in classify_seeds(trace)]
+
+
+def test_a_keras_fits_per_example_loss_is_judged_in_nats_of_the_whole_elbo():
+    """A Keras fit's loss is per example: 0.42 -> 0.014 over 256 examples is ~100 nats, a clear gain."""
+    def behaviour(v, s):
+        seed = v.get("seed", 0)
+        trace = _trace([0.42 + 0.001 * seed] * 200 if not v.get("rate_factor") else [0.014 + 0.001 * seed] * 200,
+                       source="keras", rate=1.0,
+                       variant={"seed": seed, "rates": [{"from": 1.0, "to": 0.1}]} if v else None)
+        trace["fit"]["dataset_size"] = 256
+        return trace
+
+    trace = run_with_replays({"path": "m.py", "settings": _settings(flagged_codes=["ELB009"])}, FakeChild(behaviour))
+    [elb112] = [f for f in classify_seeds(trace) if f["code"] == "ELB112"]
+    assert "the final loss is 0.0155 instead of 0.4215" in elb112["message"]

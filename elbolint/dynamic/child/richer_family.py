@@ -282,7 +282,7 @@ def mean_field(surrogate) -> Optional[str]:
         return None if type(surrogate.scale).__name__ in _DIAGONAL_OPERATORS else f"a {kind} (already correlated)"
     if isinstance(surrogate, (tfd.Independent, tfd.Sample)):
         return mean_field(surrogate.distribution)
-    if isinstance(surrogate, tfd.TransformedDistribution):
+    if isinstance(surrogate, _transformed_classes()):  # TFP's builders return the non-composite class
         why = _bijector_elementwise(surrogate.bijector)
         return f"a {kind} with {why}" if why else mean_field(surrogate.distribution)
     if isinstance(surrogate, (tfd.Mixture, tfd.MixtureSameFamily)):
@@ -293,6 +293,17 @@ def mean_field(surrogate) -> Optional[str]:
     except Exception:
         pass
     return f"a {kind} with a multivariate event"
+
+
+def _transformed_classes() -> tuple:
+    """`tfd.TransformedDistribution` and the non-composite `_TransformedDistribution` it derives from,
+    which `tfp.experimental.vi.build_factored_surrogate_posterior(..., bijector=...)` and the affine
+    builders return (measured: not an instance of `tfd.TransformedDistribution`)."""
+    import tensorflow_probability as tfp
+    from tensorflow_probability.python.distributions import transformed_distribution
+
+    base = getattr(transformed_distribution, "_TransformedDistribution", None)
+    return (tfp.distributions.TransformedDistribution,) + ((base,) if isinstance(base, type) else ())
 
 
 def _flat_names(surrogate, flat_shapes, label) -> list[str]:
