@@ -1,5 +1,5 @@
-"""A Bayesian linear regression fitted with variational inference, written the way the seed article
-wrote it: it trains, but its ELBO loss starts huge and can turn NaN. Run `elbolint` on it."""
+"""A Bayesian linear regression fitted with variational inference, written the way many TFP examples
+write it: it trains, but its ELBO loss starts huge and can turn NaN. Run `elbolint` on it."""
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
