@@ -1,5 +1,5 @@
 """ELB111 restrictive-family (issue 17): a full-rank Gaussian started from the user's fitted mean-field
-solution gains ELBO clearly beyond noise. The decision (richer_family.decide, classify.py) is pure
+solution gains ELBO clearly beyond noise. The decision (verdicts/restrictive.decide, classify.py) is pure
 Python and tested here without TensorFlow; the end-to-end tests (marked `dynamic`) run
 `elbolint --dynamic=all` on the seed article's Example 2 in completed form and on its near misses."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from conftest import FIXTURES
 from elbolint.dynamic.verdicts.classify import THRESHOLDS, classify
-from elbolint.dynamic.child.richer_family import GAP_MIN, GAP_SE, SPREAD_MIN, decide, gains
+from elbolint.dynamic.verdicts.restrictive import GAP_MIN, GAP_SE, SPREAD_MIN, decide, gains
 from elbolint.dynamic.verdicts.seeds import classify_seeds
 
 FAR = FIXTURES / "dynamic" / "restrictive_family_far_inputs.py"

@@ -38,6 +38,7 @@ from elbolint.dynamic.child.optimizers import (COUNTERFACTUAL_CLIPNORM, RATE_COU
                                                RATE_COUNTERFACTUAL_FROM, clipping_of, constant_learning_rate,
                                                copy_optimizer, maybe_clipped, optimizer_variables, rate_variable)
 from elbolint.dynamic.child.reference import _estimate_graph, _estimator, reference_fit
+from elbolint.dynamic.child.targets import call_target
 from elbolint.dynamic.child.varnames import variable_labels
 from elbolint.dynamic.verdicts.seeds import final_loss, finite_run, rate_unstable, unstable
 from elbolint.rules._tfp import POSITIVE_PARAMETERS as POSITIVE  # one list for static and dynamic
@@ -218,14 +219,6 @@ def pinned_target(model, surrogate):
     return pinned.unnormalized_log_prob
 
 
-def _call_target(target, sample):
-    if isinstance(sample, dict):
-        return target(**sample)
-    if isinstance(sample, (list, tuple)):
-        return target(*sample)
-    return target(sample)
-
-
 def positive_parameters(surrogate, seed, scopes=()):
     """(label, Watch) for every constrained parameter of the surrogate's distributions (positive-only
     parameters, `scale_tril`'s diagonal, `covariance_matrix`'s eigenvalues, `probs`; see watch.py); the
@@ -282,7 +275,7 @@ def logprob_shape(target, surrogate, sample_size=1) -> tuple[list[int], int]:
 
     size = int(sample_size)
     sample = surrogate.sample(size, seed=(1, 2))
-    lp = tf.convert_to_tensor(_call_target(target, sample))
+    lp = tf.convert_to_tensor(call_target(target, sample))
     rank = len(tf.convert_to_tensor(surrogate.log_prob(sample)).shape)
     shape = [int(d) if d is not None else -1 for d in lp.shape]
     if shape[:1] == [size]:

@@ -39,7 +39,8 @@ the ELB108 reference; the user's surrogate is left as the user's fit left it, on
    ESTIMATE_SAMPLES samples (batches of the user's `sample_size`): the ELBO `E[log p(z) - log q(z)]`
    and its Monte Carlo standard error (the standard deviation of the batch means over sqrt(batches)).
 
-The decision (`decide`, pure Python, unit-tested without TensorFlow): per seed, gain = reference ELBO -
+The decision (`decide`, in elbolint/dynamic/verdicts/restrictive.py: pure Python, tested without
+TensorFlow): per seed, gain = reference ELBO -
 max(user's ELBO, control ELBO), its standard error from both estimates. ELB111 when the median gain
 over the seeds exceeds `max(restrictive_gap_min, restrictive_gap_se x its standard error)` (defaults
 1.0 nat and 6 standard errors), at least half of the seeds gain more than `restrictive_gap_min` each,
@@ -80,8 +81,10 @@ from __future__ import annotations
 
 import math
 import time
-from statistics import median
 from typing import Any, Optional
+
+from elbolint.dynamic.child.targets import call_target
+from elbolint.dynamic.verdicts.restrictive import _num, decide, gains
 
 #: Reference fit: steps per seed (the step cap), seeds, Adam's rate, draws per step.
 STEPS = 1000
@@ -98,110 +101,6 @@ ESTIMATE_SAMPLES = 1024
 ESTIMATE_MAX_BATCHES = 2048
 #: Latent sizes the full-rank reference is fitted for.
 MAX_LATENT = 32
-#: Correlations at least this strong are named in the message.
-STRONG_CORRELATION = 0.5
-
-#: Decision thresholds (classify.THRESHOLDS holds the configurable copies).
-GAP_MIN = 1.0
-GAP_SE = 6.0
-SPREAD_MIN = 1.5
-
-
-# --------------------------------------------------------------------------------------------------
-# The decision: pure Python.
-
-def _num(value) -> Optional[float]:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def gains(part: dict) -> list[tuple[float, float]]:
-    """(gain, standard error) of each seed's full-rank reference over the better of the user's fitted
-    surrogate and that seed's mean-field control (the user's family fitted as long from the same
-    start): what the richer family adds, not what more steps would add. A seed without its control
-    (the time budget ran out) does not count."""
-    user, user_se = _num(part.get("user_elbo")), _num(part.get("user_se"))
-    if user is None or user_se is None:
-        return []
-    found = []
-    for run in part.get("reference") or []:
-        elbo, se = _num(run.get("elbo")), _num(run.get("se"))
-        control, control_se = _num(run.get("mean_field_elbo")), _num(run.get("mean_field_se"))
-        if elbo is None or se is None or control is None or control_se is None:
-            continue
-        base, base_se = (control, control_se) if control > user else (user, user_se)
-        found.append((elbo - base, math.sqrt(se * se + base_se * base_se)))
-    return found
-
-
-def decide(part: Optional[dict], thresholds: Optional[dict] = None) -> Optional[dict]:
-    """The ELB111 finding from a trace's `richer` part (see the module docstring), or None."""
-    if not part or part.get("skipped") or part.get("error"):
-        return None
-    t = {"restrictive_gap_min": GAP_MIN, "restrictive_gap_se": GAP_SE, "restrictive_spread_min": SPREAD_MIN}
-    t.update({k: v for k, v in (thresholds or {}).items() if k in t})
-    found = gains(part)
-    if not found:
-        return None
-    gap = median(g for g, _ in found)
-    se = median(s for _, s in found)
-    threshold = max(t["restrictive_gap_min"], t["restrictive_gap_se"] * se)
-    clear = sum(1 for g, _ in found if g > t["restrictive_gap_min"])
-    ratios = [r for r in (_num(v) for v in (part.get("spread_ratio") or {}).values()) if r is not None]
-    if gap <= threshold or 2 * clear < len(found) or not ratios or max(ratios) < t["restrictive_spread_min"]:
-        return None
-    return {"code": "ELB111", "anchor": "surrogate", "message": _message(part, gap, se, found, clear),
-            "evidence": {"gain": gap, "gain_se": se, "threshold": threshold, "gains": [g for g, _ in found],
-                         "seeds_clear": clear, "user_elbo": part.get("user_elbo"), "user_se": part.get("user_se"),
-                         "correlations": part.get("correlations") or [], "spread_ratio": part.get("spread_ratio") or {},
-                         "latent": part.get("latent"), "steps": part.get("steps"), "step_cap": part.get("step_cap"),
-                         "seeds_run": len(part.get("reference") or []), "seconds": part.get("seconds"),
-                         "stopped": part.get("stopped")}}
-
-
-def _g(x: float) -> str:
-    return f"{x:.2f}" if abs(x) < 100 else f"{x:.4g}"
-
-
-def _message(part: dict, gap: float, se: float, found: list, clear: int) -> str:
-    runs = len(found)
-    user = float(part["user_elbo"])
-    controls = [_num(r.get("mean_field_elbo")) for r in part.get("reference") or []]
-    controls = [c for c in controls if c is not None]
-    text = (f"a full-rank Gaussian started from the fitted surrogate raises the ELBO by {_g(gap)} ± {_g(se)} nats "
-            f"over the mean-field family (fitted surrogate's ELBO {_g(user)}; "
-            f"median of {runs} seed{'s' if runs != 1 else ''}, "
-            f"{clear} clearly above noise, up to {part.get('steps')} steps each")
-    if controls and median(controls) - user > 1.0:
-        text += (f"; the same mean-field family fitted as long from the same start reaches {_g(median(controls))}, "
-                 "so the fit had not converged either")
-    text += f"; {float(part.get('seconds') or 0):.1f} s)"
-    strong = [c for c in part.get("correlations") or [] if abs(float(c[2])) >= STRONG_CORRELATION]
-    if strong:
-        pairs = "; ".join(f"`{a}` with `{b}`: {float(r):+.3f}" for a, b, r in strong[:2])
-        text += f": under it the latents correlate ({pairs}), which a mean-field family cannot represent"
-    else:
-        text += ": the mean-field family misses dependence between the latents"
-    ratios = part.get("spread_ratio") or {}
-    if ratios:
-        name, ratio = max(ratios.items(), key=lambda item: float(item[1]))
-        if float(ratio) >= 1.5:
-            text += (f"; the fitted surrogate's spreads are too narrow (`{name}`'s standard deviation is "
-                     f"{float(ratio):.3g}x "
-                     "smaller than the full-rank fit's, on the unconstrained scale)")
-    finals = [g for g, _ in found]
-    if runs > 1 and max(finals) - min(finals) > max(1.0, 4 * se):
-        text += (f"; the seeds end at different gains ({', '.join(_g(g) for g in finals)}): the posterior "
-                 "may have several modes")
-    text += (". Centre or rescale the inputs (the usual cause of such correlations), or use a full-rank surrogate, "
-             "e.g. tfp.experimental.vi.build_affine_surrogate_posterior(event_shape, operators='tril', "
-             "bijector=...)")
-    return text
-
-
 # --------------------------------------------------------------------------------------------------
 # The reference fit: TensorFlow, in the child.
 
@@ -331,14 +230,6 @@ def _flat_names(surrogate, flat_shapes, label) -> list[str]:
     return found
 
 
-def _call_target(target, sample):
-    if isinstance(sample, dict):
-        return target(**sample)
-    if isinstance(sample, (list, tuple)):
-        return target(*sample)
-    return target(sample)
-
-
 def _per_sample(value, n):
     """A per-sample quantity summed over its non-sample axes, as a vector of n (a constant broadcasts)."""
     import tensorflow as tf
@@ -453,11 +344,11 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
 
     def reference_elbo(seed):
         logq, x = reference_logq_and_sample(seed, size)
-        return tf.reduce_mean(_per_sample(_call_target(target, x), size) - logq)
+        return tf.reduce_mean(_per_sample(call_target(target, x), size) - logq)
 
     def user_elbo(seed):
         x = surrogate.sample(size, seed=seed)
-        return tf.reduce_mean(_per_sample(_call_target(target, x), size) - _per_sample(surrogate.log_prob(x), size))
+        return tf.reduce_mean(_per_sample(call_target(target, x), size) - _per_sample(surrogate.log_prob(x), size))
 
     batches = max(2, min(ESTIMATE_MAX_BATCHES, -(-ESTIMATE_SAMPLES // size)))
 

@@ -38,7 +38,7 @@ import math
 from statistics import median
 from typing import Any, Optional
 
-from elbolint.dynamic.child.richer_family import decide as restrictive_family
+from elbolint.dynamic.verdicts.restrictive import decide as restrictive_family
 from elbolint.dynamic.child.watch import describe
 
 THRESHOLDS: dict[str, float] = {
