@@ -23,6 +23,7 @@ child/ (inside the sandboxed child, with TensorFlow; its only output is a trace)
 - fitting.py     the user's own fit per seed (+ counterfactuals), log-prob shape, parameter minima
 - reference.py   final estimates and the reference fit; optimizers.py: the user's optimizer read and copied
 - richer_family.py ELB111's full-rank reference started from the user's solution
+- targets.py     the user's target called on a sample, as fit_surrogate_posterior calls it
 - support_draws.py ELB014's component measured; watch.py, sites.py, varnames.py, failures.py: helpers
 
 verdicts/ (pure Python judgement, unit-tested without TensorFlow)
@@ -30,6 +31,7 @@ verdicts/ (pure Python judgement, unit-tested without TensorFlow)
 - pathologies.py the dynamic codes; classify.py trace -> findings (thresholds documented there)
 - seeds.py       several seeds and counterfactuals aggregated ("NaN in 2 of 4 seeds", ELB110, ELB112)
 - confirmation.py what confirms each static finding; support.py ELB014's checks and ELB113
+- restrictive.py ELB111's decision and message from the richer reference's ELBOs
 """
 
 from __future__ import annotations
