@@ -20,6 +20,7 @@ FAR = FIXTURES / "dynamic" / "restrictive_family_far_inputs.py"
 CENTRED = FIXTURES / "dynamic" / "restrictive_family_centred_inputs.py"
 FULL_RANK = FIXTURES / "dynamic" / "restrictive_family_full_rank.py"
 LOG_NORMAL = FIXTURES / "dynamic" / "restrictive_family_log_normal.py"
+ASVI = FIXTURES / "dynamic" / "restrictive_family_asvi.py"
 
 
 def _part(gains_=(2.8, 2.9, 2.85), se=0.03, user=16.07, control=None, spread=8.3, corr=-0.997, **extra):
@@ -135,7 +136,7 @@ def test_classify_reports_it_once_per_fit_at_the_surrogate_and_not_after_a_nan()
 @pytest.mark.dynamic
 def test_example_2_completed_is_reported_and_its_near_misses_stay_quiet():
     completed = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic=all", "--output-format",
-                                "json", str(FAR), str(CENTRED), str(FULL_RANK), str(LOG_NORMAL)],
+                                "json", str(FAR), str(CENTRED), str(FULL_RANK), str(LOG_NORMAL), str(ASVI)],
                                capture_output=True, text=True, timeout=900)
     rows = json.loads(completed.stdout)
     by_file: dict = {}
@@ -154,6 +155,13 @@ def test_example_2_completed_is_reported_and_its_near_misses_stay_quiet():
     assert evidence["gain"] > 2.0 and evidence["gain_se"] < 0.2  # README: 2.7 nats, estimates ± 0.02-0.03
     assert evidence["spread_ratio"]["bias"] > 3.0
     assert evidence["step_cap"] == 1000 and 0 < evidence["seconds"] < 30
+    # the same family built by TFP's ASVI helper (an AutoBatched joint distribution, named latents)
+    asvi = [r for r in by_file[ASVI.name] if r["code"] == "ELB111"]
+    assert len(asvi) == 1, completed.stderr[-3000:]
+    builder_line = next(i for i, line in enumerate(ASVI.read_text().splitlines(), 1)
+                        if line.startswith("surrogate_posterior ="))
+    assert asvi[0]["location"]["row"] == builder_line
+    assert "(`bias` with `weight`: -0.99" in asvi[0]["message"], asvi[0]["message"]
     for near_miss in (CENTRED, FULL_RANK, LOG_NORMAL):
         rows_ = by_file.get(near_miss.name, [])
         assert not [r for r in rows_ if r["code"] == "ELB111"], near_miss.name
@@ -174,6 +182,24 @@ from elbolint.dynamic.child.richer_family import mean_field
 tfd, tfb = tfp.distributions, tfp.bijectors
 scale = lambda: tfp.util.TransformedVariable(1.0, tfb.Softplus())
 model = tfd.JointDistributionNamed(dict(w=tfd.Normal(0.0, 1.0), s=tfd.HalfNormal(1.0)))
+Root = tfd.JointDistributionCoroutine.Root
+
+def hierarchy():
+    a = yield Root(tfd.Normal(0.0, 1.0, name="a"))
+    s = yield Root(tfd.HalfNormal(1.0, name="s"))
+    yield tfd.Normal(a, s, name="b")
+
+coroutine = tfd.JointDistributionCoroutineAutoBatched(hierarchy)
+locs, scales = [tf.Variable(0.0), tf.Variable(0.0)], [scale(), scale()]
+
+def independent_q():
+    yield Root(tfd.Normal(locs[0], scales[0], name="a"))
+    yield Root(tfd.Normal(locs[1], scales[1], name="b"))
+
+def dependent_q():
+    a = yield Root(tfd.Normal(locs[0], scales[0], name="a"))
+    yield tfd.Normal(a, scales[1], name="b")
+
 cases = {
     "jds": tfd.JointDistributionSequential([tfd.Normal(tf.Variable(0.0), scale()),
                                             tfd.Normal(tf.Variable(0.0), scale())]),
@@ -187,9 +213,19 @@ cases = {
         event_shape=model.event_shape, bijector=model.experimental_default_event_space_bijector()),
     "affine_diag": tfp.experimental.vi.build_affine_surrogate_posterior(event_shape=[2], operators="diag"),
     "softplus": tfd.TransformedDistribution(tfd.Normal(tf.zeros(2), 1.0), tfb.Softplus()),
+    # ASVI's builder returns an AutoBatched coroutine (no resolve_graph): read by building its components
+    "asvi_mean_field": tfp.experimental.vi.build_asvi_surrogate_posterior(coroutine, mean_field=True),
+    "factored_autobatched": tfp.experimental.vi.build_factored_surrogate_posterior(
+        event_shape=coroutine.event_shape, bijector=coroutine.experimental_default_event_space_bijector()),
+    "affine_diag_bijected": tfp.experimental.vi.build_affine_surrogate_posterior(
+        event_shape=coroutine.event_shape, operators="diag",
+        bijector=coroutine.experimental_default_event_space_bijector()),
+    "coroutine": tfd.JointDistributionCoroutineAutoBatched(independent_q),
     "tril": tfd.MultivariateNormalTriL(tf.zeros(2), tf.eye(2)),
     "affine": tfp.experimental.vi.build_affine_surrogate_posterior(event_shape=[2], operators="tril"),
     "structured": tfd.JointDistributionSequential([tfd.Normal(0.0, 1.0), lambda a: tfd.Normal(a, 1.0)]),
+    "asvi_structured": tfp.experimental.vi.build_asvi_surrogate_posterior(coroutine, mean_field=False),
+    "coroutine_structured": tfd.JointDistributionCoroutineAutoBatched(dependent_q),
     "flow": tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(2)),
                                         tfb.ScaleMatvecTriL(tf.constant([[1.0, 0.0], [0.5, 1.0]]))),
     "mixture": tfd.MixtureSameFamily(tfd.Categorical(logits=[0.0, 0.0]), tfd.Normal([0.0, 1.0], 1.0)),
@@ -199,12 +235,13 @@ print(json.dumps({name: mean_field(d) for name, d in cases.items()}))
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     verdicts = json.loads(completed.stdout.strip().splitlines()[-1])
     for name in ("jds", "lognormal", "independent", "diag", "factored", "factored_bijected", "affine_diag",
-                 "softplus"):
+                 "softplus", "asvi_mean_field", "factored_autobatched", "affine_diag_bijected", "coroutine"):
         assert verdicts[name] is None, (name, verdicts[name])
-    for name in ("tril", "affine", "structured", "flow", "mixture"):
+    for name in ("tril", "affine", "structured", "flow", "mixture", "asvi_structured", "coroutine_structured"):
         assert verdicts[name], name
     assert "already correlated" in verdicts["tril"]
-    assert "depend on each other" in verdicts["structured"]
+    for name in ("structured", "asvi_structured", "coroutine_structured"):
+        assert "depend on each other" in verdicts[name], name
 
 
 @pytest.mark.dynamic

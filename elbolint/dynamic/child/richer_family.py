@@ -106,42 +106,71 @@ MAX_LATENT = 32
 
 _ELEMENTWISE_BIJECTORS = {
     "Identity", "Shift", "Scale", "Exp", "Log", "Softplus", "Sigmoid", "Tanh", "Square", "Power", "Reshape",
-    "Restructure", "JointMap", "Chain", "Invert", "_DefaultJointBijector", "ScaleMatvecDiag", "SinhArcsinh",
-    "Softsign", "Expm1", "Log1p", "Ascending", "Reciprocal", "Cumsum",
+    "Restructure", "JointMap", "Chain", "Invert", "DefaultJointBijector", "ScaleMatvecDiag", "SinhArcsinh",
+    "Softsign", "Expm1", "Log1p", "Ascending", "Reciprocal", "Cumsum", "DefaultJointBijectorAutoBatched",
 }
 _DIAGONAL_OPERATORS = {"LinearOperatorDiag", "LinearOperatorIdentity", "LinearOperatorScaledIdentity"}
 
 
 def _bijector_elementwise(bijector) -> Optional[str]:
-    """None when the bijector acts on each scalar separately, else why not."""
-    import tensorflow_probability as tfp
+    """None when the bijector acts on each scalar separately, else why not. TFP's builders and
+    AutoBatched joint distributions hand back non-composite classes (`_Chain`, measured) and a
+    `_DefaultJointBijectorAutoBatched` wrapping the joint bijector: read by name, underscores aside."""
+    import tensorflow as tf
 
-    tfb = tfp.bijectors
-    kind = type(bijector).__name__
+    kind = type(bijector).__name__.lstrip("_")
     if kind in ("Ascending", "Cumsum"):
         return kind
     if kind == "ScaleMatvecLinearOperator" and type(bijector.scale).__name__ in _DIAGONAL_OPERATORS:
         return None
     if kind == "ScaleMatvecLinearOperatorBlock" and type(bijector.scale).__name__ == "LinearOperatorBlockDiag":
-        import tensorflow as tf
-
         operators = tf.nest.flatten(bijector.scale.operators)
         if all(type(o).__name__ in _DIAGONAL_OPERATORS for o in operators):
             return None  # build_affine_surrogate_posterior(..., operators='diag'): mean-field
     if kind not in _ELEMENTWISE_BIJECTORS:
         return f"a {kind} bijector"
-    inner = []
-    if isinstance(bijector, (tfb.Chain, tfb.JointMap)) or kind == "_DefaultJointBijector":
-        import tensorflow as tf
-
+    if kind in ("Chain", "JointMap", "DefaultJointBijector"):
         inner = tf.nest.flatten(getattr(bijector, "bijectors", []))
-    elif isinstance(bijector, tfb.Invert):
+    elif kind == "DefaultJointBijectorAutoBatched":
+        inner = [getattr(bijector, "_joint_bijector", None)]
+    elif kind == "Invert":
         inner = [bijector.bijector]
+    else:
+        inner = []
     for b in inner:
-        why = _bijector_elementwise(b)
+        why = _bijector_elementwise(b) if b is not None else "a joint bijector whose parts cannot be read"
         if why:
             return why
     return None
+
+
+def _components_depend(surrogate) -> Optional[bool]:
+    """Whether a joint surrogate's components depend on each other: its graph where TFP gives one
+    (`resolve_graph`), else — an AutoBatched coroutine, which ASVI's builder returns (measured: it has no
+    `resolve_graph`) — by building its components from two different values: a component whose
+    parameters change with the other values depends on them. None when neither can be read."""
+    import numpy as np
+    import tensorflow as tf
+
+    if hasattr(surrogate, "resolve_graph"):
+        try:
+            return any(parents for _, parents in surrogate.resolve_graph())
+        except Exception:
+            return None
+    try:
+        values = [surrogate.sample(seed=(5, 6 + k)) for k in range(2)]
+        built = [surrogate.sample_distributions(value=value, seed=(7, 8))[0] for value in values]
+        for first, second in zip(tf.nest.flatten(built[0], expand_composites=False),
+                                 tf.nest.flatten(built[1], expand_composites=False)):
+            for name, parameter in first.parameters.items():
+                other = second.parameters.get(name)
+                if tf.is_tensor(parameter) or isinstance(parameter, (tf.Variable, np.ndarray, float)):
+                    if not np.array_equal(np.asarray(tf.convert_to_tensor(parameter)),
+                                          np.asarray(tf.convert_to_tensor(other))):
+                        return True
+        return False
+    except Exception:
+        return None
 
 
 def mean_field(surrogate) -> Optional[str]:
@@ -156,11 +185,10 @@ def mean_field(surrogate) -> Optional[str]:
             return "a DeferredModule whose distribution cannot be built"
     kind = type(surrogate).__name__
     if isinstance(surrogate, tfd.JointDistribution):
-        try:
-            graph = surrogate.resolve_graph()
-        except Exception:
+        depend = _components_depend(surrogate)
+        if depend is None:
             return "a joint distribution whose structure cannot be read"
-        if any(parents for _, parents in graph):
+        if depend:
             return "a joint surrogate whose components depend on each other"
         try:
             components = surrogate._get_single_sample_distributions()
@@ -213,7 +241,18 @@ def _flat_names(surrogate, flat_shapes, label) -> list[str]:
     import tensorflow_probability as tfp
 
     names = None
-    if isinstance(surrogate, tfp.distributions.JointDistribution):
+    structure = surrogate.dtype  # a dict or named structure names its parts (ASVI's and the builders' too)
+    if isinstance(structure, dict) or hasattr(structure, "_fields"):
+        keyed = structure if isinstance(structure, dict) else structure._asdict()
+        # tf.nest flattens a dict in sorted key order, a named tuple in field order
+        keys = sorted(keyed) if isinstance(structure, dict) else list(keyed)
+        names = [str(k) for k in keys for _ in tf.nest.flatten(keyed[k])]
+    if type(surrogate).__name__ == "DeferredModule":
+        try:
+            surrogate = surrogate._build_module()
+        except Exception:
+            pass
+    if names is None and isinstance(surrogate, tfp.distributions.JointDistribution):
         try:
             names = [str(n) for n in tf.nest.flatten(surrogate._model_unflatten(surrogate._flat_resolve_names()))]
         except Exception:
