@@ -13,7 +13,7 @@ import pytest
 
 from conftest import FIXTURES
 from elbolint.dynamic.verdicts.classify import THRESHOLDS, classify
-from elbolint.dynamic.verdicts.restrictive import GAP_MIN, GAP_SE, SPREAD_MIN, decide, gains
+from elbolint.dynamic.verdicts.restrictive import GAP_MIN, GAP_SE, GAP_STRONG, SPREAD_MIN, decide, gains
 from elbolint.dynamic.verdicts.seeds import classify_seeds
 
 FAR = FIXTURES / "dynamic" / "restrictive_family_far_inputs.py"
@@ -48,6 +48,7 @@ def test_thresholds_are_configurable_and_documented_defaults():
     assert THRESHOLDS["restrictive_gap_min"] == GAP_MIN == 1.0
     assert THRESHOLDS["restrictive_gap_se"] == GAP_SE == 6.0
     assert THRESHOLDS["restrictive_spread_min"] == SPREAD_MIN == 1.5
+    assert THRESHOLDS["restrictive_gap_strong"] == GAP_STRONG == 2.5
 
 
 def test_a_clear_gain_is_reported_with_what_the_richer_family_revealed():
@@ -86,6 +87,19 @@ def test_spreads_that_are_not_too_narrow_are_quiet():
     # 20 inputs x 200 rows (measured): many weak correlations add up to a nat, no spread is wrong
     assert decide(_part(gains_=(1.12, 1.07, 1.10), se=0.03, spread=1.09, corr=-0.27)) is None
     assert decide(_part(spread=1.6)) is not None
+    assert decide(_part(gains_=(2.3, 2.4, 2.2), spread=1.3)) is None  # under GAP_STRONG: the spreads decide
+
+
+def test_a_strong_gain_is_reported_whatever_the_spreads():
+    # a 30-step Brownian smoothing model (measured): neighbours correlated +0.54-0.58, every spread
+    # 1.2-1.46x too narrow, the full-rank reference gains 3.3 nats over the mean-field control
+    part = _part(gains_=(3.36, 3.32, 3.35), se=0.07, spread=1.46, corr=0.584)
+    part["spread_ratio"] = {f"x_{i}": 1.2 + 0.26 * i / 29 for i in range(30)}
+    finding = decide(part)
+    assert finding is not None
+    assert "narrower than the full-rank fit's for 30 of 30 latents (up to 1.46x, `x_29`" in finding["message"]
+    assert "too narrow" not in finding["message"]
+    assert decide(part, {"restrictive_gap_strong": 4.0}) is None  # configurable
 
 
 def test_the_gain_is_measured_against_the_better_of_the_fit_and_its_mean_field_control():

@@ -31,6 +31,7 @@ kl-dominance-data-floor = 0.001  # ELB109: smallest data term the ratio divides 
 restrictive-gap-min = 1.0      # ELB111: a full-rank reference must gain more nats than this
 restrictive-gap-se = 6.0       # ELB111: ... and more than this many standard errors of the gain
 restrictive-spread-min = 1.5   # ELB111: ... and some latent's spread is this many times too narrow
+restrictive-gap-strong = 2.5   # ELB111: ... unless the gain is at least this, whatever the spreads
 ```
 """
 

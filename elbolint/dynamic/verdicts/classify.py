@@ -29,7 +29,9 @@ Thresholds (all configurable under `[tool.elbolint.dynamic]`, dashes for undersc
   richer_family.py, where the measurements behind these numbers are) raises the ELBO, median over its
   seeds, by more than `max(restrictive_gap_min, restrictive_gap_se x standard error)`, at least half of
   the seeds by more than `restrictive_gap_min`, and some latent's spread is `restrictive_spread_min`
-  times wider under it than under the user's surrogate.
+  times wider under it than under the user's surrogate — or, whatever the spreads, the gain is at least
+  `restrictive_gap_strong` (2.5 nats: many moderately correlated latents lose as much as two strongly
+  correlated ones; restrictive.py).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ THRESHOLDS: dict[str, float] = {
     "restrictive_gap_min": 1.0,
     "restrictive_gap_se": 6.0,
     "restrictive_spread_min": 1.5,
+    "restrictive_gap_strong": 2.5,
 }
 
 #: Fewer batches than this say nothing about a KL/data split (ELB109).

@@ -21,6 +21,11 @@ STRONG_CORRELATION = 0.5
 GAP_MIN = 1.0
 GAP_SE = 6.0
 SPREAD_MIN = 1.5
+#: A gain this large is reported whatever the spreads: many latents each moderately correlated lose
+#: as much as two strongly correlated ones (measured on a 30-step Brownian smoothing model: 3.3 nats,
+#: neighbours correlated +0.54-0.58, every spread 1.2-1.46x too narrow, so under SPREAD_MIN). 10x the
+#: largest gain of a well-specified family measured (0.25 nats, richer_family.py).
+GAP_STRONG = 2.5
 
 
 # --------------------------------------------------------------------------------------------------
@@ -57,7 +62,8 @@ def decide(part: Optional[dict], thresholds: Optional[dict] = None) -> Optional[
     """The ELB111 finding from a trace's `richer` part (see the module docstring), or None."""
     if not part or part.get("skipped") or part.get("error"):
         return None
-    t = {"restrictive_gap_min": GAP_MIN, "restrictive_gap_se": GAP_SE, "restrictive_spread_min": SPREAD_MIN}
+    t = {"restrictive_gap_min": GAP_MIN, "restrictive_gap_se": GAP_SE, "restrictive_spread_min": SPREAD_MIN,
+         "restrictive_gap_strong": GAP_STRONG}
     t.update({k: v for k, v in (thresholds or {}).items() if k in t})
     found = gains(part)
     if not found:
@@ -67,7 +73,9 @@ def decide(part: Optional[dict], thresholds: Optional[dict] = None) -> Optional[
     threshold = max(t["restrictive_gap_min"], t["restrictive_gap_se"] * se)
     clear = sum(1 for g, _ in found if g > t["restrictive_gap_min"])
     ratios = [r for r in (_num(v) for v in (part.get("spread_ratio") or {}).values()) if r is not None]
-    if gap <= threshold or 2 * clear < len(found) or not ratios or max(ratios) < t["restrictive_spread_min"]:
+    if gap <= threshold or 2 * clear < len(found) or not ratios:
+        return None
+    if max(ratios) < t["restrictive_spread_min"] and gap < max(threshold, t["restrictive_gap_strong"]):
         return None
     return {"code": "ELB111", "anchor": "surrogate", "message": _message(part, gap, se, found, clear),
             "evidence": {"gain": gap, "gain_se": se, "threshold": threshold, "gains": [g for g, _ in found],
@@ -104,10 +112,14 @@ def _message(part: dict, gap: float, se: float, found: list, clear: int) -> str:
     ratios = part.get("spread_ratio") or {}
     if ratios:
         name, ratio = max(ratios.items(), key=lambda item: float(item[1]))
-        if float(ratio) >= 1.5:
+        if float(ratio) >= SPREAD_MIN:
             text += (f"; the fitted surrogate's spreads are too narrow (`{name}`'s standard deviation is "
                      f"{float(ratio):.3g}x "
                      "smaller than the full-rank fit's, on the unconstrained scale)")
+        elif float(ratio) > 1.1:
+            narrow = sum(1 for r in ratios.values() if float(r) > 1.1)
+            text += (f"; the fitted surrogate's spreads are narrower than the full-rank fit's for {narrow} of "
+                     f"{len(ratios)} latents (up to {float(ratio):.3g}x, `{name}`, on the unconstrained scale)")
     finals = [g for g, _ in found]
     if runs > 1 and max(finals) - min(finals) > max(1.0, 4 * se):
         text += (f"; the seeds end at different gains ({', '.join(_g(g) for g in finals)}): the posterior "
