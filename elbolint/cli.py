@@ -17,6 +17,7 @@ from elbolint.diagnostics import Diagnostic, Severity
 from elbolint.linter import FileResult
 from elbolint.registry import all_rules
 from elbolint.reporters import FORMATS, get_reporter
+from elbolint.reporters.html_curves import Evidence
 from elbolint.runner import lint_paths, lint_stdin
 
 
@@ -179,6 +180,9 @@ class _Choice(click.Choice):
 @click.option("--dynamic-timeout", type=click.FloatRange(1, 3600), default=None, help="Seconds per file (default 60).")
 @click.option("--dynamic-memory", type=click.IntRange(64, 1 << 20), default=None,
               help="Memory cap per file in MiB (default 4096).")
+@click.option("--dynamic-logdir", type=click.Path(path_type=Path), default=None,
+              help="Also write TensorBoard event files of every dynamic run here "
+                   "(`tensorboard --logdir DIR`; one run per file, training site, seed and variant).")
 @click.option("--python", "python_path", type=click.Path(path_type=Path), default=None,
               help="Interpreter that runs the models (default: the current one).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
@@ -187,7 +191,8 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
           no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, unsafe_fixes, unfixable,
           diff, no_cache, cache_dir,
           stdin_filename, quiet, statistics, show_files, show_settings,
-          dynamic, dynamic_scope, dynamic_steps, dynamic_seeds, dynamic_timeout, dynamic_memory, python_path, jobs):
+          dynamic, dynamic_scope, dynamic_steps, dynamic_seeds, dynamic_timeout, dynamic_memory, dynamic_logdir,
+          python_path, jobs):
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
     try:
         use_stdin = stdin_filename is not None or list(paths) == [Path("-")]
@@ -230,6 +235,7 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
                     for part in skipped_parts(item):
                         click.echo(f"{item}: {part}", err=True)
         sys.exit(0)
+    _check_logdir(dynamic_logdir, dynamic)
     all_rules()  # import the rules once, before the workers fork
     try:
         if use_stdin:
@@ -263,25 +269,23 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
     if diff:
         _print_diffs(results, quiet)
     diagnostics = [d for r in results for d in r.diagnostics]
+    evidence = Evidence()  # the dynamic runs' whole traces, for the curves (reporters/html_curves.py)
     if dynamic:
-        from elbolint.dynamic import run_dynamic
-
         settings = {
             "scope": dynamic_scope, "steps": dynamic_steps, "seeds": dynamic_seeds, "timeout": dynamic_timeout,
             "memory_mib": dynamic_memory, "python": python_path, "jobs": jobs,
         }
-        try:
-            diagnostics += run_dynamic(results, config, {k: v for k, v in settings.items() if v is not None},
-                                       enabled=enabled, show_progress=not quiet)
-        except ConfigError as error:
-            _fail(str(error))
-        except KeyboardInterrupt:  # the workers and their models are already killed (harness.py)
-            click.echo("\nelbolint: interrupted; dynamic workers stopped", err=True)
-            sys.exit(130)
+        diagnostics += _run_dynamic(results, config, {k: v for k, v in settings.items() if v is not None},
+                                    enabled, quiet, evidence)
+        _write_logdir(dynamic_logdir, evidence, python_path, quiet)
     diagnostics.sort(key=Diagnostic.sort_key)
 
     if statistics:
         report = _statistics(diagnostics, as_json=output_format == "json", unsafe_fixes=unsafe_fixes)
+    elif output_format == "html":
+        from elbolint.reporters.html import render
+
+        report = render(diagnostics, evidence)
     else:
         report = get_reporter(output_format)(diagnostics)
     if output_file is not None:
@@ -310,6 +314,46 @@ def check(paths, select, extend_select, ignore, config_path, exclude, extend_exc
             click.echo(f"{hidden} more fix{'es' if hidden != 1 else ''} available with `--fix --unsafe-fixes`.",
                        err=True)
     sys.exit(1 if diagnostics and not exit_zero else 0)
+
+
+def _run_dynamic(results, config, settings, enabled, quiet, evidence) -> list[Diagnostic]:
+    """--dynamic: the dynamic-only rows; the static findings get their verdicts in place."""
+    from elbolint.dynamic import run_dynamic
+
+    try:
+        with evidence.recording():
+            return run_dynamic(results, config, settings, enabled=enabled, show_progress=not quiet)
+    except ConfigError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:  # the workers and their models are already killed (harness.py)
+        click.echo("\nelbolint: interrupted; dynamic workers stopped", err=True)
+        sys.exit(130)
+
+
+def _check_logdir(logdir: Optional[Path], dynamic: bool) -> None:
+    """--dynamic-logdir: refused before anything runs when it cannot be used (one line, exit 2)."""
+    if logdir is None:
+        return
+    if not dynamic:
+        _fail("--dynamic-logdir needs --dynamic (the event files hold the dynamic runs' curves)")
+    from elbolint.tensorboard_logs import prepare
+
+    problem = prepare(logdir)
+    if problem:
+        _fail(f"--dynamic-logdir: {problem}")
+
+
+def _write_logdir(logdir: Optional[Path], evidence: Evidence, python: Optional[Path], quiet: bool) -> None:
+    if logdir is None:
+        return
+    from elbolint.tensorboard_logs import write_logs
+
+    written, problem = write_logs(logdir, evidence, python)
+    if problem:
+        _fail(f"--dynamic-logdir: {problem}")
+    if not quiet:
+        click.echo(f"elbolint: TensorBoard logs of {written} run{'s' if written != 1 else ''} in {logdir} "
+                   f"(tensorboard --logdir {logdir})", err=True)
 
 
 def _open_cache(config: Config, cache_dir: Optional[Path]):

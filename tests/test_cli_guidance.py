@@ -126,7 +126,7 @@ def test_an_unknown_key_with_nothing_close_lists_the_known_keys_by_kind(tmp_path
     (["--bogus", "m.py"], "No such option '--bogus'"),
     (["--output-format", "jsn", "m.py"],
      "Invalid value for '--output-format': 'jsn' is not one of 'text', 'concise', 'full', 'json', 'sarif', "
-     "'github', 'gitlab', 'junit'. Did you mean `json`?"),
+     "'github', 'gitlab', 'junit', 'html'. Did you mean `json`?"),
     (["rul", "ELB001"], "'rul' is neither a file nor a command; did you mean `elbolint rule`?"),
     (["chek", "m.py"], "'chek' is neither a file nor a command; did you mean `elbolint check`?"),
     (["rule", "ELB0001"], "unknown rule 'ELB0001'; did you mean `ELB001` (unconstrained-scale)? "

@@ -40,7 +40,7 @@ def rule_url(code: str) -> str:
 
 
 def get_reporter(name: str) -> Reporter:
-    from elbolint.reporters import full, github, gitlab, json, junit, sarif, text
+    from elbolint.reporters import full, github, gitlab, html, json, junit, sarif, text
 
     return {
         "text": text.render,
@@ -51,7 +51,8 @@ def get_reporter(name: str) -> Reporter:
         "github": github.render,
         "gitlab": gitlab.render,
         "junit": junit.render,
+        "html": html.render,
     }[name]
 
 
-FORMATS = ("text", "concise", "full", "json", "sarif", "github", "gitlab", "junit")
+FORMATS = ("text", "concise", "full", "json", "sarif", "github", "gitlab", "junit", "html")

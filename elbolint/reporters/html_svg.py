@@ -1,0 +1,203 @@
+"""Inline SVG charts for the HTML report (html.py), drawn directly: no plotting library, no script.
+
+Why drawn by hand rather than with matplotlib: matplotlib is not a dependency of static mode (the
+report must work without the [dynamic] extra), its SVG embeds every glyph as a path (~40 KB per small
+chart, measured), and a chart here is a few polylines on two axes. A chart is ~2-6 KB: each series is
+one <path> whose coordinates are rounded to 0.1 px, and a series longer than MAX_POINTS is thinned to
+the first, lowest and highest value of each bucket, so a spike or a dip is never smoothed away.
+
+Each <svg class="curve"> states its plot area and its domain (`data-plot`: left, top, right,
+bottom in px; `data-x`: first and last step; `data-y`: lowest and highest value; `data-log`: "1"
+when the y axis is log10), and each <path class="series"> its run, tag and number of values, so a
+test can read every drawn point back as (step, value) and compare it with the recorded trace.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Optional, Sequence
+
+from elbolint.reporters.html_curves import finite
+
+WIDTH, HEIGHT = 520, 190
+LEFT, RIGHT, TOP, BOTTOM = 58, 10, 22, 30
+MAX_POINTS = 240
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+DASHES = {"user": "", "replay": "", "clipped": "6 3", "smaller-rate": "2 3", "reference": "8 4"}
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e4 or abs(value) < 1e-3:
+        return f"{value:.2g}"
+    return f"{value:.4g}"
+
+
+class Axes:
+    """The mapping from (step, value) to pixels of one chart."""
+
+    def __init__(self, steps: int, values: Sequence[float], log: Optional[bool] = None):
+        finite_values = [v for v in values if finite(v)]
+        positive = finite_values and min(finite_values) > 0
+        low, high = (min(finite_values), max(finite_values)) if finite_values else (0.0, 1.0)
+        self.log = bool(positive and high / low >= 100) if log is None else bool(log and positive)
+        if self.log:
+            low, high = math.log10(low), math.log10(high)
+        if high - low < 1e-12:
+            low, high = low - 1, high + 1
+        self.low, self.high = low, high
+        self.x0, self.x1 = 0, max(1, steps - 1)
+        self.left, self.top, self.right, self.bottom = LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM
+
+    def x(self, step: float) -> float:
+        return self.left + (step - self.x0) / (self.x1 - self.x0) * (self.right - self.left)
+
+    def y(self, value: float) -> float:
+        v = math.log10(value) if self.log else value
+        return self.bottom - (v - self.low) / (self.high - self.low) * (self.bottom - self.top)
+
+    def attributes(self) -> str:
+        return (f'data-plot="{self.left},{self.top},{self.right},{self.bottom}" data-x="{self.x0},{self.x1}" '
+                f'data-y="{self.low!r},{self.high!r}" data-log="{int(self.log)}"')
+
+    def frame(self, title: str, ylabel: str, steps: bool = True) -> list[str]:
+        parts = [f'<rect x="{self.left}" y="{self.top}" width="{self.right - self.left}" '
+                 f'height="{self.bottom - self.top}" class="frame"/>',
+                 f'<text x="{self.left}" y="14" class="title">{esc(title)}</text>']
+        for fraction in (0.0, 0.5, 1.0):
+            v = self.low + fraction * (self.high - self.low)
+            shown = 10 ** v if self.log else v
+            y = self.bottom - fraction * (self.bottom - self.top)
+            parts.append(f'<text x="{self.left - 4}" y="{y + 4:.1f}" class="tick" '
+                         f'text-anchor="end">{fmt(shown)}</text>')
+        for step in (self.x0, (self.x0 + self.x1) // 2, self.x1) if steps else ():
+            parts.append(f'<text x="{self.x(step):.1f}" y="{self.bottom + 14}" class="tick" '
+                         f'text-anchor="middle">{step}</text>')
+        if steps:
+            parts.append(f'<text x="{self.right}" y="{HEIGHT - 4}" class="tick" text-anchor="end">step</text>')
+        if ylabel:
+            parts.append(f'<text x="{self.left + 4}" y="{self.top + 12}" class="tick">{esc(ylabel)}'
+                         f'{" (log scale)" if self.log else ""}</text>')
+        return parts
+
+
+def thin(values: Sequence[Optional[float]]) -> list[int]:
+    """The indices drawn: all of them up to MAX_POINTS, else each bucket's first, lowest and highest."""
+    n = len(values)
+    if n <= MAX_POINTS:
+        return list(range(n))
+    keep: set[int] = set()
+    buckets = MAX_POINTS // 3
+    for b in range(buckets):
+        start, stop = b * n // buckets, (b + 1) * n // buckets
+        indices = [i for i in range(start, stop) if finite(values[i])]
+        keep.add(start)
+        if indices:
+            keep.add(min(indices, key=lambda i: values[i]))
+            keep.add(max(indices, key=lambda i: values[i]))
+    keep.add(n - 1)
+    return sorted(keep)
+
+
+def chart(title: str, ylabel: str, lines: list[dict], marks: dict[int, int], *, log: Optional[bool] = None,
+          zero: bool = False) -> str:
+    """A line chart: `lines` are dicts of label, values (index = step), colour, dash, run, tag;
+    `marks` seed index -> the step where the run went wrong (a red vertical line); `zero` draws the
+    line y = 0 when it is in range. A value that is not finite interrupts its line; the first one is
+    marked with a cross on the top edge."""
+    steps = max((len(line["values"]) for line in lines), default=1)
+    axes = Axes(steps, [v for line in lines for v in line["values"]], log)
+    if axes.log and any(finite(v) and v <= 0 for line in lines for v in line["values"]):
+        axes = Axes(steps, [v for line in lines for v in line["values"]], False)
+    body = axes.frame(title, ylabel)
+    if zero and not axes.log and axes.low < 0 < axes.high:
+        body.append(f'<line x1="{axes.left}" x2="{axes.right}" y1="{axes.y(0):.1f}" y2="{axes.y(0):.1f}" '
+                    'class="zero"/>')
+    for seed, step in sorted(marks.items()):
+        if axes.x0 <= step <= axes.x1:
+            x = axes.x(step)
+            body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{axes.top}" y2="{axes.bottom}" class="mark" '
+                        f'data-step="{step}"><title>seed index {seed}: went wrong at step {step}</title></line>')
+    for line in lines:
+        values = line["values"]
+        commands, pen_down, drawn = [], False, 0
+        for i in thin(values):
+            v = values[i]
+            if not finite(v) or (axes.log and v <= 0):
+                pen_down = False
+                continue
+            commands.append(f"{'L' if pen_down else 'M'}{axes.x(i):.1f} {axes.y(v):.1f}")
+            pen_down, drawn = True, drawn + 1
+        dash = f' stroke-dasharray="{line["dash"]}"' if line.get("dash") else ""
+        body.append(f'<path class="series" d="{" ".join(commands) or "M0 0"}" stroke="{line["colour"]}"{dash} '
+                    f'data-run="{esc(line["run"])}" data-tag="{esc(line["tag"])}" data-n="{len(values)}" '
+                    f'><title>{esc(line["label"])}</title></path>')
+        bad = next((i for i, v in enumerate(values) if v is not None and not math.isfinite(v)), None)
+        if bad is not None:
+            x = axes.x(bad)
+            body.append(f'<text x="{x:.1f}" y="{axes.top + 4}" class="nan" fill="{line["colour"]}" '
+                        f'text-anchor="middle" data-step="{bad}">\u2715<title>{esc(line["label"])}: '
+                        f'{fmt(values[bad])} at step {bad}</title></text>')
+    legend = _legend(lines)
+    return (f'<svg class="curve" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+            f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{esc(title)}" {axes.attributes()}>'
+            f'<title>{esc(title)}</title>{"".join(body)}</svg>{legend}')
+
+
+def _legend(lines: list[dict]) -> str:
+    seen, items = set(), []
+    for line in lines:
+        key = (line["label"], line["colour"], line.get("dash"))
+        if key in seen:
+            continue
+        seen.add(key)
+        style = "dashed" if line.get("dash") else "solid"
+        items.append(f'<span><i style="border-top:2px {style} {line["colour"]}"></i>{esc(line["label"])}</span>')
+    if len(items) > 12:
+        items = items[:12] + [f"<span>and {len(items) - 12} more</span>"]
+    return f'<div class="legend">{"".join(items)}</div>'
+
+
+def dots(title: str, ylabel: str, groups: list[dict]) -> str:
+    """Values per seed side by side: `groups` are dicts of label, colour, symbol and `values`
+    (seed -> value, with `errors` seed -> half-width when known). A value that is not finite is
+    drawn as a cross on the top edge ("diverged")."""
+    seeds = sorted({s for g in groups for s in g["values"]}, key=lambda s: (s is None, s if s is not None else 0))
+    every = [v for g in groups for v in g["values"].values()]
+    every += [v + s * e for g in groups for k, v in g["values"].items() if finite(v)
+              for e in [(g.get("errors") or {}).get(k)] if finite(e) for s in (-1, 1)]
+    axes = Axes(max(2, len(seeds) + 1), every, False)
+    axes.x0, axes.x1 = 0, len(seeds) + 1
+    body = axes.frame(title, ylabel, steps=False)
+    for position, seed in enumerate(seeds, start=1):
+        body.append(f'<text x="{axes.x(position):.1f}" y="{axes.bottom + 14}" class="tick" text-anchor="middle">'
+                    f'{"yours" if seed is None else f"seed {seed}"}</text>')
+    width = len(groups)
+    for index, group in enumerate(groups):
+        shift = (index - (width - 1) / 2) * 0.18
+        for position, seed in enumerate(seeds, start=1):
+            if seed not in group["values"]:
+                continue
+            v, x = group["values"][seed], axes.x(position + shift)
+            tip = f"{group['label']}, seed {seed}: {'diverged (not finite)' if not finite(v) else fmt(v)}"
+            if not finite(v):
+                body.append(f'<text x="{x:.1f}" y="{axes.top + 10}" class="nan point" fill="{group["colour"]}" '
+                            f'text-anchor="middle" data-seed="{seed}">\u2715<title>{esc(tip)}</title></text>')
+                continue
+            error = (group.get("errors") or {}).get(seed)
+            if finite(error):
+                body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{axes.y(v - error):.1f}" '
+                            f'y2="{axes.y(v + error):.1f}" stroke="{group["colour"]}"/>')
+            body.append(f'<circle class="point" cx="{x:.1f}" cy="{axes.y(v):.1f}" r="4" '
+                        f'fill="{group["colour"]}" data-seed="{seed}" data-value="{v!r}">'
+                        f'<title>{esc(tip)}</title></circle>')
+    legend = _legend([{"label": g["label"], "colour": g["colour"]} for g in groups])
+    return (f'<svg class="curve" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+            f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{esc(title)}" {axes.attributes()}>'
+            f'<title>{esc(title)}</title>{"".join(body)}</svg>{legend}')
