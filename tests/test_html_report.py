@@ -1,0 +1,269 @@
+"""Issue 19: `--output-format html`. The report is built from a real static lint and a hand-made but
+realistic dynamic trace (checked against the contract, judged by the real report.apply_results), so
+these tests need no TensorFlow; every curve drawn is read back from the SVG and compared with the
+trace. tests/test_html_browser.py opens the same report in Chromium, tests/test_tensorboard_logdir.py
+writes its event files; the one real dynamic run is at the end of test_tensorboard_logdir.py."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conftest import FIXTURES
+from elbolint.config import Config
+from elbolint.diagnostics import Diagnostic, Position, Severity
+from elbolint.dynamic.parent import report
+from elbolint.dynamic.parent.settings import DynamicSettings
+from elbolint.dynamic.verdicts.contract import problems
+from elbolint.linter import lint_file
+from elbolint.registry import all_rules
+from elbolint.reporters import html
+from elbolint.reporters.html_curves import Evidence, number, runs
+
+MODEL = FIXTURES / "dynamic" / "raw_scale_high_lr.py"  # line 19: tfd.Normal(..., scale=tf.Variable(1.0)); fit at 22
+STEPS = 60
+LABEL = "`scale` of Normal"
+WATCHED = {LABEL: {"parameter": "scale", "distribution": "Normal", "component": None, "variable": None,
+                   "kind": "minimum", "strict": False}}
+#: seed -> the step where its scale goes below 0 (the loss is NaN from the next step on); seed 3 stays positive
+BREAKS = {0: 6, 1: 9, 2: 14}
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def seed_record(seed: int) -> dict:
+    """One seed of the user's fit, shaped like fitting.py's (contract.Run)."""
+    broken = BREAKS.get(seed)
+    loss, norm, scale = [], [], [1.0]
+    for step in range(STEPS):
+        if broken is not None and step > broken:
+            loss.append(math.nan)
+            norm.append(math.nan)
+            scale.append(math.nan)
+            continue
+        loss.append(10.0 + 300.0 * math.exp(-step / (4 + seed)) + 3.0 * math.sin(step * (seed + 1)))
+        norm.append(40.0 + 20.0 * math.cos(step / 3 + seed))
+        scale.append(1.0 - (step + 1) / (broken + 0.5) if broken is not None else 0.5 + 0.5 * math.exp(-step / 9))
+    return {"seed": seed, "loss": loss, "grad_norm": norm, "final_estimate": None, "positive": {LABEL: scale},
+            "constrained": [], "watched": WATCHED, "none_grad": [], "zero_grad": [], "untracked": [],
+            "no_trainable": False, "seconds": 0.3, "logprob_shape": [], "expected_rank": 0}
+
+
+def reruns(finals: dict) -> list[dict]:
+    return [{"seed": s, "finite": math.isfinite(v), "final": v if math.isfinite(v) else None,
+             "max_grad_norm": 400.0 + s} for s, v in finals.items()]
+
+
+def fit_trace(path: Path = MODEL) -> dict:
+    """A fit_surrogate_posterior trace with 4 seeds, its clipped and smaller-rate re-runs and a reference."""
+    seeds = [seed_record(s) for s in range(4)]
+    fit = dict(seeds[0])
+    fit["counterfactual"] = {"clipnorm": 1.0, "runs": reruns({0: math.nan, 1: 11.5, 2: math.nan, 3: 10.9})}
+    fit["smaller_rate"] = {"learning_rate": 0.5, "smaller": 0.05, "factor": 10.0,
+                           "runs": reruns({0: 11.0, 1: 10.9, 2: 11.2, 3: 10.8})}
+    return {"source": "fit_surrogate_posterior", "line": 22, "budget": 200,
+            "anchors": {"surrogate": "surrogate_posterior", "optimizer": "optimizer", "target": "target_log_prob_fn"},
+            "user_num_steps": 200, "fit": fit, "seeds": seeds,
+            "reference": {"kind": "factored", "loss": [33.0 * math.exp(-i / 20) + 10.0 for i in range(STEPS)],
+                          "final_estimate": 12.9, "affine_skipped": "the fit's loss turned non-finite",
+                          "seconds": 0.4},
+            "richer": {"skipped": "the fit's loss is not finite"},
+            "site": {"kind": "fit", "line": 22, "stack": [22], "optimizer_names": ["optimizer"]},
+            "fit_index": 0, "seconds": 1.7, "output_tail": "", "path": str(path), "keras": "Keras 3 as tf.keras"}
+
+
+def judged(trace: dict | None = None, path: Path = MODEL) -> tuple[list[Diagnostic], Evidence]:
+    """The static findings of `path` with their verdicts on `trace` (the real report.apply_results,
+    which also checks trace and verdicts against the contract: tests/conftest.py sets ELBOLINT_CHECK_TRACES)."""
+    trace = fit_trace(path) if trace is None else trace
+    assert problems(trace) == []
+    result = lint_file(path, all_rules(), {}, Config().enabled_codes())
+    evidence = Evidence()
+    with evidence.recording():
+        rows = report.apply_results([result], [trace], DynamicSettings(), Config().enabled_codes())
+    assert report.apply_results.__name__ == "apply_results" and not hasattr(report.apply_results, "__wrapped__")
+    diagnostics = sorted(list(result.diagnostics) + rows, key=Diagnostic.sort_key)
+    return diagnostics, evidence
+
+
+def svgs(page: str) -> list[ET.Element]:
+    return [ET.fromstring(block) for block in re.findall(r'<svg class="curve".*?</svg>', page, re.S)]
+
+
+def drawn_points(svg: ET.Element, path: ET.Element) -> list[tuple[float, float]]:
+    """(step, value) of every vertex of a series, from the chart's declared plot area and domain."""
+    left, top, right, bottom = map(float, svg.get("data-plot").split(","))
+    x0, x1 = map(float, svg.get("data-x").split(","))
+    low, high = map(float, svg.get("data-y").split(","))
+    log = svg.get("data-log") == "1"
+    points = []
+    for x, y in re.findall(r"[ML](-?[\d.]+) (-?[\d.]+)", path.get("d")):
+        step = x0 + (float(x) - left) / (right - left) * (x1 - x0)
+        value = low + (bottom - float(y)) / (bottom - top) * (high - low)
+        points.append((step, 10 ** value if log else value))
+    return points
+
+
+def assert_matches(svg: ET.Element, path: ET.Element, values: list) -> None:
+    """Every vertex is the recorded value at its step (to the 0.1 px the coordinates are rounded to),
+    and every finite value of a short series is drawn."""
+    low, high = map(float, svg.get("data-y").split(","))
+    log = svg.get("data-log") == "1"
+    tolerance = (high - low) * 0.002 + 1e-9
+    points = drawn_points(svg, path)
+    assert int(path.get("data-n")) == len(values)
+    for step, value in points:
+        index = round(step)
+        assert abs(step - index) < 0.3, (step, path.get("data-run"))
+        expected = number(values[index])
+        assert expected is not None and math.isfinite(expected)
+        got, want = (math.log10(value), math.log10(expected)) if log else (value, expected)
+        assert abs(got - want) <= tolerance, (path.get("data-run"), path.get("data-tag"), index, value, expected)
+    finite_values = [v for v in values if v is not None and math.isfinite(number(v))]
+    if len(values) <= 240:
+        assert len(points) == len(finite_values)
+    else:
+        assert len(points) >= 80
+
+
+def check_curves(page: str, trace_part: dict) -> int:
+    """Every series the report draws equals the trace's (loss, gradient norm, minima; seeds and reference)."""
+    expected = {}
+    for run in runs(trace_part):
+        for tag, values in run.series.items():
+            expected[(run.label, tag)] = values
+    checked = 0
+    for svg in svgs(page):
+        for path in svg.iter(f"{SVG}path"):
+            if path.get("class") != "series":
+                continue
+            assert_matches(svg, path, expected[(path.get("data-run"), path.get("data-tag"))])
+            checked += 1
+    return checked
+
+
+def test_a_confirmed_finding_shows_every_seed_the_reference_and_the_failing_step():
+    diagnostics, evidence = judged()
+    [elb001] = [d for d in diagnostics if d.code == "ELB001"]
+    assert elb001.dynamic["status"] == "confirmed"
+    page = html.render(diagnostics, evidence)
+    block = re.search(r'<details class="finding"[^>]*data-code="ELB001".*?</details>', page, re.S).group(0)
+    assert 'data-status="confirmed" open' in block
+    charts = svgs(block)
+    titles = [svg.get("aria-label") for svg in charts]
+    assert titles[:3] == ["Loss per step, fit at line 22", "Gradient norm, fit at line 22", f"Minimum of {LABEL}"]
+    assert titles[3].startswith("Final loss: your run beside its counterfactuals")
+    loss = charts[0]
+    runs_drawn = [p.get("data-run") for p in loss.iter(f"{SVG}path")]
+    assert runs_drawn == ["seed 0", "seed 1", "seed 2", "seed 3", "reference fit (factored)"]
+    # the failing steps of the verdict's evidence (per seed) are marked, and each NaN's first step is crossed
+    marks = sorted(int(line.get("data-step")) for line in loss.iter(f"{SVG}line") if line.get("class") == "mark")
+    below = [next(i for i, v in enumerate(r["positive"][LABEL]) if v <= 0) for r in fit_trace()["seeds"][:3]]
+    assert marks == below == [b + 1 for b in BREAKS.values()]  # the minimum's index i is its value after i steps
+    crosses = sorted(int(t.get("data-step")) for t in loss.iter(f"{SVG}text") if t.get("class") == "nan")
+    assert crosses == sorted(b + 1 for b in BREAKS.values())
+    assert check_curves(block, fit_trace()) == 5 + 4 + 4
+    # the counterfactual beside the original: the clipped re-runs' final losses, crosses where they diverged
+    dots = charts[3]
+    finals = {(c.find(f"{SVG}title").text.split(",")[0], c.get("data-seed")): float(c.get("data-value"))
+              for c in dots.iter(f"{SVG}circle")}
+    assert finals[("clipped re-run (clipnorm 1)", "1")] == 11.5
+    assert finals[("smaller-rate re-run (learning rate 0.05 (/10))", "2")] == 11.2
+    assert finals[("your run", "3")] == fit_trace()["seeds"][3]["loss"][-1]
+    diverged = [t.get("data-seed") for t in dots.iter(f"{SVG}text") if "nan" in (t.get("class") or "")]
+    assert sorted(diverged) == ["0", "0", "1", "2", "2"]  # the user's seeds 0-2, clipped seeds 0 and 2
+
+
+def test_every_dynamic_verdict_with_a_run_has_its_curves_and_static_only_findings_have_none():
+    diagnostics, evidence = judged()
+    page = html.render(diagnostics, evidence)
+    blocks = re.findall(r'<details class="finding".*?</details>', page, re.S)
+    assert len(blocks) == len(diagnostics)
+    for d, block in zip(diagnostics, blocks):
+        assert f'data-code="{d.code}"' in block
+        if d.dynamic and d.dynamic["status"] in ("confirmed", "not-reproduced", "observed"):
+            assert '<svg class="curve"' in block, d.code
+        assert f'data-status="{(d.dynamic or {}).get("status", "static")}"' in block
+    static_page = html.render([Diagnostic(d.path, d.start, d.end, d.code, d.name, d.message, d.severity, d.fix)
+                               for d in diagnostics])
+    assert "<svg" not in static_page and static_page.count('<details class="finding"') == len(diagnostics)
+
+
+def test_the_report_is_self_contained_and_readable_without_javascript():
+    diagnostics, evidence = judged()
+    page = html.render(diagnostics, evidence)
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert not re.search(r"<(link|img|iframe|object|embed)\b|\bsrc=|@import|url\(", page)
+    assert [m for m in re.findall(r'href="([^"#][^"]*)"', page) if not m.startswith("https://github.com/")] == []
+    assert '<form id="filters" hidden>' in page  # revealed by the script; without it nothing is dead
+    # the summary counts per code, severity and status, and names the file
+    assert re.search(r'<td><a href="#rule-ELB001">ELB001</a></td><td>unconstrained-scale</td><td>error</td>'
+                     r'<td class="num">1</td><td>1 confirmed</td>', page)
+    assert "raw_scale_high_lr.py" in page and 'id="rule-ELB001"' in page and 'id="rule-ELB009"' in page
+    # the rule's explanation and its fix, as a diff
+    assert "Why is this bad?" in page
+    assert ('<span class="add">+surrogate_posterior = tfd.Normal(loc=tf.Variable(0.0), '
+            'scale=tfp.util.TransformedVariable(1.0, tfp.bijectors.Softplus()))</span>') in page
+    assert '<span class="hl"><span class="ln">19 </span>surrogate_posterior = tfd.Normal(' in page
+
+
+def test_a_keras_fit_shows_its_kl_and_data_terms_and_elb111_its_richer_family():
+    record = {"seed": 0, "loss": [700.0 - i for i in range(50)], "grad_norm": [16.0 - i / 10 for i in range(50)],
+              "kl": [699.0 - i for i in range(50)], "data": [1.0 + (i % 3) / 10 for i in range(50)],
+              "kl_weight": 1.0, "dataset_size": 2000, "batch_size": 32, "positive": {}, "none_grad": [],
+              "zero_grad": [], "untracked": [], "no_trainable": False, "seconds": 0.2,
+              "posterior_scale": {"min": [0.03] * 50, "mean": [0.05] * 50, "prior": 1.0}}
+    part = {"source": "keras", "line": 27, "fit": record, "seeds": [record, dict(record, seed=1, variant={"seed": 1})],
+            "site": {"kind": "keras", "line": 27, "stack": [27], "model_names": ["model"]},
+            "richer": {"latent": 2, "names": ["w", "b"], "user_elbo": -98.2, "user_se": 0.9, "start_elbo": -99.9,
+                       "reference": [{"seed": s, "steps": 1000, "elbo": -76.4 - s, "se": 0.02,
+                                      "mean_field_elbo": -79.1, "mean_field_se": 0.03} for s in range(3)],
+                       "steps": 1000, "step_cap": 1000, "seeds": 3}}
+    assert problems(part) == []
+    block = html.curves(part, {})
+    titles = [svg.get("aria-label") for svg in svgs(block)]
+    assert titles == ["Loss per step, keras fit at line 27", "Gradient norm, keras fit at line 27",
+                      "KL and data terms, keras fit at line 27", "ELBO: your family vs a richer one (higher is better)"]
+    assert check_curves(block, part) == 2 + 2 + 2
+    richer = svgs(block)[3]
+    values = sorted(float(c.get("data-value")) for c in richer.iter(f"{SVG}circle"))
+    assert values == sorted([-76.4, -77.4, -78.4, -79.1, -79.1, -79.1, -98.2])
+
+
+def test_a_long_series_is_thinned_without_losing_its_spike():
+    losses = [5.0] * 3000
+    losses[1234] = 900.0
+    part = {"fit": {"loss": losses}, "source": "loop"}
+    [svg] = svgs(html.curves(part, {}))
+    [path] = [p for p in svg.iter(f"{SVG}path")]
+    assert_matches(svg, path, losses)
+    assert max(v for _, v in drawn_points(svg, path)) > 899 and path.get("d").count("L") < 300
+
+
+def test_hundreds_of_findings_stay_small(tmp_path):
+    """A static-only report of 600 findings (a repository's worth) stays a few hundred KB."""
+    source = tmp_path / "m.py"
+    source.write_text("".join(f"q{i} = tfd.Normal(loc=0., scale=tf.Variable(1.0))\n" for i in range(300)))
+    rows = [Diagnostic(source, Position(i // 2 + 1, 30), Position(i // 2 + 1, 46), "ELB001" if i % 2 else "ELB003",
+                       "unconstrained-scale" if i % 2 else "missing-gradient-clipping", f"finding {i} " + "x" * 120,
+                       Severity.ERROR if i % 2 else Severity.WARNING) for i in range(600)]
+    page = html.render(rows)
+    assert page.count('<details class="finding"') == 600
+    assert len(page.encode()) < 600 * 1500, len(page)
+
+
+def test_cli_writes_the_report_and_an_unwritable_output_is_one_line(tmp_path):
+    out = tmp_path / "report.html"
+    done = subprocess.run([sys.executable, "-m", "elbolint", "check", "--no-cache", "--output-format", "html",
+                           "-o", str(out), str(FIXTURES / "ELB001" / "bad_tfd_alias.py")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert out.read_text().count('<details class="finding"') == 7
+    bad = subprocess.run([sys.executable, "-m", "elbolint", "check", "--no-cache", "--output-format", "html",
+                          "-o", str(out / "x.html"), str(FIXTURES / "ELB001" / "bad_tfd_alias.py")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().startswith("elbolint: error: cannot write the report to") and len(bad.stderr.splitlines()) == 1
