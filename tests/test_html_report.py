@@ -266,4 +266,4 @@ def test_cli_writes_the_report_and_an_unwritable_output_is_one_line(tmp_path):
                           "-o", str(out / "x.html"), str(FIXTURES / "ELB001" / "bad_tfd_alias.py")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert bad.stderr.strip().startswith("elbolint: error: cannot write the report to") and len(bad.stderr.splitlines()) == 1
+    assert bad.stderr.startswith("elbolint: error: cannot write the report to") and len(bad.stderr.splitlines()) == 1
