@@ -1,0 +1,145 @@
+"""Issue 19: `--dynamic-logdir DIR` writes TensorBoard event files; read back here with TensorFlow's own
+`tf.compat.v1.train.summary_iterator` (in a child process: the test process, like elbolint's, never
+imports TensorFlow) and compared with the trace. The last test is the one real dynamic run: a fixture
+run end to end, its HTML curves and its event files both checked against the trace it recorded."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES
+from elbolint.tensorboard_logs import log_runs, write_logs
+from test_html_report import LABEL, MODEL, check_curves, fit_trace, judged
+
+READER = textwrap.dedent("""\
+    import json, math, os, sys
+    import tensorflow as tf
+    found = {}
+    for folder, _, files in os.walk(sys.argv[1]):
+        for name in files:
+            if not name.startswith("events.out.tfevents"):
+                continue
+            run = os.path.relpath(folder, sys.argv[1])
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+                for value in event.summary.value:
+                    plugin = value.metadata.plugin_data.plugin_name
+                    if plugin:
+                        found.setdefault("plugins", {})[run + "/" + value.tag] = plugin
+                    number = float(tf.make_ndarray(value.tensor))
+                    found.setdefault(run, {}).setdefault(value.tag, []).append([event.step, number])
+    print(json.dumps(found))
+    """)
+
+
+def read_logs(logdir: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", READER, str(logdir)], capture_output=True, text=True,
+                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def same(written: list, values: list, start: int = 0) -> None:
+    """The event file's (step, value) pairs are the trace's values (as float32), every recorded step."""
+    expected = [(i + start, v) for i, v in enumerate(values) if v is not None]
+    assert [s for s, _ in written] == [s for s, _ in expected]
+    for (_, got), (_, want) in zip(written, expected):
+        want = float(np.float32(float(want)))
+        assert got == want or (math.isnan(got) and math.isnan(want)), (got, want)
+
+
+def test_runs_are_one_per_site_seed_and_variant():
+    _, evidence = judged()
+    found = {run["run"]: run["scalars"] for run in log_runs(evidence)}
+    site = "raw_scale_high_lr.py/fit_line22"
+    assert sorted(found) == sorted([f"{site}/seed{s}/{v}" for s in range(4) for v in ("user", "clipped", "smaller-rate")]
+                                   + [f"{site}/reference"])
+    assert sorted(found[f"{site}/seed0/user"]) == ["grad_norm", "loss", "min/scale_of_Normal"]
+    assert found[f"{site}/seed1/clipped"] == {"final_loss": [[59, 11.5]], "max_grad_norm": [[59, 401.0]]}
+    assert found[f"{site}/seed0/clipped"]["final_loss"] == [[59, "nan"]]  # diverged
+
+
+def test_unusable_logdirs_are_refused_in_one_line_before_anything_runs(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for args, message in (
+            (["--dynamic", "--dynamic-logdir", str(blocker / "logs")], "--dynamic-logdir: cannot write to"),
+            (["--dynamic", "--dynamic-logdir", str(blocker)], "exists and is not a directory"),
+            (["--dynamic-logdir", str(tmp_path / "logs")], "--dynamic-logdir needs --dynamic")):
+        done = subprocess.run([sys.executable, "-m", "elbolint", "check", *args, str(MODEL)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (args, done.stderr)
+        assert len(done.stderr.splitlines()) == 1 and message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.dynamic
+def test_event_files_hold_the_trace(tmp_path):
+    _, evidence = judged()
+    written, problem = write_logs(tmp_path, evidence)
+    assert problem is None and written == 13
+    logs = read_logs(tmp_path)
+    trace = fit_trace()
+    site = "raw_scale_high_lr.py/fit_line22"
+    for seed, record in enumerate(trace["seeds"]):
+        run = logs[f"{site}/seed{seed}/user"]
+        same(run["loss"], record["loss"])
+        same(run["grad_norm"], record["grad_norm"])
+        same(run["min/scale_of_Normal"], record["positive"][LABEL])
+    same(logs[f"{site}/reference"]["loss"], trace["reference"]["loss"])
+    assert logs[f"{site}/seed3/smaller-rate"]["final_loss"] == [[59, float(np.float32(10.8))]]
+    assert math.isnan(logs[f"{site}/seed2/clipped"]["final_loss"][0][1])
+    assert set(logs["plugins"].values()) == {"scalars"}
+
+
+RECORD = textwrap.dedent("""\
+    import json, sys
+    import elbolint.dynamic.parent.report as report
+    original, traces = report.apply_results, {}
+    def recording(selected, outcomes, *args, **kwargs):
+        traces.update((str(r.path), o) for r, o in zip(selected, outcomes))
+        return original(selected, outcomes, *args, **kwargs)
+    report.apply_results = recording
+    from elbolint.cli import main
+    out, sys.argv = sys.argv[1], ["elbolint", "check", *sys.argv[2:]]
+    try:
+        main()
+    finally:
+        with open(out, "w") as handle:
+            json.dump(traces, handle)
+    """)
+
+
+@pytest.mark.dynamic
+def test_a_real_dynamic_run_has_its_curves_in_the_report_and_in_tensorboard(tmp_path):
+    """One fixture run for real: every confirmed or not-reproduced finding has curves, and every curve
+    and every event-file series is the trace the run recorded."""
+    report, logdir, traces = tmp_path / "report.html", tmp_path / "logs", tmp_path / "traces.json"
+    done = subprocess.run([sys.executable, "-c", RECORD, str(traces), "--dynamic", "--dynamic-seeds", "2",
+                           "--dynamic-logdir", str(logdir), "--output-format", "html", "-o", str(report),
+                           "--exit-zero", str(FIXTURES / "dynamic" / "raw_scale_high_lr.py")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"TensorBoard logs of \d+ runs in ", done.stderr)
+    [trace] = json.loads(traces.read_text()).values()
+    page = report.read_text()
+    blocks = re.findall(r'<details class="finding".*?</details>', page, re.S)
+    judged_blocks = [b for b in blocks if re.search(r'data-status="(confirmed|not-reproduced)"', b)]
+    assert judged_blocks and 'data-status="confirmed"' in page
+    for block in judged_blocks:
+        assert check_curves(block, trace) >= 2 * 3  # loss, gradient norm and the minimum of both seeds
+    logs = read_logs(logdir)
+    for seed, record in enumerate(trace["seeds"]):
+        run = logs[f"raw_scale_high_lr.py/fit_line22/seed{seed}/user"]
+        same(run["loss"], record["loss"])
+        same(run["grad_norm"], record["grad_norm"])
+        for label, minima in record["positive"].items():
+            same(run["min/" + re.sub(r"[^A-Za-z0-9_.+-]+", "_", label).strip("_")], minima)
+    same(logs["raw_scale_high_lr.py/fit_line22/reference"]["loss"], trace["reference"]["loss"])
