@@ -60,8 +60,8 @@ def test_runs_are_one_per_site_seed_and_variant():
     _, evidence = judged()
     found = {run["run"]: run["scalars"] for run in log_runs(evidence)}
     site = "raw_scale_high_lr.py/fit_line22"
-    assert sorted(found) == sorted([f"{site}/seed{s}/{v}" for s in range(4) for v in ("user", "clipped", "smaller-rate")]
-                                   + [f"{site}/reference"])
+    variants = ("user", "clipped", "smaller-rate")
+    assert sorted(found) == sorted([f"{site}/seed{s}/{v}" for s in range(4) for v in variants] + [f"{site}/reference"])
     assert sorted(found[f"{site}/seed0/user"]) == ["grad_norm", "loss", "min/scale_of_Normal"]
     assert found[f"{site}/seed1/clipped"] == {"final_loss": [[59, 11.5]], "max_grad_norm": [[59, 401.0]]}
     assert found[f"{site}/seed0/clipped"]["final_loss"] == [[59, "nan"]]  # diverged
