@@ -376,13 +376,13 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
     # ESTIMATE_SAMPLES samples in ESTIMATE_BATCHES calls of the target; a target that only takes the
     # user's own sample size gets that many per call (many more calls, the same estimate)
     per_batch = size * max(1, -(-ESTIMATE_SAMPLES // (ESTIMATE_BATCHES * size)))
-    batches = ESTIMATE_BATCHES
+    batches, strict = ESTIMATE_BATCHES, False
     try:
         user_estimate = _estimates(user_elbo(per_batch), batches, dtype, base=0)
     except (SystemExit, MemoryError):
         raise
     except Exception:
-        per_batch, batches = size, max(2, min(ESTIMATE_MAX_BATCHES, -(-ESTIMATE_SAMPLES // size)))
+        per_batch, batches, strict = size, max(2, min(ESTIMATE_MAX_BATCHES, -(-ESTIMATE_SAMPLES // size))), True
         user_estimate = _estimates(user_elbo(per_batch), batches, dtype, base=0)
     if user_estimate[0][0] is None:
         return {"skipped": "the fitted surrogate's ELBO is not finite", "latent": latent}
@@ -390,16 +390,19 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
              "diagonal": fill.inverse(tf.constant(np.diag(user_sd), dtype)).numpy(), "latent": latent}
     fitter = _Fitter(target, bijector, fill, start, size, steps, dtype, user_dtype, shapes, sizes, unconstrained,
                      batches, per_batch)
+    fitter.strict = strict
     start_elbo = fitter.start_elbo()
     # every seed's reference and its mean-field control fitted at once, as one batch of fits (the target
     # called on all their samples together); a target that cannot take the larger batch, one fit at a time
     members = [(seed, kind) for seed in range(seeds) for kind in ("full", "mean_field")]
     try:
+        if strict:
+            raise ValueError("the target takes only its own sample size")
         results, stopped = fitter.fit(members, stop_at)
     except (SystemExit, MemoryError):
         raise
     except Exception:
-        results, stopped = {}, None
+        fitter.strict, results, stopped = True, {}, None
         for member in members:
             if time.monotonic() > stop_at:
                 stopped = f"seeds {member[0] + 1}-{seeds} not run: the time budget is spent"
@@ -481,6 +484,8 @@ class _Fitter:
         self.target, self.bijector, self.fill, self.start = target, bijector, fill, start
         self.size, self.steps, self.dtype, self.user_dtype = size, steps, dtype, user_dtype
         self.shapes, self.sizes, self.batches, self.per_batch = shapes, sizes, batches, per_batch
+        #: A target that takes only the user's own sample size: one fit at a time, one draw per call.
+        self.strict = False
         self.structure = tf.nest.map_structure(lambda _: 0, unconstrained)
 
     def _elbos(self, loc, raw, mask, seed, n):
@@ -523,6 +528,7 @@ class _Fitter:
     def fit(self, members, stop_at) -> tuple[dict, Optional[str]]:
         """{member: {"steps", "elbo", "se", "tril"}} and why it stopped early (None when it did not)."""
         import tensorflow as tf
+        import tensorflow_probability as tfp
 
         loc, raw, mask = self._variables(members)
         variables = [loc, raw]
@@ -534,9 +540,14 @@ class _Fitter:
         @tf.function(autograph=False)
         def train(n):
             def body(i):
-                with tf.GradientTape() as tape:  # DRAWS_PER_STEP draws of the user's sample size, in one call
-                    loss = -tf.reduce_sum(self._elbos(loc, raw, mask, tf.stack([seed0[0] + seed0[1] * 1000, i]),
-                                                      DRAWS_PER_STEP * self.size))
+                seed = tf.stack([seed0[0] + seed0[1] * 1000, i])
+                with tf.GradientTape() as tape:  # DRAWS_PER_STEP draws of the user's sample size
+                    if self.strict:
+                        draws = tfp.random.split_seed(seed, DRAWS_PER_STEP)
+                        loss = -tf.reduce_sum(tf.add_n([self._elbos(loc, raw, mask, draws[k], self.size)
+                                                        for k in range(DRAWS_PER_STEP)])) / DRAWS_PER_STEP
+                    else:
+                        loss = -tf.reduce_sum(self._elbos(loc, raw, mask, seed, DRAWS_PER_STEP * self.size))
                 grads = tape.gradient(loss, variables)
                 ops = [count.assign_add(1.0)]
                 # the rate decays geometrically from LEARNING_RATE to FINAL_LEARNING_RATE over the step cap
