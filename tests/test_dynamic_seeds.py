@@ -52,7 +52,7 @@ def test_nan_in_two_of_four_seeds_is_reported_with_the_fraction_and_step():
             run_record(clean(), seed=2), run_record(nan_at(117), seed=3)]
     findings = classify_seeds(fit_trace(runs))
     [nan] = [f for f in findings if f["code"] == "ELB101"]
-    assert nan["message"] == "loss NaN from step 312; in 2 of 4 seeds by step 312 (500 steps each)"
+    assert nan["message"] == "loss NaN from step 312; in 2 of 4 seeds by step 312 (up to 500 steps each)"
     assert nan["evidence"]["seeds"] == {"observed": 2, "of": 4, "which": [1, 3], "steps": [312, 117]}
 
 
@@ -120,10 +120,10 @@ def test_confirmed_by_some_seeds_says_how_many():
     rows = apply_results([result], [fit_trace(runs)], _settings(), Config().enabled_codes())
     elb001 = next(d for d in result.diagnostics if d.code == "ELB001")
     assert elb001.dynamic["status"] == "confirmed"
-    assert elb001.dynamic["summary"].count("in 2 of 4 seeds by step 10 (500 steps each)") == 1
+    assert elb001.dynamic["summary"].count("in 2 of 4 seeds by step 10 (up to 500 steps each)") == 1
     assert "NaN" not in elb001.dynamic["summary"]  # the NaN is told once, in its own row
     [nan] = [r for r in rows if r.code == "ELB101"]
-    assert "loss NaN from step 312; in 2 of 4 seeds by step 312 (500 steps each)" in nan.message
+    assert "loss NaN from step 312; in 2 of 4 seeds by step 312 (up to 500 steps each)" in nan.message
 
 
 def test_a_nan_alone_confirms_no_raw_scale_and_no_learning_rate():
@@ -319,7 +319,7 @@ def test_readme_example_raw_scale_is_confirmed_over_seeds_and_its_own_num_steps(
     # the weight's scale (line 22) goes negative; the bias's (line 23) stays positive in every seed
     assert [r["dynamic"]["status"] for r in elb001] == ["confirmed", "not-reproduced"]
     summary = elb001[0]["dynamic"]["summary"]
-    assert "of 4 seeds by step" in summary and "(500 steps each)" in summary
+    assert "of 4 seeds by step" in summary and "500 steps each)" in summary
     assert elb001[0]["dynamic"]["trace"]["budget"] == 500 and elb001[0]["dynamic"]["trace"]["seeds"] == 4
     assert not [r for r in mine if r["code"] == "ELB100"]
 

@@ -128,6 +128,23 @@ def support_checks(result) -> list:
     return checks
 
 
+def raw_parameters(result) -> list:
+    """The raw variables ELB001/ELB007/ELB008 findings are about, as the child can watch them: the
+    parameter, its distribution, the `name=` component and the plain name of the variable passed (a
+    `tfd.Bernoulli(probs=zero_prob)` built inside a loop's tape is no surrogate, so nothing else
+    watches it; the variable *is* the parameter, so its own values are the parameter's)."""
+    from elbolint.dynamic.parent.report import _subject
+
+    source = result.source.text if result.source is not None else ""
+    found = []
+    for d in result.diagnostics:
+        wanted = _subject(result, d, source) if d.code in ("ELB001", "ELB007", "ELB008") else None
+        if wanted is not None and wanted.variable:
+            found.append({"parameter": wanted.parameter, "distribution": wanted.distribution,
+                          "component": wanted.component, "variable": wanted.variable})
+    return found
+
+
 def _is_notebook(result) -> bool:
     return getattr(result, "notebook", None) is not None
 
@@ -142,6 +159,7 @@ def _job(result, index: int, options, scratch) -> dict:
     job["settings"]["flagged_names"] = flagged_names(result) if job["settings"]["flagged_spans"] else []
     job["settings"]["flagged_codes"] = sorted({d.code for d in result.diagnostics})  # replays.py: which fixes to try
     job["settings"]["support_checks"] = support_checks(result)
+    job["settings"]["raw_parameters"] = raw_parameters(result)
     if _is_notebook(result):
         module = os.path.join(scratch, f"elbolint_notebook_{index}.py")
         with open(module, "w", encoding="utf-8") as handle:

@@ -42,7 +42,8 @@ def install(context) -> None:
     loop = LoopRecorder(context.path, context.budget, context.Stop, on_first_step=claim,
                         flagged=context.settings.get("flagged_spans"),
                         timeout=float(context.settings.get("timeout", 60.0)),
-                        flagged_names=context.settings.get("flagged_names"))
+                        flagged_names=context.settings.get("flagged_names"),
+                        raw_parameters=context.settings.get("raw_parameters"))
     loop.install()
     context.store[NAME] = loop
     context.before_run(loop.arm)

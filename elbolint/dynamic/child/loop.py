@@ -53,7 +53,8 @@ TIME_SHARE, TIME_MIN_STEPS = 0.5, 2
 class LoopRecorder:
     def __init__(self, path: str, budget: int, stop: Callable[[], BaseException],
                  on_first_step: Optional[Callable[[], None]] = None, flagged: Optional[list] = None,
-                 timeout: float = 60.0, flagged_names: Optional[list] = None):
+                 timeout: float = 60.0, flagged_names: Optional[list] = None,
+                 raw_parameters: Optional[list] = None):
         self.path = path
         self.on_first_step = on_first_step
         self.budget = budget
@@ -61,6 +62,7 @@ class LoopRecorder:
         self.armed = False
         self.flagged = flagged  # [first, last] spans of the flagged training calls; None: every run is
         self.flagged_names = flagged_names or []  # names bound to the flagged optimizers and models
+        self.raw_parameters = raw_parameters or []  # the raw variables ELB001/007/008 findings are about
         self.timeout = timeout
         self.started = time.monotonic()  # the file's run started about now (the recorder is installed first)
         self.time_cut: Optional[float] = None  # seconds when a slow run was stopped by the time budget
@@ -279,7 +281,7 @@ class LoopRecorder:
         cut, passed, armed, started = self.cut, self.passed, self.armed, self.started
         before = list(getattr(self, "trained_before", [])) + list(self.variables)
         self.__init__(self.path, self.budget, self.stop, self.on_first_step, self.flagged, self.timeout,
-                      self.flagged_names)
+                      self.flagged_names, self.raw_parameters)
         self.cut, self.passed, self.armed, self.started = cut, passed, armed, started
         self.trained_before = before  # what the runs cut short trained (not this run's ELB105 evidence)
 
@@ -342,12 +344,42 @@ class LoopRecorder:
         from elbolint.dynamic.child.fitting import positive_parameters
 
         surrogate = self.surrogate(pairs)
-        if surrogate is None:
+        found = []
+        if surrogate is not None:
+            try:
+                found = positive_parameters(surrogate, (3, 4), [self.locals, self.namespace])
+            except Exception:
+                found = []
+        return found + self._raw_watches(pairs, found)
+
+    def _raw_watches(self, pairs: list, found: list) -> list:
+        """Watches on the updated variables a static finding names as a constrained parameter (the
+        model's raw Bernoulli `probs`, a likelihood's raw `rate`): the variable is the parameter, so its
+        values are the parameter's, whatever distribution the loop builds from it each step."""
+        from elbolint.dynamic.child.varnames import variable_labels
+        from elbolint.dynamic.child.watch import Watch
+
+        if not self.raw_parameters:
             return []
-        try:
-            return positive_parameters(surrogate, (3, 4), [self.locals, self.namespace])
-        except Exception:
-            return []
+        variables = [v for _, v in pairs]
+        labels = variable_labels(variables, [self.locals, self.namespace])
+        seen = {(getattr(w, "parameter", None), getattr(w, "variable", None)) for _, w in found}
+        watches = []
+        for wanted in self.raw_parameters:
+            name, parameter = wanted.get("variable"), wanted.get("parameter")
+            if not name or (parameter, name) in seen:
+                continue
+            matches = [v for v, label in zip(variables, labels) if label == name]
+            if len(matches) != 1:
+                continue  # not updated by this run, or not told apart: not watched
+            label = f"`{parameter}` of {wanted.get('distribution')}"
+            if wanted.get("component"):
+                label += f" '{wanted['component']}'"
+            label += f" (`{name}`)"
+            watches.append((label, Watch(label, matches[0], parameter, wanted.get("distribution"),
+                                         wanted.get("component"), name, constrained=False)))
+            seen.add((parameter, name))
+        return watches
 
     def surrogate(self, pairs: Optional[list] = None):
         """The recorded surrogate; without a monte_carlo_variational_loss call, the distribution in

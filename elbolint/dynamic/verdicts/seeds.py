@@ -225,8 +225,9 @@ def _aggregate(trace: dict, thresholds: Optional[dict]) -> list[dict]:
             text = f"in {count} of {total} seeds"
             if entry["steps"]:
                 text += f" by step {max(entry['steps'])}"
-            if budget:
-                text += f" ({budget} steps each)"
+            if budget:  # "up to": a run that went NaN (or whose program stopped) recorded fewer
+                short = any(len(run.get("loss") or []) < budget for run in runs)
+                text += f" ({'up to ' if short else ''}{budget} steps each)"
             finding["message"] = f"{finding['message']}; {text}"
             finding["evidence"] = dict(finding.get("evidence") or {}, seeds={
                 "observed": count, "of": total, "which": entry["seeds"], "steps": entry["steps"]})
