@@ -9,7 +9,6 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 
 from elbolint.diagnostics import Code, Severity
-from elbolint.rule import Rule
 
 
 #: Codes emitted by the engine itself. Always on unless ignored.
@@ -26,7 +25,9 @@ ENGINE_CODES = (
 )
 
 
-def _rules_in_module(module) -> list[type[Rule]]:
+def _rules_in_module(module) -> list[type]:
+    from elbolint.rule import Rule
+
     found = []
     for value in vars(module).values():
         if (
@@ -41,16 +42,17 @@ def _rules_in_module(module) -> list[type[Rule]]:
 
 
 @lru_cache(maxsize=1)
-def all_rules() -> tuple[type[Rule], ...]:
-    """Every available rule, sorted by code. Raises if two rules share a code."""
+def all_rules() -> tuple[type, ...]:
+    """Every available rule (`Rule` subclasses), sorted by code. Raises if two rules share a code.
+    Imported on the first call (with LibCST): importing this module costs nothing."""
     import elbolint.rules as package
 
-    rules: list[type[Rule]] = []
+    rules: list[type] = []
     for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
         rules.extend(_rules_in_module(importlib.import_module(info.name)))
     for entry in entry_points(group="elbolint.rules"):
         rules.extend(_rules_in_module(entry.load()))
-    by_code: dict[str, type[Rule]] = {}
+    by_code: dict[str, type] = {}
     for rule in rules:
         if rule.code in by_code and by_code[rule.code] is not rule:
             raise RuntimeError(f"two rules share the code {rule.code}: {by_code[rule.code]} and {rule}")

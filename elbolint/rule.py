@@ -59,6 +59,10 @@ class Rule(BatchableVisitor):
     fix_is_unsafe: ClassVar[bool] = False
     #: The file analyses this rule asks (`self.analysis(kind)`); the engine runs them (elbolint/analysis.py).
     analyses: ClassVar[tuple[type[FileAnalysis], ...]] = ()
+    #: What the rule starts from, for the triage before LibCST's parse (elbolint/triage.py): groups of
+    #: words; the rule can fire only in a file whose text has, for every group, one of its words as a
+    #: whole word. None (the default): no declaration, the rule always runs.
+    starts_from: ClassVar[Optional[tuple[tuple[str, ...], ...]]] = None
 
     def __init__(self, context: RuleContext) -> None:
         super().__init__()

@@ -17,6 +17,7 @@ from elbolint.names import (
     KERAS_OPTIMIZERS, TF, TFB, TFD, TFP_EXPERIMENTAL_VI, TFP_UTIL, TFP_VI, TFPL, member_of, names_in,
 )
 from elbolint.resolver import Resolver
+from elbolint.triage import last_parts
 
 #: Parameters that must stay strictly positive for the distribution to be valid.
 POSITIVE_PARAMETERS = frozenset({
@@ -84,6 +85,10 @@ VARIATIONAL_LAYERS = names_in(
 )
 BIJECTOR_SOFTPLUS = f"{TFB}.Softplus"
 BIJECTOR_EXP = f"{TFB}.Exp"
+
+#: The words of a raw trainable variable (`tf.Variable` in any spelling, a Keras `self.add_weight`):
+#: the triage words (`starts_from`, elbolint/triage.py) of the rules that start from one.
+RAW_VARIABLE_WORDS = (*last_parts(VARIABLE), "add_weight", "add_variable")
 
 
 def distribution_name(resolver: Resolver, call: cst.Call) -> Optional[str]:
@@ -236,6 +241,10 @@ STRING_OPTIMIZERS = {
     "rmsprop": "RMSprop", "adagrad": "Adagrad", "adadelta": "Adadelta", "ftrl": "Ftrl",
     "lion": "Lion", "adafactor": "Adafactor",
 }
+
+#: Triage words (elbolint/triage.py) of the rules that start from an optimizer: every optimizer
+#: class, and the Keras strings in any case (`compile(optimizer="Adam")`).
+OPTIMIZER_WORDS = (*last_parts(ANY_OPTIMIZER), "(?i:" + "|".join(STRING_OPTIMIZERS) + ")")
 
 
 class BranchScopes:

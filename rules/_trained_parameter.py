@@ -20,7 +20,7 @@ from elbolint.analyses.training import Training
 from elbolint.names import TFP
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
-    distribution_name, raw_variable_at, raw_variables_passed, variable_words,
+    RAW_VARIABLE_WORDS, distribution_name, raw_variable_at, raw_variables_passed, variable_words,
 )
 
 
@@ -125,6 +125,8 @@ class RawParameterRule(TrainedParameterRule):
     """
 
     _discarded_depth = 0
+    #: Triage: every finding is a raw trainable variable (`raw_variable_at`).
+    starts_from = (RAW_VARIABLE_WORDS,)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -7,6 +7,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFB, TFD, TFP_VI, TFPL, names_in
 from elbolint.rule import Rule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import OPTIMIZERS, DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VI_FUNCTIONS
 
 _FIT = names_in(TFP_VI, "fit_surrogate_posterior")
@@ -63,6 +64,8 @@ class ConstantSurrogate(Rule):
     name = "constant-surrogate"
     severity = Severity.WARNING
     confirmed_by = ("ELB105",)
+    #: Triage: the surrogate of a fit or a VI loss.
+    starts_from = (last_parts(_FIT | _LOSS),)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -11,8 +11,10 @@ from elbolint.analyses.training import Training
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFP, TFP_VI
 from elbolint.rule import Rule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import (
-    GRAPH_MODE, VARIABLE, VI_FUNCTIONS, distribution_arguments, distribution_name, is_keras_weight, is_non_trainable,
+    GRAPH_MODE, RAW_VARIABLE_WORDS, VARIABLE, VI_FUNCTIONS, distribution_arguments, distribution_name, is_keras_weight,
+    is_non_trainable,
 )
 
 #: Element-wise maps people apply to an unconstrained variable to make a parameter positive.
@@ -148,6 +150,8 @@ class EagerParameterTransform(Rule):
     name = "eager-parameter-transform"
     severity = Severity.ERROR
     confirmed_by = ("ELB105",)
+    #: Triage: a transform (`_TRANSFORMS`) of a raw trainable variable.
+    starts_from = (RAW_VARIABLE_WORDS, last_parts(_TRANSFORMS))
     analyses = (Training,)
 
     def __init__(self, context) -> None:

@@ -9,6 +9,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TF
 from elbolint.rule import Rule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import (
     BIJECTOR_EXP, DEFERRED_TENSOR, POSITIVE_PARAMETERS, TRANSFORMED_VARIABLE, VARIABLE,
     distribution_arguments, distribution_name, is_call, is_non_trainable, literal_values,
@@ -60,6 +61,8 @@ class ExpScaleTransform(Rule):
     severity = Severity.WARNING
     default_enabled = False
     confirmed_by = ("ELB101",)
+    #: Triage: exp (`tf.exp`, `tfb.Exp`, in a transform or a deferred tensor).
+    starts_from = ((*last_parts(_EXP), *last_parts({BIJECTOR_EXP})),)
 
     def __init__(self, context) -> None:
         super().__init__(context)

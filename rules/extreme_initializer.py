@@ -9,6 +9,7 @@ import libcst as cst
 
 from elbolint.diagnostics import Severity
 from elbolint.rules._trained_parameter import TrainedParameterRule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import (
     POSITIVE_PARAMETERS, TRANSFORMED_VARIABLE, VARIABLE, distribution_arguments, distribution_name,
     first_argument, is_call, is_non_trainable, literal_values,
@@ -71,6 +72,9 @@ class ExtremeInitializer(TrainedParameterRule):
     severity = Severity.WARNING
     options = {"threshold": 100.0}
     confirmed_by = ("ELB102", "ELB107", "ELB101")
+    #: Triage: a trainable variable's initial value, or an initial state (a keyword or a name).
+    starts_from = ((*last_parts(VARIABLE | TRANSFORMED_VARIABLE), *_INITIAL_KEYWORDS,
+                    r"(?:initial|init)_(?:states?|positions?|values?|locs?)"),)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -9,6 +9,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TFD, names_in
 from elbolint.rule import Rule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import distribution_name, first_argument
 
 #: Joint distributions that call each component with the previous samples, most recent first.
@@ -66,6 +67,8 @@ class JointLambdaArguments(Rule):
     name = "joint-lambda-arguments"
     severity = Severity.ERROR
     confirmed_by = ("ELB100", "ELB106")
+    #: Triage: a component of a JointDistributionSequential.
+    starts_from = (last_parts(_SEQUENTIAL),)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -14,6 +14,7 @@ from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFD, TFP, names_in
 from elbolint.resolver import Flow
 from elbolint.rule import Rule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import distribution_arguments, distribution_name, first_argument
 
 #: Joint distributions that sum component log-probs without reducing their batch dimensions.
@@ -159,6 +160,8 @@ class MissingIndependent(Rule):
     name = "missing-independent"
     severity = Severity.WARNING
     confirmed_by = ("ELB106",)
+    #: Triage: a component of a JointDistributionSequential / Named.
+    starts_from = (last_parts(_JOINTS),)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -18,6 +18,7 @@ from elbolint.diagnostics import Severity
 from elbolint.names import TFB, TFD, TFP_EXPERIMENTAL_VI, TFP_VI, member_of, names_in
 from elbolint.resolver import Flow
 from elbolint.rule import Rule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import distribution_name, literal_values
 
 INF = math.inf
@@ -384,6 +385,8 @@ class SurrogateSupportMismatch(Rule):
     name = "surrogate-support-mismatch"
     severity = Severity.ERROR
     confirmed_by = ("ELB113",)
+    #: Triage: the surrogate of a fit or a VI loss.
+    starts_from = (last_parts(_FIT),)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -10,6 +10,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFB, TFD, TFPL, canonical, member_of, names_in
 from elbolint.rules._trained_parameter import TrainedParameterRule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import (
     POSITIONAL, POSITIVE_PARAMETERS, distribution_arguments, distribution_name, literal_values,
 )
@@ -228,6 +229,8 @@ class UnconstrainedOutputScale(TrainedParameterRule):
     name = "unconstrained-output-scale"
     severity = Severity.ERROR
     confirmed_by = ("ELB101",)
+    #: Triage: the distribution of a DistributionLambda.
+    starts_from = (last_parts(DISTRIBUTION_LAMBDA),)
     fixable = True
     # Wrapping a network output in softplus changes what the layer computes (a trained model's
     # outputs change): applied only with --unsafe-fixes.

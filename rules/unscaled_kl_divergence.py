@@ -10,6 +10,7 @@ import libcst as cst
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFD, TFPL, member_of
 from elbolint.rule import Rule
+from elbolint.triage import last_parts
 from elbolint.rules._tfp import (
     DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VI_FUNCTIONS, distribution_name, literal_values,
 )
@@ -165,6 +166,8 @@ class UnscaledKlDivergence(Rule):
     name = "unscaled-kl-divergence"
     severity = Severity.WARNING
     confirmed_by = ("ELB102", "ELB109")
+    #: Triage: a variational layer, or a whole KL (`kl_divergence`) added to a loss.
+    starts_from = (("DenseVariational", *_KERNEL_DIVERGENCE_POSITION, *last_parts(_KL_FUNCTIONS)),)
 
     def _kl_name(self) -> str:
         """`tfd.kl_divergence` as this file spells it (`tfp.distributions.kl_divergence` without `tfd`)."""

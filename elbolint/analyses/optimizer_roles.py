@@ -20,7 +20,7 @@ from elbolint.names import TF
 from elbolint.resolver import Resolver
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
-    ANY_OPTIMIZER, CLIPPING_KEYWORDS, STRING_OPTIMIZERS, VI_FUNCTIONS, BranchScopes,
+    ANY_OPTIMIZER, CLIPPING_KEYWORDS, OPTIMIZER_WORDS, STRING_OPTIMIZERS, VI_FUNCTIONS, BranchScopes,
 )
 from elbolint.analyses.vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, combine_kinds
 
@@ -691,6 +691,8 @@ class VIOptimizerRule(Rule):
     file's OptimizerRoles analysis (asked in `leave_Module`, when every visit is done)."""
 
     analyses = (OptimizerRoles,)
+    #: Triage: every finding is an optimizer construction or a Keras optimizer string.
+    starts_from = (OPTIMIZER_WORDS,)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -1,0 +1,154 @@
+"""Triage: decide before LibCST parses a file that no selected rule can fire in it.
+
+Why: LibCST's parse is about half the cost of a file, and most files that mention TensorFlow (the
+prefilter in linter.py) contain nothing a rule starts from: a rule about a raw `tf.Variable` cannot
+fire in a file that never says `Variable`, a rule about optimizers in a file that names none. Such
+a file is not parsed with LibCST; CPython's `ast.parse` still gives its verdict (ELB000), and the
+result is exactly the one the full parse would give (benchmarks/triage_parity.py proves it on every
+corpus, tests/test_triage.py on the fixtures and hand-written cases).
+
+The declarations live with the rules, never here: a rule (or the base class it shares with others)
+sets `starts_from`, a tuple of groups; a group is a tuple of words. The rule can fire only in a file
+that contains, for every group, at least one of its words as a whole word. A word is a plain
+identifier (`"Variable"`, the last part of every spelling of `tf.Variable`: aliases such as `import
+tensorflow as t`, `from tensorflow import Variable as V` or `tfd = tfp.distributions` rename the
+module, never the member, and a star import still names the member where it is used) or a regular
+expression of identifier characters (`"JointDistribution\\w*"`, `"(?i:adam|sgd)"`). A rule that
+declares nothing (`starts_from = None`, the default; a plugin's rule) always runs.
+
+Two passes, each cheap: the words of the whole text (a regular expression), then, only for a file
+that has the words, the words of its code (`code_words`: CPython's tree, already built for the
+ELB000 verdict, without comments and docstrings; other strings count, `optimizer="adam"`). A file
+that does not parse with CPython is never triaged away (LibCST's verdict may differ).
+
+`ELBOLINT_NO_TRIAGE=1` in the environment turns triage off, and with it the runner's prefilter in
+the parent (runner.py): every file goes to a worker, every file that passes the prefilter is parsed
+with LibCST. The parity script and the tests compare both.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from functools import lru_cache
+from typing import Iterable, Optional
+
+#: Set (to anything but "" or "0") to parse every prefiltered file with LibCST.
+DISABLE_VARIABLE = "ELBOLINT_NO_TRIAGE"
+
+Declaration = Optional[tuple[tuple[str, ...], ...]]
+
+_WORD = re.compile(r"\w+")
+
+
+def disabled() -> bool:
+    return os.environ.get(DISABLE_VARIABLE, "") not in ("", "0")
+
+
+def last_parts(qualified: Iterable[str]) -> tuple[str, ...]:
+    """`{"tensorflow.Variable", "tensorflow.compat.v1.Variable"}` -> `("Variable",)`: how a rule
+    turns the qualified names it matches into the words its declaration lists (sorted, once each)."""
+    return tuple(sorted({name.rsplit(".", 1)[-1] for name in qualified}))
+
+
+class Words:
+    """The words of one file, as a set (plain words) and as one line each (for regular expressions)."""
+
+    __slots__ = ("words", "_lines")
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = frozenset(words)
+        self._lines: Optional[str] = None
+
+    @classmethod
+    def of_text(cls, text: str) -> "Words":
+        return cls(_WORD.findall(text))
+
+    @property
+    def lines(self) -> str:
+        if self._lines is None:
+            self._lines = "\n".join(self.words)
+        return self._lines
+
+
+class _Group:
+    """One group of a declaration: its plain words as a set, its other words as one regex matched
+    against whole words (a file's distinct words are far fewer than its characters)."""
+
+    __slots__ = ("plain", "pattern")
+
+    def __init__(self, words: tuple[str, ...]) -> None:
+        self.plain = frozenset(w for w in words if _WORD.fullmatch(w))
+        others = [w for w in words if not _WORD.fullmatch(w)]
+        self.pattern = re.compile(r"^(?:" + "|".join(others) + r")$", re.M) if others else None
+
+    def found(self, words: Words) -> bool:
+        if not self.plain.isdisjoint(words.words):
+            return True
+        return self.pattern is not None and self.pattern.search(words.lines) is not None
+
+
+@lru_cache(maxsize=512)
+def _compiled(declaration: tuple[tuple[str, ...], ...]) -> tuple[_Group, ...]:
+    return tuple(_Group(tuple(group)) for group in declaration)
+
+
+def can_fire(text: str, declaration: Declaration, words: Optional[Words] = None) -> bool:
+    """False only when `declaration` proves the rule cannot fire in `text` (or in `words`, the
+    file's words when already known)."""
+    if declaration is None:
+        return True
+    if words is None:
+        words = Words.of_text(text)
+    return all(group.found(words) for group in _compiled(declaration))
+
+
+def any_can_fire(text: str, declarations: Iterable[Declaration], tree: Optional[ast.AST] = None) -> bool:
+    """Whether any of the rules (given by their declarations) could fire in `text`; True when
+    triage is off. Called with the text that would be parsed (a notebook's virtual module). With
+    `tree`, CPython's tree of `text`, a file whose text has the words is read again without its
+    comments and docstrings (`code_words`): a word only they mention cannot start a rule."""
+    if disabled():
+        return True
+    declarations = list(dict.fromkeys(declarations))
+    if any(declaration is None for declaration in declarations):
+        return True
+    words = Words.of_text(text)
+    if not any(can_fire(text, declaration, words) for declaration in declarations):
+        return False
+    if tree is None:
+        return True
+    words = Words(code_words(tree))
+    return any(can_fire(text, declaration, words) for declaration in declarations)
+
+
+def code_words(tree: ast.AST) -> set[str]:
+    """Every word of the code: names, attributes, keywords, imports, definitions, and the words of
+    string constants, except strings that are a statement by themselves (docstrings: a rule never
+    starts from one). Comments are not in the tree. Every string field of every node is read, so
+    no kind of node is forgotten."""
+    words: set[str] = set()
+    statements: set[int] = set()  # ids of the constants that are a statement by themselves
+    for node in ast.walk(tree):  # breadth first: an Expr is met before its value
+        kind = type(node)
+        if kind is ast.Name:
+            words.add(node.id)
+        elif kind is ast.Attribute:
+            words.add(node.attr)
+        elif kind is ast.Constant:
+            if type(node.value) is str and id(node) not in statements:
+                words.update(_WORD.findall(node.value))
+        elif kind is ast.Expr:
+            if type(node.value) is ast.Constant:
+                statements.add(id(node.value))
+        else:
+            for field in kind._fields:
+                value = getattr(node, field, None)
+                if type(value) is str:
+                    words.update(_WORD.findall(value))
+                elif type(value) is list:
+                    for item in value:
+                        if type(item) is str:
+                            words.update(_WORD.findall(item))
+    return words
