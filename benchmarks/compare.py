@@ -8,7 +8,7 @@ the usual Python linter. It prints a Markdown table and checks the goals:
     TFP sources        elbolint cold  <= 50 x ruff
     monorepo           elbolint cold  <= 10 x ruff
     monorepo           elbolint warm  <=  2 x ruff (ruff is always cold: --no-cache)
-    one file           elbolint       <= 0.2 s     (the pre-commit case)
+    one file           elbolint       <= 0.2 s cold, <= 0.1 s warm (the pre-commit case)
     every elbolint run peak RSS       <  500 MB
 
 Corpora:
@@ -721,6 +721,31 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+_README_CORPUS = {"tfp": "installed `tensorflow_probability` ({files:,} files)", "monorepo": "monorepo ({files:,} files)",
+                  "file": "one file (`examples/bayesian_regression.py`)"}
+_README_RUN = {"elbolint-cold": "elbolint cold (`--no-cache`)", "elbolint-warm": "elbolint warm (cache)",
+               "elbolint-j1": "elbolint `-j 1`", "ruff": "ruff `check --no-cache --select E,F`",
+               "fixit": "Fixit 2 (one rule, ELB001)", "flake8": "flake8"}
+
+
+def readme_table(rows: list[Row]) -> str:
+    """The README's speed table (section "Speed and precision"), generated here so that its figures
+    come from this script only: paste it as is."""
+    lines = ["| corpus | run | median wall (s) | files/s | × ruff | peak RSS (MiB) |", "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r.corpus.name for r in rows):
+        mine = [r for r in rows if r.corpus.name == name and r.runs]
+        ruff = ruff_wall(rows, name)
+        first = True
+        for row in mine:
+            corpus = _README_CORPUS.get(name, name).format(files=row.corpus.files) if first else ""
+            first = False
+            ratio = f"{row.wall / ruff:.1f}" if ruff else "n/a"
+            rate = f"{row.corpus.files / row.wall:,.0f}" if row.corpus.files > 1 else ""
+            lines.append(f"| {corpus} | {_README_RUN.get(row.tool.name, row.tool.label)} | {row.wall:.2f} | {rate} "
+                         f"| {ratio} | {row.rss:.0f} |")
+    return "\n".join(lines)
+
+
 def find_row(rows: list[Row], corpus: str, tool: str) -> Optional[Row]:
     return next((r for r in rows if r.corpus.name == corpus and r.tool.name == tool and r.runs), None)
 
@@ -747,8 +772,8 @@ def goals(rows: list[Row]) -> str:
         lines.append(f"| one file, elbolint cold | {one.wall:.3f} s | <= 0.2 s | {'met' if one.wall <= 0.2 else 'NOT met'} |")
     warm_one = find_row(rows, "file", "elbolint-warm")
     if warm_one is not None:
-        lines.append(f"| one file, elbolint warm | {warm_one.wall:.3f} s | <= 0.2 s "
-                     f"| {'met' if warm_one.wall <= 0.2 else 'NOT met'} |")
+        lines.append(f"| one file, elbolint warm (the cache answers) | {warm_one.wall:.3f} s | <= 0.1 s "
+                     f"| {'met' if warm_one.wall <= 0.1 else 'NOT met'} |")
     ours = [r for r in rows if r.tool.name.startswith("elbolint") and r.runs]
     if ours:
         worst = max(ours, key=lambda r: r.rss)
@@ -807,7 +832,9 @@ def report(rows: list[Row], corpora: list[Corpus], notes: list[str], args, fixit
             "(counted in the last run's output). `peak RSS`: largest single process of a run "
             "(ru_maxrss of children; workers are not summed), the maximum over the measured runs. "
             "`x ruff`: median wall time over ruff's on the same corpus.", "",
-            "## Goals", "", goals(rows)]
+            "## Goals", "", goals(rows), "",
+            "## README table", "", "The README's speed table, from the rows above (paste it as is):", "",
+            readme_table(rows)]
     failures = [f"- {r.corpus.name} / {r.tool.label}: {r.failure}" for r in rows if r.failure]
     if notes or failures:
         out += ["", "## Notes", ""] + [f"- {n}" for n in notes] + failures

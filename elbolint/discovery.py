@@ -4,6 +4,7 @@ default excludes, configured excludes and what .gitignore files ignore (as ruff 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -30,7 +31,7 @@ class Missing:
 def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]]:
     excludes = list(config.exclude) if config.exclude else list(DEFAULT_EXCLUDES)
     excludes += config.extend_exclude
-    exclude_patterns = gitignore.parse_patterns(excludes, config.root)
+    exclude_patterns = _Excludes(gitignore.parse_patterns(excludes, config.root))
     seen: set[tuple[int, int]] = set()  # (device, inode): a file reached twice is linted once
     walked: set[tuple[int, int]] = set()  # (device, inode) of every directory entered
     for path in paths:
@@ -97,22 +98,35 @@ def _identity(path: Path) -> tuple[int, int]:
     return status.st_dev, status.st_ino
 
 
-def _excluded(path: Path, is_dir: bool, excludes: list[gitignore.Pattern]) -> bool:
+class _Excludes:
+    """The exclude patterns as one regular expression per (base, files and directories / directories
+    only): a negated exclude pattern excludes nothing, and any other match excludes, so the patterns'
+    alternation is the same test. Why: matched one by one, the ~25 default patterns were most of a
+    10,000-file discovery (profiled)."""
+
+    def __init__(self, patterns: list[gitignore.Pattern]) -> None:
+        grouped: dict[tuple[int, bool], tuple[Path, list[str]]] = {}
+        for pattern in patterns:
+            if not pattern.negated:
+                key = (id(pattern.base), pattern.directory_only)
+                grouped.setdefault(key, (pattern.base, []))[1].append(pattern.regex.pattern)
+        self.groups = [(base, directory_only, re.compile("|".join(f"(?:{p})" for p in sources), re.S))
+                       for (_, directory_only), (base, sources) in grouped.items()]
+
+
+def _excluded(path: Path, is_dir: bool, excludes: _Excludes) -> bool:
     """Exclude patterns are relative to the config root; outside it only the name is matched."""
     absolute = os.path.abspath(path)
-    relatives: dict[int, str] = {}  # the patterns share one or two bases: compute each once
-    for pattern in excludes:
-        if pattern.directory_only and not is_dir:
+    for base, directory_only, regex in excludes.groups:
+        if directory_only and not is_dir:
             continue
-        relative = relatives.get(id(pattern.base))
-        if relative is None:
-            relative = relatives[id(pattern.base)] = gitignore.relative_to(absolute, pattern.base) or path.name
-        if pattern.regex.match(relative) and not pattern.negated:
+        relative = gitignore.relative_to(absolute, base) or path.name
+        if regex.match(relative):
             return True
     return False
 
 
-def _force_excluded(path: Path, excludes: list[gitignore.Pattern], root: Path, is_dir: bool = False) -> bool:
+def _force_excluded(path: Path, excludes: _Excludes, root: Path, is_dir: bool = False) -> bool:
     """Whether an explicitly named file or directory, or a directory above it inside the project, is
     excluded."""
     absolute, root = Path(os.path.abspath(path)), root.absolute()

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from elbolint import triage
 from elbolint.cache import UNCACHEABLE, Cache, content_hash, decode, encode
 from elbolint.config import Config
 from elbolint.deepstack import call_deep
 from elbolint.discovery import Missing, discover
-from elbolint.fixes import fixed_bytes, original_bytes, unified_diff, write_atomically
 from elbolint.isolation import run_isolated
-from elbolint.linter import FileResult, engine_diagnostic, lint_file
+from elbolint.linter import FileResult, engine_diagnostic, lint_file, passes_prefilter
+from elbolint.source import decode as decode_source
 from elbolint.registry import all_rules
 
 
@@ -65,12 +66,18 @@ def lint_paths(
             if lookup.result is not None:
                 by_path[path] = lookup.result
             lookups[path] = lookup
+    fresh = [path for path in files if path not in by_path]  # not answered by the cache
+    for path in fresh:  # the prefilter, in the parent: a file without a TF word needs no worker
+        if not triage.disabled():  # (ELBOLINT_NO_TRIAGE: the full path)
+            answered = _prefiltered(job, path, lookups.get(path))
+            if answered is not None:
+                by_path[path] = answered
     misses = [path for path in files if path not in by_path]
     hits = len(by_path)
     report = (lambda done, total: progress(hits + done, hits + total)) if progress else None
     by_path.update(zip(misses, _run(job, [(path, None) for path in misses], jobs, report)))
     if cache is not None:
-        _remember(cache, job, lookups, [by_path[path] for path in misses])
+        _remember(cache, job, lookups, [by_path[path] for path in fresh])
     results = []
     for item in items:
         if isinstance(item, Missing):
@@ -100,6 +107,7 @@ class _Lookup:
     stat: Optional[os.stat_result] = None
     digest: Optional[str] = None
     stat_known: bool = False
+    data: Optional[bytes] = None  # the bytes read to hash them (for the prefilter)
 
 
 def _enabled_for(job: Job, path: Path) -> set[str]:
@@ -117,7 +125,8 @@ def _look_up(cache: Cache, job: Job, path: Path) -> _Lookup:
         lookup.digest = cache.known_hash(path, stat)
         lookup.stat_known = lookup.digest is not None
         if lookup.digest is None:
-            lookup.digest = content_hash(path.read_bytes())
+            lookup.data = path.read_bytes()
+            lookup.digest = content_hash(lookup.data)
     except OSError:
         return _Lookup()
     lookup.key = cache.key(lookup.digest, path.suffix, _enabled_for(job, path))
@@ -133,6 +142,29 @@ def _look_up(cache: Cache, job: Job, path: Path) -> _Lookup:
         return lookup  # fixing needs the tree
     lookup.result = FileResult(path, diagnostics, parsed=parsed)
     return lookup
+
+
+def _prefiltered(job: Job, path: Path, lookup: Optional[_Lookup]) -> Optional[FileResult]:
+    """What a worker would return for a file that passes no prefilter (lint_file: decoded, no TF
+    word), computed here: on a monorepo most files are such, and a worker's round trip costs more
+    than reading them. None for anything else (the worker also says what is wrong with a file it
+    cannot read, or one over the size limit)."""
+    data = lookup.data if lookup is not None else None
+    if data is not None:
+        lookup.data = None  # not kept for the whole run
+    else:
+        try:
+            if path.stat().st_size > job.config.limits.file_size_kib * 1024 or not path.is_file():
+                return None
+            data = path.read_bytes()
+        except OSError:
+            return None
+    source = decode_source(path, data)
+    if passes_prefilter(source):
+        return None
+    result = FileResult(path, source=source if job.keep_sources else None)
+    result.content_hash = content_hash(data)
+    return result
 
 
 def _remember(cache: Cache, job: Job, lookups: dict, fresh: list[FileResult]) -> None:
@@ -171,6 +203,8 @@ def _lint_one(job: Job, task) -> FileResult:
     result = _only_fixable(lint_file(path, rules, config.rule_options, enabled, data=data, limits=config.limits),
                            config)
     if job.diff:
+        from elbolint.fixes import unified_diff
+
         fixed = _fixed(result, job)
         result.diff = unified_diff(result, fixed) if fixed is not None else None
     elif job.fix_to_output:
@@ -184,7 +218,7 @@ def _lint_one(job: Job, task) -> FileResult:
     elif job.fix:
         result = apply_fixes(result, rules, config.rule_options, enabled, config, job)
     if data is None and result.source is not None:  # what was linted, for the cache key
-        result.content_hash = content_hash(original_bytes(result))
+        result.content_hash = content_hash(_original_bytes(result))
     result.module = None  # LibCST trees stay in the worker
     if not job.keep_sources:
         result.source = None
@@ -194,6 +228,15 @@ def _lint_one(job: Job, task) -> FileResult:
             diagnostic.fix = type(diagnostic.fix)(diagnostic.fix.message, diagnostic.fix.edits,
                                                   unsafe=diagnostic.fix.unsafe)
     return result
+
+
+def _original_bytes(result: FileResult) -> bytes:
+    """fixes.original_bytes, importing fixes.py (and LibCST) only for a notebook (already imported then)."""
+    if result.notebook is not None:
+        from elbolint.fixes import original_bytes
+
+        return original_bytes(result)
+    return result.source.data
 
 
 def _skipped(job: Job, task, reason: str) -> FileResult:
@@ -221,6 +264,8 @@ def _fixed(result: FileResult, job: Job) -> Optional[bytes]:
     chosen = _applicable(result, job)
     if not chosen:
         return None
+    from elbolint.fixes import fixed_bytes
+
     # the fixer walks the tree as deep as the parser did
     return call_deep(fixed_bytes, dataclasses.replace(result, diagnostics=chosen))
 
@@ -231,6 +276,8 @@ def apply_fixes(result: FileResult, rules, options, enabled, config: Config, job
     data = _fixed(result, job)
     if data is None:
         return result
+    from elbolint.fixes import write_atomically
+
     try:
         original = result.notebook.data if result.notebook is not None else result.source.data
         write_atomically(result.path, data, original=original)
