@@ -62,18 +62,32 @@ def test_the_report_renders_every_finding_and_curve_and_filters(browser, tmp_pat
 
     browser.find_element("id", "expand").click()
     assert len(_visible(browser, "details.finding[open]")) == total
+    # every chart is laid out and drawn; one shown again through <use> (a run that judged several
+    # findings) draws the same graphics, its own box on the page
     drawn = browser.execute_script("""
         return Array.from(document.querySelectorAll('svg.curve')).map(function (svg) {
-          var box = svg.getBoundingClientRect();
-          var lengths = Array.from(svg.querySelectorAll('path.series')).map(function (p) {
-            return [p.getAttribute('d').split('L').length, p.getTotalLength()]; });
-          return [box.width, box.height, lengths, svg.querySelectorAll('circle.point, text.point').length];
+          var box = svg.getBoundingClientRect(), use = svg.querySelector('use');
+          var root = use ? document.getElementById(svg.dataset.use) : svg;
+          var lengths = Array.from(root.querySelectorAll('path.series')).map(function (p) {
+            return [p.getAttribute('d').split(' ').length / 2, p.getTotalLength()]; });
+          var graphics = (use || root.querySelector('g')).getBBox();
+          return [box.width, box.height, lengths, root.querySelectorAll('circle.point, text.point').length,
+                  graphics.width, graphics.height, !!use];
         });""")
-    assert len(drawn) == curves
-    for width, height, lengths, points in drawn:
-        assert width > 200 and height > 80
+    assert len(drawn) == curves and any(shown_again for *_, shown_again in drawn)
+    for width, height, lengths, points, graphics_width, graphics_height, _ in drawn:
+        assert width > 200 and height > 80 and graphics_width > 200 and graphics_height > 80
         assert lengths or points
         assert all(length > 0 for vertices, length in lengths if vertices > 1)
+
+    # a chart shown through <use> has its drawing's geometry; its look is in attributes (fill="none" on
+    # the frame, not page CSS, which does not reach a <use> copy: without them the frame is filled black)
+    boxes = browser.execute_script("""
+        var copy = document.querySelector('svg.curve[data-use]'), id = copy.dataset.use;
+        var a = copy.querySelector('use').getBBox(), b = document.getElementById(id + '-g').getBBox();
+        var frame = document.getElementById(id).querySelector('rect.frame');
+        return [[a.x, a.y, a.width, a.height], [b.x, b.y, b.width, b.height], frame.getAttribute('fill')];""")
+    assert boxes[0] == boxes[1] and boxes[2] == "none"
 
     # filters: hide one code, then one status; the count follows
     elb001 = [d for d in diagnostics if d.code == "ELB001"]

@@ -134,7 +134,7 @@ def test_a_real_dynamic_run_has_its_curves_in_the_report_and_in_tensorboard(tmp_
     judged_blocks = [b for b in blocks if re.search(r'data-status="(confirmed|not-reproduced)"', b)]
     assert judged_blocks and 'data-status="confirmed"' in page
     for block in judged_blocks:
-        assert check_curves(block, trace) >= 2 * 3  # loss, gradient norm and the minimum of both seeds
+        assert check_curves(block, trace, page) >= 2 * 3  # loss, gradient norm and the minimum of both seeds
     logs = read_logs(logdir)
     for seed, record in enumerate(trace["seeds"]):
         run = logs[f"raw_scale_high_lr.py/fit_line22/seed{seed}/user"]

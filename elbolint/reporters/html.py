@@ -19,6 +19,7 @@ verdict's digest does not carry); without it a dynamic verdict shows its summary
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter
 from typing import Optional
 
@@ -49,10 +50,7 @@ details.finding>summary{cursor:pointer;padding:6px 0}details[open].finding>summa
 .loc{color:#57606a}.hl{background:#fff3b0;display:block}.ln{color:#8c959f;user-select:none}
 .del{background:#ffebe9;display:block}.add{background:#dafbe1;display:block}
 .curves{display:flex;flex-wrap:wrap;gap:10px 18px}.curves figure{margin:4px 0}
-svg.curve{background:#fff;max-width:100%;height:auto}svg .frame{fill:none;stroke:#d0d7de}
-svg .series{fill:none;stroke-width:1.5}svg .tick{font-size:10px;fill:#57606a}svg .title{font-size:12px;font-weight:600}
-svg .zero{stroke:#8c959f}
-svg .mark{stroke:#cf222e;stroke-dasharray:3 2;stroke-width:1.2}svg .nan{font-size:12px;font-weight:700}
+svg.curve{background:#fff;max-width:100%;height:auto;font-family:system-ui,sans-serif}
 .legend{font-size:11px;color:#444;max-width:520px}.legend span{margin-right:10px;white-space:nowrap}
 .legend i{display:inline-block;width:18px;margin-right:4px;vertical-align:middle}
 #filters fieldset{display:inline-block;border:1px solid #ddd;margin:4px 8px 4px 0;padding:4px 8px}
@@ -100,12 +98,12 @@ def render(diagnostics: list[Diagnostic], evidence: Optional[Evidence] = None) -
     body.append('<section id="findings"><h2>Findings</h2>')
     if not diagnostics:
         body.append("<p>No findings.</p>")
-    number = 0
+    number, drawn = 0, {}
     for name, found in files.items():
         body.append(f'<section class="file"><h3><code>{esc(name)}</code> ({len(found)})</h3>')
         for d in found:
             number += 1
-            body.append(_finding(number, d, sources, evidence))
+            body.append(_finding(number, d, sources, evidence, drawn))
         body.append("</section>")
     body.append("</section>")
     body.append(_rules(sorted({d.code for d in diagnostics})))
@@ -157,7 +155,7 @@ def _filters(diagnostics: list[Diagnostic]) -> str:
             '<button type="button" id="collapse">Collapse all</button></p></form>')
 
 
-def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidence) -> str:
+def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidence, drawn: dict) -> str:
     where = f"{d.start.line}:{d.start.column}" if d.cell is None else f"cell {d.cell}, {d.start.line}:{d.start.column}"
     state = status(d)
     fixable = " [*]" if d.fix is not None else ""
@@ -172,7 +170,7 @@ def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidenc
     if d.fix is not None:
         parts.append(_fix(d, sources))
     if d.dynamic is not None:
-        parts.append(_dynamic(d, evidence))
+        parts.append(_dynamic(d, evidence, drawn))
     opened = " open" if d.dynamic is not None and state in ("confirmed", "not-reproduced", "observed") else ""
     return (f'<details class="finding" id="finding-{number}" data-code="{esc(d.code)}" '
             f'data-severity="{esc(d.severity.value)}" data-status="{esc(state)}"{opened}>'
@@ -230,17 +228,41 @@ def _fix(d: Diagnostic, sources: SourceLines) -> str:
             f'<pre class="diff">{"".join(rows)}</pre></div>')
 
 
-def _dynamic(d: Diagnostic, evidence: Evidence) -> str:
+def _dynamic(d: Diagnostic, evidence: Evidence, drawn: dict) -> str:
     dynamic = d.dynamic or {}
     summary = dynamic.get("summary") or ""  # an observation's words are the row's own message
     out = [f'<div class="dynamic"><p><b>Dynamic mode: {esc(status(d))}</b>. {esc(summary)}</p>']
     part = evidence.part_for(d)
     if part is not None:
-        out.append(curves(part, failing_steps(d)))
+        out.append(_shared(curves(part, failing_steps(d)), drawn))
     elif dynamic.get("trace", {}).get("steps"):
         out.append('<p class="loc">(the run\'s curves were not recorded)</p>')
+    elif str(d.path) in evidence.traces:
+        failure = evidence.traces[str(d.path)].get("failure") or {}
+        why = failure.get("message") or evidence.traces[str(d.path)].get("nothing") or "nothing was trained"
+        out.append(f'<p class="loc">No curves: no training step ran ({esc(_first_line(str(why), 300))}).</p>')
     out.append("</div>")
     return "".join(out)
+
+
+_SVG = re.compile(r'<svg class="curve"([^>]*)>(.*?)</svg>', re.S)
+
+
+def _shared(block: str, drawn: dict) -> str:
+    """The same run's charts (several findings judged on one run) are drawn once: later findings
+    show them through SVG <use> (`data-use` names the drawn chart), so each finding still shows its
+    curves and the file holds them once."""
+    again = block in drawn
+    prefix = drawn.setdefault(block, f"run{len(drawn) + 1}")
+    numbers = iter(range(len(block)))
+
+    def one(match) -> str:
+        name = f"{prefix}-{next(numbers)}"
+        if again:
+            return f'<svg class="curve"{match.group(1)} data-use="{name}"><use href="#{name}-g"/></svg>'
+        return f'<svg class="curve"{match.group(1)} id="{name}"><g id="{name}-g">{match.group(2)}</g></svg>'
+
+    return _SVG.sub(one, block)
 
 
 def curves(part: dict, marks: dict[int, int]) -> str:

@@ -3,7 +3,8 @@
 Why drawn by hand rather than with matplotlib: matplotlib is not a dependency of static mode (the
 report must work without the [dynamic] extra), its SVG embeds every glyph as a path (~40 KB per small
 chart, measured), and a chart here is a few polylines on two axes. A chart is ~2-6 KB: each series is
-one <path> whose coordinates are rounded to 0.1 px, and a series longer than MAX_POINTS is thinned to
+one <path> whose coordinates are rounded to 0.1 px (a vertex after the first of a stretch is a bare
+"x y", SVG's implicit lineto), and a series longer than MAX_POINTS is thinned to
 the first, lowest and highest value of each bucket, so a spike or a dip is never smoothed away.
 
 Each <svg class="curve"> states its plot area and its domain (`data-plot`: left, top, right,
@@ -22,7 +23,7 @@ from elbolint.reporters.html_curves import finite
 
 WIDTH, HEIGHT = 520, 190
 LEFT, RIGHT, TOP, BOTTOM = 58, 10, 22, 30
-MAX_POINTS = 240
+MAX_POINTS = 180
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 DASHES = {"user": "", "replay": "", "clipped": "6 3", "smaller-rate": "2 3", "reference": "8 4"}
 
@@ -68,8 +69,9 @@ class Axes:
 
     def frame(self, title: str, ylabel: str, steps: bool = True) -> list[str]:
         parts = [f'<rect x="{self.left}" y="{self.top}" width="{self.right - self.left}" '
-                 f'height="{self.bottom - self.top}" class="frame"/>',
-                 f'<text x="{self.left}" y="14" class="title">{esc(title)}</text>']
+                 f'height="{self.bottom - self.top}" class="frame" fill="none" stroke="#d0d7de" stroke-width="1"/>',
+                 f'<text x="{self.left}" y="14" class="title" font-size="12" font-weight="600" fill="#1d232a">'
+                 f'{esc(title)}</text>']
         for fraction in (0.0, 0.5, 1.0):
             v = self.low + fraction * (self.high - self.low)
             shown = 10 ** v if self.log else v
@@ -118,12 +120,13 @@ def chart(title: str, ylabel: str, lines: list[dict], marks: dict[int, int], *, 
     body = axes.frame(title, ylabel)
     if zero and not axes.log and axes.low < 0 < axes.high:
         body.append(f'<line x1="{axes.left}" x2="{axes.right}" y1="{axes.y(0):.1f}" y2="{axes.y(0):.1f}" '
-                    'class="zero"/>')
+                    'class="zero" stroke="#8c959f"/>')
     for seed, step in sorted(marks.items()):
         if axes.x0 <= step <= axes.x1:
             x = axes.x(step)
             body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{axes.top}" y2="{axes.bottom}" class="mark" '
-                        f'data-step="{step}"><title>seed index {seed}: went wrong at step {step}</title></line>')
+                        f'stroke="#cf222e" stroke-dasharray="3 2" stroke-width="1.2" data-step="{step}">'
+                        f'<title>seed index {seed}: went wrong at step {step}</title></line>')
     # x to 0.1 px, finer when a pixel holds several steps: every vertex reads back as its exact step
     digits = 1 if axes.x1 < 2000 else 2 if axes.x1 < 20000 else 3
     for line in lines:
@@ -134,21 +137,24 @@ def chart(title: str, ylabel: str, lines: list[dict], marks: dict[int, int], *, 
             if not finite(v) or (axes.log and v <= 0):
                 pen_down = False
                 continue
-            commands.append(f"{'L' if pen_down else 'M'}{axes.x(i):.{digits}f} {axes.y(v):.1f}")
+            commands.append(f"{'' if pen_down else 'M'}{axes.x(i):.{digits}f} {axes.y(v):.1f}")  # implicit lineto
             pen_down, drawn = True, drawn + 1
         dash = f' stroke-dasharray="{line["dash"]}"' if line.get("dash") else ""
-        body.append(f'<path class="series" d="{" ".join(commands) or "M0 0"}" stroke="{line["colour"]}"{dash} '
+        body.append(f'<path class="series" fill="none" stroke-width="1.5" d="{" ".join(commands) or "M0 0"}" '
+                    f'stroke="{line["colour"]}"{dash} '
                     f'data-run="{esc(line["run"])}" data-tag="{esc(line["tag"])}" data-n="{len(values)}" '
                     f'><title>{esc(line["label"])}</title></path>')
         bad = next((i for i, v in enumerate(values) if v is not None and not math.isfinite(v)), None)
         if bad is not None:
             x = axes.x(bad)
-            body.append(f'<text x="{x:.1f}" y="{axes.top + 4}" class="nan" fill="{line["colour"]}" '
+            body.append(f'<text x="{x:.1f}" y="{axes.top + 4}" class="nan" font-size="12" font-weight="700" '
+                        f'fill="{line["colour"]}" '
                         f'text-anchor="middle" data-step="{bad}">\u2715<title>{esc(line["label"])}: '
                         f'{fmt(values[bad])} at step {bad}</title></text>')
     legend = _legend(lines)
     return (f'<svg class="curve" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-            f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{esc(title)}" {axes.attributes()}>'
+            f'width="{WIDTH}" height="{HEIGHT}" font-size="10" fill="#57606a" role="img" aria-label="{esc(title)}" '
+            f'{axes.attributes()}>'
             f'<title>{esc(title)}</title>{"".join(body)}</svg>{legend}')
 
 
@@ -189,7 +195,8 @@ def dots(title: str, ylabel: str, groups: list[dict]) -> str:
             v, x = group["values"][seed], axes.x(position + shift)
             tip = f"{group['label']}, seed {seed}: {'diverged (not finite)' if not finite(v) else fmt(v)}"
             if not finite(v):
-                body.append(f'<text x="{x:.1f}" y="{axes.top + 10}" class="nan point" fill="{group["colour"]}" '
+                body.append(f'<text x="{x:.1f}" y="{axes.top + 10}" class="nan point" font-size="12" '
+                            f'font-weight="700" fill="{group["colour"]}" '
                             f'text-anchor="middle" data-seed="{seed}">\u2715<title>{esc(tip)}</title></text>')
                 continue
             error = (group.get("errors") or {}).get(seed)
@@ -201,5 +208,6 @@ def dots(title: str, ylabel: str, groups: list[dict]) -> str:
                         f'<title>{esc(tip)}</title></circle>')
     legend = _legend([{"label": g["label"], "colour": g["colour"]} for g in groups])
     return (f'<svg class="curve" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-            f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{esc(title)}" {axes.attributes()}>'
+            f'width="{WIDTH}" height="{HEIGHT}" font-size="10" fill="#57606a" role="img" aria-label="{esc(title)}" '
+            f'{axes.attributes()}>'
             f'<title>{esc(title)}</title>{"".join(body)}</svg>{legend}')
