@@ -47,20 +47,47 @@ def content_hash(data: bytes) -> str:
 
 
 def code_fingerprint() -> str:
-    """elbolint's version plus a hash of its own sources and of every rule module (plugins included)."""
-    from elbolint.registry import all_rules
-
+    """elbolint's version plus a hash of its own sources and of every rule package's files (plugins
+    included). Found by their files, not imported: a run the cache answers need not import LibCST
+    and the rules; and every file of a rule package counts, its shared helpers too (`rules/_tfp.py`)."""
     digest = hashlib.sha256(f"{__version__}|{sys.version}|{_libcst_version()}|{SCHEMA}".encode())
     package = Path(__file__).resolve().parent
     files = sorted(package.rglob("*.py"))
-    files += sorted({Path(sys.modules[rule.__module__].__file__).resolve() for rule in all_rules()
-                     if getattr(sys.modules.get(rule.__module__), "__file__", None)})
+    seen = set(files)
+    for path in _rule_files():
+        if path not in seen:
+            seen.add(path)
+            files.append(path)
     for path in files:
         try:
             digest.update(path.read_bytes())
         except OSError:
             digest.update(str(path).encode())
     return digest.hexdigest()
+
+
+def _rule_files() -> list[Path]:
+    """The .py files of `elbolint.rules` (wherever an editable install maps it) and of the modules
+    registered under the `elbolint.rules` entry points (their whole package folder when a package)."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    names = ["elbolint.rules"] + [entry.module for entry in entry_points(group="elbolint.rules")]
+    files: list[Path] = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            files.append(Path(f"<missing {name}>"))  # hashed by name: still a different fingerprint
+            continue
+        if spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                files += sorted(Path(location).resolve().rglob("*.py"))
+        elif spec.origin:
+            files.append(Path(spec.origin).resolve())
+    return files
 
 
 def _libcst_version() -> str:

@@ -270,3 +270,15 @@ def test_the_fast_prefilter_is_the_regular_expression():
     samples += ["".join(rng.choice("tfpdblkeras._ \nonw") for _ in range(rng.randint(0, 14))) for _ in range(20000)]
     for text in samples:
         assert mentions_tf(text) == bool(_PREFILTER.search(text)), text
+
+
+def test_the_cache_fingerprint_reads_the_rule_files_without_importing_them():
+    import subprocess
+    import sys
+
+    from elbolint.cache import _rule_files
+
+    assert {"_tfp.py", "_trained_parameter.py", "unconstrained_scale.py"} <= {p.name for p in _rule_files()}
+    code = ("import sys\nfrom elbolint.cache import code_fingerprint\nfrom elbolint import linter, runner\n"
+            "code_fingerprint()\nassert 'libcst' not in sys.modules and 'elbolint.rules' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
