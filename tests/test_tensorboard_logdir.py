@@ -1,7 +1,8 @@
-"""Issue 19: `--dynamic-logdir DIR` writes TensorBoard event files; read back here with TensorFlow's own
-`tf.compat.v1.train.summary_iterator` (in a child process: the test process, like elbolint's, never
-imports TensorFlow) and compared with the trace. The last test is the one real dynamic run: a fixture
-run end to end, its HTML curves and its event files both checked against the trace it recorded."""
+"""Issue 19: `--dynamic-logdir DIR` writes TensorBoard event files. What they hold is checked on a
+hand-made trace without TensorFlow (`log_runs`), and the files themselves in the one real dynamic run
+(the last test): a fixture run end to end, its HTML curves and its event files — read back with
+TensorFlow's own `tf.compat.v1.train.summary_iterator`, in a child process: the test process, like
+elbolint's, never imports TensorFlow — both checked against the trace the run recorded."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from elbolint.tensorboard_logs import log_runs, write_logs
+from elbolint.tensorboard_logs import log_runs
 from test_html_report import LABEL, MODEL, check_curves, fit_trace, judged
 
 READER = textwrap.dedent("""\
@@ -65,6 +66,11 @@ def test_runs_are_one_per_site_seed_and_variant():
     assert sorted(found[f"{site}/seed0/user"]) == ["grad_norm", "loss", "min/scale_of_Normal"]
     assert found[f"{site}/seed1/clipped"] == {"final_loss": [[59, 11.5]], "max_grad_norm": [[59, 401.0]]}
     assert found[f"{site}/seed0/clipped"]["final_loss"] == [[59, "nan"]]  # diverged
+    record = fit_trace()["seeds"][2]
+    assert found[f"{site}/seed2/user"]["loss"] == [[i, v if math.isfinite(v) else "nan"]
+                                                   for i, v in enumerate(record["loss"])]
+    assert [v for _, v in found[f"{site}/seed2/user"]["min/scale_of_Normal"]][:16] == record["positive"][LABEL][:16]
+    assert found[f"{site}/reference"]["loss"] == [[i, v] for i, v in enumerate(fit_trace()["reference"]["loss"])]
 
 
 def test_unusable_logdirs_are_refused_in_one_line_before_anything_runs(tmp_path):
@@ -78,25 +84,6 @@ def test_unusable_logdirs_are_refused_in_one_line_before_anything_runs(tmp_path)
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.splitlines()) == 1 and message in done.stderr and "Traceback" not in done.stderr
-
-
-@pytest.mark.dynamic
-def test_event_files_hold_the_trace(tmp_path):
-    _, evidence = judged()
-    written, problem = write_logs(tmp_path, evidence)
-    assert problem is None and written == 13
-    logs = read_logs(tmp_path)
-    trace = fit_trace()
-    site = "raw_scale_high_lr.py/fit_line22"
-    for seed, record in enumerate(trace["seeds"]):
-        run = logs[f"{site}/seed{seed}/user"]
-        same(run["loss"], record["loss"])
-        same(run["grad_norm"], record["grad_norm"])
-        same(run["min/scale_of_Normal"], record["positive"][LABEL])
-    same(logs[f"{site}/reference"]["loss"], trace["reference"]["loss"])
-    assert logs[f"{site}/seed3/smaller-rate"]["final_loss"] == [[59, float(np.float32(10.8))]]
-    assert math.isnan(logs[f"{site}/seed2/clipped"]["final_loss"][0][1])
-    assert set(logs["plugins"].values()) == {"scalars"}
 
 
 RECORD = textwrap.dedent("""\
@@ -143,3 +130,12 @@ def test_a_real_dynamic_run_has_its_curves_in_the_report_and_in_tensorboard(tmp_
         for label, minima in record["positive"].items():
             same(run["min/" + re.sub(r"[^A-Za-z0-9_.+-]+", "_", label).strip("_")], minima)
     same(logs["raw_scale_high_lr.py/fit_line22/reference"]["loss"], trace["reference"]["loss"])
+    # the clipped and smaller-rate re-runs: their final loss (NaN when they diverged) at the last step
+    last = len(trace["seeds"][0]["loss"]) - 1
+    for variant, key in (("clipped", "counterfactual"), ("smaller-rate", "smaller_rate")):
+        for rerun in trace["fit"][key]["runs"]:
+            [[step, final]] = logs[f"raw_scale_high_lr.py/fit_line22/seed{rerun['seed']}/{variant}"]["final_loss"]
+            assert step == last
+            same([[0, final]], [rerun["final"] if rerun["finite"] else math.nan])
+    assert any(math.isnan(v) for _, v in logs["raw_scale_high_lr.py/fit_line22/seed0/user"]["loss"])
+    assert set(logs["plugins"].values()) == {"scalars"}  # what TensorBoard's scalars dashboard reads
