@@ -117,7 +117,8 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
         fit, runs, result = seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds,
                                        skipped, context.path, thresholds=settings.get("thresholds"),
                                        deadline=deadline,
-                                       rate_flagged="ELB009" in (settings.get("flagged_codes") or []))
+                                       rate_flagged="ELB009" in (settings.get("flagged_codes") or []),
+                                       raw_parameters=settings.get("raw_parameters"))
     except (context.Stop, SystemExit, MemoryError):
         raise
     except _UserFitError as error:  # anything else is elbolint's own failure: the driver says not-run
@@ -330,9 +331,36 @@ def _minimum(value):
     return tf.reduce_min(tf.cast(tf.convert_to_tensor(value), tf.float64))
 
 
+def _raw_positives(raw_parameters, namespace, found, trainable) -> list:
+    """The raw variables static findings name (watch.raw_watches), looked up by name in the file's
+    namespace: a plain `tf.Variable` the fit trains (all the variables the loss reads, unless the call
+    lists its `trainable_variables`)."""
+    import tensorflow as tf
+
+    from elbolint.dynamic.child.watch import raw_watches
+
+    listed = None if trainable is None else {id(v) for v in trainable}
+
+    def resolve(name):
+        value = namespace.get(name)
+        if not isinstance(value, tf.Variable) or not value.trainable:
+            return None
+        return value if listed is None or id(value) in listed else None
+
+    watches = []
+    for label, watch in raw_watches(raw_parameters, resolve, found):
+        try:
+            float(_minimum(watch))
+            watches.append((label, watch))
+        except Exception:
+            pass
+    return watches
+
+
 def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, skipped, path,
                positives_wanted: bool = True, thresholds: Optional[dict] = None,
-               deadline: Optional[float] = None, rate_flagged: bool = False):
+               deadline: Optional[float] = None, rate_flagged: bool = False,
+               raw_parameters: Optional[list] = None):
     """The user's fit, once per seed from the same initial values: `(fit, runs, result)` where `runs`
     holds one record per seed (loss, gradient norm, positive-parameter minima, final estimate),
     `fit` is the first seed's record with the seed-independent evidence (variables never trained),
@@ -358,6 +386,7 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
                     pass
         except Exception as error:
             skipped.append(f"positive-parameter minima skipped: {exception_text(error)}")
+        positives += _raw_positives(raw_parameters, namespace, positives, trainable)
     sample_size = kwargs.get("sample_size", 1)
     options = {k: kwargs[k] for k in ("discrepancy_fn", "importance_sample_size") if k in kwargs}
     estimate = None  # compiled only when the fit's own function does not carry it (see _Runner)
@@ -374,6 +403,10 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
     seen = {id(v) for v in watched}
     surrogate_labels = variable_labels(list(variables), [namespace])
     constrained = _constrained(positives)
+    # ELB105: a module variable the fit's own tape trained (fit_surrogate_posterior trains every variable
+    # the loss reads, the model's included) is no variable the fit never touches
+    trained = {f"`{name}`" for name, value in namespace.items() if id(value) in seen}
+    fit["untracked"] = [label for label in fit["untracked"] if label not in trained]
     for record in runs:
         mins = record.pop("mins")
         record["positive"] = {name: values for (name, _), values in zip(positives, mins)}

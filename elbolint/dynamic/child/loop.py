@@ -353,33 +353,21 @@ class LoopRecorder:
         return found + self._raw_watches(pairs, found)
 
     def _raw_watches(self, pairs: list, found: list) -> list:
-        """Watches on the updated variables a static finding names as a constrained parameter (the
-        model's raw Bernoulli `probs`, a likelihood's raw `rate`): the variable is the parameter, so its
-        values are the parameter's, whatever distribution the loop builds from it each step."""
+        """Watches on the updated variables a static finding names as a constrained parameter
+        (watch.raw_watches): told by the user's name for each variable this loop updates."""
         from elbolint.dynamic.child.varnames import variable_labels
-        from elbolint.dynamic.child.watch import Watch
+        from elbolint.dynamic.child.watch import raw_watches
 
         if not self.raw_parameters:
             return []
         variables = [v for _, v in pairs]
         labels = variable_labels(variables, [self.locals, self.namespace])
-        seen = {(getattr(w, "parameter", None), getattr(w, "variable", None)) for _, w in found}
-        watches = []
-        for wanted in self.raw_parameters:
-            name, parameter = wanted.get("variable"), wanted.get("parameter")
-            if not name or (parameter, name) in seen:
-                continue
+
+        def resolve(name):
             matches = [v for v, label in zip(variables, labels) if label == name]
-            if len(matches) != 1:
-                continue  # not updated by this run, or not told apart: not watched
-            label = f"`{parameter}` of {wanted.get('distribution')}"
-            if wanted.get("component"):
-                label += f" '{wanted['component']}'"
-            label += f" (`{name}`)"
-            watches.append((label, Watch(label, matches[0], parameter, wanted.get("distribution"),
-                                         wanted.get("component"), name, constrained=False)))
-            seen.add((parameter, name))
-        return watches
+            return matches[0] if len(matches) == 1 else None  # not updated here, or not told apart
+
+        return raw_watches(self.raw_parameters, resolve, found)
 
     def surrogate(self, pairs: Optional[list] = None):
         """The recorded surrogate; without a monte_carlo_variational_loss call, the distribution in

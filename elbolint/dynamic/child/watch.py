@@ -89,3 +89,30 @@ def describe(identity: dict, value: str) -> str:
     if kind == "probs":
         return f"a probability left [0, 1] (by {value.lstrip('-')})"
     return f"reached {value}"
+
+
+def raw_watches(raw_parameters, resolve, found) -> list:
+    """(label, Watch) for each raw variable a static finding names as a constrained parameter
+    (`raw_parameters`: the parent's job, elbolint.dynamic.raw_parameters), where `resolve(name)` gives
+    the run's variable of that name (None when the run has none, or several): the variable *is* the
+    parameter, so its own values are the parameter's, whatever distribution the run builds from it each
+    step (a model's raw Bernoulli `probs` built inside a loop's tape, a likelihood's raw noise scale
+    trained by `fit_surrogate_posterior` with the surrogate). `found` are the watches already made (on
+    the surrogate): a variable already watched as that parameter is not watched twice."""
+    seen = {(getattr(w, "parameter", None), getattr(w, "variable", None)) for _, w in found}
+    watches = []
+    for wanted in raw_parameters or []:
+        name, parameter = wanted.get("variable"), wanted.get("parameter")
+        if not name or not parameter or (parameter, name) in seen:
+            continue
+        variable = resolve(name)
+        if variable is None:
+            continue
+        label = f"`{parameter}` of {wanted.get('distribution')}"
+        if wanted.get("component"):
+            label += f" '{wanted['component']}'"
+        label += f" (`{name}`)"
+        watches.append((label, Watch(label, variable, parameter, wanted.get("distribution"), wanted.get("component"),
+                                     name, constrained=False)))
+        seen.add((parameter, name))
+    return watches
