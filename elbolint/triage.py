@@ -13,8 +13,10 @@ that contains, for every group, at least one of its words as a whole word. A wor
 identifier (`"Variable"`, the last part of every spelling of `tf.Variable`: aliases such as `import
 tensorflow as t`, `from tensorflow import Variable as V` or `tfd = tfp.distributions` rename the
 module, never the member, and a star import still names the member where it is used) or a regular
-expression of identifier characters (`"JointDistribution\\w*"`, `"(?i:adam|sgd)"`). A rule that
-declares nothing (`starts_from = None`, the default; a plugin's rule) always runs.
+expression of identifier characters (`"JointDistribution\\w*"`, `"(?i:adam|sgd)"`). A word may name
+its kind: `keyword:x` (only as a call's keyword argument `x=`), `target:x` (only as a name assigned
+by `x = ...`); in the text it is the word `x`. A rule that declares nothing (`starts_from = None`,
+the default; a plugin's rule) always runs.
 
 Two passes, each cheap: the words of the whole text (a regular expression), then, only for a file
 that has the words, the words of its code (`code_words`: CPython's tree, already built for the
@@ -40,6 +42,8 @@ DISABLE_VARIABLE = "ELBOLINT_NO_TRIAGE"
 Declaration = Optional[tuple[tuple[str, ...], ...]]
 
 _WORD = re.compile(r"\w+")
+#: A word of a kind: `keyword:x` (passed as `x=` to a call), `target:x` (assigned: `x = ...`).
+_KIND = re.compile(r"(keyword|target):(.+)", re.S)
 
 
 def disabled() -> bool:
@@ -53,12 +57,14 @@ def last_parts(qualified: Iterable[str]) -> tuple[str, ...]:
 
 
 class Words:
-    """The words of one file, as a set (plain words) and as one line each (for regular expressions)."""
+    """The words of one file, as a set (plain words) and as one line each (for regular expressions).
+    `code`: the words of its code (`code_words`), which also holds the kinds `keyword:` and `target:`."""
 
-    __slots__ = ("words", "_lines")
+    __slots__ = ("words", "code", "_lines")
 
-    def __init__(self, words: Iterable[str]) -> None:
+    def __init__(self, words: Iterable[str], code: bool = False) -> None:
         self.words = frozenset(words)
+        self.code = code
         self._lines: Optional[str] = None
 
     @classmethod
@@ -74,19 +80,34 @@ class Words:
 
 class _Group:
     """One group of a declaration: its plain words as a set, its other words as one regex matched
-    against whole words (a file's distinct words are far fewer than its characters)."""
+    against whole words (a file's distinct words are far fewer than its characters); in two forms,
+    for the text (a kind is dropped: `keyword:x` is the word `x`) and for the code."""
 
-    __slots__ = ("plain", "pattern")
+    __slots__ = ("text_plain", "text_pattern", "code_plain", "code_pattern")
 
     def __init__(self, words: tuple[str, ...]) -> None:
-        self.plain = frozenset(w for w in words if _WORD.fullmatch(w))
-        others = [w for w in words if not _WORD.fullmatch(w)]
-        self.pattern = re.compile(r"^(?:" + "|".join(others) + r")$", re.M) if others else None
+        text_plain, text_other, code_plain, code_other = set(), [], set(), []
+        for word in words:
+            typed = _KIND.fullmatch(word)
+            kind, bare = (typed.group(1), typed.group(2)) if typed else ("", word)
+            if _WORD.fullmatch(bare):
+                text_plain.add(bare)
+                code_plain.add(word)
+            else:
+                text_other.append(bare)
+                code_other.append(f"{kind}:(?:{bare})" if kind else bare)
+        self.text_plain, self.code_plain = frozenset(text_plain), frozenset(code_plain)
+        self.text_pattern, self.code_pattern = _alternation(text_other), _alternation(code_other)
 
     def found(self, words: Words) -> bool:
-        if not self.plain.isdisjoint(words.words):
+        plain, pattern = (self.code_plain, self.code_pattern) if words.code else (self.text_plain, self.text_pattern)
+        if not plain.isdisjoint(words.words):
             return True
-        return self.pattern is not None and self.pattern.search(words.lines) is not None
+        return pattern is not None and pattern.search(words.lines) is not None
+
+
+def _alternation(fragments: list[str]) -> Optional[re.Pattern]:
+    return re.compile(r"^(?:" + "|".join(fragments) + r")$", re.M) if fragments else None
 
 
 @lru_cache(maxsize=512)
@@ -119,7 +140,7 @@ def any_can_fire(text: str, declarations: Iterable[Declaration], tree: Optional[
         return False
     if tree is None:
         return True
-    words = Words(code_words(tree))
+    words = Words(code_words(tree), code=True)
     return any(can_fire(text, declaration, words) for declaration in declarations)
 
 
@@ -142,6 +163,13 @@ def code_words(tree: ast.AST) -> set[str]:
         elif kind is ast.Expr:
             if type(node.value) is ast.Constant:
                 statements.add(id(node.value))
+        elif kind is ast.keyword:
+            if node.arg is not None:
+                words.update((node.arg, "keyword:" + node.arg))
+        elif kind is ast.Assign:
+            words.update("target:" + target.id for target in node.targets if type(target) is ast.Name)
+            if node.type_comment:
+                words.update(_WORD.findall(node.type_comment))
         else:
             for field in kind._fields:
                 value = getattr(node, field, None)

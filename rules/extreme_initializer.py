@@ -72,9 +72,9 @@ class ExtremeInitializer(TrainedParameterRule):
     severity = Severity.WARNING
     options = {"threshold": 100.0}
     confirmed_by = ("ELB102", "ELB107", "ELB101")
-    #: Triage: a trainable variable's initial value, or an initial state (a keyword or a name).
-    starts_from = ((*last_parts(VARIABLE | TRANSFORMED_VARIABLE), *_INITIAL_KEYWORDS,
-                    r"(?:initial|init)_(?:states?|positions?|values?|locs?)"),)
+    #: Triage: a trainable variable's initial value, or an initial state (a call's keyword, an assigned name).
+    starts_from = ((*last_parts(VARIABLE | TRANSFORMED_VARIABLE), *(f"keyword:{k}" for k in sorted(_INITIAL_KEYWORDS)),
+                    "target:" + _INITIAL_STATE.pattern.strip("^$")),)
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -129,7 +129,7 @@ def test_code_words():
     tree = ast.parse('"""doc Variable"""\nimport a.b as c\nfrom d.e import f\ndef g(h, *i, j=1, **k):\n'
                      '    global l\n    m.n(o=p, q="r s")\n    f"{t}u"\nclass V: pass\n'
                      'try:\n    pass\nexcept E as w:\n    pass\n# Variable\n')
-    assert triage.code_words(tree) == set("abcdefghijklmnopqrstuwE") | {"V"}
+    assert triage.code_words(tree) == set("abcdefghijklmnopqrstuwE") | {"V", "keyword:o", "keyword:q"}
 
 
 def test_only_the_selected_rules_count(monkeypatch, tmp_path):
@@ -282,3 +282,18 @@ def test_the_cache_fingerprint_reads_the_rule_files_without_importing_them():
     code = ("import sys\nfrom elbolint.cache import code_fingerprint\nfrom elbolint import linter, runner\n"
             "code_fingerprint()\nassert 'libcst' not in sys.modules and 'elbolint.rules' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_words_of_a_kind():
+    import ast
+
+    declaration = (("keyword:current_state", "target:init_(?:state|loc)"),)
+
+    def code(source):
+        return triage.can_fire(source, declaration, triage.Words(triage.code_words(ast.parse(source)), code=True))
+
+    assert triage.can_fire("def step(current_state): pass", declaration)  # the text: any word
+    assert not code("def step(current_state): return current_state.x")  # a parameter, an attribute
+    assert code("sample_chain(current_state=x)")
+    assert code("init_loc = [1e3]") and code("a = init_state = 0")
+    assert not code("init_loc, b = 1, 2") and not code("init_loc: float = 1.") and not code("x.init_loc = 1")
