@@ -321,8 +321,7 @@ def _run_dynamic(results, config, settings, enabled, quiet, evidence) -> list[Di
     from elbolint.dynamic import run_dynamic
 
     try:
-        with evidence.recording():
-            return run_dynamic(results, config, settings, enabled=enabled, show_progress=not quiet)
+        return run_dynamic(results, config, settings, enabled=enabled, show_progress=not quiet, on_trace=evidence.keep)
     except ConfigError as error:
         _fail(str(error))
     except KeyboardInterrupt:  # the workers and their models are already killed (harness.py)

@@ -82,9 +82,8 @@ def judged(trace: dict | None = None, path: Path = MODEL) -> tuple[list[Diagnost
     assert problems(trace) == []
     result = lint_file(path, all_rules(), {}, Config().enabled_codes())
     evidence = Evidence()
-    with evidence.recording():
-        rows = report.apply_results([result], [trace], DynamicSettings(), Config().enabled_codes())
-    assert report.apply_results.__name__ == "apply_results" and not hasattr(report.apply_results, "__wrapped__")
+    evidence.keep(result, trace)  # as run_dynamic(..., on_trace=evidence.keep) hands it over
+    rows = report.apply_results([result], [trace], DynamicSettings(), Config().enabled_codes())
     diagnostics = sorted(list(result.diagnostics) + rows, key=Diagnostic.sort_key)
     return diagnostics, evidence
 

@@ -43,10 +43,13 @@ import sys
 import tempfile
 
 
-def run_dynamic(results, config, settings, *, enabled, show_progress=True):
+def run_dynamic(results, config, settings, *, enabled, show_progress=True, on_trace=None):
     """Run the models of `results` and return the dynamic-only diagnostics (see issue 4).
 
-    Static diagnostics of the files that ran get their `dynamic` field set in place."""
+    Static diagnostics of the files that ran get their `dynamic` field set in place. `on_trace(result,
+    trace)`, when given, receives each file's whole trace (verdicts/contract.py's `Trace`: every run,
+    seed and re-run step by step) before it is judged: what the HTML report and the TensorBoard logs
+    draw (a verdict itself carries only a digest of its run)."""
     from elbolint.dynamic.parent.settings import build_settings
 
     options = build_settings(config.dynamic or {}, settings)
@@ -57,7 +60,7 @@ def run_dynamic(results, config, settings, *, enabled, show_progress=True):
     scratch = tempfile.mkdtemp(prefix="elbolint-notebooks-") if any(_is_notebook(r) for r in selected) else None
     try:
         jobs = [_job(r, index, options, scratch) for index, r in enumerate(selected)]
-        return _run_selected(selected, jobs, options, enabled, show_progress)
+        return _run_selected(selected, jobs, options, enabled, show_progress, on_trace)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -169,7 +172,7 @@ def _job(result, index: int, options, scratch) -> dict:
     return job
 
 
-def _run_selected(selected, jobs, options, enabled, show_progress):
+def _run_selected(selected, jobs, options, enabled, show_progress, on_trace=None):
     from elbolint.dynamic.parent.harness import run_jobs
     from elbolint.dynamic.parent.report import apply_results
 
@@ -196,6 +199,8 @@ def _run_selected(selected, jobs, options, enabled, show_progress):
         selected, outcomes = [r for r, _ in ran], [o for _, o in ran]
     for outcome, result in zip(outcomes, selected):
         outcome["path"] = str(result.path)  # the notebook, not its scratch module
+        if on_trace is not None:
+            on_trace(result, outcome)
     plain = [(r, o) for r, o in zip(selected, outcomes) if not _is_notebook(r)]
     rows = apply_results([r for r, _ in plain], [o for _, o in plain], options, enabled)
     for result, outcome in zip(selected, outcomes):

@@ -4,10 +4,9 @@ and the TensorBoard logs (elbolint/tensorboard_logs.py).
 Why a side channel: a finding's `Diagnostic.dynamic` verdict carries only a digest of its run
 (classify.trace_summary: first/last/min loss, a sparkline), while the curves need the whole trace the
 child recorded (contract.Trace: every seed's loss, gradient norm and watched minima, the clipped and
-smaller-rate re-runs, the reference fit, ELB111's richer family). Those traces exist in the parent only
-while report.apply_results judges them, so `Evidence.recording()` keeps a copy of each file's trace as
-it passes through (a wrapper around the public `apply_results`; elbolint/dynamic is not changed), and
-`Evidence.parts_for(d)` finds the run a verdict names (its digest is recomputed from each of the file's
+smaller-rate re-runs, the reference fit, ELB111's richer family). dynamic mode hands each file's trace
+over before judging it (`run_dynamic(..., on_trace=evidence.keep)`), and `Evidence.part_for(d)` finds
+the run a verdict names (its digest is recomputed from each of the file's
 runs with classify.trace_summary, the function that made it).
 
 `runs(part)` is the one reading of a trace both outputs share: one `Series` group per seed and
@@ -18,7 +17,6 @@ the event files can be tested against the trace itself.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
@@ -187,27 +185,11 @@ class Evidence:
     def __init__(self) -> None:
         self.traces: dict[str, dict] = {}
 
-    @contextlib.contextmanager
-    def recording(self) -> Iterator["Evidence"]:
-        """Keep each file's trace while dynamic mode judges it (see the module docstring)."""
-        try:
-            from elbolint.dynamic.parent import report
-        except ImportError:  # pragma: no cover - dynamic mode absent: nothing to record
-            yield self
-            return
-        original = report.apply_results
-
-        def apply_results(selected, outcomes, *args, **kwargs):
-            for result, trace in zip(selected, outcomes):
-                if isinstance(trace, dict):
-                    self.traces[str(result.path)] = trace
-            return original(selected, outcomes, *args, **kwargs)
-
-        report.apply_results = apply_results
-        try:
-            yield self
-        finally:
-            report.apply_results = original
+    def keep(self, result, trace) -> None:
+        """`run_dynamic(..., on_trace=evidence.keep)`: each file's whole trace, as dynamic mode hands it
+        over before judging it."""
+        if isinstance(trace, dict):
+            self.traces[str(result.path)] = trace
 
     def sites(self) -> Iterator[tuple[str, int, dict]]:
         """(file, index, part) for every training site of every file that ran."""
