@@ -313,7 +313,8 @@ class SurrogateSupportMismatch(Rule):
     lambdas) or by keyword, through `model.log_prob`, `model.experimental_pin(y=...).unnormalized_log_prob`,
     `functools.partial(model.log_prob, y=y)`, a lambda or function that adds the observed values
     (`lambda *z: model.log_prob(z + (y,))`, `lambda w, b: model.log_prob([w, b, y])`,
-    `def target(*args): return model.log_prob(*args, y=y)`), or a hand-written target that scores
+    `def target(*args): return model.log_prob(*args, y=y)`, `def target(**z): return model.log_prob(**z, y=y)`),
+    or a hand-written target that scores
     the sample with a prior (`tfd.HalfNormal(1.).log_prob(sigma)`). Models, surrogates and targets
     built by functions of the file are followed, and a fit inside a function of the file that
     receives them as arguments (`def fit(model, surrogate): ...`) is read at each of its calls. A surrogate built by
@@ -1114,11 +1115,12 @@ class SurrogateSupportMismatch(Rule):
                 continue
             if isinstance(func.value, cst.Name) and func.value.value in env:
                 continue
-            if any(a.star == "**" for a in call.args):
+            spread = self._spread_keywords(call, env, surrogate)  # `model.log_prob(**sample, y=y)`
+            if spread is None:
                 continue
             positional = []
             for arg in call.args:
-                if arg.keyword is not None:
+                if arg.keyword is not None or arg.star == "**":
                     continue
                 if arg.star == "*":
                     source = env.get(arg.value.value) if isinstance(arg.value, cst.Name) else None
@@ -1130,8 +1132,8 @@ class SurrogateSupportMismatch(Rule):
                     positional.append(self._source(arg.value, env, surrogate))
             if positional is None:
                 continue
-            keywords = {a.keyword.value: self._source(a.value, env, surrogate)
-                        for a in call.args if a.keyword is not None}
+            keywords = {**spread, **{a.keyword.value: self._source(a.value, env, surrogate)
+                                     for a in call.args if a.keyword is not None}}
             model = self._model(func.value, None)
             if model is not None:
                 matches += self._pair(model, surrogate, positional, keywords, env)
@@ -1146,6 +1148,18 @@ class SurrogateSupportMismatch(Rule):
                     prior = Part(None, source.spelled, func.value, self._current_scopes())
                     matches.append(_Match(part, prior, None))
         return matches
+
+    def _spread_keywords(self, call: cst.Call, env: dict, surrogate: Joint) -> Optional[dict]:
+        """The keywords a `**name` argument spreads: the surrogate's named parts when `name` is the
+        target's own `**kwargs` (`def target(**sample): return model.log_prob(**sample, y=y)`); {}
+        without one; None when something else is spread (what it holds cannot be read)."""
+        spread = [a for a in call.args if a.star == "**"]
+        if not spread:
+            return {}
+        source = env.get(spread[0].value.value) if isinstance(spread[0].value, cst.Name) else None
+        if len(spread) != 1 or not isinstance(source, Whole) or not source.named:
+            return None
+        return {p.name: Ref(name=p.name) for p in surrogate.parts if p.name}
 
     def _current_scopes(self) -> tuple:
         """The scopes queries are answered in now (to read a value later in the same place)."""
