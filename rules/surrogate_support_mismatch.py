@@ -223,14 +223,40 @@ def _above(surrogate: Bound, prior: Bound) -> bool:
     return surrogate > prior
 
 
+#: A prior's bound this far from 0 (on an interval reaching back to within it of 0) is beyond what an
+#: unbounded surrogate draws from ordinary initial values: `Uniform(-1e5, 1e5)` is a flat prior written
+#: as an interval, and a Normal surrogate started at loc 100, scale 10 reaches 1e3 at 90 standard
+#: deviations. Measured on real code (a radon model's `tfd.Uniform(-INF, INF)` with INF = 100000): the
+#: "-inf below -100000" finding was true on paper only.
+UNREACHABLE = 1e3
+
+
+def _near(bound: Bound) -> bool:
+    return isinstance(bound, float) and -UNREACHABLE < bound < UNREACHABLE
+
+
+def _reach(prior: Support) -> Support:
+    """The prior's interval as an unbounded surrogate's draws can meet it: a bound UNREACHABLE or more
+    from 0, whose other bound is near 0 or as far on the other side, counts as infinite."""
+    low, high = prior.low, prior.high
+    far_low = isinstance(low, float) and low <= -UNREACHABLE
+    far_high = isinstance(high, float) and high >= UNREACHABLE
+    if far_low and (far_high or high == INF or _near(high)):
+        low = -INF
+    if far_high and (far_low or prior.low == -INF or _near(prior.low)):
+        high = INF
+    return Support(prior.kind, low, high)
+
+
 def wider(surrogate: Support, prior: Support) -> Optional[str]:
     """"below" / "above" / "outside" when the surrogate certainly puts mass where the prior has none."""
     if prior.kind == "interval":
         if surrogate.kind != "interval":
             return None
-        if _below(surrogate.low, prior.low):
+        reach = _reach(prior)
+        if _below(surrogate.low, reach.low if surrogate.low == -INF else prior.low):
             return "below"
-        if _above(surrogate.high, prior.high):
+        if _above(surrogate.high, reach.high if surrogate.high == INF else prior.high):
             return "above"
         return None
     if surrogate.real:
@@ -373,7 +399,9 @@ class SurrogateSupportMismatch(Rule):
     model's event-space bijector), `LogNormal` / `Gamma` for positive latents, priors that are
     themselves `TransformedDistribution`s, targets that transform the sample before the model sees
     it (`model.log_prob([tf.exp(z), ...])`, `sigma = tf.exp(sigma)`: a target written in
-    unconstrained space), and whatever elbolint cannot match or read (a target from another
+    unconstrained space), a flat prior written as a very wide interval (`Uniform(-1e5, 1e5)`: an
+    unbounded surrogate's draws never reach a bound 1e3 or more from 0; of `Uniform(0, 1e5)` only the
+    bound at 0 counts), and whatever elbolint cannot match or read (a target from another
     module, components yielded in a loop, bounds read from data). There is no automatic fix:
     which family to use, and what the existing variables then mean (`loc` of a LogNormal is on
     the log scale), is the author's choice. Dynamic mode confirms it by the component's own draws:
