@@ -177,3 +177,53 @@ def test_a_fit_no_finding_points_at_is_brief_and_its_trajectory_is_not_judged():
     status = {r["code"]: r["dynamic"] for r in rows if r["code"] in ("ELB001", "ELB009")}
     assert status["ELB001"]["status"] == "confirmed" and status["ELB001"]["trace"]["fit"] == "fit 2 of 2 (line 32)"
     assert status["ELB009"]["status"] == "confirmed" and status["ELB009"]["evidence"]["codes"] == ["ELB112"]
+
+
+# A notebook that binds `optimizer` three times (measured on a public "trainable distributions"
+# notebook: the first loop's SGD `optimizer` was handed the verdict of a later cell's Adam `optimizer`),
+# and a surrogate built and returned by a function of the file.
+REBOUND = """\
+optimizer = tf.optimizers.SGD(0.05)
+for step in range(100):
+    optimizer.apply_gradients(zip(grads_of(normal), normal.trainable_variables))
+
+def make_q(size):
+    raw = tf.Variable(tf.zeros(size))
+    q = tfd.MultivariateNormalDiag(loc=tf.Variable(tf.zeros(size)),
+                                   scale_diag=tf.nn.softplus(raw))
+    return q
+
+mv = make_q(3)
+optimizer = tf.optimizers.Adam(0.01)
+for step in range(100):
+    optimizer.apply_gradients(zip(grads_of(mv), mv.trainable_variables))
+"""
+
+
+def test_a_name_bound_again_holds_another_object_so_another_run_is_not_the_findings():
+    from elbolint.dynamic.child.sites import unflagged
+
+    attribution = Attribution(REBOUND)
+    first = {"kind": "loop", "line": 3, "stack": [3], "optimizer_names": ["optimizer"]}
+    second = {"kind": "loop", "line": 14, "stack": [14], "optimizer_names": ["optimizer"]}
+    adam = ("ELB003", 12, "tf.optimizers.Adam drives variational inference without gradient clipping")
+    assert attribution.belongs(*adam, second) is True
+    assert attribution.belongs(*adam, first) is False  # same name, bound to the SGD while that loop ran
+    windows = attribution.name_windows(*adam)
+    assert windows == [("optimizer", 12, None)]
+    sgd = ("ELB003", 1, "tf.optimizers.SGD drives variational inference without gradient clipping")
+    assert attribution.name_windows(*sgd) == [("optimizer", 1, 12)]
+    # the child: the first loop is nobody's, so it is cut short; the second is the flagged one
+    spans = [[13, 15]]
+    assert unflagged(first, spans, [list(w) for w in windows]) is True
+    assert unflagged(second, spans, [list(w) for w in windows]) is False
+
+
+def test_a_surrogate_returned_by_a_builder_is_followed_to_the_run_it_is_passed_to():
+    attribution = Attribution(REBOUND)
+    first = {"kind": "loop", "line": 3, "stack": [3], "optimizer_names": ["optimizer"]}
+    second = {"kind": "loop", "line": 14, "stack": [14], "optimizer_names": ["optimizer"]}
+    eager = ("ELB004", 8, "`scale_diag` of tfd.MultivariateNormalDiag is tf.nn.softplus(raw) computed once")
+    assert attribution.names(*eager) == {"mv"}  # not the builder's local `q`
+    assert attribution.belongs(*eager, second) is True
+    assert attribution.belongs(*eager, first) is False

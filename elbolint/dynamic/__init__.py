@@ -102,18 +102,21 @@ def flagged_spans(result):
 
 
 def flagged_names(result) -> list:
-    """The names the flagged optimizers and Keras models are bound to (attribution.py's `names`): a run
-    whose optimizer or model has one of them is never cut short, wherever it is."""
+    """The names the flagged optimizers and Keras models are bound to, each with the lines while it
+    holds the flagged object ([name, first, last], attribution.name_windows): a run whose optimizer or
+    model has one of them, inside its window, is never cut short, wherever it is."""
     from elbolint.dynamic.parent.attribution import KERAS_MODEL, OPTIMIZER, Attribution
     from elbolint.dynamic.parent.report import _virtual_line
 
     attribution = Attribution(result.source.text)
-    names: set = set()
+    windows: list = []
     for d in result.diagnostics:
         line = _virtual_line(result, d)
         if d.code in OPTIMIZER + KERAS_MODEL and line is not None:
-            names |= attribution.names(d.code, line, d.message)
-    return sorted(names)
+            for window in attribution.name_windows(d.code, line, d.message):
+                if list(window) not in windows:
+                    windows.append(list(window))
+    return sorted(windows, key=lambda w: (w[0], w[1]))
 
 
 def support_checks(result) -> list:

@@ -69,8 +69,10 @@ def unflagged(record: dict, flagged: Optional[list], flagged_names) -> bool:
     if not lines:
         return False
     bound = set(record.get("optimizer_names") or []) | set(record.get("model_names") or [])
-    if bound & set(flagged_names or []):
-        return False
+    for window in flagged_names or []:  # [name, first, last]: the lines while the name holds the flagged object
+        name, first, last = (window, None, None) if isinstance(window, str) else window
+        if name in bound and (first is None or any(first <= at and (last is None or at < last) for at in lines)):
+            return False
     return not any(first <= at <= last for first, last in flagged for at in lines)
 
 

@@ -18,6 +18,10 @@ decide, else it cannot be told (None: the run may judge it, as before).
 |---|---|
 | ELB003 / ELB009 (optimizer) | the run that used that optimizer: the call it is passed to (fit, compile then fit, minimize, a loop's apply_gradients), or its name bound to the run's optimizer |
 | ELB001 / ELB002 / ELB007 / ELB008 (parameter) | the run its surrogate/distribution is passed to (then report.py matches the watched parameter's identity, confirmation.owns) |
+| ELB004 (a parameter computed once) | the run its surrogate is passed to |
+
+A surrogate built and returned by a function of the file (`def make_q(): ... return q`) is followed to
+the names its calls bind (`q = make_q()`), and from there to the run it is passed to.
 | ELB010 / ELB013 (Keras model) | the Keras fit of that model |
 """
 
@@ -30,7 +34,9 @@ from typing import Callable, Optional
 OPTIMIZER = ("ELB003", "ELB009")
 PARAMETER = ("ELB001", "ELB002", "ELB007", "ELB008")
 KERAS_MODEL = ("ELB010", "ELB013")
-CODES = OPTIMIZER + PARAMETER + KERAS_MODEL
+#: a surrogate whose parameter is computed once (ELB004): its run is the one the surrogate is passed to
+DISTRIBUTION = ("ELB004",)
+CODES = OPTIMIZER + PARAMETER + KERAS_MODEL + DISTRIBUTION
 
 _LOOP_CALLS = ("apply_gradients", "monte_carlo_variational_loss")
 _KERAS_FIT = ("fit", "fit_generator", "train_on_batch")
@@ -120,7 +126,51 @@ class Attribution:
             match = _MODEL.search(message or "")
             if match:
                 found.add(match.group("name").rsplit(".", 1)[-1])
+        if code in PARAMETER + DISTRIBUTION:
+            # built and returned by a function: the names its calls bind, not the function's locals
+            # (another function's local `distribution` is another object)
+            found = self._built_by(line, holding, found) or found
         return found
+
+    def _built_by(self, line: int, holding, names: set) -> set:
+        """The names the file binds to what a builder function returns, when the finding's object is
+        that return value (`distribution = tfd.MultivariateNormalDiag(...)` ... `return distribution`
+        in `def make_q(): ...`, then `q = make_q()`): the object's run is the one `q` flows into."""
+        function = self._builder(line, holding, names)
+        if function is None:
+            return set()
+        bound: set = set()
+        for node in ast.walk(self.tree):
+            if _calls(node, function):
+                bound |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        return bound
+
+    def _builder(self, line: int, holding, names: set) -> Optional[str]:
+        """The function of the file whose return value the finding's object is, or None (`names`: those
+        the statement holding the finding binds)."""
+        functions = [n for n in ast.walk(self.tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and n.lineno <= line <= (n.end_lineno or n.lineno)]
+        if not functions:
+            return None
+        function = max(functions, key=lambda n: n.lineno)  # the innermost
+        returned = {x.id for r in ast.walk(function) if isinstance(r, ast.Return) and r.value is not None
+                    for x in ast.walk(r.value) if isinstance(x, ast.Name)}
+        is_return = holding is not None and isinstance(holding[0], ast.Return)
+        return function.name if is_return or names & returned else None
+
+    def name_windows(self, code: str, line: int, message: str) -> list[tuple[str, int, Optional[int]]]:
+        """(name, first, last) for each name the finding's object is bound to: the lines from its binding
+        statement to the next statement that binds the name again (last None: never). A run is the
+        object's only while one of its lines is in that window: a notebook that binds `optimizer` three
+        times has three different optimizers under one name (measured: the first loop's SGD `optimizer`
+        was handed the verdict of a later cell's Adam `optimizer`)."""
+        holding = self._holding(line)
+        start, end = (holding[1], holding[2]) if holding is not None else (line, line)
+        windows = []
+        for name in sorted(self.names(code, line, message)):
+            rebound = self._rebound({name}, end)
+            windows.append((name, start, None if rebound == float("inf") else int(rebound)))
+        return windows
 
     def uses(self, code: str, line: int, message: str) -> list[dict]:
         """The statements the finding's object flows into: {first, last, kind, receiver, line}."""
@@ -129,7 +179,8 @@ class Attribution:
         names = self.names(code, line, message)
         holding = self._holding(line)
         start = holding[1] if holding is not None else line
-        cutoff = self._rebound(names, holding[2] if holding is not None else line)
+        builder = self._builder(line, holding, _bound(holding)) if code in PARAMETER + DISTRIBUTION else None
+        cutoff = self._rebound(names, holding[2] if holding is not None else line, builder)
         found: list[dict] = []
         compiled: set = set()
         for node, first, last in self.statements:
@@ -178,10 +229,13 @@ class Attribution:
                 unique.append(use)
         return unique
 
-    def _rebound(self, names: set, after: int) -> float:
-        """The first line after `after` that binds one of `names` again (a notebook's `model = ...`)."""
+    def _rebound(self, names: set, after: int, builder: Optional[str] = None) -> float:
+        """The first line after `after` that binds one of `names` again (a notebook's `model = ...`);
+        a call of `builder` (the function returning the finding's object) binds it, not again."""
         first = float("inf")
         for node in ast.walk(self.tree):
+            if builder is not None and _calls(node, builder):
+                continue
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno > after:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 bound = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
@@ -208,7 +262,7 @@ class Attribution:
         bound = set(site.get("optimizer_names") or []) if code in OPTIMIZER else set()
         if code in KERAS_MODEL or code in OPTIMIZER:
             bound |= set(site.get("model_names") or [])
-        if names & bound:
+        if names & bound and in_window(bound, lines, self.name_windows(code, line, message)):
             return True
         if code in KERAS_MODEL and site.get("kind") not in ("keras",) and (uses or names):
             return False  # a Keras model's finding is judged by a Keras fit only
@@ -226,6 +280,33 @@ class Attribution:
                 site["model_names"] = [use["receiver"]]
             return run_name(site, locate)
         return None
+
+
+def _bound(holding) -> set:
+    """The names the statement holding a finding binds (`holding`: Attribution._holding's answer)."""
+    if holding is None or not isinstance(holding[0], (ast.Assign, ast.AnnAssign)):
+        return set()
+    targets = holding[0].targets if isinstance(holding[0], ast.Assign) else [holding[0].target]
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _calls(node, function: str) -> bool:
+    """`node` is `name = function(...)`."""
+    return (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name) and node.value.func.id == function)
+
+
+def in_window(bound: set, lines: set, windows) -> bool:
+    """Whether a run whose optimizer or model is bound to one of `bound` and whose user lines are
+    `lines` is inside a window (name, first, last) of the flagged object: the name held *that* object
+    when the run ran (Attribution.name_windows). A bare name (no window known) matches by name."""
+    for window in windows:
+        name, first, last = (window, None, None) if isinstance(window, str) else window
+        if name not in bound:
+            continue
+        if first is None or any(first <= at and (last is None or at < last) for at in lines):
+            return True
+    return False
 
 
 def _callee(call: ast.Call) -> tuple:
