@@ -180,3 +180,28 @@ def test_end_to_end_raw_tril_confirmed_and_missing_imports_named_together(tmp_pa
     assert elb001["dynamic"]["status"] == "not-run"
     summary = elb001["dynamic"]["summary"]
     assert "`elbolint_absent_plotting`, `elbolint_absent_styles`, which are not installed" in summary
+
+
+def test_elb004_is_confirmed_by_its_own_parameter_frozen_while_the_loss_moves():
+    """A scale computed once from a variable local to a builder function: no module-level variable shows
+    it (measured on a public notebook: "no ELB105 observed" while natively the stddev stayed at 0.693);
+    the watched parameter itself staying put while the loss moves does."""
+    result = _result(FIXTURES / "dynamic" / "eager_softplus.py")
+    scale = "`scale` of Normal"
+    identity = {"parameter": "scale", "distribution": "Normal", "component": None, "variable": None,
+                "kind": "minimum", "strict": False}
+    losses = [10.0 - 0.01 * i for i in range(100)]
+    frozen = _record(losses, positive={scale: [0.9741] * 100}, watched={scale: identity})
+    apply_results([result], [_trace(frozen)], DynamicSettings(), Config().enabled_codes())
+    [elb004] = [d for d in result.diagnostics if d.code == "ELB004"]
+    assert elb004.dynamic["status"] == "confirmed", elb004.dynamic["summary"]
+    assert elb004.dynamic["summary"].startswith(
+        "`scale` of Normal stayed at 0.9741 at every one of 100 steps while the loss went from 10 to 9.01")
+    # the same parameter moving (it trains after all), or a loss that never moved: not this evidence
+    for record in (_record(losses, positive={scale: [0.9741 - 0.001 * i for i in range(100)]},
+                           watched={scale: identity}),
+                   _record([5.0] * 100, positive={scale: [0.9741] * 100}, watched={scale: identity})):
+        result = _result(FIXTURES / "dynamic" / "eager_softplus.py")
+        apply_results([result], [_trace(record)], DynamicSettings(), Config().enabled_codes())
+        [elb004] = [d for d in result.diagnostics if d.code == "ELB004"]
+        assert elb004.dynamic["status"] == "not-reproduced", elb004.dynamic["summary"]

@@ -20,7 +20,7 @@ from typing import Optional
 from elbolint.diagnostics import Diagnostic, Position
 from elbolint.dynamic.parent.attribution import Attribution, run_name, site_of
 from elbolint.dynamic.verdicts.classify import SANDBOX_KINDS, trace_summary
-from elbolint.dynamic.verdicts.confirmation import identities, owns, policy, subject
+from elbolint.dynamic.verdicts.confirmation import frozen_parameter, identities, owns, policy, subject
 from elbolint.dynamic.verdicts.contract import checking, problems, verdict_problems
 from elbolint.dynamic.verdicts.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
 from elbolint.dynamic.verdicts.seeds import TRAJECTORY, classify_seeds, coverage
@@ -296,6 +296,8 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
     source = "\n".join(lines)
     subjects = {id(d): _subject(result, d, source) for d in diagnostics
                 if rules.get(d.code) is not None and policy(d.code, rules[d.code].confirmed_by).own_parameter}
+    frozen_subjects = {id(d): _subject(result, d, source) for d in diagnostics
+                       if rules.get(d.code) is not None and policy(d.code, rules[d.code].confirmed_by).frozen}
     for d in diagnostics:
         rule = rules.get(d.code)
         if rule is None or not rule.confirmed_by:
@@ -305,6 +307,12 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
         rule_policy = policy(d.code, rule.confirmed_by)
         matched = [i for i, f in enumerate(confirming) if f["code"] in rule_policy.codes
                    and _for(f, _virtual_line(result, d))]
+        if rule_policy.frozen and not matched:
+            frozen = frozen_parameter(trace, frozen_subjects.get(id(d)), watched,
+                                      [s for s in frozen_subjects.values() if s is not None])
+            if frozen is not None:
+                confirming.append(frozen)
+                matched = [len(confirming) - 1]
         mine: list[str] = []  # labels of the watched parameters that are this finding's own
         elsewhere = ""
         if rule_policy.own_parameter:

@@ -9,6 +9,7 @@ confirms, and the README's dynamic table says the same):
 |---|---|
 | ELB001 / ELB007 / ELB008 | the parameter's own observation (ELB104 on *this* parameter: a scale <= 0, a `scale_tril` diagonal <= 0, a covariance eigenvalue <= 0, a probability outside [0, 1]) |
 | ELB002 | ELB102 (the initial loss far above a default surrogate's on the same model) |
+| ELB004 | ELB105: a variable never trained, or the finding's own watched parameter frozen at every step while the loss moves |
 | ELB003 | ELB110: the same seeds re-run with the gradients clipped end finite (or clearly lower) |
 | ELB009 | ELB112: the same seeds re-run with the same optimizer at a 10x smaller learning rate end finite (or clearly lower) |
 | others | the codes of their rule's `confirmed_by` |
@@ -38,6 +39,9 @@ class Policy:
     #: although the rule's `confirmed_by` does not list them (rules/ predates the re-run): ELB009's
     #: ELB112. `policy()` adds them to `codes`; the rule's own list stays what its fits may observe.
     counterfactual: tuple = ()
+    #: the finding says its parameter never trains (ELB004): its own watched value frozen at every step
+    #: while the loss moves confirms it too (frozen_parameter), whatever module-level variables show
+    frozen: bool = False
 
 
 _OWN = ("only the parameter's own observation confirms it (this parameter leaving its support); "
@@ -46,6 +50,8 @@ POLICIES = {
     "ELB001": Policy(("ELB104",), own_parameter=True, why=_OWN),
     "ELB007": Policy(("ELB104",), own_parameter=True, why=_OWN),
     "ELB008": Policy(("ELB104",), own_parameter=True, why=_OWN),
+    "ELB004": Policy(("ELB105",), frozen=True, why=(
+        "only the parameter staying at its initial value while the fit trains (ELB105) shows it is cut off")),
     "ELB002": Policy(("ELB102",), why=("only an initial loss far above a default surrogate's (ELB102) shows the "
                                        "initial value is the cause")),
     "ELB003": Policy(("ELB110",), why=("only a re-run of the same seeds with clipping (ELB110) shows missing "
@@ -64,7 +70,8 @@ def policy(code: str, confirmed_by: tuple) -> Policy:
     if not found.counterfactual:
         return found
     return Policy(found.codes + tuple(c for c in found.counterfactual if c not in found.codes),
-                  own_parameter=found.own_parameter, why=found.why, counterfactual=found.counterfactual)
+                  own_parameter=found.own_parameter, why=found.why, counterfactual=found.counterfactual,
+                  frozen=found.frozen)
 
 
 # ------------------------------------------------------------------ which parameter a finding is about
@@ -174,3 +181,32 @@ def identities(trace: dict) -> dict:
         for label in (record.get("positive") or {}):
             found.setdefault(label, identity_from_label(label))
     return {label: identity for label, identity in found.items() if identity}
+
+
+#: Steps a parameter must stay exactly where it started, while the loss moves, to count as never trained.
+FROZEN_MIN_STEPS = 10
+
+
+def frozen_parameter(trace: dict, wanted: Optional[Subject], watched: dict, subjects: list) -> Optional[dict]:
+    """ELB105 measured on the finding's own parameter: its watched value (the run's `positive` minima,
+    watch.py) identical at every recorded step while the loss changed, so the optimizer never moves it
+    (a scale computed once from a variable the surrogate does not track: the variable may be a local of
+    a builder function, which no module-level check sees). None when it moved, or cannot be told."""
+    if wanted is None:
+        return None
+    run = trace.get("fit") or {}
+    losses = [v for v in (run.get("loss") or []) if isinstance(v, (int, float)) and v == v]
+    for label, identity in watched.items():
+        if not owns(identity, wanted, list(watched.values()), subjects):
+            continue
+        series = [v for v in ((run.get("positive") or {}).get(label) or []) if isinstance(v, (int, float))]
+        if len(series) < FROZEN_MIN_STEPS or len(losses) < FROZEN_MIN_STEPS or losses[0] == losses[-1]:
+            continue
+        if max(series) != min(series):
+            continue
+        steps = min(len(series), len(losses))
+        return {"code": "ELB105", "message": (f"{label} stayed at {series[0]:.4g} at every one of {steps} steps "
+                                              f"while the loss went from {losses[0]:.4g} to {losses[-1]:.4g}: "
+                                              "the fit never moves it"),
+                "evidence": {"parameter": label, "value": series[0], "steps": steps, "identity": identity}}
+    return None
