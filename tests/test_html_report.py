@@ -19,6 +19,7 @@ from elbolint.diagnostics import Diagnostic, Position, Severity
 from elbolint.dynamic.parent import report
 from elbolint.dynamic.parent.settings import DynamicSettings
 from elbolint.dynamic.verdicts.contract import problems
+from elbolint.dynamic.verdicts.seeds import final_loss
 from elbolint.linter import lint_file
 from elbolint.registry import all_rules
 from elbolint.reporters import html
@@ -109,21 +110,39 @@ def drawn_points(svg: ET.Element, path: ET.Element) -> list[tuple[float, float]]
     """(step, value) of every vertex of a series, from the chart's declared plot area and domain."""
     left, top, right, bottom = map(float, svg.get("data-plot").split(","))
     x0, x1 = map(float, svg.get("data-x").split(","))
-    low, high = map(float, svg.get("data-y").split(","))
-    log = svg.get("data-log") == "1"
     points = []
     for x, y in re.findall(r"M?(-?[\d.]+) (-?[\d.]+)", path.get("d")):
         step = x0 + (float(x) - left) / (right - left) * (x1 - x0)
-        value = low + (bottom - float(y)) / (bottom - top) * (high - low)
-        points.append((step, 10 ** value if log else value))
+        points.append((step, value_at(svg, float(y))))
     return points
+
+
+def value_at(svg: ET.Element, y: float) -> float:
+    """The value a pixel row stands for, by the chart's declared scale (linear, log10, symlog)."""
+    _, top, _, bottom = map(float, svg.get("data-plot").split(","))
+    low, high = map(float, svg.get("data-y").split(","))
+    v = low + (bottom - y) / (bottom - top) * (high - low)
+    scale, c = svg.get("data-scale", "linear"), float(svg.get("data-c", "1"))
+    if scale == "log":
+        return 10 ** v
+    if scale == "symlog":
+        return math.copysign(c * (10 ** abs(v) - 1), v)
+    return v
+
+
+def on_scale(svg: ET.Element, value: float) -> float:
+    scale, c = svg.get("data-scale", "linear"), float(svg.get("data-c", "1"))
+    if scale == "log":
+        return math.log10(value)
+    if scale == "symlog":
+        return math.copysign(math.log10(1 + abs(value) / c), value)
+    return value
 
 
 def assert_matches(svg: ET.Element, path: ET.Element, values: list) -> None:
     """Every vertex is the recorded value at its step (to the 0.1 px the coordinates are rounded to),
     and every finite value of a short series is drawn."""
     low, high = map(float, svg.get("data-y").split(","))
-    log = svg.get("data-log") == "1"
     tolerance = (high - low) * 0.002 + 1e-9
     points = drawn_points(svg, path)
     assert int(path.get("data-n")) == len(values)
@@ -132,7 +151,7 @@ def assert_matches(svg: ET.Element, path: ET.Element, values: list) -> None:
         assert abs(step - index) < 0.3, (step, path.get("data-run"))
         expected = number(values[index])
         assert expected is not None and math.isfinite(expected)
-        got, want = (math.log10(value), math.log10(expected)) if log else (value, expected)
+        got, want = on_scale(svg, value), on_scale(svg, expected)
         assert abs(got - want) <= tolerance, (path.get("data-run"), path.get("data-tag"), index, value, expected)
     finite_values = [v for v in values if v is not None and math.isfinite(number(v))]
     if len(values) <= 180:
@@ -157,6 +176,10 @@ def check_curves(block: str, trace_part: dict, page: str = "") -> int:
     return checked
 
 
+def marks(svg: ET.Element) -> list[int]:
+    return sorted(int(line.get("data-step")) for line in svg.iter(f"{SVG}line") if line.get("class") == "mark")
+
+
 def test_a_confirmed_finding_shows_every_seed_the_reference_and_the_failing_step():
     diagnostics, evidence = judged()
     [elb001] = [d for d in diagnostics if d.code == "ELB001"]
@@ -171,10 +194,11 @@ def test_a_confirmed_finding_shows_every_seed_the_reference_and_the_failing_step
     loss = charts[0]
     runs_drawn = [p.get("data-run") for p in loss.iter(f"{SVG}path")]
     assert runs_drawn == ["seed 0", "seed 1", "seed 2", "seed 3", "reference fit (factored)"]
-    # the failing steps of the verdict's evidence (per seed) are marked, and each NaN's first step is crossed
-    marks = sorted(int(line.get("data-step")) for line in loss.iter(f"{SVG}line") if line.get("class") == "mark")
+    # the failing steps of the verdict's evidence (per seed) are marked on the finding's own parameter's
+    # chart only (ELB104 on `scale`: not the loss, not the gradient norm); each NaN's first step is crossed
+    assert [marks(chart) for chart in charts[:2]] == [[], []]
     below = [next(i for i, v in enumerate(r["positive"][LABEL]) if v <= 0) for r in fit_trace()["seeds"][:3]]
-    assert marks == below == [b + 1 for b in BREAKS.values()]  # the minimum's index i is its value after i steps
+    assert marks(charts[2]) == below == [b + 1 for b in BREAKS.values()]  # index i: its value after i steps
     crosses = sorted(int(t.get("data-step")) for t in loss.iter(f"{SVG}text") if t.get("class") == "nan")
     assert crosses == sorted(b + 1 for b in BREAKS.values())
     assert check_curves(block, fit_trace()) == 5 + 4 + 4
@@ -184,7 +208,7 @@ def test_a_confirmed_finding_shows_every_seed_the_reference_and_the_failing_step
               for c in dots.iter(f"{SVG}circle")}
     assert finals[("clipped re-run (clipnorm 1)", "1")] == 11.5
     assert finals[("smaller-rate re-run (learning rate 0.05 (/10))", "2")] == 11.2
-    assert finals[("your run", "3")] == fit_trace()["seeds"][3]["loss"][-1]
+    assert finals[("your run", "3")] == final_loss(fit_trace()["seeds"][3]["loss"])  # as the verdict counts
     diverged = [t.get("data-seed") for t in dots.iter(f"{SVG}text") if "nan" in (t.get("class") or "")]
     assert sorted(diverged) == ["0", "0", "1", "2", "2"]  # the user's seeds 0-2, clipped seeds 0 and 2
 

@@ -19,13 +19,14 @@ verdict's digest does not carry); without it a dynamic verdict shows its summary
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections import Counter
 from typing import Optional
 
 from elbolint.diagnostics import Diagnostic
 from elbolint.reporters import display_path, rule_url
-from elbolint.reporters.html_curves import Evidence, failing_steps, finite, runs, site_name
+from elbolint.reporters.html_curves import Evidence, ended, failing_marks, finite, runs, site_name
 from elbolint.reporters.html_svg import COLOURS, DASHES, chart, dots, esc, fmt
 from elbolint.reporters.source_lines import SourceLines
 
@@ -59,7 +60,7 @@ svg.curve{background:#fff;max-width:100%;height:auto;font-family:system-ui,sans-
 
 SCRIPT = """
 (function(){
-  var form=document.getElementById('filters');form.hidden=false;
+  var form=document.getElementById('filters');if(!form){return;}form.hidden=false;
   function apply(){
     var on={};form.querySelectorAll('input[type=checkbox]').forEach(function(box){
       (on[box.name]=on[box.name]||{})[box.value]=box.checked;});
@@ -67,7 +68,9 @@ SCRIPT = """
       var ok=on.code[f.dataset.code]&&on.severity[f.dataset.severity]&&on.status[f.dataset.status];
       f.classList.toggle('hidden',!ok);if(ok){shown++;}});
     document.querySelectorAll('section.file').forEach(function(s){
-      s.classList.toggle('hidden',!s.querySelector('details.finding:not(.hidden)'));});
+      var n=s.querySelectorAll('details.finding:not(.hidden)').length;s.classList.toggle('hidden',!n);
+      var c=s.querySelector('.count');if(c){c.textContent=n+(n<s.querySelectorAll('details.finding').length?
+        ' of '+s.querySelectorAll('details.finding').length:'');}});
     document.getElementById('shown').textContent=shown;
   }
   form.addEventListener('change',apply);
@@ -75,7 +78,7 @@ SCRIPT = """
     if(t&&t.tagName==='DETAILS'){t.open=true;}}
   window.addEventListener('hashchange',reveal);reveal();
   document.getElementById('expand').addEventListener('click',function(){
-    document.querySelectorAll('details').forEach(function(d){d.open=true;});});
+    document.querySelectorAll('details.finding').forEach(function(d){d.open=true;});});
   document.getElementById('collapse').addEventListener('click',function(){
     document.querySelectorAll('details.finding').forEach(function(d){d.open=false;});});
   apply();
@@ -99,11 +102,13 @@ def render(diagnostics: list[Diagnostic], evidence: Optional[Evidence] = None) -
     if not diagnostics:
         body.append("<p>No findings.</p>")
     number, drawn = 0, {}
+    reported = _reported(diagnostics)
     for name, found in files.items():
-        body.append(f'<section class="file"><h3><code>{esc(name)}</code> ({len(found)})</h3>')
+        body.append(f'<section class="file"><h3><code>{esc(name)}</code> (<span class="count">{len(found)}</span>)'
+                    '</h3>')
         for d in found:
             number += 1
-            body.append(_finding(number, d, sources, evidence, drawn))
+            body.append(_finding(number, d, sources, evidence, drawn, reported))
         body.append("</section>")
     body.append("</section>")
     body.append(_rules(sorted({d.code for d in diagnostics})))
@@ -111,6 +116,18 @@ def render(diagnostics: list[Diagnostic], evidence: Optional[Evidence] = None) -
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             "<title>elbolint report</title><style>" + CSS + "</style></head><body>"
             + "".join(body) + "<script>" + SCRIPT + "</script></body></html>\n")
+
+
+def _reported(diagnostics: list[Diagnostic]) -> dict[str, frozenset]:
+    """File -> the codes reported on it: its findings' and those their dynamic verdicts observed."""
+    codes: dict[str, set] = {}
+    for d in diagnostics:
+        found = codes.setdefault(str(d.path), set())
+        found.add(d.code)
+        evidence = (d.dynamic or {}).get("evidence") or {}
+        found.update(c for c in evidence.get("codes") or () if isinstance(c, str))
+        found.update(f.get("code") for f in evidence.get("findings") or () if isinstance(f, dict))
+    return {path: frozenset(c for c in found if c) for path, found in codes.items()}
 
 
 def _summary(diagnostics: list[Diagnostic], files: dict[str, list[Diagnostic]]) -> str:
@@ -141,7 +158,10 @@ def _summary(diagnostics: list[Diagnostic], files: dict[str, list[Diagnostic]]) 
 
 
 def _filters(diagnostics: list[Diagnostic]) -> str:
-    """Checkboxes the script reveals (`hidden` until it runs: without it every finding is shown)."""
+    """Checkboxes the script reveals (`hidden` until it runs: without it every finding is shown); none
+    for an empty report."""
+    if not diagnostics:
+        return ""
     groups = (("code", sorted({d.code for d in diagnostics})),
               ("severity", sorted({d.severity.value for d in diagnostics})),
               ("status", [s for s in STATUSES if any(status(d) == s for d in diagnostics)]))
@@ -155,7 +175,8 @@ def _filters(diagnostics: list[Diagnostic]) -> str:
             '<button type="button" id="collapse">Collapse all</button></p></form>')
 
 
-def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidence, drawn: dict) -> str:
+def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidence, drawn: dict,
+             reported: dict) -> str:
     where = f"{d.start.line}:{d.start.column}" if d.cell is None else f"cell {d.cell}, {d.start.line}:{d.start.column}"
     state = status(d)
     fixable = " [*]" if d.fix is not None else ""
@@ -170,8 +191,8 @@ def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidenc
     if d.fix is not None:
         parts.append(_fix(d, sources))
     if d.dynamic is not None:
-        parts.append(_dynamic(d, evidence, drawn))
-    opened = " open" if d.dynamic is not None and state in ("confirmed", "not-reproduced", "observed") else ""
+        parts.append(_dynamic(d, evidence, drawn, reported))
+    opened = " open" if d.dynamic is not None else ""  # every dynamic verdict is open, as the README says
     return (f'<details class="finding" id="finding-{number}" data-code="{esc(d.code)}" '
             f'data-severity="{esc(d.severity.value)}" data-status="{esc(state)}"{opened}>'
             f'{summary}{"".join(parts)}</details>')
@@ -228,13 +249,14 @@ def _fix(d: Diagnostic, sources: SourceLines) -> str:
             f'<pre class="diff">{"".join(rows)}</pre></div>')
 
 
-def _dynamic(d: Diagnostic, evidence: Evidence, drawn: dict) -> str:
+def _dynamic(d: Diagnostic, evidence: Evidence, drawn: dict, reported: dict) -> str:
     dynamic = d.dynamic or {}
     summary = dynamic.get("summary") or ""  # an observation's words are the row's own message
     out = [f'<div class="dynamic"><p><b>Dynamic mode: {esc(status(d))}</b>. {esc(summary)}</p>']
     part = evidence.part_for(d)
     if part is not None:
-        out.append(_shared(curves(part, failing_steps(d)), drawn))
+        out.append(_shared(curves(part, failing_marks(d), reported.get(str(d.path), frozenset()),
+                                  evidence.locate(d.path)), drawn))
     elif dynamic.get("trace", {}).get("steps"):
         out.append('<p class="loc">(the run\'s curves were not recorded)</p>')
     elif str(d.path) in evidence.traces:
@@ -249,49 +271,79 @@ _SVG = re.compile(r'<svg class="curve"([^>]*)>(.*?)</svg>', re.S)
 
 
 def _shared(block: str, drawn: dict) -> str:
-    """The same run's charts (several findings judged on one run) are drawn once: later findings
-    show them through SVG <use> (`data-use` names the drawn chart), so each finding still shows its
-    curves and the file holds them once."""
-    again = block in drawn
-    prefix = drawn.setdefault(block, f"run{len(drawn) + 1}")
-    numbers = iter(range(len(block)))
+    """A chart already drawn for another finding (the same run judged several findings: the same chart
+    with the same marks) is drawn once: later findings show it through SVG <use> (`data-use` names the
+    drawn chart), so each finding still shows its curves and the file holds each chart once."""
 
     def one(match) -> str:
-        name = f"{prefix}-{next(numbers)}"
-        if again:
+        key = match.group(0)
+        if key in drawn:
+            name = drawn[key]
             return f'<svg class="curve"{match.group(1)} data-use="{name}"><use href="#{name}-g"/></svg>'
+        name = drawn[key] = f"chart{len(drawn) + 1}"
         return f'<svg class="curve"{match.group(1)} id="{name}"><g id="{name}-g">{match.group(2)}</g></svg>'
 
     return _SVG.sub(one, block)
 
 
-def curves(part: dict, marks: dict[int, int]) -> str:
+def _recorded(part: dict, seeds: list) -> str:
+    """How many steps each seed recorded, in the chart's caption: a seed whose loss went non-finite
+    twice in a row stops early (fitting.py), so seeds of one fit can differ in length."""
+    users = [r for r in seeds if r.variant in ("user", "replay") and r.series.get("loss") is not None]
+    if not users:
+        return ""
+    budget = part.get("budget")
+    unit = "batches" if part.get("source") == "keras" else "steps"
+    words = []
+    for r in users:
+        values = r.series["loss"]
+        why = ""
+        if isinstance(budget, int) and len(values) < budget:
+            why = " (stopped: loss not finite)" if len(values) >= 2 and not any(
+                finite(v) for v in values[-2:]) else " (stopped early)"
+        words.append(f"{r.label}: {len(values)}{why}")
+    lengths = {len(r.series["loss"]) for r in users}
+    head = f"{unit} recorded per run" if len(lengths) > 1 else f"every run recorded {lengths.pop()} {unit}"
+    tail = f"; budget {budget}" if isinstance(budget, int) else ""
+    return f"{head}: {', '.join(words)}{tail}" if len(words) > 1 or tail else f"{head}: {', '.join(words)}"
+
+
+def curves(part: dict, marks: dict, reported: frozenset = frozenset(), locate=None) -> str:
     """Every chart of one training site's run: loss, gradient norm, each watched minimum, KL/data
-    terms, the re-runs' final losses beside the user's, the richer family's ELBO."""
+    terms, the re-runs' final losses beside the user's, the richer family's ELBO. `marks` (chart tag
+    -> {seed index: step}, html_curves.failing_marks) marks only the series a finding is about;
+    `reported` are the codes reported on the file (the richer-family chart says when ELB111 was not);
+    `locate` words a notebook's line in cell coordinates, as the verdicts do."""
     found = runs(part)
     seeds = [r for r in found if r.variant in ("user", "replay", "clipped", "smaller-rate") and r.series]
     reference = [r for r in found if r.variant == "reference"]
     colour = {}
     for r in seeds:
         colour.setdefault(r.seed, COLOURS[len(colour) % len(COLOURS)])
-    name = site_name(part)
+    name = site_name(part, locate)
     figures = []
 
     def line(r, tag):
-        return {"label": r.label, "values": r.series[tag], "run": r.label, "tag": tag,
+        label = r.label
+        if r.variant == "reference":
+            label = f"ELB108's reference fit: its loss ({(part.get('reference') or {}).get('kind') or 'default'} " \
+                    "mean-field surrogate)"
+        return {"label": label, "values": r.series[tag], "run": r.label, "tag": tag,
                 "colour": "#6e7781" if r.variant == "reference" else colour.get(r.seed, COLOURS[0]),
                 "dash": DASHES.get(r.variant, "")}
 
+    recorded = _recorded(part, seeds)
     losses = [line(r, "loss") for r in seeds + reference if "loss" in r.series]
     if losses:
-        figures.append(chart(f"Loss per step, {name}", "loss", losses, marks))
+        figures.append(chart(f"Loss per step, {name}", "loss", losses, marks.get("loss", {}), note=recorded))
     norms = [line(r, "grad_norm") for r in seeds if "grad_norm" in r.series]
     if any(finite(v) for n in norms for v in n["values"]):
-        figures.append(chart(f"Gradient norm, {name}", "global norm", norms, marks))
+        figures.append(chart(f"Gradient norm, {name}", "global norm", norms, marks.get("grad_norm", {})))
     watched = sorted({t for r in seeds for t in r.series if t.startswith("min ")})
     for tag in watched:
         figures.append(chart(f"Minimum of {tag[4:]}", "minimum (0 = leaves support)",
-                             [line(r, tag) for r in seeds if tag in r.series], marks, log=False, zero=True))
+                             [line(r, tag) for r in seeds if tag in r.series], marks.get(tag, {}), log=False,
+                             zero=True))
     terms = [line(r, t) for r in seeds[:1] for t in ("kl", "data") if t in r.series]
     if terms:
         for t in terms:
@@ -299,38 +351,70 @@ def curves(part: dict, marks: dict[int, int]) -> str:
             t["colour"] = "#cf222e" if t["tag"] == "kl" else "#1f77b4"
         figures.append(chart(f"KL and data terms, {name}", "loss terms", terms, {}))
     figures += _counterfactual(found, seeds)
-    richer = [r for r in found if r.variant == "richer"]
-    if richer:
-        groups = [{"label": "full-rank reference ELBO", "colour": "#2ca02c", "values": {}, "errors": {}},
-                  {"label": "mean-field reference ELBO", "colour": "#ff7f0e", "values": {}},
-                  {"label": "your solution's ELBO", "colour": "#1f77b4", "values": {}, "errors": {}}]
-        for r in richer:
-            if r.seed is None:
-                groups[2]["values"][None] = r.points.get("elbo")
-                groups[2]["errors"][None] = r.points.get("elbo_se")
-            else:
-                groups[0]["values"][r.seed] = r.points.get("elbo")
-                groups[0]["errors"][r.seed] = r.points.get("elbo_se")
-                groups[1]["values"][r.seed] = r.points.get("mean_field_elbo")
-        figures.append(dots("ELBO: your family vs a richer one (higher is better)", "ELBO", groups))
+    figures += _richer(found, reported)
     return '<div class="curves">' + "".join(f"<figure>{f}</figure>" for f in figures) + "</div>"
 
 
+def _richer(found: list, reported: frozenset) -> list[str]:
+    """ELB111's evidence: the full-rank reference's ELBO estimates per seed (± their standard error),
+    its mean-field re-fit's, and your solution's; drawn only when those estimates exist."""
+    richer = [r for r in found if r.variant == "richer"]
+    if not any(finite(r.points.get("elbo")) or finite(r.points.get("mean_field_elbo")) for r in richer):
+        return []
+    groups = [{"label": "ELB111: full-rank reference's ELBO estimate", "colour": "#2ca02c", "values": {},
+               "errors": {}},
+              {"label": "ELB111: mean-field re-fit's ELBO estimate (not ELB108's reference fit)",
+               "colour": "#ff7f0e", "values": {}},
+              {"label": "ELB111: your solution's ELBO estimate", "colour": "#1f77b4", "values": {}, "errors": {}}]
+    for r in richer:
+        if r.seed is None:
+            groups[2]["values"][None] = r.points.get("elbo")
+            groups[2]["errors"][None] = r.points.get("elbo_se")
+        else:
+            groups[0]["values"][r.seed] = r.points.get("elbo")
+            groups[0]["errors"][r.seed] = r.points.get("elbo_se")
+            if r.points.get("mean_field_elbo") is not None:
+                groups[1]["values"][r.seed] = r.points.get("mean_field_elbo")
+    groups = [g for g in groups if g["values"]]
+    note = "" if "ELB111" in reported else "no ELB111: the richer family's gain is below the threshold"
+    return [dots("ELBO: your family vs a richer one (higher is better)", "ELBO", groups, note)]
+
+
 def _counterfactual(found: list, seeds: list) -> list[str]:
-    """The clipped and smaller-rate re-runs (final loss per seed) beside the user's own final loss."""
+    """The clipped and smaller-rate re-runs' final loss per seed beside the user's own, both as the
+    verdicts count them (seeds.prevents): a run whose loss was not finite at some step is a cross (its
+    tooltip says where it went non-finite and where it ended), any other its final loss, the median
+    of its last tenth (seeds.final_loss, the re-runs' `final`)."""
     reruns = [r for r in found if r.variant in ("clipped", "smaller-rate") and r.points]
     if not reruns:
         return []
-    groups = [{"label": "your run", "colour": "#1f77b4", "values": {}}]
+    groups = [{"label": "your run", "colour": "#1f77b4", "values": {}, "tips": {}}]
     for r in seeds:
-        if r.variant in ("user", "replay") and r.series.get("loss"):
-            groups[0]["values"][r.seed] = r.series["loss"][-1]
+        values = r.series.get("loss")
+        if r.variant in ("user", "replay") and values:
+            bad = [i for i, v in enumerate(values) if not finite(v)]
+            if not bad:
+                groups[0]["values"][r.seed] = ended(values)
+                continue
+            groups[0]["values"][r.seed] = math.nan
+            last = values[-1]
+            groups[0]["tips"][r.seed] = (
+                f"not finite at {len(bad)} of {len(values)} steps, from step {bad[0]}; "
+                + (f"ended finite at step {len(values) - 1} ({fmt(last)}, median of the last tenth "
+                   f"{fmt(ended(values)) if ended(values) is not None else 'not finite'})" if finite(last)
+                   else f"still not finite at its last step {len(values) - 1}"))
     for variant, colour in (("clipped", "#2ca02c"), ("smaller-rate", "#9467bd")):
         chosen = [r for r in reruns if r.variant == variant]
         if chosen:
             groups.append({"label": f"{variant} re-run ({chosen[0].note})", "colour": colour,
                            "values": {r.seed: r.points.get("final_loss") for r in chosen}})
-    return [dots("Final loss: your run beside its counterfactuals (\u2715 = not finite)", "final loss", groups)]
+    recovered = [f"seed {seed}" for seed, tip in groups[0]["tips"].items() if "ended finite" in tip]
+    note = ("Final loss: the median of a run's last tenth; \u2715: the loss was not finite at some step "
+            "(what the verdict counts as non-finite)")
+    if recovered:
+        note += f"; {', '.join(recovered)} went non-finite but ended finite (hover the \u2715)"
+    return [dots("Final loss: your run beside its counterfactuals (\u2715 = not finite)", "final loss", groups,
+                 note + ".")]
 
 
 _RULE_SUMMARIES: dict[str, str] = {}

@@ -60,12 +60,18 @@ class Run:
     note: str = ""
 
 
-def site_name(part: dict) -> str:
-    """"fit at line 22", "loop at line 29", "keras fit at line 27": the run's site in a few words."""
+def site_name(part: dict, locate=None) -> str:
+    """"fit at line 22", "loop at line 29", "keras fit at cell 25:9": the run's site in a few words, in
+    the coordinates the verdict's text uses (`locate`: a notebook's virtual line -> "cell 25:9")."""
     site = part.get("site") or {}
     kind = site.get("kind") or part.get("source") or "run"
     kind = {"fit_surrogate_posterior": "fit", "keras": "keras fit", "minimize": "tfp.math.minimize"}.get(kind, kind)
     line = site.get("line", part.get("line"))
+    if isinstance(line, int) and locate is not None:
+        try:
+            return f"{kind} at {locate(line)}"
+        except (IndexError, ValueError, AttributeError):
+            pass
     return f"{kind} at line {line}" if isinstance(line, int) else str(kind)
 
 
@@ -160,23 +166,61 @@ def parts(trace: dict) -> list[dict]:
                  + float((fit.get("reference") or {}).get("seconds") or 0.0)) for fit in fits]
 
 
-def failing_steps(d: Diagnostic) -> dict[int, int]:
-    """Seed index -> the step where the verdict's evidence says the run went wrong."""
-    steps: dict[int, int] = {}
+#: The codes whose evidence is a step of the loss (the loss chart is marked), of the gradient norm.
+_LOSS_CODES = ("ELB101", "ELB102", "ELB103", "ELB108")
+
+
+def failing_marks(d: Diagnostic) -> dict[str, dict[int, int]]:
+    """Chart tag -> {seed index -> the step where the verdict's evidence says the run went wrong}: only
+    the series the finding is about: a parameter's finding (evidence `parameter`) marks the chart of
+    that parameter's watched minimum ("min <parameter>"), ELB107 the gradient norm, a loss finding
+    (ELB101's NaN step, ...) the loss. Evidence without a step marks nothing."""
+    marks: dict[str, dict[int, int]] = {}
     dynamic = d.dynamic or {}
     evidence = dynamic.get("evidence") or {}
-    findings = evidence.get("findings") or ([{"evidence": evidence}] if dynamic.get("status") == "observed" else [])
+    findings = evidence.get("findings")
+    if findings is None:
+        findings = [evidence] if dynamic.get("status") == "observed" and evidence.get("code") else []
     for finding in findings:
         data = finding.get("evidence") or {}
+        code = finding.get("code") or ""
+        if isinstance(data.get("parameter"), str):
+            tag = f"min {data['parameter']}"
+        elif code == "ELB107":
+            tag = "grad_norm"
+        elif code in _LOSS_CODES or code == "ELB104":
+            tag = "loss"
+        else:
+            continue
+        steps = marks.setdefault(tag, {})
         seeds = data.get("seeds") or {}
         which, at = seeds.get("which") or [], seeds.get("steps") or []
-        if len(which) == len(at) and which:
+        if which and len(which) == len(at):
             for index, step in zip(which, at):
                 if isinstance(step, int):
                     steps.setdefault(index, step)
         elif isinstance(data.get("step"), int):
             steps.setdefault(0, data["step"])
+        if not steps:
+            del marks[tag]
+    return marks
+
+
+def failing_steps(d: Diagnostic) -> dict[int, int]:
+    """Seed index -> the first step any of the verdict's evidence marks (failing_marks, all charts)."""
+    steps: dict[int, int] = {}
+    for marks in failing_marks(d).values():
+        for seed, step in marks.items():
+            steps[seed] = min(step, steps.get(seed, step))
     return steps
+
+
+def ended(values: list[Optional[float]]) -> Optional[float]:
+    """Where a run ended, as the verdicts count it (seeds.final_loss: the median of its last tenth; None
+    when one of those is not finite); shared with the re-runs' `final`."""
+    from elbolint.dynamic.verdicts.seeds import final_loss
+
+    return final_loss(values)
 
 
 class Evidence:
@@ -184,12 +228,21 @@ class Evidence:
 
     def __init__(self) -> None:
         self.traces: dict[str, dict] = {}
+        self.locators: dict[str, Any] = {}
 
     def keep(self, result, trace) -> None:
         """`run_dynamic(..., on_trace=evidence.keep)`: each file's whole trace, as dynamic mode hands it
-        over before judging it."""
+        over before judging it (and, for a notebook, its virtual line -> "cell 25:9", as the verdicts say)."""
         if isinstance(trace, dict):
             self.traces[str(result.path)] = trace
+            notebook = getattr(result, "notebook", None)
+            if notebook is not None and getattr(notebook, "spans", None):
+                self.locators[str(result.path)] = lambda line, nb=notebook: "cell {}:{}".format(
+                    nb.locate(line)[0].cell, nb.locate(line)[1])
+
+    def locate(self, path) -> Any:
+        """The file's line -> site words for charts (None: a plain file's lines are its own)."""
+        return self.locators.get(str(path))
 
     def sites(self) -> Iterator[tuple[str, int, dict]]:
         """(file, index, part) for every training site of every file that ran."""
