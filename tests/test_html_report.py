@@ -313,3 +313,152 @@ def test_a_run_that_stopped_before_its_first_step_says_why_instead_of_a_curve():
     page = html.render(diagnostics, evidence)
     assert "<svg" not in page and any(d.dynamic for d in diagnostics)
     assert "No curves: no training step ran (" in page and "boom at line 22" in page
+
+
+def intermittent_trace() -> dict:
+    """Like the real run of raw_scale_high_lr.py (4 seeds, budget 200): seeds 0-2 go NaN and stop after
+    100 steps (two NaN losses in a row at a chunk's end), seed 3 is NaN at odd steps 13-115 and ends
+    finite after 200 steps; the smaller-rate re-runs all end finite, the clipped ones all NaN."""
+    trace = fit_trace()
+    seeds = []
+    for seed in range(4):
+        n, first = (200, 13) if seed == 3 else (100, 6 + 3 * seed)
+        loss = [20.0 + 500.0 * math.exp(-i / 5) + (i % 7) / 10 for i in range(n)]
+        for i in range(first, n if seed < 3 else 116):
+            if seed < 3 and (i % 2 or i >= 98) or seed == 3 and i % 2:
+                loss[i] = math.nan
+        record = dict(seed_record(seed), loss=loss, grad_norm=[30.0 + i % 5 for i in range(n)],
+                      positive={LABEL: [1.0 - i / 10 for i in range(n + 1)]})
+        seeds.append(record)
+    fit = dict(seeds[0], counterfactual={"clipnorm": 1.0, "runs": reruns({s: math.nan for s in range(4)})},
+               smaller_rate={"learning_rate": 0.5, "smaller": 0.05, "factor": 10.0,
+                             "runs": reruns({0: 11.0, 1: 10.9, 2: 11.04, 3: 11.03})})
+    trace.update(fit=fit, seeds=seeds)
+    trace["reference"]["loss"] = [33.0 * math.exp(-i / 20) + 10.0 for i in range(200)]
+    return trace
+
+
+def test_the_final_loss_chart_counts_a_run_as_the_verdict_does_and_each_seed_shows_its_own_length():
+    """Issue 19, items 1-2: the verdict says "(at 0.5: 4 of 4)" seeds were non-finite; seed 3 went NaN
+    at step 13 but ended finite. The chart must not show seed 3's last value as if it were a finite run:
+    it counts runs as the verdict does, says where seed 3 ended, and each seed's length is its own."""
+    trace = intermittent_trace()
+    diagnostics, evidence = judged(trace)
+    [elb009] = [d for d in diagnostics if d.code == "ELB009"]
+    assert elb009.dynamic["status"] == "confirmed" and "(at 0.5: 4 of 4)" in elb009.dynamic["summary"]
+    page = html.render(diagnostics, evidence)
+    block = re.search(r'<details class="finding"[^>]*data-code="ELB009".*?</details>', page, re.S).group(0)
+    charts = svgs(block, page)
+    [dots] = [c for c in charts if c.get("aria-label").startswith("Final loss")]
+    yours = [t for t in dots.iter(f"{SVG}text") if "nan" in (t.get("class") or "")
+             and t.find(f"{SVG}title").text.startswith("your run")]
+    finite_yours = [c for c in dots.iter(f"{SVG}circle") if c.find(f"{SVG}title").text.startswith("your run")]
+    assert len(yours) == elb009.dynamic["evidence"]["findings"][0]["evidence"]["non_finite_before"] == 4
+    assert finite_yours == []
+    [seed3] = [t.find(f"{SVG}title").text for t in yours if t.get("data-seed") == "3"]
+    last = trace["seeds"][3]["loss"][-1]
+    assert "from step 13" in seed3 and f"ended finite at step 199 ({last:.4g}" in seed3
+    assert "seed 3 went non-finite but ended finite" in block
+    # item 2: the loss chart spans the longest run; the others end where they stopped, as the caption says
+    loss = charts[0]
+    assert loss.get("data-x") == "0,199"
+    ends = {int(e.get("data-step")) for e in loss.iter(f"{SVG}line") if e.get("class") == "end"}
+    assert ends == {99}
+    assert ("steps recorded per run: seed 0: 100 (stopped: loss not finite), seed 1: 100 (stopped: loss not "
+            "finite), seed 2: 100 (stopped: loss not finite), seed 3: 200; budget 200") in block
+    assert check_curves(block, trace, page) >= 13
+
+
+def test_a_notebook_chart_names_its_site_in_cell_coordinates():
+    """Item 3: the verdict says "cell 25:9"; the chart must not say the virtual module's "line 164"."""
+    from types import SimpleNamespace
+
+    class Notebook:
+        spans = [SimpleNamespace(cell=25, start=156)]
+
+        def locate(self, line):
+            return self.spans[0], line - self.spans[0].start + 1
+
+    part = {"source": "keras", "line": 164, "fit": {"loss": [3.0, 2.0, 1.0]},
+            "site": {"kind": "keras", "line": 164, "stack": [164]}}
+    evidence = Evidence()
+    evidence.keep(SimpleNamespace(path=Path("nb.ipynb"), notebook=Notebook()), part)
+    [svg] = svgs(html.curves(part, {}, locate=evidence.locate(Path("nb.ipynb"))))
+    assert svg.get("aria-label") == "Loss per step, keras fit at cell 25:9"
+    [plain] = svgs(html.curves(part, {}))
+    assert plain.get("aria-label") == "Loss per step, keras fit at line 164"
+
+
+def test_values_spanning_many_orders_with_mixed_signs_keep_every_series_readable():
+    """Item 4: a user loss from 6.8e7 down to -81.56 and ELB108's reference loss from 1740: on a linear
+    axis the reference is a flat line at the bottom; a symlog axis keeps its shape, read back exactly."""
+    user = [6.8e7 * math.exp(-i / 3) - 81.56 * (1 - math.exp(-i / 3)) for i in range(60)]
+    reference = [1740.0 * math.exp(-i / 10) - 60.0 for i in range(60)]
+    part = {"source": "fit_surrogate_posterior", "line": 22, "fit": {"loss": user},
+            "reference": {"kind": "factored", "loss": reference}}
+    assert problems(part) == []
+    block = html.curves(part, {})
+    [svg] = svgs(block)
+    assert svg.get("data-scale") == "symlog"
+    assert check_curves(block, part) == 2
+    [ref] = [p for p in svg.iter(f"{SVG}path") if p.get("data-tag") == "loss" and "reference" in p.get("data-run")]
+    ys = [y for _, y in re.findall(r"M?(-?[\d.]+) (-?[\d.]+)", ref.get("d"))]
+    assert max(map(float, ys)) - min(map(float, ys)) > 40  # not flat against the axis
+    assert ref.find(f"{SVG}title").text.startswith("ELB108's reference fit: its loss")
+    ticks = [t.text for t in svg.iter(f"{SVG}text") if t.get("class") == "tick" and t.get("text-anchor") == "end"
+             and t.text != "step"]
+    assert len(ticks) == 5 and len(set(ticks)) == 5 and "0" in ticks, ticks
+
+
+def test_the_richer_family_chart_only_with_its_estimates_and_says_when_elb111_was_not_reported():
+    part = {"source": "fit_surrogate_posterior", "line": 22, "fit": {"loss": [5.0, 4.0, 3.0]},
+            "richer": {"skipped": "the fit's loss is not finite"}}
+    assert problems(part) == []
+    assert [s.get("aria-label") for s in svgs(html.curves(part, {}))] == ["Loss per step, fit at line 22"]
+    part["richer"] = {"latent": 2, "user_elbo": -61.0, "user_se": 0.5,
+                      "reference": [{"seed": s, "elbo": -60.5, "se": 0.1, "mean_field_elbo": -1.8e7} for s in (0, 1)]}
+    assert problems(part) == []
+    block = html.curves(part, {})
+    [_, richer] = svgs(block)
+    labels = [c.find(f"{SVG}title").text for c in richer.iter(f"{SVG}circle")]
+    assert labels and all(label.startswith("ELB111: ") for label in labels)
+    assert "your solution: -61" in " ".join(labels) and "seed None" not in block
+    assert "no ELB111: the richer family&#x27;s gain is below the threshold" in block
+    assert "no ELB111" not in html.curves(part, {}, frozenset({"ELB111"}))
+    assert richer.get("data-scale") == "symlog"  # -61 and -1.8e7 on one axis
+
+
+def test_ticks_differ_single_points_are_drawn_and_overlapping_seeds_are_named():
+    """Item 5."""
+    close = [3.91e7 + 1e5 * (i % 3) for i in range(30)]
+    [svg] = svgs(html.curves({"fit": {"loss": close}, "source": "loop"}, {}))
+    ticks = [t.text for t in svg.iter(f"{SVG}text") if t.get("class") == "tick" and t.get("text-anchor") == "end"
+             and t.text != "step"]
+    assert len(ticks) == 3 and len(set(ticks)) == 3, ticks
+    record = {"loss": [math.nan, 5.0, math.nan, 4.0, 3.0]}
+    part = {"fit": record, "seeds": [dict(record, seed=0), dict(record, seed=1)], "source": "fit_surrogate_posterior"}
+    assert problems(part) == []
+    block = html.curves(part, {})
+    [svg] = svgs(block)
+    singles = [(int(c.get("data-step")), value_at(svg, float(c.get("cy")))) for c in svg.iter(f"{SVG}circle")
+               if c.get("class") == "single"]
+    assert [s for s, _ in singles] == [1, 1] and all(abs(v - 5.0) < 0.01 for _, v in singles)
+    assert "seed 0, seed 1 draw the same line (overlap)" in block
+
+
+def test_an_observed_nan_marks_the_loss_chart_and_charts_are_drawn_once():
+    """Items 6-7: ELB101's row marks its NaN steps on the loss chart (and nothing else); a chart two
+    findings share is drawn once; every dynamic verdict is open; an empty report has no filters."""
+    diagnostics, evidence = judged()
+    page = html.render(diagnostics, evidence)
+    block = re.search(r'<details class="finding"[^>]*data-code="ELB101".*?</details>', page, re.S).group(0)
+    charts = svgs(block, page)
+    assert marks(charts[0]) == [7, 10, 15] and [marks(c) for c in charts[1:3]] == [[], []]
+    drawn = re.findall(r'<svg class="curve"[^>]* id="(chart\d+)">(.*?)</svg>', page, re.S)
+    assert len({body for _, body in drawn}) == len(drawn) and 'data-use="' in page
+    for d in diagnostics:
+        if d.dynamic:
+            assert re.search(rf'data-code="{d.code}"[^>]*data-status="[a-z-]+" open>', page), d.code
+    assert '<span class="count">' in page
+    empty = html.render([])
+    assert 'id="filters"' not in empty and "No findings." in empty

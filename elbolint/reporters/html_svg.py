@@ -120,11 +120,16 @@ class Axes:
                  f'height="{self.bottom - self.top}" class="frame" fill="none" stroke="#d0d7de" stroke-width="1"/>',
                  f'<text x="{self.left}" y="14" class="title" font-size="12" font-weight="600" fill="#1d232a">'
                  f'{esc(title)}</text>']
-        fractions = (0.0, 0.25, 0.5, 0.75, 1.0) if self.scale == "symlog" else (0.0, 0.5, 1.0)
+        fractions = [0.0, 0.5, 1.0]
         shown = [self.inverse(self.low + f * (self.high - self.low)) for f in fractions]
-        if self.scale == "symlog" and self.low < 0 < self.high:
-            shown = [self.inverse(self.low), 0.0, self.inverse(self.high)]
-            fractions = tuple((self.t(v) - self.low) / (self.high - self.low) for v in shown)
+        if self.scale == "symlog":  # the ends, 0 when in range, and round values between them
+            middles = [float(f"{self.inverse(self.low + f * (self.high - self.low)):.1g}") for f in (0.25, 0.5, 0.75)]
+            if self.low < 0 < self.high:
+                middles = sorted(middles + [0.0], key=lambda v: abs(v))[:1] + [
+                    v for v in middles if abs(self.t(v)) > 0.2 * (self.high - self.low)]
+            inner = sorted({v for v in middles if self.low < self.t(v) < self.high})
+            shown = [self.inverse(self.low), *inner, self.inverse(self.high)]
+            fractions = [(self.t(v) - self.low) / (self.high - self.low) for v in shown]
         for fraction, label in zip(fractions, distinct(shown)):
             y = self.bottom - fraction * (self.bottom - self.top)
             parts.append(f'<text x="{self.left - 4}" y="{y + 4:.1f}" class="tick" '
