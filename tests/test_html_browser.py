@@ -95,6 +95,8 @@ def test_the_report_renders_every_finding_and_curve_and_filters(browser, tmp_pat
     assert len(_visible(browser, "details.finding")) == total - len(elb001)
     assert not _visible(browser, 'details.finding[data-code="ELB001"]')
     assert browser.find_element("id", "shown").text == str(total - len(elb001))
+    # the file's own count follows the filters too
+    assert browser.find_element("css selector", "section.file h3 .count").text == f"{total - len(elb001)} of {total}"
     browser.find_element("css selector", 'input[name="code"][value="ELB001"]').click()
     observed = [d for d in diagnostics if (d.dynamic or {}).get("status") == "observed"]
     assert observed
@@ -113,6 +115,14 @@ def test_the_report_renders_every_finding_and_curve_and_filters(browser, tmp_pat
 
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
+
+    # an empty report: no empty filter boxes, and the script has nothing to fail on
+    empty = tmp_path / "empty.html"
+    empty.write_text(html.render([]), encoding="utf-8")
+    browser.get(empty.as_uri())
+    assert not browser.find_elements("id", "filters") and "No findings." in browser.page_source
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+    browser.get(report.as_uri())
 
     # without JavaScript: no filters, every finding listed, the dynamic verdicts open with their curves
     browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
