@@ -73,6 +73,34 @@ def test_runs_are_one_per_site_seed_and_variant():
     assert found[f"{site}/reference"]["loss"] == [[i, v] for i, v in enumerate(fit_trace()["reference"]["loss"])]
 
 
+def test_every_tag_and_run_written_is_the_one_the_readme_documents():
+    """Item 8: a Keras fit's posterior spreads and ELB111's richer family are written under names the
+    README's TensorBoard section lists."""
+    from types import SimpleNamespace
+
+    from elbolint.reporters.html_curves import Evidence
+
+    record = {"seed": 0, "loss": [3.0, 2.0], "grad_norm": [1.0, 1.0], "kl": [2.0, 1.5], "data": [1.0, 0.5],
+              "positive": {}, "posterior_scale": {"min": [0.1, 0.2], "mean": [0.3, 0.4], "prior": 1.0}}
+    part = {"source": "keras", "line": 27, "fit": record, "seeds": [record],
+            "site": {"kind": "keras", "line": 27, "stack": [27]},
+            "richer": {"latent": 2, "user_elbo": -98.2, "user_se": 0.9, "steps": 100,
+                       "reference": [{"seed": 0, "elbo": -76.4, "se": 0.02, "mean_field_elbo": -79.1}]}}
+    evidence = Evidence()
+    evidence.keep(SimpleNamespace(path=Path("/x/bnn.py"), notebook=None), part)
+    found = {run["run"]: run["scalars"] for run in log_runs(evidence)}
+    assert sorted(found) == ["bnn.py/keras_fit_line27/richer/seed0", "bnn.py/keras_fit_line27/richer/yours",
+                             "bnn.py/keras_fit_line27/seed0/user"]
+    assert found["bnn.py/keras_fit_line27/richer/yours"] == {"elbo": [[100, -98.2]], "elbo_se": [[100, 0.9]]}
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("`--dynamic-logdir DIR`"):readme.index("### flake8")]
+    for run, scalars in found.items():
+        assert f"richer/{run.rsplit('/', 1)[1]}`" in section or run.endswith("/user")
+        for tag in scalars:
+            assert f"`{tag}`" in section, tag
+    assert "`min/<parameter>`" in section
+
+
 def test_unusable_logdirs_are_refused_in_one_line_before_anything_runs(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -54,6 +54,7 @@ details.finding>summary{cursor:pointer;padding:6px 0}details[open].finding>summa
 svg.curve{background:#fff;max-width:100%;height:auto;font-family:system-ui,sans-serif}
 .legend{font-size:11px;color:#444;max-width:520px}.legend span{margin-right:10px;white-space:nowrap}
 .legend i{display:inline-block;width:18px;margin-right:4px;vertical-align:middle}
+.caption{font-size:11px;color:#57606a;max-width:520px;margin:2px 0}
 #filters fieldset{display:inline-block;border:1px solid #ddd;margin:4px 8px 4px 0;padding:4px 8px}
 #filters label{margin-right:8px;white-space:nowrap}.hidden{display:none}
 """
