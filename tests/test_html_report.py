@@ -436,14 +436,19 @@ def test_ticks_differ_single_points_are_drawn_and_overlapping_seeds_are_named():
              and t.text != "step"]
     assert len(ticks) == 3 and len(set(ticks)) == 3, ticks
     record = {"loss": [math.nan, 5.0, math.nan, 4.0, 3.0]}
-    part = {"fit": record, "seeds": [dict(record, seed=0), dict(record, seed=1)], "source": "fit_surrogate_posterior"}
+    near = {"loss": [math.nan, 5.0001, math.nan, 4.0001, 3.0]}  # not the same numbers, the same pixels
+    part = {"fit": record, "seeds": [dict(record, seed=0), dict(record, seed=1), dict(near, seed=2)],
+            "source": "fit_surrogate_posterior"}
     assert problems(part) == []
-    block = html.curves(part, {})
+    block = html.curves(part, {"loss": {0: 3, 1: 3, 2: 4}})
     [svg] = svgs(block)
     singles = [(int(c.get("data-step")), value_at(svg, float(c.get("cy")))) for c in svg.iter(f"{SVG}circle")
                if c.get("class") == "single"]
-    assert [s for s, _ in singles] == [1, 1] and all(abs(v - 5.0) < 0.01 for _, v in singles)
-    assert "seed 0, seed 1 draw the same line (overlap)" in block
+    assert [s for s, _ in singles] == [1, 1, 1] and all(abs(v - 5.0) < 0.01 for _, v in singles)
+    assert "seed 0, seed 1, seed 2 draw the same line (overlap)" in block
+    # two seeds that went wrong at one step: one mark naming both
+    assert [(m.get("data-step"), m.get("data-seeds")) for m in svg.iter(f"{SVG}line") if m.get("class") == "mark"] \
+        == [("3", "0,1"), ("4", "2")]
 
 
 def test_an_observed_nan_marks_the_loss_chart_and_charts_are_drawn_once():

@@ -179,19 +179,25 @@ def chart(title: str, ylabel: str, lines: list[dict], marks: dict[int, int], *, 
     if zero and axes.low < axes.t(0) < axes.high:
         body.append(f'<line x1="{axes.left}" x2="{axes.right}" y1="{axes.y(0):.1f}" y2="{axes.y(0):.1f}" '
                     'class="zero" stroke="#8c959f"/>')
+    at: dict[int, list] = {}
     for seed, step in sorted(marks.items()):
+        at.setdefault(step, []).append(seed)
+    for step, which in sorted(at.items()):  # one line per step, naming every seed that went wrong there
         if axes.x0 <= step <= axes.x1:
             x = axes.x(step)
+            who = f"seed{'s' if len(which) > 1 else ''} {', '.join(map(str, which))}"
             body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{axes.top}" y2="{axes.bottom}" class="mark" '
                         f'stroke="#cf222e" stroke-dasharray="3 2" stroke-width="1.2" data-step="{step}" '
-                        f'data-seed="{seed}"><title>seed index {seed}: went wrong at step {step}</title></line>')
+                        f'data-seeds="{",".join(map(str, which))}"><title>{who}: went wrong at step {step}'
+                        '</title></line>')
     # x to 0.1 px, finer when a pixel holds several steps: every vertex reads back as its exact step
     digits = 1 if axes.x1 < 2000 else 2 if axes.x1 < 20000 else 3
-    drawn_as: dict[str, list[str]] = {}
+    drawn_as: list[tuple[str, dict[int, float]]] = []
+    width = ' stroke-width="1.2" stroke-opacity="0.8"' if len(lines) >= 3 else ' stroke-width="1.5"'
     for line in lines:
         values = line["values"]
         commands, pen_down, stretch = [], False, []
-        singles = []
+        singles, heights = [], {}
         for i in thin(values):
             v = values[i]
             if not finite(v) or (axes.log and v <= 0):
@@ -200,16 +206,16 @@ def chart(title: str, ylabel: str, lines: list[dict], marks: dict[int, int], *, 
                 pen_down, stretch = False, []
                 continue
             commands.append(f"{'' if pen_down else 'M'}{axes.x(i):.{digits}f} {axes.y(v):.1f}")  # implicit lineto
-            pen_down = True
+            pen_down, heights[i] = True, axes.y(v)
             stretch.append(i)
         if len(stretch) == 1:
             singles.append(stretch[0])
         dash = f' stroke-dasharray="{line["dash"]}"' if line.get("dash") else ""
-        body.append(f'<path class="series" fill="none" stroke-width="1.5" d="{" ".join(commands) or "M0 0"}" '
+        body.append(f'<path class="series" fill="none"{width} d="{" ".join(commands) or "M0 0"}" '
                     f'stroke="{line["colour"]}"{dash} '
                     f'data-run="{esc(line["run"])}" data-tag="{esc(line["tag"])}" data-n="{len(values)}" '
                     f'><title>{esc(line["label"])}</title></path>')
-        drawn_as.setdefault(" ".join(commands), []).append(line["label"])
+        drawn_as.append((line["label"], heights))
         for i in singles:
             body.append(f'<circle class="single" cx="{axes.x(i):.{digits}f}" cy="{axes.y(values[i]):.1f}" r="2.5" '
                         f'fill="{line["colour"]}" data-step="{i}"><title>{esc(line["label"])}: {fmt(values[i])} '
@@ -227,15 +233,30 @@ def chart(title: str, ylabel: str, lines: list[dict], marks: dict[int, int], *, 
                         f'fill="{line["colour"]}" '
                         f'text-anchor="middle" data-step="{bad}">\u2715<title>{esc(line["label"])}: '
                         f'{fmt(values[bad])} at step {bad}</title></text>')
-    overlap = [names for path, names in drawn_as.items() if len(names) > 1 and path]
     words = [note] if note else []
-    words += [f"{', '.join(names)} draw the same line (overlap)" for names in overlap]
+    words += [f"{', '.join(names)} draw the same line (overlap)" for names in _overlaps(drawn_as)]
     legend = _legend(lines)
     caption = f'<p class="caption">{esc("; ".join(words))}.</p>' if words else ""
     return (f'<svg class="curve" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
             f'width="{WIDTH}" height="{HEIGHT}" font-size="10" fill="#57606a" role="img" aria-label="{esc(title)}" '
             f'{axes.attributes()}>'
             f'<title>{esc(title)}</title>{"".join(body)}</svg>{legend}{caption}')
+
+
+def _overlaps(drawn: list[tuple[str, dict[int, float]]]) -> list[list[str]]:
+    """Groups of series drawn at the same steps within 1.5 px of each other everywhere: one hides the
+    others, so the caption names them."""
+    groups: list[tuple[dict[int, float], list[str]]] = []
+    for label, heights in drawn:
+        if not heights:
+            continue
+        for first, names in groups:
+            if first.keys() == heights.keys() and all(abs(first[i] - heights[i]) <= 1.5 for i in heights):
+                names.append(label)
+                break
+        else:
+            groups.append((heights, [label]))
+    return [names for _, names in groups if len(names) > 1]
 
 
 def _legend(lines: list[dict]) -> str:
