@@ -123,7 +123,8 @@ class Axes:
         fractions = [0.0, 0.5, 1.0]
         shown = [self.inverse(self.low + f * (self.high - self.low)) for f in fractions]
         if self.scale == "symlog":  # the ends, 0 when in range, and round values between them
-            middles = [float(f"{self.inverse(self.low + f * (self.high - self.low)):.1g}") for f in (0.25, 0.5, 0.75)]
+            middles = [self.inverse(self.low + f * (self.high - self.low)) for f in (0.25, 0.5, 0.75)]
+            middles = [math.copysign(10.0 ** round(math.log10(abs(v))), v) for v in middles if v]  # powers of 10
             if self.low < 0 < self.high:
                 middles = sorted(middles + [0.0], key=lambda v: abs(v))[:1] + [
                     v for v in middles if abs(self.t(v)) > 0.2 * (self.high - self.low)]
