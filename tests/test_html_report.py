@@ -91,7 +91,8 @@ def judged(trace: dict | None = None, path: Path = MODEL) -> tuple[list[Diagnost
 
 def svgs(block: str, page: str = "") -> list[ET.Element]:
     """The charts of `block`; a chart drawn once and shown again through <use> (the same run judged
-    several findings) is resolved to the drawing in `page`, after checking it shows the same chart."""
+    several findings) is resolved to the drawing in `page`, after checking it shows the same chart, with
+    the copy's own marks (drawn over it) in place of the drawing's."""
     found = []
     for text in re.findall(r'<svg class="curve".*?</svg>', block, re.S):
         svg = ET.fromstring(text)
@@ -101,6 +102,10 @@ def svgs(block: str, page: str = "") -> list[ET.Element]:
             assert svg.find(f"{SVG}use").get("href") == f"#{svg.get('data-use')}-g"
             assert {k: v for k, v in svg.attrib.items() if k != "data-use"} == \
                 {k: v for k, v in original.attrib.items() if k != "id"}
+            for mark in [m for m in original if m.get("class") == "mark"]:
+                original.remove(mark)
+            for mark in [m for m in svg if m.get("class") == "mark"]:
+                original.append(mark)
             svg = original
         found.append(svg)
     return found
@@ -459,8 +464,9 @@ def test_an_observed_nan_marks_the_loss_chart_and_charts_are_drawn_once():
     block = re.search(r'<details class="finding"[^>]*data-code="ELB101".*?</details>', page, re.S).group(0)
     charts = svgs(block, page)
     assert marks(charts[0]) == [7, 10, 15] and [marks(c) for c in charts[1:3]] == [[], []]
-    drawn = re.findall(r'<svg class="curve"[^>]* id="(chart\d+)">(.*?)</svg>', page, re.S)
+    drawn = re.findall(r'<svg class="curve"[^>]* id="(chart\d+)"><g id="chart\d+-g">(.*?)</g>', page, re.S)
     assert len({body for _, body in drawn}) == len(drawn) and 'data-use="' in page
+    assert 'class="mark"' not in "".join(body for _, body in drawn)  # marks are each finding's own, drawn over
     for d in diagnostics:
         if d.dynamic:
             assert re.search(rf'data-code="{d.code}"[^>]*data-status="[a-z-]+" open>', page), d.code

@@ -271,18 +271,24 @@ def _dynamic(d: Diagnostic, evidence: Evidence, drawn: dict, reported: dict) -> 
 _SVG = re.compile(r'<svg class="curve"([^>]*)>(.*?)</svg>', re.S)
 
 
+_MARK = re.compile(r'<line [^>]*class="mark".*?</line>', re.S)
+
+
 def _shared(block: str, drawn: dict) -> str:
-    """A chart already drawn for another finding (the same run judged several findings: the same chart
-    with the same marks) is drawn once: later findings show it through SVG <use> (`data-use` names the
-    drawn chart), so each finding still shows its curves and the file holds each chart once."""
+    """A chart already drawn for another finding (the same run judged several findings) is drawn once:
+    later findings show it through SVG <use> (`data-use` names the drawn chart), with their own marks
+    (the step where their run went wrong) drawn over it, so each finding still shows its curves and
+    the file holds each chart once."""
 
     def one(match) -> str:
-        key = match.group(0)
+        marks = "".join(_MARK.findall(match.group(2)))
+        key = match.group(1) + _MARK.sub("", match.group(2))
         if key in drawn:
             name = drawn[key]
-            return f'<svg class="curve"{match.group(1)} data-use="{name}"><use href="#{name}-g"/></svg>'
+            return f'<svg class="curve"{match.group(1)} data-use="{name}"><use href="#{name}-g"/>{marks}</svg>'
         name = drawn[key] = f"chart{len(drawn) + 1}"
-        return f'<svg class="curve"{match.group(1)} id="{name}"><g id="{name}-g">{match.group(2)}</g></svg>'
+        return (f'<svg class="curve"{match.group(1)} id="{name}"><g id="{name}-g">{_MARK.sub("", match.group(2))}'
+                f'</g>{marks}</svg>')
 
     return _SVG.sub(one, block)
 
