@@ -8,9 +8,12 @@ one <path> whose coordinates are rounded to 0.1 px (a vertex after the first of 
 the first, lowest and highest value of each bucket, so a spike or a dip is never smoothed away.
 
 Each <svg class="curve"> states its plot area and its domain (`data-plot`: left, top, right,
-bottom in px; `data-x`: first and last step; `data-y`: lowest and highest value; `data-log`: "1"
-when the y axis is log10), and each <path class="series"> its run, tag and number of values, so a
-test can read every drawn point back as (step, value) and compare it with the recorded trace.
+bottom in px; `data-x`: first and last step; `data-y`: lowest and highest value on the axis's own
+scale; `data-log`: "1" when the y axis is log10; `data-scale`: "linear", "log" or "symlog", whose
+y = sign(v) log10(1 + |v|/c) with `data-c`: values of mixed sign spanning 1000x or more, which a
+linear axis would flatten against its edge), and each <path class="series"> its run, tag and number
+of values, so a test can read every drawn point back as (step, value) and compare it with the
+recorded trace.
 """
 
 from __future__ import annotations
