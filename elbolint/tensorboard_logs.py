@@ -91,7 +91,8 @@ def log_runs(evidence: Evidence) -> list[dict]:
     folders = {os.path.dirname(os.path.abspath(path)) for path, _, _ in sites}
     root = os.path.commonpath(sorted(folders)) if folders else "."
     for path, index, part in sites:
-        site = _component(site_name(part).replace(" at line ", "_line"))
+        site = _component(site_name(part, evidence.locate(path)).replace(" at line ", "_line")
+                          .replace(" at cell ", "_cell"))  # a notebook's site in cells, as the report says
         if sum(other == path for other, _, _ in sites) > 1:
             site = f"{site}_fit{index + 1}"
         found = runs(part)

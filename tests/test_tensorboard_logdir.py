@@ -99,6 +99,11 @@ def test_every_tag_and_run_written_is_the_one_the_readme_documents():
         for tag in scalars:
             assert f"`{tag}`" in section, tag
     assert "`min/<parameter>`" in section
+    # a notebook's site is named in cell coordinates, as the verdicts and the HTML report name it
+    notebook = SimpleNamespace(spans=[SimpleNamespace(cell=25)], locate=lambda line: (SimpleNamespace(cell=25), 9))
+    evidence = Evidence()
+    evidence.keep(SimpleNamespace(path=Path("/x/nb.ipynb"), notebook=notebook), part)
+    assert {run["run"].split("/")[1] for run in log_runs(evidence)} == {"keras_fit_cell25_9"}
 
 
 def test_unusable_logdirs_are_refused_in_one_line_before_anything_runs(tmp_path):
