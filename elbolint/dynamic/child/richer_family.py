@@ -391,7 +391,6 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
     fitter = _Fitter(target, bijector, fill, start, size, steps, dtype, user_dtype, shapes, sizes, unconstrained,
                      batches, per_batch)
     fitter.strict = strict
-    start_elbo = fitter.start_elbo()
     # every seed's reference and its mean-field control fitted at once, as one batch of fits (the target
     # called on all their samples together); a target that cannot take the larger batch, one fit at a time
     members = [(seed, kind) for seed in range(seeds) for kind in ("full", "mean_field")]
@@ -424,7 +423,7 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
         total_steps = max(total_steps, full["steps"])
         runs.append(record)
     part: dict[str, Any] = {"latent": latent, "names": names, "user_elbo": user_estimate[0][0],
-                            "user_se": user_estimate[0][1], "start_elbo": start_elbo, "reference": runs,
+                            "user_se": user_estimate[0][1], "start_elbo": fitter.start_elbo, "reference": runs,
                             "steps": total_steps, "step_cap": steps, "seeds": seeds,
                             "seconds": round(time.monotonic() - started, 2)}
     if stopped:
@@ -442,10 +441,10 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
 
 
 
-def _estimates(elbo, batches, dtype, base: int) -> list:
-    """Monte Carlo estimates of one or several ELBOs: `elbo(seed)` gives a scalar or a vector (one per
-    fit) per batch of the user's sample size; per entry (mean, standard error of the batch means), or
-    (None, None) when fewer than half the batches are finite."""
+def _estimator(elbo, batches, dtype):
+    """Monte Carlo estimates of one or several ELBOs, traced once and run for any base seed:
+    `elbo(seed)` gives a scalar or a vector (one per fit) per batch; `run(base)` gives per entry (mean,
+    standard error of the batch means), or (None, None) when fewer than half the batches are finite."""
     import numpy as np
     import tensorflow as tf
 
@@ -459,15 +458,22 @@ def _estimates(elbo, batches, dtype, base: int) -> list:
         _, values = tf.while_loop(lambda i, _: i < batches, body, (tf.constant(0), values))
         return values.stack()
 
-    values = estimate(tf.constant(base)).numpy()
-    found = []
-    for column in np.reshape(values, [batches, -1]).T:
-        column = column[np.isfinite(column)]
-        if len(column) < batches // 2:
-            found.append((None, None))
-        else:
-            found.append((float(column.mean()), float(column.std(ddof=1) / math.sqrt(len(column)))))
-    return found
+    def run(base: int) -> list:
+        values = estimate(tf.constant(base)).numpy()
+        found = []
+        for column in np.reshape(values, [batches, -1]).T:
+            column = column[np.isfinite(column)]
+            if len(column) < batches // 2:
+                found.append((None, None))
+            else:
+                found.append((float(column.mean()), float(column.std(ddof=1) / math.sqrt(len(column)))))
+        return found
+
+    return run
+
+
+def _estimates(elbo, batches, dtype, base: int) -> list:
+    return _estimator(elbo, batches, dtype)(base)
 
 
 class _Fitter:
@@ -486,6 +492,9 @@ class _Fitter:
         self.shapes, self.sizes, self.batches, self.per_batch = shapes, sizes, batches, per_batch
         #: A target that takes only the user's own sample size: one fit at a time, one draw per call.
         self.strict = False
+        #: The full-rank reference's ELBO at its start (the user's solution, moment-matched).
+        self.start_elbo: Optional[float] = None
+        self._cache: dict = {}
         self.structure = tf.nest.map_structure(lambda _: 0, unconstrained)
 
     def _elbos(self, loc, raw, mask, seed, n):
@@ -507,40 +516,27 @@ class _Fitter:
         logp = tf.reshape(_per_sample(call_target(self.target, x), fits * n), [fits, n])
         return tf.reduce_mean(logp - logq, axis=1)
 
-    def _variables(self, members):
-        import numpy as np
-        import tensorflow as tf
-
-        latent = self.start["latent"]
-        full, diagonal = np.tril(np.ones([latent, latent])), np.eye(latent)
-        loc = tf.Variable(np.stack([self.start["mean"]] * len(members)), dtype=self.dtype)
-        raw = tf.Variable(np.stack([self.start["full" if kind == "full" else "diagonal"] for _, kind in members]),
-                          dtype=self.dtype)
-        mask = tf.constant(np.stack([full if kind == "full" else diagonal for _, kind in members]), self.dtype)
-        return loc, raw, mask
-
-    def start_elbo(self) -> Optional[float]:
-        """The full-rank reference's ELBO at its start (the user's solution, moment-matched)."""
-        loc, raw, mask = self._variables([(0, "full")])
-        return _estimates(lambda seed: self._elbos(loc, raw, mask, seed, self.per_batch), self.batches, self.dtype,
-                          base=1)[0][0]
-
-    def fit(self, members, stop_at) -> tuple[dict, Optional[str]]:
-        """{member: {"steps", "elbo", "se", "tril"}} and why it stopped early (None when it did not)."""
+    def _compiled(self, size: int):
+        """Variables, the traced training loop and the traced estimator for a batch of `size` fits,
+        built once and reused (one fit at a time, for a strict target, retraces nothing: measured, the
+        six traces cost 3x the check's CPU on the seed article's regression)."""
         import tensorflow as tf
         import tensorflow_probability as tfp
 
-        loc, raw, mask = self._variables(members)
+        if size in self._cache:
+            return self._cache[size]
+        latent, dtype, steps, b1, b2, epsilon = self.start["latent"], self.dtype, self.steps, 0.9, 0.999, 1e-8
+        loc = tf.Variable(tf.zeros([size, latent], dtype))
+        raw = tf.Variable(tf.zeros([size] + list(self.start["full"].shape), dtype))
+        mask = tf.Variable(tf.zeros([size, latent, latent], dtype), trainable=False)
         variables = [loc, raw]
         moments = [tf.Variable(tf.zeros_like(v)) for v in variables for _ in range(2)]
-        count = tf.Variable(0.0, dtype=self.dtype)
-        seed0 = tf.constant([100 + members[0][0], len(members)])
-        dtype, steps, b1, b2, epsilon = self.dtype, self.steps, 0.9, 0.999, 1e-8
+        count = tf.Variable(0.0, dtype=dtype)
 
         @tf.function(autograph=False)
-        def train(n):
+        def train(seed0, n):
             def body(i):
-                seed = tf.stack([seed0[0] + seed0[1] * 1000, i])
+                seed = tf.stack([seed0, i])
                 with tf.GradientTape() as tape:  # DRAWS_PER_STEP draws of the user's sample size
                     if self.strict:
                         draws = tfp.random.split_seed(seed, DRAWS_PER_STEP)
@@ -567,16 +563,37 @@ class _Fitter:
 
             return tf.while_loop(lambda i: i < n, body, (tf.constant(0),))
 
+        estimate = _estimator(lambda seed: self._elbos(loc, raw, mask, seed, self.per_batch), self.batches, dtype)
+        self._cache[size] = (loc, raw, mask, moments, count, train, estimate)
+        return self._cache[size]
+
+    def fit(self, members, stop_at) -> tuple[dict, Optional[str]]:
+        """{member: {"steps", "elbo", "se", "tril"}} and why it stopped early (None when it did not)."""
+        import numpy as np
+        import tensorflow as tf
+
+        loc, raw, mask, moments, count, train, estimate = self._compiled(len(members))
+        latent = self.start["latent"]
+        full, diagonal = np.tril(np.ones([latent, latent])), np.eye(latent)
+        loc.assign(np.stack([self.start["mean"]] * len(members)))
+        raw.assign(np.stack([self.start["full" if kind == "full" else "diagonal"] for _, kind in members]))
+        mask.assign(np.stack([full if kind == "full" else diagonal for _, kind in members]))
+        count.assign(0.0)
+        for m in moments:
+            m.assign(tf.zeros_like(m))
+        starts = estimate(1)  # every member at the moment-matched start: the full-rank one is the user's solution
+        if self.start_elbo is None:
+            self.start_elbo = next((elbo for (_, kind), (elbo, _) in zip(members, starts) if kind == "full"), None)
+        seed0 = tf.constant((100 + members[0][0]) + 1000 * len(members) + (0 if members[0][1] == "full" else 500))
         done, stopped = 0, None
-        while done < steps:
-            n = min(CHUNK, steps - done)
-            train(tf.constant(n))
+        while done < self.steps:
+            n = min(CHUNK, self.steps - done)
+            train(seed0, tf.constant(n))
             done += n
-            if time.monotonic() > stop_at and done < steps:
-                stopped = f"stopped after {done} of {steps} steps: the time budget is spent"
+            if time.monotonic() > stop_at and done < self.steps:
+                stopped = f"stopped after {done} of {self.steps} steps: the time budget is spent"
                 break
-        estimates = _estimates(lambda seed: self._elbos(loc, raw, mask, seed, self.per_batch), self.batches, dtype,
-                               base=2 + members[0][0])
+        estimates = estimate(2 + members[0][0])
         trils = (self.fill.forward(raw) * mask).numpy()
         return ({member: {"steps": done, "elbo": elbo, "se": se, "tril": trils[k]}
                  for k, (member, (elbo, se)) in enumerate(zip(members, estimates))}, stopped)
