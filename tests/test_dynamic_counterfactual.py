@@ -30,7 +30,7 @@ def test_clipping_that_prevents_the_nan_confirms_and_a_nan_it_cannot_prevent_doe
         by_file.setdefault(row["filename"].rsplit("/", 1)[-1], {})[row["code"]] = row
     explodes = by_file["unclipped_sgd_explodes.py"]["ELB003"]["dynamic"]
     assert explodes["status"] == "confirmed" and explodes["evidence"]["codes"] == ["ELB110"]
-    assert "clipped to norm 1: the loss ends non-finite in 0 of 4 seeds (unclipped: 4 of 4)" in explodes["summary"]
+    assert "clipped to norm 1: the loss goes non-finite in 0 of 4 seeds (unclipped: 4 of 4)" in explodes["summary"]
     raw = by_file["raw_scale_high_lr.py"]
     assert raw["ELB001"]["dynamic"]["status"] == "confirmed"  # the raw scale's NaN is the raw scale's evidence
     assert raw["ELB003"]["dynamic"]["status"] == "not-reproduced"

@@ -69,7 +69,7 @@ def test_high_rate_is_confirmed_only_when_a_ten_times_smaller_rate_fixes_it():
     overflow = by_file["high_lr_poisson_overflow.py"]
     elb009 = overflow["ELB009"]["dynamic"]
     assert elb009["status"] == "confirmed" and elb009["evidence"]["codes"] == ["ELB112"]
-    assert ("re-run at learning rate 0.05 (10x smaller than 0.5): the loss ends non-finite in 0 of 4 seeds "
+    assert ("re-run at learning rate 0.05 (10x smaller than 0.5): the loss goes non-finite in 0 of 4 seeds "
             "(at 0.5: 4 of 4)") in elb009["summary"]
     evidence = elb009["evidence"]["findings"][0]["evidence"]
     assert evidence["learning_rate"] == 0.5 and evidence["smaller_learning_rate"] == pytest.approx(0.05)
@@ -82,7 +82,7 @@ def test_high_rate_is_confirmed_only_when_a_ten_times_smaller_rate_fixes_it():
     elb009 = raw["ELB009"]["dynamic"]
     assert elb009["status"] == "not-reproduced" and elb009["evidence"]["codes"] == []
     assert elb009["summary"].startswith("no ELB112 observed")
-    assert ("re-run at learning rate 0.05 (10x smaller than 0.5), the loss still ends non-finite in 4 of 4 "
+    assert ("re-run at learning rate 0.05 (10x smaller than 0.5), the loss still goes non-finite in 4 of 4 "
             "seeds: the smaller rate did not help") in elb009["summary"]
     assert "ELB112" not in raw
 
@@ -109,7 +109,7 @@ def test_elb111_mirrors_elb110s_criterion():
     runs = [run_record(nan_at(3), seed=k) for k in range(4)]
     runs[0]["smaller_rate"] = smaller_rate_runs([True] * 4)
     [elb111] = _elb111(runs)
-    assert elb111["message"] == ("re-run at learning rate 0.05 (10x smaller than 0.5): the loss ends non-finite in "
+    assert elb111["message"] == ("re-run at learning rate 0.05 (10x smaller than 0.5): the loss goes non-finite in "
                                  "0 of 4 seeds (at 0.5: 4 of 4)")
     runs[0]["smaller_rate"] = smaller_rate_runs([False, True, True, True])  # 1 of 4: a quarter, still
     assert _elb111(runs)

@@ -74,7 +74,7 @@ def test_clipped_counterfactual_only_for_a_flagged_unclipped_unstable_run_and_it
     counterfactual = trace["fit"]["counterfactual"]
     assert counterfactual["clipnorm"] == 1.0 and [r["finite"] for r in counterfactual["runs"]] == [True] * 4
     [elb110] = [f for f in classify_seeds(trace) if f["code"] == "ELB110"]
-    assert "the loss ends non-finite in 0 of 4 seeds (unclipped: 4 of 4)" in elb110["message"]
+    assert "the loss goes non-finite in 0 of 4 seeds (unclipped: 4 of 4)" in elb110["message"]
 
     for settings in (_settings(flagged_codes=["ELB001"]),  # no ELB003 finding: nothing to confirm
                      _settings(flagged_codes=["ELB003"])):

@@ -35,7 +35,7 @@ def verdicts():
 def test_a_loops_missing_clipping_is_confirmed_by_the_program_replayed_clipped(verdicts):
     elb003 = verdicts["loop_unclipped_sgd_explodes.py"]["ELB003"]["dynamic"]
     assert elb003["status"] == "confirmed" and elb003["evidence"]["codes"] == ["ELB110"]
-    assert "re-run with gradients clipped to norm 1: the loss ends non-finite in 0 of" in elb003["summary"]
+    assert "re-run with gradients clipped to norm 1: the loss goes non-finite in 0 of" in elb003["summary"]
     assert "(run: the loop at line 29)" in elb003["summary"]
     assert elb003["trace"]["seeds"] >= 2  # the program's own loop, run with several seeds
 
@@ -56,7 +56,7 @@ def test_a_keras_fits_learning_rate_is_confirmed_by_the_program_replayed_at_a_sm
 def test_a_nan_from_a_raw_scale_is_not_blamed_on_clipping_or_the_rate_when_their_replays_do_not_prevent_it(verdicts):
     found = verdicts["custom_loop_raw_scale.py"]
     assert found["ELB001"]["dynamic"]["status"] == "confirmed"  # the scale's own crossing
-    for code, text in (("ELB003", "re-run with gradients clipped to norm 1, the loss still ends non-finite"),
+    for code, text in (("ELB003", "re-run with gradients clipped to norm 1, the loss still goes non-finite"),
                        ("ELB009", "the smaller rate did not help, the instability comes from elsewhere")):
         verdict = found[code]["dynamic"]
         assert verdict["status"] == "not-reproduced", code

@@ -367,7 +367,7 @@ def test_elb110_when_clipping_keeps_the_nan_seeds_finite():
     runs = [run_record(nan_at(3), seed=k) for k in range(4)]
     runs[0]["counterfactual"] = clipped_runs([True, True, True, True])
     [elb110] = [f for f in classify_seeds(fit_trace(runs)) if f["code"] == "ELB110"]
-    assert elb110["message"] == ("re-run with gradients clipped to norm 1: the loss ends non-finite in 0 of 4 seeds "
+    assert elb110["message"] == ("re-run with gradients clipped to norm 1: the loss goes non-finite in 0 of 4 seeds "
                                  "(unclipped: 4 of 4)")
     assert elb110["evidence"]["non_finite_unclipped"] == 4 and elb110["evidence"]["non_finite_clipped"] == 0
 

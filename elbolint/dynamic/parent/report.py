@@ -162,12 +162,12 @@ def _counterfactual_note(codes: tuple, trace: dict) -> str:
         if code == "ELB112":
             head = (f"re-run at learning rate {rerun.get('smaller', 0):g} ({rerun.get('factor', 10):g}x smaller "
                     f"than {rerun.get('learning_rate', 0):g})")
-            notes.append(f"; {head}, the loss still ends non-finite in {bad} of {len(runs)} seeds: the smaller "
+            notes.append(f"; {head}, the loss still goes non-finite in {bad} of {len(runs)} seeds: the smaller "
                          "rate did not help, the instability comes from elsewhere" if bad else
                          f"; {head}, the fit ends no better: the smaller rate did not help")
         elif bad:
             notes.append(f"; re-run with gradients clipped to norm {rerun.get('clipnorm', 1.0):g}, the loss still "
-                         f"ends non-finite in {bad} of {len(runs)} seeds: the instability comes from elsewhere")
+                         f"goes non-finite in {bad} of {len(runs)} seeds: the instability comes from elsewhere")
         else:
             notes.append("; re-run with clipping, the fit ends no better")
     return "".join(notes)

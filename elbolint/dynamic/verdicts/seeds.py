@@ -18,7 +18,7 @@ counterfactual below re-ran the seeds clipped and they did no better: the huge n
 
 ELB110 (`_counterfactual`): when the fit's optimizer does not clip and its runs were unstable, the fit
 driver re-runs the same seeds with the gradients clipped (fitting._Runner._clipped_runs); clipping
-prevents the divergence when at most a quarter as many clipped seeds end non-finite, or, all finite,
+prevents the divergence when at most a quarter as many clipped seeds go non-finite, or, all finite,
 the clipped runs end clearly lower. It is what confirms a missing-clipping finding: a NaN that clipping does not prevent
 (a raw scale, a huge learning rate) is another finding's evidence, not this one's.
 
@@ -92,7 +92,7 @@ CLIPPING_GAIN_MIN, CLIPPING_GAIN_RATIO = 10.0, 0.1
 def _counterfactual(trace: dict) -> list[dict]:
     """ELB110 from the fit's counterfactual (fitting._Runner._clipped_runs: the same seeds re-run with
     each gradient clipped to norm 1, as clipnorm=1.0 does): clipping prevents the divergence when at most a
-    quarter as many clipped seeds end non-finite as unclipped ones (none, unless all four did), or,
+    quarter as many clipped seeds go non-finite as unclipped ones (none, unless all four did), or,
     all finite, the clipped runs end clearly lower."""
     fit = trace.get("fit") or {}
     counterfactual = fit.get("counterfactual")
@@ -106,7 +106,7 @@ def _counterfactual(trace: dict) -> list[dict]:
                 "non_finite_clipped": verdict["non_finite_after"], "of": verdict["of"]}
     total = verdict["of"]
     if "final_after" not in verdict:
-        message = (f"re-run with gradients clipped to norm {clipnorm:g}: the loss ends non-finite in "
+        message = (f"re-run with gradients clipped to norm {clipnorm:g}: the loss goes non-finite in "
                    f"{verdict['non_finite_after']} of {total} seeds (unclipped: {verdict['non_finite_before']} "
                    f"of {total})")
     else:
@@ -120,7 +120,7 @@ def _counterfactual(trace: dict) -> list[dict]:
 def _smaller_rate(trace: dict) -> list[dict]:
     """ELB112 from the fit's smaller-rate counterfactual (fitting._Runner._smaller_rate_runs: the same
     seeds re-run with the same optimizer at a 10x smaller constant learning rate), by ELB110's
-    criterion (`prevents`): at most a quarter as many seeds end non-finite, or, all finite, the
+    criterion (`prevents`): at most a quarter as many seeds go non-finite, or, all finite, the
     re-runs end clearly lower. It is what confirms a high-learning-rate finding (ELB009)."""
     rerun = (trace.get("fit") or {}).get("smaller_rate")
     if not rerun or not rerun.get("runs"):
@@ -133,7 +133,7 @@ def _smaller_rate(trace: dict) -> list[dict]:
     total = verdict["of"]
     head = f"re-run at learning rate {smaller:g} ({rerun.get('factor', 10):g}x smaller than {rate:g})"
     if "final_after" not in verdict:
-        message = (f"{head}: the loss ends non-finite in {verdict['non_finite_after']} of {total} seeds "
+        message = (f"{head}: the loss goes non-finite in {verdict['non_finite_after']} of {total} seeds "
                    f"(at {rate:g}: {verdict['non_finite_before']} of {total})")
     else:
         message = (f"{head}: the final loss is {verdict['final_after']:.4g} instead of "
@@ -144,7 +144,7 @@ def _smaller_rate(trace: dict) -> list[dict]:
 def prevents(trace: dict, reruns: list[dict]) -> Optional[dict]:
     """Whether a counterfactual re-run of the same seeds (`reruns`: {finite, final} per seed) fixes what
     the fit's own runs showed (ELB110's and ELB112's shared criterion): at most a quarter as many
-    re-run seeds end non-finite as original ones (none, unless all four did), or, every run of both
+    re-run seeds go non-finite as original ones (none, unless all four did), or, every run of both
     finite, the re-runs' median final loss lower by more than max(CLIPPING_GAIN_MIN, CLIPPING_GAIN_RATIO
     x |re-run final|) *and* lower seed for seed in a majority of the seeds (a median over a few seeds
     of an intermittent fit is carried by its bad seeds: measured, a fit bad in 2 of 4 seeds had a
