@@ -114,8 +114,10 @@ class _Excludes:
                        for (_, directory_only), (base, sources) in grouped.items()]
 
 
-def _excluded(path: Path, is_dir: bool, excludes: _Excludes) -> bool:
+def _excluded(path: Path, is_dir: bool, excludes: Union[_Excludes, list[gitignore.Pattern]]) -> bool:
     """Exclude patterns are relative to the config root; outside it only the name is matched."""
+    if not isinstance(excludes, _Excludes):  # a list of patterns (the language server's)
+        excludes = _Excludes(excludes)
     absolute = os.path.abspath(path)
     for base, directory_only, regex in excludes.groups:
         if directory_only and not is_dir:
@@ -126,9 +128,12 @@ def _excluded(path: Path, is_dir: bool, excludes: _Excludes) -> bool:
     return False
 
 
-def _force_excluded(path: Path, excludes: _Excludes, root: Path, is_dir: bool = False) -> bool:
+def _force_excluded(path: Path, excludes: Union[_Excludes, list[gitignore.Pattern]], root: Path,
+                    is_dir: bool = False) -> bool:
     """Whether an explicitly named file or directory, or a directory above it inside the project, is
-    excluded."""
+    excluded (`excludes`: an _Excludes, or the patterns, as the language server passes them)."""
+    if not isinstance(excludes, _Excludes):
+        excludes = _Excludes(excludes)
     absolute, root = Path(os.path.abspath(path)), root.absolute()
     if absolute != root and _excluded(absolute, is_dir, excludes):
         return True
