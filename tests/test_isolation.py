@@ -234,8 +234,9 @@ def test_sigterm_to_elbolint_stops_its_workers(tmp_path):
     not run on holding the caller's pipes (found by a new user: the pipeline hung)."""
     import signal
 
-    for index in range(4):  # valid and slow for LibCST: ~10 s each
-        (tmp_path / f"slow{index}.py").write_text("import tensorflow as tf\nx = a" + "[0]" * 2500 + "\n")
+    for index in range(4):  # valid and slow for LibCST: ~10 s each (a tf.Variable: the triage must parse it)
+        (tmp_path / f"slow{index}.py").write_text(
+            "import tensorflow as tf\nv = tf.Variable(1.)\nx = a" + "[0]" * 2500 + "\n")
     process = subprocess.Popen([sys.executable, "-m", "elbolint", "--no-cache", "-j", "2", "."], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(2.0)
