@@ -15,7 +15,9 @@ does not parse as Python and shows R syntax (`x <- ...`, `library(...)`, `pkg::f
 `TRUE`, `as.matrix(...)`, a formula `y ~ x`, ...) or Julia syntax (`using Foo`, `println(...)`,
 `@time`, `function ... end`); a cell that parses but shows such syntax next to one of those; and a
 cell with no Python in it (no import, def, `tf.`, magic, ...) between two of them (`head(data)`).
-A cell that does not parse and shows no R or Julia syntax stays Python: it is ELB000.
+A cell that does not parse and shows no R or Julia syntax stays Python: it is ELB000. Those
+judgements live in notebook_languages.py; where a cell's line sits in the `.ipynb` file's JSON (for
+the reporters that draw on the stored file) in notebook_json.py.
 
 Why text edits for `--fix`: a fix is applied to the affected cells' own sources (the Diagnostic's
 text edits, in cell coordinates), never by writing the virtual module back, so magics and the
@@ -41,6 +43,9 @@ from typing import Any, Optional, Union
 import libcst as cst
 
 from elbolint.diagnostics import Diagnostic, Edit, Fix, Position
+from elbolint.notebook_json import NEWLINE as _NEWLINE
+from elbolint.notebook_json import JsonCells as JsonCells  # re-exported: the reporters import it from here
+from elbolint.notebook_languages import CodeCell, cell_language, foreign_kernel, other_runtime
 from elbolint.source import Source
 
 NOTEBOOK_SUFFIX = ".ipynb"
@@ -49,7 +54,6 @@ NOTEBOOK_SUFFIX = ".ipynb"
 #: Any other cell magic (`%%R`, `%%bash`, `%%script ...`, `%%writefile`, `%%html`, ...) is not Python.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "memit", "px"})
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
 _CELL_MAGIC = re.compile(r"%%(\w*)")
 _LINE_MAGIC = re.compile(r"[%!]")  # `%matplotlib inline`, `!pip install ...`
 _HELP = re.compile(r"\?{1,2}\S.*|[\w.*\[\]]+\?{1,2}\s*")  # `?tfd.Normal`, `tfd.Normal??`
@@ -216,147 +220,6 @@ def _not_a_notebook(raw: Any) -> Optional[str]:
     return None
 
 
-def _is_python_language(name: str) -> bool:
-    name = name.strip().lower()
-    return name.startswith("py") or "python" in name
-
-
-#: Kernel names (`metadata.kernelspec.name`, up to a version suffix) of kernels that do not run
-#: Python. Any other name is assumed to be Python: names such as `tf2` or `conda-env-x-py` are common.
-_FOREIGN_KERNELS = frozenset({
-    "ir", "r", "julia", "bash", "zsh", "sh", "scala", "javascript", "ijavascript", "typescript", "tslab",
-    "deno", "java", "ijava", "kotlin", "go", "gophernotes", "gonb", "rust", "evcxr", "xcpp", "cpp", "sas",
-    "octave", "matlab", "imatlab", "ruby", "haskell", "sparkkernel", "sparkrkernel", "sql", "xsqlite",
-    ".net", "powershell", "stata", "perl", "lua", "wolframlanguage", "maxima", "elixir", "clojure", "ocaml",
-})
-
-
-def _foreign_kernel(raw: dict) -> Optional[str]:
-    """Why the whole notebook is not Python (R, Julia, ... kernel), or None."""
-    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
-    for key, name in (("language_info", "name"), ("kernelspec", "language")):
-        info = metadata.get(key)
-        if isinstance(info, dict) and isinstance(info.get(name), str) and info[name].strip():
-            if _is_python_language(info[name]):
-                return None
-            return f"its kernel language is {info[name]} (metadata.{key}.{name})"
-    kernelspec = metadata.get("kernelspec")
-    if isinstance(kernelspec, dict) and isinstance(kernelspec.get("name"), str):
-        base = re.match(r"[a-z.]*", kernelspec["name"].lower()).group()
-        if base in _FOREIGN_KERNELS:
-            return f"its kernel is {kernelspec['name']} (metadata.kernelspec.name), not Python"
-    return None
-
-
-#: A code cell's own language, where a front end records it: VS Code, .NET Interactive / Polyglot.
-_CELL_LANGUAGE_KEYS = (("vscode", "languageId"), ("polyglot_notebook", "kernelName"),
-                       ("dotnet_interactive", "language"))
-
-
-def _cell_language(cell: dict) -> Optional[str]:
-    """Why a code cell is not Python according to its own metadata, or None."""
-    metadata = cell.get("metadata")
-    if not isinstance(metadata, dict):
-        return None
-    for key, name in _CELL_LANGUAGE_KEYS:
-        info = metadata.get(key)
-        if isinstance(info, dict) and isinstance(info.get(name), str) and info[name].strip():
-            if _is_python_language(info[name]):
-                return None
-            return f"its language is {info[name]} (metadata.{key}.{name})"
-    return None
-
-
-# --------------------------------------------------- R / Julia cells in a Python notebook
-# A Colab notebook may say "switch to an R runtime" and carry R cells: no cell magic, no metadata.
-# Their syntax is recognised on the cell's code with strings and comments blanked out.
-_STRINGS_AND_COMMENTS = re.compile(
-    r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*')
-_R_SYNTAX = [
-    (re.compile(r"^[ \t]*[A-Za-z.][\w.]*(?:\$[\w.]+|\[[^\]\n]*\])*[ \t]*<<?-", re.M), "`x <- ...`"),
-    (re.compile(r"(?<![\w.])(?:library|require|requireNamespace|install\.packages|suppressMessages|suppressWarnings"
-                r"|suppressPackageStartupMessages)\s*\("), "`library(...)`"),
-    (re.compile(r"\b[A-Za-z][\w.]*:::?[A-Za-z.][\w.]*\s*\("), "`pkg::fn(...)`"),
-    (re.compile(r"[\w)\]]\$[A-Za-z_.]"), "`x$name`"),
-    (re.compile(r"%(?:>|<>|T>|\$|in|\*|o|/)%"), "`%>%`"),
-    (re.compile(r"\b(?:TRUE|FALSE|NULL)\b"), "`TRUE`/`FALSE`/`NULL`"),
-    (re.compile(r"\b(?:as|is)\.[A-Za-z][\w.]*\s*\("), "`as.matrix(...)`"),
-    (re.compile(r"\bfunction\s*\([^()]*\)\s*\{"), "`function(x) {`"),
-    (re.compile(r"[(,]\s*(?!self\.)[a-z]+\.[a-z]+\s*=(?!=)"), "`f(row.names = ...)`"),
-    (re.compile(r"(?:\)|\b(?!(?:and|or|not|in|is|if|else|return|yield|lambda|await|assert)\b)[A-Za-z_][\w.]*)"
-                r"[ \t]*~[ \t]*[\w.(]"), "a formula `y ~ x`"),
-]
-_JULIA_SYNTAX = [
-    (re.compile(r"^[ \t]*using[ \t]+[A-Za-z]", re.M), "`using ...`"),
-    (re.compile(r"\bprintln\s*\("), "`println(...)`"),
-    (re.compile(r"^[ \t]*@\w+[ \t]+\S", re.M), "a macro `@time ...`"),
-    (re.compile(r"\bPkg\.(?:add|activate|instantiate)\s*\("), "`Pkg.add(...)`"),
-    (re.compile(r"^[ \t]*(?:function|macro|(?:mutable[ \t]+)?struct|module)[ \t]+\w", re.M), "`function f(...)`"),
-    (re.compile(r"^[ \t]*end[ \t]*$", re.M), "a line `end`"),
-]
-_LANGUAGES = (("R", _R_SYNTAX), ("Julia", _JULIA_SYNTAX))
-#: Python a cell of another language would not contain: it keeps a cell between R cells Python.
-_PYTHON_SYNTAX = re.compile(
-    r"^[ \t]*(?:import|from|def|class|with|async|return|yield|try|except|raise|del|global|assert)\b"
-    r"|\blambda\b|\b(?:tf|tfp|tfd|tfb|np|pd|plt|keras|jax|jnp|torch|self)\.|:[ \t]*$", re.M)
-
-
-def _blank(match: re.Match) -> str:
-    return "" if match.group().startswith("#") else '""'
-
-
-def _foreign_syntax(code: str) -> tuple[Optional[str], list[str]]:
-    """The language (R or Julia) whose syntax the code shows most, and what was seen."""
-    best: tuple[Optional[str], list[str]] = (None, [])
-    for language, patterns in _LANGUAGES:
-        seen = [label for pattern, label in patterns if pattern.search(code)]
-        if len(seen) > len(best[1]):
-            best = (language, seen)
-    return best
-
-
-@dataclass
-class _Cell:
-    index: int
-    lines: list[str]
-    indent: int
-    magic: set[int]
-    error: Optional[tuple[int, int, str]]
-    language: Optional[str] = None  # R / Julia when the cell is judged not to be Python
-    reason: str = ""
-
-
-def _other_runtime(cells: list[_Cell]) -> None:
-    """Mark the cells written for another runtime (a Colab notebook's R section), in place."""
-    if not any(cell.error for cell in cells):  # every run of R cells has one that does not parse
-        return
-    code = [_STRINGS_AND_COMMENTS.sub(_blank, "\n".join(cell.lines)) for cell in cells]
-    syntax = [_foreign_syntax(text) for text in code]
-    python = [bool(cell.magic) or bool(_PYTHON_SYNTAX.search(text)) for cell, text in zip(cells, code)]
-    for cell, (language, seen), pythonic in zip(cells, syntax, python):
-        if cell.error and language and not pythonic:
-            cell.language = language
-            cell.reason = f"looks like {language}, not Python (it does not parse as Python and has {', '.join(seen)})"
-    changed = True
-    while changed:  # a run of R cells grows over its neighbours
-        changed = False
-        for at, cell in enumerate(cells):
-            if cell.language or python[at]:
-                continue
-            before = cells[at - 1].language if at > 0 else None
-            after = cells[at + 1].language if at + 1 < len(cells) else None
-            language, seen = syntax[at]
-            if language and language in (before, after):
-                cell.language = language
-                cell.reason = f"looks like {language}, not Python (it has {', '.join(seen)}, next to {language} cells)"
-            elif before and before == after:
-                cell.language = before
-                cell.reason = f"looks like {before}, not Python (between {before} cells, with no Python syntax)"
-            else:
-                continue
-            changed = True
-
-
 def _cell_source(cell: dict) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source
@@ -365,11 +228,11 @@ def _cell_source(cell: dict) -> str:
 def _virtual(raw: dict) -> tuple[str, list[Span], list[Skipped]]:
     """The code cells concatenated into one module, where each cell's lines went, and what was
     left out as not Python."""
-    reason = _foreign_kernel(raw)
+    reason = foreign_kernel(raw)
     if reason is not None:
         return "", [], [Skipped(None, reason)]
     skipped: list[Skipped] = []
-    cells: list[_Cell] = []
+    cells: list[CodeCell] = []
     for index, cell in enumerate(raw["cells"]):
         if cell.get("cell_type") != "code":
             continue
@@ -378,7 +241,7 @@ def _virtual(raw: dict) -> tuple[str, list[Span], list[Skipped]]:
             lines.pop()
         if not lines:
             continue
-        reason = _cell_language(cell)
+        reason = cell_language(cell)
         if reason is not None:
             skipped.append(Skipped(index + 1, reason))
             continue
@@ -387,8 +250,8 @@ def _virtual(raw: dict) -> tuple[str, list[Span], list[Skipped]]:
         if commented is None:
             skipped.append(Skipped(index + 1, f"`%%{_cell_magic(lines)}` cell, not Python"))
             continue
-        cells.append(_Cell(index, commented, indent, magic, _cell_syntax_error(commented)))
-    _other_runtime(cells)
+        cells.append(CodeCell(index, commented, indent, magic, _cell_syntax_error(commented)))
+    other_runtime(cells)
     pieces: list[str] = []
     spans: list[Span] = []
     line = 1
@@ -514,170 +377,3 @@ def _layout(raw: dict, original: str):
         if dumps(raw) == original:
             return dumps
     return None
-
-
-# ------------------------------------------------------- positions in the .ipynb file itself
-# Why: GitHub annotations, SARIF viewers (code scanning) and GitLab Code Quality draw a finding on a
-# line of the file as stored, and a notebook is stored as JSON. The cell-relative line of a finding is
-# some unrelated line of that JSON (line 2 is `"cells": [`); the line to draw on is the one that holds
-# the flagged code inside the cell's `source` strings (nbformat writes one source line per JSON line).
-
-#: One JSON token: a string (unrolled loop, so a multi-megabyte output string is one C-level match),
-#: punctuation, or a literal. Leading whitespace is skipped.
-_JSON_TOKEN = re.compile(r'[ \t\r\n]*(?:("[^"\\]*(?:\\.[^"\\]*)*")|([{}\[\]:,])|(true|false|null|-?[0-9][0-9.eE+-]*))',
-                         re.S)
-_JSON_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
-
-
-class JsonCells:
-    """Maps (cell, line, column) in cell coordinates to (line, column) in the notebook's JSON text.
-
-    Built from the raw text with a small tokenizer that remembers where each string of
-    `cells[i].source` starts; a position inside a cell is found by walking that string's escapes
-    (`\\n`, `\\"`, `\\u00e9`, surrogate pairs) so the column is exact on the JSON line too."""
-
-    def __init__(self, text: str, sources: dict[int, list[tuple[int, str]]]) -> None:
-        self.text = text
-        self.sources = sources  # cell index -> [(offset of the opening quote, raw token)]
-        self.line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
-
-    @classmethod
-    def parse(cls, text: str) -> Optional["JsonCells"]:
-        sources = _source_tokens(text)
-        return None if sources is None else cls(text, sources)
-
-    def cell_source(self, index: int) -> Optional[str]:
-        tokens = self.sources.get(index)
-        if tokens is None:
-            return None
-        return "".join(json.loads(raw) for _, raw in tokens)
-
-    def position(self, index: int, line: int, column: int, end: bool = False) -> Optional[tuple[int, int]]:
-        """The (1-based line, 1-based column) in the JSON text of a 1-based position in the cell at
-        `index` of `cells` (0-based), or None when the cell has no such position. `end`: an exclusive
-        end, which at the boundary of two source strings belongs to the first (before its quote)."""
-        tokens = self.sources.get(index)
-        if not tokens:
-            return None
-        decoded = [json.loads(raw) for _, raw in tokens]
-        source = "".join(decoded)
-        starts = [0] + [m.end() for m in _NEWLINE.finditer(source)]
-        if not 1 <= line <= len(starts):
-            return None
-        offset = starts[line - 1] + column - 1
-        line_end = starts[line] if line < len(starts) else len(source)
-        if column < 1 or offset > line_end:
-            return None
-        for (quote, raw), text in zip(tokens, decoded):
-            if offset < len(text) or (offset == len(text) and (end or (quote, raw) == tokens[-1])):
-                return self._line_column(quote + 1 + _raw_offset(raw, offset))
-            offset -= len(text)
-        return None
-
-    def _line_column(self, offset: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self.line_starts, offset)
-        return line, offset - self.line_starts[line - 1] + 1
-
-
-def _raw_offset(raw: str, decoded: int) -> int:
-    """The offset inside the JSON string token `raw` (after its opening quote) of its `decoded`-th
-    decoded character."""
-    at, count = 1, 0
-    while count < decoded and at < len(raw) - 1:
-        if raw[at] == "\\":
-            escape = _JSON_ESCAPE.match(raw, at)
-            width = len(escape.group(0)) if escape else 2
-            if escape and escape.group(1)[0] == "u" and 0xD800 <= int(escape.group(1)[1:], 16) < 0xDC00:
-                low = _JSON_ESCAPE.match(raw, at + width)
-                if low and low.group(1)[0] == "u" and 0xDC00 <= int(low.group(1)[1:], 16) < 0xE000:
-                    width += len(low.group(0))  # a surrogate pair decodes to one character
-            at += width
-        else:
-            at += 1
-        count += 1
-    return at - 1
-
-
-def _source_tokens(text: str) -> Optional[dict[int, list[tuple[int, str]]]]:
-    """For each cell index, where the strings of its `source` start in `text` (the opening quote's
-    offset) and their raw tokens; None when `text` is not a JSON object this tokenizer follows."""
-    # A stack of containers: [kind, key or index, state]; an object's state: "key", ":", "value", ","
-    stack: list[list] = []
-    found: dict[int, list[tuple[int, str]]] = {}
-    at, done = 0, False
-    while True:
-        match = _JSON_TOKEN.match(text, at)
-        if match is None:
-            return found if done and not text[at:].strip() else None
-        at = match.end()
-        string, punct, literal = match.groups()
-        if done:
-            return None
-        if string is not None and stack and stack[-1][0] == "obj" and stack[-1][2] == "key":
-            try:
-                stack[-1][1] = json.loads(string)
-            except ValueError:
-                return None
-            stack[-1][2] = ":"
-            continue
-        if punct == ":":
-            if not stack or stack[-1][0] != "obj" or stack[-1][2] != ":":
-                return None
-            stack[-1][2] = "value"
-            continue
-        if punct == ",":
-            if not stack or stack[-1][2] != ",":
-                return None
-            if stack[-1][0] == "obj":
-                stack[-1][2] = "key"
-            else:
-                stack[-1][1] += 1
-                stack[-1][2] = "value"
-            continue
-        if punct in ("}", "]"):
-            kind = "obj" if punct == "}" else "arr"
-            if not stack or stack[-1][0] != kind or stack[-1][2] not in (",", "key" if kind == "obj" else "value"):
-                return None
-            stack.pop()
-            done = _value_done(stack)
-            continue
-        # a value: string, literal, `{` or `[`
-        if stack and stack[-1][2] != "value":
-            return None
-        if string is not None:
-            where = _source_of(stack)
-            if where is not None:
-                index, listed = where
-                if listed:
-                    found.setdefault(index, []).append((match.start(1), string))
-                else:
-                    found[index] = [(match.start(1), string)]  # a later `source` wins, as in json.loads
-            done = _value_done(stack)
-        elif literal is not None:
-            done = _value_done(stack)
-        elif punct == "{":
-            stack.append(["obj", None, "key"])
-        elif punct == "[":
-            where = _source_of(stack)
-            if where is not None and not where[1]:
-                found[where[0]] = []
-            stack.append(["arr", 0, "value"])
-        else:
-            return None
-
-
-def _source_of(stack: list[list]) -> Optional[tuple[int, bool]]:
-    """(cell index, inside a list) when the next value is (part of) `cells[i].source`, else None."""
-    if len(stack) not in (3, 4) or stack[0][0] != "obj" or stack[0][1] != "cells" or stack[1][0] != "arr":
-        return None
-    if stack[2][0] != "obj" or stack[2][1] != "source" or (len(stack) == 4 and stack[3][0] != "arr"):
-        return None
-    return stack[1][1], len(stack) == 4
-
-
-def _value_done(stack: list[list]) -> bool:
-    """Mark the innermost container's value as complete; True when that was the top-level value."""
-    if not stack:
-        return True
-    stack[-1][2] = ","
-    return False
