@@ -4,6 +4,8 @@ Pure Python on purpose: it is the part with judgement in it (thresholds), so it 
 without TensorFlow, and the worker stays a dumb recorder. Each finding is a dict
 `{"code", "message", "anchor", "evidence"}`; `anchor` says where to report it ("fit", "surrogate",
 "model", or "failure" for the line of an exception) and `evidence` holds the numbers behind the message.
+A fit is judged by a table (`FIT_CHECKS`): one small documented function per dynamic code, each reading
+the same `FitView` of the trace, so a code's judgement is in one place.
 
 Thresholds (all configurable under `[tool.elbolint.dynamic]`, dashes for underscores):
 
@@ -37,8 +39,9 @@ Thresholds (all configurable under `[tool.elbolint.dynamic]`, dashes for undersc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from statistics import median
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from elbolint.dynamic.verdicts.restrictive import decide as restrictive_family
 from elbolint.dynamic.child.watch import describe
@@ -99,8 +102,7 @@ def fmt(value: Any) -> str:
 
 def sparkline(losses: list, width: int = 12) -> str:
     """A few block characters showing the loss trend (NaN steps are cut off)."""
-    values = [number(v) for v in losses]
-    values = [v for v in values if v is not None and math.isfinite(v)]
+    values = _finite_numbers(losses)
     if len(values) < 2:
         return ""
 
@@ -115,8 +117,19 @@ def sparkline(losses: list, width: int = 12) -> str:
     return "".join(_SPARK[min(len(_SPARK) - 1, int((m - low) / span * (len(_SPARK) - 1)))] for m in means)
 
 
+def _finite_numbers(values: Iterable[Any]) -> list[float]:
+    """The finite numbers among trace values, in order (absent, NaN and Inf values left out)."""
+    numbers = [number(v) for v in values]
+    return [x for x in numbers if x is not None and math.isfinite(x)]
+
+
 def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
-    """Dynamic findings for one file's trace (see the module docstring)."""
+    """Dynamic findings for one file's trace (see the module docstring).
+
+    A failed run is one ELB100; a run without a fit is what sampling its JointDistributions showed
+    (ELB106); a fit is judged by every check of `FIT_CHECKS`, in the table's order (the order of the
+    findings in a report).
+    """
     t = dict(THRESHOLDS)
     t.update(thresholds or {})
     failure = trace.get("failure")
@@ -125,24 +138,67 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
     fit = trace.get("fit")
     if not fit:
         return _sampled_findings(trace.get("sampled") or [])
+    view = FitView.of(trace, fit, t)
     findings: list[dict] = []
-    losses = [number(v) for v in fit.get("loss", [])]
-    grads = [number(v) for v in fit.get("grad_norm", [])]
-    steps = len(losses)
+    for _code, check in FIT_CHECKS:
+        findings.extend(check(view))
+    return findings
 
-    # ELB106: the target's log-prob of one surrogate sample has more dimensions than the surrogate's batch.
-    shape = fit.get("logprob_shape")
-    expected = fit.get("expected_rank", 0)
-    if shape is not None and len(shape) > (expected or 0):
-        findings.append({
-            "code": "ELB106", "anchor": "model",
-            "message": (f"log_prob of one joint sample has shape {list(shape)}, not a scalar: the "
-                        "observations are a batch of independent log-probs (wrap the likelihood in "
-                        "tfd.Independent(..., reinterpreted_batch_ndims=1))"),
-            "evidence": {"logprob_shape": list(shape)},
-        })
 
-    # ELB105: variables that never train.
+@dataclass(frozen=True)
+class FitView:
+    """One fit's trace read once: the numbers every check of `FIT_CHECKS` looks at."""
+
+    trace: dict
+    fit: dict
+    t: dict  # the thresholds, defaults updated with the user's
+    losses: list[Optional[float]]  # per step; None where the trace holds no number
+    grads: list[Optional[float]]  # the global gradient norm per step
+    nan_step: Optional[int]  # the first step whose loss is absent, NaN or Inf
+    finite_losses: list[float]
+    reference: dict  # the default mean-field surrogate's fit on the same target (reference.py)
+    ref_finite: list[float]  # its finite losses
+
+    @classmethod
+    def of(cls, trace: dict, fit: dict, t: dict) -> "FitView":
+        losses = [number(v) for v in fit.get("loss", [])]
+        reference = trace.get("reference") or {}
+        return cls(
+            trace=trace, fit=fit, t=t, losses=losses,
+            grads=[number(v) for v in fit.get("grad_norm", [])],
+            nan_step=next((i for i, v in enumerate(losses) if v is None or not math.isfinite(v)), None),
+            finite_losses=[v for v in losses if v is not None and math.isfinite(v)],
+            reference=reference,
+            ref_finite=_finite_numbers(reference.get("loss", [])),
+        )
+
+    @property
+    def steps(self) -> int:
+        return len(self.losses)
+
+
+def _log_prob_shape(view: FitView) -> list[dict]:
+    """ELB106: the target's log-prob of one surrogate sample has more dimensions than the surrogate's
+    batch (`expected_rank`): the observations are a batch of independent log-probs."""
+    shape = view.fit.get("logprob_shape")
+    expected = view.fit.get("expected_rank", 0)
+    if shape is None or len(shape) <= (expected or 0):
+        return []
+    return [{
+        "code": "ELB106", "anchor": "model",
+        "message": (f"log_prob of one joint sample has shape {list(shape)}, not a scalar: the "
+                    "observations are a batch of independent log-probs (wrap the likelihood in "
+                    "tfd.Independent(..., reinterpreted_batch_ndims=1))"),
+        "evidence": {"logprob_shape": list(shape)},
+    }]
+
+
+def _untrained_variables(view: FitView) -> list[dict]:
+    """ELB105: variables that never train — a surrogate with no trainable variable at all, surrogate
+    variables whose gradient is None or zero at every step, and module-level variables outside the
+    surrogate's trainable variables that never moved (one finding for each of the three)."""
+    fit, steps = view.fit, view.steps
+    findings = []
     if fit.get("no_trainable"):
         findings.append({
             "code": "ELB105", "anchor": "surrogate",
@@ -166,13 +222,18 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
                         "softplus applied once at construction cuts them off)"),
             "evidence": {"variables": outside},
         })
+    return findings
 
-    # ELB104: a constrained parameter leaves its support: a positive-only one reaches <= 0, a
-    # `scale_tril`'s diagonal <= 0, a covariance's eigenvalue <= 0, a probability leaves [0, 1] (one
-    # finding per parameter, earliest first, carrying the identity of what was watched: each static
-    # finding is confirmed by its own parameter's evidence only, see confirmation.py).
+
+def _parameter_leaves_support(view: FitView) -> list[dict]:
+    """ELB104: a constrained parameter leaves its support: a positive-only one reaches <= 0, a
+    `scale_tril`'s diagonal <= 0, a covariance's eigenvalue <= 0, a probability leaves [0, 1]. One
+    finding per parameter, earliest first, carrying the identity of what was watched: each static
+    finding is confirmed by its own parameter's evidence only (confirmation.py). A parameter kept
+    positive by a transform (softplus, exp) or a probability counts only below 0, not at 0."""
+    fit = view.fit
     nonpositive = []
-    constrained = set(fit.get("constrained") or ())  # softplus/exp-kept, probs: only < 0 counts
+    constrained = set(fit.get("constrained") or ())
     watched = fit.get("watched") or {}
     for name, mins in (fit.get("positive") or {}).items():
         for step, value in enumerate(mins):
@@ -180,104 +241,149 @@ def classify(trace: dict, thresholds: Optional[dict] = None) -> list[dict]:
             if x is not None and not math.isnan(x) and (x < 0 or (x == 0 and name not in constrained)):
                 nonpositive.append((step, name, x))
                 break
-    for step, name, value in sorted(nonpositive, key=lambda item: item[0]):
+    findings = []
+    for step, name, x in sorted(nonpositive, key=lambda item: item[0]):
         identity = watched.get(name) or {}
-        evidence = {"parameter": name, "step": step, "value": value}
+        evidence = {"parameter": name, "step": step, "value": x}
         if identity:
             evidence["identity"] = identity
         findings.append({
             "code": "ELB104", "anchor": "surrogate",
-            "message": (f"{name}: {describe(identity, fmt(value))} at step {step}" if identity.get("kind", "minimum")
-                        != "minimum" else f"{name} reached {fmt(value)} at step {step}"),
+            "message": (f"{name}: {describe(identity, fmt(x))} at step {step}" if identity.get("kind", "minimum")
+                        != "minimum" else f"{name} reached {fmt(x)} at step {step}"),
             "evidence": evidence,
         })
+    return findings
 
-    # ELB101: NaN/Inf loss.
-    nan_step = next((i for i, v in enumerate(losses) if v is None or not math.isfinite(v)), None)
-    if nan_step is not None:
-        findings.append({
-            "code": "ELB101", "anchor": "fit",
-            "message": f"loss {fmt(losses[nan_step])} from step {nan_step}",
-            "evidence": {"step": nan_step, "value": str(losses[nan_step])},
-        })
 
-    # ELB107: huge or non-finite gradient norm while the loss is still finite.
-    for step, (loss, norm) in enumerate(zip(losses, grads)):
+def _nan_loss(view: FitView) -> list[dict]:
+    """ELB101: the loss is absent, NaN or Inf from some step on (the first such step)."""
+    step = view.nan_step
+    if step is None:
+        return []
+    return [{
+        "code": "ELB101", "anchor": "fit",
+        "message": f"loss {fmt(view.losses[step])} from step {step}",
+        "evidence": {"step": step, "value": str(view.losses[step])},
+    }]
+
+
+def _exploding_gradient(view: FitView) -> list[dict]:
+    """ELB107: the global gradient norm is above `exploding_gradient_norm`, or NaN/Inf, at a step whose
+    loss is still finite (the first such step; a NaN loss makes every gradient NaN, ELB101's story)."""
+    limit = view.t["exploding_gradient_norm"]
+    for step, (loss, norm) in enumerate(zip(view.losses, view.grads)):
         if loss is None or not math.isfinite(loss) or norm is None:
             continue
-        if not math.isfinite(norm) or norm > t["exploding_gradient_norm"]:
-            findings.append({
+        if not math.isfinite(norm) or norm > limit:
+            return [{
                 "code": "ELB107", "anchor": "fit",
-                "message": (f"global gradient norm {fmt(norm)} at step {step} (threshold "
-                            f"{fmt(t['exploding_gradient_norm'])})"),
+                "message": f"global gradient norm {fmt(norm)} at step {step} (threshold {fmt(limit)})",
                 "evidence": {"step": step, "grad_norm": fmt(norm)},
-            })
-            break
+            }]
+    return []
 
-    finite_losses = [v for v in losses if v is not None and math.isfinite(v)]
-    reference = trace.get("reference") or {}
-    ref_losses = [number(v) for v in reference.get("loss", [])]
-    ref_finite = [v for v in ref_losses if v is not None and math.isfinite(v)]
 
-    # ELB102: initial loss far above the reference's initial loss.
-    if losses and finite(losses[0]) and ref_finite:
-        ratio = (losses[0] - ref_finite[0]) / max(abs(ref_finite[0]), 1.0)
-        if ratio > t["huge_initial_loss_ratio"]:
-            findings.append({
-                "code": "ELB102", "anchor": "surrogate",
-                "message": (f"initial loss {fmt(losses[0])} is {ratio:.0f}x the loss a default mean-field "
-                            f"surrogate starts at ({fmt(ref_finite[0])}) on the same model; the variational "
-                            "parameters start far from the posterior"),
-                "evidence": {"initial_loss": losses[0], "reference_initial_loss": ref_finite[0],
-                             "ratio": ratio},
-            })
+def _huge_initial_loss(view: FitView) -> list[dict]:
+    """ELB102: the initial loss is more than `huge_initial_loss_ratio` times (relative to
+    max(|reference initial|, 1)) above the initial loss of a default mean-field surrogate."""
+    first = view.losses[0] if view.losses else None
+    if first is None or not math.isfinite(first) or not view.ref_finite:
+        return []
+    theirs = view.ref_finite[0]
+    ratio = (first - theirs) / max(abs(theirs), 1.0)
+    if ratio <= view.t["huge_initial_loss_ratio"]:
+        return []
+    return [{
+        "code": "ELB102", "anchor": "surrogate",
+        "message": (f"initial loss {fmt(first)} is {ratio:.0f}x the loss a default mean-field "
+                    f"surrogate starts at ({fmt(theirs)}) on the same model; the variational "
+                    "parameters start far from the posterior"),
+        "evidence": {"initial_loss": first, "reference_initial_loss": theirs, "ratio": ratio},
+    }]
 
-    # ELB103: the loss trend rises.
-    if nan_step is None and steps >= 8:
-        quarter = max(steps // 4, 2)
-        start, end = median(finite_losses[:quarter]), median(finite_losses[-quarter:])
-        rise = end - start
-        if rise > max(t["diverging_min_rise"], t["diverging_rise"] * abs(start)):
-            findings.append({
-                "code": "ELB103", "anchor": "fit",
-                "message": (f"loss rose from {fmt(start)} to {fmt(end)} (medians of the first and last "
-                            f"quarter of {steps} steps)"),
-                "evidence": {"start": start, "end": end},
-            })
 
-    # ELB108: far worse than the reference after the same budget.
-    if nan_step is None and len(finite_losses) >= 4 and len(ref_finite) >= 4:
-        tail = max(len(finite_losses) // 10, 2)
-        mine = median(finite_losses[-tail:])
-        theirs = median(ref_finite[-max(len(ref_finite) // 10, 2):])
-        if finite(fit.get("final_estimate")) and finite(reference.get("final_estimate")):
-            mine, theirs = number(fit["final_estimate"]), number(reference["final_estimate"])
-        gap = mine - theirs
-        if gap > max(t["elbo_gap_min"], t["elbo_gap_ratio"] * abs(theirs)):
-            findings.append({
-                "code": "ELB108", "anchor": "surrogate",
-                "message": (f"after {steps} steps the loss is {fmt(mine)}, {fmt(gap)} above a default "
-                            f"mean-field surrogate's {fmt(theirs)} with a clipped Adam: the family or its "
-                            "initialisation holds the fit back"),
-                "evidence": {"final_loss": mine, "reference_final_loss": theirs, "gap": gap},
-            })
+def _diverging_loss(view: FitView) -> list[dict]:
+    """ELB103: on a finite fit of at least 8 steps, the median loss of the last quarter is above the
+    first quarter's by more than max(`diverging_min_rise`, `diverging_rise` x |first-quarter median|)."""
+    steps, t = view.steps, view.t
+    if view.nan_step is not None or steps < 8:
+        return []
+    quarter = max(steps // 4, 2)
+    start, end = median(view.finite_losses[:quarter]), median(view.finite_losses[-quarter:])
+    if end - start <= max(t["diverging_min_rise"], t["diverging_rise"] * abs(start)):
+        return []
+    return [{
+        "code": "ELB103", "anchor": "fit",
+        "message": (f"loss rose from {fmt(start)} to {fmt(end)} (medians of the first and last "
+                    f"quarter of {steps} steps)"),
+        "evidence": {"start": start, "end": end},
+    }]
 
-    # ELB111: a full-rank reference started from the user's fitted solution gains clearly (richer_family.py).
-    restrictive = restrictive_family(trace.get("richer"), t) if nan_step is None else None
-    if restrictive is not None:
-        findings.append(restrictive)
 
-    # ELB109: the KL term outweighs the data term N-fold per batch (a Keras fit's split of the loss).
-    dominance = _kl_dominance(fit, t, trace.get("keras"))
-    if dominance is not None:
-        findings.append(dominance)
-    return findings
+def _elbo_gap(view: FitView) -> list[dict]:
+    """ELB108: after the same budget the user's final loss is above the reference's by more than
+    max(`elbo_gap_min`, `elbo_gap_ratio` x |reference final|). The final losses are the 256-sample
+    estimates after the fits when both have one, else the medians of the last 10% of steps."""
+    t, finite_losses, ref_finite = view.t, view.finite_losses, view.ref_finite
+    if view.nan_step is not None or len(finite_losses) < 4 or len(ref_finite) < 4:
+        return []
+    mine = median(finite_losses[-max(len(finite_losses) // 10, 2):])
+    theirs = median(ref_finite[-max(len(ref_finite) // 10, 2):])
+    mine_estimate = number(view.fit.get("final_estimate"))
+    theirs_estimate = number(view.reference.get("final_estimate"))
+    if (mine_estimate is not None and math.isfinite(mine_estimate)
+            and theirs_estimate is not None and math.isfinite(theirs_estimate)):
+        mine, theirs = mine_estimate, theirs_estimate
+    gap = mine - theirs
+    if gap <= max(t["elbo_gap_min"], t["elbo_gap_ratio"] * abs(theirs)):
+        return []
+    return [{
+        "code": "ELB108", "anchor": "surrogate",
+        "message": (f"after {view.steps} steps the loss is {fmt(mine)}, {fmt(gap)} above a default "
+                    f"mean-field surrogate's {fmt(theirs)} with a clipped Adam: the family or its "
+                    "initialisation holds the fit back"),
+        "evidence": {"final_loss": mine, "reference_final_loss": theirs, "gap": gap},
+    }]
+
+
+def _restrictive_family(view: FitView) -> list[dict]:
+    """ELB111: on a finite fit, a full-rank reference started from the user's fitted solution gains
+    clearly (the decision is restrictive.decide's; the measurements are richer_family.py's)."""
+    if view.nan_step is not None:
+        return []
+    finding = restrictive_family(view.trace.get("richer"), view.t)
+    return [finding] if finding is not None else []
+
+
+def _kl_dominates(view: FitView) -> list[dict]:
+    """ELB109: the KL term outweighs the data term N-fold per batch (a Keras fit's split of the loss;
+    `_kl_dominance` decides)."""
+    finding = _kl_dominance(view.fit, view.t, view.trace.get("keras"))
+    return [finding] if finding is not None else []
+
+
+#: The checks a fit's trace goes through, code -> one function each, in the order of their findings
+#: (ELB100, a failed run, and ELB106 of a model sampled without a fit come before: see `classify`).
+FIT_CHECKS: tuple[tuple[str, Callable[[FitView], list[dict]]], ...] = (
+    ("ELB106", _log_prob_shape),
+    ("ELB105", _untrained_variables),
+    ("ELB104", _parameter_leaves_support),
+    ("ELB101", _nan_loss),
+    ("ELB107", _exploding_gradient),
+    ("ELB102", _huge_initial_loss),
+    ("ELB103", _diverging_loss),
+    ("ELB108", _elbo_gap),
+    ("ELB111", _restrictive_family),
+    ("ELB109", _kl_dominates),
+)
 
 
 def _kl_dominance(fit: dict, t: dict, keras: Optional[str] = None) -> Optional[dict]:
     """ELB109 from a trace's per-batch `kl` and `data` (see the module docstring), or None."""
     kls, datas = fit.get("kl") or [], fit.get("data") or []
-    pairs = [(number(k), number(d)) for k, d in zip(kls, datas) if finite(k) and finite(d)]
+    pairs = [(k, d) for k, d in ((number(k), number(d)) for k, d in zip(kls, datas))
+             if k is not None and d is not None and math.isfinite(k) and math.isfinite(d)]
     if len(pairs) < KL_DOMINANCE_MIN_BATCHES:
         return None
     ratios = [k / max(abs(d), t["kl_dominance_data_floor"]) for k, d in pairs]
@@ -300,7 +406,7 @@ def _kl_dominance(fit: dict, t: dict, keras: Optional[str] = None) -> Optional[d
                                 "kl_weight": weight, "dataset_size": int(size) if size else None,
                                 "batch_size": int(batch) if batch else None}
     scale = fit.get("posterior_scale") or {}
-    means = [number(v) for v in scale.get("mean") or [] if finite(v)]
+    means = _finite_numbers(scale.get("mean") or [])
     prior = number(scale.get("prior"))
     if len(means) >= 2:
         evidence.update(posterior_scale_start=means[0], posterior_scale_end=means[-1], prior_scale=prior)
@@ -355,7 +461,7 @@ def trace_summary(trace: dict) -> dict:
     """A small JSON-safe digest of a run for reports: steps, seconds, first/last/min loss, sparkline."""
     fit = trace.get("fit") or {}
     losses = fit.get("loss", [])
-    finite_losses = [number(v) for v in losses if finite(v)]
+    finite_losses = _finite_numbers(losses)
     summary = {
         "source": trace.get("source"),
         "steps": len(losses),
