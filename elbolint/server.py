@@ -263,8 +263,9 @@ def hover(params: lsp.HoverParams) -> Optional[lsp.Hover]:
         parts.append(f"**{finding.code}** ({finding.name}): {finding.message}")
         if finding.code not in shown:
             shown.add(finding.code)
-            parts.append((explain(finding.code) or "").strip() + f"\n\n[{finding.code} documentation]"
-                         f"({rule_url(finding.code)})")
+            url = rule_url(finding.code)
+            parts.append((explain(finding.code) or "").strip()
+                         + ("" if url is None else f"\n\n[{finding.code} documentation]({url})"))
     return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)),
                      range=found[0][1].range)
 

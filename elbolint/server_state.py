@@ -273,11 +273,12 @@ class ElbolintServer(LanguageServer):
             end=lsp.Position(line=max(end.line - 1, 0), character=max(end.column - 1, 0))))
 
     def to_lsp(self, finding: Diagnostic, document) -> lsp.Diagnostic:
+        url = rule_url(finding.code)
         return lsp.Diagnostic(
             range=self.to_range(finding.start, finding.end, document), message=finding.message,
             severity=lsp.DiagnosticSeverity.Error if finding.severity is Severity.ERROR
             else lsp.DiagnosticSeverity.Warning,
-            code=finding.code, code_description=lsp.CodeDescription(href=rule_url(finding.code)),
+            code=finding.code, code_description=None if url is None else lsp.CodeDescription(href=url),
             source="elbolint")
 
     def forget(self, uris) -> None:

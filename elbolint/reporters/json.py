@@ -1,5 +1,7 @@
 """JSON with ruff's fields (code, message, filename, location, end_location, fix, url, noqa_row),
-plus `name`, `severity` and, in dynamic mode, `dynamic`; tools that read ruff's JSON read ours."""
+plus `name`, `severity` and, in dynamic mode, `dynamic`; tools that read ruff's JSON read ours.
+`url` (the code's documentation page) is left out while the project has no published address
+(`reporters.rule_url`)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ def as_dict(d: Diagnostic) -> dict:
         "url": rule_url(d.code),
         "noqa_row": d.line,
     }
+    if row["url"] is None:
+        del row["url"]
     if d.dynamic is not None:
         row["dynamic"] = d.dynamic
     return row

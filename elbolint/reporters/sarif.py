@@ -14,48 +14,61 @@ For code scanning: each rule carries its documentation as `help` (text and Markd
 `elbolint rule CODE`); paths are relative to `%SRCROOT%` (the working directory, given in
 `originalUriBaseIds`), so an upload from any checkout location matches the repository; each result
 has a `partialFingerprints` entry that hashes the rule, the file and the flagged line's text (not its
-number), so alerts survive unrelated edits above them; fixes are included as SARIF `fixes`."""
+number), so alerts survive unrelated edits above them; fixes are included as SARIF `fixes`. The optional
+`helpUri` and `informationUri` are left out while the project has no published address
+(`reporters.rule_url`): no link to an address that does not exist."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from elbolint import __version__
+from elbolint import __version__, reporters
 from elbolint.diagnostics import Diagnostic, Severity
 from elbolint.reporters import cell_position, display_path, rule_url, with_cell
 from elbolint.reporters.source_lines import SourceLines
 
+if TYPE_CHECKING:  # the rule classes import LibCST; the registry imports them when asked
+    from elbolint.rule import Rule
 
-def _rules_metadata() -> list[dict]:
+
+def _rules_metadata() -> list[dict[str, Any]]:
     from elbolint.registry import all_rules, extra_codes
 
+    rules: tuple[type[Rule], ...] = all_rules()
     rows = []
-    for rule in all_rules():
-        rows.append(
+    for rule in rules:
+        rows.append(_with_help_uri(
             {
                 "id": rule.code,
                 "name": rule.name,
                 "shortDescription": {"text": rule.summary()},
                 "fullDescription": {"text": rule.documentation()},
                 "help": {"text": rule.documentation(), "markdown": rule.documentation()},
-                "helpUri": rule_url(rule.code),
                 "defaultConfiguration": {"level": _level(rule.severity)},
             }
-        )
+        ))
     for code in extra_codes():
-        rows.append(
+        rows.append(_with_help_uri(
             {
                 "id": code.code,
                 "name": code.name,
                 "shortDescription": {"text": code.summary},
                 "help": {"text": code.summary, "markdown": code.summary},
-                "helpUri": rule_url(code.code),
                 "defaultConfiguration": {"level": _level(code.severity)},
             }
-        )
+        ))
     return rows
+
+
+def _with_help_uri(row: dict[str, Any]) -> dict[str, Any]:
+    """`helpUri` (optional in SARIF) only when the code's page has a published address."""
+    url = rule_url(row["id"])
+    if url is not None:
+        row["helpUri"] = url
+    return row
 
 
 def _level(severity: Severity) -> str:
@@ -117,6 +130,15 @@ def _location(d: Diagnostic, artifact: dict, sources: SourceLines) -> dict:
     }
 
 
+def _driver() -> dict[str, Any]:
+    """The tool's description; `informationUri` (optional in SARIF) only when the project has a published address."""
+    driver: dict[str, Any] = {"name": "elbolint", "version": __version__}
+    if reporters.REPOSITORY_URL is not None:
+        driver["informationUri"] = reporters.REPOSITORY_URL
+    driver["rules"] = _rules_metadata()
+    return driver
+
+
 def render(diagnostics: list[Diagnostic]) -> str:
     results = []
     sources = SourceLines()
@@ -141,14 +163,7 @@ def render(diagnostics: list[Diagnostic]) -> str:
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {
-                    "driver": {
-                        "name": "elbolint",
-                        "version": __version__,
-                        "informationUri": "https://github.com/elbolint/elbolint",
-                        "rules": _rules_metadata(),
-                    }
-                },
+                "tool": {"driver": _driver()},
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().resolve().as_uri() + "/"}},
                 "results": results,
             }
