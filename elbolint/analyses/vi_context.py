@@ -58,7 +58,7 @@ is not VI because the next cell minimises an ELBO.
 training site that builds or calls such a class's instance does VI, and so does a model built
 from it.
 
-**Model level** (`VIContext.models`, see `_ModelKinds`): each name bound to a Keras model, layer
+**Model level** (`VIContext.models`, see `ModelKinds` in model_kinds.py): each name bound to a Keras model, layer
 or functional-API tensor is plain, variational or unknown. Variational: built from `tfp.layers`
 (or `tfp.experimental.nn`, through `tfn.Sequential`) variational layers or KL layers, from a
 class of the file that does VI (`is_vi_class`, also when given `**kwargs`), or by a call that
@@ -68,7 +68,8 @@ builds any such model; an optimizer compiled into a model that cannot be read th
 driving VI.
 
 Fed during the traversal by OptimizerRoles (a file analysis, elbolint/analysis.py); ask after the module.
-Part of the OptimizerRoles analysis (elbolint/analyses/optimizer_roles.py).
+Part of the OptimizerRoles analysis (elbolint/analyses/optimizer_roles.py). The TFP names and name
+patterns that count as signs are in vi_signs.py.
 """
 
 from __future__ import annotations
@@ -78,191 +79,29 @@ from typing import Optional
 
 import libcst as cst
 
-from elbolint.names import TFD, TFP, TFPL, member_of, names_in
-from elbolint.resolver import Resolver, dotted_name
+from elbolint.analyses.model_kinds import PLAIN, UNKNOWN, VARIATIONAL, ModelKinds, combine_kinds
+from elbolint.analyses.vi_signs import (
+    KL_LAYERS, VI_MODEL_LAYERS, any_call, is_kl, says_elbo, tfn_variational, vi_keywords,
+)
+from elbolint.cst_helpers import dotted_name
+from elbolint.resolver import Resolver
 from elbolint.rules._tfp import (
-    DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VARIATIONAL_LAYERS, VI_FUNCTIONS, VI_MARKERS, BranchScopes,
-    distribution_name, first_argument, is_keras_weight,
+    DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VI_FUNCTIONS, VI_MARKERS, distribution_name, is_keras_weight,
 )
 
-#: What a Keras model visibly is, for deciding whether its optimizer drives VI.
-PLAIN, VARIATIONAL, UNKNOWN = "plain", "variational", "unknown"
+#: Re-exported: optimizer_roles.py imports the model kinds from here, tests/test_vi_context.py `_says_elbo`.
+__all__ = ["PLAIN", "UNKNOWN", "VARIATIONAL", "VIContext", "combine_kinds"]
+_says_elbo = says_elbo
 
-_SEQUENTIAL = frozenset({"keras.Sequential", "keras.models.Sequential"})
-_FUNCTIONAL = frozenset({"keras.Model", "keras.models.Model"})
-_KL_LAYERS = names_in(TFPL, "KLDivergenceAddLoss", "KLDivergenceRegularizer")
-#: Layers whose model is variational: the variational layers and the variational GP layer.
-_VI_MODEL_LAYERS = VARIATIONAL_LAYERS | names_in(TFPL, "VariationalGaussianProcess")
-#: `tfp.experimental.nn` (`tfn`): its variational layers (their KL is the layer's `extra_loss` /
-#: `tfn.losses.compute_extra_loss(...)`), matched by the last part of the name because the
-#: private modules (`tfn.affine_layers.AffineVariationalFlipout`) are not flattened; and its
-#: `Sequential`, read as Keras' is.
-_TFN = f"{TFP}.experimental.nn."
-_TFN_VARIATIONAL_LAYERS = frozenset({
-    "AffineVariationalFlipout", "AffineVariationalReparameterization", "AffineVariationalReparameterizationLocal",
-    "ConvolutionVariationalFlipout", "ConvolutionVariationalReparameterization",
-    "ConvolutionVariationalFlipoutV2", "ConvolutionVariationalReparameterizationV2",
-    "ConvolutionTransposeVariationalFlipout", "ConvolutionTransposeVariationalReparameterization",
-    "VariationalLayer",
-})
-_TFN_SEQUENTIAL = frozenset({f"{_TFN}Sequential", f"{_TFN}layers.Sequential"})
+#: How many calls deep `drives_vi_at` looks from a training site for a sign of VI.
+_CALL_DEPTH = 4
+#: How many operations deep `_trainable` looks for a trainable variable in an expression.
+_TRAINABLE_DEPTH = 6
 
-
-def _tfn_variational(names: frozenset) -> bool:
-    return any(n.startswith(_TFN) and n.rsplit(".", 1)[-1] in _TFN_VARIATIONAL_LAYERS for n in names)
-
-
-def combine_kinds(kinds) -> str:
-    """What a value that may be any of these model kinds is: variational wins, then unknown."""
-    kinds = set(kinds)
-    if VARIATIONAL in kinds:
-        return VARIATIONAL
-    return UNKNOWN if UNKNOWN in kinds else PLAIN
-
-
-class _ModelKinds:
-    """Which names hold a visibly plain Keras model (or layer, or tensor of the functional API),
-    which a variational one, and which something unknown. Each binding is classified when it is
-    made (`hidden = Dense(8)(hidden)` reads the previous `hidden`), per function scope and per
-    `if` branch (BranchScopes); a call to a function of the file is what its `return`s were."""
-
-    def __init__(self, resolver: Resolver, return_kinds: dict[str, str], is_vi_class, project_vi) -> None:
-        self.resolver = resolver
-        self.scopes = BranchScopes(lambda a, b: combine_kinds([a, b]), UNKNOWN)
-        self._return_kinds = return_kinds
-        self._is_vi_class = is_vi_class
-        self._project_vi = project_vi  # qualified name -> whether its module of the project shows VI
-
-    def bind(self, name: str, value: cst.BaseExpression) -> None:
-        self.scopes.bind(name, self.kind(value))
-
-    def unbind(self, name: str) -> None:
-        self.scopes.bind(name, UNKNOWN)
-
-    def extend(self, name: str, layer: cst.BaseExpression) -> None:
-        """`model.add(layer)`."""
-        if self.scopes.knows(name):
-            self.scopes.update(name, self.kind(layer))
-
-    def kind(self, node: cst.BaseExpression, depth: int = 0) -> str:
-        if depth > 50:
-            return UNKNOWN
-        if isinstance(node, cst.Name):
-            return self.scopes.lookup(node.value)
-        if isinstance(node, cst.IfExp):
-            return combine_kinds([self.kind(node.body, depth + 1), self.kind(node.orelse, depth + 1)])
-        if isinstance(node, (cst.List, cst.Tuple)):
-            return combine_kinds(self.kind(e.value, depth + 1) for e in node.elements) if node.elements else PLAIN
-        if not isinstance(node, cst.Call):
-            return UNKNOWN
-        names = self.resolver.call_names(node)
-        if isinstance(node.func, cst.Name) and not names and node.func.value not in self._return_kinds \
-                and self._is_vi_class(node.func.value):
-            return VARIATIONAL  # `BayesByBackpropDense(8, **prior_params)`, or a Keras Model class built from it
-        if any(arg.star for arg in node.args):
-            return UNKNOWN
-        positional = [arg.value for arg in node.args if arg.keyword is None]
-        if isinstance(node.func, cst.Name) and not names and node.func.value in self._return_kinds:
-            return self._return_kinds[node.func.value]  # `model = build_baseline()`
-        if isinstance(node.func, (cst.Call, cst.Name)) and not names:
-            # `Dense(8)(inputs)` or `layer(inputs)`: the layer and what flows into it.
-            return combine_kinds([self.kind(node.func, depth + 1)] + [self.kind(v, depth + 1) for v in positional])
-        if not names.isdisjoint(_VI_MODEL_LAYERS) or _tfn_variational(names):
-            return VARIATIONAL
-        if not names.isdisjoint(_SEQUENTIAL) or not names.isdisjoint(_TFN_SEQUENTIAL):
-            layers = first_argument(node, "layers")
-            return PLAIN if layers is None else self.kind(layers, depth + 1)
-        if not names.isdisjoint(_FUNCTIONAL):
-            parts = [
-                arg.value for arg in node.args if arg.keyword is None or arg.keyword.value in ("inputs", "outputs")
-            ]
-            return combine_kinds(self.kind(v, depth + 1) for v in parts) if parts else UNKNOWN
-        if any(n.startswith("keras.layers.") or n == "keras.Input" for n in names):
-            return PLAIN
-        if not names.isdisjoint(_KL_LAYERS):
-            return VARIATIONAL  # a VAE's KL term
-        if any(member_of(n, TFPL) for n in names):
-            return VARIATIONAL if _mentions(self.resolver, node, _KL_LAYERS) else PLAIN
-        if _vi_keywords(node):
-            return VARIATIONAL  # `init_model(..., posterior=..., prior=..., kl_weight=1/N)` of another module
-        callees = [_callee_name(node) or "", *(n.rsplit(".", 1)[-1] for n in names)]
-        if (any(_BAYESIAN_BUILDER.search(c) for c in callees) and _callee_name(node) not in self._return_kinds
-                and self.resolver.imports(TFP)):
-            # `bayesian_resnet(...)`, `BayesianNetwork(...)` from another module of a TFP project (a
-            # Keras-only "Bayesian" model is usually MC dropout or a variance head, not VI)
-            return VARIATIONAL
-        if names and not _asks_for_plain(node) and self._project_vi(next(iter(names))):
-            return VARIATIONAL  # `get_model()` from the project's `model.py`, which builds Flipout layers
-        return UNKNOWN
-
-
-#: Keywords of a builder that makes either kind: `res_net(..., variational=False)` is the baseline.
-_VARIATIONAL_SWITCHES = ("variational", "bayesian", "stochastic", "probabilistic")
-
-
-def _asks_for_plain(call: cst.Call) -> bool:
-    """A builder asked for its deterministic model (`variational=False`, `deterministic=True`)."""
-    for arg in call.args:
-        if arg.keyword is None or not isinstance(arg.value, cst.Name):
-            continue
-        word, value = arg.keyword.value.lower(), arg.value.value
-        if value == "False" and any(switch in word for switch in _VARIATIONAL_SWITCHES):
-            return True
-        if value == "True" and "deterministic" in word:
-            return True
-    return False
-
-
-def _any_call(node: cst.CSTNode, predicate) -> bool:
-    """Whether some call inside `node` satisfies `predicate`."""
-    found = []
-
-    class _Finder(cst.CSTVisitor):
-        def visit_Call(self, call: cst.Call) -> None:
-            if not found and predicate(call):
-                found.append(call)
-
-    node.visit(_Finder())
-    return bool(found)
-
-
-def _mentions(resolver: Resolver, node: cst.CSTNode, names: frozenset[str]) -> bool:
-    return _any_call(node, lambda call: not resolver.call_names(call).isdisjoint(names))
-
-
-def _is_kl(resolver: Resolver, call: cst.Call) -> bool:
-    """`tfd.kl_divergence(q, p)`, or `q.kl_divergence(p)` on an object no import names (a distribution)."""
-    names = resolver.call_names(call)
-    return not names.isdisjoint(_KL_FUNCTIONS) or (
-        not names and isinstance(call.func, cst.Attribute) and call.func.attr.value == "kl_divergence")
-
-
-
-#: Keyword arguments that only a variational layer (or a helper building one) takes.
-_VI_KEYWORDS = frozenset({
-    "kl_weight", "kl_use_exact", "make_posterior_fn", "make_prior_fn", "kernel_posterior_fn",
-    "kernel_divergence_fn", "bias_divergence_fn", "kernel_prior_fn", "posterior_fn",
-})
-#: `posterior=` alone is too common a word; with `prior=` next to it, it is a variational layer's pair.
-_VI_KEYWORD_PAIR = frozenset({"posterior", "prior"})
-_POSTERIOR_KEYWORD = re.compile(r"(kernel_|bias_|make_)?posterior_")
-
-_KL_FUNCTIONS = names_in(TFD, "kl_divergence")
 _TAPES = frozenset({"tensorflow.GradientTape", "tensorflow.compat.v1.GradientTape"})
 _LOSS_NAME = re.compile(r"loss|elbo|objective", re.IGNORECASE)  # a name a KL is assigned to, to be trained
 _OBJECTIVE_DEF = re.compile(r"loss|elbo|objective|train|step|call|kl|divergence|fit", re.IGNORECASE)
 _SURROGATE_NAME = re.compile(r"surrogate|posterior|variational|guide|^q$|^q_|^q[A-Z0-9]|^q[a-z]$", re.IGNORECASE)
-#: A model builder whose name says what it builds (`bayesian_resnet`, `build_bnn`, `make_vae`), read
-#: when its body is not in the file (an import): those names mean a variational model.
-_BAYESIAN_BUILDER = re.compile(r"bayes|(^|_)bnn($|_)|variational|(^|_)vae($|_)|flipout", re.IGNORECASE)
-#: "elbo" as a word of a name (`neg_elbo`, `elbo_loss`, `negativeELBO`, `nelbo`), not inside another
-#: word (`elbolint_probe`, `elbow`).
-_ELBO_WORDS = frozenset({"elbo", "elbos", "nelbo", "negelbo"})
-_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-
-
-def _says_elbo(name: str) -> bool:
-    return any(word.lower() in _ELBO_WORDS for word in _NAME_WORDS.findall(name))
 _TRAINABLE_MAKERS = VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR
 #: A sample name that is a draw reparameterised by hand (see `_hand_draw`), not a sample of a named q.
 _HAND_DRAWN = object()
@@ -287,13 +126,13 @@ class VIContext:
     def __init__(self, resolver: Resolver, return_kinds: dict[str, str], project_vi=None) -> None:
         self.resolver = resolver
         self._vi_classes: set[str] = set()  # classes with a sign of VI in their body
-        self.models = _ModelKinds(resolver, return_kinds, self.is_vi_class, project_vi or (lambda module: False))
+        self.models = ModelKinds(resolver, return_kinds, self.is_vi_class, project_vi or (lambda module: False))
         self.evidence: dict[str, cst.CSTNode] = {}  # kind -> first node showing it
         self._variational_models = False
         self._tapes: list[int] = []  # the `with tf.GradientTape()` blocks the traversal is inside
         self._add_loss = 0  # `add_loss(...)` arguments the traversal is inside
         self._owners: list[cst.CSTNode] = []  # enclosing classes and defs
-        self._samples: dict[tuple, str] = {}  # (owner key, name) -> the distribution it is a sample of
+        self._samples: dict[tuple, object] = {}  # (owner key, name) -> its distribution, or _HAND_DRAWN
         self._scored_own: set[tuple] = set()  # samples scored by their own distribution
         self._used_elsewhere: set[tuple] = set()  # samples passed to anything else
         self._vi_samples: set[tuple] = set()  # samples that showed VI (scored by their own q and used elsewhere)
@@ -310,7 +149,7 @@ class VIContext:
     def variational_models(self) -> bool:
         """The file builds Keras models from `tfp.layers` variational or KL layers (or passes their
         knobs to a helper). Its own layer classes that do VI count only where a model visibly uses
-        them (`_ModelKinds`): a notebook with one such class often trains plain models elsewhere."""
+        them (`ModelKinds`): a notebook with one such class often trains plain models elsewhere."""
         return self._variational_models
 
     @property
@@ -343,7 +182,7 @@ class VIContext:
     def _site_does_vi(self, site: tuple, depth: int, seen: set) -> bool:
         if site[0] == "call":  # a def given as the loss: any def of that name
             return any(self._site_does_vi(inner, depth, seen) for inner in self._def_sites.get(site[1], ()))
-        if site in seen or depth > 4:
+        if site in seen or depth > _CALL_DEPTH:
             return False
         seen.add(site)
         if site in self._site_evidence or self._site_class.get(site) in self._vi_classes:
@@ -382,7 +221,7 @@ class VIContext:
                 self._site_class[site] = self._owners[-1].name.value
                 self._class_sites.setdefault(self._owners[-1].name.value, []).append(site)
             self._sites.append(site)
-            if _says_elbo(node.name.value):
+            if says_elbo(node.name.value):
                 self._note("elbo-named", node)  # `def negative_elbo(...)`
         self._owners.append(node)
 
@@ -416,9 +255,9 @@ class VIContext:
 
     def visit_assign_target(self, name: str, value: cst.BaseExpression) -> None:
         self._remember_sample(name, value)
-        if _LOSS_NAME.search(name) and _any_call(value, lambda call: _is_kl(self.resolver, call)):
+        if _LOSS_NAME.search(name) and any_call(value, lambda call: is_kl(self.resolver, call)):
             self._note("kl-objective", value)  # TF1 graph mode: `loss = tfd.kl_divergence(q, p) - ...`
-        if _says_elbo(name):
+        if says_elbo(name):
             self._note("elbo-named", value)  # `elbo = log_likelihood - kl`; `train_op = opt.minimize(-elbo)`
         if _SURROGATE_NAME.search(name) and self._trainable_distribution(value):
             self._note("named-surrogate", value)
@@ -435,18 +274,18 @@ class VIContext:
             self._note("fit", node)
         if not names.isdisjoint(VI_MARKERS):
             self._note("construct", node)
-        if not names.isdisjoint(_VI_MODEL_LAYERS) or _tfn_variational(names):
+        if not names.isdisjoint(VI_MODEL_LAYERS) or tfn_variational(names):
             self._note("layers", node)
             self._variational_models = True
-        if not names.isdisjoint(_KL_LAYERS):
+        if not names.isdisjoint(KL_LAYERS):
             self._note("kl-layer", node)
             self._variational_models = True
-        if _vi_keywords(node):
+        if vi_keywords(node):
             self._variational_models = True
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
         if method in _VI_METHODS and not names:
             self._note("kl-objective", node)  # `vgp.surrogate_posterior_kl_divergence_prior()`
-        if _is_kl(self.resolver, node):
+        if is_kl(self.resolver, node):
             if self._in_objective():
                 self._note("kl-objective", node)
         if self._samples:
@@ -545,7 +384,7 @@ class VIContext:
         likelihood `Normal(x @ z, 1.)`, a layer's matmul). A flow that scores its own samples only
         for monitoring feeds them nowhere else."""
         owner = self._owner_key()
-        receiver = dotted_name(node.func.value) if method is not None else None
+        receiver = dotted_name(node.func.value) if method is not None and isinstance(node.func, cst.Attribute) else None
         for arg in node.args:
             if not isinstance(arg.value, cst.Name):
                 for name in _names_outside_calls(arg.value):  # `joint.log_prob([z, data])`
@@ -610,7 +449,7 @@ class VIContext:
             return not resolver.call_names(call) and not is_keras_weight(call) and not (
                 isinstance(call.func, cst.Attribute) and call.func.attr.value in _TENSOR_METHODS)
 
-        return _any_call(node, users_callable)
+        return any_call(node, users_callable)
 
     def _named_surrogate(self, node: cst.BaseExpression) -> bool:
         """`q_dist = q()`, `posterior = make_posterior()`: a sampled distribution whose name says it
@@ -634,11 +473,11 @@ class VIContext:
         def users_callable(node: cst.Call) -> bool:
             return not resolver.call_names(node) and not is_keras_weight(node)
 
-        return any(_any_call(arg.value, users_callable) for arg in call.args)
+        return any(any_call(arg.value, users_callable) for arg in call.args)
 
     def _trainable(self, node: cst.CSTNode, depth: int) -> bool:
         """Whether a trainable variable is among the values this expression is built from."""
-        if depth > 6:
+        if depth > _TRAINABLE_DEPTH:
             return False
         if isinstance(node, (cst.Name, cst.Attribute)):
             value = self.resolver.value_of(node)
@@ -685,7 +524,7 @@ class _LossFinder(cst.CSTVisitor):
     def visit_Name(self, node: cst.Name) -> None:
         context = self.context
         self.names.add(node.value)
-        if node.value in context._surrogates or _says_elbo(node.value):
+        if node.value in context._surrogates or says_elbo(node.value):
             self.vi = True
         if not self._follow or id(node) in self._not_values:
             return
@@ -714,10 +553,10 @@ class _LossFinder(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         names = self.context.resolver.call_names(node)
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
-        if not names.isdisjoint(VI_FUNCTIONS) or method in _VI_METHODS or _is_kl(self.context.resolver, node):
+        if not names.isdisjoint(VI_FUNCTIONS) or method in _VI_METHODS or is_kl(self.context.resolver, node):
             self.vi = True
             self.kl = self.kl or node
-        if self._follow and (not names.isdisjoint(_VI_MODEL_LAYERS | _KL_LAYERS) or _tfn_variational(names)):
+        if self._follow and (not names.isdisjoint(VI_MODEL_LAYERS | KL_LAYERS) or tfn_variational(names)):
             self.vi = True  # TF1 functional layers: `tfp.layers.DenseFlipout(10)(images)`
 
 
@@ -742,22 +581,3 @@ def _names_outside_calls(node: cst.BaseExpression) -> list[str]:
 
     node.visit(_Names())
     return found
-
-
-def _vi_keywords(node: cst.Call) -> bool:
-    """A variational layer's knobs: `kl_weight=`, `make_posterior_fn=`, `posterior=` with `prior=`,
-    or a `posterior_*` / `kernel_posterior_*` / `bias_posterior_*` keyword (`kernel_posterior_scale_mean=`
-    of TFP's Bayesian ResNet; not `class_posterior_fn=` of a classification dataset). Not any
-    `kl_*` keyword: reinforcement learning has `kl_coeff=` / `kl_target=` without VI."""
-    keywords = {arg.keyword.value for arg in node.args if arg.keyword is not None}
-    return (not keywords.isdisjoint(_VI_KEYWORDS) or _VI_KEYWORD_PAIR <= keywords
-            or any(_POSTERIOR_KEYWORD.match(k) for k in keywords))
-
-
-def _callee_name(node: cst.Call) -> Optional[str]:
-    func = node.func
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return None
