@@ -63,6 +63,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 KEEP_OUTPUT = 4096  # bytes of the child's output kept (the tail) for reports
@@ -131,13 +132,54 @@ def run_in_child(
     file_size_mib: int = FILE_SIZE_MIB,
 ) -> dict:
     """`function(argument)` in a forked child; its dict result, or {"failure": {...}} on any death.
-    When it returns, every process the function started is gone and its working directory removed."""
-    global _current
+    When it returns, every process the function started is gone and its working directory removed.
+
+    Three steps: spawn (the keeper and, below it, the model process), supervise (read the pipes until
+    the child is done, the deadline passes or the output overflows; kill and reap), collect (the
+    result, or a failure saying how the child died)."""
     _remove_orphaned_workdirs()
     try:
         workdir = tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-")
     except OSError as error:
         return _failed("internal", f"cannot create the model's working directory: {error}", "", 0.0)
+    child = _spawn(function, argument, memory_mib, file_size_mib, workdir)
+    watched = _supervise(child, timeout, output_limit)
+    elapsed = time.monotonic() - child.started
+    return _collect(watched, elapsed, timeout=timeout, memory_mib=memory_mib, output_limit=output_limit,
+                    file_size_mib=file_size_mib)
+
+
+@dataclass
+class _Child:
+    """A forked keeper as the worker sees it: its pid, the worker's ends of the three pipes, and
+    `tracked`, the list `_current` holds while it runs ([keeper pid, model pid once told, workdir])."""
+
+    keeper: int
+    workdir: str
+    started: float
+    result_read: int  # the model's JSON result
+    output_read: int  # the model's stdout and stderr
+    status_read: int  # the keeper's "<model pid>\n" and then "<wait status>\n"
+    tracked: list
+
+
+@dataclass
+class _Watched:
+    """What the worker read from a child until the child was gone or stopped (`_supervise`)."""
+
+    chunks: list[bytes] = field(default_factory=list)  # the result document, as read
+    tail: bytearray = field(default_factory=bytearray)  # the last KEEP_OUTPUT bytes of output
+    status_text: bytes = b""
+    model_status: Optional[int] = None  # the model's wait status, once the keeper reported it
+    output_bytes: int = 0
+    killed_for: Optional[str] = None  # "timeout" or "output" when the worker stopped it
+
+
+def _spawn(function: Callable[[Any], dict], argument: Any, memory_mib: int, file_size_mib: int,
+           workdir: str) -> _Child:
+    """Fork the keeper (which forks the model process running `function(argument)`) and keep the
+    worker's ends of the result, output and status pipes. The child never returns from here."""
+    global _current
     result_read, result_write = os.pipe()
     output_read, output_write = os.pipe()
     status_read, status_write = os.pipe()
@@ -153,75 +195,109 @@ def run_in_child(
                                result_write, output_write),
                 status_write, (result_write, output_write))
     # -------------------------------------------------------------------------------- worker
-    _current = [keeper, None, workdir]
+    tracked: list = [keeper, None, workdir]
+    _current = tracked
     os.close(result_write)
     os.close(output_write)
     os.close(status_write)
-    chunks: list[bytes] = []
-    tail = bytearray()
-    status_text = b""
-    model_status = None
-    output_bytes = 0
-    killed_for = None
-    open_fds = {result_read, output_read, status_read}
-    deadline = started + timeout
+    return _Child(keeper=keeper, workdir=workdir, started=started, result_read=result_read,
+                  output_read=output_read, status_read=status_read, tracked=tracked)
+
+
+def _supervise(child: _Child, timeout: float, output_limit: int) -> _Watched:
+    """Read the child's pipes with `select` until all are closed, the deadline passes or the output
+    exceeds `output_limit` (then SIGKILL the whole tree below the keeper); reap the keeper, close the
+    pipes and remove the working directory whatever happens."""
+    global _current
+    watched = _Watched()
+    open_fds = {child.result_read, child.output_read, child.status_read}
+    deadline = child.started + timeout
     try:
         while open_fds:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                killed_for = "timeout"
+                watched.killed_for = "timeout"
                 break
             ready, _, _ = select.select(list(open_fds), [], [], min(remaining, 1.0))
             for fd in ready:
                 data = os.read(fd, 1 << 16)
                 if not data:
                     open_fds.discard(fd)
-                elif fd == result_read:
-                    chunks.append(data)
-                elif fd == status_read:  # "<model pid>\n", then "<wait status>\n" when it has exited
-                    status_text += data
-                    lines = status_text.split(b"\n")[:-1]
-                    _current[1] = int(lines[0]) if lines else None
-                    if len(lines) > 1 and model_status is None:
-                        model_status = int(lines[1])
-                        _kill_tree(keeper, None)  # whatever the model left running
                 else:
-                    output_bytes += len(data)
-                    tail += data
-                    del tail[:-KEEP_OUTPUT]
-            if output_bytes > output_limit:
-                killed_for = "output"
+                    _take(child, watched, fd, data)
+            if watched.output_bytes > output_limit:
+                watched.killed_for = "output"
                 break
-        if killed_for:
-            _kill_tree(keeper, _current[1])
-        _wait(keeper, max(deadline, time.monotonic()) + KILL_SECONDS)
+        if watched.killed_for:
+            _kill_tree(child.keeper, child.tracked[1])
+        _wait(child.keeper, max(deadline, time.monotonic()) + KILL_SECONDS)
     finally:
         _current = None
-        for fd in (result_read, output_read, status_read):
+        for fd in (child.result_read, child.output_read, child.status_read):
             os.close(fd)
-        shutil.rmtree(workdir, ignore_errors=True)
-    elapsed = time.monotonic() - started
-    output_tail = tail.decode("utf-8", "replace")
-    if killed_for == "timeout":
+        shutil.rmtree(child.workdir, ignore_errors=True)
+    return watched
+
+
+def _take(child: _Child, watched: _Watched, fd: int, data: bytes) -> None:
+    """One read from one of the child's pipes: a piece of the result, of the keeper's status (the
+    model's pid, then its wait status: whatever the model left running is killed then), or output
+    (counted, its tail kept)."""
+    if fd == child.result_read:
+        watched.chunks.append(data)
+    elif fd == child.status_read:  # "<model pid>\n", then "<wait status>\n" when it has exited
+        watched.status_text += data
+        lines = watched.status_text.split(b"\n")[:-1]
+        child.tracked[1] = int(lines[0]) if lines else None
+        if len(lines) > 1 and watched.model_status is None:
+            watched.model_status = int(lines[1])
+            _kill_tree(child.keeper, None)  # whatever the model left running
+    else:
+        watched.output_bytes += len(data)
+        watched.tail += data
+        del watched.tail[:-KEEP_OUTPUT]
+
+
+def _collect(watched: _Watched, elapsed: float, *, timeout: float, memory_mib: int, output_limit: int,
+             file_size_mib: int) -> dict:
+    """The run's outcome from what was read: the failure the worker stopped it for, else the model's
+    result (with its output tail and time), else a failure saying how the model process died."""
+    output_tail = watched.tail.decode("utf-8", "replace")
+    if watched.killed_for == "timeout":
         return _failed("timeout", f"timeout after {timeout:g} s (the model did not finish; "
                                   "raise --dynamic-timeout if it is just slow)", output_tail, elapsed)
-    if killed_for == "output":
+    if watched.killed_for == "output":
         return _failed("output", f"output truncated: the model wrote more than {output_limit // 1024} KiB "
                                  "to stdout/stderr and was stopped", output_tail, elapsed)
-    if chunks:
-        try:
-            result = json.loads(b"".join(chunks))
-        except ValueError:
-            result = None
-        if isinstance(result, dict):
-            result.setdefault("output_tail", output_tail)
-            result.setdefault("seconds", elapsed)
-            failure = result.get("failure")
-            if isinstance(failure, dict) and _FILE_TOO_LARGE in str(failure.get("message")):
-                failure["message"] = f"file size limit exceeded ({file_size_mib} MiB per file): " \
-                                     f"{failure['message']}"
-            return result
-    status = model_status
+    result = _result(watched.chunks, output_tail, elapsed, file_size_mib)
+    if result is not None:
+        return result
+    return _death(watched.model_status, output_tail, elapsed, memory_mib, file_size_mib)
+
+
+def _result(chunks: list[bytes], output_tail: str, elapsed: float, file_size_mib: int) -> Optional[dict]:
+    """The model's JSON result document, or None when it wrote none (or not a JSON object); a write
+    past the file size limit is said to be one."""
+    if not chunks:
+        return None
+    try:
+        result = json.loads(b"".join(chunks))
+    except ValueError:
+        return None
+    if not isinstance(result, dict):
+        return None
+    result.setdefault("output_tail", output_tail)
+    result.setdefault("seconds", elapsed)
+    failure = result.get("failure")
+    if isinstance(failure, dict) and _FILE_TOO_LARGE in str(failure.get("message")):
+        failure["message"] = f"file size limit exceeded ({file_size_mib} MiB per file): " \
+                             f"{failure['message']}"
+    return result
+
+
+def _death(status: Optional[int], output_tail: str, elapsed: float, memory_mib: int, file_size_mib: int) -> dict:
+    """How a model process that left no result died: a signal (with the limit it may mean), a
+    MemoryError or C++ bad_alloc in its last output, or an exit code."""
     if status is None:
         return _failed("internal", "the child process could not be reaped", output_tail, elapsed)
     if os.WIFSIGNALED(status):
