@@ -24,10 +24,10 @@ import re
 from collections import Counter
 from typing import Optional
 
-from elbolint.diagnostics import Diagnostic
+from elbolint.diagnostics import Diagnostic, Fix
 from elbolint.reporters import display_path, rule_url
 from elbolint.reporters.html_curves import Evidence, ended, failing_marks, finite, runs, site_name
-from elbolint.reporters.html_svg import COLOURS, DASHES, chart, dots, esc, fmt
+from elbolint.reporters.html_svg import COLOURS, DASHES, DotGroup, chart, dots, esc, fmt
 from elbolint.reporters.source_lines import SourceLines
 
 #: Lines of context around a finding's span, and the longest span shown in full.
@@ -102,7 +102,8 @@ def render(diagnostics: list[Diagnostic], evidence: Optional[Evidence] = None) -
     body.append('<section id="findings"><h2>Findings</h2>')
     if not diagnostics:
         body.append("<p>No findings.</p>")
-    number, drawn = 0, {}
+    number = 0
+    drawn: dict[str, str] = {}  # a chart's SVG -> its id, to draw each chart once (_shared)
     reported = _reported(diagnostics)
     for name, found in files.items():
         body.append(f'<section class="file"><h3><code>{esc(name)}</code> (<span class="count">{len(found)}</span>)'
@@ -176,7 +177,7 @@ def _filters(diagnostics: list[Diagnostic]) -> str:
             '<button type="button" id="collapse">Collapse all</button></p></form>')
 
 
-def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidence, drawn: dict,
+def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidence, drawn: dict[str, str],
              reported: dict) -> str:
     where = f"{d.start.line}:{d.start.column}" if d.cell is None else f"cell {d.cell}, {d.start.line}:{d.start.column}"
     state = status(d)
@@ -190,7 +191,7 @@ def _finding(number: int, d: Diagnostic, sources: SourceLines, evidence: Evidenc
                  f'{esc(_rule_summary(d.code))} (<a href="#rule-{esc(d.code)}">why, and what to write '
                  f'instead</a>)</p>')
     if d.fix is not None:
-        parts.append(_fix(d, sources))
+        parts.append(_fix(d, d.fix, sources))
     if d.dynamic is not None:
         parts.append(_dynamic(d, evidence, drawn, reported))
     opened = " open" if d.dynamic is not None else ""  # every dynamic verdict is open, as the README says
@@ -220,10 +221,11 @@ def _excerpt(d: Diagnostic, sources: SourceLines) -> str:
     return f'<pre class="excerpt">{"".join(rows)}</pre>'
 
 
-def _fix(d: Diagnostic, sources: SourceLines) -> str:
-    kind = "unsafe fix (applied with --unsafe-fixes)" if d.fix.unsafe else "fix (applied by --fix)"
+def _fix(d: Diagnostic, fix: Fix, sources: SourceLines) -> str:
+    """`d`'s fix as a diff of the lines it changes."""
+    kind = "unsafe fix (applied with --unsafe-fixes)" if fix.unsafe else "fix (applied by --fix)"
     lines = sources.lines(d)
-    edits = sorted(d.fix.edits, key=lambda e: (e.start.line, e.start.column))
+    edits = sorted(fix.edits, key=lambda e: (e.start.line, e.start.column))
     diff = None
     if lines is not None and edits:
         first, last = edits[0].start.line, max(e.end.line for e in edits)
@@ -246,11 +248,11 @@ def _fix(d: Diagnostic, sources: SourceLines) -> str:
     for line in diff:
         cls = "del" if line.startswith("-") else "add" if line.startswith("+") else ""
         rows.append(f'<span class="{cls}">{esc(line)}</span>' if cls else esc(line) + "\n")
-    return (f'<div class="fix"><b>{kind}</b>: {esc(d.fix.message)}'
+    return (f'<div class="fix"><b>{kind}</b>: {esc(fix.message)}'
             f'<pre class="diff">{"".join(rows)}</pre></div>')
 
 
-def _dynamic(d: Diagnostic, evidence: Evidence, drawn: dict, reported: dict) -> str:
+def _dynamic(d: Diagnostic, evidence: Evidence, drawn: dict[str, str], reported: dict) -> str:
     dynamic = d.dynamic or {}
     summary = dynamic.get("summary") or ""  # an observation's words are the row's own message
     out = [f'<div class="dynamic"><p><b>Dynamic mode: {esc(status(d))}</b>. {esc(summary)}</p>']
@@ -274,7 +276,7 @@ _SVG = re.compile(r'<svg class="curve"([^>]*)>(.*?)</svg>', re.S)
 _MARK = re.compile(r'<line [^>]*class="mark".*?</line>', re.S)
 
 
-def _shared(block: str, drawn: dict) -> str:
+def _shared(block: str, drawn: dict[str, str]) -> str:
     """A chart already drawn for another finding (the same run judged several findings) is drawn once:
     later findings show it through SVG <use> (`data-use` names the drawn chart), with their own marks
     (the step where their run went wrong) drawn over it, so each finding still shows its curves and
@@ -324,7 +326,7 @@ def curves(part: dict, marks: dict, reported: frozenset = frozenset(), locate=No
     found = runs(part)
     seeds = [r for r in found if r.variant in ("user", "replay", "clipped", "smaller-rate") and r.series]
     reference = [r for r in found if r.variant == "reference"]
-    colour = {}
+    colour: dict[Optional[int], str] = {}  # seed -> its colour in every chart
     for r in seeds:
         colour.setdefault(r.seed, COLOURS[len(colour) % len(COLOURS)])
     name = site_name(part, locate)
@@ -368,11 +370,11 @@ def _richer(found: list, reported: frozenset) -> list[str]:
     richer = [r for r in found if r.variant == "richer"]
     if not any(finite(r.points.get("elbo")) or finite(r.points.get("mean_field_elbo")) for r in richer):
         return []
-    groups = [{"label": "ELB111: full-rank reference's ELBO estimate", "colour": "#2ca02c", "values": {},
-               "errors": {}},
-              {"label": "ELB111: mean-field re-fit's ELBO estimate (not ELB108's reference fit)",
-               "colour": "#ff7f0e", "values": {}},
-              {"label": "ELB111: your solution's ELBO estimate", "colour": "#1f77b4", "values": {}, "errors": {}}]
+    groups: list[DotGroup] = [
+        {"label": "ELB111: full-rank reference's ELBO estimate", "colour": "#2ca02c", "values": {}, "errors": {}},
+        {"label": "ELB111: mean-field re-fit's ELBO estimate (not ELB108's reference fit)", "colour": "#ff7f0e",
+         "values": {}},
+        {"label": "ELB111: your solution's ELBO estimate", "colour": "#1f77b4", "values": {}, "errors": {}}]
     for r in richer:
         if r.seed is None:
             groups[2]["values"][None] = r.points.get("elbo")
@@ -395,20 +397,21 @@ def _counterfactual(found: list, seeds: list) -> list[str]:
     reruns = [r for r in found if r.variant in ("clipped", "smaller-rate") and r.points]
     if not reruns:
         return []
-    groups = [{"label": "your run", "colour": "#1f77b4", "values": {}, "tips": {}}]
+    groups: list[DotGroup] = [{"label": "your run", "colour": "#1f77b4", "values": {}, "tips": {}}]
     for r in seeds:
         values = r.series.get("loss")
         if r.variant in ("user", "replay") and values:
             bad = [i for i, v in enumerate(values) if not finite(v)]
+            final = ended(values)
             if not bad:
-                groups[0]["values"][r.seed] = ended(values)
+                groups[0]["values"][r.seed] = final
                 continue
             groups[0]["values"][r.seed] = math.nan
             last = values[-1]
             groups[0]["tips"][r.seed] = (
                 f"not finite at {len(bad)} of {len(values)} steps, from step {bad[0]}; "
                 + (f"ended finite at step {len(values) - 1} ({fmt(last)}, median of the last tenth "
-                   f"{fmt(ended(values)) if ended(values) is not None else 'not finite'})" if finite(last)
+                   f"{fmt(final) if final is not None else 'not finite'})" if finite(last)
                    else f"still not finite at its last step {len(values) - 1}"))
     for variant, colour in (("clipped", "#2ca02c"), ("smaller-rate", "#9467bd")):
         chosen = [r for r in reruns if r.variant == variant]
@@ -459,7 +462,9 @@ def _rules(codes: list[str]) -> str:
 
 def markdown(text: str) -> str:
     """The rule documentation's markdown (headings, fenced code, lists, paragraphs, `code`) as HTML."""
-    out, paragraph, fence = [], [], None
+    out: list[str] = []
+    paragraph: list[str] = []
+    fence: Optional[list[str]] = None  # the lines of an open ``` block
 
     def flush():
         if paragraph:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, TypeGuard
 
 from elbolint.diagnostics import Diagnostic
 
@@ -41,7 +41,8 @@ def number(value: Any) -> Optional[float]:
     return None
 
 
-def finite(value: Optional[float]) -> bool:
+def finite(value: Optional[float]) -> TypeGuard[float]:
+    """A number that can be drawn (not None, not NaN or infinite)."""
     return value is not None and math.isfinite(value)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Optional, Sequence
+from typing import Optional, Sequence, TypedDict
 
 from elbolint.reporters.html_curves import finite
 
@@ -80,7 +80,8 @@ def _scale(values: Sequence[float], log: Optional[bool]) -> tuple[str, float]:
 class Axes:
     """The mapping from (step, value) to pixels of one chart: linear, log10 or symlog (`scale`)."""
 
-    def __init__(self, steps: int, values: Sequence[float], log: Optional[bool] = None):
+    def __init__(self, steps: int, values: Sequence[Optional[float]], log: Optional[bool] = None):
+        """`values`: every value the chart draws; those not finite (None, NaN) do not set the range."""
         finite_values = [v for v in values if finite(v)]
         self.scale, self.c = _scale(finite_values, log)
         self.log = self.scale == "log"
@@ -158,11 +159,11 @@ def thin(values: Sequence[Optional[float]]) -> list[int]:
     buckets = MAX_POINTS // 3
     for b in range(buckets):
         start, stop = b * n // buckets, (b + 1) * n // buckets
-        indices = [i for i in range(start, stop) if finite(values[i])]
+        present = {i: value for i in range(start, stop) if finite(value := values[i])}
         keep.add(start)
-        if indices:
-            keep.add(min(indices, key=lambda i: values[i]))
-            keep.add(max(indices, key=lambda i: values[i]))
+        if present:
+            keep.add(min(present, key=present.__getitem__))
+            keep.add(max(present, key=present.__getitem__))
     keep.add(n - 1)
     return sorted(keep)
 
@@ -200,7 +201,8 @@ def chart(title: str, ylabel: str, lines: list[dict], marks: dict[int, int], *, 
     width = ' stroke-width="1.2" stroke-opacity="0.8"' if len(lines) >= 3 else ' stroke-width="1.5"'
     for line in lines:
         values = line["values"]
-        commands, pen_down, stretch = [], False, []
+        commands, pen_down = [], False
+        stretch: list[int] = []
         singles, heights = [], {}
         for i in thin(values):
             v = values[i]
@@ -277,10 +279,26 @@ def _legend(lines: list[dict]) -> str:
     return f'<div class="legend">{"".join(items)}</div>'
 
 
-def dots(title: str, ylabel: str, groups: list[dict], note: str = "") -> str:
-    """Values per seed side by side: `groups` are dicts of label, colour, symbol and `values`
-    (seed -> value, with `errors` seed -> half-width when known). A value that is not finite is
-    drawn as a cross on the top edge ("diverged")."""
+class _DotGroupFields(TypedDict):
+    label: str
+    colour: str
+    #: seed -> value; the seed None is the user's own solution ("yours")
+    values: dict[Optional[int], Optional[float]]
+
+
+class DotGroup(_DotGroupFields, total=False):
+    """One series of `dots`: its legend label, colour and values, optionally with error bars."""
+
+    #: seed -> half-width of the value's error bar, when known
+    errors: dict[Optional[int], Optional[float]]
+    #: seed -> the point's tooltip, in place of its formatted value
+    tips: dict[Optional[int], str]
+
+
+def dots(title: str, ylabel: str, groups: Sequence[DotGroup], note: str = "") -> str:
+    """Values per seed side by side: `groups` are DotGroups (label, colour, `values` seed -> value,
+    with `errors` seed -> half-width when known and `tips` seed -> tooltip). A value that is not
+    finite is drawn as a cross on the top edge ("diverged")."""
     seeds = sorted({s for g in groups for s in g["values"]}, key=lambda s: (s is None, s if s is not None else 0))
     every = [v for g in groups for v in g["values"].values()]
     every += [v + s * e for g in groups for k, v in g["values"].items() if finite(v)

@@ -17,10 +17,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from elbolint.diagnostics import Diagnostic
 from elbolint.source import decode
+
+if TYPE_CHECKING:  # imported when a notebook finding needs it
+    from elbolint.notebook import JsonCells
 
 #: Lines as Python counts them (the same split as linter.python_lines).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -32,7 +35,7 @@ class SourceLines:
     def __init__(self) -> None:
         self._files: dict[Path, Optional[list[str]]] = {}
         self._notebooks: dict[Path, Optional[list]] = {}
-        self._json: dict[Path, Optional[object]] = {}
+        self._json: dict[Path, Optional[JsonCells]] = {}
 
     def lines(self, d: Diagnostic) -> Optional[list[str]]:
         """The lines `d`'s positions refer to (a notebook cell's for a notebook finding), or None."""
