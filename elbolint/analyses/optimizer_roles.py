@@ -14,42 +14,24 @@ from typing import Optional
 
 import libcst as cst
 
+from elbolint.analyses.gradient_flow import CLIPPED, PARAMETER, GradientFlow
+from elbolint.analyses.mentions import Mentions
 from elbolint.analyses.project import KNOWN_PACKAGES, project_module_does_vi
+from elbolint.analyses.vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, combine_kinds
 from elbolint.analysis import FileAnalysis
-from elbolint.names import TF
+from elbolint.cst_helpers import argument, positional_names, target_names
 from elbolint.resolver import Resolver
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
     ANY_OPTIMIZER, CLIPPING_KEYWORDS, OPTIMIZER_WORDS, STRING_OPTIMIZERS, VI_FUNCTIONS, BranchScopes,
 )
-from elbolint.analyses.vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, combine_kinds
 
-#: Manual clipping: counts only when applied to gradients (see OptimizerRoles).
-GRADIENT_CLIPPING = frozenset({
-    f"{TF}.{prefix}{name}"
-    for prefix in ("", "math.", "compat.v1.", "compat.v1.math.", "compat.v1.compat.v1.")
-    for name in ("clip_by_global_norm", "clip_by_norm", "clip_by_value", "clip_by_average_norm")
-})
-#: Functions that return gradients (besides the methods `tape.gradient` / `opt.compute_gradients`).
-_GRADIENT_FUNCTIONS = frozenset({
-    f"{TF}.gradients", f"{TF}.compat.v1.gradients", f"{TF}.compat.v1.compat.v1.gradients",
-    "tensorflow_probability.math.value_and_gradient",
-})
-_GRADIENT_METHODS = frozenset({"gradient", "compute_gradients"})
-_CLIPPING_OR_GRADIENT_NAMES = frozenset(
-    {name.rsplit(".", 1)[-1] for name in GRADIENT_CLIPPING | _GRADIENT_FUNCTIONS} | _GRADIENT_METHODS
-)
 #: Fits that run an optimizer without letting the caller touch the gradients.
 _MINIMIZERS = frozenset({"tensorflow_probability.math.minimize", "tensorflow_probability.math.minimize_stateless"})
 #: `tfp.experimental.nn.util.make_fit_op(loss_fn, optimizer, trainable_variables)`: one such fit
 #: step, judged by its loss as `tfp.math.minimize` is (a notebook fits a Bayesian and a plain tfn net).
 _FIT_OPS = frozenset({"tensorflow_probability.experimental.nn.util.make_fit_op",
                       "tensorflow_probability.experimental.nn.util.utils.make_fit_op"})
-
-#: Gradient flow, as bits: a value computed from gradients (`tape.gradient`, `compute_gradients`,
-#: `tf.gradients`), from clipped gradients, or from a parameter of the enclosing function or lambda
-#: (which may be gradients: `def clip(grads): return [tf.clip_by_norm(g, 1.) for g in grads]`).
-GRADIENTS, CLIPPED, PARAMETER = 1, 2, 4
 
 #: How an optimizer is used. FITTED: passed to a `tfp.vi` fit. MINIMIZED: `.minimize(...)` or
 #: `tfp.math.minimize` (no room for clipping). APPLIED / APPLIED_CLIPPED: `apply_gradients` of
@@ -64,6 +46,8 @@ HANDED_OFF = "handed-off"
 #: VAE whose KL lives in `models.py`): it drives VI there.
 HANDED_TO_VI = "handed-to-vi"
 _UNCLIPPED_USES = frozenset({FITTED, MINIMIZED, APPLIED})
+#: How many names, conditionals and containers `_references` follows to an optimizer construction.
+_REFERENCE_DEPTH = 8
 
 
 class OptimizerRoles(FileAnalysis):
@@ -108,86 +92,71 @@ class OptimizerRoles(FileAnalysis):
         self.vi = VIContext(resolver, self._return_kinds, lambda module: project_module_does_vi(self.path, module))
         self._models = self.vi.models
         self._optimizers = BranchScopes(frozenset.union, frozenset())  # name -> optimizer references
-        self._gradients = BranchScopes(int.__or__, 0)  # name -> gradient-flow bits
+        self.gradients = GradientFlow(resolver)  # names' and returns' gradient-flow bits
         self._functions: list[tuple[str, list[str]]] = []  # enclosing defs: (name, parameters)
         self._parameter_positions: dict[str, list[str]] = {}
         self._returns: dict[str, frozenset] = {}  # def -> optimizer references it returns
-        self._return_gradients: dict[str, int] = {}  # def -> gradient-flow bits of what it returns
         self._strings: dict[int, tuple[cst.BaseExpression, str]] = {}  # id -> (string node, Keras class)
-        self._uses: dict[object, set[str]] = {}  # optimizer reference -> uses
+        self._uses: dict[object, set[object]] = {}  # optimizer reference -> uses (a use, or ("site", site))
         self._compiled: dict[object, str] = {}  # optimizer reference -> kind of the model it is compiled into
-        self._parameter_uses: dict[tuple[str, str], set[str]] = {}  # (def, parameter) -> uses
-        self._compiled_parameters: dict[tuple[str, str], str] = {}  # (def, parameter) -> model kind
+        self._parameter_uses: dict[tuple, set[object]] = {}  # (def, parameter) -> uses
+        self._compiled_parameters: dict[tuple, str] = {}  # (def, parameter) -> model kind
         self._call_sites: list[tuple[str, list[tuple[object, frozenset]]]] = []  # (def, [(keyword or index, refs)])
         self._clipped_untraced = False
-        self._bound_to: dict[int, str] = {}  # id(optimizer call) -> the one name or attribute it is bound to
-        # name or attribute -> its bindings and reads in source order, as (ordinal, kind, what):
-        # ("w", id of the value, in a def) or ("r", the outermost def it is read in, or None); see `never_used`
-        self._mentions: dict[str, list[tuple[int, str, object, object]]] = {}
-        self._calls_by_name: dict[str, list[int]] = {}  # def name -> ordinals of the calls `name(...)`
-        self._blocks: list[int] = []  # ids of the enclosing blocks (an `if` branch is a block of its own)
-        self._ordinal = 0
-        self._not_reads: set[int] = set()  # Name/Attribute nodes that bind or name a keyword
-        self._resolved: Optional[tuple[dict[int, set[str]], dict[int, str]]] = None
+        self._mentions = Mentions()  # bindings and reads in source order: see `never_used`
+        self._resolved: Optional[tuple[dict[int, set[object]], dict[int, str]]] = None
 
     # ------------------------------------------------------------------ feeding
     def visit_function_def(self, node: cst.FunctionDef) -> None:
-        params = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+        params = positional_names(node.params)
         self._parameter_positions.setdefault(node.name.value, params)
         every = params + [p.name.value for p in node.params.kwonly_params]
         self._functions.append((node.name.value, every))
         self._return_kinds.pop(node.name.value, None)  # a redefinition (a notebook's later cell) replaces the def
         self.vi.visit_owner(node)
-        for scopes in (self._models.scopes, self._optimizers, self._gradients):
+        for scopes in (self._models.scopes, self._optimizers, self.gradients.scopes):
             scopes.push()
         for name in every:
             self._models.unbind(name)
             self._optimizers.bind(name, frozenset())
-            self._gradients.bind(name, PARAMETER)
+            self.gradients.scopes.bind(name, PARAMETER)
 
     def leave_function_def(self, node: cst.FunctionDef) -> None:
         self._functions.pop()
         self.vi.leave_owner(node)
-        for scopes in (self._models.scopes, self._optimizers, self._gradients):
+        for scopes in (self._models.scopes, self._optimizers, self.gradients.scopes):
             scopes.pop()
         self._models.unbind(node.name.value)  # the name now holds a function
         self._optimizers.bind(node.name.value, frozenset())
-        self._gradients.bind(node.name.value, 0)
+        self.gradients.scopes.bind(node.name.value, 0)
 
     def visit_if(self, node: cst.If) -> None:
-        for scopes in (self._models.scopes, self._optimizers, self._gradients):
+        for scopes in (self._models.scopes, self._optimizers, self.gradients.scopes):
             scopes.enter_child(node)  # an `elif` is a branch of the enclosing `if`
             scopes.enter_if(node)
 
     def leave_if(self, node: cst.If) -> None:
-        for scopes in (self._models.scopes, self._optimizers, self._gradients):
+        for scopes in (self._models.scopes, self._optimizers, self.gradients.scopes):
             scopes.leave_if(node)
             scopes.leave_child(node)
 
     def visit_block(self, node: cst.CSTNode) -> None:
         """An IndentedBlock, SimpleStatementSuite or Else: maybe a branch of the innermost `if`."""
-        for scopes in (self._models.scopes, self._optimizers, self._gradients):
+        for scopes in (self._models.scopes, self._optimizers, self.gradients.scopes):
             scopes.enter_child(node)
 
     def leave_block(self, node: cst.CSTNode) -> None:
-        for scopes in (self._models.scopes, self._optimizers, self._gradients):
+        for scopes in (self._models.scopes, self._optimizers, self.gradients.scopes):
             scopes.leave_child(node)
 
     def visit_assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            key = _binding_key(target.target)
-            if key is not None:
-                self._not_reads.add(id(target.target))
-                where = (bool(self._functions), self._blocks[-1] if self._blocks else 0)
-                self._mention(key, "w", id(node.value), where)
-                if len(node.targets) == 1 and isinstance(node.value, cst.Call):
-                    self._bound_to[id(node.value)] = key
+        self._mentions.assign(node, bool(self._functions))
         for target in node.targets:
             if (isinstance(target.target, cst.Attribute) and target.target.attr.value in CLIPPING_KEYWORDS
                     and not (isinstance(node.value, cst.Name) and node.value.value == "None")):
                 self._use(target.target.value, CLIPPED_LATER)  # `opt.clipnorm = 1.0` after construction
             self._bind(target.target, node.value)
-            for name in _target_names(target.target):
+            for name in target_names(target.target):
                 self.vi.visit_assign_target(name, node.value)
 
     def visit_ann_assign(self, node: cst.AnnAssign) -> None:
@@ -196,7 +165,7 @@ class OptimizerRoles(FileAnalysis):
 
     def visit_aug_assign(self, node: cst.AugAssign) -> None:
         if isinstance(node.target, cst.Name):
-            self._gradients.update(node.target.value, self._flow(node.value))
+            self.gradients.scopes.update(node.target.value, self.gradients.of(node.value))
 
     def visit_for(self, node: cst.For) -> None:
         """`for model in (bnn, baseline)`, `for g, v in grads_and_vars`: targets take the iterable's."""
@@ -209,39 +178,39 @@ class OptimizerRoles(FileAnalysis):
         kind = self._models.kind(node.value)
         self._return_kinds[function] = combine_kinds([kind, self._return_kinds.get(function, kind)])
         self._returns[function] = self._returns.get(function, frozenset()) | self._references(node.value)
-        self._return_gradients[function] = self._return_gradients.get(function, 0) | self._flow(node.value)
+        self.gradients.returns[function] = self.gradients.returns.get(function, 0) | self.gradients.of(node.value)
 
     def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
-        flow = self._flow(value)
+        flow = self.gradients.of(value)
         if isinstance(target, cst.Name):
             self._models.bind(target.value, value)
             self._optimizers.bind(target.value, self._references(value))
-            self._gradients.bind(target.value, flow)
+            self.gradients.scopes.bind(target.value, flow)
         elif isinstance(target, (cst.Tuple, cst.List)):
             for element in target.elements:
                 inner = element.value.value if isinstance(element.value, cst.StarredElement) else element.value
                 if isinstance(inner, cst.Name):
                     self._models.unbind(inner.value)
                     self._optimizers.bind(inner.value, frozenset())
-                    self._gradients.bind(inner.value, flow)  # `grads, norm = tf.clip_by_global_norm(...)`
+                    self.gradients.scopes.bind(inner.value, flow)  # `grads, norm = tf.clip_by_global_norm(...)`
                 else:
                     self._bind(inner, value)
         elif isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
-            self._gradients.update(target.value.value, flow)  # `grads[i] = tf.clip_by_norm(g, 1.)`
+            self.gradients.scopes.update(target.value.value, flow)  # `grads[i] = tf.clip_by_norm(g, 1.)`
 
     def visit_call(self, node: cst.Call) -> None:
         names = self.resolver.call_names(node)
         self.vi.visit_call(node)
         if not names.isdisjoint(VI_FUNCTIONS):
-            self._use(self._argument(node, "optimizer", self._FIT_OPTIMIZER_POSITION), FITTED)
+            self._use(argument(node, "optimizer", self._FIT_OPTIMIZER_POSITION), FITTED)
         if not names.isdisjoint(_MINIMIZERS):
-            loss = self.vi.loss_site(self._argument(node, "loss_fn", 0))
-            self._use(self._argument(node, "optimizer", 2), MINIMIZED, loss)
+            loss = self.vi.loss_site(argument(node, "loss_fn", 0))
+            self._use(argument(node, "optimizer", 2), MINIMIZED, loss)
         if not names.isdisjoint(_FIT_OPS):
-            loss = self.vi.loss_site(self._argument(node, "loss_fn", 0))
-            self._use(self._argument(node, "optimizer", 1), MINIMIZED, loss)
+            loss = self.vi.loss_site(argument(node, "loss_fn", 0))
+            self._use(argument(node, "optimizer", 1), MINIMIZED, loss)
         if isinstance(node.func, cst.Name):
-            self._remember_call_site(node)
+            self._remember_call_site(node, node.func.value)
         self._hand_off(node, names)
         if not isinstance(node.func, cst.Attribute):
             return
@@ -249,12 +218,12 @@ class OptimizerRoles(FileAnalysis):
         if method == "add" and isinstance(receiver, cst.Name) and len(node.args) == 1:
             self._models.extend(receiver.value, node.args[0].value)
         elif method in ("append", "extend") and isinstance(receiver, cst.Name) and len(node.args) == 1:
-            self._gradients.update(receiver.value, self._flow(node.args[0].value))
+            self.gradients.scopes.update(receiver.value, self.gradients.of(node.args[0].value))
         elif method == "minimize" and not names:
-            self._use(receiver, MINIMIZED, self.vi.loss_site(self._argument(node, "loss", 0)))
+            self._use(receiver, MINIMIZED, self.vi.loss_site(argument(node, "loss", 0)))
         elif method == "apply_gradients":
-            gradients = self._argument(node, "grads_and_vars", 0)
-            clipped = gradients is not None and bool(self._flow(gradients) & CLIPPED)
+            gradients = argument(node, "grads_and_vars", 0)
+            clipped = gradients is not None and bool(self.gradients.of(gradients) & CLIPPED)
             self._use(receiver, APPLIED_CLIPPED if clipped else APPLIED)
         elif method == "compile":
             self._compile(node, receiver)
@@ -272,7 +241,7 @@ class OptimizerRoles(FileAnalysis):
 
     def _compile(self, node: cst.Call, receiver: cst.BaseExpression) -> None:
         kind = self._models.kind(receiver)
-        optimizer = self._argument(node, "optimizer", 0)
+        optimizer = argument(node, "optimizer", 0)
         if optimizer is None:
             return
         parameter = self._parameter(optimizer)
@@ -285,7 +254,7 @@ class OptimizerRoles(FileAnalysis):
     def _references(self, node: cst.BaseExpression, depth: int = 0) -> frozenset:
         """The optimizer constructions `node` may be: ids of optimizer calls and string literals,
         and ("returned by", def) for calls to a function of the file (expanded at the end)."""
-        if depth > 8:
+        if depth > _REFERENCE_DEPTH:
             return frozenset()
         if isinstance(node, cst.Name):
             if self._optimizers.knows(node.value):
@@ -300,7 +269,7 @@ class OptimizerRoles(FileAnalysis):
         if isinstance(node, cst.BooleanOperation):  # `optimizer or tf.optimizers.Adam(0.01)`
             return self._references(node.left, depth + 1) | self._references(node.right, depth + 1)
         if isinstance(node, (cst.List, cst.Tuple)):
-            found = frozenset()
+            found: frozenset = frozenset()
             for element in node.elements:
                 found |= self._references(element.value, depth + 1)
             return found
@@ -321,87 +290,12 @@ class OptimizerRoles(FileAnalysis):
                 return frozenset({("returned by", node.func.attr.value)})  # `self._make_optimizer()`
         return frozenset()
 
-    def _flow(self, node: Optional[cst.CSTNode], local: Optional[dict[str, int]] = None, depth: int = 0) -> int:
-        """Gradient-flow bits of an expression (GRADIENTS, CLIPPED, PARAMETER)."""
-        if depth > 40 or node is None:
-            return 0
-        if isinstance(node, cst.Name):
-            if local and node.value in local:
-                return local[node.value]
-            return self._gradients.lookup(node.value)
-        if isinstance(node, cst.Call):
-            return self._call_flow(node, local, depth)
-        if isinstance(node, (cst.Attribute, cst.Subscript, cst.StarredElement)):
-            return self._flow(node.value, local, depth + 1)  # `self.grads`, `gvs[0]`, `*grads`
-        if isinstance(node, cst.Await):  # `await compute()`: an Await holds an `expression`, not a `value`
-            return self._flow(node.expression, local, depth + 1)
-        if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
-            bits = 0
-            for element in node.elements:
-                bits |= self._flow(element.value, local, depth + 1)
-            return bits
-        if isinstance(node, cst.BinaryOperation):
-            return self._flow(node.left, local, depth + 1) | self._flow(node.right, local, depth + 1)
-        if isinstance(node, cst.BooleanOperation):
-            return self._flow(node.left, local, depth + 1) | self._flow(node.right, local, depth + 1)
-        if isinstance(node, cst.UnaryOperation):
-            return self._flow(node.expression, local, depth + 1)
-        if isinstance(node, cst.IfExp):
-            return self._flow(node.body, local, depth + 1) | self._flow(node.orelse, local, depth + 1)
-        if isinstance(node, cst.Lambda):
-            params = {p.name.value: PARAMETER for p in (*node.params.posonly_params, *node.params.params)}
-            return self._flow(node.body, {**(local or {}), **params}, depth + 1)
-        if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
-            scope = dict(local or {})
-            clause = node.for_in
-            while clause is not None:
-                bits = self._flow(clause.iter, scope, depth + 1)
-                for name in _target_names(clause.target):
-                    scope[name] = bits
-                clause = clause.inner_for_in
-            if isinstance(node, cst.DictComp):
-                return self._flow(node.key, scope, depth + 1) | self._flow(node.value, scope, depth + 1)
-            return self._flow(node.elt, scope, depth + 1)
-        return 0  # literals, comparisons, f-strings, ...
-
-    def _call_flow(self, node: cst.Call, local: Optional[dict[str, int]], depth: int) -> int:
-        arguments = 0
-        for arg in node.args:
-            arguments |= self._flow(arg.value, local, depth + 1)
-        func = node.func
-        last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
-        if last in _CLIPPING_OR_GRADIENT_NAMES:  # resolve only calls that may matter (cheap pre-check)
-            names = self.resolver.call_names(node)
-            if not names.isdisjoint(GRADIENT_CLIPPING):
-                return CLIPPED if arguments & (GRADIENTS | CLIPPED | PARAMETER) else 0
-            if not names.isdisjoint(_GRADIENT_FUNCTIONS):
-                return GRADIENTS
-            if isinstance(func, cst.Attribute) and last in _GRADIENT_METHODS and not names:
-                return GRADIENTS  # `tape.gradient(...)`, `optimizer.compute_gradients(...)`
-        if isinstance(func, cst.Name) and last in self._return_gradients and not self.resolver.call_names(node):
-            summary = self._return_gradients[last]  # a function of the file
-            bits = summary & (GRADIENTS | CLIPPED)
-            if summary & PARAMETER:
-                bits |= arguments & (GRADIENTS | CLIPPED)
-            if summary & CLIPPED and arguments & GRADIENTS:
-                bits |= CLIPPED
-            return bits
-        if arguments & PARAMETER and arguments & (GRADIENTS | CLIPPED) and self._clips_a_parameter(node):
-            return CLIPPED  # `tf.nest.map_structure(lambda g: tf.clip_by_norm(g, 1.), grads)`
-        return arguments  # zip(...), list(...), and calls we cannot read pass their arguments through
-
-    def _clips_a_parameter(self, node: cst.Call) -> bool:
-        for arg in node.args:
-            if isinstance(arg.value, cst.Lambda) and self._flow(arg.value) & CLIPPED:
-                return True
-        return False
-
     # ----------------------------------------------------------------- recording
     def _use(self, node: Optional[cst.BaseExpression], use: str, site: Optional[tuple] = None) -> None:
         if node is None:
             return
         references = self._references(node)
-        marks = {use} if use in (FITTED, CLIPPED_LATER, HANDED_OFF, HANDED_TO_VI) else {
+        marks: set[object] = {use} if use in (FITTED, CLIPPED_LATER, HANDED_OFF, HANDED_TO_VI) else {
             use, ("site", site or self.vi.site())}
         for reference in references:
             self._uses.setdefault(reference, set()).update(marks)
@@ -418,24 +312,14 @@ class OptimizerRoles(FileAnalysis):
                 return self._functions[-1][0], node.value
         return None
 
-    @staticmethod
-    def _argument(call: cst.Call, keyword: str, position: int) -> Optional[cst.BaseExpression]:
-        for arg in call.args:
-            if arg.keyword is not None and arg.keyword.value == keyword:
-                return arg.value
-        positional = [a for a in call.args if a.keyword is None]
-        if len(positional) > position and not any(a.star for a in positional[: position + 1]):
-            return positional[position].value
-        return None
-
-    def _remember_call_site(self, call: cst.Call) -> None:
+    def _remember_call_site(self, call: cst.Call, function: str) -> None:
         arguments: list[tuple[object, frozenset]] = []
         for index, arg in enumerate(call.args):
             if arg.star:
                 break
             key = arg.keyword.value if arg.keyword is not None else index
             arguments.append((key, self._references(arg.value)))
-        self._call_sites.append((call.func.value, arguments))
+        self._call_sites.append((function, arguments))
 
     # ------------------------------------------------------------------- answers
     def _expand(self, reference, seen: Optional[set] = None) -> set[int]:
@@ -450,10 +334,10 @@ class OptimizerRoles(FileAnalysis):
             found |= self._expand(inner, seen)
         return found
 
-    def _resolve(self) -> tuple[dict[int, set[str]], dict[int, str]]:
+    def _resolve(self) -> tuple[dict[int, set[object]], dict[int, str]]:
         if self._resolved is not None:
             return self._resolved
-        uses: dict[int, set[str]] = {}
+        uses: dict[int, set[object]] = {}
         compiled: dict[int, str] = {}
 
         def add(reference, use_set=(), kind=None):
@@ -471,10 +355,10 @@ class OptimizerRoles(FileAnalysis):
             positions = self._parameter_positions.get(function, [])
             for key, references in arguments:
                 parameter = (function, positions[key] if isinstance(key, int) and key < len(positions) else key)
-                use_set = self._parameter_uses.get(parameter, ())
-                kind = self._compiled_parameters.get(parameter)
+                use_set = self._parameter_uses.get(parameter, set())
+                model_kind = self._compiled_parameters.get(parameter)
                 for reference in references:
-                    add(reference, use_set, kind)
+                    add(reference, use_set, model_kind)
                     traced_parameters.add(parameter)
         if any(APPLIED_CLIPPED in use_set and parameter not in traced_parameters
                for parameter, use_set in self._parameter_uses.items()):
@@ -486,43 +370,14 @@ class OptimizerRoles(FileAnalysis):
         """A leftover: an optimizer bound to a name (or `self.` attribute) that the file never
         mentions again, in a file whose training visibly uses another optimizer (a notebook cell's
         leftover next to the real fit). An optimizer passed straight into a call, returned, or read
-        anywhere is used; so is the only optimizer of a sketch that leaves its loop out (Example 1
-        of the article "What causes extremely large loss values when using TFP and the ELBO loss": a
-        surrogate and an optimizer, "training loop omitted")."""
-        key = self._bound_to.get(id(optimizer))
-        if key is None or self._read_after(key, id(optimizer)):
+        anywhere is used; so is the only optimizer of a sketch that leaves its loop out (a surrogate
+        and an optimizer, "training loop omitted")."""
+        key = self._mentions.bound_to.get(id(optimizer))
+        if key is None or self._mentions.read_after(key, id(optimizer)):
             return False
         uses, compiled = self._resolve()
         return any(reference != id(optimizer) and (uses.get(reference) or reference in compiled)
                    for reference in set(uses) | set(compiled))
-
-    def _mention(self, key: str, kind: str, what, extra) -> None:
-        self._ordinal += 1
-        self._mentions.setdefault(key, []).append((self._ordinal, kind, what, extra))
-
-    def _read_after(self, key: str, value: int) -> bool:
-        """Whether the binding of `key` to `value` is read while it holds: after it and before the
-        next module-level binding of the same name in the same block (a notebook reuses
-        `optimizer` cell after cell), or inside a def that is defined or called in that stretch."""
-        mentions = self._mentions.get(key, [])
-        binding = next(
-            ((ordinal, where) for ordinal, kind, what, where in mentions if kind == "w" and what == value), None
-        )
-        if binding is None:
-            return True
-        start, (_, block) = binding
-        # The next binding of the same name in the same block ends it (a binding in another
-        # branch of an `if` does not: `if fast: opt = SGD(2.) else: opt = SGD(.01)`, then used).
-        end = next((ordinal for ordinal, kind, _, where in mentions
-                    if kind == "w" and ordinal > start and where == (False, block)), float("inf"))
-        for ordinal, kind, _, function in mentions:
-            if kind != "r":
-                continue
-            if start < ordinal < end:
-                return True
-            if function is not None and any(start < call < end for call in self._calls_by_name.get(function, ())):
-                return True
-        return False
 
     def drives_vi(self, optimizer: cst.CSTNode) -> bool:
         if self.never_used(optimizer):
@@ -561,17 +416,13 @@ class OptimizerRoles(FileAnalysis):
 
     # ---------------------------------------------------- LibCST callbacks (the engine's traversal)
     def visit_Name(self, node: cst.Name) -> None:
-        if id(node) not in self._not_reads:
-            self._mention(node.value, "r", None, self._functions[0][0] if self._functions else None)
+        self._mentions.name(node, self._functions[0][0] if self._functions else None)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        self._not_reads.add(id(node.attr))  # `x.opt` reads `.opt`, not a name `opt`
-        if id(node) not in self._not_reads:
-            self._mention("." + node.attr.value, "r", None, self._functions[0][0] if self._functions else None)
+        self._mentions.attribute(node, self._functions[0][0] if self._functions else None)
 
     def visit_Arg(self, node: cst.Arg) -> None:
-        if node.keyword is not None:  # `optimizer=` names a parameter, not the variable
-            self._not_reads.add(id(node.keyword))
+        self._mentions.arg(node)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.visit_function_def(node)
@@ -613,19 +464,19 @@ class OptimizerRoles(FileAnalysis):
     # Branches are found from the blocks themselves, not with attribute callbacks (`visit_If_body`),
     # which would keep the engine off its fast read-only walk (elbolint/walk.py).
     def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
-        self._blocks.append(id(node))
+        self._mentions.blocks.append(id(node))
         self.visit_block(node)
 
     def leave_IndentedBlock(self, original_node: cst.IndentedBlock) -> None:
-        self._blocks.pop()
+        self._mentions.blocks.pop()
         self.leave_block(original_node)
 
     def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> None:
-        self._blocks.append(id(node))
+        self._mentions.blocks.append(id(node))
         self.visit_block(node)
 
     def leave_SimpleStatementSuite(self, original_node: cst.SimpleStatementSuite) -> None:
-        self._blocks.pop()
+        self._mentions.blocks.pop()
         self.leave_block(original_node)
 
     def visit_Else(self, node: cst.Else) -> None:
@@ -635,9 +486,7 @@ class OptimizerRoles(FileAnalysis):
         self.leave_block(original_node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name):
-            self._ordinal += 1
-            self._calls_by_name.setdefault(node.func.value, []).append(self._ordinal)
+        self._mentions.call(node)
         self.visit_call(node)
 
     def leave_Call(self, original_node: cst.Call) -> None:
@@ -656,34 +505,12 @@ class OptimizerRoles(FileAnalysis):
         self.vi.leave_with(original_node)
 
 
-def _binding_key(target: cst.BaseExpression) -> Optional[str]:
-    """How `never_used` counts a target: a name by itself, an attribute by its last part (`.opt`)."""
-    if isinstance(target, cst.Name):
-        return target.value
-    if isinstance(target, cst.Attribute):
-        return "." + target.attr.value
-    return None
-
-
 def _string_optimizer(node: cst.SimpleString) -> Optional[str]:
     try:
         value = node.evaluated_value
     except Exception:  # pragma: no cover - malformed literal
         return None
     return STRING_OPTIMIZERS.get(value.lower()) if isinstance(value, str) else None
-
-
-def _target_names(target: cst.BaseExpression) -> list[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        names: list[str] = []
-        for element in target.elements:
-            names += _target_names(element.value)
-        return names
-    if isinstance(target, cst.StarredElement):
-        return _target_names(target.value)
-    return []
 
 
 class VIOptimizerRule(Rule):
