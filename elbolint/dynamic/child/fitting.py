@@ -3,12 +3,12 @@
 (with its counterfactual re-runs), the log-prob shape check, the positive-parameter minima, the
 variables the fit never touches, and the references it is compared with. How the fit itself runs,
 per seed in one compiled loop, and the re-runs (clipped for ELB003, `_Runner._clipped_runs`; a 10x
-smaller rate for ELB009, `_Runner._smaller_rate_runs`) is in fit_runner.py (its names are
-re-exported here); what the fit is compared with (final estimates, the reference fit) in
-reference.py and richer_family.py, what is read from and done to the user's optimizer in
-optimizers.py, when a re-run is worth making in verdicts/seeds.py, and whose failure an exception is
-in failures.py. Imports TensorFlow lazily, inside the functions, so the drivers' text checks stay
-importable without it.
+smaller rate for ELB009, `_Runner._smaller_rate_runs`) is in fit_runner.py (`_Runner`, `_minimum`
+and `original_fit` are re-exported here); what the fit is compared with (final estimates, the
+reference fits) in reference.py and richer_family.py, what is read from and done to the user's
+optimizer in optimizers.py, when a re-run is worth making in verdicts/seeds.py, and whose failure an
+exception is in failures.py. Imports TensorFlow lazily, inside the functions, so the drivers' text
+checks stay importable without it.
 
 Never change the program's meaning: the brief fit IS the user's call, TFP's
 `fit_surrogate_posterior` step for step (`_Runner._mirror`, or TFP's own function for arguments it

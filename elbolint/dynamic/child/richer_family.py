@@ -13,12 +13,12 @@ reference would hide the gap it is meant to show.
 What runs (in the child, `richer_reference`, called by fitting.fit_trace after the user's fit and
 the ELB108 reference; the user's surrogate is left as the user's fit left it, only sampled):
 
-1. Only a surrogate that is a product of independent scalar factors (`mean_field`): Normal, LogNormal,
-   ... with scalar events, `Independent`/`Sample` of those, `MultivariateNormalDiag`, elementwise
-   transforms of them (Softplus, Exp, Shift, Scale, ...), and joint distributions of such components
-   with no dependencies between them. Anything else (a `MultivariateNormalTriL`, an affine or flow
-   surrogate, a structured joint surrogate, a mixture) is left alone: it is not the family this finding
-   is about. Latent sizes 2..MAX_LATENT only (a full covariance is O(d^2) parameters).
+1. Only a surrogate that is a product of independent scalar factors (`mean_field`, surrogate_family.py):
+   Normal, LogNormal, ... with scalar events, `Independent`/`Sample` of those, `MultivariateNormalDiag`,
+   elementwise transforms of them (Softplus, Exp, Shift, Scale, ...), and joint distributions of such
+   components with no dependencies between them. Anything else (a `MultivariateNormalTriL`, an affine or
+   flow surrogate, a structured joint surrogate, a mixture) is left alone: it is not the family this
+   finding is about. Latent sizes 2..MAX_LATENT only (a full covariance is O(d^2) parameters).
 2. The unconstrained space is the surrogate's own `experimental_default_event_space_bijector()` (a
    joint one for a joint surrogate: per component). INIT_SAMPLES samples of the fitted surrogate,
    pulled back through it, are moment-matched: their mean and the Cholesky factor of their covariance
@@ -55,7 +55,7 @@ correlations adding up). For a Gaussian posterior the mean-field loss is -1/2 lo
 in two dimensions 1 nat is a correlation of 0.93, where the mean-field spreads are 2.7x too narrow.
 
 Measurements behind the thresholds (2026-12-07, this kind of machine: 2 shared cores, TF 2.21 +
-TFP 0.25; `python -m elbolint.dynamic.child.richer_family [words of case names]` fits each case natively,
+TFP 0.25; `python -m elbolint.dynamic.child.richer_measure [words of case names]` fits each case natively,
 1,000 steps of Adam(0.05), then runs this check and prints the gains (gain, standard error) of 3 seeds):
 
 - Noise of the ELBO estimate (1,024 samples): standard error 0.005-0.08 nats on every fitted
@@ -88,8 +88,9 @@ import math
 import time
 from typing import Any, Optional
 
+from elbolint.dynamic.child.surrogate_family import mean_field
 from elbolint.dynamic.child.targets import call_target
-from elbolint.dynamic.verdicts.restrictive import _num, decide, gains
+from elbolint.dynamic.verdicts.restrictive import _num
 
 #: Reference fit: steps per seed (the step cap), seeds, Adam's rate, draws per step.
 STEPS = 1000
@@ -109,134 +110,6 @@ ESTIMATE_MAX_BATCHES = 2048
 MAX_LATENT = 32
 # --------------------------------------------------------------------------------------------------
 # The reference fit: TensorFlow, in the child.
-
-_ELEMENTWISE_BIJECTORS = {
-    "Identity", "Shift", "Scale", "Exp", "Log", "Softplus", "Sigmoid", "Tanh", "Square", "Power", "Reshape",
-    "Restructure", "JointMap", "Chain", "Invert", "DefaultJointBijector", "ScaleMatvecDiag", "SinhArcsinh",
-    "Softsign", "Expm1", "Log1p", "Ascending", "Reciprocal", "Cumsum", "DefaultJointBijectorAutoBatched",
-}
-_DIAGONAL_OPERATORS = {"LinearOperatorDiag", "LinearOperatorIdentity", "LinearOperatorScaledIdentity"}
-
-
-def _bijector_elementwise(bijector) -> Optional[str]:
-    """None when the bijector acts on each scalar separately, else why not. TFP's builders and
-    AutoBatched joint distributions hand back non-composite classes (`_Chain`, measured) and a
-    `_DefaultJointBijectorAutoBatched` wrapping the joint bijector: read by name, underscores aside."""
-    import tensorflow as tf
-
-    kind = type(bijector).__name__.lstrip("_")
-    if kind in ("Ascending", "Cumsum"):
-        return kind
-    if kind == "ScaleMatvecLinearOperator" and type(bijector.scale).__name__ in _DIAGONAL_OPERATORS:
-        return None
-    if kind == "ScaleMatvecLinearOperatorBlock" and type(bijector.scale).__name__ == "LinearOperatorBlockDiag":
-        operators = tf.nest.flatten(bijector.scale.operators)
-        if all(type(o).__name__ in _DIAGONAL_OPERATORS for o in operators):
-            return None  # build_affine_surrogate_posterior(..., operators='diag'): mean-field
-    if kind not in _ELEMENTWISE_BIJECTORS:
-        return f"a {kind} bijector"
-    if kind in ("Chain", "JointMap", "DefaultJointBijector"):
-        inner = tf.nest.flatten(getattr(bijector, "bijectors", []))
-    elif kind == "DefaultJointBijectorAutoBatched":
-        inner = [getattr(bijector, "_joint_bijector", None)]
-    elif kind == "Invert":
-        inner = [bijector.bijector]
-    else:
-        inner = []
-    for b in inner:
-        why = _bijector_elementwise(b) if b is not None else "a joint bijector whose parts cannot be read"
-        if why:
-            return why
-    return None
-
-
-def _components_depend(surrogate) -> Optional[bool]:
-    """Whether a joint surrogate's components depend on each other: its graph where TFP gives one
-    (`resolve_graph`), else — an AutoBatched coroutine, which ASVI's builder returns (measured: it has no
-    `resolve_graph`) — by building its components from two different values: a component whose
-    parameters change with the other values depends on them. None when neither can be read."""
-    import numpy as np
-    import tensorflow as tf
-
-    if hasattr(surrogate, "resolve_graph"):
-        try:
-            return any(parents for _, parents in surrogate.resolve_graph())
-        except Exception:
-            return None
-    try:
-        values = [surrogate.sample(seed=(5, 6 + k)) for k in range(2)]
-        built = [surrogate.sample_distributions(value=value, seed=(7, 8))[0] for value in values]
-        for first, second in zip(tf.nest.flatten(built[0], expand_composites=False),
-                                 tf.nest.flatten(built[1], expand_composites=False)):
-            for name, parameter in first.parameters.items():
-                other = second.parameters.get(name)
-                if tf.is_tensor(parameter) or isinstance(parameter, (tf.Variable, np.ndarray, float)):
-                    if not np.array_equal(np.asarray(tf.convert_to_tensor(parameter)),
-                                          np.asarray(tf.convert_to_tensor(other))):
-                        return True
-        return False
-    except Exception:
-        return None
-
-
-def mean_field(surrogate) -> Optional[str]:
-    """None when the surrogate is a product of independent scalar factors, else what it is instead."""
-    import tensorflow_probability as tfp
-
-    tfd = tfp.distributions
-    if type(surrogate).__name__ == "DeferredModule":  # tfp.experimental.vi's builders: the distribution it builds
-        try:
-            surrogate = surrogate._build_module()
-        except Exception:
-            return "a DeferredModule whose distribution cannot be built"
-    kind = type(surrogate).__name__
-    if isinstance(surrogate, tfd.JointDistribution):
-        depend = _components_depend(surrogate)
-        if depend is None:
-            return "a joint distribution whose structure cannot be read"
-        if depend:
-            return "a joint surrogate whose components depend on each other"
-        try:
-            components = surrogate._get_single_sample_distributions()
-        except Exception:
-            return "a joint distribution whose components cannot be read"
-        import tensorflow as tf
-
-        for component in tf.nest.flatten(components, expand_composites=False):
-            why = mean_field(component)
-            if why:
-                return why
-        return None
-    if not isinstance(surrogate, tfd.Distribution):
-        return f"a {kind}"
-    if kind in ("MultivariateNormalDiag",):
-        return None
-    if isinstance(surrogate, tfd.MultivariateNormalLinearOperator):
-        return None if type(surrogate.scale).__name__ in _DIAGONAL_OPERATORS else f"a {kind} (already correlated)"
-    if isinstance(surrogate, (tfd.Independent, tfd.Sample)):
-        return mean_field(surrogate.distribution)
-    if isinstance(surrogate, _transformed_classes()):  # TFP's builders return the non-composite class
-        why = _bijector_elementwise(surrogate.bijector)
-        return f"a {kind} with {why}" if why else mean_field(surrogate.distribution)
-    if isinstance(surrogate, (tfd.Mixture, tfd.MixtureSameFamily)):
-        return f"a {kind}"
-    try:
-        if surrogate.event_shape.rank == 0:
-            return None
-    except Exception:
-        pass
-    return f"a {kind} with a multivariate event"
-
-
-def _transformed_classes() -> tuple:
-    """`tfd.TransformedDistribution` and the non-composite `_TransformedDistribution` it derives from,
-    which `tfp.experimental.vi.build_factored_surrogate_posterior(..., bijector=...)` and the affine
-    builders return (measured: not an instance of `tfd.TransformedDistribution`)."""
-    import tensorflow_probability as tfp
-    from tensorflow_probability.python.distributions import transformed_distribution
-
-    base = getattr(transformed_distribution, "_TransformedDistribution", None)
-    return (tfp.distributions.TransformedDistribution,) + ((base,) if isinstance(base, type) else ())
 
 
 def _flat_names(surrogate, flat_shapes, label) -> list[str]:
@@ -334,6 +207,9 @@ def richer_reference(target, surrogate, sample_size, user_fit: Optional[dict], *
 
 
 def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> dict:
+    """The check itself, on a mean-field surrogate with floating latents (richer_reference decided that):
+    the user's solution pulled back and moment-matched, the user's ELBO, every seed's reference and
+    control fitted from there, and the evidence the decision reads."""
     import numpy as np
     import tensorflow as tf
     import tensorflow_probability as tfp
@@ -342,8 +218,40 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
     bijector = surrogate.experimental_default_event_space_bijector()
     dtype = tf.float64
     user_dtype = tf.nest.flatten(surrogate.dtype)[0]
+    solution = _pulled_back(surrogate, bijector, label)
+    if "skipped" in solution:
+        return solution
+    latent, user_sd = solution["latent"], solution["user_sd"]
+    fill = tfb.FillScaleTriL(diag_shift=np.float64(1e-6))
+    user_estimate, per_batch, batches, strict = _user_estimate(target, surrogate, size, dtype)
+    if user_estimate[0][0] is None:
+        return {"skipped": "the fitted surrogate's ELBO is not finite", "latent": latent}
+    start = {"mean": solution["mean"], "full": fill.inverse(tf.constant(solution["tril"], dtype)).numpy(),
+             "diagonal": fill.inverse(tf.constant(np.diag(user_sd), dtype)).numpy(), "latent": latent}
+    fitter = _Fitter(target, bijector, fill, start, size, steps, dtype, user_dtype, solution["shapes"],
+                     solution["sizes"], solution["unconstrained"], batches, per_batch)
+    fitter.strict = strict
+    results, stopped = _fit_members(fitter, seeds, stop_at)
+    runs, best, total_steps = _reference_runs(results, seeds)
+    part: dict[str, Any] = {"latent": latent, "names": solution["names"], "user_elbo": user_estimate[0][0],
+                            "user_se": user_estimate[0][1], "start_elbo": fitter.start_elbo, "reference": runs,
+                            "steps": total_steps, "step_cap": steps, "seeds": seeds,
+                            "seconds": round(time.monotonic() - started, 2)}
+    if stopped:
+        part["stopped"] = stopped
+    if best is not None:
+        part.update(_correlations(best, solution["names"], user_sd))
+    return part
 
-    # the user's solution, pulled back to the unconstrained space and moment-matched
+
+def _pulled_back(surrogate, bijector, label) -> dict:
+    """The user's solution, pulled back to the unconstrained space and moment-matched: INIT_SAMPLES
+    samples' `mean`, the Cholesky factor `tril` of their covariance, each latent's standard deviation
+    `user_sd`, the pulled-back sample (`unconstrained`, its parts' `shapes` and `sizes`), the `latent`
+    count and the latents' `names`; or `{"skipped": why}` for a surrogate the check cannot take."""
+    import numpy as np
+    import tensorflow as tf
+
     sample = surrogate.sample(INIT_SAMPLES, seed=(11, 12))
     probe = tf.convert_to_tensor(surrogate.log_prob(sample))
     if int(np.prod(probe.shape[1:])) != 1:
@@ -360,21 +268,25 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
     matrix = matrix[np.all(np.isfinite(matrix), axis=1)]
     if len(matrix) < INIT_SAMPLES // 2:
         return {"skipped": "the fitted surrogate's samples do not map back to the unconstrained space"}
-    mean = matrix.mean(axis=0)
     cov = np.cov(matrix, rowvar=False) + 1e-8 * np.eye(latent)
-    user_sd = np.sqrt(np.diag(cov))
-    tril0 = np.linalg.cholesky(cov)
-    names = _flat_names(surrogate, [tuple(s) for s in shapes], label)
+    return {"mean": matrix.mean(axis=0), "tril": np.linalg.cholesky(cov), "user_sd": np.sqrt(np.diag(cov)),
+            "unconstrained": unconstrained, "shapes": shapes, "sizes": sizes, "latent": latent,
+            "names": _flat_names(surrogate, [tuple(s) for s in shapes], label)}
 
-    fill = tfb.FillScaleTriL(diag_shift=np.float64(1e-6))
+
+def _user_estimate(target, surrogate, size: int, dtype) -> tuple[list, int, int, bool]:
+    """The user's fitted surrogate's ELBO estimate (`[(mean, standard error)]`), with the batch shape
+    the estimates use: ESTIMATE_SAMPLES samples in ESTIMATE_BATCHES calls of the target; a target
+    that only takes the user's own sample size (`strict`) gets that many per call (many more calls,
+    the same estimate). Returns (estimate, per_batch, batches, strict)."""
+    import tensorflow as tf
+
     def user_elbo(n):
         def elbo(seed):
             x = surrogate.sample(n, seed=seed)
             return tf.reduce_mean(_per_sample(call_target(target, x), n) - _per_sample(surrogate.log_prob(x), n))
         return elbo
 
-    # ESTIMATE_SAMPLES samples in ESTIMATE_BATCHES calls of the target; a target that only takes the
-    # user's own sample size gets that many per call (many more calls, the same estimate)
     per_batch = size * max(1, -(-ESTIMATE_SAMPLES // (ESTIMATE_BATCHES * size)))
     batches, strict = ESTIMATE_BATCHES, False
     try:
@@ -384,32 +296,39 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
     except Exception:
         per_batch, batches, strict = size, max(2, min(ESTIMATE_MAX_BATCHES, -(-ESTIMATE_SAMPLES // size))), True
         user_estimate = _estimates(user_elbo(per_batch), batches, dtype, base=0)
-    if user_estimate[0][0] is None:
-        return {"skipped": "the fitted surrogate's ELBO is not finite", "latent": latent}
-    start = {"mean": mean, "full": fill.inverse(tf.constant(tril0, dtype)).numpy(),
-             "diagonal": fill.inverse(tf.constant(np.diag(user_sd), dtype)).numpy(), "latent": latent}
-    fitter = _Fitter(target, bijector, fill, start, size, steps, dtype, user_dtype, shapes, sizes, unconstrained,
-                     batches, per_batch)
-    fitter.strict = strict
-    # every seed's reference and its mean-field control fitted at once, as one batch of fits (the target
-    # called on all their samples together); a target that cannot take the larger batch, one fit at a time
+    return user_estimate, per_batch, batches, strict
+
+
+def _fit_members(fitter: _Fitter, seeds: int, stop_at: float) -> tuple[dict, Optional[str]]:
+    """Every seed's reference and its mean-field control, fitted at once as one batch of fits (the
+    target called on all their samples together); for a target that cannot take the larger batch, one
+    fit at a time until the time budget is spent. Returns ({(seed, kind): result}, why it stopped)."""
     members = [(seed, kind) for seed in range(seeds) for kind in ("full", "mean_field")]
     try:
-        if strict:
+        if fitter.strict:
             raise ValueError("the target takes only its own sample size")
-        results, stopped = fitter.fit(members, stop_at)
+        return fitter.fit(members, stop_at)
     except (SystemExit, MemoryError):
         raise
     except Exception:
-        fitter.strict, results, stopped = True, {}, None
-        for member in members:
-            if time.monotonic() > stop_at:
-                stopped = f"seeds {member[0] + 1}-{seeds} not run: the time budget is spent"
-                break
-            result, stopped = fitter.fit([member], stop_at)
-            results.update(result)
-            if stopped:
-                break
+        pass
+    fitter.strict = True
+    results: dict = {}
+    stopped: Optional[str] = None
+    for member in members:
+        if time.monotonic() > stop_at:
+            stopped = f"seeds {member[0] + 1}-{seeds} not run: the time budget is spent"
+            break
+        result, stopped = fitter.fit([member], stop_at)
+        results.update(result)
+        if stopped:
+            break
+    return results, stopped
+
+
+def _reference_runs(results: dict, seeds: int) -> tuple[list, Optional[Any], int]:
+    """The trace's `reference` records, one per seed fitted (its control's ELBO only when the control
+    ran as many steps), the Cholesky factor of the best full-rank reference, and the most steps run."""
     runs, best, total_steps = [], None, 0
     for seed in range(seeds):
         full, control = results.get((seed, "full")), results.get((seed, "mean_field"))
@@ -422,23 +341,22 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
             best = (full["elbo"], full["tril"])
         total_steps = max(total_steps, full["steps"])
         runs.append(record)
-    part: dict[str, Any] = {"latent": latent, "names": names, "user_elbo": user_estimate[0][0],
-                            "user_se": user_estimate[0][1], "start_elbo": fitter.start_elbo, "reference": runs,
-                            "steps": total_steps, "step_cap": steps, "seeds": seeds,
-                            "seconds": round(time.monotonic() - started, 2)}
-    if stopped:
-        part["stopped"] = stopped
-    if best is not None:
-        tril = best[1]
-        cov = tril @ tril.T
-        sd = np.sqrt(np.diag(cov))
-        corr = cov / np.outer(sd, sd)
-        pairs = sorted(((names[i], names[j], float(corr[i, j])) for i in range(latent) for j in range(i + 1, latent)),
-                       key=lambda item: -abs(item[2]))
-        part["correlations"] = [list(p) for p in pairs[:3]]
-        part["spread_ratio"] = {names[i]: float(sd[i] / user_sd[i]) for i in range(latent) if user_sd[i] > 0}
-    return part
+    return runs, None if best is None else best[1], total_steps
 
+
+def _correlations(tril, names: list[str], user_sd) -> dict:
+    """What the best reference revealed: its three strongest correlations and each latent's standard
+    deviation under it over the user's (`spread_ratio`)."""
+    import numpy as np
+
+    latent = len(user_sd)
+    cov = tril @ tril.T
+    sd = np.sqrt(np.diag(cov))
+    corr = cov / np.outer(sd, sd)
+    pairs = sorted(((names[i], names[j], float(corr[i, j])) for i in range(latent) for j in range(i + 1, latent)),
+                   key=lambda item: -abs(item[2]))
+    return {"correlations": [list(p) for p in pairs[:3]],
+            "spread_ratio": {names[i]: float(sd[i] / user_sd[i]) for i in range(latent) if user_sd[i] > 0}}
 
 
 def _estimator(elbo, batches, dtype):
@@ -460,7 +378,7 @@ def _estimator(elbo, batches, dtype):
 
     def run(base: int) -> list:
         values = estimate(tf.constant(base)).numpy()
-        found = []
+        found: list[tuple[Optional[float], Optional[float]]] = []
         for column in np.reshape(values, [batches, -1]).T:
             column = column[np.isfinite(column)]
             if len(column) < batches // 2:
@@ -519,7 +437,7 @@ class _Fitter:
     def _compiled(self, size: int):
         """Variables, the traced training loop and the traced estimator for a batch of `size` fits,
         built once and reused (one fit at a time, for a strict target, retraces nothing: measured, the
-        six traces cost 3x the check's CPU on the seed article's regression)."""
+        six traces cost 3x the check's CPU on the article's regression, x in [20, 21])."""
         import tensorflow as tf
         import tensorflow_probability as tfp
 
@@ -597,148 +515,3 @@ class _Fitter:
         trils = (self.fill.forward(raw) * mask).numpy()
         return ({member: {"steps": done, "elbo": elbo, "se": se, "tril": trils[k]}
                  for k, (member, (elbo, se)) in enumerate(zip(members, estimates))}, stopped)
-
-
-# --------------------------------------------------------------------------------------------------
-# Measurements behind the thresholds: `python -m elbolint.dynamic.child.richer_family`.
-
-def _measure() -> None:  # pragma: no cover - a measurement, run by hand
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import numpy as np
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-    import tf_keras
-
-    tfd, tfb = tfp.distributions, tfp.bijectors
-
-    def regression(low, high, centred=False, data=0):
-        rng = np.random.RandomState(data)
-        x = rng.uniform(low, high, 50).astype(np.float32)
-        if centred:
-            x = x - x.mean()
-        y = (0.5 * x + 1.0 + rng.randn(50)).astype(np.float32)
-
-        def target(weight, bias):
-            prior = tfd.Normal(0.0, 10.0).log_prob(weight) + tfd.Normal(0.0, 10.0).log_prob(bias)
-            likelihood = tfd.Normal(weight[..., None] * x + bias[..., None], 1.0)
-            return prior + tf.reduce_sum(likelihood.log_prob(y), axis=-1)
-
-        surrogate = tfd.JointDistributionSequential([
-            tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="weight"),
-            tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="bias")])
-        return target, surrogate
-
-    def positive(data=0):
-        rng = np.random.RandomState(data)
-        y = (2.0 + 0.7 * rng.randn(40)).astype(np.float32)
-
-        def target(mu, sigma):
-            prior = tfd.Normal(0.0, 5.0).log_prob(mu) + tfd.HalfNormal(2.0).log_prob(sigma)
-            return prior + tf.reduce_sum(tfd.Normal(mu[..., None], sigma[..., None]).log_prob(y), axis=-1)
-
-        surrogate = tfd.JointDistributionSequential([
-            tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="mu"),
-            tfd.LogNormal(tf.Variable(0.0), tfp.util.TransformedVariable(0.5, tfb.Softplus()), name="sigma")])
-        return target, surrogate
-
-    def wide(d=6, n=100, data=0):
-        rng = np.random.RandomState(data)
-        x = rng.randn(n, d).astype(np.float32)
-        y = (x @ rng.randn(d) + rng.randn(n)).astype(np.float32)
-
-        def target(w):
-            prior = tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(w), axis=-1)
-            return prior + tf.reduce_sum(tfd.Normal(tf.linalg.matvec(x, w), 1.0).log_prob(y), axis=-1)
-
-        surrogate = tfd.Independent(tfd.Normal(tf.Variable(tf.zeros(d)),
-                                               tfp.util.TransformedVariable(tf.ones(d), tfb.Softplus())), 1)
-        return target, surrogate
-
-    def logistic(data=0):
-        rng = np.random.RandomState(data)
-        x = rng.randn(200, 3).astype(np.float32)
-        labels = (rng.uniform(size=200) < 1 / (1 + np.exp(-(x @ np.array([1.0, -2.0, 0.5]))))).astype(np.float32)
-
-        def target(w):
-            prior = tf.reduce_sum(tfd.Normal(0.0, 2.0).log_prob(w), axis=-1)
-            return prior + tf.reduce_sum(tfd.Bernoulli(logits=tf.linalg.matvec(x, w)).log_prob(labels), axis=-1)
-
-        surrogate = tfd.Independent(tfd.Normal(tf.Variable(tf.zeros(3)),
-                                               tfp.util.TransformedVariable(tf.ones(3), tfb.Softplus())), 1)
-        return target, surrogate
-
-    def article(low, high):  # the article's shapes: components of shape [1]
-        rng = np.random.RandomState(0)
-        x = rng.uniform(low, high, 50).astype(np.float32)
-        y = (0.5 * x + 1.0 + rng.randn(50)).astype(np.float32)
-
-        def target(weight, bias):
-            prior = tfd.Normal(0.0, 10.0).log_prob(weight) + tfd.Normal(0.0, 10.0).log_prob(bias)
-            return prior + tf.reduce_sum(tfd.Normal(weight * x + bias, 1.0).log_prob(y), axis=-1, keepdims=True)
-
-        surrogate = tfd.JointDistributionSequential([
-            tfd.Normal(tf.Variable([0.0]), tfp.util.TransformedVariable([1.0], tfb.Softplus()), name="weight"),
-            tfd.Normal(tf.Variable([0.0]), tfp.util.TransformedVariable([1.0], tfb.Softplus()), name="bias")])
-        return target, surrogate
-
-    def affine_diag():
-        target, _ = regression(20, 21)
-        surrogate = tfp.experimental.vi.build_affine_surrogate_posterior(
-            event_shape=[tf.TensorShape([]), tf.TensorShape([])], operators="diag")
-        return target, surrogate
-
-    def schools():  # eight schools, non-centred, mean-field over (mu, log tau, 8 thetas)
-        effects = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0], np.float32)
-        sds = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0], np.float32)
-
-        def target(mu, tau, theta):
-            prior = (tfd.Normal(0.0, 10.0).log_prob(mu) + tfd.HalfCauchy(0.0, 5.0).log_prob(tau)
-                     + tf.reduce_sum(tfd.Normal(0.0, 1.0).log_prob(theta), axis=-1))
-            means = mu[..., None] + tau[..., None] * theta
-            return prior + tf.reduce_sum(tfd.Normal(means, sds).log_prob(effects), axis=-1)
-
-        surrogate = tfd.JointDistributionSequential([
-            tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="mu"),
-            tfd.LogNormal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="tau"),
-            tfd.Independent(tfd.Normal(tf.Variable(tf.zeros(8)),
-                                       tfp.util.TransformedVariable(tf.ones(8), tfb.Softplus())), 1, name="theta")])
-        return target, surrogate
-
-    cases = [("x in [20, 21]", lambda: regression(20, 21)), ("x in [5, 6]", lambda: regression(5, 6)),
-             ("x in [2, 3]", lambda: regression(2, 3)), ("centred x", lambda: regression(20, 21, True)),
-             ("log-normal scale", positive), ("6 independent inputs", wide),
-             ("20 independent inputs, 40 rows", lambda: wide(20, 40)),
-             ("20 independent inputs, 200 rows", lambda: wide(20, 200)),
-             ("logistic, 3 centred inputs", logistic), ("article shapes, x in [20, 21]", lambda: article(20, 21)),
-             ("article shapes, centred", lambda: article(-0.5, 0.5)), ("affine diag, x in [20, 21]", affine_diag),
-             ("eight schools non-centred", schools)]
-    # the false-alarm sweep: well-specified families on 5 data sets each (`... richer_family sweep`)
-    for data in range(1, 6):
-        cases += [(f"sweep {data}: centred x", lambda data=data: regression(20, 21, True, data)),
-                  (f"sweep {data}: log-normal scale", lambda data=data: positive(data)),
-                  (f"sweep {data}: logistic", lambda data=data: logistic(data)),
-                  (f"sweep {data}: 20 inputs, 200 rows", lambda data=data: wide(20, 200, data))]
-    import sys
-
-    for name, build in cases:
-        if sys.argv[1:] and not any(word in name for word in sys.argv[1:]):
-            continue
-        target, surrogate = build()
-        tfp.vi.fit_surrogate_posterior(target, surrogate, tf_keras.optimizers.Adam(0.05), num_steps=1000,
-                                       seed=(1, 2))
-        part = richer_reference(target, surrogate, 1, None, label="w")
-        found = gains(part)
-        if part.get("user_elbo") is None:
-            print(name, part)
-            continue
-        print(f"{name}: user ELBO {part.get('user_elbo'):.3f} ± {part.get('user_se'):.3f}; start "
-              f"{part.get('start_elbo'):.3f}; gains {[(round(g, 3), round(s, 3)) for g, s in found]}; "
-              f"corr {(part.get('correlations') or [[0, 0, 0]])[0][2]:+.3f}; "
-              f"spread x{max((part.get('spread_ratio') or {'': 0}).values()):.3g}; {part.get('seconds')} s; "
-              f"ELB111 {'yes' if decide(part) else 'no'}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _measure()
