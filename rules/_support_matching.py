@@ -94,8 +94,8 @@ class TargetMatcher(RuleReader):
                 return []
             positional = tuple(a.value for a in value.args[1:] if a.keyword is None)
             keywords = {a.keyword.value: a.value for a in value.args[1:] if a.keyword is not None}
-            with self.resolver.within(inner) as function:
-                return self._target_matches(function, inner, surrogate, bound_positional + positional,
+            with self.resolver.within(inner) as wrapped:
+                return self._target_matches(wrapped, inner, surrogate, bound_positional + positional,
                                             {**bound_keywords, **keywords})
         if isinstance(value, cst.Lambda):
             return self._function_matches(value.params, [value.body], None, surrogate,
@@ -325,7 +325,9 @@ class TargetMatcher(RuleReader):
             if part is not None and part.name not in named:
                 assigned.append((part, source))
         for key, source in named.items():
-            assigned.append((model.by_name(key), source))
+            named_part = model.by_name(key)
+            if named_part is not None:  # always: `named` keeps only the model's own names
+                assigned.append((named_part, source))
         matches = []
         for prior, source in assigned:
             if isinstance(source, Ref):

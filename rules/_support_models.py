@@ -21,7 +21,7 @@ import libcst as cst
 from elbolint.names import TFD, TFP_EXPERIMENTAL_VI, member_of, names_in
 from elbolint.rule import Rule
 from elbolint.rules._support_reading import RuleReader, SupportReader, string
-from elbolint.rules._support_table import INF, SUPPORTS, Support, SupportSpec
+from elbolint.rules._support_table import INF, SUPPORTS, Support
 from elbolint.rules._tfp import distribution_name
 
 BUILDERS = names_in(TFP_EXPERIMENTAL_VI, "build_factored_surrogate_posterior", "build_affine_surrogate_posterior")
@@ -80,7 +80,8 @@ class ModelReader(RuleReader):
         flow = self.resolver.follow(node, scopes)
         if flow.subscripts or not isinstance(flow.node, cst.Call):
             return None
-        with self.resolver.within(flow) as call:
+        call = flow.node
+        with self.resolver.within(flow):
             names = self.call_names(call)
             if names & BUILDERS:
                 return self._built(call, flow.scopes)
@@ -102,10 +103,7 @@ class ModelReader(RuleReader):
             return None
         bijector = self.get_arg(call, "bijector", 2 if affine else 1) or self.get_arg(call, "constraining_bijectors")
         base = self.get_arg(call, "base_distribution" if affine else "base_distribution_cls", 3)
-        if base is not None and not any(
-                SUPPORTS.get(member_of(n, TFD) or "", SupportSpec("?")).kind == "interval"
-                and SUPPORTS[member_of(n, TFD)].low == -INF and SUPPORTS[member_of(n, TFD)].high == INF
-                for n in self.qualified_names(base.value)):
+        if base is not None and not any(_real_family(n) for n in self.qualified_names(base.value)):
             return None  # a base family elbolint does not know to be real-valued
         structure = self._shape_structure(shape.value, scopes)
         if structure is None:
@@ -370,6 +368,12 @@ class ModelReader(RuleReader):
         """The scopes queries are answered in now (to read a value later in the same place)."""
         return self.resolver.follow(cst.Name("__elbolint_here__")).scopes
 
+
+
+def _real_family(qualified: str) -> bool:
+    """Whether `qualified` names a table family supported on the whole real line (a builder's base)."""
+    spec = SUPPORTS.get(member_of(qualified, TFD) or "")
+    return spec is not None and spec.kind == "interval" and spec.low == -INF and spec.high == INF
 
 
 def pinned(model: Joint, pins: set, spelled: str) -> Optional[Joint]:

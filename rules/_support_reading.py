@@ -224,6 +224,8 @@ class SupportReader(RuleReader):
             return Support("interval", monotone(low, lambda v: softplus(v) + shift),
                            monotone(high, lambda v: softplus(v) + shift))
         if member in ("Sigmoid", "NormalCDF", "Tanh"):
+            lo: Bound
+            hi: Bound
             lo, hi = REAL_LINE_IMAGES[member]
             if member == "Sigmoid":
                 bounds = []
@@ -239,10 +241,10 @@ class SupportReader(RuleReader):
             return Support("interval", *REAL_LINE_IMAGES[member]) if base.real else None
         if member == "Shift":
             arg = self.get_arg(call, "shift", 0)
-            value = self.number(arg.value) if arg is not None else None
-            if value is None:
+            offset = self.number(arg.value) if arg is not None else None
+            if offset is None:
                 return Support("interval", low if low == -INF else FINITE, high if high == INF else FINITE)
-            return Support("interval", monotone(low, lambda v: v + value), monotone(high, lambda v: v + value))
+            return Support("interval", monotone(low, lambda v: v + offset), monotone(high, lambda v: v + offset))
         if member == "Scale":
             arg = self.get_arg(call, "scale", 0)
             value = self.number(arg.value) if arg is not None else None
