@@ -1,156 +1,37 @@
-"""ELB013 unconstrained-output-scale."""
+"""ELB013 unconstrained-output-scale: a DistributionLambda's positive parameter that is a raw network output.
+
+Why this module exists: it is the rule (its code, its documentation, the traversal's callbacks) and
+the reading of the code it needs: the layers before a `DistributionLambda` (a `Sequential` list, a
+`model.add` chain, `DistributionLambda(f)(x)`), the function that builds its distribution (a lambda,
+a def of the file, a distribution class), and the sign of each positive-only parameter as a function
+of the layer's input. The signs themselves, their arithmetic and which TF / Keras calls produce
+which sign are the sign lattice, in _sign_lattice.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import libcst as cst
 
 from elbolint.diagnostics import Severity
-from elbolint.names import TF, TFB, TFD, TFPL, canonical, member_of, names_in
+from elbolint.names import TF, TFD, TFPL, canonical, member_of, names_in
 from elbolint.rules._trained_parameter import TrainedParameterRule
 from elbolint.triage import last_parts
 from elbolint.rules._tfp import (
     POSITIONAL, POSITIVE_PARAMETERS, distribution_arguments, distribution_name, literal_values,
 )
-
-# ----------------------------------------------------------------------------- signs
-#: What is known about the sign of a tensor: strictly positive, >= 0, anything (can be <= 0), or
-#: not known (an opaque call, a custom layer): only ANY is ever reported.
-POS, NONNEG, ANY, UNKNOWN = "positive", "non-negative", "any", "unknown"
+from elbolint.rules._sign_lattice import (
+    ACTIVATED_LAYERS, ACTIVATION_LAYER, ACTIVATION_STRINGS, ANY, CLIP, CONCATENATE, MAXIMUM, NONNEG,
+    NONNEGATIVE_FUNCTIONS, NOT_VISIBLE, POS, POSITIVE_BIJECTORS, POSITIVE_FUNCTIONS, SIGN_PRESERVING,
+    SIGNED_FUNCTIONS, SIGNED_LAYERS, TIME_DISTRIBUTED, TRANSPARENT_LAYERS, UNKNOWN, InputModel, SignFn,
+    add_signs, combine_layers, constant, max_signs, multiply_signs,
+)
 
 DISTRIBUTION_LAMBDA = frozenset({f"{TFPL}.DistributionLambda"})
 
-_POSITIVE_FUNCTIONS = names_in(f"{TF}.nn", "softplus", "sigmoid", "softmax") | names_in(
-    f"{TF}.math", "softplus", "exp", "sigmoid", "softmax",
-) | names_in(TF, "exp", "sigmoid") | names_in(
-    "keras.activations", "softplus", "exponential", "sigmoid", "softmax",
-) | names_in(
-    "keras.ops", "softplus", "exp", "sigmoid", "softmax",
-)
-_NONNEGATIVE_FUNCTIONS = names_in(f"{TF}.nn", "relu", "relu6") | names_in(f"{TF}.math", "abs", "square") | names_in(
-    TF, "abs", "square",
-) | names_in("keras.activations", "relu") | names_in("keras.ops", "relu", "abs", "square")
-_SIGNED_FUNCTIONS = names_in(f"{TF}.nn", "tanh", "elu", "selu", "leaky_relu", "gelu", "silu", "swish") | names_in(
-    f"{TF}.math", "tanh",
-) | names_in(TF, "tanh") | names_in("keras.activations", "linear", "tanh", "elu", "selu", "gelu", "swish", "silu")
-#: Functions whose result has the sign of their first argument, element by element.
-_SIGN_PRESERVING = names_in(
-    TF, "reshape", "squeeze", "expand_dims", "identity", "cast", "gather", "transpose", "convert_to_tensor",
-    "broadcast_to", "tile", "split", "unstack",
-) | names_in("keras.backend", "reshape", "squeeze", "expand_dims")
-_MAXIMUM = names_in(TF, "maximum") | names_in(f"{TF}.math", "maximum")
-_CLIP = names_in(TF, "clip_by_value")
-_POSITIVE_BIJECTORS = names_in(TFB, "Softplus", "Exp", "Sigmoid", "SoftClip")
-
-_ACTIVATION_STRINGS = {
-    "softplus": POS, "exponential": POS, "exp": POS, "sigmoid": POS, "softmax": POS, "hard_sigmoid": NONNEG,
-    "relu": NONNEG, "relu6": NONNEG, "linear": ANY, "tanh": ANY, "elu": ANY, "selu": ANY, "swish": ANY,
-    "silu": ANY, "gelu": ANY, "leaky_relu": ANY, "softsign": ANY, "mish": ANY,
-}
-
-_KERAS_LAYERS = "keras.layers"
-#: Layers whose output is their activation (linear, or tanh for the recurrent ones, by default):
-#: layer -> (position of `activation`, default sign).
-_ACTIVATED_LAYERS: dict[str, tuple[Optional[int], str]] = {
-    **{f"{_KERAS_LAYERS}.{name}": (1, ANY) for name in ("Dense",)},
-    **{f"{_KERAS_LAYERS}.{name}": (None, ANY) for name in (
-        "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "SeparableConv1D",
-        "SeparableConv2D", "DepthwiseConv2D", "EinsumDense", "LSTM", "GRU", "SimpleRNN",
-    )},
-    **{f"{TFPL}.{name}": (1, ANY) for name in (
-        "DenseFlipout", "DenseReparameterization", "DenseLocalReparameterization",
-    )},
-    **{f"{TFPL}.{name}": (None, ANY) for name in (
-        "DenseVariational", "VariableLayer", "Convolution1DFlipout", "Convolution2DFlipout", "Convolution3DFlipout",
-        "Convolution1DReparameterization", "Convolution2DReparameterization", "Convolution3DReparameterization",
-    )},
-}
-#: Layers that output a real-valued tensor whatever their input.
-_SIGNED_LAYERS = names_in(_KERAS_LAYERS, "BatchNormalization", "LayerNormalization", "Input", "InputLayer")
-#: Layers that keep the sign of what flows into them (look one layer further back).
-_TRANSPARENT_LAYERS = names_in(
-    _KERAS_LAYERS, "Reshape", "Flatten", "Dropout", "Permute", "RepeatVector", "GaussianDropout", "AlphaDropout",
-    "SpatialDropout1D", "SpatialDropout2D",
-)
-_CONCATENATE = names_in(_KERAS_LAYERS, "Concatenate", "concatenate") | names_in(TF, "concat")
-_ACTIVATION_LAYER = f"{_KERAS_LAYERS}.Activation"
-_TIME_DISTRIBUTED = f"{_KERAS_LAYERS}.TimeDistributed"
-
 _DEPTH = 12
-
-
-@dataclass(frozen=True)
-class InputModel:
-    """What the DistributionLambda's input is: one tensor of a known sign, or a list of tensors
-    (`DistributionLambda(f)([loc, scale])`) with one sign each."""
-
-    sign: str = ANY
-    elements: Optional[tuple[str, ...]] = None
-    producer: str = ""  # "Dense(2)", for messages
-    seen: bool = True  # False: no call of the layer was seen (built elsewhere, called through a name not followed)
-
-    def of(self, index: Optional[int]) -> str:
-        if self.elements is None:
-            if index is not None and not self.seen:
-                return UNKNOWN  # `t[1]` of an input never seen: a list whose elements cannot be read
-            return self.sign
-        if index is None:  # a slice of the stacked list: known only when every element has one sign
-            return _combine_layers(self.elements) if self.elements else UNKNOWN
-        if not -len(self.elements) <= index < len(self.elements):
-            return UNKNOWN
-        return self.elements[index]
-
-
-#: No call of the layer seen: a single tensor is taken as a raw network output (the layer's usual
-#: input), but an element of a list input (`t[1]`) gets the benefit of the doubt.
-NOT_VISIBLE = InputModel(ANY, seen=False)
-
-#: A sign computed once the input is known: model -> (sign, depends on the input).
-SignFn = Callable[[InputModel], tuple[str, bool]]
-
-
-def _constant(sign: str) -> SignFn:
-    return lambda model: (sign, False)
-
-
-def _add(a: tuple[str, bool], b: tuple[str, bool]) -> tuple[str, bool]:
-    signs = {a[0], b[0]}
-    if UNKNOWN in signs:
-        sign = UNKNOWN
-    elif signs <= {POS, NONNEG}:
-        sign = POS if POS in signs else NONNEG
-    else:
-        sign = ANY
-    return sign, a[1] or b[1]
-
-
-def _multiply(a: tuple[str, bool], b: tuple[str, bool]) -> tuple[str, bool]:
-    signs = {a[0], b[0]}
-    if UNKNOWN in signs:
-        sign = UNKNOWN
-    elif signs == {POS}:
-        sign = POS
-    elif signs <= {POS, NONNEG}:
-        sign = NONNEG
-    else:
-        sign = ANY
-    return sign, a[1] or b[1]
-
-
-def _maximum(a: tuple[str, bool], b: tuple[str, bool]) -> tuple[str, bool]:
-    signs = {a[0], b[0]}
-    for sign in (POS, NONNEG, UNKNOWN):
-        if sign in signs:
-            return sign, a[1] or b[1]
-    return ANY, a[1] or b[1]
-
-
-def _combine_layers(signs: Sequence[str]) -> str:
-    """The sign of a concatenation: the same for every part, else unknown (which part is sliced?)."""
-    distinct = set(signs)
-    return distinct.pop() if len(distinct) == 1 else UNKNOWN
 
 
 @dataclass
@@ -383,7 +264,7 @@ class UnconstrainedOutputScale(TrainedParameterRule):
     def _sign(self, node: cst.BaseExpression, input_name: str, depth: int) -> SignFn:
         """The sign of `node` as a function of the input's sign (resolved now, evaluated later)."""
         if depth > _DEPTH:
-            return _constant(UNKNOWN)
+            return constant(UNKNOWN)
         if isinstance(node, cst.Name):
             if node.value == input_name:
                 return lambda model: (model.of(None), True)
@@ -391,12 +272,12 @@ class UnconstrainedOutputScale(TrainedParameterRule):
             if unpacked is not None:
                 return self._sign(unpacked, input_name, depth + 1)
             bound = self.value_of(node)
-            return self._sign(bound, input_name, depth + 1) if bound is not node else _constant(UNKNOWN)
+            return self._sign(bound, input_name, depth + 1) if bound is not node else constant(UNKNOWN)
         values = literal_values(node, self.resolver)
         if values is not None:
             if all(v > 0 for v in values):
-                return _constant(POS)
-            return _constant(NONNEG if all(v >= 0 for v in values) else ANY)
+                return constant(POS)
+            return constant(NONNEG if all(v >= 0 for v in values) else ANY)
         if isinstance(node, cst.Subscript):
             index = _integer_index(node)
             if index is not None and isinstance(node.value, cst.Name) and node.value.value == input_name:
@@ -408,48 +289,48 @@ class UnconstrainedOutputScale(TrainedParameterRule):
                 return inner
             if isinstance(node.operator, cst.Minus):
                 return lambda model: ((UNKNOWN if inner(model)[0] == UNKNOWN else ANY), inner(model)[1])
-            return _constant(UNKNOWN)
+            return constant(UNKNOWN)
         if isinstance(node, cst.BinaryOperation):
             left = self._sign(node.left, input_name, depth + 1)
             right = self._sign(node.right, input_name, depth + 1)
             if isinstance(node.operator, cst.Add):
-                return lambda model: _add(left(model), right(model))
+                return lambda model: add_signs(left(model), right(model))
             if isinstance(node.operator, (cst.Multiply, cst.Divide)):
-                return lambda model: _multiply(left(model), right(model))
+                return lambda model: multiply_signs(left(model), right(model))
             if isinstance(node.operator, cst.Subtract):
-                return lambda model: _add(
+                return lambda model: add_signs(
                     left(model), (ANY if right(model)[0] != UNKNOWN else UNKNOWN, right(model)[1])
                 )
-            return _constant(UNKNOWN)
+            return constant(UNKNOWN)
         if isinstance(node, cst.Call):
             return self._call_sign(node, input_name, depth)
-        return _constant(UNKNOWN)
+        return constant(UNKNOWN)
 
     def _call_sign(self, node: cst.Call, input_name: str, depth: int) -> SignFn:
         names = self.call_names(node)
         first = node.args[0].value if node.args and node.args[0].keyword is None and not node.args[0].star else None
-        if not names.isdisjoint(_POSITIVE_FUNCTIONS) or self._is_positive_bijector_call(node):
-            return _constant(POS)
-        if not names.isdisjoint(_NONNEGATIVE_FUNCTIONS):
-            return _constant(NONNEG)
+        if not names.isdisjoint(POSITIVE_FUNCTIONS) or self._is_positive_bijector_call(node):
+            return constant(POS)
+        if not names.isdisjoint(NONNEGATIVE_FUNCTIONS):
+            return constant(NONNEG)
         if first is None:
-            return _constant(UNKNOWN)
-        if not names.isdisjoint(_SIGNED_FUNCTIONS):
+            return constant(UNKNOWN)
+        if not names.isdisjoint(SIGNED_FUNCTIONS):
             inner = self._sign(first, input_name, depth + 1)
             return lambda model: (ANY if inner(model)[0] != UNKNOWN else UNKNOWN, inner(model)[1])
-        if not names.isdisjoint(_SIGN_PRESERVING):
+        if not names.isdisjoint(SIGN_PRESERVING):
             return self._sign(first, input_name, depth + 1)
-        if not names.isdisjoint(_MAXIMUM) and len(node.args) >= 2:
+        if not names.isdisjoint(MAXIMUM) and len(node.args) >= 2:
             a, b = (self._sign(arg.value, input_name, depth + 1) for arg in node.args[:2])
-            return lambda model: _maximum(a(model), b(model))
-        if not names.isdisjoint(_CLIP):
+            return lambda model: max_signs(a(model), b(model))
+        if not names.isdisjoint(CLIP):
             low = self.get_arg(node, "clip_value_min", 1)
             if low is None:
-                return _constant(UNKNOWN)
+                return constant(UNKNOWN)
             bound = self._sign(low.value, input_name, depth + 1)
             inner = self._sign(first, input_name, depth + 1)
             return lambda model: (bound(model) if bound(model)[0] in (POS, NONNEG, UNKNOWN) else inner(model))
-        return _constant(UNKNOWN)
+        return constant(UNKNOWN)
 
     def _is_positive_bijector_call(self, node: cst.Call) -> bool:
         """`tfb.Softplus()(x)` or `tfb.Exp().forward(x)`."""
@@ -457,7 +338,7 @@ class UnconstrainedOutputScale(TrainedParameterRule):
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value
         func = self.value_of(func) if isinstance(func, cst.Name) else func
-        return isinstance(func, cst.Call) and not self.call_names(func).isdisjoint(_POSITIVE_BIJECTORS)
+        return isinstance(func, cst.Call) and not self.call_names(func).isdisjoint(POSITIVE_BIJECTORS)
 
     def _fix(self, value: cst.BaseExpression) -> Optional[tuple[str, cst.CSTNode]]:
         """`1e-3 + tf.math.softplus(<value>)`, spelled as this file spells TensorFlow; no fix when
@@ -512,21 +393,21 @@ class UnconstrainedOutputScale(TrainedParameterRule):
                 layer = self.value_of(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else node.func
                 if not isinstance(layer, cst.Call):
                     return InputModel(UNKNOWN)
-                if not self.call_names(layer).isdisjoint(_CONCATENATE):
+                if not self.call_names(layer).isdisjoint(CONCATENATE):
                     parts = node.args[0].value if node.args else None
                     if isinstance(parts, (cst.List, cst.Tuple)):
                         signs = [self._model_of(e.value, depth + 1).sign for e in parts.elements]
-                        return InputModel(_combine_layers(signs), producer=self.source(node))
+                        return InputModel(combine_layers(signs), producer=self.source(node))
                     return InputModel(UNKNOWN)
                 sign, transparent = self._layer_sign(layer, depth + 1)
                 if transparent and node.args:
                     return self._model_of(node.args[0].value, depth + 1)
                 return InputModel(sign, producer=self.source(layer))
-            if not self.call_names(node).isdisjoint(_CONCATENATE):
+            if not self.call_names(node).isdisjoint(CONCATENATE):
                 parts = node.args[0].value if node.args else None
                 if isinstance(parts, (cst.List, cst.Tuple)):
                     signs = [self._model_of(e.value, depth + 1).sign for e in parts.elements]
-                    return InputModel(_combine_layers(signs))
+                    return InputModel(combine_layers(signs))
             return InputModel(UNKNOWN)
         return InputModel(UNKNOWN)
 
@@ -550,25 +431,25 @@ class UnconstrainedOutputScale(TrainedParameterRule):
             left = (self._element_sign(node.left, depth + 1), False)
             right = (self._element_sign(node.right, depth + 1), False)
             if isinstance(node.operator, cst.Add):
-                return _add(left, right)[0]
+                return add_signs(left, right)[0]
             if isinstance(node.operator, (cst.Multiply, cst.Divide)):
-                return _multiply(left, right)[0]
+                return multiply_signs(left, right)[0]
             if isinstance(node.operator, cst.Subtract):
-                return _add(left, (ANY if right[0] != UNKNOWN else UNKNOWN, False))[0]
+                return add_signs(left, (ANY if right[0] != UNKNOWN else UNKNOWN, False))[0]
             return UNKNOWN
         if isinstance(node, cst.Call) and self.call_names(node):
             names = self.call_names(node)
-            if not names.isdisjoint(_POSITIVE_FUNCTIONS) or self._is_positive_bijector_call(node):
+            if not names.isdisjoint(POSITIVE_FUNCTIONS) or self._is_positive_bijector_call(node):
                 return POS
-            if not names.isdisjoint(_NONNEGATIVE_FUNCTIONS):
+            if not names.isdisjoint(NONNEGATIVE_FUNCTIONS):
                 return NONNEG
             first = node.args[0].value if node.args and node.args[0].keyword is None and not node.args[0].star else None
-            if first is not None and not names.isdisjoint(_SIGNED_FUNCTIONS):
+            if first is not None and not names.isdisjoint(SIGNED_FUNCTIONS):
                 return ANY if self._element_sign(first, depth + 1) != UNKNOWN else UNKNOWN
-            if first is not None and not names.isdisjoint(_SIGN_PRESERVING):
+            if first is not None and not names.isdisjoint(SIGN_PRESERVING):
                 return self._element_sign(first, depth + 1)
-            if not names.isdisjoint(_MAXIMUM) and len(node.args) >= 2:
-                return _maximum(*((self._element_sign(a.value, depth + 1), False) for a in node.args[:2]))[0]
+            if not names.isdisjoint(MAXIMUM) and len(node.args) >= 2:
+                return max_signs(*((self._element_sign(a.value, depth + 1), False) for a in node.args[:2]))[0]
         return self._model_of(node, depth + 1).sign
 
     def _layer_sign(self, layer: cst.BaseExpression, depth: int) -> tuple[str, bool]:
@@ -582,20 +463,20 @@ class UnconstrainedOutputScale(TrainedParameterRule):
             return UNKNOWN, False
         names = self.call_names(layer)
         for name in names:
-            if name in _ACTIVATED_LAYERS:
-                position, default = _ACTIVATED_LAYERS[name]
+            if name in ACTIVATED_LAYERS:
+                position, default = ACTIVATED_LAYERS[name]
                 activation = self.get_arg(layer, "activation", position)
                 if activation is None:
                     return (UNKNOWN if self.has_keyword(layer, ("activation",)) else default), False
                 return self._activation_sign(activation.value), False
-        if not names.isdisjoint(_SIGNED_LAYERS):
+        if not names.isdisjoint(SIGNED_LAYERS):
             return ANY, False
-        if not names.isdisjoint(_TRANSPARENT_LAYERS):
+        if not names.isdisjoint(TRANSPARENT_LAYERS):
             return UNKNOWN, True
-        if _ACTIVATION_LAYER in names:
+        if ACTIVATION_LAYER in names:
             activation = self.get_arg(layer, "activation", 0)
             return (self._activation_sign(activation.value) if activation else UNKNOWN), False
-        if _TIME_DISTRIBUTED in names and layer.args:
+        if TIME_DISTRIBUTED in names and layer.args:
             return self._layer_sign(layer.args[0].value, depth + 1)
         return UNKNOWN, False
 
@@ -603,13 +484,14 @@ class UnconstrainedOutputScale(TrainedParameterRule):
         if isinstance(node, cst.Name) and node.value == "None":
             return ANY
         if isinstance(node, cst.SimpleString):
-            return _ACTIVATION_STRINGS.get(node.evaluated_value.lower(), UNKNOWN)
+            text = node.evaluated_value
+            return ACTIVATION_STRINGS.get(text.lower(), UNKNOWN) if isinstance(text, str) else UNKNOWN
         names = self.qualified_names(node)
-        if not names.isdisjoint(_POSITIVE_FUNCTIONS):
+        if not names.isdisjoint(POSITIVE_FUNCTIONS):
             return POS
-        if not names.isdisjoint(_NONNEGATIVE_FUNCTIONS):
+        if not names.isdisjoint(NONNEGATIVE_FUNCTIONS):
             return NONNEG
-        if not names.isdisjoint(_SIGNED_FUNCTIONS):
+        if not names.isdisjoint(SIGNED_FUNCTIONS):
             return ANY
         return UNKNOWN
 
