@@ -1,8 +1,15 @@
-"""ELB004 eager-parameter-transform."""
+"""ELB004 eager-parameter-transform: a softplus / exp of a trainable variable computed once, then trained.
+
+Why this module exists: it is the rule (its code, its documentation, the traversal's callbacks) and
+the reading of the code it needs: which transform calls read a trainable variable, where each runs
+(once at module level, once in `__init__` / `build`, once per call of a def, every step), and which
+distributions hold the result. Whether such a distribution is then trained is decided at the end of
+the file against the name-flow graph and the records kept in _name_flow.py, and, for a class whose
+training may live in another module, by the shared Training analysis.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Optional
 
 import libcst as cst
@@ -12,6 +19,9 @@ from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFP, TFP_VI
 from elbolint.rule import Rule
 from elbolint.triage import last_parts
+from elbolint.rules._name_flow import (
+    BUILDERS, Candidate, Captured, Factory, Method, NameFlow, Origin, holding_names, method_trains, subtree, within,
+)
 from elbolint.rules._tfp import (
     GRAPH_MODE, RAW_VARIABLE_WORDS, VARIABLE, VI_FUNCTIONS, distribution_arguments, distribution_name, is_keras_weight,
     is_non_trainable,
@@ -26,65 +36,6 @@ _TAPE = frozenset({f"{TF}.GradientTape"})
 _SURROGATE_TAKERS = frozenset({f"{TFP_VI}.fit_surrogate_posterior", f"{TFP_VI}.monte_carlo_variational_loss"})
 _FIT = frozenset({f"{TFP_VI}.fit_surrogate_posterior"})
 _MINIMIZE = frozenset({"tensorflow_probability.math.minimize"})
-#: Methods built once per object.
-_BUILDERS = ("__init__", "build")
-#: Methods whose use of an attribute means it takes part in training.
-_TRAINING_WORDS = ("loss", "elbo", "log_prob", "train", "step", "fit", "kl", "divergence")
-
-
-@dataclass
-class _Candidate:
-    node: cst.CSTNode
-    message: str
-    targets: frozenset[str] = frozenset()  # module-level names bound to the distribution
-    cls: Optional[cst.ClassDef] = None
-    method: Optional[str] = None
-    attributes: frozenset[str] = frozenset()  # `self.<attr>` bound to the distribution in __init__/build
-
-
-@dataclass
-class _Method:
-    name: str
-    self_name: Optional[str]
-    cls: Optional[cst.ClassDef]
-    attributes: set[str] = field(default_factory=set)
-    trains: bool = False
-    node: Optional[cst.FunctionDef] = None
-
-
-@dataclass
-class _Origin:
-    """Where a transform call (`tf.nn.softplus(v)`) runs: once at module level, once in a builder
-    method (`__init__`/`build`), once per call of a def, or every step (in a loop, a tape, a lambda)."""
-    kind: str  # "module" | "builder" | "function" | "step"
-    scope: Optional[cst.CSTNode]  # the resolver's innermost scope node where it runs
-    method: Optional["_Method"] = None  # "builder" / "function": the def it runs in
-    names: frozenset[str] = frozenset()  # names it is bound to
-    attributes: frozenset[str] = frozenset()  # `self.<attr>` it is bound to
-
-
-@dataclass
-class _Captured:
-    """A distribution built in a def, lambda or coroutine that reads a transform computed once
-    outside it (`self.scale` from `__init__`, a module-level `softplus(v)`): decided at the end."""
-    node: cst.CSTNode  # the parameter, reported
-    message: str
-    distribution: cst.Call
-    origin: _Origin
-    direct: bool  # built inside training code (a tape, a training call's arguments)
-    holders: frozenset[str] = frozenset()  # names whose use by training code trains the distribution
-    method: Optional["_Method"] = None  # the outermost def (method) the distribution is built in
-
-
-@dataclass
-class _Factory:
-    """An eager transform inside a function whose result may be built once and trained."""
-    node: cst.CSTNode  # the parameter, reported
-    message: str
-    function: cst.FunctionDef
-    distribution: cst.Call
-    targets: frozenset[str]  # local names the distribution is bound to
-    parameter: Optional[object] = None  # Flow: the variable is this parameter of the function
 
 
 class EagerParameterTransform(Rule):
@@ -156,25 +107,22 @@ class EagerParameterTransform(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._candidates: list[_Candidate] = []
-        self._scopes: list[object] = []  # cst.ClassDef | _Method
+        self._candidates: list[Candidate] = []
+        self._scopes: list[object] = []  # cst.ClassDef | Method
         self._loops = 0
         self._tapes = 0
         self._surrogate_args = 0
         self._graph_mode = False
         self._surrogate_values: set[int] = set()
         self._assign_targets: list[tuple[frozenset[str], frozenset[str]]] = []  # (names, self attrs)
-        # Name-flow graph: name -> names its value or body uses; names used by training code.
-        self._edges: dict[str, set[str]] = {}
-        self._roots: set[str] = set()
-        self._collectors: list[tuple[cst.CSTNode, set[str]]] = []
-        self._methods: list[_Method] = []
-        self._factories: list[_Factory] = []
-        self._factory_calls: dict[int, _Candidate] = {}  # id(call of a function of the file) -> context
+        self._flow = NameFlow()  # which names training code reaches
+        self._methods: list[Method] = []
+        self._factories: list[Factory] = []
+        self._factory_calls: dict[int, Candidate] = {}  # id(call of a function of the file) -> context
         self._fitted_calls: set[int] = set()  # calls whose result is the surrogate of a fit
-        self._origins: dict[int, _Origin] = {}  # id(transform call) -> where it runs
-        self._captured: list[_Captured] = []
-        self._class_captured: list[_Captured] = []  # decided in finalize, by the Training analysis
+        self._origins: dict[int, Origin] = {}  # id(transform call) -> where it runs
+        self._captured: list[Captured] = []
+        self._class_captured: list[Captured] = []  # decided in finalize, by the Training analysis
         self._step_bound: set[str] = set()  # module names (re)bound in a loop, a tape or through `global`
         self._attribute_writers: dict[tuple[int, str], set[str]] = {}  # (id(class), attr) -> methods assigning it
 
@@ -188,25 +136,22 @@ class EagerParameterTransform(Rule):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         cls = self._scopes[-1] if self._scopes and isinstance(self._scopes[-1], cst.ClassDef) else None
         params = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
-        method = _Method(node.name.value, params[0] if cls is not None and params else None, cls, node=node)
+        method = Method(node.name.value, params[0] if cls is not None and params else None, cls, node=node)
         self._scopes.append(method)
         self._methods.append(method)
-        body: set[str] = set()
-        self._edges.setdefault(node.name.value, set())
-        self._collectors.append((node, body))
+        self._flow.open_def(node)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self._scopes.pop()
-        _, body = self._collectors.pop()
-        self._edges[original_node.name.value] |= body
+        self._flow.close_def(original_node)
 
     def visit_For(self, node: cst.For) -> None:
         self._loops += 1
         if not self._scopes:  # `for q in (q1, q2): fit(..., q)`: the loop variable holds what it iterates
-            iterated = {n.value for n in _subtree(node.iter) if isinstance(n, cst.Name)}
-            for target in _subtree(node.target):
+            iterated = {n.value for n in subtree(node.iter) if isinstance(n, cst.Name)}
+            for target in subtree(node.target):
                 if isinstance(target, cst.Name):
-                    self._edges.setdefault(target.value, set()).update(iterated)
+                    self._flow.link(target.value, iterated)
 
     def leave_For(self, original_node: cst.For) -> None:
         self._loops -= 1
@@ -221,11 +166,10 @@ class EagerParameterTransform(Rule):
         if any(self._is_tape(item.item) for item in node.items):
             self._tapes += 1
             self._mark_training()
-            self._collectors.append((node, self._roots))
+            self._flow.open_training(node)
 
     def leave_With(self, original_node: cst.With) -> None:
-        if self._collectors and self._collectors[-1][0] is original_node:
-            self._collectors.pop()
+        if self._flow.close(original_node) is not None:
             self._tapes -= 1
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -242,15 +186,14 @@ class EagerParameterTransform(Rule):
         self._assign_targets.append((frozenset(names), frozenset(attributes)))
         self._note_binding(names, attributes)
         if not self._scopes and names:
-            collected: set[str] = set()
-            self._collectors.append((node, collected))
+            self._flow.open_binding(node)
 
     def leave_Assign(self, original_node: cst.Assign) -> None:
         names, _ = self._assign_targets.pop()
-        if self._collectors and self._collectors[-1][0] is original_node:
-            _, collected = self._collectors.pop()
+        collected = self._flow.close(original_node)
+        if collected is not None:
             for name in names:
-                self._edges.setdefault(name, set()).update(collected)
+                self._flow.link(name, collected)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         method = self._method()
@@ -270,13 +213,12 @@ class EagerParameterTransform(Rule):
         if not self._scopes and not self.resolver.in_function and (self._loops or self._tapes):
             self._step_bound.update(names)
         method = self._method()
-        if method is not None and method.cls is not None and method.name not in _BUILDERS:
+        if method is not None and method.cls is not None and method.name not in BUILDERS:
             for attribute in attributes:
                 self._attribute_writers.setdefault((id(method.cls), attribute), set()).add(method.name)
 
     def visit_Name(self, node: cst.Name) -> None:
-        for _, collected in self._collectors:
-            collected.add(node.value)
+        self._flow.read(node.value)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         method = self._method()
@@ -301,7 +243,7 @@ class EagerParameterTransform(Rule):
         )
         if training_call:
             self._mark_training()
-            self._collectors.append((node, self._roots))
+            self._flow.open_training(node)
             if not names.isdisjoint(_SURROGATE_TAKERS):
                 surrogate = self.get_arg(node, "surrogate_posterior", 1)
                 if surrogate is not None:
@@ -318,30 +260,36 @@ class EagerParameterTransform(Rule):
         if distribution is not None:
             self._check_distribution(node, distribution)
 
-    def _origin(self) -> _Origin:
-        """Where the transform call being visited runs (see _Origin)."""
-        names, attributes = frozenset(), frozenset()
+    def _origin(self) -> Origin:
+        """Where the transform call being visited runs (see Origin)."""
+        names, attributes = self._bound_targets()
+        scope = self.resolver.scope_node
+        if self._loops or self._tapes or self.resolver.in_lambda or self._in_training_code():
+            return Origin("step", scope)
+        if not self._scopes:
+            return Origin("step" if self.resolver.in_function else "module", scope, names=names)
+        method = self._method()
+        if method is None:
+            return Origin("step", scope)  # a class body: not followed
+        context = self._built_once()
+        return Origin("builder" if context == "method" else "function", scope, method, names, attributes)
+
+    def _bound_targets(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The names and `self.` attributes bound by the enclosing assignments."""
+        names: frozenset[str] = frozenset()
+        attributes: frozenset[str] = frozenset()
         for target_names, target_attributes in self._assign_targets:
             names |= target_names
             attributes |= target_attributes
-        scope = self.resolver.scope_node
-        if self._loops or self._tapes or self.resolver.in_lambda or self._in_training_code():
-            return _Origin("step", scope)
-        if not self._scopes:
-            return _Origin("step" if self.resolver.in_function else "module", scope, names=names)
-        method = self._method()
-        if method is None:
-            return _Origin("step", scope)  # a class body: not followed
-        context = self._built_once()
-        return _Origin("builder" if context == "method" else "function", scope, method, names, attributes)
+        return names, attributes
 
     def _inside(self, scope: object) -> bool:
-        """Whether the code being visited is inside this class or def (`_Method`)."""
+        """Whether the code being visited is inside this class or def (`Method`)."""
         return any(enclosing is scope for enclosing in self._scopes)
 
     def _in_training_code(self) -> bool:
         """Inside a GradientTape block or the arguments of a training call."""
-        return any(collected is self._roots for _, collected in self._collectors)
+        return self._flow.in_training_code()
 
     def _note_factory_call(self, node: cst.Call) -> None:
         """Where a call of a function of the file is made: trained as a surrogate, or built once."""
@@ -351,21 +299,18 @@ class EagerParameterTransform(Rule):
         context = self._built_once()
         if context is None:
             return
-        names, attributes = frozenset(), frozenset()
-        for target_names, target_attributes in self._assign_targets:
-            names |= target_names
-            attributes |= target_attributes
+        names, attributes = self._bound_targets()
         if context == "module":
-            self._factory_calls[id(node)] = _Candidate(node, "", targets=names)
+            self._factory_calls[id(node)] = Candidate(node, "", targets=names)
         else:
             method = self._method()
-            self._factory_calls[id(node)] = _Candidate(
+            assert method is not None  # `_built_once` said: in `__init__` / `build`
+            self._factory_calls[id(node)] = Candidate(
                 node, "", cls=method.cls, method=method.name, attributes=attributes,
             )
 
     def leave_Call(self, original_node: cst.Call) -> None:
-        if self._collectors and self._collectors[-1][0] is original_node:
-            self._collectors.pop()
+        self._flow.close(original_node)
 
     def _check_distribution(self, node: cst.Call, distribution: str) -> None:
         for parameter, arg in distribution_arguments(node, distribution):
@@ -392,15 +337,13 @@ class EagerParameterTransform(Rule):
             if context is None or parameter_flow is not None:
                 self._note_factory(node, arg.value, message, parameter_flow)
                 continue
-            names, attributes = frozenset(), frozenset()
-            for target_names, target_attributes in self._assign_targets:
-                names |= target_names
-                attributes |= target_attributes
+            names, attributes = self._bound_targets()
             if context == "module":
-                self._candidates.append(_Candidate(arg.value, message, targets=names))
+                self._candidates.append(Candidate(arg.value, message, targets=names))
             else:
                 method = self._method()
-                self._candidates.append(_Candidate(
+                assert method is not None  # `_built_once` said: in `__init__` / `build`
+                self._candidates.append(Candidate(
                     arg.value, message, cls=method.cls, method=method.name, attributes=attributes,
                 ))
 
@@ -413,12 +356,13 @@ class EagerParameterTransform(Rule):
                 f"{spelled('util.TransformedVariable')}(init, {spelled('bijectors.Softplus')}())")
 
     def _check_captured(self, node: cst.Call, parameter: str, arg: cst.Arg, transform: cst.Call,
-                        variable: cst.BaseExpression, origin: _Origin) -> None:
+                        variable: cst.BaseExpression, origin: Origin) -> None:
         """A distribution built in a def, lambda or coroutine that reads a transform computed once
         elsewhere: at module level, in `__init__`/`build`, or in the def that defines this one."""
         if origin.kind == "step":
             return
-        where = {"module": "at module level"}.get(origin.kind) or f"in `{origin.method.name}`"
+        defined_in = origin.method  # the def the transform runs in: set for "builder" and "function"
+        where = "at module level" if origin.kind == "module" or defined_in is None else f"in `{defined_in.name}`"
         read = self.source(arg.value)
         what = self.source(transform)
         if read != what:
@@ -428,45 +372,46 @@ class EagerParameterTransform(Rule):
             f"not each time the distribution is built: it holds a constant tensor, `{self.source(variable)}` "
             f"gets no gradient through it and never trains. {self._advice(variable, transform)}"
         )
-        outermost = next((scope for scope in self._scopes if isinstance(scope, _Method)), None)
+        outermost = next((scope for scope in self._scopes if isinstance(scope, Method)), None)
         direct = self._in_training_code()
         if origin.kind == "module":
+            holders: frozenset[str]
             if outermost is None:  # a lambda of a module-level statement: `q = tfd.JointDistributionSequential([...])`
                 holders = frozenset().union(*(names for names, _ in self._assign_targets))
             else:
                 holders = frozenset({outermost.name})
-            self._captured.append(_Captured(arg.value, message, node, origin, direct, holders, outermost))
+            self._captured.append(Captured(arg.value, message, node, origin, direct, holders, outermost))
             return
         if origin.kind == "builder":
             method = self._method()
-            if origin.method.cls is None or not self._inside(origin.method.cls):
+            if defined_in is None or defined_in.cls is None or not self._inside(defined_in.cls):
                 return
-            if self._inside(origin.method):  # a lambda or def inside `__init__`/`build` itself
-                attributes = frozenset().union(*(a for _, a in self._assign_targets))
-                self._candidates.append(_Candidate(
-                    arg.value, message, cls=origin.method.cls, method=origin.method.name, attributes=attributes,
+            if self._inside(defined_in):  # a lambda or def inside `__init__`/`build` itself
+                attributes: frozenset[str] = frozenset().union(*(a for _, a in self._assign_targets))
+                self._candidates.append(Candidate(
+                    arg.value, message, cls=defined_in.cls, method=defined_in.name, attributes=attributes,
                 ))
                 return
-            if not origin.attributes or method is None or method.cls is not origin.method.cls:
+            if not origin.attributes or method is None or method.cls is not defined_in.cls:
                 return
-            self._class_captured.append(_Captured(arg.value, message, node, origin, direct, origin.attributes, method))
+            self._class_captured.append(Captured(arg.value, message, node, origin, direct, origin.attributes, method))
             return
         # "function": the transform runs once per call of the def this distribution is nested in.
-        if not self._inside(origin.method):
+        if defined_in is None or defined_in.node is None or not self._inside(defined_in):
             return
-        index = next(i for i, scope in enumerate(self._scopes) if scope is origin.method)
+        index = next(i for i, scope in enumerate(self._scopes) if scope is defined_in)
         nested = self._scopes[index + 1:]
         holder: cst.CSTNode = node
         holders = frozenset()
-        inner = next((scope for scope in nested if isinstance(scope, _Method)), None)
-        if inner is not None:  # a nested def (a coroutine, a loss function)
+        inner = next((scope for scope in nested if isinstance(scope, Method)), None)
+        if inner is not None and inner.node is not None:  # a nested def (a coroutine, a loss function)
             holder, holders = inner.node, frozenset({inner.name})
         else:  # a lambda of a statement of the def
             holders = frozenset().union(*(names for names, _ in self._assign_targets))
-        self._captured.append(_Captured(arg.value, message, node, origin, direct, holders, origin.method))
-        self._factories.append(_Factory(
-            arg.value, message, origin.method.node, holder if inner is not None else node,
-            _holding_names(origin.method.node, holders),
+        self._captured.append(Captured(arg.value, message, node, origin, direct, holders, defined_in))
+        self._factories.append(Factory(
+            arg.value, message, defined_in.node, holder if inner is not None else node,
+            holding_names(defined_in.node, holders),
         ))
 
     def _note_factory(self, distribution: cst.Call, node: cst.CSTNode, message: str, parameter_flow) -> None:
@@ -476,15 +421,13 @@ class EagerParameterTransform(Rule):
             return
         if method.cls is not None and method.name in ("call", "__call__"):
             return  # run every step by Keras / tf.Module
-        names = frozenset()
-        for target_names, _ in self._assign_targets:
-            names |= target_names
-        self._factories.append(_Factory(node, message, method.node, distribution, names, parameter_flow))
+        names, _ = self._bound_targets()
+        self._factories.append(Factory(node, message, method.node, distribution, names, parameter_flow))
 
     def leave_Module(self, original_node: cst.Module) -> None:
         if self._graph_mode:
             return
-        trained = self._closure()
+        trained = self._flow.trained()
         for captured in self._captured:
             if self._captured_trained(captured, trained):
                 self.report_once(captured.node, captured.message)
@@ -506,7 +449,7 @@ class EagerParameterTransform(Rule):
                     self.report_once(factory.node, factory.message)
                     break
 
-    def _captured_trained(self, captured: _Captured, trained: set[str]) -> bool:
+    def _captured_trained(self, captured: Captured, trained: set[str]) -> bool:
         """Whether training uses a distribution that reads a transform computed once outside it."""
         method = captured.method
         if captured.origin.kind == "function":  # trained inside the def that computed the transform
@@ -516,7 +459,7 @@ class EagerParameterTransform(Rule):
         if captured.direct:
             return True
         if method is not None and method.cls is not None:  # a method reading a module-level transform
-            return _method_trains(method) or method.name in trained
+            return method_trains(method) or method.name in trained
         return bool(captured.holders & trained)
 
     def finalize(self) -> None:
@@ -527,7 +470,8 @@ class EagerParameterTransform(Rule):
             return
         training: Training = self.analysis(Training)
         for captured in self._class_captured:
-            cls = captured.origin.method.cls
+            builder = captured.origin.method
+            cls = builder.cls if builder is not None else None
             if any(self._attribute_writers.get((id(cls), attribute)) for attribute in captured.holders):
                 continue  # recomputed by another method (`update()`, `call`)
             if training.at_risk(captured.distribution, captured.node):
@@ -536,11 +480,11 @@ class EagerParameterTransform(Rule):
     def _variable_arguments(self, flow) -> list[tuple[object, cst.BaseExpression, cst.Call]]:
         """(flow, argument, call) for the direct calls passing a trainable tf.Variable for the
         parameter `flow` stopped at."""
-        found = []
+        found: list[tuple[object, cst.BaseExpression, cst.Call]] = []
         function, name = flow.parameter
         for site in self.resolver.call_sites(function):
             for inner, argument in self.resolver.argument_flows(flow, depth=1):
-                if not _within(argument, site.call):
+                if not within(argument, site.call):
                     continue
                 if self.resolver.read(inner, self._is_trainable_variable):
                     found.append((inner, argument, site.call))
@@ -562,11 +506,11 @@ class EagerParameterTransform(Rule):
             return bool(context.targets & trained)
         return self._class_trains(context)
 
-    def _returns(self, factory: _Factory) -> bool:
+    def _returns(self, factory: Factory) -> bool:
         """Whether the distribution is (part of) what the function returns: inside a returned
         expression, or bound to a local name that a returned expression uses."""
         for value in self.resolver.returned_values(factory.function):
-            for node in _subtree(value):
+            for node in subtree(value):
                 if node is factory.distribution:
                     return True
                 if isinstance(node, cst.Name) and node.value in factory.targets:
@@ -623,82 +567,31 @@ class EagerParameterTransform(Rule):
         if not self._scopes:
             return None if self.resolver.in_function else "module"
         innermost = self._scopes[-1]
-        if isinstance(innermost, _Method) and innermost.cls is not None and innermost.name in _BUILDERS:
+        if isinstance(innermost, Method) and innermost.cls is not None and innermost.name in BUILDERS:
             if len(self._scopes) >= 2 and self._scopes[-2] is innermost.cls:
                 return "method"
         return None
 
-    def _method(self) -> Optional[_Method]:
+    def _method(self) -> Optional[Method]:
         innermost = self._scopes[-1] if self._scopes else None
-        return innermost if isinstance(innermost, _Method) else None
+        return innermost if isinstance(innermost, Method) else None
 
     def _is_tape(self, node: cst.BaseExpression) -> bool:
         return isinstance(node, cst.Call) and not self.call_names(node).isdisjoint(_TAPE)
 
     def _mark_training(self) -> None:
         for scope in self._scopes:
-            if isinstance(scope, _Method):
+            if isinstance(scope, Method):
                 scope.trains = True
 
-    def _closure(self) -> set[str]:
-        trained: set[str] = set()
-        pending = list(self._roots)
-        while pending:
-            name = pending.pop()
-            if name in trained:
-                continue
-            trained.add(name)
-            pending.extend(self._edges.get(name, ()))
-        return trained
-
-    def _class_trains(self, candidate: _Candidate) -> bool:
+    def _class_trains(self, candidate: Candidate) -> bool:
         if not candidate.attributes:
             return False
         for method in self._methods:
-            if method.cls is not candidate.cls or method.name in _BUILDERS:
+            if method.cls is not candidate.cls or method.name in BUILDERS:
                 continue
             if not method.attributes & candidate.attributes:
                 continue
-            if _method_trains(method):
+            if method_trains(method):
                 return True
         return False
-
-
-
-def _method_trains(method: _Method) -> bool:
-    """A def that trains, a Keras/tf.Module `call`, or one named for training (`loss`, `elbo`, ...)."""
-    lowered = method.name.lower()
-    return method.trains or method.name in ("call", "__call__") or any(w in lowered for w in _TRAINING_WORDS)
-
-
-def _holding_names(function: cst.FunctionDef, names: frozenset[str]) -> frozenset[str]:
-    """`names` and the local names of `function` bound to a value that mentions one of them
-    (`q = tfd.JointDistributionCoroutine(model)`), a few rounds deep."""
-    held = set(names)
-    assigns = [n for n in _subtree(function.body) if isinstance(n, (cst.Assign, cst.AnnAssign))]
-    for _ in range(4):
-        before = len(held)
-        for assign in assigns:
-            if assign.value is None:
-                continue
-            if not any(isinstance(n, cst.Name) and n.value in held for n in _subtree(assign.value)):
-                continue
-            targets = [t.target for t in assign.targets] if isinstance(assign, cst.Assign) else [assign.target]
-            for target in targets:
-                held.update(n.value for n in _subtree(target) if isinstance(n, cst.Name))
-        if len(held) == before:
-            break
-    return frozenset(held)
-
-
-def _subtree(node: cst.CSTNode):
-    """`node` and every node below it (returned expressions are small)."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(current.children)
-
-
-def _within(node: cst.CSTNode, container: cst.CSTNode) -> bool:
-    return any(inner is node for inner in _subtree(container))
