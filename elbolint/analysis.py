@@ -22,10 +22,13 @@ TFP knowledge, never a rule's decision: what a finding means is the rule's busin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Iterable, Mapping, Optional, Sequence
+from typing import ClassVar, Iterable, Mapping, Optional, Sequence, TypeVar, cast
 
 from elbolint.resolver import Resolver
 from elbolint.visitor import BatchableVisitor
+
+
+_Analysis = TypeVar("_Analysis", bound="FileAnalysis")
 
 
 class FileAnalysis(BatchableVisitor):
@@ -41,11 +44,12 @@ class FileAnalysis(BatchableVisitor):
         self._analyses = analyses
         self.path = path  # None for code with no file (a test's snippet)
 
-    def analysis(self, kind: type["FileAnalysis"]) -> "FileAnalysis":
+    def analysis(self, kind: type[_Analysis]) -> _Analysis:
         """Another analysis of this file; it must be listed in `requires`."""
         if kind not in type(self).requires:
             raise LookupError(f"{type(self).__name__} asks {kind.__name__} without requiring it")
-        return self._analyses[kind]
+        # the engine stores each analysis under its own class: the value is a `kind`
+        return cast(_Analysis, self._analyses[kind])
 
 
 def needed_analyses(declared: Iterable[Sequence[type[FileAnalysis]]]) -> list[type[FileAnalysis]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from typing import Optional
+from typing import Optional, Sequence
 
 from lsprotocol import types as lsp
 
@@ -142,7 +142,7 @@ async def watched_files_changed(params: lsp.DidChangeWatchedFilesParams) -> None
 
 
 # ------------------------------------------------------------------ code actions
-def _wants(only: Optional[list], kind: str) -> bool:
+def _wants(only: Optional[Sequence[str]], kind: str) -> bool:
     return not only or any(kind == wanted or kind.startswith(f"{wanted}.") for wanted in only)
 
 

@@ -35,6 +35,7 @@ from urllib.parse import unquote
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
 
 from elbolint import __version__
 from elbolint.diagnostics import Diagnostic, Position, Severity
@@ -58,12 +59,11 @@ class Projects:
     def settings(self, path: Path) -> tuple:
         from elbolint.config import Config, ConfigError, find_config_file, load_config
 
+        problem: Optional[str] = None
         try:
             source = find_config_file(path)
         except ConfigError as error:
             source, problem = path, str(error)
-        else:
-            problem = None
         if source in self.by_source:
             return self.by_source[source]
         try:
@@ -147,7 +147,8 @@ class ElbolintServer(LanguageServer):
             notebook_selector=[lsp.NotebookDocumentFilterWithCells(
                 notebook="*", cells=[lsp.NotebookCellLanguage(language="python")])],
             save=True))
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="elbolint-engine")
+        #: the engine's one thread (not `thread`: that name is pygls's decorator for threaded handlers)
+        self.engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="elbolint-engine")
         self.engine = Engine(lambda message: self.loop_call(self.show, message))
         self.pending: dict[str, asyncio.Task] = {}
         self.open_texts: set[str] = set()
@@ -179,7 +180,7 @@ class ElbolintServer(LanguageServer):
         self.internal_error("handling a message", error)
 
     async def on_engine(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.thread, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.engine_thread, function, *args)
 
     # ------------------------------------------------------------ scheduling
     def schedule(self, key: str, delay: float, remember: bool = False) -> None:
@@ -227,15 +228,18 @@ class ElbolintServer(LanguageServer):
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
             uri=uri, version=version, diagnostics=[diagnostic for _, diagnostic in pairs]))
 
-    def notebook_json(self, uri: str) -> tuple[Any, list, bytes]:
+    def notebook_json(self, uri: str) -> tuple[lsp.NotebookDocument, list[TextDocument], bytes]:
+        """The open notebook `uri`, its cells' documents and the `.ipynb` text the engine lints."""
         notebook = self.workspace.get_notebook_document(notebook_uri=uri)
+        if notebook is None:
+            raise LookupError(f"the notebook {uri} is not open")
         documents = [self.workspace.get_text_document(cell.document) for cell in notebook.cells]
-        cells = [{
+        cells: list[dict[str, Any]] = [{
             "cell_type": "code" if cell.kind == lsp.NotebookCellKind.Code else "markdown",
             "metadata": {"vscode": {"languageId": document.language_id}} if document.language_id else {},
             "source": document.source, "outputs": [], "execution_count": None,
         } for cell, document in zip(notebook.cells, documents)]
-        metadata = notebook.metadata if isinstance(notebook.metadata, dict) else {}
+        metadata: dict[str, Any] = notebook.metadata if isinstance(notebook.metadata, dict) else {}
         raw = {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
         return notebook, documents, (json.dumps(raw, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 

@@ -76,7 +76,7 @@ def _tag(name: str) -> str:
     return name
 
 
-def _clean(value: Optional[float]) -> Optional[float]:
+def _clean(value: Optional[float]) -> Optional[float | str]:
     """JSON for the child: NaN and the infinities as strings (the child turns them back into floats)."""
     if value is None:
         return None

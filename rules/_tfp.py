@@ -181,6 +181,8 @@ def raw_trainable_variable(resolver: Resolver, node: cst.BaseExpression) -> Opti
     """The `tf.Variable(...)` (or `self.add_weight(...)`) call that `node` is or names, when the optimizer
     moves it freely: trainable and without a `constraint=` projection. None for anything else."""
     value = resolver.value_of(node)
+    if not isinstance(value, cst.Call):
+        return None
     if not (is_call(resolver, value, VARIABLE) or is_keras_weight(value)) or is_non_trainable(value):
         return None
     if any(arg.keyword is not None and arg.keyword.value == "constraint" for arg in value.args):

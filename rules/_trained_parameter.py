@@ -18,6 +18,7 @@ import libcst as cst
 from elbolint.analyses.optimizer_roles import OptimizerRoles
 from elbolint.analyses.training import Training
 from elbolint.names import TFP
+from elbolint.resolver import Flow
 from elbolint.rule import Rule
 from elbolint.rules._tfp import (
     RAW_VARIABLE_WORDS, distribution_name, raw_variable_at, raw_variables_passed, variable_words,
@@ -130,8 +131,8 @@ class RawParameterRule(TrainedParameterRule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._parameters: list[tuple[object, str, str, str]] = []  # (flow to a def's parameter, parameter,
-        #                                                            distribution, callee as written)
+        #: (flow to a def's parameter, parameter, distribution, callee as written)
+        self._parameters: list[tuple[Flow, str, str, str]] = []
 
     def checked_arguments(self, node: cst.Call, distribution: str):
         raise NotImplementedError
@@ -184,6 +185,7 @@ class RawParameterRule(TrainedParameterRule):
 
     def leave_Module(self, original_node: cst.Module) -> None:
         for flow, parameter, distribution, spelled in self._parameters:
+            assert flow.parameter is not None  # visit_Call keeps only the flows that reach a parameter
             function, name = flow.parameter
             for argument in raw_variables_passed(self.resolver, flow):
                 self.report_trained(

@@ -93,9 +93,10 @@ class ConstantSurrogate(Rule):
         if surrogate is None:
             return
         flow = self.resolver.follow(surrogate.value)  # also through a builder of the file
-        if flow.subscripts or not isinstance(flow.node, cst.Call):
+        value = flow.node
+        if flow.subscripts or not isinstance(value, cst.Call):
             return
-        with self.resolver.within(flow) as value:
+        with self.resolver.within(flow):  # the builder's scopes, where `value` is written
             if self._is_distribution(value) and self._constant(value, frozenset()):
                 self._candidates.append((surrogate.value, self.source(node.func), bool(names & _FIT)))
 

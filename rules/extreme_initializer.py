@@ -25,6 +25,9 @@ _NOT_PARAMETERS = frozenset({
 _INITIAL_STATE = re.compile(r"^(initial|init)_(state|states|position|positions|value|values|loc|locs)$")
 _INITIAL_KEYWORDS = frozenset({"initial_state", "init_state", "current_state", "initial_position"})
 
+#: What a far start is reported with: (anchor, variable) of TrainedParameterRule.report_trained.
+_Gate = tuple[Optional[cst.CSTNode], Optional[cst.CSTNode]]
+
 
 class ExtremeInitializer(TrainedParameterRule):
     """
@@ -79,7 +82,8 @@ class ExtremeInitializer(TrainedParameterRule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self._parameters: list[tuple[object, str]] = []  # (flow to a def's parameter, parameter)
-        self._far: list[tuple[cst.CSTNode, float, str]] = []  # (node, largest |value|, message)
+        #: (node, largest |value|, message, (anchor, variable) for the training gate)
+        self._far: list[tuple[cst.CSTNode, float, str, _Gate]] = []
         self._model_scale = 0.0  # the largest |constant| a distribution of the file is given
 
     # A variable used as a distribution parameter.
@@ -163,9 +167,10 @@ class ExtremeInitializer(TrainedParameterRule):
             if values:
                 self._model_scale = max(self._model_scale, max(abs(v) for v in values))
 
-    def _report_far(self, node: cst.CSTNode, magnitude: float, message: str, anchor) -> None:
-        """Decided at the end of the module: the model's constants may come after the start."""
-        self._far.append((node, magnitude, message, anchor))
+    def _report_far(self, node: cst.CSTNode, magnitude: float, message: str, gate: _Gate) -> None:
+        """Decided at the end of the module: the model's constants may come after the start. `gate`:
+        the (anchor, variable) the finding is reported with (TrainedParameterRule.report_trained)."""
+        self._far.append((node, magnitude, message, gate))
 
     def _selected(self, init: cst.BaseExpression, flow) -> Optional[list[float]]:
         """The numbers an element or slice of a variable starts at: `v[0]` / `v[1:]` of a flat
@@ -184,7 +189,7 @@ class ExtremeInitializer(TrainedParameterRule):
         if len(subscript.slice) != 1 or not isinstance(subscript.slice[0].slice, cst.Slice):
             return None
         part = subscript.slice[0].slice
-        bounds = []
+        bounds: list[Optional[int]] = []
         for bound in (part.lower, part.upper, part.step):
             if bound is None:
                 bounds.append(None)

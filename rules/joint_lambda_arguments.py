@@ -86,9 +86,10 @@ class JointLambdaArguments(Rule):
         if model is None:
             return
         flow = self.resolver.follow(model)
-        if flow.subscripts or not isinstance(flow.node, (cst.List, cst.Tuple)):
+        components = flow.node
+        if flow.subscripts or not isinstance(components, (cst.List, cst.Tuple)):
             return
-        with self.resolver.within(flow) as components:
+        with self.resolver.within(flow):
             names: list[Optional[str]] = []
             for index, element in enumerate(components.elements):
                 if isinstance(element, cst.StarredElement):
@@ -115,12 +116,13 @@ class JointLambdaArguments(Rule):
 
     def _component_name(self, node: cst.BaseExpression) -> Optional[str]:
         flow = self.resolver.follow(node)
-        if flow.subscripts or not isinstance(flow.node, cst.Call):
+        call = flow.node
+        if flow.subscripts or not isinstance(call, cst.Call):
             return None
-        with self.resolver.within(flow) as node:
-            if distribution_name(self.resolver, node) is None:
+        with self.resolver.within(flow):
+            if distribution_name(self.resolver, call) is None:
                 return None
-        arg = self.get_arg(node, "name")
+        arg = self.get_arg(call, "name")
         if arg is not None and isinstance(arg.value, cst.SimpleString):
             value = arg.value.evaluated_value
             return value if isinstance(value, str) and value.isidentifier() else None

@@ -135,7 +135,7 @@ def _with_clipnorm(call: cst.Call) -> cst.Call:
     if args:
         last = args[-1]
         trailing = last.comma if isinstance(last.comma, cst.Comma) else None
-        between = cst.SimpleWhitespace(" ")
+        between: cst.BaseParenthesizableWhitespace = cst.SimpleWhitespace(" ")
         if trailing is not None and isinstance(trailing.whitespace_after, cst.ParenthesizedWhitespace):
             # one argument per line: the new one goes on a line of its own, indented as the others
             before_last = args[-2].comma.whitespace_after if len(args) > 1 and isinstance(args[-2].comma, cst.Comma) \
