@@ -48,9 +48,9 @@ class MissingGradientClipping(VIOptimizerRule):
     The ELBO is estimated from Monte Carlo samples: an unlucky sample, an extreme initial value or
     a near-zero scale gives a gradient thousands of times larger than usual, and a single
     unclipped step can throw the variational parameters into a region where the loss is NaN.
-    Clipping the gradient norm (`Adam(clipnorm=1.0)`) is the usual fix for this instability: it is
-    the one the article "What causes extremely large loss values when using TFP and the ELBO loss"
-    applies.
+    Clipping the gradient norm (`Adam(clipnorm=1.0)`) is the usual fix for this instability: every
+    step is taken with the gradient rescaled to a norm of at most 1, so one unlucky sample cannot
+    throw the parameters far.
 
     ## Example
     ```python

@@ -18,10 +18,9 @@ distribution, or the `DistributionLambda` layer), `argument` the expression pass
 parameter. It is at risk when
 
 - it is built at module level (or in a class body) of a file that trains, or does VI by
-  VIContext's signs (Example 1 of the article "What causes extremely large loss values when using
-  TFP and the ELBO loss": a module-level surrogate next to an optimizer, its loop left out), or
-  that others may import (any `.py` that is not a test file: a notebook or a test module cannot be
-  imported);
+  VIContext's signs (a snippet with a module-level surrogate next to an optimizer and its training
+  loop left out, as tutorials and answers show one), or that others may import (any `.py` that
+  is not a test file: a notebook or a test module cannot be imported);
 - it is built in a def (or a class's method) whose outermost def — or, for a method, whose class —
   contains a training site;
 - outside test code, its value leaves its def: the statement building it is a `return`/`yield`,
