@@ -1,4 +1,5 @@
-"""ELB011 constant-surrogate."""
+"""ELB011 constant-surrogate: a surrogate posterior built only from constants, so
+`fit_surrogate_posterior` has nothing to train. The rule's documentation is its class docstring."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""ELB012 exp-scale-transform."""
+"""ELB012 exp-scale-transform: a positive parameter made positive with the exponential, which
+overflows and multiplies the gradients for large inputs (softplus grows linearly). The rule's
+documentation is its class docstring."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""ELB002 extreme-initializer."""
+"""ELB002 extreme-initializer: a variational parameter or an initial state that starts far from
+any sensible region, or a positive parameter that starts at 0 or below. The rule's documentation is
+its class docstring."""
 
 from __future__ import annotations
 

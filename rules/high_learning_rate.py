@@ -1,4 +1,5 @@
-"""ELB009 high-learning-rate."""
+"""ELB009 high-learning-rate: an optimizer driving variational inference with a constant learning
+rate too high for noisy Monte Carlo gradients. The rule's documentation is its class docstring."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""ELB005 joint-lambda-arguments."""
+"""ELB005 joint-lambda-arguments: a callable component of a `JointDistributionSequential` whose
+parameters cannot be what TFP passes it (the previous components, most recent first). The rule's
+documentation is its class docstring."""
 
 from __future__ import annotations
 

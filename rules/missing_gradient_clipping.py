@@ -1,4 +1,6 @@
-"""ELB003 missing-gradient-clipping."""
+"""ELB003 missing-gradient-clipping: an optimizer that drives variational inference without
+gradient clipping, where one unlucky Monte Carlo sample can make the loss NaN. The rule's
+documentation is its class docstring."""
 
 from __future__ import annotations
 

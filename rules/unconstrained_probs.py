@@ -1,4 +1,5 @@
-"""ELB007 unconstrained-probs."""
+"""ELB007 unconstrained-probs: a raw trainable variable passed as `probs`, which the optimizer can
+move outside [0, 1]. The rule's documentation is its class docstring."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""ELB001 unconstrained-scale."""
+"""ELB001 unconstrained-scale: a raw trainable variable passed as a positive-only parameter
+(`scale`, `rate`, ...), which the optimizer can move to 0 or below. The rule's documentation is its
+class docstring."""
 
 from __future__ import annotations
 

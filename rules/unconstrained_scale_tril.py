@@ -1,4 +1,6 @@
-"""ELB008 unconstrained-scale-tril."""
+"""ELB008 unconstrained-scale-tril: a raw trainable variable passed as a Cholesky factor or a
+covariance, which the optimizer can make singular or not positive definite. The rule's documentation
+is its class docstring."""
 
 from __future__ import annotations
 
