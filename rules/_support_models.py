@@ -66,7 +66,6 @@ class Joint:
         return found[0] if len(found) == 1 else None
 
 
-
 class ModelReader(RuleReader):
     """Reads models and surrogates into Joints, in the scopes the rule is visiting (or given ones)."""
 
@@ -77,6 +76,8 @@ class ModelReader(RuleReader):
         self.coroutines: dict[str, cst.FunctionDef] = {}
 
     def surrogate(self, node: cst.BaseExpression, scopes: Optional[tuple]) -> Optional[Joint]:
+        """The surrogate a fit is given: a builder's, a joint distribution's components, or one
+        distribution that is the whole surrogate; None when it cannot be read."""
         flow = self.resolver.follow(node, scopes)
         if flow.subscripts or not isinstance(flow.node, cst.Call):
             return None
