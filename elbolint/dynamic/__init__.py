@@ -44,7 +44,8 @@ import tempfile
 
 
 def run_dynamic(results, config, settings, *, enabled, show_progress=True, on_trace=None):
-    """Run the models of `results` and return the dynamic-only diagnostics (see issue 4).
+    """Run the models of `results` and return the dynamic-only diagnostics (the rows of pathologies
+    observed that confirm no static finding).
 
     Static diagnostics of the files that ran get their `dynamic` field set in place. `on_trace(result,
     trace)`, when given, receives each file's whole trace (verdicts/contract.py's `Trace`: every run,
@@ -261,9 +262,9 @@ def _explain_unavailable(message: str, python: str) -> None:
 
 
 def _not_run(results, summary: str) -> None:
-    from elbolint.registry import all_rules
+    from elbolint.dynamic.parent.report import rules_by_code
 
-    confirmable = {r.code for r in all_rules() if r.confirmed_by}
+    confirmable = {code for code, rule in rules_by_code().items() if rule.confirmed_by}
     for result in results:
         for d in result.diagnostics:
             if d.code in confirmable:
@@ -277,9 +278,9 @@ _TFP = re.compile(r"tensorflow_probability|\btfp\b")
 def _notebooks_not_run(results) -> None:
     """Notebooks that cannot run as one program: a code cell that does not parse stops Jupyter's
     "Run All" there, so their findings of confirmable rules are `not-run` (with why)."""
-    from elbolint.registry import all_rules
+    from elbolint.dynamic.parent.report import rules_by_code
 
-    confirmable = {r.code for r in all_rules() if r.confirmed_by}
+    confirmable = {code for code, rule in rules_by_code().items() if rule.confirmed_by}
     for result in results:
         notebook = getattr(result, "notebook", None)
         if notebook is None or not notebook.syntax_errors():

@@ -6,21 +6,23 @@ or `not-run` (the sandbox stopped the file, or nothing runnable was found). Dyna
 confirm a static finding are folded into it; the others become ordinary rows, reported at the line of
 the exception, the fit call, or the surrogate/model definition. Rules are read from the registry only.
 
-Issue 8: each fit runs with several seeds (seeds.py aggregates; a finding says in how many seeds it
+Each fit runs with several seeds (seeds.py aggregates; a finding says in how many seeds it
 showed, `not-reproduced` says which seeds and steps it covered); a file with several fits gets one
-result per fit, each static finding judged by the fit it belongs to (`_owners`) and each dynamic row at
+result per fit, each static finding judged by the fit it belongs to (owners.py) and each dynamic row at
 its own fit's line; failures of elbolint's own machinery (HARNESS_KINDS) are `not-run`, never ELB100.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from elbolint.diagnostics import Diagnostic, Position
 from elbolint.dynamic.parent.attribution import Attribution, run_name, site_of
+from elbolint.dynamic.parent.owners import owners as fit_owners
 from elbolint.dynamic.verdicts.classify import SANDBOX_KINDS, trace_summary
-from elbolint.dynamic.verdicts.confirmation import frozen_parameter, identities, owns, policy, subject
+from elbolint.dynamic.verdicts.confirmation import Policy, frozen_parameter, identities, owns, policy, subject
 from elbolint.dynamic.verdicts.contract import checking, problems, verdict_problems
 from elbolint.dynamic.verdicts.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
 from elbolint.dynamic.verdicts.seeds import TRAJECTORY, classify_seeds, coverage
@@ -29,11 +31,14 @@ from elbolint.dynamic.verdicts.support import not_reproduced as support_not_repr
 from elbolint.registry import all_rules
 from elbolint.suppression import is_suppressed
 
+if TYPE_CHECKING:
+    from elbolint.rule import Rule
+
 _CODES = {c.code: c for c in PATHOLOGIES}
 
 
 #: Failures of elbolint's own machinery (a worker that died, no TensorFlow): never an error finding,
-#: the file is `not-run` with the reason (issue 8: ELB100 means the program fails on its own).
+#: the file is `not-run` with the reason (ELB100 means the program fails on its own).
 HARNESS_KINDS = ("internal", "unavailable")
 
 
@@ -53,8 +58,15 @@ def _enforce(found: list[str]) -> None:
                              + "\n".join(found[:20]))
 
 
+def rules_by_code() -> dict[str, type[Rule]]:
+    """Every rule by its code (the registry lists them as classes; each is a `Rule` subclass)."""
+    from elbolint.rule import Rule
+
+    return {rule.code: rule for rule in all_rules() if issubclass(rule, Rule)}
+
+
 def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
-    rules = {r.code: r for r in all_rules()}
+    rules = rules_by_code()
     rows: list[Diagnostic] = []
     for result, trace in zip(selected, outcomes):
         lines = result.source.text.splitlines() if result.source and result.source.text else []
@@ -63,7 +75,7 @@ def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
             trace = {"nothing": f"not run: {failure.get('message') or 'elbolint could not run this file'}",
                      "seconds": trace.get("seconds"), "harness_error": failure.get("message")}
         parts = _parts(trace)
-        owners = _owners(result, parts, lines)
+        owners = fit_owners(result, parts, lines)
         attribution = Attribution("\n".join(lines))
         locate = _locator(result)
         names = [run_name(site_of(part), locate) for part in parts]
@@ -256,7 +268,8 @@ def _parts(trace: dict) -> list[dict]:
 
 
 def _named(summary: str, tail: str, run: Optional[str]) -> str:
-    """The summary with the run it comes from named before the sparkline tail (issue 16)."""
+    """The summary with the run it comes from named before the sparkline tail (a verdict says which
+    run it was judged by)."""
     if not run:
         return summary
     if tail and summary.endswith(tail):
@@ -266,11 +279,64 @@ def _named(summary: str, tail: str, run: Optional[str]) -> str:
 
 def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, label, run=None) -> list[Diagnostic]:
     """The dynamic status of `diagnostics` (the static findings this fit owns) and the dynamic-only
-    rows of one fit's trace."""
-    rows: list[Diagnostic] = []
+    rows of one fit's trace: the fit read once (`_fit_view`), each finding judged in turn (`_judge`),
+    then what confirmed no finding becomes a row of its own (`_dynamic_rows`)."""
+    fit = _fit_view(result, trace, diagnostics, rules, settings, enabled, lines, label, run)
+    for d in diagnostics:
+        _judge(fit, d)
+    return _dynamic_rows(fit)
+
+
+@dataclass
+class _Fit:
+    """One fit's trace as the verdicts of its static findings read it. `confirming` grows while
+    findings are judged (a frozen parameter found for one finding is a finding of its own), and `used`
+    collects the indexes of the findings folded into a static finding (they are no row of their own)."""
+
+    result: Any
+    trace: dict
+    rules: dict
+    lines: list[str]
+    label: Optional[str]  # "fit 2 of 3 (line 40)" when the file has several fits
+    run: Optional[str]  # the run's name, None when nothing ran
+    digest: dict
+    findings: list[dict]  # the classifier's, codes enabled only
+    confirming: list[dict]  # those that may confirm a static finding (no sandbox failure)
+    failure: dict
+    sandboxed: bool  # the sandbox stopped the file (SANDBOX_KINDS)
+    tail: str  # the sparkline and budget every summary ends with
+    observable: set[str]
+    watched: dict  # label -> identity of every watched parameter
+    subjects: dict[int, Any]  # id(finding) -> its own parameter, for own-parameter rules
+    frozen_subjects: dict[int, Any]  # the same for frozen-parameter rules
+    used: set[int] = field(default_factory=set)
+
+    @property
+    def where(self) -> str:
+        return f"{self.label}: " if self.label else ""
+
+
+class _Match(NamedTuple):
+    """Which of a fit's findings confirm one static finding (`_match`)."""
+
+    matched: list[int]  # indexes into `_Fit.confirming`
+    mine: list[str]  # labels of the watched parameters that are this finding's own
+    elsewhere: str  # the parameter an ELB104 belongs to when it is all there was, else ""
+
+
+def _fit_findings(trace: dict, settings, enabled) -> list[dict]:
+    """The classifier's findings over the fit's seeds, enabled codes only; a fit no finding points at
+    is cut to a few steps (drive_fit.py), too short to judge its trajectory (TRAJECTORY codes)."""
     findings = [f for f in classify_seeds(trace, settings.thresholds) if f["code"] in enabled]
-    if (trace.get("site") or {}).get("brief"):  # a fit no finding points at, cut to a few steps (drive_fit.py):
-        findings = [f for f in findings if f["code"] not in TRAJECTORY]  # too short to judge its trajectory
+    if (trace.get("site") or {}).get("brief"):
+        findings = [f for f in findings if f["code"] not in TRAJECTORY]
+    return findings
+
+
+def _digest(trace: dict, label: Optional[str], run: Optional[str]) -> tuple[dict, Optional[str]]:
+    """The digest every verdict and row of the fit carries (trace_summary, plus what the trace says
+    about skipped work, replays, seeds and budget, the fit's label and its run's name), and the run's
+    name: None when nothing ran (the reason says why, there is no run to name)."""
     digest = trace_summary(trace)
     for key in ("skipped", "stopped_after", "fits_not_checked", "harness_error", "replays"):
         if trace.get(key):
@@ -283,217 +349,146 @@ def _apply_one(result, trace, diagnostics, rules, settings, enabled, lines, labe
         digest["fit"] = label
     if run and (trace.get("site") or trace.get("fit")):
         digest["run"] = run
-    else:
-        run = None  # nothing ran: the reason says why, there is no run to name
+        return digest, run
+    return digest, None
+
+
+def _fit_view(result, trace, diagnostics, rules, settings, enabled, lines, label, run) -> _Fit:
+    """Read one fit's trace once for the verdicts of the static findings it owns."""
+    findings = _fit_findings(trace, settings, enabled)
+    digest, run = _digest(trace, label, run)
     failure = trace.get("failure") or {}
     sandboxed = failure.get("kind") in SANDBOX_KINDS
-    confirming = [f for f in findings if not (f["code"] == "ELB100" and sandboxed)]
-    tail = _tail(digest) + _keras_note(trace, lines)
-    where = f"{label}: " if label else ""
-    observable = set(trace.get("observable") or [])
-    used: set[int] = set()
-    watched = identities(trace)
     source = "\n".join(lines)
-    subjects = {id(d): _subject(result, d, source) for d in diagnostics
-                if rules.get(d.code) is not None and policy(d.code, rules[d.code].confirmed_by).own_parameter}
-    frozen_subjects = {id(d): _subject(result, d, source) for d in diagnostics
-                       if rules.get(d.code) is not None and policy(d.code, rules[d.code].confirmed_by).frozen}
-    for d in diagnostics:
-        rule = rules.get(d.code)
-        if rule is None or not rule.confirmed_by:
+
+    def subjects_of(wanted: Callable[[Policy], bool]) -> dict[int, Any]:
+        return {id(d): _subject(result, d, source) for d in diagnostics
+                if rules.get(d.code) is not None and wanted(policy(d.code, rules[d.code].confirmed_by))}
+
+    return _Fit(
+        result=result, trace=trace, rules=rules, lines=lines, label=label, run=run, digest=digest,
+        findings=findings, confirming=[f for f in findings if not (f["code"] == "ELB100" and sandboxed)],
+        failure=failure, sandboxed=sandboxed, tail=_tail(digest) + _keras_note(trace, lines),
+        observable=set(trace.get("observable") or []), watched=identities(trace),
+        subjects=subjects_of(lambda p: p.own_parameter), frozen_subjects=subjects_of(lambda p: p.frozen),
+    )
+
+
+def _judge(fit: _Fit, d: Diagnostic) -> None:
+    """Set `d.dynamic`, the verdict of one static finding the fit owns, when its rule is confirmed by
+    dynamic codes; a finding another fit of the same call (a sweep) confirmed already keeps that."""
+    rule = fit.rules.get(d.code)
+    if rule is None or not rule.confirmed_by:
+        return
+    if fit.label and d.dynamic and d.dynamic.get("status") == "confirmed":
+        return
+    rule_policy = policy(d.code, rule.confirmed_by)
+    match = _match(fit, d, rule_policy)
+    fit.used.update(match.matched)
+    status, chosen, summary = _verdict(fit, d, rule, rule_policy, match)
+    evidence: dict[str, Any] = {"codes": [f["code"] for f in chosen], "findings": [_public(f) for f in chosen]}
+    if fit.trace.get("keras"):
+        evidence["keras"] = fit.trace["keras"]
+    d.dynamic = {"status": status, "summary": _named(summary, fit.tail, fit.run), "evidence": evidence,
+                 "trace": fit.digest}
+
+
+def _match(fit: _Fit, d: Diagnostic, rule_policy: Policy) -> _Match:
+    """The fit's findings that confirm `d`: those of its policy's codes measured for its line; for a
+    frozen-parameter rule with none, the frozen parameter found in the trace (added to `confirming`);
+    for an own-parameter rule, only the ELB104 findings of the finding's own watched parameters."""
+    line = _virtual_line(fit.result, d)
+    matched = [i for i, f in enumerate(fit.confirming) if f["code"] in rule_policy.codes and _for(f, line)]
+    if rule_policy.frozen and not matched:
+        frozen = frozen_parameter(fit.trace, fit.frozen_subjects.get(id(d)), fit.watched,
+                                  [s for s in fit.frozen_subjects.values() if s is not None])
+        if frozen is not None:
+            fit.confirming.append(frozen)
+            matched = [len(fit.confirming) - 1]
+    if not rule_policy.own_parameter:
+        return _Match(matched, [], "")
+    wanted = fit.subjects.get(id(d))
+    others = [s for s in fit.subjects.values() if s is not None]
+    mine = [name for name, identity in fit.watched.items()
+            if wanted is not None and owns(identity, wanted, list(fit.watched.values()), others)]
+    outside = [i for i in matched if fit.confirming[i]["code"] == "ELB104"
+               and str((fit.confirming[i].get("evidence") or {}).get("parameter")) not in mine]
+    matched = [i for i in matched if i not in outside]
+    elsewhere = str(fit.confirming[outside[0]]["evidence"]["parameter"]) if outside and not matched else ""
+    return _Match(matched, mine, elsewhere)
+
+
+def _verdict(fit: _Fit, d: Diagnostic, rule, rule_policy: Policy, match: _Match) -> tuple[str, list[dict], str]:
+    """Status, the findings folded in, and the summary of one static finding, by the first case that
+    applies: confirmed; not reproduced by a model sampled without a fit; not reproduced by a program
+    that trained nothing; not run; not reproduced on its own parameter; unconfirmed (only other
+    findings' codes seen); not reproduced."""
+    trace, failure, where, tail = fit.trace, fit.failure, fit.where, fit.tail
+    if match.matched:
+        chosen = [fit.confirming[i] for i in match.matched]
+        return "confirmed", chosen, where + "; ".join(f"{f['message']}" for f in chosen) + tail
+    sampled = set(rule.confirmed_by) & fit.observable
+    if not failure and not trace.get("fit") and sampled:
+        return "not-reproduced", [], f"no {'/'.join(sorted(sampled))} observed: {_sampled_text(trace)}"
+    if trace.get("ran_to_end") and not failure:
+        return "not-reproduced", [], ("the program ran to its end and trained nothing (no fit, training loop or "
+                                      "Keras fit was reached), so the pathology never occurred")
+    if failure or trace.get("nothing") or not trace.get("fit"):
+        reason = failure.get("message") or trace.get("nothing") or (
+            f"no fit was recorded ({_sampled_text(trace)})" if trace.get("sampled") else "no fit was recorded")
+        return "not-run", [], where + reason
+    context = [f for i, f in enumerate(fit.confirming) if f["code"] in rule.confirmed_by and i not in match.matched
+               and f["code"] != "ELB104"]
+    if rule_policy.own_parameter and (match.mine or match.elsewhere):
+        return "not-reproduced", [], _own_parameter_summary(fit, match, context)
+    if context and not (set(rule_policy.codes) & COUNTERFACTUAL and _counterfactual_ran(trace, rule_policy.codes)):
+        return "unconfirmed", [], (f"{where}{_observed(context)} observed in this run (reported on its own), not a "
+                                   f"confirmation: {rule_policy.why}"
+                                   + _unwatched(rule_policy, fit.subjects.get(id(d)), match.mine)
+                                   + _replay_note(rule_policy.codes, trace) + tail)
+    codes = rule_policy.codes or tuple(c for c in rule.confirmed_by if c not in COUNTERFACTUAL)
+    return "not-reproduced", [], (f"{where}no {'/'.join(codes)} observed in {coverage(trace)}"
+                                  + _counterfactual_note(codes, trace)
+                                  + _support_note(codes, trace, _virtual_line(fit.result, d)) + tail)
+
+
+def _own_parameter_summary(fit: _Fit, match: _Match, context: list[dict]) -> str:
+    """Why an own-parameter finding is not reproduced: its own parameters stayed inside their
+    support, or what was observed belongs to another parameter."""
+    where, coverage_text = fit.where, coverage(fit.trace)
+    own = ", ".join(match.mine) if match.mine else "this line's parameter"
+    summary = f"{where}{own} stayed inside its support in {coverage_text}"
+    if match.elsewhere:
+        summary = (f"{where}what was observed belongs to another parameter ({match.elsewhere}); nothing of "
+                   f"this line's own ({own}) in {coverage_text}")
+    if context:
+        summary += f" ({_observed(context)} observed in this run comes from elsewhere)"
+    return summary + fit.tail
+
+
+def _dynamic_rows(fit: _Fit) -> list[Diagnostic]:
+    """The fit's findings that confirmed no static finding, as rows of their own (all of them when the
+    sandbox stopped the file), at their own lines, unless a `noqa` there suppresses them; those of
+    elbolint's own use of the model (`confirm_only`) never are rows."""
+    rows: list[Diagnostic] = []
+    for index, finding in enumerate(fit.confirming if not fit.sandboxed else fit.findings):
+        if not fit.sandboxed and index in fit.used:
             continue
-        if label and d.dynamic and d.dynamic.get("status") == "confirmed":
-            continue  # a sweep: another fit of the same call confirmed it already
-        rule_policy = policy(d.code, rule.confirmed_by)
-        matched = [i for i, f in enumerate(confirming) if f["code"] in rule_policy.codes
-                   and _for(f, _virtual_line(result, d))]
-        if rule_policy.frozen and not matched:
-            frozen = frozen_parameter(trace, frozen_subjects.get(id(d)), watched,
-                                      [s for s in frozen_subjects.values() if s is not None])
-            if frozen is not None:
-                confirming.append(frozen)
-                matched = [len(confirming) - 1]
-        mine: list[str] = []  # labels of the watched parameters that are this finding's own
-        elsewhere = ""
-        if rule_policy.own_parameter:
-            wanted = subjects.get(id(d))
-            others = [s for s in subjects.values() if s is not None]
-            mine = [name for name, identity in watched.items()
-                    if wanted is not None and owns(identity, wanted, list(watched.values()), others)]
-            outside = [i for i in matched if confirming[i]["code"] == "ELB104"
-                       and str((confirming[i].get("evidence") or {}).get("parameter")) not in mine]
-            matched = [i for i in matched if i not in outside]
-            if outside and not matched:
-                elsewhere = str(confirming[outside[0]]["evidence"]["parameter"])
-        context = [f for i, f in enumerate(confirming) if f["code"] in rule.confirmed_by and i not in matched
-                   and f["code"] != "ELB104"]
-        if matched:
-            used.update(matched)
-            chosen = [confirming[i] for i in matched]
-            status = "confirmed"
-            summary = where + "; ".join(f"{f['message']}" for f in chosen) + tail
-        elif not failure and not trace.get("fit") and set(rule.confirmed_by) & observable:
-            chosen = []
-            status = "not-reproduced"
-            summary = (f"no {'/'.join(sorted(set(rule.confirmed_by) & observable))} observed: "
-                       f"{_sampled_text(trace)}")
-        elif trace.get("ran_to_end") and not failure:
-            chosen = []
-            status = "not-reproduced"
-            summary = ("the program ran to its end and trained nothing (no fit, training loop or Keras fit "
-                       "was reached), so the pathology never occurred")
-        elif failure or trace.get("nothing") or not trace.get("fit"):
-            chosen = []
-            status = "not-run"
-            reason = failure.get("message") or trace.get("nothing") or (
-                f"no fit was recorded ({_sampled_text(trace)})" if trace.get("sampled") else
-                "no fit was recorded")
-            summary = where + reason
-        elif rule_policy.own_parameter and (mine or elsewhere):
-            chosen = []
-            status = "not-reproduced"
-            own = ", ".join(mine) if mine else "this line's parameter"
-            summary = f"{where}{own} stayed inside its support in {coverage(trace)}"
-            if elsewhere:
-                summary = (f"{where}what was observed belongs to another parameter ({elsewhere}); nothing of "
-                           f"this line's own ({own}) in {coverage(trace)}")
-            if context:
-                summary += f" ({_observed(context)} observed in this run comes from elsewhere)"
-            summary += tail
-        elif context and not (set(rule_policy.codes) & COUNTERFACTUAL
-                              and _counterfactual_ran(trace, rule_policy.codes)):
-            chosen = []
-            status = "unconfirmed"
-            summary = (f"{where}{_observed(context)} observed in this run (reported on its own), not a "
-                       f"confirmation: {rule_policy.why}" + _unwatched(rule_policy, subjects.get(id(d)), mine)
-                       + _replay_note(rule_policy.codes, trace) + tail)
-        else:
-            chosen = []
-            status = "not-reproduced"
-            codes = rule_policy.codes or tuple(c for c in rule.confirmed_by if c not in COUNTERFACTUAL)
-            summary = (f"{where}no {'/'.join(codes)} observed in {coverage(trace)}"
-                       + _counterfactual_note(codes, trace) + _support_note(codes, trace, _virtual_line(result, d))
-                       + tail)
-        d.dynamic = {
-            "status": status,
-            "summary": _named(summary, tail, run),
-            "evidence": {"codes": [f["code"] for f in chosen],
-                         "findings": [_public(f) for f in chosen]},
-            "trace": digest,
-        }
-        if trace.get("keras"):
-            d.dynamic["evidence"]["keras"] = trace["keras"]
-    for index, finding in enumerate(confirming if not sandboxed else findings):
-        if not sandboxed and index in used:
+        if finding.get("confirm_only"):
             continue
-        if finding.get("confirm_only"):  # elbolint's own use of the model failed, not the program
-            continue
-        line = _line(finding, trace, lines)
-        if is_suppressed(lines, line, finding["code"]):
+        line = _line(finding, fit.trace, fit.lines)
+        if is_suppressed(fit.lines, line, finding["code"]):
             continue
         code = _CODES[finding["code"]]
         message = finding["message"]
         if finding["code"] != "ELB100":
-            message = _named(where + message + tail, tail, run)
+            message = _named(fit.where + message + fit.tail, fit.tail, fit.run)
         rows.append(Diagnostic(
-            path=result.path, start=Position(line, 1), end=Position(line, 1), code=code.code,
+            path=fit.result.path, start=Position(line, 1), end=Position(line, 1), code=code.code,
             name=code.name, message=message, severity=code.severity,
-            dynamic={"status": "observed", "evidence": _public(finding), "trace": digest},
+            dynamic={"status": "observed", "evidence": _public(finding), "trace": fit.digest},
         ))
     return rows
-
-
-def _owners(result, parts: list[dict], lines: list[str]) -> dict[int, list[int]]:
-    """Which fit(s) each static finding belongs to, when a file has several: the fit whose call
-    statement, or whose surrogate/model/optimizer/target definition, holds the finding's line; else
-    the first fit call at or after the line (objects are defined before the call that uses them),
-    or none when that call was never reached; else the last fit. A sweep (one call, several fits)
-    owns its findings together. Notebook findings are in cell coordinates: every fit owns them."""
-    if len(parts) < 2:
-        return {}
-    every = list(range(len(parts)))
-    if getattr(result, "notebook", None) is not None:
-        return {id(d): every for d in result.diagnostics}
-    statements = _statements("\n".join(lines))
-    calls = sorted({span for span in statements.values() if span[2]}, key=lambda s: s[0])
-
-    def statement(line):
-        best = None
-        for span in statements.values():
-            if span[0] <= line <= span[1] and (best is None or span[1] - span[0] < best[1] - best[0]):
-                best = span
-        return best
-
-    held: list[set[int]] = []
-    call_of: list = []
-    for part in parts:
-        covered: set[int] = set()
-        span = statement(part.get("line")) if isinstance(part.get("line"), int) else None
-        call_of.append(span)
-        if span:
-            covered.update(range(span[0], span[1] + 1))
-        for name in (part.get("anchors") or {}).values():
-            definition = statements.get(name)
-            if definition:
-                covered.update(range(definition[0], definition[1] + 1))
-        held.append(covered)
-    owners: dict[int, list[int]] = {}
-    for d in result.diagnostics:
-        line = d.line
-        direct = [i for i, covered in enumerate(held) if line in covered]
-        if direct:
-            first = direct[0]
-            owners[id(d)] = [i for i in every if call_of[i] is not None and call_of[i] == call_of[first]] or [first]
-            continue
-        later = [c for c in calls if c[1] >= line]
-        if later:
-            owners[id(d)] = [i for i in every if call_of[i] is not None and call_of[i][:2] == later[0][:2]]
-            if not owners[id(d)]:
-                owners[id(d)] = [-1]  # that fit was never reached
-            continue
-        owners[id(d)] = [len(parts) - 1]
-    return owners
-
-
-def _statements(text: str) -> dict:
-    """name -> (first, last, is_fit_call) for module-level assignments and definitions, plus every
-    statement that calls fit_surrogate_posterior (keyed by its line), from the source (ast)."""
-    import ast
-
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return {}
-    found: dict = {}
-    for node in tree.body:
-        span = (node.lineno, getattr(node, "end_lineno", node.lineno) or node.lineno, False)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            found.setdefault(node.name, span)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                for name in ast.walk(target):
-                    if isinstance(name, ast.Name):
-                        found.setdefault(name.id, span)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                                ast.ClassDef, ast.For, ast.While, ast.If,
-                                                                ast.With, ast.Try)):
-            calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
-            if any(_callee(c) == "fit_surrogate_posterior" for c in calls):
-                found[f"<fit {node.lineno}>"] = (node.lineno, node.end_lineno or node.lineno, True)
-    return found
-
-
-def _callee(call) -> str:
-    import ast
-
-    func = call.func
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    if isinstance(func, ast.Name):
-        return func.id
-    return ""
 
 
 def _tail(digest: dict) -> str:
