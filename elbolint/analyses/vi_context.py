@@ -69,7 +69,8 @@ driving VI.
 
 Fed during the traversal by OptimizerRoles (a file analysis, elbolint/analysis.py); ask after the module.
 Part of the OptimizerRoles analysis (elbolint/analyses/optimizer_roles.py). The TFP names and name
-patterns that count as signs are in vi_signs.py.
+patterns that count as signs are in vi_signs.py; what is trainable (variables, distributions,
+draws reparameterised by hand) in trainable_values.py.
 """
 
 from __future__ import annotations
@@ -80,14 +81,13 @@ from typing import Optional
 import libcst as cst
 
 from elbolint.analyses.model_kinds import PLAIN, UNKNOWN, VARIATIONAL, ModelKinds, combine_kinds
+from elbolint.analyses.trainable_values import SURROGATE_NAME, TrainableValues
 from elbolint.analyses.vi_signs import (
     KL_LAYERS, VI_MODEL_LAYERS, any_call, is_kl, says_elbo, tfn_variational, vi_keywords,
 )
 from elbolint.cst_helpers import dotted_name
 from elbolint.resolver import Resolver
-from elbolint.rules._tfp import (
-    DEFERRED_TENSOR, TRANSFORMED_VARIABLE, VARIABLE, VI_FUNCTIONS, VI_MARKERS, distribution_name, is_keras_weight,
-)
+from elbolint.rules._tfp import VI_FUNCTIONS, VI_MARKERS
 
 #: Re-exported: optimizer_roles.py imports the model kinds from here, tests/test_vi_context.py `_says_elbo`.
 __all__ = ["PLAIN", "UNKNOWN", "VARIATIONAL", "VIContext", "combine_kinds"]
@@ -95,23 +95,12 @@ _says_elbo = says_elbo
 
 #: How many calls deep `drives_vi_at` looks from a training site for a sign of VI.
 _CALL_DEPTH = 4
-#: How many operations deep `_trainable` looks for a trainable variable in an expression.
-_TRAINABLE_DEPTH = 6
 
 _TAPES = frozenset({"tensorflow.GradientTape", "tensorflow.compat.v1.GradientTape"})
 _LOSS_NAME = re.compile(r"loss|elbo|objective", re.IGNORECASE)  # a name a KL is assigned to, to be trained
 _OBJECTIVE_DEF = re.compile(r"loss|elbo|objective|train|step|call|kl|divergence|fit", re.IGNORECASE)
-_SURROGATE_NAME = re.compile(r"surrogate|posterior|variational|guide|^q$|^q_|^q[A-Z0-9]|^q[a-z]$", re.IGNORECASE)
-_TRAINABLE_MAKERS = VARIABLE | TRANSFORMED_VARIABLE | DEFERRED_TENSOR
-#: A sample name that is a draw reparameterised by hand (see `_hand_draw`), not a sample of a named q.
+#: A sample name that is a draw reparameterised by hand (`TrainableValues.hand_draw`), not a sample of a q.
 _HAND_DRAWN = object()
-#: Standard normal noise: `tf.random.normal`, `tf.random.stateless_normal`, TF1's `tf.random_normal`,
-#: `np.random.randn`, `K.random_normal`.
-_NOISE_PACKAGES = frozenset({"tensorflow", "numpy", "keras", "jax"})
-_NOISE_FUNCTIONS = frozenset({"normal", "random_normal", "randn", "standard_normal", "truncated_normal",
-                              "stateless_normal"})
-#: Methods of a tensor or variable, not a user's callable (`self.mu.read_value()`).
-_TENSOR_METHODS = frozenset({"read_value", "value", "numpy", "get_shape"})
 _SCORING_METHODS = frozenset({"log_prob", "prob", "kl_divergence", "cross_entropy"})
 #: Methods that only a variational GP has: calling one is computing its ELBO.
 _VI_METHODS = frozenset({
@@ -125,6 +114,7 @@ class VIContext:
 
     def __init__(self, resolver: Resolver, return_kinds: dict[str, str], project_vi=None) -> None:
         self.resolver = resolver
+        self._values = TrainableValues(resolver)  # what is trainable, hand-drawn, posterior-named
         self._vi_classes: set[str] = set()  # classes with a sign of VI in their body
         self.models = ModelKinds(resolver, return_kinds, self.is_vi_class, project_vi or (lambda module: False))
         self.evidence: dict[str, cst.CSTNode] = {}  # kind -> first node showing it
@@ -259,7 +249,7 @@ class VIContext:
             self._note("kl-objective", value)  # TF1 graph mode: `loss = tfd.kl_divergence(q, p) - ...`
         if says_elbo(name):
             self._note("elbo-named", value)  # `elbo = log_likelihood - kl`; `train_op = opt.minimize(-elbo)`
-        if _SURROGATE_NAME.search(name) and self._trainable_distribution(value):
+        if SURROGATE_NAME.search(name) and self._values.trainable_distribution(value):
             self._note("named-surrogate", value)
             self._surrogates.add(name)
 
@@ -367,7 +357,7 @@ class VIContext:
     def _remember_sample(self, name: str, value: cst.BaseExpression) -> None:
         """`z = q.sample(8)` of a trainable (or posterior-named) distribution: watch how `z` is used.
         So with a draw reparameterised by hand, `w = mu + tf.nn.softplus(rho) * eps`."""
-        if self._hand_draw(value):
+        if self._values.hand_draw(value):
             self._samples[(self._owner_key(), name)] = _HAND_DRAWN
             return
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)
@@ -375,7 +365,8 @@ class VIContext:
             return
         receiver = value.func.value
         key = dotted_name(receiver)
-        if key is not None and (self._trainable_distribution(receiver) or self._named_surrogate(receiver)):
+        values = self._values
+        if key is not None and (values.trainable_distribution(receiver) or values.named_surrogate(receiver)):
             self._samples[(self._owner_key(), name)] = key
 
     def _own_samples(self, node: cst.Call, method: Optional[str]) -> None:
@@ -410,94 +401,6 @@ class VIContext:
             if sample in self._scored_own and sample in self._used_elsewhere:
                 self._vi_samples.add(sample)
                 self._note("own-samples", node)
-
-    def _hand_draw(self, value: cst.BaseExpression) -> bool:
-        """`mu + tf.nn.softplus(rho) * eps` (either order, `-` too): standard normal noise (`eps =
-        tf.random.normal(...)`, `tfd.Normal(0., 1.).sample(...)`, `np.random.randn(...)`) scaled by a
-        trainable value (the `_trainable` sense) and shifted, with no network output among the
-        location and scale (a policy's `net(obs) + std * eps` is reinforcement learning)."""
-        if not (isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Add, cst.Subtract))):
-            return False
-        for location, spread in ((value.left, value.right), (value.right, value.left)):
-            spread = self.resolver.value_of(spread) if isinstance(spread, cst.Name) else spread
-            if not (isinstance(spread, cst.BinaryOperation) and isinstance(spread.operator, cst.Multiply)):
-                continue
-            for scale, noise in ((spread.left, spread.right), (spread.right, spread.left)):
-                if (self._standard_noise(noise) and self._trainable(scale, 0)
-                        and not self._computed_by_user(scale) and not self._computed_by_user(location)):
-                    return True
-        return False
-
-    def _standard_noise(self, node: cst.BaseExpression) -> bool:
-        node = self.resolver.value_of(node) if isinstance(node, cst.Name) else node
-        if not isinstance(node, cst.Call):
-            return False
-        names = self.resolver.call_names(node)
-        if any(n.split(".", 1)[0] in _NOISE_PACKAGES and n.rsplit(".", 1)[-1] in _NOISE_FUNCTIONS for n in names):
-            return True
-        func = node.func  # `tfd.Normal(0., 1.).sample(shape)`: a draw of a distribution with no trainable parameter
-        return (not names and isinstance(func, cst.Attribute) and func.attr.value == "sample"
-                and isinstance(func.value, cst.Call) and distribution_name(self.resolver, func.value) is not None
-                and not self._trainable(func.value, 0))
-
-    def _computed_by_user(self, node: cst.BaseExpression) -> bool:
-        """A value computed by a callable of the user's (a network, a layer), followed through a name."""
-        resolver = self.resolver
-        node = resolver.value_of(node) if isinstance(node, (cst.Name, cst.Attribute)) else node
-
-        def users_callable(call: cst.Call) -> bool:
-            return not resolver.call_names(call) and not is_keras_weight(call) and not (
-                isinstance(call.func, cst.Attribute) and call.func.attr.value in _TENSOR_METHODS)
-
-        return any_call(node, users_callable)
-
-    def _named_surrogate(self, node: cst.BaseExpression) -> bool:
-        """`q_dist = q()`, `posterior = make_posterior()`: a sampled distribution whose name says it
-        is the approximate posterior, built where we cannot read it (a function defined in a
-        later notebook cell, a `tf.function`, an encoder network). A VAE's `q_z = encoder(x)` is VI too."""
-        name = dotted_name(node)
-        return name is not None and bool(_SURROGATE_NAME.search(name.rsplit(".", 1)[-1]))
-
-    def _trainable_distribution(self, node: cst.BaseExpression) -> bool:
-        """A distribution whose parameters are trainable variables and not a network's outputs: a
-        policy `tfd.Normal(net(obs), tf.exp(log_std))` is conditional (reinforcement learning samples
-        and scores it too), a posterior `tfd.Normal(self.mu, softplus(self.rho))` is not."""
-        value = self.resolver.value_of(node)
-        return (isinstance(value, cst.Call) and distribution_name(self.resolver, value) is not None
-                and self._trainable(value, 0) and not self._conditional(value))
-
-    def _conditional(self, call: cst.Call) -> bool:
-        """Some parameter is computed by a callable of the user's (a network, a layer): `net(obs)`."""
-        resolver = self.resolver
-
-        def users_callable(node: cst.Call) -> bool:
-            return not resolver.call_names(node) and not is_keras_weight(node)
-
-        return any(any_call(arg.value, users_callable) for arg in call.args)
-
-    def _trainable(self, node: cst.CSTNode, depth: int) -> bool:
-        """Whether a trainable variable is among the values this expression is built from."""
-        if depth > _TRAINABLE_DEPTH:
-            return False
-        if isinstance(node, (cst.Name, cst.Attribute)):
-            value = self.resolver.value_of(node)
-            return value is not node and self._trainable(value, depth + 1)
-        if isinstance(node, cst.Call):
-            if not self.resolver.call_names(node).isdisjoint(_TRAINABLE_MAKERS):
-                return not any(a.keyword is not None and a.keyword.value == "trainable"
-                               and isinstance(a.value, cst.Name) and a.value.value == "False" for a in node.args)
-            if is_keras_weight(node):
-                return True
-            return any(self._trainable(arg.value, depth + 1) for arg in node.args)
-        if isinstance(node, cst.BinaryOperation):
-            return self._trainable(node.left, depth + 1) or self._trainable(node.right, depth + 1)
-        if isinstance(node, cst.UnaryOperation):
-            return self._trainable(node.expression, depth + 1)
-        if isinstance(node, (cst.List, cst.Tuple)):
-            return any(self._trainable(e.value, depth + 1) for e in node.elements)
-        if isinstance(node, cst.Subscript):
-            return self._trainable(node.value, depth + 1)
-        return False
 
 
 class _LossFinder(cst.CSTVisitor):
