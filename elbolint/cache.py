@@ -29,6 +29,7 @@ import os
 import sqlite3
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -49,8 +50,16 @@ def content_hash(data: bytes) -> str:
 def code_fingerprint() -> str:
     """elbolint's version plus a hash of its own sources and of every rule package's files (plugins
     included). Found by their files, not imported: a run the cache answers need not import LibCST
-    and the rules; and every file of a rule package counts, its shared helpers too (`rules/_tfp.py`)."""
+    and the rules; and every file of a rule package counts, its shared helpers too (`rules/_tfp.py`).
+    The files are read once per process (the rule index, rule_index.py, is named by this too)."""
     digest = hashlib.sha256(f"{__version__}|{sys.version}|{_libcst_version()}|{SCHEMA}".encode())
+    digest.update(_sources_digest().encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
     files = sorted(package.rglob("*.py"))
     seen = set(files)
@@ -70,9 +79,10 @@ def _rule_files() -> list[Path]:
     """The .py files of `elbolint.rules` (wherever an editable install maps it) and of the modules
     registered under the `elbolint.rules` entry points (their whole package folder when a package)."""
     import importlib.util
-    from importlib.metadata import entry_points
 
-    names = ["elbolint.rules"] + [entry.module for entry in entry_points(group="elbolint.rules")]
+    from elbolint.registry import rule_entry_points
+
+    names = ["elbolint.rules"] + [entry.module for entry in rule_entry_points()]
     files: list[Path] = []
     for name in names:
         try:
@@ -90,7 +100,24 @@ def _rule_files() -> list[Path]:
     return files
 
 
+@lru_cache(maxsize=1)
 def _libcst_version() -> str:
+    """LibCST's version: from the name of its `libcst-X.dist-info` folder beside it when there is
+    exactly one (no importlib.metadata to import, see registry.rule_entry_points), else asked."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("libcst")  # found, not imported
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.origin:
+        site = Path(spec.origin).parent.parent
+        try:
+            found = [name for name in os.listdir(site) if name.startswith("libcst-") and name.endswith(".dist-info")]
+        except OSError:
+            found = []
+        if len(found) == 1:
+            return found[0][len("libcst-"):-len(".dist-info")]
     from importlib.metadata import PackageNotFoundError, version
 
     try:

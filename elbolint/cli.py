@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 import click
 
 from elbolint import __version__
 from elbolint.config import Config, ConfigError, did_you_mean, find_config_file, load_config, validate_codes
 from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.linter import FileResult
-from elbolint.registry import all_rules
-from elbolint.reporters import FORMATS, get_reporter
-from elbolint.reporters.html_curves import Evidence
-from elbolint.runner import lint_paths, lint_stdin
+from elbolint.options import LintOptions, lint_options
+
+if TYPE_CHECKING:
+    from elbolint.linter import FileResult
+    from elbolint.reporters.html_curves import Evidence
 
 
 def _nearest_option(name: str, possibilities) -> str:
@@ -76,12 +76,26 @@ class DefaultGroup(click.Group):
             args = ["check", *args]
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """`elbolint --help` shows the lint options as well as the commands, as ruff's does: `elbolint
+        PATH...` is `elbolint check PATH...`, so they are the options a user types after `elbolint`."""
+        click.Command.format_options(self, ctx, formatter)  # --version, --help
+        check = self.commands["check"]
+        with click.Context(check, info_name="check", parent=ctx) as sub:
+            records = [record for param in check.get_params(sub) if not getattr(param, "is_eager", False)
+                       for record in [param.get_help_record(sub)] if record is not None]
+        with formatter.section("Lint options (`elbolint [check] [PATHS]...`)"):
+            formatter.write_dl(records)
+        self.format_commands(ctx, formatter)
 
-@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             subcommand_metavar="[PATHS]... | COMMAND [ARGS]...")
 @click.version_option(__version__, prog_name="elbolint")
 def main() -> None:
     """Lint TensorFlow Probability variational-inference code for the causes of huge, NaN or
-    stuck ELBO losses. `elbolint PATH...` is short for `elbolint check PATH...`."""
+    stuck ELBO losses. `elbolint PATH...` is short for `elbolint check PATH...`: the lint options
+    below go with either."""
 
 
 def _is_terminal(stream) -> bool:
@@ -117,7 +131,7 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     """A configuration or usage error: one line on stderr and exit 2 (no usage block, no traceback)."""
     click.echo(f"elbolint: error: {message}", err=True)
     sys.exit(2)
@@ -127,196 +141,171 @@ def _codes(value: Optional[str]) -> list[str]:
     return [c.strip() for c in value.split(",") if c.strip()] if value else []
 
 
-class _Choice(click.Choice):
-    """click.Choice that names the nearest choice: `--output-format jsn` -> did you mean `json`?"""
-
-    def get_invalid_choice_message(self, value, ctx) -> str:
-        return super().get_invalid_choice_message(value, ctx) + did_you_mean(str(value), self.choices).replace(
-            "; did", " Did", 1)
-
-
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--select", help="Comma-separated codes or prefixes to enable (replaces the config's).")
-@click.option("--extend-select", help="Codes or prefixes to enable in addition.")
-@click.option("--ignore", help="Codes or prefixes to disable.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="pyproject.toml (or a TOML file with the same keys) to use instead of searching.")
-@click.option("--exclude", help="Comma-separated patterns replacing the default excludes.")
-@click.option("--extend-exclude", help="Comma-separated patterns to exclude in addition.")
-@click.option("--no-respect-gitignore", is_flag=True, help="Lint files that .gitignore ignores.")
-@click.option("--force-exclude", is_flag=True,
-              help="Apply the excludes to files named on the command line too (use it in pre-commit hooks).")
-@click.option("--output-format", type=_Choice(FORMATS), default="text", show_default=True)
-@click.option("-o", "--output-file", type=click.Path(path_type=Path), help="Write the report here.")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-@click.option("--fix", is_flag=True, help="Apply the available fixes (atomically) and report the rest.")
-@click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that change what the code computes.")
-@click.option("--unfixable", help="Comma-separated codes or prefixes whose fixes are never applied.")
-@click.option("--diff", is_flag=True,
-              help="Print the fixes as a unified diff instead of writing them; exit 1 if any file would change.")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache (.elbolint_cache/).")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the cache lives (default: .elbolint_cache/ at the project root).")
-@click.option("--stdin-filename", help="Read the source from stdin and report it under this name.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-@click.option("--statistics", is_flag=True, help="Print the number of findings per code instead of the findings.")
-@click.option("--show-files", is_flag=True,
-              help="Print the files that would be linted (and, on stderr, the notebook cells that are not Python), "
-                   "and exit.")
-@click.option("--show-settings", is_flag=True,
-              help="Print the resolved configuration and where it came from, and exit.")
-@click.option("--dynamic", "dynamic", is_flag=True,
-              help="Also run flagged models briefly in a sandbox to confirm findings "
-                   "(needs the [dynamic] extra: TensorFlow, TFP, tf-keras).")
-@click.option("--dynamic-scope", type=_Choice(["flagged", "all"]), default="flagged",
-              help="`--dynamic=all` runs every file that builds a TFP surrogate or model.")
-@click.option("--dynamic-steps", type=click.IntRange(1, 100000), default=None,
-              help="Steps per fit when the file states no num_steps (default 200); "
-                   "a fit's own num_steps is followed up to max(this, max-steps).")
-@click.option("--dynamic-seeds", type=click.IntRange(1, 100), default=None,
-              help="Seeds per run: each fit from the same initial values, and a loop's or Keras fit's program "
-                   "replayed, once per seed (default 4).")
-@click.option("--dynamic-timeout", type=click.FloatRange(1, 3600), default=None, help="Seconds per file (default 60).")
-@click.option("--dynamic-memory", type=click.IntRange(64, 1 << 20), default=None,
-              help="Memory cap per file in MiB (default 4096).")
-@click.option("--dynamic-logdir", type=click.Path(path_type=Path), default=None,
-              help="Also write TensorBoard event files of every dynamic run here "
-                   "(`tensorboard --logdir DIR`; one run per file, training site, seed and variant).")
-@click.option("--python", "python_path", type=click.Path(path_type=Path), default=None,
-              help="Interpreter that runs the models (default: the current one).")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
-              help="Parallel workers for linting and dynamic runs (default: the number of cores).")
-def check(paths, select, extend_select, ignore, config_path, exclude, extend_exclude,
-          no_respect_gitignore, force_exclude, output_format, output_file, exit_zero, fix, unsafe_fixes, unfixable,
-          diff, no_cache, cache_dir,
-          stdin_filename, quiet, statistics, show_files, show_settings,
-          dynamic, dynamic_scope, dynamic_steps, dynamic_seeds, dynamic_timeout, dynamic_memory, dynamic_logdir,
-          python_path, jobs):
+@lint_options
+def check(**params) -> None:
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
+    run_check(LintOptions.from_params(params))
+
+
+def run_check(options: LintOptions) -> NoReturn:
+    """The whole check: configuration, files, findings, report, exit code (0 none, 1 findings)."""
+    config, enabled = _configure(options)
+    if options.show_settings:
+        click.echo(_settings_text(config, enabled), nl=False)
+        sys.exit(0)
+    if options.show_files:
+        _show_files(options, config)
+    _check_logdir(options.dynamic_logdir, options.dynamic)
     try:
-        use_stdin = stdin_filename is not None or list(paths) == [Path("-")]
-        config = _load(config_path, paths, stdin_filename)
-        for option, value in (("--select", select), ("--extend-select", extend_select), ("--ignore", ignore),
-                              ("--unfixable", unfixable)):
+        results = _lint_stdin(options, config, enabled) if options.use_stdin else _lint(options, config, enabled)
+    except KeyboardInterrupt:  # fixes are atomic: an interrupted run leaves every file whole
+        click.echo("\nelbolint: interrupted", err=True)
+        sys.exit(130)
+    if not results and not options.quiet:  # as ruff does: say so, exit 0
+        click.echo("elbolint: warning: no Python files found under the given paths", err=True)
+    if options.diff:
+        _print_diffs(results, options.quiet)
+    diagnostics = [d for r in results for d in r.diagnostics]
+    evidence = None
+    if options.dynamic:
+        from elbolint.reporters.html_curves import Evidence
+
+        evidence = Evidence()  # the dynamic runs' whole traces, for the curves (reporters/html_curves.py)
+        diagnostics += _run_dynamic(results, config, options.dynamic_settings(), enabled, options.quiet, evidence)
+        _write_logdir(options.dynamic_logdir, evidence, options.python_path, options.quiet)
+    diagnostics.sort(key=Diagnostic.sort_key)
+    _write_report(options, _report(options, diagnostics, evidence))
+    if not options.quiet and options.human_output:
+        _print_summary(options, results, diagnostics)
+    sys.exit(1 if diagnostics and not options.exit_zero else 0)
+
+
+def _configure(options: LintOptions) -> tuple[Config, set[str]]:
+    """The configuration with the command line's codes and excludes applied, and the enabled codes."""
+    try:
+        config = _load(options.config_path, options.paths, options.stdin_filename)
+        for option, value in (("--select", options.select), ("--extend-select", options.extend_select),
+                              ("--ignore", options.ignore), ("--unfixable", options.unfixable)):
             try:
                 validate_codes(_codes(value))
             except ConfigError as error:
                 raise ConfigError(f"{option}: {error}") from None
-        if select is not None:
-            config.select = _codes(select)
-        config.extend_select += _codes(extend_select)
-        config.ignore += _codes(ignore)
+        if options.select is not None:
+            config.select = _codes(options.select)
+        config.extend_select += _codes(options.extend_select)
+        config.ignore += _codes(options.ignore)
         validate_codes(config.select + config.extend_select + config.ignore)
-        if exclude is not None:
-            config.exclude = _codes(exclude)
-        config.extend_exclude += _codes(extend_exclude)
-        if no_respect_gitignore:
+        if options.exclude is not None:
+            config.exclude = _codes(options.exclude)
+        config.extend_exclude += _codes(options.extend_exclude)
+        if options.no_respect_gitignore:
             config.respect_gitignore = False
-        if force_exclude:
+        if options.force_exclude:
             config.force_exclude = True
-        config.unfixable += _codes(unfixable)
+        config.unfixable += _codes(options.unfixable)
         validate_codes(config.unfixable)
-        enabled = config.enabled_codes()
+        return config, config.enabled_codes()
     except ConfigError as error:
         _fail(str(error))
 
-    if show_settings:
-        click.echo(_settings_text(config, enabled), nl=False)
-        sys.exit(0)
-    if show_files:
-        from elbolint.discovery import Missing, discover
-        from elbolint.notebook import is_notebook, skipped_parts
 
-        for item in discover(list(paths) or [Path(".")], config):
-            if not isinstance(item, Missing):
-                click.echo(item)
-                if is_notebook(item) and not quiet:  # stdout stays a list of files
-                    for part in skipped_parts(item):
-                        click.echo(f"{item}: {part}", err=True)
-        sys.exit(0)
-    _check_logdir(dynamic_logdir, dynamic)
-    all_rules()  # import the rules once, before the workers fork
+def _show_files(options: LintOptions, config: Config) -> NoReturn:
+    """--show-files: the files that would be linted on stdout (notebook cells not linted on stderr)."""
+    from elbolint.discovery import Missing, discover
+    from elbolint.notebook import is_notebook, skipped_parts
+
+    for item in discover(options.paths_or_here, config):
+        if not isinstance(item, Missing):
+            click.echo(item)
+            if is_notebook(item) and not options.quiet:  # stdout stays a list of files
+                for part in skipped_parts(item):
+                    click.echo(f"{item}: {part}", err=True)
+    sys.exit(0)
+
+
+def _lint_stdin(options: LintOptions, config: Config, enabled: set[str]) -> list[FileResult]:
+    from elbolint.runner import lint_stdin
+
+    name = Path(options.stdin_filename or "-")
+    result = lint_stdin(name, sys.stdin.buffer.read(), config, enabled, fix=options.fix, diff=options.diff,
+                        unsafe_fixes=options.unsafe_fixes)
+    if options.fix and not options.diff:  # the fixed source goes to stdout, the report to stderr
+        sys.stdout.buffer.write(result.fixed or b"")
+        sys.stdout.buffer.flush()
+    return [result]
+
+
+def _lint(options: LintOptions, config: Config, enabled: set[str]) -> list[FileResult]:
+    from elbolint.runner import lint_paths
+
+    cache = None if options.no_cache or options.dynamic else _open_cache(config, options.cache_dir)
     try:
-        if use_stdin:
-            name = Path(stdin_filename or "-")
-            result = lint_stdin(name, sys.stdin.buffer.read(), config, enabled, fix=fix, diff=diff,
-                                unsafe_fixes=unsafe_fixes)
-            if fix and not diff:  # the fixed source goes to stdout, the report to stderr
-                sys.stdout.buffer.write(result.fixed)
-                sys.stdout.buffer.flush()
-            results = [result]
-        else:
-            cache = None if no_cache or dynamic else _open_cache(config, cache_dir)
-            try:
-                progress = _Progress() if not quiet and _is_terminal(sys.stderr) else None
-                results = lint_paths(list(paths) or [Path(".")], config, enabled, fix=fix, diff=diff,
-                                     jobs=jobs, keep_modules=dynamic, cache=cache, progress=progress,
-                                     unsafe_fixes=unsafe_fixes)
-                if progress is not None:
-                    progress.clear()
-            finally:
-                if cache is not None:
-                    cache.close()
-                    if cache.warning and not quiet:
-                        click.echo(cache.warning, err=True)
-    except KeyboardInterrupt:  # fixes are atomic: an interrupted run leaves every file whole
-        click.echo("\nelbolint: interrupted", err=True)
-        sys.exit(130)
+        progress = _Progress() if not options.quiet and _is_terminal(sys.stderr) else None
+        results = lint_paths(options.paths_or_here, config, enabled, fix=options.fix, diff=options.diff,
+                             jobs=options.jobs, keep_modules=options.dynamic, cache=cache, progress=progress,
+                             unsafe_fixes=options.unsafe_fixes)
+        if progress is not None:
+            progress.clear()
+        return results
+    finally:
+        if cache is not None:
+            cache.close()
+            if cache.warning and not options.quiet:
+                click.echo(cache.warning, err=True)
 
-    if not results and not quiet:  # as ruff does: say so, exit 0
-        click.echo("elbolint: warning: no Python files found under the given paths", err=True)
-    if diff:
-        _print_diffs(results, quiet)
-    diagnostics = [d for r in results for d in r.diagnostics]
-    evidence = Evidence()  # the dynamic runs' whole traces, for the curves (reporters/html_curves.py)
-    if dynamic:
-        settings = {
-            "scope": dynamic_scope, "steps": dynamic_steps, "seeds": dynamic_seeds, "timeout": dynamic_timeout,
-            "memory_mib": dynamic_memory, "python": python_path, "jobs": jobs,
-        }
-        diagnostics += _run_dynamic(results, config, {k: v for k, v in settings.items() if v is not None},
-                                    enabled, quiet, evidence)
-        _write_logdir(dynamic_logdir, evidence, python_path, quiet)
-    diagnostics.sort(key=Diagnostic.sort_key)
 
-    if statistics:
-        report = _statistics(diagnostics, as_json=output_format == "json", unsafe_fixes=unsafe_fixes)
-    elif output_format == "html":
+#: The module of reporters/ that renders each format: only the chosen one is imported.
+_REPORTER_MODULES = {"text": "text", "concise": "text", "full": "full", "json": "json", "sarif": "sarif",
+                     "github": "github", "gitlab": "gitlab", "junit": "junit", "html": "html"}
+
+
+def _report(options: LintOptions, diagnostics: list[Diagnostic], evidence) -> str:
+    if options.statistics:
+        return _statistics(diagnostics, as_json=options.output_format == "json", unsafe_fixes=options.unsafe_fixes)
+    if options.output_format == "html":
         from elbolint.reporters.html import render
+        from elbolint.reporters.html_curves import Evidence
 
-        report = render(diagnostics, evidence)
-    else:
-        report = get_reporter(output_format)(diagnostics)
-    if output_file is not None:
+        return render(diagnostics, evidence if evidence is not None else Evidence())
+    from importlib import import_module
+
+    return import_module(f"elbolint.reporters.{_REPORTER_MODULES[options.output_format]}").render(diagnostics)
+
+
+def _write_report(options: LintOptions, report: str) -> None:
+    """The report to --output-file, or to stdout (stderr for stdin with --fix: stdout holds the code)."""
+    if options.output_file is not None:
         try:
-            output_file.write_text(report, encoding="utf-8")
+            options.output_file.write_text(report, encoding="utf-8")
         except OSError as error:
-            _fail(f"cannot write the report to {output_file}: {error.strerror or error}")
+            _fail(f"cannot write the report to {options.output_file}: {error.strerror or error}")
     elif report:
-        to_stderr = use_stdin and fix
-        if output_format in ("text", "concise", "full") and _wants_color(sys.stderr if to_stderr else sys.stdout):
+        to_stderr = options.use_stdin and options.fix
+        if options.human_output and _wants_color(sys.stderr if to_stderr else sys.stdout):
             from elbolint.reporters.text import colorize
 
             report = colorize(report)
         click.echo(report, nl=False, err=to_stderr, color=True)
     sys.stdout.flush()
-    if not quiet and output_format in ("text", "concise", "full"):
-        if fix:
-            fixed = sum(r.fixed_count for r in results)
-            click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} ({len(diagnostics)} remaining).", err=True)
-        click.echo(_summary(diagnostics, len(results)), err=True)
-        fixable = sum(d.fix is not None and not d.fix.unsafe for d in diagnostics)
-        hidden = sum(d.fix is not None and d.fix.unsafe for d in diagnostics)
-        if fixable and not fix and not diff:
-            click.echo(f"[*] {fixable} fixable with `elbolint --fix`.", err=True)
-        if hidden and not unsafe_fixes:
-            click.echo(f"{hidden} more fix{'es' if hidden != 1 else ''} available with `--fix --unsafe-fixes`.",
-                       err=True)
-    sys.exit(1 if diagnostics and not exit_zero else 0)
 
 
-def _run_dynamic(results, config, settings, enabled, quiet, evidence) -> list[Diagnostic]:
+def _print_summary(options: LintOptions, results: list[FileResult], diagnostics: list[Diagnostic]) -> None:
+    """The summary lines on stderr: fixed, found, what `--fix` (and `--unsafe-fixes`) would fix."""
+    if options.fix:
+        fixed = sum(r.fixed_count for r in results)
+        click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''} ({len(diagnostics)} remaining).", err=True)
+    click.echo(_summary(diagnostics, len(results)), err=True)
+    fixable = sum(d.fix is not None and not d.fix.unsafe for d in diagnostics)
+    hidden = sum(d.fix is not None and d.fix.unsafe for d in diagnostics)
+    if fixable and not options.fix and not options.diff:
+        click.echo(f"[*] {fixable} fixable with `elbolint --fix`.", err=True)
+    if hidden and not options.unsafe_fixes:
+        click.echo(f"{hidden} more fix{'es' if hidden != 1 else ''} available with `--fix --unsafe-fixes`.",
+                   err=True)
+
+
+def _run_dynamic(results, config, settings, enabled, quiet, evidence: Evidence) -> list[Diagnostic]:
     """--dynamic: the dynamic-only rows; the static findings get their verdicts in place."""
     from elbolint.dynamic import run_dynamic
 
@@ -380,7 +369,7 @@ def _load(config_path, paths, stdin_filename) -> Config:
 def _print_diffs(results: list[FileResult], quiet: bool) -> None:
     """--diff: the fixes as one patch on stdout; exit 1 when a file would change, like ruff."""
     changed = [r for r in results if r.diff]
-    click.echo("".join(r.diff for r in changed), nl=False)
+    click.echo("".join(r.diff or "" for r in changed), nl=False)
     if not quiet:
         count = len(changed)
         click.echo(f"{count} file{'s' if count != 1 else ''} would be fixed." if count else "No fixes to apply.",
@@ -471,6 +460,8 @@ def rule(code, show_all, table):
         click.echo(rule_table())
         return
     if show_all or not code:
+        from elbolint.registry import all_rules
+
         for r in all_rules():
             default = "" if r.default_enabled else " (opt-in)"
             click.echo(f"{r.code}  {r.name:<28} {r.severity.value:<8}{default} {r.summary()}")

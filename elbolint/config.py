@@ -36,7 +36,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from elbolint.registry import all_rules, extra_codes
+from elbolint.rule_index import index
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def did_you_mean(word: str, candidates, display=None) -> str:
 def _code_suggestion(selector: str) -> str:
     """The nearest rule code to a mistyped selector, matching rule names too (`unconstrained-scale`,
     `unconstrained-scales` -> `ELB001`)."""
-    rules = {r.code: r.name for r in all_rules()} | {c.code: c.name for c in extra_codes()}
+    rules = index().names
     names = {name: code for code, name in rules.items()}
     word = selector.strip()
     numbered = re.fullmatch(r"([A-Za-z]+)0*([0-9]+)", word)  # ELB3, ELB0001: the same number, zero-padded
@@ -146,7 +146,7 @@ class Config:
     unfixable: list[str] = field(default_factory=list)  # ...minus these
 
     def is_fixable(self, code: str) -> bool:
-        everything = {r.code for r in all_rules()} | {c.code for c in extra_codes()}
+        everything = set(index().codes)
         allowed = set().union(*(_expand_all(s, everything) for s in self.fixable)) if self.fixable else set()
         denied = set().union(*(_expand_all(s, everything) for s in self.unfixable)) if self.unfixable else set()
         return code in allowed and code not in denied
@@ -154,13 +154,12 @@ class Config:
     # ------------------------------------------------------------ selection
     def enabled_codes(self) -> set[str]:
         """The codes to report, from select / extend-select / ignore."""
-        rule_codes = {r.code: r for r in all_rules()}
-        everything = set(rule_codes) | {c.code for c in extra_codes()}
+        known = index()
+        everything = set(known.codes)
         if self.select:
             chosen = set().union(*(_expand(s, everything) for s in self.select))
         else:
-            chosen = {code for code, rule in rule_codes.items() if rule.default_enabled}
-            chosen |= {c.code for c in extra_codes()}
+            chosen = set(known.defaults)
         for s in self.extend_select:
             chosen |= _expand(s, everything)
         for s in self.ignore:
@@ -171,7 +170,7 @@ class Config:
         """Codes switched off for one file by `per-file-ignores`."""
         if not self.per_file_ignores:
             return set()
-        everything = {r.code for r in all_rules()} | {c.code for c in extra_codes()}
+        everything = set(index().codes)
         try:
             relative = PurePosixPath(path.resolve().relative_to(self.root.resolve()))
         except ValueError:
@@ -204,8 +203,7 @@ def _expand(selector: str, everything: set[str]) -> set[str]:
     if not matched:
         raise ConfigError(f"unknown rule code or prefix {original!r}{_code_suggestion(original)} "
                           "(see `elbolint rule --all`)")
-    opt_in = {r.code for r in all_rules() if not r.default_enabled}
-    return matched - opt_in
+    return matched - index().opt_in
 
 
 def _expand_all(selector: str, everything: set[str]) -> set[str]:
@@ -217,7 +215,7 @@ def _expand_all(selector: str, everything: set[str]) -> set[str]:
 
 
 def validate_codes(selectors: list[str]) -> None:
-    everything = {r.code for r in all_rules()} | {c.code for c in extra_codes()}
+    everything = set(index().codes)
     for s in selectors:
         _expand(s, everything)
 
@@ -260,13 +258,14 @@ def load_config(path: Optional[Path]) -> Config:
 
 def parse_table(table: dict, path: Path) -> Config:
     config = Config(root=path.parent.resolve(), source=path)
-    rules_by_name = {r.name: r for r in all_rules()}
+    rule_names = {entry.name for entry in index().rules}
     where = f"{path}: [tool.elbolint]"
     for key, value in table.items():
-        if key in rules_by_name:
-            config.rule_options[rules_by_name[key].code] = _rule_options(rules_by_name[key], value, where)
+        if key in rule_names:  # a rule's options: the rule class itself says which (imported now)
+            rule = _rules_by_name()[key]
+            config.rule_options[rule.code] = _rule_options(rule, value, where)
         elif key not in TOP_LEVEL_KEYS:
-            raise ConfigError(f"{where}: {unknown_key(key, rules_by_name)}")
+            raise ConfigError(f"{where}: {unknown_key(key, _rules_by_name())}")
     config.select = _string_list(table, "select", where)
     config.fixable = _string_list(table, "fixable", where) if "fixable" in table else ["ALL"]
     config.unfixable = _string_list(table, "unfixable", where)
@@ -325,6 +324,12 @@ def parse_table(table: dict, path: Path) -> Config:
     return config
 
 
+def _rules_by_name() -> dict[str, Any]:
+    from elbolint.registry import all_rules
+
+    return {r.name: r for r in all_rules()}
+
+
 def _limits(table: dict, where: str) -> Limits:
     values = {}
     for key, attribute in LIMIT_KEYS.items():
@@ -336,7 +341,7 @@ def _limits(table: dict, where: str) -> Limits:
             kind = "number" if attribute == "seconds" else "integer"
             raise ConfigError(f"{where}: {key} must be a positive {kind}, got {value!r}")
         values[attribute] = float(value) if attribute == "seconds" else value
-    return Limits(**values)
+    return Limits(**values)  # type: ignore[arg-type]  # (each value checked against its field above)
 
 
 def _string_list(table: dict, key: str, where: str) -> list[str]:

@@ -19,10 +19,9 @@ from elbolint.cache import UNCACHEABLE, Cache, content_hash, decode, encode
 from elbolint.config import Config
 from elbolint.deepstack import call_deep
 from elbolint.discovery import Missing, discover
-from elbolint.isolation import run_isolated
 from elbolint.linter import FileResult, engine_diagnostic, lint_file, passes_prefilter
-from elbolint.source import decode as decode_source
 from elbolint.registry import all_rules
+from elbolint.source import decode as decode_source
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,8 @@ def lint_paths(
             if answered is not None:
                 by_path[path] = answered
     misses = [path for path in files if path not in by_path]
+    if misses:  # LibCST and the rules, imported once before the workers fork (never when nothing is left)
+        all_rules()
     hits = len(by_path)
     report = (lambda done, total: progress(hits + done, hits + total)) if progress else None
     by_path.update(zip(misses, _run(job, [(path, None) for path in misses], jobs, report)))
@@ -94,6 +95,7 @@ def lint_stdin(name: Path, data: bytes, config: Config, enabled: set[str], *, fi
     """Lint bytes read from stdin as `name` (also isolated); with `fix`, `result.fixed` holds the
     bytes to print (the input itself when nothing was fixed)."""
     job = Job(config, frozenset(enabled), fix=False, diff=diff, fix_to_output=fix, unsafe_fixes=unsafe_fixes)
+    all_rules()
     [result] = _run(job, [(name, data)], 1)
     if fix and result.fixed is None:
         result.fixed = data
@@ -150,7 +152,7 @@ def _prefiltered(job: Job, path: Path, lookup: Optional[_Lookup]) -> Optional[Fi
     than reading them. None for anything else (the worker also says what is wrong with a file it
     cannot read, or one over the size limit)."""
     data = lookup.data if lookup is not None else None
-    if data is not None:
+    if lookup is not None and data is not None:
         lookup.data = None  # not kept for the whole run
     else:
         try:
@@ -187,6 +189,10 @@ def _remember(cache: Cache, job: Job, lookups: dict, fresh: list[FileResult]) ->
 
 
 def _run(job: Job, tasks: list, jobs: Optional[int], progress=None) -> list[FileResult]:
+    if not tasks:  # (the cache and the prefilter answered every file: no worker machinery to import)
+        return []
+    from elbolint.isolation import run_isolated
+
     limits = job.config.limits
     return run_isolated(
         tasks, lambda task: _lint_one(job, task), lambda task, reason: _skipped(job, task, reason),
@@ -235,7 +241,8 @@ def _original_bytes(result: FileResult) -> bytes:
     if result.notebook is not None:
         from elbolint.fixes import original_bytes
 
-        return original_bytes(result)
+        return original_bytes(result) or b""  # (a notebook's bytes are always recorded)
+    assert result.source is not None  # (a linted file's source is kept until here)
     return result.source.data
 
 
@@ -279,7 +286,7 @@ def apply_fixes(result: FileResult, rules, options, enabled, config: Config, job
     from elbolint.fixes import write_atomically
 
     try:
-        original = result.notebook.data if result.notebook is not None else result.source.data
+        original = result.notebook.data if result.notebook is not None else _source_bytes(result)
         write_atomically(result.path, data, original=original)
     except OSError as error:
         result.diagnostics.append(
@@ -289,6 +296,10 @@ def apply_fixes(result: FileResult, rules, options, enabled, config: Config, job
     after = _only_fixable(lint_file(result.path, rules, options, enabled, limits=config.limits), config)
     after.fixed_count = max(0, _fixable(result, job) - _fixable(after, job))
     return after
+
+
+def _source_bytes(result: FileResult) -> bytes:
+    return result.source.data if result.source is not None else b""
 
 
 def _fixable(result: FileResult, job: Job) -> int:

@@ -34,7 +34,7 @@ import ast
 import os
 import re
 from functools import lru_cache
-from typing import Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional, cast
 
 #: Set (to anything but "" or "0") to parse every prefiltered file with LibCST.
 DISABLE_VARIABLE = "ELBOLINT_NO_TRIAGE"
@@ -151,7 +151,8 @@ def code_words(tree: ast.AST) -> set[str]:
     no kind of node is forgotten."""
     words: set[str] = set()
     statements: set[int] = set()  # ids of the constants that are a statement by themselves
-    for node in ast.walk(tree):  # breadth first: an Expr is met before its value
+    nodes = cast(Iterator[Any], ast.walk(tree))  # (the node kinds are told apart by `type`, below)
+    for node in nodes:  # breadth first: an Expr is met before its value
         kind = type(node)
         if kind is ast.Name:
             words.add(node.id)
