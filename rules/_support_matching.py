@@ -19,6 +19,7 @@ from typing import Optional, Union
 
 import libcst as cst
 
+from elbolint.cst_helpers import positional_names, target_names
 from elbolint.resolver import Flow
 from elbolint.rule import Rule
 from elbolint.rules._support_models import PARTIAL, Joint, ModelReader, Part, pinned
@@ -189,7 +190,7 @@ class TargetMatcher(RuleReader):
     def _environment(self, params: cst.Parameters, surrogate: Joint, skip: int, bound_keywords: dict):
         """Parameter name -> Ref / Whole for the parameters the surrogate's sample binds."""
         env: dict[str, object] = {}
-        positional = [p.name.value for p in (*params.posonly_params, *params.params)][skip:]
+        positional = positional_names(params)[skip:]
         positional = [p for p in positional if p not in bound_keywords]
         star = params.star_arg.name.value if isinstance(params.star_arg, cst.Param) else None
         if surrogate.convention == "args":
@@ -371,7 +372,7 @@ def _assigned_names(body: cst.CSTNode) -> set[str]:
         node = stack.pop()
         if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
-        targets: list[cst.CSTNode] = []
+        targets: list[cst.BaseExpression] = []
         if isinstance(node, cst.Assign):
             targets = [t.target for t in node.targets]
         elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
@@ -381,17 +382,7 @@ def _assigned_names(body: cst.CSTNode) -> set[str]:
         elif isinstance(node, cst.NamedExpr):
             targets = [node.target]
         for target in targets:
-            for inner in _names(target):
+            for inner in target_names(target):
                 names.add(inner)
         stack.extend(node.children)
     return names
-
-
-def _names(target: cst.CSTNode) -> list[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [n for e in target.elements for n in _names(e.value)]
-    if isinstance(target, cst.StarredElement):
-        return _names(target.value)
-    return []

@@ -17,6 +17,7 @@ import libcst as cst
 
 from elbolint.analyses.test_code import in_test_code, is_test_path
 
+from elbolint.cst_helpers import callee_name, parameter_names
 from elbolint.diagnostics import Severity
 from elbolint.names import TFD, TFP, names_in
 from elbolint.resolver import Flow
@@ -256,7 +257,7 @@ class MissingIndependent(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        short = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+        short = callee_name(node) or ""
         if short.startswith("assert"):
             self._assertions.append(node)
         names = self.call_names(node)
@@ -473,7 +474,7 @@ class MissingIndependent(Rule):
 
     def _check(self, component: cst.BaseExpression, joint: _Joint) -> None:
         if isinstance(component, cst.Lambda):
-            self._check_body(component.body, frozenset(_parameter_names(component.params)), joint)
+            self._check_body(component.body, frozenset(parameter_names(component.params)), joint)
             return
         flow = self.resolver.follow(component)
         if flow.subscripts or not isinstance(flow.node, cst.Call):
@@ -497,15 +498,6 @@ class MissingIndependent(Rule):
                     "is not a scalar and the ELBO is broadcast wrongly. Wrap it in "
                     "tfd.Independent(..., reinterpreted_batch_ndims=1) or use the AutoBatched variant")))
                 return
-
-
-def _parameter_names(params: cst.Parameters) -> list[str]:
-    names = [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
-    if isinstance(params.star_arg, cst.Param):
-        names.append(params.star_arg.name.value)
-    if params.star_kwarg is not None:
-        names.append(params.star_kwarg.name.value)
-    return names
 
 
 def _name_counts(module: cst.Module, names: set[str]) -> dict[str, int]:
