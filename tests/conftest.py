@@ -48,3 +48,34 @@ def lint(path: Path, enabled: set[str] | None = None, data: bytes | None = None)
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+#: Static tests that are end to end and slow (many processes, real tools, TensorFlow imported in-process):
+#: marked `slow` here, in one place, so that the developer's loop
+#: `python -m pytest -m "not dynamic and not slow and not browser"` stays short. CI runs everything.
+SLOW_MODULES = {
+    "test_isolation.py": "crashes, memory caps and signals on real worker processes",
+    "test_fuzz.py": "generated programs (hypothesis)",
+    "test_bad_input.py": "every bad input through the real CLI",
+    "test_never_executes.py": "every output format through the real CLI, checked for side effects",
+    "test_fix_safety.py": "encodings, line endings and Ctrl-C through the real CLI",
+    "test_flake8_plugin.py": "the real flake8",
+    "test_precommit.py": "the real pre-commit",
+    "test_server.py": "a real language-server client",
+    "test_editor_snippets.py": "the README's editor snippets against the real CLI",
+    "test_notebook_positions.py": "Vim and the editors' matchers against the real CLI",
+    "test_packaging.py": "builds the wheel",
+    "test_cache.py": "concurrent real runs sharing a cache",
+    "test_support_table.py": "imports TensorFlow Probability to check the support table against it",
+    "test_readme_samples.py": "the README's commands through the real CLI",
+    "test_dynamic_attribution.py": "some of its checks run models",
+    "test_notebooks.py": "one check runs a notebook in dynamic mode",
+}
+#: Single slow tests in otherwise fast modules (by name): Ctrl-C and SIGTERM on 600-file runs, real subprocesses.
+SLOW_TESTS = re.compile(r"ctrl_c|sigterm|real_subprocess|process_pool")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in SLOW_MODULES or SLOW_TESTS.search(item.name):
+            item.add_marker(pytest.mark.slow)
