@@ -9,7 +9,7 @@ the prior. So the user's own `fit` runs, with their data, batch size, loss, opti
 compiled as Keras compiles it; only three seams are added:
 
 - `Model.fit` / `train_on_batch` (class level, tf-keras and Keras 3 when loaded): the first model that
-  is variational (a `tfp.layers` layer that does VI, see `_vi_layer`, or a layer or model class of the
+  is variational (a `tfp.layers` layer that does VI, see keras_model.vi_layer, or a layer or model class of the
   user's file) is claimed; the fit's `x`, `batch_size` and `validation_split` give the dataset size N.
   Other models' fits run untouched (the `loop` driver sees them as before). Claiming turns the `loop` driver's seams
   off, and the eager mode it armed: the user's fit runs compiled, as Keras compiles it;
@@ -30,6 +30,8 @@ ELB109 reads them. Which Keras ran is the worker's `keras` (tf-keras under TF_US
 `tfp.layers`, see keras_flavour in __init__.py). Nothing here raises into the user's program: a value
 that cannot be computed is left out, and a model that fails on its own is the user's failure (ELB100 at
 their line); a fit that recorded nothing returns None (the next driver, or "nothing to run").
+This module holds the seams and the recorder; what is read off the model and its fit call (whether it
+does VI, the dataset size, a step's KL terms and gradient norm) is in keras_model.py.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from typing import Any, Optional
 
 from elbolint.dynamic.child.drive_loop import saw_no_vi
 from elbolint.dynamic.child.failures import exception_text, user_frame
+from elbolint.dynamic.child.keras_model import (added_losses, batches_in, defined_in, dense_variational_weight,
+                                                examples_in, global_norm, layers_of, mean_prior_scale, median_of,
+                                                raw_kl, to_float, variational_model)
 from elbolint.dynamic.child.loop import TIME_MIN_STEPS, TIME_SHARE
 from elbolint.dynamic.child.seams import replace
 from elbolint.dynamic.child.sites import COMPILED, site
@@ -215,7 +220,7 @@ class KerasRecorder:
                 self.armed = False
                 raise self.context.Stop()
             return False
-        return _variational(model, self.path, self.context.run_name)
+        return variational_model(model, self.path, self.context.run_name)
 
     def _claim(self, model) -> None:
         self.context.claimed = NAME
@@ -225,16 +230,16 @@ class KerasRecorder:
         loop = self.context.store.get("loop")
         if loop is not None and getattr(loop, "armed", False):
             loop.disarm()
-        layers = _layers(model)
+        layers = layers_of(model)
         self.layers = [type(layer).__name__ for layer in layers
                        if type(layer).__module__.startswith("tensorflow_probability")]
         self.variational = [layer for layer in layers if hasattr(layer, "kernel_posterior")]  # once built
         for layer in layers:
-            weight = _dense_variational_weight(layer)
+            weight = dense_variational_weight(layer)
             if weight is not None:
                 self.kl_weights.append(weight)
         step = getattr(type(model), "train_step", None)
-        self.custom_train_step = _defined_in(step, self.path, self.context.run_name)
+        self.custom_train_step = defined_in(step, self.path, self.context.run_name)
         original_step = model.train_step
         object.__setattr__(model, "train_step", self._wrap_step(model, original_step))
         try:
@@ -256,7 +261,7 @@ class KerasRecorder:
         except TypeError:
             return
         x = bound.get("x")
-        size = _examples(x)
+        size = examples_in(x)
         if size is not None:
             split = bound.get("validation_split") or 0.0
             try:
@@ -267,7 +272,7 @@ class KerasRecorder:
             batch = bound.get("batch_size")
             self.batch_size = int(batch) if isinstance(batch, int) else min(32, size)
         else:
-            self.dataset_batches = _batches(x)
+            self.dataset_batches = batches_in(x)
 
     def _recording(self, original, model, args, kwargs):
         """Run the user's own call with the claimed model's seams live."""
@@ -283,7 +288,7 @@ class KerasRecorder:
 
         def train_step(data):
             # the unweighted KL at the variables the forward pass reads (before the update)
-            raw = _raw_kl(recorder.variational) if recorder.armed and recorder.variational else None
+            raw = raw_kl(recorder.variational) if recorder.armed and recorder.variational else None
             recorder._stepping, recorder._stash = True, None
             try:
                 logs = original_step(data)
@@ -323,11 +328,11 @@ class KerasRecorder:
         if stash is not None:
             target, grads = stash
             put(_TOTAL, lambda: total(tf.nest.flatten(target)))
-            put(_NORM, lambda: _global_norm(tf.nest.flatten(grads)))
+            put(_NORM, lambda: global_norm(tf.nest.flatten(grads)))
         put(_KL, lambda: total(list(model.losses)))
         put(_BATCH, lambda: tf.shape(tf.nest.flatten(data)[0])[0])
         if not self.variational:  # a model built by its first batch has its posteriors now
-            self.variational = [layer for layer in _layers(model) if hasattr(layer, "kernel_posterior")]
+            self.variational = [layer for layer in layers_of(model) if hasattr(layer, "kernel_posterior")]
         scales = []
         for layer in self.variational:
             try:
@@ -338,10 +343,10 @@ class KerasRecorder:
             joined = tf.concat(scales, axis=0)
             put(_SCALE_MIN, lambda: tf.reduce_min(joined))
             put(_SCALE_MEAN, lambda: tf.reduce_mean(joined))
-        put(_PRIOR, lambda: _mean_prior_scale(self.variational))
+        put(_PRIOR, lambda: mean_prior_scale(self.variational))
         if raw is None:
-            raw = _raw_kl(self.variational)
-        added = _added_losses(self.variational) if raw is not None else None
+            raw = raw_kl(self.variational)
+        added = added_losses(self.variational) if raw is not None else None
         if added is not None:
             values[_RAW_KL], values[_LAYER_KL] = raw, added
         return values
@@ -369,10 +374,10 @@ class KerasRecorder:
         self._times[1:] = [now]
         if not self._times[:1]:
             self._times = [now]
-        values = {k: _float(v) for k, v in extra.items()}
+        values = {k: to_float(v) for k, v in extra.items()}
         loss = values.get(_TOTAL)
         if loss is None:
-            loss = _float(logs.get("loss"))
+            loss = to_float(logs.get("loss"))
             self.approximate_loss = True
         if loss is None:
             return
@@ -400,7 +405,7 @@ class KerasRecorder:
     def trace(self) -> dict:
         kl = self.kl if any(v is not None for v in self.kl) else []
         data = [loss - k if k is not None else None for loss, k in zip(self.loss, kl)]
-        batch = _median([b for b in self.batches if b is not None])
+        batch = median_of([b for b in self.batches if b is not None])
         batch_size = int(batch) if batch is not None else self.batch_size
         size = self.dataset_size
         if size is None and self.dataset_batches and batch_size:
@@ -446,8 +451,9 @@ class KerasRecorder:
         ratios = [a / r for a, r in zip(self.layer_kl, self.raw_kl)
                   if a is not None and r is not None and math.isfinite(a) and math.isfinite(r) and r > 0]
         weights = list(self.kl_weights)
-        if ratios:
-            weights.append(_median(ratios))
+        ratio = median_of(ratios)  # None when there is no ratio
+        if ratio is not None:
+            weights.append(ratio)
         return max(weights) if weights else None
 
 
@@ -493,180 +499,3 @@ def model_classes() -> list[type]:
         if cls not in found:
             found.append(cls)
     return found
-
-
-def _layers(model) -> list:
-    try:
-        return list(model._flatten_layers(include_self=False, recursive=True))
-    except Exception:
-        try:
-            return list(model.layers)
-        except Exception:
-            return []
-
-
-def _defined_in(obj, path: str, run_name: str) -> bool:
-    if obj is None:
-        return False
-    try:
-        return os.path.abspath(inspect.getfile(obj)) == path
-    except (TypeError, OSError):
-        return getattr(obj, "__module__", None) == run_name
-
-
-def _variational(model, path: str, run_name: str) -> bool:
-    """A model worth the Keras driver: a layer from tensorflow_probability, or a layer or the model's
-    own class written in the user's file (a custom Bayesian layer, a custom `train_step`)."""
-    if _defined_in(type(model), path, run_name):
-        return True
-    for layer in _layers(model):
-        if _vi_layer(layer) or _defined_in(type(layer), path, run_name):
-            return True
-    return False
-
-
-def _vi_layer(layer) -> bool:
-    """A `tfp.layers` layer that does VI: a variational layer (a kernel posterior or a KL penalty), a
-    KL layer, a variational GP, or a distribution layer regularised by a KL. A point-estimate
-    `DistributionLambda` network is not one (the loop recorder takes it), so in a notebook that
-    trains one before its Bayesian network, the Bayesian network is the fit this driver checks."""
-    cls = type(layer)
-    if not cls.__module__.startswith("tensorflow_probability"):
-        return False
-    if hasattr(layer, "kernel_posterior") or hasattr(layer, "_kl_divergence_fn"):
-        return True
-    if any(word in cls.__name__ for word in ("KLDivergence", "Variational", "Flipout", "Reparameterization")):
-        return True  # also before the layer is built (a Sequential without an Input, `train_on_batch`)
-    regulariser = getattr(layer, "activity_regularizer", None)
-    return regulariser is not None and type(regulariser).__module__.startswith("tensorflow_probability")
-
-
-def _dense_variational_weight(layer) -> Optional[float]:
-    """`kl_weight` of a `tfp.layers.DenseVariational` (read from its divergence penalty's closure)."""
-    fn = getattr(layer, "_kl_divergence_fn", None)
-    if fn is None or type(layer).__name__ != "DenseVariational":
-        return None
-    try:
-        cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
-    except (AttributeError, ValueError):
-        return None
-    if "weight" not in cells:
-        return None
-    weight = cells["weight"]
-    if weight is None:
-        return 1.0
-    return _float(weight)
-
-
-def _examples(x) -> Optional[int]:
-    """The number of examples in a fit's `x` when it is arrays (not a dataset or a generator)."""
-    import tensorflow as tf
-
-    if x is None or isinstance(x, tf.data.Dataset):
-        return None
-    try:
-        leaves = tf.nest.flatten(x)
-    except Exception:
-        return None
-    for leaf in leaves:
-        shape = getattr(leaf, "shape", None)
-        if shape is not None and len(shape) >= 1 and shape[0] is not None:
-            try:
-                return int(shape[0])
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-def _batches(x) -> Optional[int]:
-    """Batches per epoch of a finite `tf.data.Dataset` or a Keras `Sequence`."""
-    import tensorflow as tf
-
-    try:
-        if isinstance(x, tf.data.Dataset):
-            count = int(x.cardinality())
-            return count if count > 0 else None
-        if hasattr(x, "__len__") and hasattr(x, "__getitem__") and not hasattr(x, "shape"):
-            count = len(x)
-            return count if count > 0 else None
-    except Exception:
-        return None
-    return None
-
-
-def _global_norm(grads):
-    import tensorflow as tf
-
-    squares = []
-    for grad in grads:
-        if grad is None:
-            continue
-        if isinstance(grad, tf.IndexedSlices):
-            grad = grad.values
-        squares.append(tf.reduce_sum(tf.square(tf.cast(grad, tf.float32))))
-    return tf.sqrt(tf.add_n(squares)) if squares else None
-
-
-def _mean_prior_scale(layers):
-    import tensorflow as tf
-
-    scales = []
-    for layer in layers:
-        try:
-            scales.append(tf.reshape(tf.cast(layer.kernel_prior.stddev(), tf.float32), [-1]))
-        except Exception:
-            continue
-    return tf.reduce_mean(tf.concat(scales, axis=0)) if scales else None
-
-
-def _raw_kl(layers):
-    """The sum of KL(posterior || prior) of the layers' kernels (and biases, when the layer adds a
-    bias divergence), unweighted, as a scalar tensor; None when one is not analytic."""
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-
-    raws = []
-    try:
-        for layer in layers:
-            kl = tf.reduce_sum(tfp.distributions.kl_divergence(layer.kernel_posterior, layer.kernel_prior))
-            bias_q, bias_p = getattr(layer, "bias_posterior", None), getattr(layer, "bias_prior", None)
-            if getattr(layer, "bias_divergence_fn", None) is not None and \
-                    isinstance(bias_q, tfp.distributions.Distribution) and \
-                    isinstance(bias_p, tfp.distributions.Distribution):
-                kl = kl + tf.reduce_sum(tfp.distributions.kl_divergence(bias_q, bias_p))
-            raws.append(tf.cast(kl, tf.float32))
-    except Exception:
-        return None
-    return tf.add_n(raws) if raws else None
-
-
-def _added_losses(layers):
-    """The sum of the same layers' own losses (their weighted divergence terms); None if one added none."""
-    import tensorflow as tf
-
-    added = []
-    try:
-        for layer in layers:
-            losses = list(layer.losses)
-            if not losses:
-                return None
-            added.append(tf.add_n([tf.reduce_sum(tf.cast(v, tf.float32)) for v in losses]))
-    except Exception:
-        return None
-    return tf.add_n(added) if added else None
-
-
-def _float(value) -> Optional[float]:
-    try:
-        import numpy as np
-
-        return float(np.asarray(value, dtype=np.float64).reshape(()))
-    except Exception:
-        return None
-
-
-def _median(values: list) -> Optional[float]:
-    from statistics import median
-
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    return median(values) if values else None
