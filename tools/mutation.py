@@ -10,7 +10,7 @@ Mutation operators (stdlib `ast`, one change per mutant, spliced into the source
 line keeps its number): a comparison swapped (`<`/`<=`, `>`/`>=`, `==`/`!=`, `in`/`not in`,
 `is`/`is not`), `and`/`or` swapped, a `not` dropped, a constant changed (True/False flipped, an int
 plus one, a float doubled, a string emptied), a returned value replaced (`None`, or the negation of
-a returned comparison). Docstrings, annotations and f-strings are not mutated.
+a returned comparison). Docstrings, annotations, f-strings and `__all__` are not mutated.
 
 What is mutated: every module of the rules (`rules/`) and of the per-file static engine
 (`elbolint/*.py` on the lint path and `elbolint/analyses/`). The dynamic mode, the reporters and the
@@ -140,7 +140,8 @@ _SWAPPED = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, 
 
 def _left_alone(tree: ast.AST) -> set[int]:
     """ids of the nodes never mutated: docstrings and other bare strings, annotations, f-strings,
-    match patterns (a change there is a change of documentation, of types, or not valid syntax)."""
+    match patterns, `__all__` (a change there is a change of documentation, of types, of nothing
+    the linter does, or not valid syntax)."""
     roots: list[ast.AST] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
@@ -153,6 +154,8 @@ def _left_alone(tree: ast.AST) -> set[int]:
             roots.append(node.annotation)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
             roots.append(node.returns)
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            roots.append(node.value)  # only `from module import *` reads it, and no module does
     return {id(inner) for root in roots for inner in ast.walk(root)}
 
 
@@ -439,16 +442,23 @@ class Coverage:
     new: set[int]
     exit: Optional[int] = None
 
-    def tests_for(self, mutant: Mutant) -> list[str]:
-        """Test ids to run against `mutant`: old tests first, fastest first. An expression evaluated
-        at import time may change any test: then every test runs, those evaluating it first."""
+    def tests_for(self, mutant: Mutant) -> tuple[list[str], bool]:
+        """Test ids to run against `mutant`, fastest first, and whether the new tests come first.
+
+        Old tests first, so that a kill by an old test is seen as such. But an expression evaluated
+        at import time (a vocabulary table) may change any test, and which one is not known: then
+        every test runs, and the new tests go first (they are where such tables are pinned one
+        word at a time); whether an old test would also kill it is settled afterwards (`settle`)."""
         hit = set(self.reached.get(probe_key(mutant), ()))
         everything = -1 in hit
         chosen = [i for i, t in enumerate(self.tests) if not t["failed"] and (everything or i in hit)]
 
-        def key(i: int) -> tuple[bool, bool, float]:
-            return (i in self.new, i not in hit, self.tests[i]["seconds"])
-        return [self.tests[i]["id"] for i in sorted(chosen, key=key)]
+        def key(i: int) -> tuple[bool, float]:
+            return ((i not in self.new) if everything else (i in self.new), self.tests[i]["seconds"])
+        return [self.tests[i]["id"] for i in sorted(chosen, key=key)], everything
+
+    def old_tests_for(self, mutant: Mutant) -> list[str]:
+        return [t for t in self.tests_for(mutant)[0] if t not in {self.tests[i]["id"] for i in self.new}]
 
 
 def new_tests(tests: list[dict[str, Any]], since: Optional[str]) -> set[int]:
@@ -492,9 +502,11 @@ def run_one(copy: Path, work: Path, mutant: Mutant, tests: list[str], timeout: f
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     done = [r for r in rows if r.get("status") in ("killed", "survived")]
     killed = [r for r in done if r["status"] == "killed"]
-    before = [r for r in killed if not r.get("by_new_test")]
+    before = [r for r in killed if r.get("by_new_test") is False]
     return {"mutants": len(rows), "run": len(done), "killed": len(killed),
-            "killed_without_new_tests": len(before), "survived": len(done) - len(killed),
+            "killed_without_new_tests": len(before),
+            "killed_by_a_new_test_old_tests_not_run": sum(1 for r in killed if r.get("by_new_test") is None),
+            "survived": len(done) - len(killed),
             "not_executed": sum(1 for r in rows if r.get("by") == NOT_REACHED),
             "timeouts": sum(1 for r in killed if r["by"] == "timeout"),
             "errors": sum(1 for r in rows if r.get("status") == "error"),
@@ -519,6 +531,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--report", type=Path, default=None, help="JSON report (default WORK/report.json)")
     parser.add_argument("--new-since", default=None, help="commit: tests and fixtures added after it are 'new'")
     parser.add_argument("--timeout", type=float, default=600.0, help="upper bound of a mutant's time limit (s)")
+    parser.add_argument("--settle-until", type=float, default=24.0,
+                        help="minutes into the run after which a mutant a new test killed first is not re-run "
+                             "on the old tests alone (default 24)")
     parser.add_argument("--list", action="store_true", help="only print the sampled mutants")
     parser.add_argument("--only", default=None, help="only mutants whose file:line contains this text")
     return _campaign(parser.parse_args(argv))
@@ -549,19 +564,34 @@ def _campaign(args: argparse.Namespace) -> int:
               "population": total, "new_since": args.new_since, "kill_tests": _kill_tests(REPO),
               "left_out_tests": broken}
     new_ids = {coverage.tests[i]["id"] for i in coverage.new}
+    def record(index: int, result: dict[str, Any], tests: int) -> None:
+        rows[index].update(result)
+        mutant = mutants[index]
+        print(f"[{index + 1:3}/{len(rows)}] {rows[index]['status']:8} {mutant.shown_file}:{mutant.line} "
+              f"{mutant.operator} ({tests} tests, {result['seconds']} s)", flush=True)
+        report_path.write_text(json.dumps(header | {"summary": summary(rows), "mutants": rows}, indent=1),
+                               encoding="utf-8")
+
+    unsettled = []
     for index, mutant in enumerate(mutants):
-        tests = coverage.tests_for(mutant)
+        tests, new_first = coverage.tests_for(mutant)
         if not tests:
             result: dict[str, Any] = {"status": "survived", "by": NOT_REACHED, "seconds": 0.0}
         else:
             budget = sum(t["seconds"] for t in coverage.tests if t["id"] in set(tests))
             result = run_one(copy, work, mutant, tests, min(args.timeout, 60 + 3 * budget))
-        result |= {"tests": len(tests), "by_new_test": result["by"] in new_ids}
-        rows[index].update(result)
-        print(f"[{index + 1:3}/{len(rows)}] {result['status']:8} {mutant.shown_file}:{mutant.line} {mutant.operator}"
-              f" ({len(tests)} tests, {result['seconds']} s)", flush=True)
-        report_path.write_text(json.dumps(header | {"summary": summary(rows), "mutants": rows}, indent=1),
-                               encoding="utf-8")
+        killed_by_new = result["by"] in new_ids
+        result |= {"tests": len(tests), "by_new_test": None if killed_by_new and new_first else killed_by_new}
+        if result["by_new_test"] is None:
+            unsettled.append(index)
+        record(index, result, len(tests))
+    for index in unsettled:  # killed by a new test that ran first: would the old tests kill it too?
+        if time.monotonic() - started > args.settle_until * 60:
+            print(f"not settled (time): {mutants[index].shown_file}:{mutants[index].line}")
+            continue
+        tests = coverage.old_tests_for(mutants[index])
+        old = run_one(copy, work, mutants[index], tests, args.timeout)
+        record(index, {"by_new_test": old["status"] == "survived", "old_tests": old}, len(tests))
     print(json.dumps(summary(rows) | {"minutes": round((time.monotonic() - started) / 60, 1)}, indent=1))
     for row in rows:
         if row.get("status") == "survived":
