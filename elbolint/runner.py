@@ -36,6 +36,8 @@ class Job:
     #: stdin: return the fixed bytes instead of writing a file
     fix_to_output: bool = False
     unsafe_fixes: bool = False
+    #: The content hashes are wanted (a cache keys results by them); without a cache, no file is hashed.
+    hashes: bool = False
 
 
 def lint_paths(
@@ -55,8 +57,8 @@ def lint_paths(
     sources), files whose results are cached are not analysed at all."""
     items = list(discover(paths, config))
     files = [item for item in items if not isinstance(item, Missing)]
-    job = Job(config, frozenset(enabled), fix, diff, keep_modules, unsafe_fixes=unsafe_fixes)
     cache = cache if not keep_modules else None
+    job = Job(config, frozenset(enabled), fix, diff, keep_modules, unsafe_fixes=unsafe_fixes, hashes=cache is not None)
     by_path: dict[Path, FileResult] = {}
     lookups: dict[Path, _Lookup] = {}
     if cache is not None:
@@ -165,7 +167,8 @@ def _prefiltered(job: Job, path: Path, lookup: Optional[_Lookup]) -> Optional[Fi
     if passes_prefilter(source):
         return None
     result = FileResult(path, source=source if job.keep_sources else None)
-    result.content_hash = content_hash(data)
+    if job.hashes:
+        result.content_hash = content_hash(data)
     return result
 
 
@@ -183,9 +186,8 @@ def _remember(cache: Cache, job: Job, lookups: dict, fresh: list[FileResult]) ->
     for path, lookup in lookups.items():
         if lookup.result is not None and not lookup.stat_known and lookup.stat is not None:
             stats.append((path, lookup.stat, lookup.digest))
-    cache.put(entries, stats)
-    cache.touch([lookup.key for lookup in lookups.values() if lookup.result is not None])
-    cache.prune()
+    hits = [lookup.key for lookup in lookups.values() if lookup.result is not None and lookup.key is not None]
+    cache.update(entries, stats, hits)  # one transaction
 
 
 def _run(job: Job, tasks: list, jobs: Optional[int], progress=None) -> list[FileResult]:
@@ -223,7 +225,7 @@ def _lint_one(job: Job, task) -> FileResult:
             result.fixed_count = max(0, before - _fixable(result, job))
     elif job.fix:
         result = apply_fixes(result, rules, config.rule_options, enabled, config, job)
-    if data is None and result.source is not None:  # what was linted, for the cache key
+    if job.hashes and data is None and result.source is not None:  # what was linted, for the cache key
         result.content_hash = content_hash(_original_bytes(result))
     result.module = None  # LibCST trees stay in the worker
     if not job.keep_sources:
