@@ -8,6 +8,7 @@ parent/ (the elbolint process; never imports TensorFlow)
 - harness.py     `--jobs` worker processes, one file at a time, never a traceback
 - attribution.py which run may judge a static finding, and each run's name
 - report.py      verdicts -> static findings' `dynamic` status + dynamic-only Diagnostic rows
+- owners.py      which fit of a file with several each static finding belongs to (from the source)
 
 process/ (the plumbing; elbolint/sandbox.py, shared with static isolation, is the fork itself)
 - worker.py      `python -m elbolint.dynamic.process.worker`: imports TF once, forks a child per file

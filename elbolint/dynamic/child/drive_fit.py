@@ -18,7 +18,7 @@ report; the recorder then only stops the script. An error of elbolint's own whil
 user's: the run becomes `not-run` with the reason (`nothing`).
 
 A fit no static finding points at (sites.unflagged: a baseline next to the flagged model) is *brief*
-(issue 16, every flagged site gets its own budget): `loop.BRIEF` steps, one seed, no reference fits,
+(every flagged site gets its own budget): `loop.BRIEF` steps, one seed, no reference fits,
 so the budget and the time go to the flagged fits; its site says so (`brief`)."""
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def install(context) -> None:
         _arm_alarm(context, state["started"] + SOFT_SHARE * timeout - time.monotonic())
         return keep["result"]
 
-    fit_surrogate_posterior.__elbolint_original__ = original
+    setattr(fit_surrogate_posterior, "__elbolint_original__", original)
     for module in (tfp.vi, vi_package, optimization):
         if getattr(module, "fit_surrogate_posterior", None) is not fit_surrogate_posterior:
             replace(module, "fit_surrogate_posterior", fit_surrogate_posterior, NAME)

@@ -91,7 +91,7 @@ def run(context) -> Optional[dict]:
             built.append({"model": value, "line": None, "code": None})
     if not built:
         return None
-    sampled = []
+    sampled: list[dict] = []
     for entry in built[:MAX_MODELS]:
         name = names.get(id(entry["model"]))
         kind = type(entry["model"]).__name__
@@ -112,7 +112,7 @@ def run(context) -> Optional[dict]:
                     "failure": {"kind": "model", "confirm_only": True, "line": line,
                                 "message": f"sampling {label} fails: {exception_text(error)}"}}
         sampled.append({"model": label, "name": name, "line": entry["line"], **record})
-    anchors = {}
+    anchors: dict[str, str] = {}
     for record in sampled:
         if record["name"]:
             anchors.setdefault("model", record["name"])
@@ -152,7 +152,7 @@ def _from_builders(context, namespace: dict, called: set) -> list[dict]:
             continue
         function = namespace.get(node.name)
         code = getattr(function, "__code__", None)
-        if code is None or code.co_filename != context.path or id(code) in called:
+        if function is None or code is None or code.co_filename != context.path or id(code) in called:
             continue
         text = ast.get_source_segment(context.source, node) or ""
         returns = any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(node))

@@ -1,12 +1,12 @@
 """Inside the sandboxed child: run one model file through the drivers and return a JSON-safe trace for
 the classifier. Imports TensorFlow, so only the worker uses it.
 
-The runner only dispatches (issue 8): the drivers that apply to the file's text (drivers.py says how
+The runner only dispatches: the drivers that apply to the file's text (drivers.py says how
 and in which order) install their seams, the file runs once (as `__main__` when a driver sees a fit
 or a loop in it, else imported), and the first driver that returns a trace wins. A file that fails
 on its own before any driver recorded anything becomes the trace's `failure`, at the user's line.
 
-Whose failure (issue 8): ELB100 means "the program fails on its own", so only the user's own code
+Whose failure: ELB100 means "the program fails on its own", so only the user's own code
 raising in the user's own form becomes a `failure` (message: "the program fails on its own at
 file:line: exception"). What elbolint could not drive is `nothing` (not-run, with the reason): a
 missing package (ModuleNotFoundError), a download in an offline sandbox, an unusable probe, an error of
@@ -61,11 +61,11 @@ def run_file(job: dict) -> dict:
         names = ", ".join(f"`{name}`" for name, _ in absent)
         many = len(absent) > 1
         where = ", ".join(str(line) for _, line in absent)
-        trace = nothing(f"not run: the file imports {names}, which {'are' if many else 'is'} not installed in "
-                        f"{sys.executable} (line{'s' if many else ''} {where})")
-        trace["missing_packages"] = [name for name, _ in absent]
-        trace["seconds"] = time.monotonic() - started
-        return trace
+        missing = nothing(f"not run: the file imports {names}, which {'are' if many else 'is'} not installed in "
+                          f"{sys.executable} (line{'s' if many else ''} {where})")
+        missing["missing_packages"] = [name for name, _ in absent]
+        missing["seconds"] = time.monotonic() - started
+        return missing
     drivers = participating(source, settings["probe"])
     context = Context(path, source, settings,
                       run_name="__main__" if runs_file(source, drivers) else "__elbolint_import__")

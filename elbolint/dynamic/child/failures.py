@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import traceback
+from types import FrameType
 from typing import Optional
 
 _EMBEDDED = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$", re.M)
@@ -46,7 +47,7 @@ def user_line(error: BaseException, path: str) -> Optional[int]:
     traceback as text), the innermost error's line."""
     path = os.path.abspath(path)
     seen: set[int] = set()
-    chain = []
+    chain: list[BaseException] = []
     current: Optional[BaseException] = error
     while current is not None and id(current) not in seen and len(chain) < 8:
         seen.add(id(current))
@@ -65,9 +66,9 @@ def user_line(error: BaseException, path: str) -> Optional[int]:
     return None
 
 
-def user_frame(path: str):
+def user_frame(path: str) -> Optional[FrameType]:
     """The innermost frame of the user's file on the current stack, or None."""
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
         if os.path.abspath(frame.f_code.co_filename) == path:
             return frame
@@ -122,9 +123,8 @@ def user_failure(error: BaseException, path: str, fallback_line: Optional[int] =
 def missing_package(error: BaseException) -> Optional[str]:
     """The not-installed top-level package behind a ModuleNotFoundError (the environment, not the
     program), else None."""
-    if isinstance(error, ModuleNotFoundError) and getattr(error, "name", None):
-        return error.name.split(".")[0]
-    return None
+    name = error.name if isinstance(error, ModuleNotFoundError) else None
+    return name.split(".")[0] if name else None
 
 
 def needs_network(error: BaseException) -> Optional[str]:
@@ -135,14 +135,15 @@ def needs_network(error: BaseException) -> Optional[str]:
     import urllib.error
 
     seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, (urllib.error.URLError, socket.gaierror, socket.timeout, ConnectionError)):
-            return exception_text(error)
-        text = str(error)
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (urllib.error.URLError, socket.gaierror, socket.timeout, ConnectionError)):
+            return exception_text(current)
+        text = str(current)
         if "URL fetch failure" in text or "Temporary failure in name resolution" in text:
-            return exception_text(error)
-        error = error.__cause__ or error.__context__
+            return exception_text(current)
+        current = current.__cause__ or current.__context__
     return None
 
 
@@ -150,7 +151,7 @@ def missing_imports(source: str) -> list[tuple[str, int]]:
     """Every top-level package the file imports at module level (also under `if __name__ ==
     "__main__":` and other module-level blocks, not in functions, not in a `try` that handles
     ImportError) that cannot be found, as (package, line), read statically with `ast` before the
-    file runs (issue 16: all missing packages named at once, not one per run). Finding a package's
+    file runs (so all missing packages are named at once, not one per run). Finding a package's
     spec imports nothing of the user's; relative imports and `__future__` are skipped."""
     import ast
     import importlib.util

@@ -16,7 +16,7 @@ such loop goes through:
   zero gradients per variable, positive-parameter minima before the update). After the budget, or two
   NaN losses in a row, the script is stopped with the drivers' `Stop`.
 
-A run that no static finding points at (issue 16: its site's lines are in none of the `flagged` spans
+A run that no static finding points at (its site's lines are in none of the `flagged` spans
 the parent sends, see `flagged_spans` in __init__.py) is *brief*: a Keras baseline's `fit`, a MAP
 `tfp.math.minimize` loop, a loop of another optimizer. It is recorded for `BRIEF` steps only and then
 cut short without ending the script: a Keras `fit` stops after that batch (`model.stop_training`), any
@@ -74,7 +74,7 @@ class LoopRecorder:
         """A new run's record (the previous run was brief and cut short)."""
         self.brief = False  # no finding points at this run: BRIEF steps, then cut short
         self.passing = False  # the brief run was cut short: its further steps run untouched
-        self._key = None  # what tells this run's steps from the next run's
+        self._key: Optional[tuple[str, Any]] = None  # what tells this run's steps from the next run's
         self._keras_model = None
         self._pass_started = 0.0
         self.first: Optional[dict] = None  # the first monte_carlo_variational_loss call
@@ -253,7 +253,10 @@ class LoopRecorder:
             key = self._run_key()
         except Exception:
             return True
-        return key[0] == self._key[0] and key[1] is self._key[1] if key[0] != "loop" else key == self._key
+        own = self._key
+        if own is None:  # no step noted yet: nothing to tell this run from
+            return True
+        return key[0] == own[0] and key[1] is own[1] if key[0] != "loop" else key == own
 
     def _cut_short(self) -> None:
         self.passing = True
@@ -280,8 +283,8 @@ class LoopRecorder:
         self.cut.append(dict(self.site))
         cut, passed, armed, started = self.cut, self.passed, self.armed, self.started
         before = list(getattr(self, "trained_before", [])) + list(self.variables)
-        self.__init__(self.path, self.budget, self.stop, self.on_first_step, self.flagged, self.timeout,
-                      self.flagged_names, self.raw_parameters)
+        LoopRecorder.__init__(self, self.path, self.budget, self.stop, self.on_first_step, self.flagged,
+                              self.timeout, self.flagged_names, self.raw_parameters)
         self.cut, self.passed, self.armed, self.started = cut, passed, armed, started
         self.trained_before = before  # what the runs cut short trained (not this run's ELB105 evidence)
 

@@ -1,6 +1,5 @@
 """Every attribute of TensorFlow, TFP, Keras and the stdlib that dynamic mode replaces in the child, in
-one place (issue 16: "own every patched TF/TFP/Keras target in one place with a test that each
-exists and is wrapped once for the pinned versions").
+one place, with a test that each exists and is wrapped once for the pinned versions.
 
 Why: the drivers record the user's own training through seams — wrappers around functions and
 methods the user's program calls (`fit_surrogate_posterior`, `monte_carlo_variational_loss`,
@@ -73,7 +72,7 @@ def replace(owner: Any, attribute: str, wrapper: Callable, seam: str) -> None:
     try:
         setattr(wrapper, MARK, seam)
         if current is not None and not hasattr(wrapper, "__wrapped__"):
-            wrapper.__wrapped__ = current
+            setattr(wrapper, "__wrapped__", current)
     except (AttributeError, TypeError):
         pass
     setattr(owner, attribute, wrapper)

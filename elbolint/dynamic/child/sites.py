@@ -1,4 +1,4 @@
-"""In the child: where in the user's file a run is (issue 16: no verdict from another run).
+"""In the child: where in the user's file a run is (no verdict may come from another run).
 
 Every run a driver records (a `fit_surrogate_posterior` call, a Keras `fit`, a hand-written loop, a
 `tfp.math.minimize` loop) carries a `site`: its kind, the user's line of the call (or of the loop's
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import FrameType
 from typing import Any, Optional
 
 #: id(model) -> the user's line of its last `compile` call (drive_keras.py records it).
@@ -21,7 +22,7 @@ COMPILED: dict[int, int] = {}
 def user_frames(path: str) -> list:
     """The frames of the user's file on the current stack, innermost first."""
     frames = []
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
         if os.path.abspath(frame.f_code.co_filename) == path:
             frames.append(frame)
@@ -49,7 +50,7 @@ def names_of(value: Any, frames: list) -> list[str]:
 def on_stack(kind: str, *names: str) -> Optional[Any]:
     """The innermost frame of the stack whose function is one of `names` in a module path containing
     `kind` (e.g. ("keras", "fit")), or None."""
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name in names and kind in frame.f_code.co_filename.replace(os.sep, "/"):
             return frame
@@ -58,7 +59,7 @@ def on_stack(kind: str, *names: str) -> Optional[Any]:
 
 
 def unflagged(record: dict, flagged: Optional[list], flagged_names) -> bool:
-    """No static finding points at this run (issue 16, every flagged site gets its own budget): none of
+    """No static finding points at this run (every flagged site gets its own budget): none of
     its lines (stack, call, compile) is in a `flagged` span the parent sent and none of the names bound
     to its optimizer or model is a flagged one. False when the parent could not tell (`flagged` is None)
     or the run is nowhere in the user's file."""

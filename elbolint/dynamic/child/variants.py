@@ -1,6 +1,5 @@
-"""In the child: the program run again as a *variant* (issue 16: several seeds and counterfactual
-re-runs for the program's own training: hand-written loops and Keras fits, not only
-`fit_surrogate_posterior`).
+"""In the child: the program run again as a *variant* (several seeds and counterfactual re-runs for
+the program's own training: hand-written loops and Keras fits, not only `fit_surrogate_posterior`).
 
 A `fit_surrogate_posterior` call can be re-fitted in-process from its recorded arguments (fitting.py).
 A hand-written loop or a Keras `fit` cannot: its steps are the user's code, so the only honest re-run
@@ -79,27 +78,27 @@ class Variant:
                 return original(optimizer, grads_and_vars, *args, **kwargs)
             pairs = list(grads_and_vars)
             if variant.rate_factor:
-                variant._slow_down(optimizer)
+                variant._slow_down(optimizer, variant.rate_factor)
             if variant.clip:
-                pairs = variant._clipped(pairs)
+                pairs = variant._clipped(pairs, variant.clip)
             return original(optimizer, pairs, *args, **kwargs)
 
         return apply_gradients
 
-    def _clipped(self, pairs: list) -> list:
+    def _clipped(self, pairs: list, clip: float) -> list:
         import tensorflow as tf
 
         present = [(i, g) for i, (g, _) in enumerate(pairs) if g is not None]
         if not present:
             return pairs
-        clipped = clip_each([tf.convert_to_tensor(g) for _, g in present], float(self.clip))
+        clipped = clip_each([tf.convert_to_tensor(g) for _, g in present], float(clip))
         out = list(pairs)
         for (i, _), grad in zip(present, clipped):
             out[i] = (grad, pairs[i][1])
         self.clipped_steps += 1
         return out
 
-    def _slow_down(self, optimizer) -> None:
+    def _slow_down(self, optimizer, factor: float) -> None:
         """Once per optimizer: its constant learning rate divided by `rate_factor`, set eagerly."""
         key = id(optimizer)
         if key in self.rates:
@@ -114,7 +113,7 @@ class Variant:
                 if rate is None:
                     self.rates[key] = {"error": "the optimizer's learning rate is not a constant"}
                     return
-                smaller = rate / float(self.rate_factor)
+                smaller = rate / float(factor)
                 optimizer.learning_rate = smaller
                 now = constant_learning_rate(optimizer)
         except Exception as error:

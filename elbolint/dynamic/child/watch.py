@@ -1,4 +1,5 @@
-"""What the child watches on a surrogate's constrained parameters, step by step (issue 16).
+"""What the child watches on a surrogate's constrained parameters, step by step (so that each
+finding is judged by its own parameter).
 
 Each watched parameter is a `Watch`: one scalar per step whose sign says whether the parameter is
 inside its support (positive: inside; <= 0: outside), plus the identity of what it measured (the

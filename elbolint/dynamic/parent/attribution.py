@@ -1,4 +1,4 @@
-"""Which run a static finding may be judged by (issue 16: no verdict from another run, and every
+"""Which run a static finding may be judged by (no verdict may come from another run, and every
 verdict names its run). Pure Python (`ast`), in the parent.
 
 The child records, for every run it drives, its `site` (sites.py): the kind (`fit`, `keras`, `loop`,
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional, TypeGuard
 
 OPTIMIZER = ("ELB003", "ELB009")
 PARAMETER = ("ELB001", "ELB002", "ELB007", "ELB008")
@@ -79,6 +79,7 @@ class Attribution:
     """The findings' uses in one module's source (the module that ran: a notebook's virtual module)."""
 
     def __init__(self, source: str):
+        self.tree: Optional[ast.Module]  # None when the source does not parse
         try:
             self.tree = ast.parse(source)
         except (SyntaxError, ValueError):
@@ -102,10 +103,14 @@ class Attribution:
                     self.statements.append((node, node.lineno, node.end_lineno or node.lineno))
 
     # ------------------------------------------------------------------ static side
+    def _nodes(self) -> Iterator[ast.AST]:
+        """Every node of the module (none when it does not parse)."""
+        return ast.walk(self.tree) if self.tree is not None else iter(())
+
     def _holding(self, line: int):
         best = None
         for node, first, last in self.statements + [(n, n.lineno, n.end_lineno or n.lineno)
-                                                    for n in ast.walk(self.tree or ast.Module(body=[]))
+                                                    for n in self._nodes()
                                                     if isinstance(n, (ast.Assign, ast.AnnAssign))]:
             if first <= line <= last and (best is None or last - first < best[2] - best[1]):
                 best = (node, first, last)
@@ -140,7 +145,7 @@ class Attribution:
         if function is None:
             return set()
         bound: set = set()
-        for node in ast.walk(self.tree):
+        for node in self._nodes():
             if _calls(node, function):
                 bound |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
         return bound
@@ -148,7 +153,7 @@ class Attribution:
     def _builder(self, line: int, holding, names: set) -> Optional[str]:
         """The function of the file whose return value the finding's object is, or None (`names`: those
         the statement holding the finding binds)."""
-        functions = [n for n in ast.walk(self.tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        functions = [n for n in self._nodes() if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
                      and n.lineno <= line <= (n.end_lineno or n.lineno)]
         if not functions:
             return None
@@ -233,7 +238,7 @@ class Attribution:
         """The first line after `after` that binds one of `names` again (a notebook's `model = ...`);
         a call of `builder` (the function returning the finding's object) binds it, not again."""
         first = float("inf")
-        for node in ast.walk(self.tree):
+        for node in self._nodes():
             if builder is not None and _calls(node, builder):
                 continue
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno > after:
@@ -290,7 +295,7 @@ def _bound(holding) -> set:
     return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
 
 
-def _calls(node, function: str) -> bool:
+def _calls(node: ast.AST, function: str) -> TypeGuard[ast.Assign]:
     """`node` is `name = function(...)`."""
     return (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
             and isinstance(node.value.func, ast.Name) and node.value.func.id == function)

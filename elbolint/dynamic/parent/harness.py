@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import IO, Callable, Optional
 
 # Every process below a pid, from /proc: the worker's forked children are process-group leaders, so
 # killing their groups also takes the models' own subprocesses.
@@ -50,6 +50,13 @@ _STOPPING = threading.Event()  # set by shutdown_workers: no new worker may star
 LEGACY_KERAS = "tf-keras"
 
 
+def _pipe(stream: Optional[IO[bytes]]) -> IO[bytes]:
+    """One of the worker's pipes: Popen opened it (stdin=PIPE, stdout=PIPE), so it is never None."""
+    if stream is None:  # pragma: no cover
+        raise WorkerError("the dynamic worker was started without its pipes")
+    return stream
+
+
 class Worker:
     def __init__(self, python: str, keras: str = "default"):
         self.keras = keras
@@ -71,6 +78,7 @@ class Worker:
             self.log.close()
             raise WorkerError(f"cannot start the dynamic worker with {python}: "
                               f"{error.strerror or error}") from None
+        self.stdin, self.stdout = _pipe(self.process.stdin), _pipe(self.process.stdout)
         with _LIVE_LOCK:
             _LIVE.add(self)
             stopping = _STOPPING.is_set()
@@ -86,7 +94,7 @@ class Worker:
         self.info = hello
 
     def _pump(self) -> None:
-        for line in self.process.stdout:
+        for line in self.stdout:
             self.lines.put(line)
         self.lines.put(None)
 
@@ -114,13 +122,13 @@ class Worker:
             return "(no output)"
 
     def run(self, job: dict) -> dict:
-        self.process.stdin.write((json.dumps(job) + "\n").encode())
-        self.process.stdin.flush()
+        self.stdin.write((json.dumps(job) + "\n").encode())
+        self.stdin.flush()
         return self._read(float(job["settings"]["timeout"]) + MARGIN)
 
     def close(self) -> None:
         try:
-            self.process.stdin.close()
+            self.stdin.close()
         except OSError:
             pass
         try:
@@ -147,7 +155,7 @@ class Worker:
 
 def remove_workdirs(worker: int) -> None:
     """Remove the model working directories of a worker that was SIGKILLed (Ctrl-C, SIGTERM): it
-    could not clean up itself, and nothing may be left behind once elbolint has exited (issue 16).
+    could not clean up itself, and nothing may be left behind once elbolint has exited.
     The directories carry the worker's pid in their name (sandbox._WORKDIR_PREFIX); the worker runs
     with elbolint's environment, so its temporary directory is elbolint's."""
     from elbolint.sandbox import remove_workdirs

@@ -1,6 +1,6 @@
 """In the worker: the program's own training run again, several seeds and with the findings' fixes
-(issue 16: "a counterfactual re-run for ELB003 (clipped) and ELB009 (a smaller rate) — in hand-written
-loops and Keras fits too —, several seeds for every kind of run").
+(a counterfactual re-run for ELB003, clipped, and ELB009, at a smaller rate, in hand-written loops and
+Keras fits too, and several seeds for every kind of run).
 
 Why in the worker: a `fit_surrogate_posterior` fit is re-fitted in-process from its arguments
 (fitting.py), but a hand-written loop or a Keras `fit` is the user's code: the honest re-run is the

@@ -1,4 +1,4 @@
-"""What counts as confirming a static finding (issue 16): evidence that *shows the cause*, measured on
+"""What counts as confirming a static finding: evidence that *shows the cause*, measured on
 the finding's own parameter or by re-running the fit with the finding's fix; not evidence that only
 fits (a NaN somewhere in the file, a large gradient at step 0, a NaN after a few steps).
 

@@ -1,5 +1,5 @@
-"""The contract between the child and the parent (issue 16: "a typed contract ... documented once,
-validated on every dynamic fixture in the tests"): what a trace is, key by key, and what a static
+"""The contract between the child and the parent (typed, documented once, validated on every dynamic
+fixture in the tests): what a trace is, key by key, and what a static
 finding's `Diagnostic.dynamic` verdict is.
 
 Why declared records: a trace is written in the child by the drivers (drive_*.py), fitting.py,

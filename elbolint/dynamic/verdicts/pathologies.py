@@ -29,7 +29,7 @@ PATHOLOGIES = (
 #: Codes observed only by re-running a fit with the fix a rule suggests (a counterfactual). Only the
 #: `fit` driver re-runs fits; where it did, a rule that lists such a code is confirmed by it alone (a
 #: NaN the fix does not prevent is another finding's evidence), elsewhere by its other codes
-#: (see report._confirming_codes).
+#: (see confirmation.policy and report._verdict).
 COUNTERFACTUAL = frozenset({"ELB110", "ELB112"})
 
 #: Where each counterfactual's re-runs are in a fit's trace (its first seed's record): ELB110 the

@@ -93,8 +93,8 @@ def _g(x: float) -> str:
 def _message(part: dict, gap: float, se: float, found: list, clear: int) -> str:
     runs = len(found)
     user = float(part["user_elbo"])
-    controls = [_num(r.get("mean_field_elbo")) for r in part.get("reference") or []]
-    controls = [c for c in controls if c is not None]
+    elbos = [_num(r.get("mean_field_elbo")) for r in part.get("reference") or []]
+    controls = [c for c in elbos if c is not None]
     text = (f"a full-rank Gaussian started from the fitted surrogate raises the ELBO by {_g(gap)} ± {_g(se)} nats "
             f"over the mean-field family (fitted surrogate's ELBO {_g(user)}; "
             f"median of {runs} seed{'s' if runs != 1 else ''}, "

@@ -1,4 +1,4 @@
-"""Several seeds per fit (issue 8): one seed under-samples a pathology that shows in some runs only
+"""Several seeds per fit: one seed under-samples a pathology that shows in some runs only
 (the README's example turns NaN in most seeds, but not in every one), so each fit runs from the same
 initial values once per seed (`seeds`, default 4; see fitting.seeded_fit) and this module classifies
 each seed's run with the classifier (classify.classify, unchanged) and aggregates:
@@ -65,6 +65,8 @@ def _clipped(trace: dict, findings: list[dict]) -> list[dict]:
 
 def _finite_norm(finding: dict) -> bool:
     value = (finding.get("evidence") or {}).get("grad_norm")
+    if value is None:
+        return False
     try:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
@@ -161,9 +163,11 @@ def prevents(trace: dict, reruns: list[dict]) -> Optional[dict]:
         return verdict
     if before_bad or after_bad:
         return None
-    finals = [final_loss(r.get("loss") or []) for r in runs]
-    after_finals = [c.get("final") for c in reruns]
-    if any(v is None for v in finals + after_finals):
+    maybe_finals = [final_loss(r.get("loss") or []) for r in runs]
+    maybe_after = [c.get("final") for c in reruns]
+    finals = [v for v in maybe_finals if v is not None]
+    after_finals = [v for v in maybe_after if v is not None]
+    if len(finals) < len(maybe_finals) or len(after_finals) < len(maybe_after):
         return None
     before, after = median(finals), median(after_finals)
     better = sum(1 for b, a in zip(finals, after_finals) if a < b)
@@ -189,8 +193,9 @@ def finite_run(losses) -> bool:
 def final_loss(losses) -> Optional[float]:
     """Where a run ended: the median of its last tenth of losses, None when not finite; the same
     number for a run and its clipped re-run (fitting._Runner._clipped_runs)."""
-    tail = [number(v) for v in losses[-max(1, len(losses) // 10):]] if losses else []
-    if not tail or not all(v is not None and math.isfinite(v) for v in tail):
+    last = losses[-max(1, len(losses) // 10):] if losses else []
+    tail = [x for x in (number(v) for v in last) if x is not None and math.isfinite(x)]
+    if not last or len(tail) < len(last):
         return None
     return median(tail)
 
@@ -202,8 +207,8 @@ def _aggregate(trace: dict, thresholds: Optional[dict]) -> list[dict]:
     per_seed = [_clipped(trace, classify(run, thresholds)) for run in runs]
     total = len(runs)
     budget = trace.get("budget")
-    found: dict[str, dict] = {}
-    order: list[str] = []
+    found: dict[tuple[str, str], dict] = {}  # (code, parameter) -> the finding, its seeds and steps
+    order: list[tuple[str, str]] = []
     for index, findings in enumerate(per_seed):
         for finding in findings:
             code = (finding["code"], str((finding.get("evidence") or {}).get("parameter", "")))  # per parameter

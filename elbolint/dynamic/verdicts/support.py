@@ -1,4 +1,4 @@
-"""ELB014's dynamic confirmation (issue 17): how many of the surrogate's draws for the flagged component
+"""ELB014's dynamic confirmation: how many of the surrogate's draws for the flagged component
 fall outside its prior's support, at the start and at the end of the user's own fit, and the steps
 whose loss is non-finite in the same run.
 
@@ -72,7 +72,7 @@ def findings(trace: dict) -> list[dict]:
         if after is not None:
             parts.append(f"{_share(after['share'])} at {'its end' if before is not None else 'the end of the run'}"
                          + (f" (NaN: {_share(after['nan'])})" if after.get("nan") else ""))
-        name = (before or after).get("component")
+        name = (before or after or {}).get("component")
         text = (f"{name + ': ' if name else ''}surrogate draws of this component outside its prior's support "
                 f"(of {DRAWS}): " + ", ".join(parts))
         losses = (trace.get("fit") or {}).get("loss") or []
