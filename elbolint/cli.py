@@ -1,6 +1,11 @@
 """The command line: `elbolint [check] PATH...`, `elbolint rule CODE`, `elbolint server`.
 
 Exit codes: 0 no findings, 1 findings, 2 usage or configuration error (never a traceback).
+
+A run imports only what it needs, because a pre-commit hook starts elbolint for a file or two: the
+lint options are declared in options.py, the known codes come from rule_index.py (no rule imported),
+the runner, the worker machinery, LibCST and the rules only when a file must be parsed, one reporter
+(the chosen format's). Check a change with `python -X importtime -m elbolint check FILE`.
 """
 
 from __future__ import annotations

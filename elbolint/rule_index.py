@@ -79,7 +79,8 @@ def index() -> Index:
     from the file of this fingerprint, else by importing them (and writing that file)."""
     from elbolint.registry import all_rules
 
-    if all_rules.cache_info().currsize:  # imported already: nothing to save by reading a file
+    info = getattr(all_rules, "cache_info", None)
+    if info is not None and info().currsize:  # imported already: nothing to save by reading a file
         return _from_registry()
     return _stored()
 
