@@ -74,6 +74,13 @@ VI_SIGNS = {
     "Convolution3DReparameterization": "layer = tfpl.Convolution3DReparameterization(8, kernel_size=3)",
     "KLDivergenceRegularizer": "regularizer = tfpl.KLDivergenceRegularizer(prior, weight=1.0 / 60000)",
     "KLDivergenceAddLoss": "layer = tfpl.KLDivergenceAddLoss(prior)",
+    **{f"tfn.{name}": f"layer = tfp.experimental.nn.{name}(4, 8)" for name in (
+        "AffineVariationalFlipout", "AffineVariationalReparameterization", "AffineVariationalReparameterizationLocal",
+        "ConvolutionVariationalFlipout", "ConvolutionVariationalReparameterization",
+        "ConvolutionVariationalFlipoutV2", "ConvolutionVariationalReparameterizationV2",
+        "ConvolutionTransposeVariationalFlipout", "ConvolutionTransposeVariationalReparameterization",
+        "VariationalLayer",
+    )},
 }
 
 NOT_VI = {
@@ -158,3 +165,42 @@ def test_every_spelling_of_an_optimizer_is_the_optimizer(tmp_path, spelling):
     path.write_text(SURROGATE.format(imports=imports, distribution="tfp.distributions.Normal",
                                      optimizer=optimizer), encoding="utf-8")
     assert sorted((d.line, d.code) for d in lint(path)) == [(7, "ELB001"), (8, "ELB003")]
+
+
+KERAS_MODEL = '''import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+
+class BayesDense(tf.keras.layers.Dense):
+    def __init__(self, units, **kwargs):
+        self.options = kwargs.copy()
+        super().__init__(units)
+
+
+x = np.random.randn(256, 4).astype(np.float32)
+y = np.random.randn(256, 1).astype(np.float32)
+model = tf.keras.Sequential([
+    BayesDense(16, {keywords}),
+    tf.keras.layers.Dense(1),
+])
+model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+model.fit(x, y, epochs=5)
+'''
+
+
+@pytest.mark.parametrize("keywords, variational", [
+    ("kl_weight=1 / 256", True), ("kl_use_exact=True", True), ("make_posterior_fn=posterior", True),
+    ("make_prior_fn=prior", True), ("kernel_posterior_fn=posterior", True), ("kernel_divergence_fn=divergence", True),
+    ("bias_divergence_fn=divergence", True), ("kernel_prior_fn=prior", True), ("posterior_fn=posterior", True),
+    ("posterior=q, prior=p", True), ("posterior=q, prior=p, activation='relu'", True),
+    ("kernel_posterior_scale_mean=-9.0", True), ("bias_posterior_loc_initializer=init", True),
+    ("make_posterior_tensor_fn=f", True),
+    ("posterior=q", False), ("prior=p", False), ("class_posterior_fn=f", False), ("kl_coeff=0.2", False),
+])
+def test_a_variational_layers_keyword_makes_the_model_variational(tmp_path, keywords, variational):
+    """A layer class of the file with no sign of VI in its body: only the keywords it is given say
+    whether the compiled model is variational (and its unclipped optimizer reported)."""
+    path = tmp_path / "train.py"
+    path.write_text(KERAS_MODEL.format(keywords=keywords), encoding="utf-8")
+    assert sorted((d.line, d.code) for d in lint(path)) == ([(18, "ELB003")] if variational else [])
