@@ -110,6 +110,8 @@ class CallSite:
 
 @dataclass
 class Scope:
+    """One scope of the Resolver: its aliases of imported objects and the values last bound in it."""
+
     kind: str  # "module" | "class" | "function" | "lambda"
     node: cst.CSTNode
     aliases: dict[str, str] = field(default_factory=dict)
