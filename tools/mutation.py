@@ -22,15 +22,17 @@ directory (`--work`), the rules are put where the installed package has them (`e
 copy is checked to be what `import elbolint` finds (the editable install must not win), and every
 mutant is written into the copy and undone afterwards. Steps:
 
-1. enumerate every mutation site of the target modules, sample N with a fixed seed;
-2. one traced run of the unmutated copy records which test executes which line (lines run at import
-   time count for every test; the engine's lru caches are cleared before each test so a cached
-   computation is attributed to every test that needs it; CLI work runs in-process so that it is
-   traced);
-3. per mutant, pytest runs only the tests that execute a mutated line, `-x`, with a time limit (a
-   timeout counts as killed). Tests that existed at `--new-since` run first, so "killed before the
-   new tests" is exact: a mutant they miss is then tried on the new tests (files added after that
-   commit: tests/test_*.py and fixtures).
+1. enumerate every mutation site of the target modules, shuffle them with a fixed seed, keep the
+   first N that compile;
+2. one run of the tests on a second copy in which every sampled expression `e` is wrapped as
+   `__mutation_probe__(k, e)` records which tests evaluate it (an expression evaluated at import
+   time counts for every test; the engine's lru caches are cleared before each test so a cached
+   computation is attributed to every test that needs it; the CLI's work runs in-process);
+3. per mutant, pytest runs only the tests that evaluate the mutated expression, `-x`, fastest
+   first, in a child forked from this process (mutation_runs.py), each test within ten times its
+   unmutated duration (a timeout counts as killed). Tests that existed at `--new-since` run first,
+   so "killed before the new tests" is exact; for a table evaluated at import time the new tests
+   run first, and the old tests alone are tried afterwards to settle it (`--settle-until`).
 
 A mutant no test executes is a survivor without a run. The JSON report (`--report`) lists every
 mutant: file, line, operator, original and mutated text, status, the test that killed it.
@@ -43,18 +45,16 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
-import pytest
+from mutation_runs import Outcome, child_env, in_child, preload
 
 REPO = Path(__file__).resolve().parent.parent
 KILL_TESTS = ("tests/test_fixtures.py", "tests/test_message_snapshots.py", "tests/test_resolver.py",
@@ -64,7 +64,8 @@ NEW_TEST_PATTERNS = ("test_mutation_*.py", "test_rules_edge_*.py")
 ENGINE_LEFT_OUT = frozenset({
     "__init__.py", "__main__.py", "cache.py", "cli.py", "config.py", "deepstack.py", "discovery.py", "docs.py",
     "flake8_plugin.py", "gitignore.py", "isolation.py", "notebook.py", "notebook_json.py",
-    "notebook_languages.py", "runner.py", "sandbox.py", "server.py", "server_state.py", "tensorboard_logs.py",
+    "notebook_languages.py", "options.py", "rule_index.py", "runner.py", "sandbox.py", "server.py",
+    "server_state.py", "tensorboard_logs.py",
     "triage.py",
 })
 COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".elbolint_cache", "*.egg-info", "corpus", "*.new",
@@ -104,12 +105,6 @@ def make_copy(source: Path, dest: Path) -> Path:
     shutil.move(str(dest / "rules"), str(dest / "elbolint" / "rules"))
     (dest / "rules").symlink_to("elbolint/rules")  # tests and docs that read rules/ see the same files
     return dest
-
-
-def child_env(copy: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTEST_ADDOPTS", None)
-    return env
 
 
 def check_imports(copy: Path) -> None:
@@ -250,122 +245,30 @@ def sample(copy: Path, count: int, seed: int) -> tuple[list[Mutant], int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Pytest in a forked child of this process (which never imports elbolint itself)
-
-
-class _Outcome:
-    """A pytest plugin for the child: the failing tests, in order, and each test's duration.
-    `before_test` runs first in every test (the trace's bookkeeping)."""
-
-    def __init__(self, before_test: Optional[Callable[[str], None]] = None,
-                 at_end: Optional[Callable[[], None]] = None) -> None:
-        self.failed: list[str] = []
-        self.seconds: dict[str, float] = {}
-        self.before_test = before_test
-        self.at_end = at_end
-
-    def pytest_sessionfinish(self, session: Any) -> None:
-        if self.at_end is not None:
-            self.at_end()
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Iterator[None]:
-        if self.before_test is not None:
-            self.before_test(item.nodeid)
-        start = time.perf_counter()
-        yield
-        self.seconds[item.nodeid] = round(time.perf_counter() - start, 4)
-
-    def pytest_runtest_logreport(self, report: Any) -> None:
-        if report.failed and report.nodeid not in self.failed:
-            self.failed.append(report.nodeid)
-
-    def pytest_configure(self, config: Any) -> None:
-        """Keep the work of the CLI (tests/test_fix.py) in this process: no worker processes to fork
-        from a test process, and the trace sees what the CLI ran."""
-        import elbolint.isolation
-
-        def in_process(tasks, work, on_death, *, progress=None, **_limits):  # type: ignore[no-untyped-def]
-            results = []
-            for done, task in enumerate(tasks, start=1):
-                results.append(work(task))
-                if progress is not None:
-                    progress(done, len(tasks))
-            return results
-        elbolint.isolation.run_isolated = in_process  # type: ignore[assignment]
-
-
-def preload() -> None:
-    """Import, once in this process, what every child would import again: pytest's plugins
-    (hypothesis alone takes seconds), LibCST, click. Never elbolint: the children import the copy."""
-    import importlib
-    from importlib.metadata import entry_points
-
-    plugins = [entry.module for entry in entry_points(group="pytest11")]
-    for name in [*plugins, "hypothesis", "libcst", "click", "click.testing"]:
-        try:
-            importlib.import_module(name)
-        except Exception:  # a plugin that cannot load here will not load in the child either
-            pass
-    assert not any(name.startswith("elbolint") for name in sys.modules), "elbolint imported before the fork"
-
-
-def in_child(copy: Path, args: list[str], plugin: _Outcome, result: Path, log: Path,
-             timeout: float, setup: Optional[Callable[[], None]] = None) -> tuple[Optional[int], list[str]]:
-    """`pytest args` in a forked child working in `copy` (its own session, output to `log`).
-    Returns pytest's exit code (None after `timeout` seconds: the child's session is killed) and the
-    failing tests. Forking saves starting Python and importing pytest and LibCST for every mutant."""
-    pid = os.fork()
-    if pid == 0:  # the child
-        code = 3
-        try:
-            os.setsid()
-            descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            os.dup2(descriptor, 1)
-            os.dup2(descriptor, 2)
-            os.chdir(copy)
-            sys.path.insert(0, str(copy))
-            os.environ.update(child_env(copy))
-            sys.dont_write_bytecode = True
-            if setup is not None:
-                setup()
-            code = int(pytest.main(args, plugins=[plugin]))
-            result.write_text(json.dumps({"exit": code, "failed": plugin.failed, "seconds": plugin.seconds}))
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.killpg(pid, signal.SIGKILL)  # the child's own session: only what this run started
-            os.waitpid(pid, 0)
-            return None, []
-        time.sleep(0.2)
-    if not result.is_file():
-        return os.waitstatus_to_exitcode(status), []
-    data = json.loads(result.read_text(encoding="utf-8"))
-    result.unlink()
-    plugin.seconds.update(data["seconds"])
-    return data["exit"], data["failed"]
-
-
-# ---------------------------------------------------------------------------------------------
 # Which test reaches which mutated expression
 
 
+#: Use-site probes are numbered from here: `USES + k` is a read of a module-level name whose value
+#: holds mutated expression k (a vocabulary table is evaluated once, at import, for every test).
+USES = 1_000_000
+
+
 class _Probes(ast.NodeTransformer):
-    """Wraps each sampled mutant's expression `e` as `__mutation_probe__(k, e)`: same value, and
+    """Wraps each sampled mutant's expression `e` as `__mutation_probe__(k, e)`, and each read of a
+    module-level name bound to one as `__mutation_probe__((USES + k, ...), name)`: same value, and
     the probe records that the current test evaluated it."""
 
-    def __init__(self, keys: dict[tuple[int, int, int, int], int]) -> None:
+    def __init__(self, keys: dict[tuple[int, int, int, int], int], uses: dict[str, set[int]]) -> None:
         self.keys = keys
+        self.uses = uses
 
     def generic_visit(self, node: ast.AST) -> ast.AST:
         node = super().generic_visit(node)
         if not isinstance(node, ast.expr):
             return node
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in self.uses:
+            numbers = ast.Tuple([ast.Constant(USES + k) for k in sorted(self.uses[node.id])], ast.Load())
+            node = ast.copy_location(ast.Call(ast.Name("__mutation_probe__", ast.Load()), [numbers, node], []), node)
         key = self.keys.get((node.lineno, node.col_offset, node.end_lineno or 0, node.end_col_offset or 0))
         if key is None:
             return node
@@ -377,16 +280,46 @@ def probe_key(mutant: Mutant) -> tuple[str, int, int, int, int]:
     return (mutant.file, mutant.line, mutant.col, mutant.end_line, mutant.end_col)
 
 
+def _module_level_names(trees: dict[str, ast.Module], keys: dict[tuple[str, int, int, int, int], int]
+                        ) -> dict[str, set[int]]:
+    """name -> probe numbers: the module-level names whose value holds a mutated expression, and
+    (a few rounds) the module-level names computed from those (`ANY = OPTIMIZERS | TF1`)."""
+    names: dict[str, set[int]] = {}
+    for (file, line, *_), number in keys.items():
+        for statement in trees[file].body:
+            if isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.lineno <= line <= (
+                    statement.end_lineno or 0):
+                targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+                for target in targets:
+                    for name in ast.walk(target):
+                        if isinstance(name, ast.Name):
+                            names.setdefault(name.id, set()).add(number)
+    for _ in range(4):
+        before = sum(map(len, names.values()))
+        for tree in trees.values():
+            for statement in tree.body:
+                if not isinstance(statement, ast.Assign):
+                    continue
+                read = {n.id for n in ast.walk(statement.value) if isinstance(n, ast.Name) and n.id in names}
+                for target in statement.targets:
+                    if isinstance(target, ast.Name):
+                        for source in read:
+                            names.setdefault(target.id, set()).update(names[source])
+        if sum(map(len, names.values())) == before:
+            break
+    return names
+
+
 def add_probes(copy: Path, mutants: list[Mutant]) -> dict[tuple[str, int, int, int, int], int]:
-    """Rewrite the copy's mutated modules with probes (ast.unparse: line numbers move, which the
+    """Rewrite the copy's target modules with probes (ast.unparse: line numbers move, which the
     probes do not mind); returns the probe number of each mutated expression."""
     keys = {key: number for number, key in enumerate(sorted({probe_key(m) for m in mutants}))}
-    for file in sorted({m.file for m in mutants}):
-        path = copy / file
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+    trees = {file: ast.parse((copy / file).read_text(encoding="utf-8")) for file in target_files(copy)}
+    uses = _module_level_names(trees, keys)
+    for file, tree in trees.items():
         mine = {key[1:]: number for key, number in keys.items() if key[0] == file}
-        tree = ast.fix_missing_locations(_Probes(mine).visit(tree))
-        path.write_text(ast.unparse(tree) + "\n", encoding="utf-8")
+        tree = ast.fix_missing_locations(_Probes(mine, uses).visit(tree))
+        (copy / file).write_text(ast.unparse(tree) + "\n", encoding="utf-8")
     return keys
 
 
@@ -407,8 +340,9 @@ def trace(copy: Path, work: Path, mutants: list[Mutant], tests: list[str]) -> Co
         current["test"] = len(order)
         order.append(test)
 
-    def probe(key: int, value: Any) -> Any:
-        reached.setdefault(key, set()).add(current["test"])
+    def probe(key: Any, value: Any) -> Any:
+        for number in key if isinstance(key, tuple) else (key,):
+            reached.setdefault(number, set()).add(current["test"])
         return value
 
     def setup() -> None:
@@ -419,13 +353,14 @@ def trace(copy: Path, work: Path, mutants: list[Mutant], tests: list[str]) -> Co
         (work / "reached.json").write_text(json.dumps({"order": order, "reached": {
             k: sorted(v) for k, v in reached.items()}}), encoding="utf-8")
 
-    plugin = _Outcome(before_test, at_end)
+    plugin = Outcome(before_test, at_end)
     code, failed = in_child(copy, [*tests, *PYTEST_FLAGS, "-W", "ignore"], plugin, work / "trace-result.json",
                             work / "trace.log", 3600, setup)
     data = json.loads((work / "reached.json").read_text(encoding="utf-8"))
     tests_run = [{"id": t, "seconds": plugin.seconds.get(t, 0.0), "failed": t in failed} for t in data["order"]]
     by_key = {int(k): v for k, v in data["reached"].items()}
-    return Coverage(tests_run, {key: by_key.get(number, []) for key, number in keys.items()}, set(), code)
+    return Coverage(tests_run, {key: by_key.get(number, []) for key, number in keys.items()}, set(), code,
+                    {key: [t for t in by_key.get(USES + number, []) if t != -1] for key, number in keys.items()})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,6 +376,8 @@ class Coverage:
     reached: dict[tuple[str, int, int, int, int], list[int]]
     new: set[int]
     exit: Optional[int] = None
+    #: the tests that read a module-level name holding the mutated expression, at run time
+    uses: dict[tuple[str, int, int, int, int], list[int]] = field(default_factory=dict)
 
     def tests_for(self, mutant: Mutant) -> tuple[list[str], bool]:
         """Test ids to run against `mutant`, fastest first, and whether the new tests come first.
@@ -450,6 +387,9 @@ class Coverage:
         every test runs, and the new tests go first (they are where such tables are pinned one
         word at a time); whether an old test would also kill it is settled afterwards (`settle`)."""
         hit = set(self.reached.get(probe_key(mutant), ()))
+        uses = self.uses.get(probe_key(mutant), [])
+        if -1 in hit and uses:  # a table built at import: the tests that read it
+            hit = set(uses)
         everything = -1 in hit
         chosen = [i for i, t in enumerate(self.tests) if not t["failed"] and (everything or i in hit)]
 
@@ -478,20 +418,25 @@ def new_tests(tests: list[dict[str, Any]], since: Optional[str]) -> set[int]:
     return found
 
 
-def run_one(copy: Path, work: Path, mutant: Mutant, tests: list[str], timeout: float) -> dict[str, Any]:
-    """Run `tests` against the copy with `mutant` applied; the copy is restored afterwards."""
+def run_one(copy: Path, work: Path, mutant: Mutant, tests: list[str], timeout: float,
+            limits: Optional[dict[str, float]] = None) -> dict[str, Any]:
+    """Run `tests` against the copy with `mutant` applied (each test within its `limits`); the copy
+    is restored afterwards."""
     path = copy / mutant.file
     original = path.read_text(encoding="utf-8")
     path.write_text(splice(original, mutant), encoding="utf-8")
     start = time.monotonic()
     try:
-        code, failed = in_child(copy, [*tests, "-x", *PYTEST_FLAGS, "-W", "ignore"], _Outcome(),
+        plugin = Outcome(limits=limits)
+        code, failed = in_child(copy, [*tests, "-x", *PYTEST_FLAGS, "-W", "ignore"], plugin,
                                 work / "mutant-result.json", work / "mutant.log", timeout)
     finally:
         path.write_text(original, encoding="utf-8")
     seconds = round(time.monotonic() - start, 1)
     if code is None:
         return {"status": "killed", "by": "timeout", "seconds": seconds}
+    if plugin.timed_out is not None:
+        return {"status": "killed", "by": "timeout", "test": plugin.timed_out, "seconds": seconds}
     if code == 0:
         return {"status": "survived", "by": None, "seconds": seconds}
     if code in (1, 2):  # a test failed, or collection failed (the mutant breaks an import)
@@ -572,6 +517,8 @@ def _campaign(args: argparse.Namespace) -> int:
         report_path.write_text(json.dumps(header | {"summary": summary(rows), "mutants": rows}, indent=1),
                                encoding="utf-8")
 
+    # A test more than ten times slower than unmutated (and over 20 s) is looping: a timeout, killed.
+    limits = {t["id"]: 20 + 10 * t["seconds"] for t in coverage.tests}
     unsettled = []
     for index, mutant in enumerate(mutants):
         tests, new_first = coverage.tests_for(mutant)
@@ -579,7 +526,7 @@ def _campaign(args: argparse.Namespace) -> int:
             result: dict[str, Any] = {"status": "survived", "by": NOT_REACHED, "seconds": 0.0}
         else:
             budget = sum(t["seconds"] for t in coverage.tests if t["id"] in set(tests))
-            result = run_one(copy, work, mutant, tests, min(args.timeout, 60 + 3 * budget))
+            result = run_one(copy, work, mutant, tests, min(args.timeout, 120 + 3 * budget), limits)
         killed_by_new = result["by"] in new_ids
         result |= {"tests": len(tests), "by_new_test": None if killed_by_new and new_first else killed_by_new}
         if result["by_new_test"] is None:
@@ -590,7 +537,7 @@ def _campaign(args: argparse.Namespace) -> int:
             print(f"not settled (time): {mutants[index].shown_file}:{mutants[index].line}")
             continue
         tests = coverage.old_tests_for(mutants[index])
-        old = run_one(copy, work, mutants[index], tests, args.timeout)
+        old = run_one(copy, work, mutants[index], tests, args.timeout, limits)
         record(index, {"by_new_test": old["status"] == "survived", "old_tests": old}, len(tests))
     print(json.dumps(summary(rows) | {"minutes": round((time.monotonic() - started) / 60, 1)}, indent=1))
     for row in rows:
