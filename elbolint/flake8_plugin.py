@@ -33,12 +33,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from elbolint import __version__
-
-if TYPE_CHECKING:  # LibCST and the rules are imported only for a file that mentions TensorFlow
-    from elbolint.rule import Rule
 
 #: The linter's prefilter (elbolint.linter._PREFILTER; a test keeps them equal): a file that does not
 #: match cannot contain a finding.
@@ -69,8 +66,7 @@ class Plugin:
         path = Path(self.filename)
         config = _config(_start(path))
         enabled = config.enabled_codes() - config.ignored_for(path)
-        available: tuple[type[Rule], ...] = all_rules()
-        rules = [rule for rule in available if rule.code in enabled]
+        rules = [rule for rule in all_rules() if rule.code in enabled]
         result = lint_file(path, rules, config.rule_options, enabled, data=_encode(text),
                            limits=config.limits)
         for d in result.diagnostics:

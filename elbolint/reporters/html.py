@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from typing import Optional
 
-from elbolint.diagnostics import Diagnostic, Fix
+from elbolint.diagnostics import Code, Diagnostic, Fix
 from elbolint.reporters import display_path, rule_url
 from elbolint.reporters.html_curves import Evidence, ended, failing_marks, finite, runs, site_name
 from elbolint.reporters.html_svg import COLOURS, DASHES, DotGroup, chart, dots, esc, fmt
@@ -436,9 +436,10 @@ def _rule_summary(code: str) -> str:
 
         found = rule_by_code_or_name(code)
         text = ""
-        if found is not None:
-            text = found.summary() if callable(getattr(found, "summary", None)) else getattr(found, "summary", "")
-        text = str(text or "")
+        if isinstance(found, Code):  # an engine or dynamic code: its summary is a string
+            text = found.summary
+        elif found is not None:  # a rule class: its summary is read from its documentation
+            text = found.summary()
         _RULE_SUMMARIES[code] = text if len(text) <= 200 else text[:text.rfind(" ", 0, 199)] + " \u2026"
     return _RULE_SUMMARIES[code]
 

@@ -23,23 +23,19 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elbolint import __version__, reporters
 from elbolint.diagnostics import Diagnostic, Severity
 from elbolint.reporters import cell_position, display_path, rule_url, with_cell
 from elbolint.reporters.source_lines import SourceLines
 
-if TYPE_CHECKING:  # the rule classes import LibCST; the registry imports them when asked
-    from elbolint.rule import Rule
-
 
 def _rules_metadata() -> list[dict[str, Any]]:
     from elbolint.registry import all_rules, extra_codes
 
-    rules: tuple[type[Rule], ...] = all_rules()
     rows = []
-    for rule in rules:
+    for rule in all_rules():
         rows.append(_with_help_uri(
             {
                 "id": rule.code,
