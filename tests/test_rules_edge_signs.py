@@ -162,3 +162,10 @@ def test_an_activation_layer_sets_the_sign(tmp_path):
 ])
 def test_the_arithmetic_of_signs(tmp_path, scale, reported):
     assert findings(tmp_path, LINEAR, scale) == (REPORTED if reported else [])
+
+
+def test_time_distributed_has_the_sign_of_the_layer_it_wraps(tmp_path):
+    wrapped = "tf.keras.layers.TimeDistributed(tf.keras.layers.Dense(2))"
+    assert findings(tmp_path, wrapped, "t[..., 1:]") == REPORTED
+    wrapped = "tf.keras.layers.TimeDistributed(tf.keras.layers.Dense(2, activation='softplus'))"
+    assert findings(tmp_path, wrapped, "t[..., 1:]") == []

@@ -499,14 +499,18 @@ def _campaign(args: argparse.Namespace) -> int:
         for m in mutants:
             print(f"{m.shown_file}:{m.line} {m.operator}: {m.original} -> {m.replacement}")
         return 0
-    coverage = trace(make_copy(REPO, work / "traced"), work, mutants, _kill_tests(REPO))
+    traced = work / "traced"  # the same files as the run's copy (the tree may change meanwhile)
+    if traced.exists():
+        shutil.rmtree(traced)
+    shutil.copytree(copy, traced, symlinks=True)
+    coverage = trace(traced, work, mutants, _kill_tests(copy))
     coverage.new = new_tests(coverage.tests, args.new_since)
     broken = [t["id"] for t in coverage.tests if t["failed"]]
     print(f"traced {len(coverage.tests)} tests ({len(coverage.new)} new) in {time.monotonic() - started:.0f} s"
           + (f"; failing without a mutant, left out: {broken}" if broken else ""), flush=True)
     rows: list[dict[str, Any]] = [asdict(m) | {"file": m.shown_file} for m in mutants]
     header = {"command": " ".join([sys.executable, *sys.argv]), "seed": args.seed, "n": len(mutants),
-              "population": total, "new_since": args.new_since, "kill_tests": _kill_tests(REPO),
+              "population": total, "new_since": args.new_since, "kill_tests": _kill_tests(copy),
               "left_out_tests": broken}
     new_ids = {coverage.tests[i]["id"] for i in coverage.new}
     def record(index: int, result: dict[str, Any], tests: int) -> None:
