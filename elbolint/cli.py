@@ -150,7 +150,30 @@ def _codes(value: Optional[str]) -> list[str]:
 @lint_options
 def check(**params) -> None:
     """Lint PATHS (files or directories, recursively; default: the current directory)."""
-    run_check(LintOptions.from_params(params))
+    import signal
+
+    # From the start (not only once the workers run: LibCST and the rules may still be importing):
+    # Ctrl-C is exit 130 without a traceback, SIGTERM (a CI timeout) exit 143 through the `finally`
+    # blocks that stop the workers (isolation.py).
+    previous = signal.signal(signal.SIGTERM, _exit_on_term) if _main_thread() else None
+    try:
+        run_check(LintOptions.from_params(params))
+    except KeyboardInterrupt:  # fixes are atomic: an interrupted run leaves every file whole
+        click.echo("\nelbolint: interrupted", err=True)
+        sys.exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _exit_on_term(_signum, _frame) -> NoReturn:
+    raise SystemExit(143)
 
 
 def run_check(options: LintOptions) -> NoReturn:
@@ -162,11 +185,7 @@ def run_check(options: LintOptions) -> NoReturn:
     if options.show_files:
         _show_files(options, config)
     _check_logdir(options.dynamic_logdir, options.dynamic)
-    try:
-        results = _lint_stdin(options, config, enabled) if options.use_stdin else _lint(options, config, enabled)
-    except KeyboardInterrupt:  # fixes are atomic: an interrupted run leaves every file whole
-        click.echo("\nelbolint: interrupted", err=True)
-        sys.exit(130)
+    results = _lint_stdin(options, config, enabled) if options.use_stdin else _lint(options, config, enabled)
     if not results and not options.quiet:  # as ruff does: say so, exit 0
         click.echo("elbolint: warning: no Python files found under the given paths", err=True)
     if options.diff:
