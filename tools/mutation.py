@@ -516,7 +516,8 @@ def _campaign(args: argparse.Namespace) -> int:
     def record(index: int, result: dict[str, Any], tests: int) -> None:
         rows[index].update(result)
         mutant = mutants[index]
-        print(f"[{index + 1:3}/{len(rows)}] {rows[index]['status']:8} {mutant.shown_file}:{mutant.line} "
+        done = sum("status" in r for r in rows)
+        print(f"[{done:3}/{len(rows)}] {rows[index]['status']:8} {mutant.shown_file}:{mutant.line} "
               f"{mutant.operator} ({tests} tests, {result['seconds']} s)", flush=True)
         report_path.write_text(json.dumps(header | {"summary": summary(rows), "mutants": rows}, indent=1),
                                encoding="utf-8")
@@ -524,7 +525,10 @@ def _campaign(args: argparse.Namespace) -> int:
     # A test more than ten times slower than unmutated (and over 20 s) is looping: a timeout, killed.
     limits = {t["id"]: 20 + 10 * t["seconds"] for t in coverage.tests}
     unsettled = []
-    for index, mutant in enumerate(mutants):
+    order = list(range(len(mutants)))
+    random.Random(args.seed).shuffle(order)  # a run stopped early has still measured a random subsample
+    for index in order:
+        mutant = mutants[index]
         tests, new_first = coverage.tests_for(mutant)
         if not tests:
             result: dict[str, Any] = {"status": "survived", "by": NOT_REACHED, "seconds": 0.0}
