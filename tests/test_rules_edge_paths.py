@@ -84,3 +84,55 @@ losses = tfp.vi.fit_surrogate_posterior(lambda z: -z**2, surrogate, optimizer, n
 ])
 def test_each_spelling_of_a_noqa_comment(tmp_path, comment, expected):
     assert findings(tmp_path, SUPPRESSED.format(comment=comment)) == expected
+
+
+SNIPPET = '''"""A snippet from a blog post, without its imports."""
+surrogate = {distribution}(0.0, {variable}(1.0))
+losses = {fit}(lambda z: -z**2, surrogate, {optimizer}(0.01), num_steps=10)
+'''
+
+
+@pytest.mark.parametrize("distribution, variable, fit, optimizer, expected", [
+    ("tfd.Normal", "tf.Variable", "tfp.vi.fit_surrogate_posterior", "tf.optimizers.Adam",
+     [(2, "ELB001"), (3, "ELB003")]),
+    ("tfp.distributions.Normal", "tensorflow.Variable", "tensorflow_probability.vi.fit_surrogate_posterior",
+     "tf_keras.optimizers.Adam", [(2, "ELB001"), (3, "ELB003")]),
+    ("tensorflow_probability.distributions.Normal", "tf.Variable", "tfp.vi.fit_surrogate_posterior",
+     "keras.optimizers.Adam", [(2, "ELB001"), (3, "ELB003")]),
+    ("mylib.Normal", "tf.Variable", "tfp.vi.fit_surrogate_posterior", "tf.optimizers.Adam", [(3, "ELB003")]),
+    ("tfd.Normal", "tf.Variable", "tfp.vi.fit_surrogate_posterior", "tfk.optimizers.Adam", [(2, "ELB001")]),
+])
+def test_conventional_names_left_unbound_mean_their_packages(tmp_path, distribution, variable, fit, optimizer,
+                                                            expected):
+    source = SNIPPET.format(distribution=distribution, variable=variable, fit=fit, optimizer=optimizer)
+    assert findings(tmp_path, source) == expected
+
+
+def test_a_conventional_layer_alias_left_unbound(tmp_path):
+    source = ('"""A snippet without imports."""\nmodel = tf_keras.Sequential([tfpl.DenseFlipout(8)])\n'
+              'optimizer = tf.keras.optimizers.Adam(0.01)\n')
+    assert findings(tmp_path, source) == [(3, "ELB003")]
+
+
+EXP_SCALE = '''import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+v = tf.Variable([0.0, 0.0])
+surrogate = {distribution}
+optimizer = tf.optimizers.Adam(0.01, clipnorm=1.0)
+losses = tfp.vi.fit_surrogate_posterior(lambda z: -tf.reduce_sum(z**2), surrogate, optimizer, num_steps=10)
+'''
+
+
+@pytest.mark.parametrize("distribution, exp_scale", [
+    ("tfd.MultivariateNormalDiag(loc=[0.0, 0.0], scale_diag=tf.exp(v))", True),
+    ("tfd.MultivariateNormalDiag(loc=[0.0, 0.0], scale_identity_multiplier=tf.exp(v[0]))", True),
+    ("tfd.MultivariateNormalDiag([0.0, 0.0], tf.math.exp(v))", True),
+    ("tfd.Normal(0.0, scale=tf.exp(v[0]))", True),
+    ("tfd.MultivariateNormalDiag(loc=tf.exp(v))", False),
+    ("tfd.Gamma(2.0, rate=tf.exp(v[0]))", False),
+])
+def test_an_inline_exp_is_a_scale_transform_only_in_a_scale(tmp_path, distribution, exp_scale):
+    found = findings(tmp_path, EXP_SCALE.format(distribution=distribution), frozenset({"ELB012"}))
+    assert found == [(6, "ELB004")] + ([(6, "ELB012")] if exp_scale else [])
