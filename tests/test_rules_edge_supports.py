@@ -113,3 +113,12 @@ def test_a_normal_surrogate_through_a_bijector_for_a_gamma_prior(tmp_path, bijec
 def test_a_normal_surrogate_through_a_bijector_for_a_beta_prior(tmp_path, bijector, reported):
     surrogate = f"tfd.TransformedDistribution(tfd.Normal({PARAMETERS}), {bijector})"
     assert findings(tmp_path, "tfd.Beta(2.0, 2.0)", surrogate) == (REPORTED if reported else [])
+
+
+@pytest.mark.parametrize("infinity", ["np.inf", "float('inf')", "float('infinity')"])
+def test_an_infinite_bound_of_a_truncated_prior(tmp_path, infinity):
+    prior = f"tfd.TruncatedNormal(1.0, 2.0, low=0.0, high={infinity})"
+    assert findings(tmp_path, prior, f"tfd.Normal({PARAMETERS})") == REPORTED
+    assert findings(tmp_path, prior, f"tfd.LogNormal({PARAMETERS})") == []
+    prior = f"tfd.TruncatedNormal(1.0, 2.0, low=-{infinity}, high=0.0)"
+    assert findings(tmp_path, prior, f"tfd.Normal({PARAMETERS})") == REPORTED
