@@ -18,12 +18,16 @@ child/ (inside the sandboxed child, with TensorFlow; its only output is a trace)
 - execute.py     runs one file through the drivers, turns the file's own failure into a trace
 - drivers.py     the driver interface, their order and the context they share (one run of the file)
 - drive_*.py     one way of driving a model each: probe, fit, keras, loop, pair, sample
+- keras_model.py what the Keras driver reads off a model and its fit call (VI layers, N, a step's KL)
 - seams.py       every TF/TFP/Keras attribute replaced, declared once (and tested)
 - loop.py        records a hand-written training loop's own steps (loss, gradients, minima)
 - variants.py    what a replay changes (the seed, clipping, the learning rate)
-- fitting.py     the user's own fit per seed (+ counterfactuals), log-prob shape, parameter minima
+- fitting.py     what a fit's trace holds: the user's own fit per seed (+ counterfactuals), log-prob shape
+- fit_runner.py  the compiled per-seed fit itself (traced once, re-run per seed), parameter minima
 - reference.py   final estimates and the reference fit; optimizers.py: the user's optimizer read and copied
 - richer_family.py ELB111's full-rank reference started from the user's solution
+- surrogate_family.py which surrogates are mean-field (what ELB111 checks)
+- richer_measure.py the hand-run measurements behind ELB111's thresholds (python -m ...richer_measure)
 - targets.py     the user's target called on a sample, as fit_surrogate_posterior calls it
 - support_draws.py ELB014's component measured; watch.py, sites.py, varnames.py, failures.py: helpers
 
