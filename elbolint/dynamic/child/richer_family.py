@@ -64,15 +64,15 @@ TFP 0.25; `python -m elbolint.dynamic.child.richer_measure [words of case names]
 - Well-specified families, 27 cases x 3 seeds: a mean-field Normal on the regression with centred x
   (6 data sets), a log-normal surrogate for a positive noise scale (6), a logistic regression on 3
   centred inputs (6), a regression on 20 independent inputs with 200 rows (6) and 6 inputs with 100
-  rows, the article's [1]-shaped components with centred x, eight schools non-centred (mean-field
+  rows, [1]-shaped weight and bias components (fixtures/seed/) with centred x, eight schools non-centred (mean-field
   over mu, tau as log-normal and 8 thetas): gains from -0.011 to +0.247 nats, spread ratios at most
   1.25. No ELB111. The 1-nat floor is 4x the largest false gain; 6 standard errors (at most 0.43
   here) only matter for a target whose estimates are much noisier.
-- Restrictive families, all reported in 3 of 3 seeds: the article's regression with x in [20, 21]
+- Restrictive families, all reported in 3 of 3 seeds: the weight-and-bias regression with x in [20, 21]
   (the fixture's data) gains 2.41-2.75 nats (18.77 - 16.07 = 2.7 above, on other data; correlation
   -0.995, the mean-field `bias` spread 6.5x too narrow); x in [5, 6] 2.64-2.74; x in [2, 3] 2.21-2.26
   (correlation -0.99);
-  the same with the article's [1]-shaped components as at x in [20, 21]; an affine 'diag' surrogate
+  the same with [1]-shaped components as at x in [20, 21]; an affine 'diag' surrogate
   2.15-2.27; 20 independent inputs with only 40 rows 2.17-2.28 (correlations up to -0.59, spreads
   1.9x too narrow).
 
@@ -437,7 +437,7 @@ class _Fitter:
     def _compiled(self, size: int):
         """Variables, the traced training loop and the traced estimator for a batch of `size` fits,
         built once and reused (one fit at a time, for a strict target, retraces nothing: measured, the
-        six traces cost 3x the check's CPU on the article's regression, x in [20, 21])."""
+        six traces cost 3x the check's CPU on the weight-and-bias regression, x in [20, 21])."""
         import tensorflow as tf
         import tensorflow_probability as tfp
 

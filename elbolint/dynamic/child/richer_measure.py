@@ -103,7 +103,7 @@ def logistic(data=0):  # pragma: no cover - a measurement, run by hand
 
 
 def article(low, high):  # pragma: no cover - a measurement, run by hand
-    """The article's regression shapes: weight and bias components of shape [1]."""
+    """The regression of fixtures/seed/example2_restrictive_family.py: weight and bias components of shape [1]."""
     import numpy as np
     import tensorflow as tf
     import tensorflow_probability as tfp
