@@ -36,7 +36,7 @@ def test_a_loops_missing_clipping_is_confirmed_by_the_program_replayed_clipped(v
     elb003 = verdicts["loop_unclipped_sgd_explodes.py"]["ELB003"]["dynamic"]
     assert elb003["status"] == "confirmed" and elb003["evidence"]["codes"] == ["ELB110"]
     assert "re-run with gradients clipped to norm 1: the loss goes non-finite in 0 of" in elb003["summary"]
-    assert "(run: the loop at line 29)" in elb003["summary"]
+    assert "(run: the loop at line 29, called at line 34)" in elb003["summary"]
     assert elb003["trace"]["seeds"] >= 2  # the program's own loop, run with several seeds
 
 

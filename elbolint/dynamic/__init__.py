@@ -107,6 +107,26 @@ def flagged_spans(result):
     return spans
 
 
+def flagged_sites(result) -> list:
+    """The training calls the file's findings flow into, as `[kind, first, last]` (kind: "fit",
+    "keras", "loop", "minimize"): each gets a run of its own (process/site_runs.py). Empty when the
+    attribution cannot tell (flagged_spans is None)."""
+    from elbolint.dynamic.parent.attribution import CODES, Attribution
+    from elbolint.dynamic.parent.report import _virtual_line
+
+    attribution = Attribution(result.source.text)
+    sites: list = []
+    for d in result.diagnostics:
+        line = _virtual_line(result, d)
+        if line is None or d.code not in CODES:
+            continue
+        for use in attribution.uses(d.code, line, d.message):
+            site = [use["kind"], use["first"], use["last"]]
+            if use["kind"] not in (None, "compile") and site not in sites:
+                sites.append(site)
+    return sorted(sites, key=lambda s: (s[1], s[2]))
+
+
 def flagged_names(result) -> list:
     """The names the flagged optimizers and Keras models are bound to, each with the lines while it
     holds the flagged object ([name, first, last], attribution.name_windows): a run whose optimizer or
@@ -169,6 +189,7 @@ def _job(result, index: int, options, scratch) -> dict:
     job = {"path": str(result.path), "settings": options.to_json(), "keras": keras_flavour(result.source.text)}
     job["settings"]["flagged_spans"] = flagged_spans(result)
     job["settings"]["flagged_names"] = flagged_names(result) if job["settings"]["flagged_spans"] else []
+    job["settings"]["flagged_sites"] = flagged_sites(result) if job["settings"]["flagged_spans"] else []
     job["settings"]["flagged_codes"] = sorted({d.code for d in result.diagnostics})  # replays.py: which fixes to try
     job["settings"]["support_checks"] = support_checks(result)
     job["settings"]["raw_parameters"] = raw_parameters(result)

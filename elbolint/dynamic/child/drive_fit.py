@@ -92,7 +92,8 @@ def install(context) -> None:
         keep: dict = {}
         checks = settings.get("support_checks") or []
         start = measure(surrogate, checks)  # ELB014's component before the fit (support.py)
-        brief = unflagged(run_site, settings.get("flagged_spans"), settings.get("flagged_names"))
+        brief = unflagged(run_site, settings.get("flagged_spans"), settings.get("flagged_names"),
+                          settings.get("done_sites"))
         if brief:  # no finding points at this fit: a few steps, one seed, no references (BRIEF)
             context.settings = dict(settings, steps=BRIEF, max_steps=BRIEF, seeds=1, reference=False)
             run_site["brief"] = BRIEF

@@ -10,9 +10,12 @@ compiled as Keras compiles it; only three seams are added:
 
 - `Model.fit` / `train_on_batch` (class level, tf-keras and Keras 3 when loaded): the first model that
   is variational (a `tfp.layers` layer that does VI, see keras_model.vi_layer, or a layer or model class of the
-  user's file) is claimed; the fit's `x`, `batch_size` and `validation_split` give the dataset size N.
-  Other models' fits run untouched (the `loop` driver sees them as before). Claiming turns the `loop` driver's seams
-  off, and the eager mode it armed: the user's fit runs compiled, as Keras compiles it;
+  user's file) whose fit a finding points at (or any, when the parent cannot tell) is claimed; the
+  fit's `x`, `batch_size` and `validation_split` give the dataset size N. A variational fit no finding
+  points at, or one an earlier run of the file recorded (process/site_runs.py), is left to the `loop`
+  driver, which cuts it short like a baseline's. Other models' fits run untouched (the `loop` driver
+  sees them as before). Claiming turns the `loop` driver's seams off, and the eager mode it armed: the
+  user's fit runs compiled, as Keras compiles it;
 - the claimed model's `train_step` (an instance attribute wrapping the user's own, custom or not) adds
   a few values to the step's logs, inside the step's own graph: the loss the step differentiates (from
   `tf.GradientTape.gradient`), `sum(model.losses)`, the global gradient norm before clipping, the batch
@@ -52,7 +55,7 @@ from elbolint.dynamic.child.keras_model import (added_losses, batches_in, define
                                                 raw_kl, to_float, variational_model)
 from elbolint.dynamic.child.loop import TIME_MIN_STEPS, TIME_SHARE
 from elbolint.dynamic.child.seams import replace
-from elbolint.dynamic.child.sites import COMPILED, site
+from elbolint.dynamic.child.sites import COMPILED, site, unflagged
 
 NAME = "keras"
 
@@ -220,7 +223,18 @@ class KerasRecorder:
                 self.armed = False
                 raise self.context.Stop()
             return False
-        return variational_model(model, self.path, self.context.run_name)
+        if not variational_model(model, self.path, self.context.run_name):
+            return False
+        return not self._nobodys(model)
+
+    def _nobodys(self, model) -> bool:
+        """No finding points at this fit of a variational model (sites.unflagged), or an earlier run of
+        the file recorded it already: the `loop` driver cuts it short (loop.BRIEF) like a baseline's,
+        so the budget goes to the flagged fit."""
+        settings = self.context.settings
+        record = site(self.path, "keras", optimizer=getattr(model, "optimizer", None), model=model)
+        return unflagged(record, settings.get("flagged_spans"), settings.get("flagged_names"),
+                         settings.get("done_sites"))
 
     def _claim(self, model) -> None:
         self.context.claimed = NAME

@@ -43,7 +43,8 @@ def install(context) -> None:
                         flagged=context.settings.get("flagged_spans"),
                         timeout=float(context.settings.get("timeout", 60.0)),
                         flagged_names=context.settings.get("flagged_names"),
-                        raw_parameters=context.settings.get("raw_parameters"))
+                        raw_parameters=context.settings.get("raw_parameters"),
+                        done_sites=context.settings.get("done_sites"), replay=bool(context.settings.get("replay")))
     loop.install()
     context.store[NAME] = loop
     context.before_run(loop.arm)

@@ -21,7 +21,8 @@ the parent sends, see `flagged_spans` in __init__.py) is *brief*: a Keras baseli
 `tfp.math.minimize` loop, a loop of another optimizer. It is recorded for `BRIEF` steps only and then
 cut short without ending the script: a Keras `fit` stops after that batch (`model.stop_training`), any
 other loop goes on untouched (its steps are no longer recorded) until it ends, at most `PASS_SHARE` of
-the per-file timeout in all, else the script is stopped as before. The next run starts a fresh record,
+the per-file timeout in all (`pass_share`: more in a run meant for a later site, see
+process/site_runs.py), else the script is stopped as before. The next run starts a fresh record,
 so every flagged run gets the whole budget.
 
 Recording needs concrete values, so while armed `tf.function`s run eagerly
@@ -42,8 +43,10 @@ from elbolint.dynamic.child.seams import replace
 
 #: Steps recorded of a run no finding points at, before it is cut short.
 BRIEF = 10
-#: Share of the per-file timeout the cut-short runs may go on untouched, in all.
-PASS_SHARE = 0.25
+#: Share of the per-file timeout the cut-short runs may go on untouched, in all; in a run of the file
+#: meant for a later flagged site (the earlier ones pass untouched) or a replay of a run (its timeout is
+#: the time left, the passes before the judged run take as long as in the first run), SITE_PASS_SHARE.
+PASS_SHARE, SITE_PASS_SHARE = 0.25, 0.6
 #: Share of the per-file timeout after which a slow run is stopped with what it recorded (fewer
 #: steps, never the sandbox's timeout, which would lose the record): the rest is for the final
 #: estimate, the reference fit and the sandbox's margin. At least TIME_MIN_STEPS steps are recorded.
@@ -54,7 +57,8 @@ class LoopRecorder:
     def __init__(self, path: str, budget: int, stop: Callable[[], BaseException],
                  on_first_step: Optional[Callable[[], None]] = None, flagged: Optional[list] = None,
                  timeout: float = 60.0, flagged_names: Optional[list] = None,
-                 raw_parameters: Optional[list] = None):
+                 raw_parameters: Optional[list] = None, done_sites: Optional[list] = None,
+                 replay: bool = False):
         self.path = path
         self.on_first_step = on_first_step
         self.budget = budget
@@ -63,6 +67,8 @@ class LoopRecorder:
         self.flagged = flagged  # [first, last] spans of the flagged training calls; None: every run is
         self.flagged_names = flagged_names or []  # names bound to the flagged optimizers and models
         self.raw_parameters = raw_parameters or []  # the raw variables ELB001/007/008 findings are about
+        self.done_sites = done_sites or []  # sites an earlier run of the file recorded (site_runs.py)
+        self.pass_share = SITE_PASS_SHARE if self.done_sites or replay else PASS_SHARE
         self.timeout = timeout
         self.started = time.monotonic()  # the file's run started about now (the recorder is installed first)
         self.time_cut: Optional[float] = None  # seconds when a slow run was stopped by the time budget
@@ -272,7 +278,7 @@ class LoopRecorder:
         """A step of a run cut short: untouched, unless the cut-short runs have taken too long."""
         if self._keras_model is not None and not getattr(self._keras_model, "stop_training", True):
             self._keras_model.stop_training = True  # the same model fitted again
-        if self.passed + time.monotonic() - self._pass_started > PASS_SHARE * self.timeout:
+        if self.passed + time.monotonic() - self._pass_started > self.pass_share * self.timeout:
             self.site["brief_timeout"] = True  # the script is stopped while this run goes on
             self.armed = False
             raise self.stop()
@@ -284,14 +290,15 @@ class LoopRecorder:
         cut, passed, armed, started = self.cut, self.passed, self.armed, self.started
         before = list(getattr(self, "trained_before", [])) + list(self.variables)
         LoopRecorder.__init__(self, self.path, self.budget, self.stop, self.on_first_step, self.flagged,
-                              self.timeout, self.flagged_names, self.raw_parameters)
+                              self.timeout, self.flagged_names, self.raw_parameters, self.done_sites,
+                              self.pass_share == SITE_PASS_SHARE)
         self.cut, self.passed, self.armed, self.started = cut, passed, armed, started
         self.trained_before = before  # what the runs cut short trained (not this run's ELB105 evidence)
 
     def _is_brief(self) -> bool:
         from elbolint.dynamic.child.sites import unflagged
 
-        return unflagged(self.site, self.flagged, self.flagged_names)
+        return unflagged(self.site, self.flagged, self.flagged_names, self.done_sites)
 
     def _on_step(self, pairs: list) -> None:
         import numpy as np

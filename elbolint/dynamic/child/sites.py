@@ -58,11 +58,17 @@ def on_stack(kind: str, *names: str) -> Optional[Any]:
     return None
 
 
-def unflagged(record: dict, flagged: Optional[list], flagged_names) -> bool:
+def unflagged(record: dict, flagged: Optional[list], flagged_names, done: Optional[list] = None) -> bool:
     """No static finding points at this run (every flagged site gets its own budget): none of
     its lines (stack, call, compile) is in a `flagged` span the parent sent and none of the names bound
     to its optimizer or model is a flagged one. False when the parent could not tell (`flagged` is None)
-    or the run is nowhere in the user's file."""
+    or the run is nowhere in the user's file.
+
+    A run at a site in `done` (identities, `identity()`) is treated as nobody's too: an earlier run of
+    this file already recorded it (process/site_runs.py), so this run passes it quickly on its way to
+    the next flagged site."""
+    if done and identity(record) in done:
+        return True
     if flagged is None:
         return False
     lines = set(record.get("stack") or []) | {record.get("line"), record.get("compile_line")}
@@ -77,12 +83,22 @@ def unflagged(record: dict, flagged: Optional[list], flagged_names) -> bool:
     return not any(first <= at <= last for first, last in flagged for at in lines)
 
 
+def identity(record: dict) -> list:
+    """What tells one training site from another across runs of the same file: its kind and the
+    user's lines on the stack when it started (the same loop reached from two calls differs); kept in
+    the record as `identity` (a loop's recorded `stack` later gains its loss call's lines)."""
+    return record.get("identity") or [record.get("kind"), sorted(record.get("stack") or [record.get("line")])]
+
+
 def site(path: str, kind: str, *, optimizer=None, model=None, line: Optional[int] = None) -> dict:
     """The site of a run that is starting now (called from a seam, with the user's frames on the stack)."""
     try:
         frames = user_frames(path)
         record: dict = {"kind": kind, "line": line if line is not None else (frames[0].f_lineno if frames else None),
                         "stack": sorted({f.f_lineno for f in frames})}
+        record["identity"] = identity(record)
+        if len(frames) > 1 and frames[-1].f_lineno != record["line"]:
+            record["caller"] = frames[-1].f_lineno  # the outermost user line: a helper's call site
         if optimizer is not None:
             record["optimizer_names"] = names_of(optimizer, frames)
         if model is not None:

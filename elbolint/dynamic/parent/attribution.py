@@ -55,9 +55,11 @@ def site_of(part: dict) -> dict:
 
 def run_name(site: dict, locate: Optional[Callable[[int], str]] = None) -> str:
     """"the fit at line 42", "the Keras fit of `bnn` at cell 12:3", "the loop at line 30"."""
-    line = site.get("line")
+    line, caller = site.get("line"), site.get("caller")
     where = (locate(line) if locate else f"line {line}") if isinstance(line, int) else None
     at = f" at {where}" if where else ""
+    if where and isinstance(caller, int):  # a helper's loop reached from two places differs by its caller
+        at += f", called at {locate(caller) if locate else f'line {caller}'}"
     kind = site.get("kind")
     if kind in ("fit", "fit_surrogate_posterior"):
         return f"the fit{at}"

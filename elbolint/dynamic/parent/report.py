@@ -75,8 +75,8 @@ def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
             trace = {"nothing": f"not run: {failure.get('message') or 'elbolint could not run this file'}",
                      "seconds": trace.get("seconds"), "harness_error": failure.get("message")}
         parts = _parts(trace)
-        owners = fit_owners(result, parts, lines)
         attribution = Attribution("\n".join(lines))
+        owners = _own_runs(result, parts, fit_owners(result, parts, lines), attribution)
         locate = _locator(result)
         names = [run_name(site_of(part), locate) for part in parts]
         judged: set[int] = set()
@@ -92,7 +92,7 @@ def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
                     continue
                 mine.append(d)
                 judged.add(id(d))
-            label = (f"fit {index + 1} of {len(parts)} (line {part.get('line')})" if len(parts) > 1 else None)
+            label = _label(part, index, len(parts))
             rows += _apply_one(result, part, mine, rules, settings, enabled, lines, label, names[index])
         for d in result.diagnostics:
             rule = rules.get(d.code)
@@ -115,6 +115,36 @@ def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
                                         f"({len(parts)} fits were checked" + (f"; {stopped}" if stopped else "") + ")",
                              "evidence": {"codes": [], "findings": []}, "trace": {}}
     return rows
+
+
+def _label(part: dict, index: int, count: int) -> Optional[str]:
+    """"fit 2 of 3 (line 40)" for one of several fit_surrogate_posterior calls; "run 2 of 3" for one of
+    a file's runs per flagged site (the summary names the run itself)."""
+    if count < 2:
+        return None
+    if part.get("source") in ("loop", "keras"):
+        return f"run {index + 1} of {count}"
+    return f"fit {index + 1} of {count} (line {part.get('line')})"
+
+
+def _own_runs(result, parts: list[dict], owners: dict[int, list[int]], attribution: Attribution) -> dict:
+    """`owners` (owners.py, which reads fit_surrogate_posterior calls), corrected where the run a
+    finding was given is not its own and another part of the trace is (attribution.belongs): a file
+    run once per flagged site (process/site_runs.py) has one part per Keras fit or loop."""
+    if len(parts) < 2:
+        return owners
+    sites = [site_of(part) for part in parts]
+    corrected = dict(owners)
+    for d in result.diagnostics:
+        line = _virtual_line(result, d)
+        given = owners.get(id(d), [0])
+        if line is None or given == [-1]:
+            continue
+        if all(attribution.belongs(d.code, line, d.message, sites[i]) is False for i in given):
+            own = [i for i, site in enumerate(sites) if attribution.belongs(d.code, line, d.message, site)]
+            if own:
+                corrected[id(d)] = own[:1]
+    return corrected
 
 
 def _locator(result):

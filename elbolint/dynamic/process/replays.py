@@ -122,7 +122,8 @@ class _Session:
             self.note(f"{name} not run: the per-file timeout left {max(left, 0):.0f} s for it, the first run "
                       f"took {self.took:.0f} s")
             return None
-        settings = dict(self.job["settings"], reference=False, timeout=self.deadline - now)  # its own time budget
+        settings = dict(self.job["settings"], reference=False, timeout=self.deadline - now,  # its own time budget
+                        replay=True)
         if steps:
             settings["steps"] = steps
         started = time.monotonic()

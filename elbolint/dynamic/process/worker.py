@@ -88,6 +88,7 @@ def main() -> int:
         warnings.filterwarnings("ignore")
         from elbolint.dynamic.child.drivers import modules
         from elbolint.dynamic.process.replays import run_with_replays
+        from elbolint.dynamic.process.site_runs import run_each_site
         from elbolint.dynamic.child.execute import run_file
 
         modules()  # the drivers, imported once before the forks
@@ -113,8 +114,10 @@ def main() -> int:
             return run_in_child(run_file, one, timeout=timeout, memory_mib=int(settings["memory_mib"]),
                                 output_limit=int(settings["output_limit_kib"]) * 1024)
 
-        # the first run, then its replays (several seeds, the findings' fixes) within the same timeout
-        result = run_with_replays(dict(job, path=os.path.abspath(job["path"])), run)
+        # each flagged training site's run, then its replays (several seeds, the findings' fixes), all
+        # within the file's timeout
+        result = run_each_site(dict(job, path=os.path.abspath(job["path"])),
+                               lambda one: run_with_replays(one, run))
         result["path"] = job["path"]
         result.setdefault("keras", keras)
         protocol.write(json.dumps(result) + "\n")

@@ -113,6 +113,8 @@ class Site(TypedDict, total=False):
     kind: str  # "fit", "keras", "loop", "minimize"
     line: Optional[int]
     stack: list[int]
+    caller: int  # the outermost user line on the stack, when the run is inside a function of the file
+    identity: list[Any]  # [kind, stack when it started]: the same site in another run (site_runs.py)
     optimizer_names: list[str]
     model_names: list[str]
     compile_line: int
@@ -213,6 +215,20 @@ class Replays(TypedDict):
     skipped: list[str]
 
 
+class Unreached(TypedDict):
+    """A flagged training site no run of the file reached (site_runs.py), and why."""
+    kind: str
+    first: int
+    last: int
+    why: str
+
+
+class SiteRuns(TypedDict):
+    """A file run once per flagged training site (process/site_runs.py)."""
+    runs: int
+    unreached: list[Unreached]
+
+
 class Trace(TypedDict, total=False):
     """One file's result from the child: one run (`fit`), several fits (`fits`), a failure, or
     `nothing` (why nothing ran)."""
@@ -246,6 +262,7 @@ class Trace(TypedDict, total=False):
     ran_to_end: bool
     time_cut: TimeCut  # a slow loop or Keras fit stopped with what it recorded (loop.TIME_SHARE)
     missing_packages: list[str]
+    site_runs: SiteRuns  # the file was run once per flagged training site
     # added by the worker and the sandbox
     seconds: Number
     path: str

@@ -1,0 +1,97 @@
+"""Every flagged training site gets its own run (process/site_runs.py): a file with two Bayesian
+networks or two hand-written loops is run once per site, each finding is judged by its own site's run,
+and a site that no run reached says why. The unit tests drive `run_each_site` with fake runs (no
+TensorFlow); the dynamic test runs the two fixtures for real."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, ROOT
+from elbolint.dynamic.child.sites import identity, unflagged
+from elbolint.dynamic.parent.attribution import run_name
+from elbolint.dynamic.process import site_runs
+from elbolint.dynamic.verdicts.contract import Trace, problems
+
+DYNAMIC = FIXTURES / "dynamic"
+
+
+def _loop(line: int, caller: int) -> dict:
+    site = {"kind": "loop", "line": line, "stack": [line, caller], "caller": caller}
+    site["identity"] = identity(site)
+    return {"source": "loop", "line": line, "site": site, "fit": {"loss": [3.0, 2.0]}, "seconds": 1.0}
+
+
+def _job(sites, timeout=60.0) -> dict:
+    return {"path": "f.py", "settings": {"timeout": timeout, "flagged_sites": sites}}
+
+
+def test_one_site_is_one_run_as_before():
+    calls = []
+    trace = site_runs.run_each_site(_job([["loop", 30, 31]]), lambda job: calls.append(job) or _loop(31, 40))
+    assert len(calls) == 1 and "done_sites" not in calls[0]["settings"] and "site_runs" not in trace
+
+
+def test_each_site_gets_a_run_of_its_own_with_the_earlier_sites_done():
+    runs = iter([_loop(25, 35), _loop(25, 42)])
+    calls = []
+    trace = site_runs.run_each_site(_job([["loop", 35, 35], ["loop", 42, 42]]),
+                                    lambda job: calls.append(job) or next(runs))
+    assert [c["settings"]["done_sites"] for c in calls] == [[], [["loop", [25, 35]]]]
+    assert calls[0]["settings"]["timeout"] == pytest.approx(30.0, abs=0.5)  # an equal share each
+    assert [p["site"]["caller"] for p in trace["fits"]] == [35, 42]
+    assert trace["site_runs"] == {"runs": 2, "unreached": []}
+    assert problems(trace, Trace) == []
+
+
+def test_a_site_no_run_reached_says_why():
+    first = _loop(25, 35)
+    trace = site_runs.run_each_site(_job([["loop", 35, 35], ["loop", 42, 42]]),
+                                    lambda job: first if not job["settings"]["done_sites"] else
+                                    {"failure": {"kind": "timeout", "message": "timeout after 30 s"}})
+    (unreached,) = trace["site_runs"]["unreached"]
+    assert unreached["first"] == 42 and "timeout after 30 s" in unreached["why"]
+    assert [p["site"]["caller"] for p in trace["fits"]] == [35]  # the failed run adds no part
+
+
+def test_a_run_that_records_every_fit_is_not_repeated():
+    fits = {"source": "fit_surrogate_posterior", "line": 10,
+            "fits": [dict(_loop(10, 10), source="fit_surrogate_posterior")]}
+    calls = []
+    trace = site_runs.run_each_site(_job([["fit", 10, 10], ["keras", 20, 20]]),
+                                    lambda job: calls.append(job) or fits)
+    assert len(calls) == 1 and trace is fits
+
+
+def test_a_run_at_a_done_site_is_nobodys():
+    site = _loop(25, 35)["site"]
+    assert unflagged(site, [[35, 35]], [], done=[["loop", [25, 35]]])
+    assert not unflagged(site, [[35, 35]], [], done=[["loop", [25, 42]]])
+
+
+def test_a_loop_in_a_helper_is_named_with_its_caller():
+    assert run_name(_loop(25, 42)["site"]) == "the loop at line 25, called at line 42"
+
+
+@pytest.mark.dynamic
+def test_two_networks_and_two_loops_are_each_judged_by_their_own_run():
+    pytest.importorskip("tensorflow_probability")
+    completed = subprocess.run(
+        [sys.executable, "-m", "elbolint", "check", str(DYNAMIC / "two_bnns.py"), str(DYNAMIC / "two_loops.py"),
+         "--dynamic", "-j", "2", "--output-format", "json", "--exit-zero"],
+        capture_output=True, text=True, cwd=ROOT, timeout=400)
+    assert completed.returncode == 0, completed.stderr
+    rows = {(r["filename"].rsplit("/", 1)[-1], r["code"], r["location"]["row"]): r
+            for r in json.loads(completed.stdout)}
+    for line, model, fit in ((21, "narrow", 25), (22, "narrow", 25), (29, "wide", 33), (30, "wide", 33)):
+        verdict = rows[("two_bnns.py", "ELB010", line)]["dynamic"]
+        assert verdict["status"] == "confirmed", verdict  # natively the KL outweighs the MSE 30-150x
+        assert verdict["trace"]["run"] == f"the Keras fit of `{model}` at line {fit}", verdict
+    for line, scale, caller in ((32, "first_scale", 35), (39, "second_scale", 42)):
+        verdict = rows[("two_loops.py", "ELB001", line)]["dynamic"]
+        assert verdict["status"] == "confirmed", verdict  # natively negative within a few steps
+        assert f"`{scale}`" in verdict["summary"] and f"called at line {caller})" in verdict["summary"], verdict
