@@ -95,3 +95,39 @@ def test_two_networks_and_two_loops_are_each_judged_by_their_own_run():
         verdict = rows[("two_loops.py", "ELB001", line)]["dynamic"]
         assert verdict["status"] == "confirmed", verdict  # natively negative within a few steps
         assert f"`{scale}`" in verdict["summary"] and f"called at line {caller})" in verdict["summary"], verdict
+
+
+_BUILDERS = '''\
+def create_baseline():
+    model = Sequential([Dense(1)])
+    opt = Adam(learning_rate=0.01)
+    model.compile(loss="mse", optimizer=opt)
+    return model
+
+
+def create_bnn():
+    model = Sequential([tfp.layers.DenseFlipout(1)])
+    opt = Adam(learning_rate=0.01)
+    model.compile(loss="mse", optimizer=opt)
+    return model
+
+
+baseline = create_baseline()
+baseline.fit(x, y)
+bnn = create_bnn()
+bnn.fit(x, y)
+'''
+
+
+def test_an_optimizer_or_model_built_in_a_function_is_followed_to_the_fit_of_what_it_returns():
+    from elbolint.dynamic.parent.attribution import Attribution
+
+    attribution = Attribution(_BUILDERS)
+    optimizer = ("ELB003", 10, "Adam drives variational inference without gradient clipping")
+    layer = ("ELB010", 9, "`DenseFlipout(1)` in `model` keeps the default kernel_divergence_fn")
+    for finding in (optimizer, layer):
+        assert attribution.own_site(*finding) == "the Keras fit of `bnn` at line 18"
+        bnn = {"kind": "keras", "line": 18, "stack": [18], "model_names": ["bnn"]}
+        baseline = {"kind": "keras", "line": 16, "stack": [16], "model_names": ["baseline"]}
+        assert attribution.belongs(*finding, bnn) is True
+        assert attribution.belongs(*finding, baseline) is False

@@ -133,17 +133,19 @@ class Attribution:
             match = _MODEL.search(message or "")
             if match:
                 found.add(match.group("name").rsplit(".", 1)[-1])
-        if code in PARAMETER + DISTRIBUTION:
+        if code in PARAMETER + DISTRIBUTION + OPTIMIZER + KERAS_MODEL:
             # built and returned by a function: the names its calls bind, not the function's locals
             # (another function's local `distribution` is another object)
-            found = self._built_by(line, holding, found) or found
+            found = self._built_by(line, holding, found, code) or found
         return found
 
-    def _built_by(self, line: int, holding, names: set) -> set:
+    def _built_by(self, line: int, holding, names: set, code: str) -> set:
         """The names the file binds to what a builder function returns, when the finding's object is
         that return value (`distribution = tfd.MultivariateNormalDiag(...)` ... `return distribution`
-        in `def make_q(): ...`, then `q = make_q()`): the object's run is the one `q` flows into."""
-        function = self._builder(line, holding, names)
+        in `def make_q(): ...`, then `q = make_q()`) or, for an optimizer, the model the function
+        compiles with it and returns (`opt = Adam()`, `model.compile(optimizer=opt)`, `return model`,
+        then `bnn = make_bnn()`): the object's run is the one `q` or `bnn` flows into."""
+        function = self._returning(line, holding, names, code)
         if function is None:
             return set()
         bound: set = set()
@@ -152,14 +154,43 @@ class Attribution:
                 bound |= {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
         return bound
 
+    def _returning(self, line: int, holding, names: set, code: str) -> Optional[str]:
+        """The function of the file that returns the finding's object (or, for an optimizer, the model
+        compiled with it), or None."""
+        if code in OPTIMIZER:
+            return self._compiler(line, names)
+        if code in PARAMETER + DISTRIBUTION + KERAS_MODEL:
+            return self._builder(line, holding, names)
+        return None
+
+    def _compiler(self, line: int, names: set) -> Optional[str]:
+        """The innermost function holding `line` that compiles a model with one of `names` and
+        returns that model (a notebook's `def create_model(): ... opt = Adam(); model.compile(
+        optimizer=opt); return model`), or None."""
+        function = self._innermost_function(line)
+        if function is None or not names:
+            return None
+        returned = {x.id for r in ast.walk(function) if isinstance(r, ast.Return) and r.value is not None
+                    for x in ast.walk(r.value) if isinstance(x, ast.Name)}
+        for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
+            callee, receiver = _callee(call)
+            mentioned = {n.id for a in call.args + [k.value for k in call.keywords] for n in ast.walk(a)
+                         if isinstance(n, ast.Name)}
+            if callee == "compile" and receiver in returned and names & mentioned:
+                return function.name
+        return None
+
+    def _innermost_function(self, line: int):
+        functions = [n for n in self._nodes() if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and n.lineno <= line <= (n.end_lineno or n.lineno)]
+        return max(functions, key=lambda n: n.lineno) if functions else None
+
     def _builder(self, line: int, holding, names: set) -> Optional[str]:
         """The function of the file whose return value the finding's object is, or None (`names`: those
         the statement holding the finding binds)."""
-        functions = [n for n in self._nodes() if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                     and n.lineno <= line <= (n.end_lineno or n.lineno)]
-        if not functions:
+        function = self._innermost_function(line)
+        if function is None:
             return None
-        function = max(functions, key=lambda n: n.lineno)  # the innermost
         returned = {x.id for r in ast.walk(function) if isinstance(r, ast.Return) and r.value is not None
                     for x in ast.walk(r.value) if isinstance(x, ast.Name)}
         is_return = holding is not None and isinstance(holding[0], ast.Return)
@@ -173,9 +204,10 @@ class Attribution:
         was handed the verdict of a later cell's Adam `optimizer`)."""
         holding = self._holding(line)
         start, end = (holding[1], holding[2]) if holding is not None else (line, line)
+        builder = self._returning(line, holding, _bound(holding), code)
         windows = []
         for name in sorted(self.names(code, line, message)):
-            rebound = self._rebound({name}, end)
+            rebound = self._rebound({name}, end, builder)
             windows.append((name, start, None if rebound == float("inf") else int(rebound)))
         return windows
 
@@ -186,7 +218,7 @@ class Attribution:
         names = self.names(code, line, message)
         holding = self._holding(line)
         start = holding[1] if holding is not None else line
-        builder = self._builder(line, holding, _bound(holding)) if code in PARAMETER + DISTRIBUTION else None
+        builder = self._returning(line, holding, _bound(holding), code)
         cutoff = self._rebound(names, holding[2] if holding is not None else line, builder)
         found: list[dict] = []
         compiled: set = set()

@@ -115,8 +115,12 @@ def _counterfactual(trace: dict) -> list[dict]:
         before, after = verdict["final_before"], verdict["final_after"]
         evidence.update(final_unclipped=before, final_clipped=after)
         message = (f"re-run with gradients clipped to norm {clipnorm:g}: the final loss is {after:.4g} "
-                   f"instead of {before:.4g} (median of {total} seeds)")
+                   f"instead of {before:.4g} ({_median_of(total)})")
     return [{"code": "ELB110", "message": message, "anchor": "fit", "evidence": evidence}]
+
+
+def _median_of(total: int) -> str:
+    return f"median of {total} seeds" if total != 1 else "1 seed"
 
 
 def _smaller_rate(trace: dict) -> list[dict]:
@@ -139,7 +143,7 @@ def _smaller_rate(trace: dict) -> list[dict]:
                    f"(at {rate:g}: {verdict['non_finite_before']} of {total})")
     else:
         message = (f"{head}: the final loss is {verdict['final_after']:.4g} instead of "
-                   f"{verdict['final_before']:.4g} (median of {total} seeds)")
+                   f"{verdict['final_before']:.4g} ({_median_of(total)})")
     return [{"code": "ELB112", "message": message, "anchor": "fit", "evidence": evidence}]
 
 
