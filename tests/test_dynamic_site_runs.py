@@ -58,13 +58,15 @@ def test_a_site_no_run_reached_says_why():
     assert [p["site"]["caller"] for p in trace["fits"]] == [35]  # the failed run adds no part
 
 
-def test_a_run_that_records_every_fit_is_not_repeated():
+def test_a_run_that_recorded_every_fit_is_followed_by_one_for_the_later_site():
     fits = {"source": "fit_surrogate_posterior", "line": 10,
             "fits": [dict(_loop(10, 10), source="fit_surrogate_posterior")]}
+    keras = dict(_loop(20, 20), source="keras")
     calls = []
     trace = site_runs.run_each_site(_job([["fit", 10, 10], ["keras", 20, 20]]),
-                                    lambda job: calls.append(job) or fits)
-    assert len(calls) == 1 and trace is fits
+                                    lambda job: calls.append(job) or (keras if calls[1:] else fits))
+    assert calls[1]["settings"]["done_sites"] == [["loop", [10, 10]]]
+    assert [p["source"] for p in trace["fits"]] == ["fit_surrogate_posterior", "keras"]
 
 
 def test_a_run_at_a_done_site_is_nobodys():
@@ -78,11 +80,11 @@ def test_a_loop_in_a_helper_is_named_with_its_caller():
 
 
 @pytest.mark.dynamic
-def test_two_networks_and_two_loops_are_each_judged_by_their_own_run():
+def test_two_networks_two_loops_and_a_fit_then_a_network_are_each_judged_by_their_own_run():
     pytest.importorskip("tensorflow_probability")
     completed = subprocess.run(
         [sys.executable, "-m", "elbolint", "check", str(DYNAMIC / "two_bnns.py"), str(DYNAMIC / "two_loops.py"),
-         "--dynamic", "-j", "2", "--output-format", "json", "--exit-zero"],
+         str(DYNAMIC / "fit_then_keras.py"), "--dynamic", "-j", "2", "--output-format", "json", "--exit-zero"],
         capture_output=True, text=True, cwd=ROOT, timeout=400)
     assert completed.returncode == 0, completed.stderr
     rows = {(r["filename"].rsplit("/", 1)[-1], r["code"], r["location"]["row"]): r
@@ -95,6 +97,13 @@ def test_two_networks_and_two_loops_are_each_judged_by_their_own_run():
         verdict = rows[("two_loops.py", "ELB001", line)]["dynamic"]
         assert verdict["status"] == "confirmed", verdict  # natively negative within a few steps
         assert f"`{scale}`" in verdict["summary"] and f"called at line {caller})" in verdict["summary"], verdict
+
+    fit = rows[("fit_then_keras.py", "ELB001", 26)]["dynamic"]
+    assert fit["status"] == "confirmed" and fit["trace"]["run"] == "the fit at line 28", fit
+    for line in (32, 33):
+        verdict = rows[("fit_then_keras.py", "ELB010", line)]["dynamic"]
+        assert verdict["status"] == "confirmed", verdict
+        assert verdict["trace"]["run"] == "the Keras fit of `bnn` at line 36", verdict
 
 
 _BUILDERS = '''\

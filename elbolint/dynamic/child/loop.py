@@ -32,11 +32,12 @@ forked child exits after the run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from elbolint.dynamic.child.failures import user_frame
 from elbolint.dynamic.child.seams import replace
@@ -176,6 +177,16 @@ class LoopRecorder:
             return result
 
         return apply_gradients
+
+    @contextlib.contextmanager
+    def untouched(self) -> Iterator[None]:
+        """Steps taken inside are neither recorded nor cut short: a fit an earlier run of the file
+        recorded, passed on the way to a later flagged site (drive_fit._briefly)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
 
     def out_of_time(self) -> bool:
         """A slow run has used its share of the per-file time (TIME_SHARE)."""

@@ -27,8 +27,6 @@ from typing import Callable
 MIN_SECONDS = 5.0
 #: At most this many runs of one file (every site beyond them is listed as not reached).
 MAX_RUNS = 4
-#: The sources whose record is one run per execution of the file (the others record every fit).
-ONE_RUN_SOURCES = ("loop", "keras")
 #: Keys of a run's trace that describe the whole file, kept at the top of the joined trace.
 _FILE_KEYS = ("keras", "missing_packages", "output_tail", "path")
 
@@ -60,9 +58,9 @@ def run_each_site(job: dict, run_one: Callable[[dict], dict]) -> dict:
         traces.append(trace)
         done += [identity(p) for p in recorded]
         pending = [s for s in pending if not any(_covers(s, p) for p in recorded)]
-        if not recorded or trace.get("failure") or trace.get("source") not in ONE_RUN_SOURCES:
+        if not recorded or trace.get("failure"):
             why = _nothing_new(trace) if trace.get("failure") else why
-            break  # the program failed, or a driver that records all its fits in one run
+            break  # the program failed, or recorded nothing
     if len(traces) == 1 and not (why and pending):
         return traces[0]
     return _join(traces, pending, why)
