@@ -279,11 +279,6 @@ def _lint(options: LintOptions, config: Config, enabled: set[str]) -> list[FileR
                 click.echo(cache.warning, err=True)
 
 
-#: The module of reporters/ that renders each format: only the chosen one is imported.
-_REPORTER_MODULES = {"text": "text", "concise": "text", "full": "full", "json": "json", "sarif": "sarif",
-                     "github": "github", "gitlab": "gitlab", "junit": "junit", "html": "html"}
-
-
 def _report(options: LintOptions, diagnostics: list[Diagnostic], evidence) -> str:
     if options.statistics:
         return _statistics(diagnostics, as_json=options.output_format == "json", unsafe_fixes=options.unsafe_fixes)
@@ -292,9 +287,9 @@ def _report(options: LintOptions, diagnostics: list[Diagnostic], evidence) -> st
         from elbolint.reporters.html_curves import Evidence
 
         return render(diagnostics, evidence if evidence is not None else Evidence())
-    from importlib import import_module
+    from elbolint.reporters import get_reporter  # imports the chosen format's module only
 
-    return import_module(f"elbolint.reporters.{_REPORTER_MODULES[options.output_format]}").render(diagnostics)
+    return get_reporter(options.output_format)(diagnostics)
 
 
 def _write_report(options: LintOptions, report: str) -> None:

@@ -45,20 +45,18 @@ def rule_url(code: str) -> Optional[str]:
     return f"{REPOSITORY_URL}/blob/main/docs/rules/{code}.md"
 
 
+#: Output format -> the reporter module that renders it (imported only when chosen: a run pays for
+#: its own format, not for the HTML report's templates).
+_MODULES = {"text": "text", "concise": "text", "full": "full", "json": "json", "sarif": "sarif",
+            "github": "github", "gitlab": "gitlab", "junit": "junit", "html": "html"}
+
+
 def get_reporter(name: str) -> Reporter:
-    from elbolint.reporters import full, github, gitlab, html, json, junit, sarif, text
+    import importlib
 
-    return {
-        "text": text.render,
-        "concise": text.render,
-        "full": full.render,
-        "json": json.render,
-        "sarif": sarif.render,
-        "github": github.render,
-        "gitlab": gitlab.render,
-        "junit": junit.render,
-        "html": html.render,
-    }[name]
+    module = importlib.import_module(f"elbolint.reporters.{_MODULES[name]}")
+    render: Reporter = module.render
+    return render
 
 
-FORMATS = ("text", "concise", "full", "json", "sarif", "github", "gitlab", "junit", "html")
+FORMATS = tuple(_MODULES)
