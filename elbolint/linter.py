@@ -313,7 +313,7 @@ def run_rules(path: Path, module: "cst.Module", rules, options) -> list[Diagnost
         rule(RuleContext(path, wrapper.module, resolver, options.get(rule.code, {}), analyses)) for rule in rules
     ]
     visitors = [resolver, *analyses.values(), *instances]
-    if walk.supports(_callbacks_only(visitors)):
+    if walk.supports(visitors):
         walk.walk(wrapper.module, visitors)  # read-only: no node is rebuilt (walk.py)
     else:
         wrapper.visit_batched(visitors)
@@ -323,31 +323,6 @@ def run_rules(path: Path, module: "cst.Module", rules, options) -> list[Diagnost
         return []
     positions = wrapper.resolve(PositionProvider)
     return [d for instance in instances for d in instance.diagnostics(positions)]
-
-
-class _Callbacks:
-    """A visitor as walk.supports sees it: only the callbacks LibCST's batched traversal would call."""
-
-    def __init__(self, visitor: Any) -> None:
-        self.visitor = visitor
-        self.METADATA_DEPENDENCIES = getattr(visitor, "METADATA_DEPENDENCIES", ())
-
-    def get_visitors(self) -> dict[str, Any]:
-        return {name: function for name, function in self.visitor.get_visitors().items() if _is_callback(name)}
-
-
-def _callbacks_only(visitors: list[Any]) -> list[Any]:
-    """The visitors without their helper methods that merely look like callbacks. LibCST calls
-    `visit_<Node>` / `leave_<Node>` (and `visit_<Node>_<field>`) for its node classes only; a helper
-    named `visit_function_def` is never called by either traversal, yet walk.supports read it as an
-    attribute callback and sent every file with such a visitor to LibCST's own, much slower traversal
-    (an analysis with such helpers doubled the time per file)."""
-    return [_Callbacks(visitor) for visitor in visitors]
-
-
-def _is_callback(name: str) -> bool:
-    _, _, rest = name.partition("_")
-    return rest[:1].isupper()  # LibCST's node classes are capitalised
 
 
 def _syntax(message: str) -> str:

@@ -225,3 +225,19 @@ def test_function_of_and_call_sites():
 
 def test_rules_keep_the_fast_read_only_walk():
     assert supports([rule_class.__new__(rule_class) for rule_class in all_rules()])
+
+
+def test_a_helper_named_like_a_callback_does_not_cost_the_fast_walk():
+    class Helpers(cst.BatchableCSTVisitor):
+        def visit_Call(self, node):  # a callback
+            pass
+
+        def visit_function_def(self, node):  # a helper LibCST never calls
+            pass
+
+    class AttributeCallback(cst.BatchableCSTVisitor):
+        def visit_Call_func(self, node):  # a real attribute callback: only LibCST's traversal has it
+            pass
+
+    assert supports([Helpers()])
+    assert not supports([AttributeCallback()])
