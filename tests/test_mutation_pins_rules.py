@@ -1,0 +1,161 @@
+"""Rule behaviour that the fixtures pass over: each test pins one condition, table entry or message
+part of a rule that a sampled mutation changed without any fast test failing.
+
+Why: the mutation score of tools/mutation.py counts a changed condition no test notices as a
+survivor. Each case here lints a short source and asserts the exact findings (code and line) or the
+message part the code under test produces, so losing that condition fails a test.
+"""
+
+from __future__ import annotations
+
+from conftest import lint
+
+HEADER = '''import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+tfb = tfp.bijectors
+'''
+
+
+def diagnostics(tmp_path, source: str, code: str, name: str = "model.py") -> list:
+    path = tmp_path / name
+    path.write_text(source, encoding="utf-8")
+    return [d for d in lint(path) if d.code == code]
+
+
+def findings(tmp_path, source: str, code: str) -> list[tuple[int, str]]:
+    return sorted((d.line, d.code) for d in diagnostics(tmp_path, source, code))
+
+
+# ------------------------------------------------------------------ ELB002 extreme initializer
+FIT = HEADER + '''
+{setup}
+surrogate = {surrogate}
+losses = tfp.vi.fit_surrogate_posterior(
+    lambda z: -z**2, surrogate, tf.optimizers.Adam(0.01, clipnorm=1.0), num_steps=10)
+'''
+
+
+def test_a_far_start_names_the_positional_location_of_sinh_arcsinh(tmp_path):
+    source = FIT.format(setup="", surrogate="tfd.SinhArcsinh(tf.Variable(500.0), 1.0, 0.0, 1.0)")
+    found = diagnostics(tmp_path, source, "ELB002")
+    assert [(d.line, d.code) for d in found] == [(9, "ELB002")]
+    assert found[0].message.startswith("`loc` starts at 500")
+
+
+def test_an_element_of_a_variable_made_from_tf_constant_is_read(tmp_path):
+    setup = "state = tf.Variable(tf.constant([263.0, 0.5]))"
+    far = FIT.format(setup=setup, surrogate="tfd.Normal(state[0], tfp.util.TransformedVariable(1.0, tfb.Softplus()))")
+    near = FIT.format(setup=setup, surrogate="tfd.Normal(state[1], tfp.util.TransformedVariable(1.0, tfb.Softplus()))")
+    assert findings(tmp_path, far, "ELB002") == [(8, "ELB002")]
+    assert findings(tmp_path, near, "ELB002") == []
+
+
+# ------------------------------------------------------------------ ELB005 joint lambda arguments
+JOINT = HEADER + '''
+
+{decorator}def likelihood(beta, sigma):
+    return tfd.Normal(loc=beta, scale=sigma)
+
+
+model = tfd.JointDistributionSequential([
+    tfd.Normal(loc=0.0, scale=1.0, name="beta"),
+    likelihood,
+])
+'''
+
+
+def test_a_def_component_with_too_many_parameters_is_reported_unless_decorated(tmp_path):
+    assert findings(tmp_path, JOINT.format(decorator=""), "ELB005") == [(15, "ELB005")]
+    assert findings(tmp_path, JOINT.format(decorator="@tf.function\n"), "ELB005") == []
+
+
+# ------------------------------------------------------------------ ELB010 unscaled KL
+LOOP = HEADER + '''
+x_train = np.random.RandomState(7).rand(20000, 32).astype(np.float32)
+y_train = np.random.RandomState(8).randint(0, 4, 20000)
+
+model = tf.keras.Sequential([
+    tfp.layers.DenseFlipout(64, activation="relu"),
+    tfp.layers.DenseFlipout(4),
+])
+cross_entropy = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+optimizer = tf.keras.optimizers.Adam(1e-3, clipnorm=1.0)
+
+for start in range(0, len(x_train), 100):
+    x, y = x_train[start:start + 100], y_train[start:start + 100]
+    with tf.GradientTape() as tape:
+        kl = sum(model.losses)
+        {kl_line}
+        loss = {loss}
+        {after}
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+'''
+LAYER_LINES = [(12, "ELB010"), (13, "ELB010")]
+
+
+def loop(kl_line: str = "pass", loss: str = "cross_entropy(y, model(x)) + kl", after: str = "pass") -> str:
+    return LOOP.format(kl_line=kl_line, loss=loss, after=after)
+
+
+def batched(kl_line: str = "pass", loss: str = "cross_entropy(y, model(x)) + kl") -> str:
+    """The loop over a `.batch(...)` data set: a KL that cannot be read as scaled is reported."""
+    return loop(kl_line, loss).replace(
+        "for start in range(0, len(x_train), 100):\n"
+        "    x, y = x_train[start:start + 100], y_train[start:start + 100]\n",
+        "dataset = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(20000).batch(100)\n"
+        "for x, y in dataset:\n")
+
+
+def test_a_kl_divided_in_place_is_scaled_but_added_to_in_place_is_not(tmp_path):
+    assert findings(tmp_path, batched(), "ELB010") == LAYER_LINES
+    assert findings(tmp_path, batched("kl /= len(x_train)"), "ELB010") == []
+    assert findings(tmp_path, batched("kl *= 1.0 / len(x_train)"), "ELB010") == []
+    assert findings(tmp_path, batched("kl += 0.0"), "ELB010") == LAYER_LINES
+    assert findings(tmp_path, batched("kl -= 0.0"), "ELB010") == LAYER_LINES
+
+
+def test_a_kl_scaled_by_a_division_or_multiplication_call(tmp_path):
+    for scaled in ("tf.math.divide(kl, len(x_train))", "tf.divide(kl, 20000.0)",
+                   "tf.multiply(kl, 1.0 / len(x_train))", "tf.math.multiply(1.0 / 20000.0, kl)"):
+        assert findings(tmp_path, batched(loss=f"cross_entropy(y, model(x)) + {scaled}"), "ELB010") == [], scaled
+    assert findings(tmp_path, batched(loss="cross_entropy(y, model(x)) + tf.add(kl, 0.0)"), "ELB010") == LAYER_LINES
+
+
+def test_a_mean_over_a_sum_is_not_read_as_a_per_example_mean(tmp_path):
+    per_example = "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=model(x))"
+    assert findings(tmp_path, loop(loss=f"tf.reduce_mean({per_example}) + kl"), "ELB010") == LAYER_LINES
+    for summed in (f"tf.add_n([{per_example}])", f"tf.reduce_sum({per_example})"):
+        assert findings(tmp_path, loop(loss=f"tf.reduce_mean({summed}) + kl"), "ELB010") == [], summed
+
+
+COMPILED = HEADER + '''
+x_train = np.random.RandomState(0).rand(60000, 784).astype(np.float32)
+y_train = np.random.RandomState(1).randint(0, 10, 60000)
+
+model = tf.keras.Sequential([tfp.layers.DenseFlipout(10)])
+{between}
+model.compile({compile_args})
+model.fit(x_train, y_train, batch_size=128, epochs=1)
+'''
+OPTIMIZER = "tf.keras.optimizers.Adam(clipnorm=1.0)"
+
+
+def test_a_model_only_looked_at_is_not_trained(tmp_path):
+    for looked_at in ("print(id(shown))", "print(shown)", "print(isinstance(shown, tf.keras.Model))"):
+        between = f"shown = tf.keras.Sequential([tfp.layers.DenseFlipout(4)])\n{looked_at}"
+        source = COMPILED.format(between=between, compile_args=f"{OPTIMIZER}, loss='mse'")
+        assert findings(tmp_path, source, "ELB010") == [(11, "ELB010")], looked_at
+    between = "shown = tf.keras.Sequential([tfp.layers.DenseFlipout(4)])\nkeep(shown)"
+    source = COMPILED.format(between=between, compile_args=f"{OPTIMIZER}, loss='mse'")
+    assert findings(tmp_path, source, "ELB010") == [(11, "ELB010"), (12, "ELB010")]
+
+
+def test_a_positional_compiled_loss_is_quoted_in_the_message(tmp_path):
+    source = COMPILED.format(between="pass", compile_args=f"{OPTIMIZER}, 'mse'")
+    found = diagnostics(tmp_path, source, "ELB010")
+    assert [(d.line, d.code) for d in found] == [(11, "ELB010")]
+    assert "`loss='mse'`" in found[0].message
