@@ -1,0 +1,118 @@
+"""Engine behaviour that the fixtures pass over: file-level `# elbolint: noqa`, the ELB901 skip of a
+file LibCST cannot parse, finding equality across runs, test classes, the project-module builder
+switch, and the registry's look for installed plugins in the current folder.
+
+Why: the mutation score of tools/mutation.py counts a changed condition no test notices as a
+survivor. Each test lints a short source (or calls the engine helper that decides) and asserts what
+the unchanged engine produces, so losing that condition fails a test.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import shutil
+import sys
+from pathlib import Path
+
+import libcst as cst
+
+from conftest import lint
+from elbolint import registry
+from elbolint.analyses.test_code import in_test_code, is_test_class
+
+ROOT = Path(__file__).resolve().parent.parent
+TFP = "import tensorflow as tf\nimport tensorflow_probability as tfp\n"
+RAW_SCALE = "q = tfp.distributions.Normal(0., tf.Variable(1.))\n"  # ELB001 at line 3 (after TFP)
+
+
+def found(path: Path) -> list[tuple[int, str]]:
+    return [(d.line, d.code) for d in lint(path)]
+
+
+# ------------------------------------------------------------------ suppression
+def test_a_bare_file_noqa_suppresses_every_finding(tmp_path):
+    path = tmp_path / "q.py"
+    path.write_text(TFP + RAW_SCALE, encoding="utf-8")
+    assert found(path) == [(3, "ELB001")]
+    path.write_text("# elbolint: noqa\n" + TFP + RAW_SCALE, encoding="utf-8")
+    assert found(path) == []
+    path.write_text(TFP + RAW_SCALE + "# elbolint: noqa: ELB002\n# elbolint: noqa\n", encoding="utf-8")
+    assert found(path) == []
+    path.write_text(TFP + RAW_SCALE + "# elbolint: noqa: ELB002\n", encoding="utf-8")
+    assert found(path) == [(3, "ELB001")]
+
+
+# ------------------------------------------------------------------ files LibCST refuses
+def test_valid_python_that_libcst_refuses_is_skipped_with_elb901(tmp_path):
+    path = tmp_path / "mixed_tabs.py"
+    path.write_text(TFP + "if a:\n  if b:\n\t  x = 1\n  y = 2\n", encoding="utf-8")
+    (diagnostic,) = lint(path)
+    assert (diagnostic.line, diagnostic.code) == (1, "ELB901")
+    assert diagnostic.message.startswith("file skipped: Python accepts this file but LibCST")
+
+
+# ------------------------------------------------------------------ findings as values
+def test_the_same_finding_from_two_runs_is_equal_fix_included(tmp_path):
+    """A fix carries the LibCST node it replaces; two parses give two nodes, and the findings (and
+    the cache's copies, which have no node) must still compare equal."""
+    path = tmp_path / "q.py"
+    path.write_text(TFP + RAW_SCALE, encoding="utf-8")
+    first, second = lint(path), lint(path)
+    assert first[0].fix is not None and first[0].fix.node is not second[0].fix.node
+    assert first == second
+
+
+# ------------------------------------------------------------------ test code
+def test_classes_named_like_tests_are_test_code():
+    for name in ("TestModel", "ModelTest", "ModelTests", "ModelTestCase"):
+        node = cst.parse_statement(f"class {name}:\n    pass\n")
+        assert isinstance(node, cst.ClassDef)
+        assert is_test_class(node), name
+        assert in_test_code([node]), name
+    node = cst.parse_statement("class Model(tf.test.TestCase):\n    pass\n")
+    assert isinstance(node, cst.ClassDef) and is_test_class(node)
+    node = cst.parse_statement("class Testing:\n    pass\n")
+    assert isinstance(node, cst.ClassDef) and is_test_class(node)  # `Test*`, as pytest collects
+    node = cst.parse_statement("class Contest:\n    pass\n")
+    assert isinstance(node, cst.ClassDef) and not is_test_class(node)
+
+
+# ------------------------------------------------------------------ builders of the project
+BASELINE = '''import numpy as np
+import tensorflow as tf
+
+from good_flipout_project_model import build_classifier
+
+images = np.random.RandomState(0).rand(256, 28, 28).astype(np.float32)
+labels = np.random.RandomState(1).randint(0, 10, size=256)
+
+network = build_classifier({arguments})
+network.compile(
+    optimizer=tf.keras.optimizers.Adam(1e-3),
+    loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+)
+network.fit(images, labels, batch_size=32, epochs=2)
+'''
+
+
+def test_only_a_variational_switch_set_to_false_asks_a_project_builder_for_its_baseline(tmp_path):
+    shutil.copy(ROOT / "fixtures" / "ELB003" / "good_flipout_project_model.py", tmp_path)
+    path = tmp_path / "train.py"
+    for switch in ("variational", "bayesian", "stochastic", "probabilistic", "use_probabilistic_layers"):
+        path.write_text(BASELINE.format(arguments=f"{switch}=False"), encoding="utf-8")
+        assert [c for c in found(path) if c[1] == "ELB003"] == [], switch
+    for arguments in ("", "classes=10", "dropout=False", "variational=True"):
+        path.write_text(BASELINE.format(arguments=arguments), encoding="utf-8")
+        assert [c for c in found(path) if c[1] == "ELB003"] == [(11, "ELB003")], arguments
+
+
+# ------------------------------------------------------------------ plugins
+def test_an_empty_path_entry_is_the_current_folder_when_looking_for_plugins(tmp_path, monkeypatch):
+    info = tmp_path / "some_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "entry_points.txt").write_text("[elbolint.rules]\nmine = some_plugin:Rule\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "meta_path", [importlib.machinery.PathFinder])
+    monkeypatch.setattr(sys, "path", [""])
+    assert registry._may_declare(b"elbolint.rules")
+    assert not registry._may_declare(b"another.group")
