@@ -9,6 +9,7 @@ message part the code under test produces, so losing that condition fails a test
 from __future__ import annotations
 
 from conftest import lint
+from elbolint.config import Config
 
 HEADER = '''import numpy as np
 import tensorflow as tf
@@ -159,3 +160,30 @@ def test_a_positional_compiled_loss_is_quoted_in_the_message(tmp_path):
     found = diagnostics(tmp_path, source, "ELB010")
     assert [(d.line, d.code) for d in found] == [(11, "ELB010")]
     assert "`loss='mse'`" in found[0].message
+
+
+# ------------------------------------------------------------------ ELB014 surrogate support
+SUPPORT_MODEL = HEADER + '''import math
+
+counts = np.random.RandomState(0).poisson(3.0, size=50).astype(np.float32)
+model = tfd.JointDistributionSequential([
+    {prior},
+    lambda theta: tfd.Independent(tfd.Poisson(rate=counts + theta), reinterpreted_batch_ndims=1),
+])
+surrogate = tfd.JointDistributionSequential([
+    tfd.LogNormal(tf.Variable(0.5), tfp.util.TransformedVariable(0.5, tfb.Softplus())),
+])
+losses = tfp.vi.fit_surrogate_posterior(
+    lambda theta: model.log_prob([theta, counts]), surrogate,
+    optimizer=tf.optimizers.Adam(0.01, clipnorm=1.0), num_steps=100)
+'''
+
+
+def test_an_infinite_upper_bound_is_read_through_every_spelling(tmp_path):
+    enabled = Config().enabled_codes() | {"ELB014"}
+    path = tmp_path / "fit.py"
+    for high, reported in (("np.inf", False), ("math.inf", False), ("np.Inf", False), ("float('inf')", False),
+                           ("10.0", True)):
+        path.write_text(SUPPORT_MODEL.format(prior=f"tfd.Uniform(0.0, {high})"), encoding="utf-8")
+        assert [(d.line, d.code) for d in lint(path, enabled) if d.code == "ELB014"] == \
+            ([(15, "ELB014")] if reported else []), high
