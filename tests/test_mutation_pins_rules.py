@@ -187,3 +187,34 @@ def test_an_infinite_upper_bound_is_read_through_every_spelling(tmp_path):
         path.write_text(SUPPORT_MODEL.format(prior=f"tfd.Uniform(0.0, {high})"), encoding="utf-8")
         assert [(d.line, d.code) for d in lint(path, enabled) if d.code == "ELB014"] == \
             ([(15, "ELB014")] if reported else []), high
+
+
+# ------------------------------------------------------------------ ELB013 unconstrained output scale
+UNPACKED_HEAD = HEADER + '''
+
+def positive_pair(t):
+    return t[..., :1], tf.nn.softplus(t[..., 1:])
+
+
+def head(t):
+    loc, scale = {unpacked}
+    return tfd.Normal(loc=loc, scale=scale)
+
+
+x = np.random.randn(256, 4).astype(np.float32)
+y = np.random.randn(256, 1).astype(np.float32)
+model = tf.keras.Sequential([
+    tf.keras.layers.Dense(16, activation="relu"),
+    tf.keras.layers.Dense(2),
+    tfp.layers.DistributionLambda(head),
+])
+model.compile(optimizer=tf.keras.optimizers.Adam(0.01, clipnorm=1.0), loss=lambda y, rv: -rv.log_prob(y))
+model.fit(x, y, epochs=5)
+'''
+
+
+def test_only_a_split_or_unstack_hands_raw_network_outputs_to_the_unpacked_names(tmp_path):
+    for unpacked, reported in (("tf.split(t, 2, axis=-1)", True), ("tf.unstack(t, axis=-1)", True),
+                               ("positive_pair(t)", False), ("tf.nn.softplus(t), tf.nn.softplus(t)", False)):
+        expected = [(15, "ELB013")] if reported else []
+        assert findings(tmp_path, UNPACKED_HEAD.format(unpacked=unpacked), "ELB013") == expected, unpacked
