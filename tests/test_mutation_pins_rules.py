@@ -218,3 +218,12 @@ def test_only_a_split_or_unstack_hands_raw_network_outputs_to_the_unpacked_names
                                ("positive_pair(t)", False), ("tf.nn.softplus(t), tf.nn.softplus(t)", False)):
         expected = [(15, "ELB013")] if reported else []
         assert findings(tmp_path, UNPACKED_HEAD.format(unpacked=unpacked), "ELB013") == expected, unpacked
+
+
+def test_a_compiled_loss_is_read_through_four_levels_of_containers(tmp_path):
+    """Multi-output losses nest (`{"out": ["mse", ...]}`); four levels are read, the fifth is not."""
+    averaged = "averaged over the batch's examples"
+    for loss, read in (("'mse'", True), ("[[[['mse']]]]", True), ("[[[[['mse']]]]]", False)):
+        source = COMPILED.format(between="pass", compile_args=f"{OPTIMIZER}, loss={loss}")
+        (found,) = diagnostics(tmp_path, source, "ELB010")
+        assert (averaged in found.message) is read, loss
