@@ -227,3 +227,51 @@ def test_a_compiled_loss_is_read_through_four_levels_of_containers(tmp_path):
         source = COMPILED.format(between="pass", compile_args=f"{OPTIMIZER}, loss={loss}")
         (found,) = diagnostics(tmp_path, source, "ELB010")
         assert (averaged in found.message) is read, loss
+
+
+# ------------------------------------------------------------------ ELB004 eager parameter transform
+TARGET = HEADER + '''data = np.random.RandomState(9).normal(1.7, 0.1, size=60).astype(np.float32)
+
+
+def target_log_prob_fn(mu):
+    return tfd.Normal(1.7, 0.3).log_prob(mu) + tf.reduce_sum(tfd.Normal(mu[..., None], 0.1).log_prob(data), -1)
+
+
+'''
+METHOD_READS_MODULE_SCALE = TARGET + '''loc = tf.Variable(1.5)
+scale = tf.nn.softplus(tf.Variable(1.0))
+
+
+class Posterior(tf.Module):
+    def {name}(self, x):
+        q = tfd.Normal(loc, scale)
+        return -tf.reduce_mean(q.log_prob(x))
+'''
+
+
+def test_a_module_level_transform_read_by_a_method_is_reported_when_the_method_trains(tmp_path):
+    assert findings(tmp_path, METHOD_READS_MODULE_SCALE.format(name="elbo"), "ELB004") == [(20, "ELB004")]
+    assert findings(tmp_path, METHOD_READS_MODULE_SCALE.format(name="describe"), "ELB004") == []
+
+
+LOSS_IN_THE_DEF = TARGET + '''
+def fit_model():
+    loc = tf.Variable(1.5)
+    spread = tf.nn.softplus(tf.Variable(1.0))
+
+    def loss_fn():
+        q = tfd.Normal(loc, spread)
+        z = q.sample(8)
+        return -tf.reduce_mean(target_log_prob_fn(z) - q.log_prob(z))
+
+    {use}
+
+
+fit_model()
+'''
+
+
+def test_a_transform_computed_in_the_def_whose_loss_function_trains_is_reported(tmp_path):
+    minimize = "tfp.math.minimize(loss_fn, num_steps=100, optimizer=tf.optimizers.Adam(0.05, clipnorm=1.0))"
+    assert findings(tmp_path, LOSS_IN_THE_DEF.format(use=minimize), "ELB004") == [(20, "ELB004")]
+    assert findings(tmp_path, LOSS_IN_THE_DEF.format(use="print(loss_fn)"), "ELB004") == []
