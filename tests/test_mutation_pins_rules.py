@@ -275,3 +275,33 @@ def test_a_transform_computed_in_the_def_whose_loss_function_trains_is_reported(
     minimize = "tfp.math.minimize(loss_fn, num_steps=100, optimizer=tf.optimizers.Adam(0.05, clipnorm=1.0))"
     assert findings(tmp_path, LOSS_IN_THE_DEF.format(use=minimize), "ELB004") == [(20, "ELB004")]
     assert findings(tmp_path, LOSS_IN_THE_DEF.format(use="print(loss_fn)"), "ELB004") == []
+
+
+# ------------------------------------------------------------------ ELB003 models bound in branches
+BRANCHES = HEADER + '''import sys
+
+x_train = np.random.RandomState(0).rand(256, 4).astype(np.float32)
+y_train = np.random.RandomState(1).rand(256, 1).astype(np.float32)
+kl = lambda q, p, _: tfd.kl_divergence(q, p) / x_train.shape[0]
+{bindings}
+model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="mse")
+model.fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
+'''
+BAYES = "tf.keras.Sequential([tfp.layers.DenseFlipout(1, kernel_divergence_fn=kl)])"
+PLAIN = "tf.keras.Sequential([tf.keras.layers.Dense(1)])"
+
+
+def test_each_branch_of_an_if_starts_from_the_bindings_before_it(tmp_path):
+    bindings = f"model = {BAYES}\nif len(sys.argv) > 1:\n    model = {PLAIN}\nelse:\n    print('as built')"
+    assert findings(tmp_path, BRANCHES.format(bindings=bindings), "ELB003") == [(17, "ELB003")]
+    # a block nested in a branch (a loop) continues the branch's own bindings
+    bindings = (f"if len(sys.argv) > 1:\n    model = {BAYES}\n    for _ in range(2):\n        print('built')\n"
+                f"else:\n    model = {PLAIN}")
+    assert findings(tmp_path, BRANCHES.format(bindings=bindings), "ELB003") == [(18, "ELB003")]
+
+
+def test_after_an_if_a_name_may_hold_what_any_branch_bound(tmp_path):
+    bindings = f"if len(sys.argv) > 1:\n    model = {BAYES}\nelse:\n    model = {PLAIN}"
+    assert findings(tmp_path, BRANCHES.format(bindings=bindings), "ELB003") == [(16, "ELB003")]
+    bindings = f"if len(sys.argv) > 1:\n    model = {PLAIN}\nelse:\n    model = {PLAIN}"
+    assert findings(tmp_path, BRANCHES.format(bindings=bindings), "ELB003") == []
