@@ -305,3 +305,30 @@ def test_after_an_if_a_name_may_hold_what_any_branch_bound(tmp_path):
     assert findings(tmp_path, BRANCHES.format(bindings=bindings), "ELB003") == [(16, "ELB003")]
     bindings = f"if len(sys.argv) > 1:\n    model = {PLAIN}\nelse:\n    model = {PLAIN}"
     assert findings(tmp_path, BRANCHES.format(bindings=bindings), "ELB003") == []
+
+
+BUILT_SURROGATE = HEADER + '''
+y = np.array([0.4, -0.3, 1.2, 0.8, 0.1], dtype=np.float32)
+model = tfd.JointDistributionNamed(dict(
+    sigma=tfd.HalfCauchy(0.0, 1.0),
+    mu=tfd.Normal(0.0, 2.0),
+    y=lambda mu, sigma: tfd.Sample(tfd.Normal(mu, sigma), sample_shape=5),
+))
+pinned = model.experimental_pin(y=y)
+surrogate = tfp.experimental.vi.build_factored_surrogate_posterior(
+    event_shape={{"sigma": [], "mu": []}}, bijector={bijector})
+tfp.vi.fit_surrogate_posterior(
+    pinned.unnormalized_log_prob, surrogate, optimizer=tf.optimizers.Adam(0.05, clipnorm=1.0), num_steps=200)
+'''
+
+
+def test_a_bijector_per_named_component_is_read_by_name(tmp_path):
+    enabled = Config().enabled_codes() | {"ELB014"}
+    path = tmp_path / "fit.py"
+    for bijector, reported in (('{"sigma": tfb.Softplus(), "mu": tfb.Identity()}', False),
+                               ('{"mu": tfb.Identity(), "sigma": tfb.Exp()}', False),
+                               ('{"sigma": tfb.Identity(), "mu": tfb.Identity()}', True),
+                               ('{"mu": tfb.Identity(), "sigma": tfb.Tanh()}', True)):
+        path.write_text(BUILT_SURROGATE.format(bijector=bijector), encoding="utf-8")
+        assert [d.code for d in lint(path, enabled) if d.code == "ELB014"] == (["ELB014"] if reported else []), \
+            bijector
