@@ -332,3 +332,15 @@ def test_a_bijector_per_named_component_is_read_by_name(tmp_path):
         path.write_text(BUILT_SURROGATE.format(bijector=bijector), encoding="utf-8")
         assert [d.code for d in lint(path, enabled) if d.code == "ELB014"] == (["ELB014"] if reported else []), \
             bijector
+
+
+def test_a_sigmoid_of_a_positive_base_is_not_read_as_the_whole_unit_interval(tmp_path):
+    """sigmoid maps (0, inf) onto (0.5, 1): within a Uniform(0.25, 1) prior; of a real base, (0, 1) is not."""
+    enabled = Config().enabled_codes() | {"ELB014"}
+    path = tmp_path / "fit.py"
+    lognormal = "tfd.LogNormal(tf.Variable(0.5), tfp.util.TransformedVariable(0.5, tfb.Softplus()))"
+    for base, reported in ((lognormal, False), (lognormal.replace("LogNormal", "Normal"), True)):
+        source = SUPPORT_MODEL.format(prior="tfd.Uniform(0.25, 1.0)").replace(
+            lognormal, f"tfd.TransformedDistribution({base}, tfb.Sigmoid())")
+        path.write_text(source, encoding="utf-8")
+        assert [d.code for d in lint(path, enabled) if d.code == "ELB014"] == (["ELB014"] if reported else []), base
