@@ -52,6 +52,23 @@ def test_an_element_of_a_variable_made_from_tf_constant_is_read(tmp_path):
     near = FIT.format(setup=setup, surrogate="tfd.Normal(state[1], tfp.util.TransformedVariable(1.0, tfb.Softplus()))")
     assert findings(tmp_path, far, "ELB002") == [(8, "ELB002")]
     assert findings(tmp_path, near, "ELB002") == []
+    from_the_end = far.replace("state[0]", "state[-2]")
+    assert findings(tmp_path, from_the_end, "ELB002") == [(8, "ELB002")]
+
+
+def test_a_positional_parameter_of_a_negative_binomial_is_named(tmp_path):
+    source = FIT.format(setup="", surrogate="tfd.NegativeBinomial(5.0, tf.Variable(500.0))")
+    found = diagnostics(tmp_path, source, "ELB002")
+    assert [(d.line, d.code) for d in found] == [(9, "ELB002")]
+    assert found[0].message.startswith("`logits` starts at 500")
+
+
+def test_a_sample_shape_is_not_a_constant_of_the_model(tmp_path):
+    """A model's own constants raise the bar for a far start; `sample_shape=5000` is not one."""
+    surrogate = ("tfd.Sample(tfd.Normal(tf.Variable(500.0), tfp.util.TransformedVariable(1.0, tfb.Softplus())), "
+                 "sample_shape={shape})")
+    assert findings(tmp_path, FIT.format(setup="", surrogate=surrogate.format(shape="5000")), "ELB002") == \
+        [(9, "ELB002")]
 
 
 # ------------------------------------------------------------------ ELB005 joint lambda arguments
