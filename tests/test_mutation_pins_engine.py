@@ -42,6 +42,14 @@ def test_a_bare_file_noqa_suppresses_every_finding(tmp_path):
     assert found(path) == [(3, "ELB001")]
 
 
+def test_a_noqa_in_a_file_that_cannot_be_parsed_is_not_reported_as_unused(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text(TFP + "x = 1  # noqa: ELB001\ny = (1,\n", encoding="utf-8")
+    assert found(path) == [(4, "ELB000")]
+    path.write_text(TFP + "x = 1  # noqa: ELB001\n", encoding="utf-8")
+    assert found(path) == [(3, "ELB902")]
+
+
 # ------------------------------------------------------------------ files LibCST refuses
 def test_valid_python_that_libcst_refuses_is_skipped_with_elb901(tmp_path):
     path = tmp_path / "mixed_tabs.py"
@@ -98,10 +106,11 @@ network.fit(images, labels, batch_size=32, epochs=2)
 def test_only_a_variational_switch_set_to_false_asks_a_project_builder_for_its_baseline(tmp_path):
     shutil.copy(ROOT / "fixtures" / "ELB003" / "good_flipout_project_model.py", tmp_path)
     path = tmp_path / "train.py"
-    for switch in ("variational", "bayesian", "stochastic", "probabilistic", "use_probabilistic_layers"):
-        path.write_text(BASELINE.format(arguments=f"{switch}=False"), encoding="utf-8")
-        assert [c for c in found(path) if c[1] == "ELB003"] == [], switch
-    for arguments in ("", "classes=10", "dropout=False", "variational=True"):
+    for arguments in ("variational=False", "bayesian=False", "stochastic=False", "probabilistic=False",
+                      "use_probabilistic_layers=False", "deterministic=True"):
+        path.write_text(BASELINE.format(arguments=arguments), encoding="utf-8")
+        assert [c for c in found(path) if c[1] == "ELB003"] == [], arguments
+    for arguments in ("", "classes=10", "dropout=False", "variational=True", "deterministic=False"):
         path.write_text(BASELINE.format(arguments=arguments), encoding="utf-8")
         assert [c for c in found(path) if c[1] == "ELB003"] == [(11, "ELB003")], arguments
 
