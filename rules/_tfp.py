@@ -16,6 +16,7 @@ import libcst as cst
 from elbolint.names import (
     KERAS_OPTIMIZERS, TF, TFB, TFD, TFP_EXPERIMENTAL_VI, TFP_UTIL, TFP_VI, TFPL, member_of, names_in,
 )
+from elbolint.cst_helpers import argument as argument_at
 from elbolint.resolver import Resolver
 from elbolint.triage import last_parts
 
@@ -168,13 +169,8 @@ def is_call(resolver: Resolver, node: cst.CSTNode, names: frozenset[str]) -> boo
 
 
 def first_argument(call: cst.Call, keyword: str) -> Optional[cst.BaseExpression]:
-    """The first positional argument, or the one passed as `keyword=`."""
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg.value
-    if call.args and call.args[0].keyword is None and not call.args[0].star:
-        return call.args[0].value
-    return None
+    """The one passed as `keyword=`, or the first positional argument (cst_helpers.argument)."""
+    return argument_at(call, keyword, 0)
 
 
 def raw_trainable_variable(resolver: Resolver, node: cst.BaseExpression) -> Optional[cst.Call]:

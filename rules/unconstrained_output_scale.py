@@ -15,6 +15,7 @@ from typing import Optional, Sequence, Union
 
 import libcst as cst
 
+from elbolint.cst_helpers import integer_index
 from elbolint.diagnostics import Severity
 from elbolint.names import TF, TFD, TFPL, canonical, member_of, names_in
 from elbolint.rules._trained_parameter import TrainedParameterRule
@@ -279,7 +280,7 @@ class UnconstrainedOutputScale(TrainedParameterRule):
                 return constant(POS)
             return constant(NONNEG if all(v >= 0 for v in values) else ANY)
         if isinstance(node, cst.Subscript):
-            index = _integer_index(node)
+            index = integer_index(node)
             if index is not None and isinstance(node.value, cst.Name) and node.value.value == input_name:
                 return lambda model: (model.of(index), True)
             return self._sign(node.value, input_name, depth + 1)
@@ -554,20 +555,6 @@ def _first_parameter(function: cst.CSTNode) -> Optional[str]:
         return None
     positional = [*params.posonly_params, *params.params]
     return positional[0].name.value if positional else None
-
-
-def _integer_index(node: cst.Subscript) -> Optional[int]:
-    """`t[1]` -> 1, `t[-1]` -> -1; None for slices, several indices or anything else."""
-    if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
-        return None
-    values = None
-    value = node.slice[0].slice.value
-    if isinstance(value, cst.Integer):
-        values = int(value.value, 0)
-    elif (isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus)
-          and isinstance(value.expression, cst.Integer)):
-        values = -int(value.expression.value, 0)
-    return values
 
 
 def _parenthesized(node: cst.BaseExpression) -> bool:
