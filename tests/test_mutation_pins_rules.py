@@ -351,6 +351,26 @@ def test_a_bijector_per_named_component_is_read_by_name(tmp_path):
             bijector
 
 
+def test_a_bijector_per_positional_component_is_read_in_order(tmp_path):
+    enabled = Config().enabled_codes() | {"ELB014"}
+    path = tmp_path / "fit.py"
+    listed = BUILT_SURROGATE.replace(
+        """model = tfd.JointDistributionNamed(dict(
+    sigma=tfd.HalfCauchy(0.0, 1.0),
+    mu=tfd.Normal(0.0, 2.0),
+    y=lambda mu, sigma: tfd.Sample(tfd.Normal(mu, sigma), sample_shape=5),
+))""", """model = tfd.JointDistributionSequential([
+    tfd.HalfCauchy(0.0, 1.0, name="sigma"),
+    tfd.Normal(0.0, 2.0, name="mu"),
+    lambda mu, sigma: tfd.Sample(tfd.Normal(mu, sigma), sample_shape=5, name="y"),
+])""").replace('event_shape={{"sigma": [], "mu": []}}', "event_shape=[[], []]")
+    for bijector, reported in (("[tfb.Exp(), tfb.Identity()]", False), ("[tfb.Identity(), tfb.Identity()]", True),
+                               ("[tfb.Identity(), tfb.Exp()]", True)):
+        path.write_text(listed.format(bijector=bijector), encoding="utf-8")
+        assert [d.code for d in lint(path, enabled) if d.code == "ELB014"] == (["ELB014"] if reported else []), \
+            bijector
+
+
 def test_a_sigmoid_of_a_positive_base_is_not_read_as_the_whole_unit_interval(tmp_path):
     """sigmoid maps (0, inf) onto (0.5, 1): within a Uniform(0.25, 1) prior; of a real base, (0, 1) is not."""
     enabled = Config().enabled_codes() | {"ELB014"}
@@ -361,3 +381,13 @@ def test_a_sigmoid_of_a_positive_base_is_not_read_as_the_whole_unit_interval(tmp
             lognormal, f"tfd.TransformedDistribution({base}, tfb.Sigmoid())")
         path.write_text(source, encoding="utf-8")
         assert [d.code for d in lint(path, enabled) if d.code == "ELB014"] == (["ELB014"] if reported else []), base
+
+
+def test_a_positional_kl_weight_of_dense_variational_scales_its_kl(tmp_path):
+    layer = "tfp.layers.DenseVariational(10, posterior, prior{weight})"
+    for weight, reported in ((", 1 / x_train.shape[0]", False), (", kl_weight=1 / x_train.shape[0]", False),
+                             ("", True)):
+        between = "posterior = prior = None"
+        source = COMPILED.format(between=between, compile_args=f"{OPTIMIZER}, loss='mse'").replace(
+            "tfp.layers.DenseFlipout(10)", layer.format(weight=weight))
+        assert findings(tmp_path, source, "ELB010") == ([(11, "ELB010")] if reported else []), weight
