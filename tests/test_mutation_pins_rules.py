@@ -391,3 +391,24 @@ def test_a_positional_kl_weight_of_dense_variational_scales_its_kl(tmp_path):
         source = COMPILED.format(between=between, compile_args=f"{OPTIMIZER}, loss='mse'").replace(
             "tfp.layers.DenseFlipout(10)", layer.format(weight=weight))
         assert findings(tmp_path, source, "ELB010") == ([(11, "ELB010")] if reported else []), weight
+
+
+# ------------------------------------------------------------------ ELB006 missing Independent
+REGRESSION = HEADER + '''
+features = np.random.RandomState(9).normal(size=(100, 8)).astype(np.float32)
+labels = np.random.RandomState(10).normal(size=100).astype(np.float32)
+regression = tfd.JointDistributionSequential([
+    tfd.Normal(loc=tf.zeros(8), scale=1.0, name="weights"),
+    lambda weights: tfd.Independent(
+        tfd.Normal(tf.linalg.matvec(features, weights), 1.0), reinterpreted_batch_ndims=1),
+])
+weights = tf.Variable(tf.zeros(8))
+{block}
+    density = regression.log_prob([weights, labels])
+'''
+
+
+def test_a_log_prob_under_a_gradient_tape_must_be_a_scalar(tmp_path):
+    assert findings(tmp_path, REGRESSION.format(block="with tf.GradientTape() as tape:"), "ELB006") == \
+        [(11, "ELB006")]
+    assert findings(tmp_path, REGRESSION.format(block="with tf.name_scope('report'):"), "ELB006") == []
