@@ -125,3 +125,12 @@ def test_an_empty_path_entry_is_the_current_folder_when_looking_for_plugins(tmp_
     monkeypatch.setattr(sys, "path", [""])
     assert registry._may_declare(b"elbolint.rules")
     assert not registry._may_declare(b"another.group")
+
+
+# ------------------------------------------------------------------ value flow
+def test_an_element_past_the_end_of_a_literal_tuple_is_not_read(tmp_path):
+    path = tmp_path / "q.py"
+    source = TFP + "pair = (0.0, tf.Variable(1.0))\nq = tfp.distributions.Normal(0.0, pair[{index}])\n"
+    for index, expected in (("1", [(4, "ELB001")]), ("-1", [(4, "ELB001")]), ("0", []), ("2", []), ("-3", [])):
+        path.write_text(source.format(index=index), encoding="utf-8")
+        assert found(path) == expected, index
