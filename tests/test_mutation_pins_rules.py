@@ -412,3 +412,30 @@ def test_a_log_prob_under_a_gradient_tape_must_be_a_scalar(tmp_path):
     assert findings(tmp_path, REGRESSION.format(block="with tf.GradientTape() as tape:"), "ELB006") == \
         [(11, "ELB006")]
     assert findings(tmp_path, REGRESSION.format(block="with tf.name_scope('report'):"), "ELB006") == []
+
+
+# ------------------------------------------------------------------ ELB003 gradients clipped by hand
+VALUE_AND_GRADIENT = HEADER + '''
+data = np.random.RandomState(0).normal(size=100).astype(np.float32)
+loc = tf.Variable(0.0)
+raw = tf.Variable(0.0)
+surrogate = tfd.Normal(loc, tfp.util.DeferredTensor(raw, tf.nn.softplus))
+
+
+def negative_elbo():
+    z = surrogate.sample(16)
+    return -tf.reduce_mean(tfd.Normal(0.0, 1.0).log_prob(z) - surrogate.log_prob(z))
+
+
+optimizer = tf.optimizers.Adam(0.01)
+for step in range(100):
+    loss, grads = tfp.math.value_and_gradient(negative_elbo, [loc, raw])
+    {clip}
+    optimizer.apply_gradients(zip(grads, [loc, raw]))
+'''
+
+
+def test_gradients_from_value_and_gradient_clipped_by_hand_count_as_clipped(tmp_path):
+    clipped = VALUE_AND_GRADIENT.format(clip="grads = [tf.clip_by_norm(g, 1.0) for g in grads]")
+    assert findings(tmp_path, clipped, "ELB003") == []
+    assert findings(tmp_path, VALUE_AND_GRADIENT.format(clip="pass"), "ELB003") == [(19, "ELB003")]
