@@ -58,6 +58,20 @@ def test_a_site_no_run_reached_says_why():
     assert [p["site"]["caller"] for p in trace["fits"]] == [35]  # the failed run adds no part
 
 
+def test_a_run_that_only_passed_earlier_runs_says_so_and_the_finding_shows_why():
+    from elbolint.dynamic.parent.report import _unreached_note
+
+    passing = {"source": "loop", "line": 30, "site": dict(_loop(30, 40)["site"], brief=10),
+               "cut_short": [_loop(25, 35)["site"]], "seconds": 80.0}
+    trace = site_runs.run_each_site(_job([["loop", 35, 35], ["loop", 50, 60]], timeout=120.0),
+                                    lambda job: _loop(25, 35) if not job["settings"]["done_sites"] else passing)
+    (unreached,) = trace["site_runs"]["unreached"]
+    assert unreached["why"].startswith("the run of the file meant for it passed 2 earlier training runs "
+                                       "unrecorded in 80 s (of the "), unreached
+    assert _unreached_note(trace, [{"first": 52, "last": 52}]) == f"; {unreached['why']}"
+    assert _unreached_note(trace, [{"first": 35, "last": 35}]) == ""
+
+
 def test_a_run_that_recorded_every_fit_is_followed_by_one_for_the_later_site():
     fits = {"source": "fit_surrogate_posterior", "line": 10,
             "fits": [dict(_loop(10, 10), source="fit_surrogate_posterior")]}

@@ -101,6 +101,7 @@ def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
             line = _virtual_line(result, d)
             own = attribution.own_site(d.code, line, d.message, locate) if line is not None else None
             spent = "; ".join(_spent(parts[i], names[i]) for i in foreign[id(d)])
+            spent += _unreached_note(trace, attribution.uses(d.code, line, d.message) if line is not None else [])
             d.dynamic = {"status": "not-run",
                          "summary": f"not run: no run reached {own or 'the training run this finding belongs to'}; "
                                     f"{spent}",
@@ -115,6 +116,14 @@ def _apply_results(selected, outcomes, settings, enabled) -> list[Diagnostic]:
                                         f"({len(parts)} fits were checked" + (f"; {stopped}" if stopped else "") + ")",
                              "evidence": {"codes": [], "findings": []}, "trace": {}}
     return rows
+
+
+def _unreached_note(trace: dict, uses: list[dict]) -> str:
+    """Why the run of the file meant for this finding's site recorded nothing (process/site_runs.py)."""
+    for site in (trace.get("site_runs") or {}).get("unreached") or []:
+        if any(use["first"] <= site["last"] and site["first"] <= use["last"] for use in uses):
+            return f"; {site['why']}"
+    return ""
 
 
 def _label(part: dict, index: int, count: int) -> Optional[str]:

@@ -50,10 +50,11 @@ def run_each_site(job: dict, run_one: Callable[[dict], dict]) -> dict:
         if len(traces) >= MAX_RUNS:
             why = f"elbolint runs a file at most {MAX_RUNS} times"
             break
-        trace = run_one(dict(job, settings=dict(settings, timeout=left / _shares(pending), done_sites=list(done))))
+        share = left / _shares(pending)
+        trace = run_one(dict(job, settings=dict(settings, timeout=share, done_sites=list(done))))
         recorded = [p for p in parts_of(trace) if _recorded(p) and identity(p) not in done]
         if traces and not recorded:
-            why = _nothing_new(trace)
+            why = _nothing_new(trace, share)
             break
         traces.append(trace)
         done += [identity(p) for p in recorded]
@@ -70,11 +71,17 @@ def _runs(traces: list[dict]) -> str:
     return f"{len(traces)} run{'s' if len(traces) != 1 else ''} of the file"
 
 
-def _nothing_new(trace: dict) -> str:
+def _nothing_new(trace: dict, share: float = 0.0) -> str:
+    """Why a run of the file meant for a later site recorded nothing new."""
     failure = trace.get("failure") or {}
     if failure:
         return (f"the run of the file meant for it stopped first ({failure.get('kind')}: "
                 f"{str(failure.get('message') or '')[:160]})")
+    passed = len(trace.get("cut_short") or []) + (1 if (trace.get("site") or {}).get("brief") else 0)
+    if passed:
+        return (f"the run of the file meant for it passed {passed} earlier training run{'s' if passed != 1 else ''} "
+                f"unrecorded in {float(trace.get('seconds') or 0.0):.0f} s (of the {share:.0f} s it had) and "
+                "stopped before reaching it")
     return "the run of the file meant for it recorded no further training run (the script ended first)"
 
 
