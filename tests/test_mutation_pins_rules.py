@@ -269,6 +269,10 @@ class Posterior(tf.Module):
 def test_a_module_level_transform_read_by_a_method_is_reported_when_the_method_trains(tmp_path):
     assert findings(tmp_path, METHOD_READS_MODULE_SCALE.format(name="elbo"), "ELB004") == [(20, "ELB004")]
     assert findings(tmp_path, METHOD_READS_MODULE_SCALE.format(name="describe"), "ELB004") == []
+    # TF1 graph mode: the transform is a node of the graph, evaluated again at every session.run
+    graph_mode = METHOD_READS_MODULE_SCALE.format(name="elbo").replace(
+        "loc = tf.Variable(1.5)", "tf.compat.v1.disable_eager_execution()\nloc = tf.Variable(1.5)")
+    assert findings(tmp_path, graph_mode, "ELB004") == []
 
 
 LOSS_IN_THE_DEF = TARGET + '''
@@ -410,6 +414,8 @@ weights = tf.Variable(tf.zeros(8))
 
 def test_a_log_prob_under_a_gradient_tape_must_be_a_scalar(tmp_path):
     assert findings(tmp_path, REGRESSION.format(block="with tf.GradientTape() as tape:"), "ELB006") == \
+        [(11, "ELB006")]
+    assert findings(tmp_path, REGRESSION.format(block="with tf.compat.v1.GradientTape() as tape:"), "ELB006") == \
         [(11, "ELB006")]
     assert findings(tmp_path, REGRESSION.format(block="with tf.name_scope('report'):"), "ELB006") == []
 
