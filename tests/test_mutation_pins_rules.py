@@ -445,3 +445,13 @@ def test_gradients_from_value_and_gradient_clipped_by_hand_count_as_clipped(tmp_
     clipped = VALUE_AND_GRADIENT.format(clip="grads = [tf.clip_by_norm(g, 1.0) for g in grads]")
     assert findings(tmp_path, clipped, "ELB003") == []
     assert findings(tmp_path, VALUE_AND_GRADIENT.format(clip="pass"), "ELB003") == [(19, "ELB003")]
+
+
+def test_an_auto_batched_sequential_model_is_read_like_a_sequential_one(tmp_path):
+    enabled = Config().enabled_codes() | {"ELB014"}
+    path = tmp_path / "fit.py"
+    for joint in ("JointDistributionSequential", "JointDistributionSequentialAutoBatched"):
+        source = SUPPORT_MODEL.format(prior="tfd.Uniform(0.0, 10.0)").replace(
+            "model = tfd.JointDistributionSequential", f"model = tfd.{joint}")
+        path.write_text(source, encoding="utf-8")
+        assert [(d.line, d.code) for d in lint(path, enabled) if d.code == "ELB014"] == [(15, "ELB014")], joint
