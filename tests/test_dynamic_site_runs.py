@@ -154,3 +154,26 @@ def test_an_optimizer_or_model_built_in_a_function_is_followed_to_the_fit_of_wha
         baseline = {"kind": "keras", "line": 16, "stack": [16], "model_names": ["baseline"]}
         assert attribution.belongs(*finding, bnn) is True
         assert attribution.belongs(*finding, baseline) is False
+
+
+_RECOMPILED = '''\
+model = make(1)
+model.compile(optimizer=Adam(learning_rate=0.01), loss=nll)
+model.fit(x, y)
+model = make(2)
+model.compile(optimizer=Adam(learning_rate=0.01), loss=nll)
+model.fit(x, y)
+model.compile(optimizer=Adam(learning_rate=0.1), loss=nll)
+model.fit(x, y)
+'''
+
+
+def test_an_inline_optimizer_owns_the_fits_of_its_model_until_the_model_is_rebuilt_or_recompiled():
+    from elbolint.dynamic.parent.attribution import Attribution
+
+    attribution = Attribution(_RECOMPILED)
+    fits = [{"kind": "keras", "line": line, "stack": [line], "model_names": ["model"]} for line in (3, 6, 8)]
+    for finding_line, own in ((2, 3), (5, 6), (7, 8)):
+        verdicts = [attribution.belongs("ELB003", finding_line, "Adam drives variational inference", fit)
+                    for fit in fits]
+        assert verdicts == [fit["line"] == own for fit in fits], (finding_line, verdicts)

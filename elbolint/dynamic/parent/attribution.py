@@ -221,7 +221,7 @@ class Attribution:
         builder = self._returning(line, holding, _bound(holding), code)
         cutoff = self._rebound(names, holding[2] if holding is not None else line, builder)
         found: list[dict] = []
-        compiled: set = set()
+        compiled: dict = {}  # receiver -> the line the finding's object is compiled into it
         for node, first, last in self.statements:
             if first < start or first >= cutoff:
                 continue  # before the finding's object exists, or after its name is bound to another
@@ -233,7 +233,7 @@ class Attribution:
             for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
                 callee, receiver = _callee(call)
                 if callee == "compile" and receiver:
-                    compiled.add(receiver)
+                    compiled.setdefault(receiver, call.lineno)
                 kind = _kind(callee, receiver)
                 trainer = kind is None and receiver is None and callee in self.trainers
                 if trainer:
@@ -254,12 +254,13 @@ class Attribution:
                 found.append({"first": first, "last": last, "kind": None, "receiver": None, "line": first})
             elif not own:
                 found.append({"first": first, "last": last, "kind": None, "receiver": None, "line": first})
-        for node, first, last in self.statements:  # a compiled model: its fit
+        until = {receiver: self._recompiled(receiver, at) for receiver, at in compiled.items()}
+        for node, first, last in self.statements:  # a compiled model: its fit, until it is rebuilt
             if first < start or first >= cutoff:
                 continue
             for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
                 callee, receiver = _callee(call)
-                if callee in _KERAS_FIT and receiver in compiled:
+                if callee in _KERAS_FIT and receiver in compiled and call.lineno < until[receiver]:
                     found.append({"first": first, "last": last, "kind": "keras", "receiver": receiver,
                                   "line": call.lineno})
         unique = []
@@ -267,6 +268,19 @@ class Attribution:
             if use not in unique:
                 unique.append(use)
         return unique
+
+    def _recompiled(self, receiver: str, at: int) -> float:
+        """The first line after `at` where `receiver` is bound again or compiled again: its fits from
+        there on train another model, or the same one with another optimizer (a notebook that builds
+        and compiles `model` three times, with an optimizer written inline each time)."""
+        first = self._rebound({receiver}, at)
+        for node, line, _last in self.statements:
+            if line <= at or line >= first:
+                continue
+            for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+                if _callee(call) == ("compile", receiver):
+                    first = min(first, line)
+        return first
 
     def _rebound(self, names: set, after: int, builder: Optional[str] = None) -> float:
         """The first line after `after` that binds one of `names` again (a notebook's `model = ...`);

@@ -137,9 +137,10 @@ def _label(part: dict, index: int, count: int) -> Optional[str]:
 
 
 def _own_runs(result, parts: list[dict], owners: dict[int, list[int]], attribution: Attribution) -> dict:
-    """`owners` (owners.py, which reads fit_surrogate_posterior calls), corrected where the run a
-    finding was given is not its own and another part of the trace is (attribution.belongs): a file
-    run once per flagged site (process/site_runs.py) has one part per Keras fit or loop."""
+    """`owners` (owners.py, which reads fit_surrogate_posterior calls), narrowed to the first part whose
+    run is the finding's own (attribution.belongs), among those given or else any: a file run once per
+    flagged site (process/site_runs.py) has one part per Keras fit or loop, and a notebook's findings
+    are given every part (a finding judged by two parts would keep the last verdict)."""
     if len(parts) < 2:
         return owners
     sites = [site_of(part) for part in parts]
@@ -149,10 +150,10 @@ def _own_runs(result, parts: list[dict], owners: dict[int, list[int]], attributi
         given = owners.get(id(d), [0])
         if line is None or given == [-1]:
             continue
-        if all(attribution.belongs(d.code, line, d.message, sites[i]) is False for i in given):
-            own = [i for i, site in enumerate(sites) if attribution.belongs(d.code, line, d.message, site)]
-            if own:
-                corrected[id(d)] = own[:1]
+        verdicts = {i: attribution.belongs(d.code, line, d.message, site) for i, site in enumerate(sites)}
+        own = [i for i in given if verdicts[i]] or [i for i, belongs in verdicts.items() if belongs]
+        if own:  # judged once, by its own run (a notebook's findings are given every part)
+            corrected[id(d)] = own[:1]
     return corrected
 
 
