@@ -517,8 +517,9 @@ def _campaign(args: argparse.Namespace) -> int:
         rows[index].update(result)
         mutant = mutants[index]
         done = sum("status" in r for r in rows)
+        seconds = result.get("seconds", rows[index].get("seconds", 0.0))  # a settle result has none
         print(f"[{done:3}/{len(rows)}] {rows[index]['status']:8} {mutant.shown_file}:{mutant.line} "
-              f"{mutant.operator} ({tests} tests, {result['seconds']} s)", flush=True)
+              f"{mutant.operator} ({tests} tests, {seconds} s)", flush=True)
         report_path.write_text(json.dumps(header | {"summary": summary(rows), "mutants": rows}, indent=1),
                                encoding="utf-8")
 
