@@ -83,6 +83,15 @@ def test_a_run_that_recorded_every_fit_is_followed_by_one_for_the_later_site():
     assert [p["source"] for p in trace["fits"]] == ["fit_surrogate_posterior", "keras"]
 
 
+def test_a_first_run_that_failed_is_the_files_result_as_before():
+    failed = {"failure": {"kind": "timeout", "message": "timeout after 60 s"}}
+    calls = []
+    trace = site_runs.run_each_site(_job([["loop", 35, 35], ["loop", 42, 42]]),
+                                    lambda job: calls.append(job) or failed)
+    assert trace is failed and len(calls) == 1
+    assert calls[0]["settings"]["hard_timeout"] == pytest.approx(60.0, abs=0.5)  # killed only at the whole time
+
+
 def test_a_run_at_a_done_site_is_nobodys():
     site = _loop(25, 35)["site"]
     assert unflagged(site, [[35, 35]], [], done=[["loop", [25, 35]]])
@@ -103,7 +112,7 @@ def test_two_networks_two_loops_and_a_fit_then_a_network_are_each_judged_by_thei
     assert completed.returncode == 0, completed.stderr
     rows = {(r["filename"].rsplit("/", 1)[-1], r["code"], r["location"]["row"]): r
             for r in json.loads(completed.stdout)}
-    for line, model, fit in ((21, "narrow", 25), (22, "narrow", 25), (29, "wide", 33), (30, "wide", 33)):
+    for line, model, fit in ((22, "narrow", 26), (23, "narrow", 26), (30, "wide", 34), (31, "wide", 34)):
         verdict = rows[("two_bnns.py", "ELB010", line)]["dynamic"]
         assert verdict["status"] == "confirmed", verdict  # natively the KL ends 33x / 200x the MSE
         assert verdict["trace"]["run"] == f"the Keras fit of `{model}` at line {fit}", verdict

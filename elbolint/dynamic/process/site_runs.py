@@ -12,7 +12,9 @@ see replays.py), the sites none of its recorded runs covers (no line of a run's 
 in the site's span) get another run of the file, told which sites are done (`done_sites`, identities
 from child/sites.py): those pass briefly, as a baseline would (loop.BRIEF), and the next flagged run
 is recorded with the whole step budget. Each run gets an equal share of the time left (the
-`fit_surrogate_posterior` calls share one, since one run records them all). The runs' records are
+`fit_surrogate_posterior` calls share one, since one run records them all): its drivers cut slow runs
+and its replays by that share, but the sandbox kills it only when the file's whole time is spent
+(`hard_timeout`: a slow start is no timeout). The runs' records are
 joined as `fits` (one part per run, each naming its own site), which report.py judges part by part:
 a finding is judged by its own run or, when its site was never reached, is `not-run` with the reason
 (`site_runs.unreached` says why: the time left, a run that recorded nothing new).
@@ -51,7 +53,7 @@ def run_each_site(job: dict, run_one: Callable[[dict], dict]) -> dict:
             why = f"elbolint runs a file at most {MAX_RUNS} times"
             break
         share = left / _shares(pending)
-        trace = run_one(dict(job, settings=dict(settings, timeout=share, done_sites=list(done))))
+        trace = run_one(dict(job, settings=dict(settings, timeout=share, hard_timeout=left, done_sites=list(done))))
         recorded = [p for p in parts_of(trace) if _recorded(p) and identity(p) not in done]
         if traces and not recorded:
             why = _nothing_new(trace, share)
@@ -60,8 +62,8 @@ def run_each_site(job: dict, run_one: Callable[[dict], dict]) -> dict:
         done += [identity(p) for p in recorded]
         pending = [s for s in pending if not any(_covers(s, p) for p in recorded)]
         if not recorded or trace.get("failure"):
-            why = _nothing_new(trace) if trace.get("failure") else why
-            break  # the program failed, or recorded nothing
+            why = _nothing_new(trace) if trace.get("failure") and len(traces) > 1 else why
+            break  # the program failed, or recorded nothing (a first run that did is the file's result)
     if len(traces) == 1 and not (why and pending):
         return traces[0]
     return _join(traces, pending, why)
