@@ -134,3 +134,87 @@ def test_an_element_past_the_end_of_a_literal_tuple_is_not_read(tmp_path):
     for index, expected in (("1", [(4, "ELB001")]), ("-1", [(4, "ELB001")]), ("0", []), ("2", []), ("-3", [])):
         path.write_text(source.format(index=index), encoding="utf-8")
         assert found(path) == expected, index
+
+
+# ------------------------------------------------------------------ file prefilter and conventional names
+def test_a_file_that_only_writes_tfd_is_linted(tmp_path):
+    """No import, no `tensorflow`: the `tfd.` prefix alone lets the file past the prefilter (and
+    the conventional aliases resolve `tfd` and `tf`)."""
+    path = tmp_path / "snippet.py"
+    path.write_text("q = tfd.Normal(0.0, tf.Variable(1.0))\n", encoding="utf-8")
+    assert found(path) == [(1, "ELB001")]
+
+
+def test_an_unbound_tfb_is_the_bijectors_module(tmp_path):
+    path = tmp_path / "q.py"
+    path.write_text(TFP + "q = tfp.distributions.Normal(tf.Variable(0.0), "
+                    "tfp.util.TransformedVariable(1.0, tfb.Exp()))\n", encoding="utf-8")
+    assert [(d.line, d.code) for d in lint(path, {"ELB012"})] == [(3, "ELB012")]
+
+
+# ------------------------------------------------------------------ optimizer roles: a minimize judged by its loss
+MAP_NEXT_TO_VI = TFP + '''tfd = tfp.distributions
+w = tf.Variable(0.0)
+
+
+def map_loss():
+    return -tfd.Normal(0.0, 1.0).log_prob(w)
+
+
+opt = tf.optimizers.Adam(0.1)
+{use}
+q = tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfp.bijectors.Softplus()))
+losses = tfp.vi.fit_surrogate_posterior(lambda z: -z**2, q, tf.optimizers.Adam(0.01, clipnorm=1.0), num_steps=10)
+'''
+
+
+def test_a_minimize_given_its_loss_by_keyword_is_judged_by_that_loss(tmp_path):
+    """A MAP fit next to a VI fit: the optimizer minimising the MAP loss does not drive VI, whether
+    the loss is positional or `loss=`, and whether `make_fit_op` gets the optimizer by keyword."""
+    path = tmp_path / "fits.py"
+    for use in ("opt.minimize(map_loss, var_list=[w])", "opt.minimize(loss=map_loss, var_list=[w])",
+                "opt.minimize(var_list=[w], loss=map_loss)",
+                "fit_op = tfp.experimental.nn.util.make_fit_op(map_loss, opt, [w])",
+                "fit_op = tfp.experimental.nn.util.make_fit_op(map_loss, optimizer=opt, trainable_variables=[w])"):
+        path.write_text(MAP_NEXT_TO_VI.format(use=use), encoding="utf-8")
+        assert [c for c in found(path) if c[1] == "ELB003"] == [], use
+    elbo = "opt.minimize(loss=lambda: tfp.vi.monte_carlo_variational_loss(lambda z: -z**2, q), var_list=[w])"
+    path.write_text(MAP_NEXT_TO_VI.format(use=elbo), encoding="utf-8")
+    assert [c for c in found(path) if c[1] == "ELB003"] == [(11, "ELB003")]
+
+
+# ------------------------------------------------------------------ training: does a value leave its def
+def test_a_value_appended_to_an_attribute_leaves_its_def_and_a_local_list_does_not(tmp_path):
+    path = tmp_path / "q.py"
+    path.write_text(TFP + '''
+
+def collect(registry):
+    q = tfp.distributions.Normal(0.0, tf.Variable(1.0))
+    registry.surrogates.append(q)
+
+
+def collect_locally():
+    surrogates = []
+    q = tfp.distributions.Normal(0.0, tf.Variable(1.0))
+    surrogates.append(q)
+    print(len(surrogates))
+''', encoding="utf-8")
+    assert found(path) == [(6, "ELB001")]
+
+
+def test_a_tape_reading_the_distribution_does_not_keep_it(tmp_path):
+    path = tmp_path / "q.py"
+    source = TFP + '''
+
+def sensitivity(x):
+    q = tfp.distributions.Normal(0.0, tf.Variable(1.0))
+    with tf.GradientTape(persistent=True) as tape:
+        log_prob = q.log_prob(x)
+    slope = tape.{method}(log_prob, q)
+    print(slope)
+'''
+    for method in ("gradient", "jacobian", "batch_jacobian"):
+        path.write_text(source.format(method=method), encoding="utf-8")
+        assert found(path) == [], method
+    path.write_text(source.format(method="keep"), encoding="utf-8")
+    assert found(path) == [(6, "ELB001")]

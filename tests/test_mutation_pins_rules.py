@@ -455,3 +455,13 @@ def test_an_auto_batched_sequential_model_is_read_like_a_sequential_one(tmp_path
             "model = tfd.JointDistributionSequential", f"model = tfd.{joint}")
         path.write_text(source, encoding="utf-8")
         assert [(d.line, d.code) for d in lint(path, enabled) if d.code == "ELB014"] == [(15, "ELB014")], joint
+
+
+# ------------------------------------------------------------------ ELB011 constant surrogate
+def test_a_fit_given_its_trainable_variables_has_something_to_train(tmp_path):
+    fit = HEADER + '''
+losses = tfp.vi.fit_surrogate_posterior(
+    lambda z: -z**2, tfd.Normal(0.0, 1.0), tf.optimizers.Adam(0.1, clipnorm=1.0), num_steps=10{more})
+'''
+    assert findings(tmp_path, fit.format(more=""), "ELB011") == [(9, "ELB011")]
+    assert findings(tmp_path, fit.format(more=", trainable_variables=[]"), "ELB011") == []
