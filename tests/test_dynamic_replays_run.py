@@ -76,3 +76,17 @@ def test_a_slow_loop_gets_fewer_steps_not_a_timeout():
     assert verdict["status"] == "not-reproduced"
     assert "; stopped by the time budget after " in verdict["summary"]
     assert 2 <= verdict["trace"]["steps"] < 200
+
+
+def test_a_slow_fit_gets_fewer_steps_not_a_timeout():
+    """A `fit_surrogate_posterior` fit of 1000 slow steps stops after the chunk that crosses half the
+    per-file time, keeps what it recorded and says so (fitting.fit_trace's cut)."""
+    path = DYNAMIC / "slow_fit_raw_scale.py"
+    completed = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic", "--dynamic-timeout", "12",
+                                "--output-format", "json", str(path)], capture_output=True, text=True, timeout=300)
+    rows = {row["code"]: row for row in json.loads(completed.stdout)}
+    assert set(rows) == {"ELB001"}  # no ELB100 timeout
+    verdict = rows["ELB001"]["dynamic"]
+    assert verdict["status"] == "not-reproduced"
+    assert "steps (of 1000, the fit's own num_steps: stopped by the time budget after " in verdict["summary"]
+    assert verdict["trace"]["steps"] % 100 == 0 and 100 <= verdict["trace"]["steps"] < 1000

@@ -245,9 +245,12 @@ class _Runner:
             return base if chunk == 0 else tfp.random.split_seed(base, n=chunk + 1)[chunk]
         return tf.constant([1000 * seed + chunk, 7], tf.int32)
 
-    def run(self, budget: int, seeds: int, estimate, skipped: list, deadline: Optional[float] = None):
+    def run(self, budget: int, seeds: int, estimate, skipped: list, deadline: Optional[float] = None,
+            cut_at: Optional[float] = None):
         """Every seed (until `deadline`, a time.monotonic() value: a slow model gets fewer seeds rather
-        than the sandbox's timeout, which would cost the whole record), then the counterfactual."""
+        than the sandbox's timeout, which would cost the whole record), then the counterfactual. A
+        first seed still fitting at `cut_at` stops after its current chunk (`time_cut`: a slow model
+        gets fewer steps), and every later run takes as many steps as it did."""
         import tensorflow as tf
 
         fit_fn = original_fit()
@@ -272,7 +275,9 @@ class _Runner:
             self.watched = list(recording.watched)
             state = _unique(list(recording.watched) + optimizer_variables(recording.inner))
             initial = [v.numpy() for v in state]
-            first = self._one(function, 0, budget, estimate, strict=True)
+            first = self._one(function, 0, budget, estimate, strict=True, cut_at=cut_at)
+            if first.get("time_cut"):
+                budget = first["time_cut"]["steps"]
         except (SystemExit, MemoryError):
             raise
         except Exception as error:
@@ -348,9 +353,10 @@ class _Runner:
         return {"learning_rate": self.rate, "smaller": smaller, "factor": RATE_COUNTERFACTUAL_FACTOR,
                 "runs": reruns}
 
-    def _one(self, function, seed: int, budget: int, estimate, strict: bool) -> dict:
+    def _one(self, function, seed: int, budget: int, estimate, strict: bool, cut_at: Optional[float] = None) -> dict:
         import tensorflow as tf
 
+        started = time.monotonic()
         record: dict[str, Any] = {"seed": seed, "loss": [], "grad_norm": [], "always_zero": None,
                                   "mins": [[float(_minimum(v))] for v in self.positive_values]}
         users, done, chunk = [], 0, 0
@@ -373,6 +379,9 @@ class _Runner:
             losses = record["loss"]
             if n < steps or (len(losses) >= 2 and not math.isfinite(losses[-1]) and not math.isfinite(losses[-2])):
                 break  # converged (the user's criterion) or NaN twice in a row: nothing new to see
+            if cut_at is not None and done < budget and time.monotonic() > cut_at:
+                record["time_cut"] = {"steps": done, "seconds": round(time.monotonic() - started, 2)}
+                break  # slow: fewer steps, never the sandbox's timeout (which would lose the record)
         record["final_estimate"] = None
         if record["loss"]:
             try:

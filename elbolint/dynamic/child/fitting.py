@@ -36,6 +36,7 @@ from elbolint.dynamic.child.failures import exception_text, user_failure
 # the compiled per-seed fit; `_Runner` (reference.py), `_minimum` (loop.py) and `original_fit` are also
 # imported from here
 from elbolint.dynamic.child.fit_runner import _minimum, _Runner, _UserFitError, original_fit  # noqa: F401
+from elbolint.dynamic.child.loop import TIME_SHARE
 from elbolint.dynamic.child.optimizers import clipping_of
 from elbolint.dynamic.child.reference import _estimator, reference_fit
 from elbolint.dynamic.child.targets import call_target
@@ -99,10 +100,11 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
         skipped.append(f"log_prob shape check skipped: {exception_text(error)}")
     seeds = max(1, int(settings.get("seeds", 1)))
     try:
-        deadline = time.monotonic() + 0.4 * float(settings.get("timeout", 60.0))
+        timeout = float(settings.get("timeout", 60.0))
+        deadline = time.monotonic() + 0.4 * timeout
         fit, runs, result = seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds,
                                        skipped, context.path, thresholds=settings.get("thresholds"),
-                                       deadline=deadline,
+                                       deadline=deadline, cut_at=time.monotonic() + TIME_SHARE * timeout,
                                        rate_flagged="ELB009" in (settings.get("flagged_codes") or []),
                                        raw_parameters=settings.get("raw_parameters"))
     except (context.Stop, SystemExit, MemoryError):
@@ -119,12 +121,15 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
     _drop_trained_elsewhere(fit, runs, namespace, list(getattr(loop, "variables", ())) + list(
         getattr(loop, "trained_before", ())) + list(context.store.get("trained", ())))
     trace["fit"] = fit
+    if fit.get("time_cut"):
+        trace["time_cut"] = fit.pop("time_cut")
     if len(runs) > 1:
         trace["seeds"] = runs
     if keep is not None:
         keep["result"] = result
-    if settings.get("reference", True):
-        _add_references(trace, target, surrogate, budget, sample_size, settings, deadline, skipped)
+    if settings.get("reference", True):  # as many steps as the user's fit took (a slow fit is cut: time_cut)
+        steps = (trace.get("time_cut") or {}).get("steps") or budget
+        _add_references(trace, target, surrogate, steps, sample_size, settings, deadline, skipped)
     if skipped:
         trace["skipped"] = skipped
     return trace
@@ -319,7 +324,7 @@ def _raw_positives(raw_parameters, namespace, found, trainable) -> list:
 def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, skipped, path,
                positives_wanted: bool = True, thresholds: Optional[dict] = None,
                deadline: Optional[float] = None, rate_flagged: bool = False,
-               raw_parameters: Optional[list] = None):
+               raw_parameters: Optional[list] = None, cut_at: Optional[float] = None):
     """The user's fit, once per seed from the same initial values: `(fit, runs, result)` where `runs`
     holds one record per seed (loss, gradient norm, positive-parameter minima, final estimate),
     `fit` is the first seed's record with the seed-independent evidence (variables never trained),
@@ -356,7 +361,7 @@ def seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds, s
 
     runner = _Runner(target, surrogate, optimizer, kwargs, [value for _, value in positives],
                      estimate_options=(options, sample_size), thresholds=thresholds, rate_flagged=rate_flagged)
-    runs, result = runner.run(budget, seeds, estimate, skipped, deadline)
+    runs, result = runner.run(budget, seeds, estimate, skipped, deadline, cut_at)
     watched = runner.watched
     labels = variable_labels(list(watched), [namespace]) if watched else []
     seen = {id(v) for v in watched}

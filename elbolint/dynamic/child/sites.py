@@ -71,8 +71,7 @@ def unflagged(record: dict, flagged: Optional[list], flagged_names, done: Option
         return True
     if flagged is None:
         return False
-    lines = set(record.get("stack") or []) | {record.get("line"), record.get("compile_line")}
-    lines.discard(None)
+    lines = run_lines(record)
     if not lines:
         return False
     bound = set(record.get("optimizer_names") or []) | set(record.get("model_names") or [])
@@ -81,6 +80,13 @@ def unflagged(record: dict, flagged: Optional[list], flagged_names, done: Option
         if name in bound and (first is None or any(first <= at and (last is None or at < last) for at in lines)):
             return False
     return not any(first <= at <= last for first, last in flagged for at in lines)
+
+
+def run_lines(record: dict) -> set:
+    """The user's lines a run is at: its stack, its training call and the model's compile call. A
+    finding's span that holds one of them is that run's (flagged spans, sites already done)."""
+    lines = set(record.get("stack") or []) | {record.get("line"), record.get("compile_line")}
+    return {at for at in lines if isinstance(at, int)}
 
 
 def identity(record: dict) -> list:

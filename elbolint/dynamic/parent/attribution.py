@@ -31,6 +31,8 @@ import ast
 import re
 from typing import Callable, Iterator, Optional, TypeGuard
 
+from elbolint.dynamic.child.sites import run_lines
+
 OPTIMIZER = ("ELB003", "ELB009")
 PARAMETER = ("ELB001", "ELB002", "ELB007", "ELB008")
 KERAS_MODEL = ("ELB010", "ELB013")
@@ -307,8 +309,7 @@ class Attribution:
             return None
         uses = [u for u in self.uses(code, line, message) if not (u["first"] <= line <= u["last"])
                 or u["kind"] is not None]
-        lines = set(site.get("stack") or []) | {site.get("line"), site.get("compile_line")}
-        lines.discard(None)
+        lines = run_lines(site)
         if any(u["first"] <= at <= u["last"] for u in uses for at in lines):
             return True
         names = self.names(code, line, message)

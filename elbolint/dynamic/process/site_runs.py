@@ -103,10 +103,10 @@ def _recorded(part: dict) -> bool:
 
 
 def _covers(site: list, part: dict) -> bool:
-    kind, first, last = site
-    record = part.get("site") or {}
-    lines = set(record.get("stack") or []) | {record.get("line"), record.get("compile_line")}
-    return any(isinstance(at, int) and first <= at <= last for at in lines)
+    from elbolint.dynamic.child.sites import run_lines
+
+    _, first, last = site
+    return any(first <= at <= last for at in run_lines(part.get("site") or {}))
 
 
 def _shares(pending: list) -> int:

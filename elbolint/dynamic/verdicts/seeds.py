@@ -274,6 +274,11 @@ def coverage(trace: dict) -> str:
         return (f"the program's own training: {steps} {unit} recorded ({runs_text}; elbolint's budget is "
                 f"{budget}{', reached' if steps >= budget else ''})")
     seeds = len(runs) or 1
+    cut = trace.get("time_cut") or {}
+    if cut:  # a slow fit: its first seed stopped at its share of the time, the later runs took as many steps
+        text = (f"{seeds} seed{'s' if seeds != 1 else ''} x {cut.get('steps')} steps (of {budget}, {origin}: "
+                f"stopped by the time budget after {number(cut.get('seconds')) or 0:.0f} s)")
+        return text
     text = f"{seeds} seed{'s' if seeds != 1 else ''} x {budget} steps ({origin})"
     shorter = [len(run.get("loss") or []) for run in runs if len(run.get("loss") or []) < budget]
     if shorter and len(shorter) == len(runs):
