@@ -465,3 +465,17 @@ losses = tfp.vi.fit_surrogate_posterior(
 '''
     assert findings(tmp_path, fit.format(more=""), "ELB011") == [(9, "ELB011")]
     assert findings(tmp_path, fit.format(more=", trainable_variables=[]"), "ELB011") == []
+
+
+def test_the_layers_losses_read_through_a_name_are_a_kl_weighted_by_batch_size_over_n(tmp_path):
+    weighted = batched(loss="cross_entropy(y, model(x)) + kl * 100 / len(x_train)")
+    assert findings(tmp_path, weighted, "ELB010") == [(23, "ELB010")]
+    through_a_name = weighted.replace("kl = sum(model.losses)", "terms = model.losses\n        kl = sum(terms)")
+    (found,) = [d for d in diagnostics(tmp_path, through_a_name, "ELB010") if d.line == 24]
+    assert found.message.startswith("`kl * 100 / len(x_train)` weighs the KL by batch_size / N")
+
+
+def test_the_layers_losses_summed_layer_by_layer_are_still_the_whole_kl(tmp_path):
+    """`model.layers` hands each layer on: its `.losses` are read elsewhere, not scaled here."""
+    per_layer = batched().replace("kl = sum(model.losses)", "kl = sum(sum(layer.losses) for layer in model.layers)")
+    assert findings(tmp_path, per_layer, "ELB010") == LAYER_LINES
