@@ -19,6 +19,10 @@ import libcst as cst
 from conftest import lint
 from elbolint import registry
 from elbolint.analyses.test_code import in_test_code, is_test_class
+from elbolint.config import Config
+from elbolint.fixes import original_bytes
+from elbolint.linter import lint_file
+from elbolint.registry import all_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 TFP = "import tensorflow as tf\nimport tensorflow_probability as tfp\n"
@@ -218,3 +222,32 @@ def sensitivity(x):
         assert found(path) == [], method
     path.write_text(source.format(method="keep"), encoding="utf-8")
     assert found(path) == [(6, "ELB001")]
+
+
+# ------------------------------------------------------------------ gradients collected in a list the file never binds
+def test_gradients_appended_to_an_imported_list_are_followed_to_apply_gradients(tmp_path):
+    path = tmp_path / "loop.py"
+    source = TFP + '''from training_state import collected
+
+q = tfp.distributions.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfp.bijectors.Softplus()))
+optimizer = tf.optimizers.Adam(0.01)
+with tf.GradientTape() as tape:
+    loss = tfp.vi.monte_carlo_variational_loss(lambda z: -z**2, q)
+collected.append({gradient})
+optimizer.apply_gradients(zip(collected, q.trainable_variables))
+'''
+    gradient = "tape.gradient(loss, q.trainable_variables[0])"
+    path.write_text(source.format(gradient=f"tf.clip_by_norm({gradient}, 1.0)"), encoding="utf-8")
+    assert found(path) == []
+    path.write_text(source.format(gradient=gradient), encoding="utf-8")
+    assert found(path) == [(6, "ELB003")]
+
+
+# ------------------------------------------------------------------ the bytes fixes are checked against
+def test_the_original_bytes_of_a_python_file_are_the_bytes_read(tmp_path):
+    path = tmp_path / "q.py"
+    data = ("\ufeff" + TFP + RAW_SCALE).replace("\n", "\r\n").encode("utf-8")
+    path.write_bytes(data)
+    result = lint_file(path, all_rules(), {}, Config().enabled_codes())
+    assert [(d.line, d.code) for d in result.diagnostics] == [(3, "ELB001")]
+    assert original_bytes(result) == data

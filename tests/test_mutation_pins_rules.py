@@ -479,3 +479,27 @@ def test_the_layers_losses_summed_layer_by_layer_are_still_the_whole_kl(tmp_path
     """`model.layers` hands each layer on: its `.losses` are read elsewhere, not scaled here."""
     per_layer = batched().replace("kl = sum(model.losses)", "kl = sum(sum(layer.losses) for layer in model.layers)")
     assert findings(tmp_path, per_layer, "ELB010") == LAYER_LINES
+
+
+# ------------------------------------------------------------------ ELB002 initial states and slices
+def test_an_initial_state_of_variables_is_read_through_the_variable(tmp_path):
+    start = HEADER + "\ninitial_state = [{first}, tf.Variable(0.5)]\n"
+    for first in ("500.0", "tf.Variable(500.0)", "tfp.util.TransformedVariable(500.0, tfb.Softplus())"):
+        found = diagnostics(tmp_path, start.format(first=first), "ELB002")
+        assert [(d.line, d.message.startswith("initial state starts at 500")) for d in found] == [(8, True)], first
+
+
+def test_a_slice_bounded_by_a_negated_name_is_not_read(tmp_path):
+    setup = "state = tf.Variable([263.0, 0.5])\nk = len(tf.config.list_physical_devices())"
+    scale = "tfp.util.TransformedVariable(1.0, tfb.Softplus())"
+    for selection in ("state[-k:]", "state[0:k]"):
+        source = FIT.format(setup=setup, surrogate=f"tfd.Normal({selection}, {scale})")
+        assert [d.code for d in lint_all(tmp_path, source)] == [], selection
+    source = FIT.format(setup=setup, surrogate=f"tfd.Normal(state[-2:-1], {scale})")
+    assert findings(tmp_path, source, "ELB002") == [(8, "ELB002")]  # at the variable
+
+
+def lint_all(tmp_path, source: str) -> list:
+    path = tmp_path / "model.py"
+    path.write_text(source, encoding="utf-8")
+    return lint(path)
