@@ -1,6 +1,9 @@
 """Engine behaviour that the fixtures pass over: file-level `# elbolint: noqa`, the ELB901 skip of a
 file LibCST cannot parse, finding equality across runs, test classes, the project-module builder
-switch, and the registry's look for installed plugins in the current folder.
+switch, the registry's look for installed plugins in the current folder, the prefilter and the
+conventional aliases (`tfd.`, `tfb`), a `minimize` judged by its own loss, whether a value leaves its
+def (an attribute's list, a tape reading it), gradients collected in a list the file never binds,
+the nested calls value flow follows, and the bytes fixes are checked against.
 
 Why: the mutation score of tools/mutation.py counts a changed condition no test notices as a
 survivor. Each test lints a short source (or calls the engine helper that decides) and asserts what
@@ -251,3 +254,27 @@ def test_the_original_bytes_of_a_python_file_are_the_bytes_read(tmp_path):
     result = lint_file(path, all_rules(), {}, Config().enabled_codes())
     assert [(d.line, d.code) for d in result.diagnostics] == [(3, "ELB001")]
     assert original_bytes(result) == data
+
+
+# ------------------------------------------------------------------ value flow through the file's functions
+def test_a_value_is_followed_through_two_nested_calls_of_the_file_and_no_more(tmp_path):
+    path = tmp_path / "q.py"
+    path.write_text(TFP + '''
+
+def make_scale():
+    return tf.Variable(1.0)
+
+
+def make_parameters():
+    return make_scale()
+
+
+def make_more():
+    return make_parameters()
+
+
+q = tfp.distributions.Normal(0.0, make_scale())
+r = tfp.distributions.Normal(0.0, make_parameters())
+s = tfp.distributions.Normal(0.0, make_more())
+''', encoding="utf-8")
+    assert found(path) == [(17, "ELB001"), (18, "ELB001")]
