@@ -129,6 +129,34 @@ def test_two_networks_two_loops_and_a_fit_then_a_network_are_each_judged_by_thei
         assert verdict["trace"]["run"] == "the Keras fit of `bnn` at line 36", verdict
 
 
+
+def test_a_loop_called_twice_a_for_loop_of_fits_and_a_builder_are_each_judged_by_their_own_fit():
+    """The same loop reached from two calls (the second call's steps are not the first run's
+    evidence), one fit call in a `for` loop over two surrogates (each finding belongs to its own
+    surrogate's fit) and one builder for two fits (its finding is confirmed by the fit where its
+    scale crossed zero). Natively: rate 0.01 keeps the scale positive, rate 0.5 crosses zero."""
+    pytest.importorskip("tensorflow_probability")
+    names = ("loop_helper_called_twice.py", "fits_in_a_for_loop.py", "builder_for_two_fits.py")
+    completed = subprocess.run(
+        [sys.executable, "-m", "elbolint", "check", *(str(DYNAMIC / n) for n in names), "--dynamic", "-j", "2",
+         "--output-format", "json", "--exit-zero"], capture_output=True, text=True, cwd=ROOT, timeout=400)
+    assert completed.returncode == 0, completed.stderr
+    rows = {(r["filename"].rsplit("/", 1)[-1], r["code"], r["location"]["row"]): r
+            for r in json.loads(completed.stdout)}
+    safe = rows[("loop_helper_called_twice.py", "ELB001", 33)]["dynamic"]
+    assert safe["status"] == "not-reproduced" and "called at line 34)" in safe["summary"], safe
+    assert "150 steps recorded" in safe["summary"], safe  # the second call's steps are not in this run
+    bad = rows[("loop_helper_called_twice.py", "ELB001", 35)]["dynamic"]
+    assert bad["status"] == "confirmed" and "called at line 36)" in bad["summary"], bad
+    assert not any(key[0] == "loop_helper_called_twice.py" and key[1] == "ELB101" and len(
+        [k for k in rows if k[:2] == key[:2]]) > 1 for key in rows)  # one NaN row: the second call's
+    for line, status, fit in ((22, "not-reproduced", "fit 1 of 2"), (23, "confirmed", "fit 2 of 2")):
+        verdict = rows[("fits_in_a_for_loop.py", "ELB001", line)]["dynamic"]
+        assert verdict["status"] == status and verdict["summary"].startswith(fit), verdict
+    built = rows[("builder_for_two_fits.py", "ELB001", 23)]["dynamic"]
+    assert built["status"] == "confirmed" and built["summary"].startswith("fit 2 of 2 (line 31)"), built
+
+
 _BUILDERS = '''\
 def create_baseline():
     model = Sequential([Dense(1)])

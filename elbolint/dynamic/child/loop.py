@@ -82,6 +82,7 @@ class LoopRecorder:
         self.brief = False  # no finding points at this run: BRIEF steps, then cut short
         self.passing = False  # the brief run was cut short: its further steps run untouched
         self._key: Optional[tuple[str, Any]] = None  # what tells this run's steps from the next run's
+        self._callers: Optional[tuple] = None  # a hand-written loop's call (_another_run)
         self._keras_model = None
         self._pass_started = 0.0
         self.first: Optional[dict] = None  # the first monte_carlo_variational_loss call
@@ -156,6 +157,8 @@ class LoopRecorder:
                     return original(optimizer, grads_and_vars, *args, **kwargs)
                 recorder._next_run()
             pairs = list(grads_and_vars)
+            if recorder.steps and recorder._another_run(pairs):
+                return recorder._pass_other(original, optimizer, pairs, *args, **kwargs)
             if recorder.steps == 0:
                 recorder._note_site(optimizer)
             recorder._on_step(pairs)
@@ -238,6 +241,7 @@ class LoopRecorder:
                 self.site = site(self.path, "minimize", optimizer=optimizer)
             else:
                 self.site = site(self.path, "loop", optimizer=optimizer)
+                self._callers = _callers(self.path)
         except Exception:
             self.site = {"kind": "loop"}
         from elbolint.dynamic.child.optimizers import clipping_of, constant_learning_rate
@@ -264,6 +268,34 @@ class LoopRecorder:
         if minimize is not None:
             return ("minimize", minimize)
         return ("loop", tuple(sorted({f.f_lineno for f in user_frames(self.path)})))
+
+    def _another_run(self, pairs: list) -> bool:
+        """A step of another hand-written run while this one is recorded: the same loop called again
+        from another line of the user's file (`train(q_safe, ...)`, then `train(q_bad, ...)`), on
+        variables this run never updated. Its steps are not this run's evidence: they pass
+        unrecorded, and the recording goes on if this run's own caller steps again (alternating
+        blocks). The same variables from another line (a warm-up step before the loop) are this run."""
+        own = self._callers
+        if own is None or self.site.get("kind") != "loop":
+            return False
+        try:
+            key = _callers(self.path)
+        except Exception:
+            return False
+        return key is not None and key != own and not any(id(v) in self.always_zero for _, v in pairs)
+
+    def _pass_other(self, original, optimizer, pairs: list, *args, **kwargs):
+        """Another run's step (`_another_run`), untouched; the script is stopped once this run's share
+        of the time is spent."""
+        self._mc_loss = self._tape_loss = None
+        if time.monotonic() - self.started > TIME_SHARE * self.timeout:
+            self.armed = False
+            raise self.stop()
+        self._depth += 1
+        try:
+            return original(optimizer, pairs, *args, **kwargs)
+        finally:
+            self._depth -= 1
 
     def _same_run(self) -> bool:
         try:
@@ -480,6 +512,16 @@ def _locals(frame, path: str) -> dict[str, Any]:
                 found.setdefault(name, value)
         frame = frame.f_back
     return found
+
+
+def _callers(path: str) -> Optional[tuple]:
+    """What tells one call of a training loop from another: the innermost user function's code and
+    the lines its callers in the user's file are at (not the innermost line: one loop may step from
+    two lines, e.g. two optimizers)."""
+    from elbolint.dynamic.child.sites import user_frames
+
+    frames = user_frames(path)
+    return (frames[0].f_code, tuple(f.f_lineno for f in frames[1:])) if frames else None
 
 
 def _stack_lines(path: str) -> list[int]:

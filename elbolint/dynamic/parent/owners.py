@@ -19,13 +19,15 @@ def owners(result, parts: list[dict], lines: list[str]) -> dict[int, list[int]]:
     statement, or whose surrogate/model/optimizer/target definition, holds the finding's line; else
     the first fit call at or after the line (objects are defined before the call that uses them),
     or none when that call was never reached; else the last fit. A sweep (one call, several fits)
-    owns its findings together. Notebook findings are in cell coordinates: every fit owns them."""
+    owns the findings in its call together; an object only one of its fits uses (`for q in (q1, q2)`)
+    belongs to that fit. Notebook findings are in cell coordinates: every fit owns them."""
     if len(parts) < 2:
         return {}
     every = list(range(len(parts)))
     if getattr(result, "notebook", None) is not None:
         return {id(d): every for d in result.diagnostics}
     spans = statements("\n".join(lines))
+    built_by = builders("\n".join(lines))
     calls = sorted({span for span in spans.values() if span[2]}, key=lambda s: s[0])
 
     def statement(line: int) -> Optional[Span]:
@@ -45,9 +47,9 @@ def owners(result, parts: list[dict], lines: list[str]) -> dict[int, list[int]]:
         if span:
             covered.update(range(span[0], span[1] + 1))
         for name in (part.get("anchors") or {}).values():
-            definition = spans.get(name)
-            if definition:
-                covered.update(range(definition[0], definition[1] + 1))
+            for definition in [spans.get(name), *built_by.get(name, [])]:
+                if definition:
+                    covered.update(range(definition[0], definition[1] + 1))
         held.append(covered)
     found: dict[int, list[int]] = {}
     for d in result.diagnostics:
@@ -56,7 +58,11 @@ def owners(result, parts: list[dict], lines: list[str]) -> dict[int, list[int]]:
         if direct:
             first = direct[0]
             sweep = [i for i, call in enumerate(call_of) if call is not None and call == call_of[first]]
-            found[id(d)] = sweep or [first]
+            call = call_of[first]
+            in_call = call is not None and call[0] <= line <= call[1]
+            # a sweep owns the findings in its call together; one fit's own object (its surrogate in
+            # `for q in (q1, q2)`) belongs to that fit only
+            found[id(d)] = (sweep if in_call else direct) or [first]
             continue
         later = [c for c in calls if c[1] >= line]
         if later:
@@ -93,6 +99,27 @@ def statements(text: str) -> dict[str, Span]:
             calls = [n for n in ast.walk(walked) if isinstance(n, ast.Call)]
             if any(_callee(c) == "fit_surrogate_posterior" for c in calls):
                 found[f"<fit {walked.lineno}>"] = (walked.lineno, walked.end_lineno or walked.lineno, True)
+    return found
+
+
+def builders(text: str) -> dict[str, list[Span]]:
+    """name -> the spans of the module-level functions its module-level assignment calls
+    (`q2 = make_surrogate()`): a finding inside such a builder belongs to every fit of what it built."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return {}
+    functions = {node.name: (node.lineno, node.end_lineno or node.lineno, False) for node in tree.body
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    found: dict[str, list[Span]] = {}
+    for node in tree.body:
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+            continue
+        called = [functions[c.func.id] for c in ast.walk(node.value)
+                  if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in functions]
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for name in (n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name)):
+            found.setdefault(name, called)
     return found
 
 

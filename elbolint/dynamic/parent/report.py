@@ -140,7 +140,9 @@ def _own_runs(result, parts: list[dict], owners: dict[int, list[int]], attributi
     """`owners` (owners.py, which reads fit_surrogate_posterior calls), narrowed to the first part whose
     run is the finding's own (attribution.belongs), among those given or else any: a file run once per
     flagged site (process/site_runs.py) has one part per Keras fit or loop, and a notebook's findings
-    are given every part (a finding judged by two parts would keep the last verdict)."""
+    are given every part (a finding judged by two parts would keep the last verdict). A finding of a
+    script that several of the given fits own (a surrogate builder called for two fits) is judged by
+    each of them: a confirmation by one is kept (_judge), naming that fit."""
     if len(parts) < 2:
         return owners
     sites = [site_of(part) for part in parts]
@@ -151,6 +153,11 @@ def _own_runs(result, parts: list[dict], owners: dict[int, list[int]], attributi
         if line is None or given == [-1]:
             continue
         verdicts = {i: attribution.belongs(d.code, line, d.message, site) for i, site in enumerate(sites)}
+        own = [i for i in given if verdicts[i] is not False]
+        if len(own) > 1 and getattr(result, "notebook", None) is None:  # several fits: a builder called twice
+            own = [i for i in own if verdicts[i]] or own
+            corrected[id(d)] = own  # each judges it; a confirmation by one is kept (_judge)
+            continue
         own = [i for i in given if verdicts[i]] or [i for i, belongs in verdicts.items() if belongs]
         if own:  # judged once, by its own run (a notebook's findings are given every part)
             corrected[id(d)] = own[:1]
