@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Union, cast
 
 from elbolint import gitignore
 from elbolint.config import Config
@@ -59,38 +59,77 @@ def discover(paths: list[Path], config: Config) -> Iterator[Union[Path, Missing]
 
 
 def _walk(directory: Path, excludes, patterns, respect_gitignore: bool, walked) -> Iterator[tuple[Path, tuple]]:
-    """Why `walked`: a symlink to a parent directory would otherwise make the walk endless (each
-    loop multiplies the paths); every real directory is entered once, whatever leads to it."""
+    """The files under `directory`, depth first in name order. Why `walked`: a symlink to a parent
+    directory would otherwise make the walk endless (each loop multiplies the paths); every real
+    directory is entered once, whatever leads to it. One explicit stack, and plain strings for
+    the names and absolute paths that the excludes test: a Path is made only for what is yielded
+    (pathlib's constructor and abspath per entry were most of a 10,000-file discovery, profiled)."""
+    stack = [_entries(directory, patterns, respect_gitignore, walked)]
+    while stack:
+        frame = stack[-1]
+        entry = next(frame.entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            continue
+        name = entry.name
+        absolute = frame.prefix + name
+        if _excluded_absolute(absolute, name, is_dir, excludes) or (
+                frame.patterns and gitignore.is_ignored(cast(Path, absolute), is_dir, frame.patterns)):  # (a str
+            continue  # is as good: is_ignored reads only its abspath)
+        if is_dir:
+            stack.append(_entries(frame.directory / name, frame.patterns, respect_gitignore, walked))
+        elif _suffix(name) in PYTHON_SUFFIXES:
+            path = frame.directory / name  # (a child of a Path: cheaper than parsing entry.path anew)
+            try:  # scandir knows a plain file's inode; a symlink is followed
+                key = (frame.device, entry.inode()) if not entry.is_symlink() else _identity(path)
+            except OSError:
+                key = (-1, hash(entry.path))
+            yield path, key
+
+
+class _Frame:
+    """One directory being walked: its path, its sorted entries, the absolute prefix of their paths,
+    its device, and the gitignore patterns that apply inside it."""
+
+    __slots__ = ("directory", "entries", "prefix", "device", "patterns")
+
+    def __init__(self, directory: Path, entries: Iterator[os.DirEntry], prefix: str, device: int,
+                 patterns: list) -> None:
+        self.directory, self.entries, self.prefix, self.device = directory, entries, prefix, device
+        self.patterns = patterns
+
+
+def _entries(directory: Path, patterns: list, respect_gitignore: bool, walked) -> _Frame:
+    """A directory's frame (no entries when it cannot be read or was entered before)."""
+    nothing = _Frame(directory, iter(()), "", -1, patterns)
     try:
         status = directory.stat()
     except OSError:
-        return
+        return nothing
     identity = (status.st_dev, status.st_ino)
     if identity in walked:
-        return
+        return nothing
     walked.add(identity)
     if respect_gitignore:
         patterns = patterns + gitignore.load(directory / ".gitignore")
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError:
-        return
-    for entry in entries:
-        path = Path(entry.path)
-        try:
-            is_dir = entry.is_dir()
-        except OSError:
-            continue
-        if _excluded(path, is_dir, excludes) or gitignore.is_ignored(path, is_dir, patterns):
-            continue
-        if is_dir:
-            yield from _walk(path, excludes, patterns, respect_gitignore, walked)
-        elif path.suffix in PYTHON_SUFFIXES:
-            try:  # scandir knows a plain file's inode; a symlink is followed
-                key = (status.st_dev, entry.inode()) if not entry.is_symlink() else _identity(path)
-            except OSError:
-                key = (-1, hash(entry.path))
-            yield path, key
+        return nothing
+    prefix = os.path.abspath(directory)
+    if not prefix.endswith(os.sep):
+        prefix += os.sep
+    return _Frame(directory, iter(entries), prefix, status.st_dev, patterns)
+
+
+def _suffix(name: str) -> str:
+    """Path(name).suffix, without making a Path."""
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -118,11 +157,15 @@ def _excluded(path: Path, is_dir: bool, excludes: Union[_Excludes, list[gitignor
     """Exclude patterns are relative to the config root; outside it only the name is matched."""
     if not isinstance(excludes, _Excludes):  # a list of patterns (the language server's)
         excludes = _Excludes(excludes)
-    absolute = os.path.abspath(path)
+    return _excluded_absolute(os.path.abspath(path), path.name, is_dir, excludes)
+
+
+def _excluded_absolute(absolute: str, name: str, is_dir: bool, excludes: _Excludes) -> bool:
+    """_excluded, given the normalised absolute path and the name."""
     for base, directory_only, regex in excludes.groups:
         if directory_only and not is_dir:
             continue
-        relative = gitignore.relative_to(absolute, base) or path.name
+        relative = gitignore.relative_to(absolute, base) or name
         if regex.match(relative):
             return True
     return False

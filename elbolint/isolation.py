@@ -21,6 +21,7 @@ Cost, measured on TFP's 1,537 installed sources (benchmarks/static_bench.py): se
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import resource
@@ -28,7 +29,7 @@ import signal
 import time
 from collections import deque
 from multiprocessing.connection import wait
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 Task = Any
 Result = Any
@@ -40,7 +41,7 @@ GRACE_SECONDS = 1.0
 
 
 def run_isolated(
-    tasks: Sequence[Task],
+    tasks: Iterable[Task],
     work: Callable[[Task], Result],
     on_death: Callable[[Task, str], Result],
     *,
@@ -50,14 +51,21 @@ def run_isolated(
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> list[Result]:
     """`[work(t) for t in tasks]`, each run in a worker; a task whose worker died or ran out of time
-    gets `on_death(task, reason)` instead. `progress(done, total)` is called as results arrive."""
-    if not tasks:
-        return []
+    gets `on_death(task, reason)` instead. `progress(done, total)` is called as results arrive.
+
+    `tasks` may be a stream (any iterable that is not a sequence): the next task is taken whenever
+    the parent is not collecting results, so whatever produces it (the runner's discovery and
+    prefilter) runs while the workers lint the tasks already taken; `total` is then the number
+    taken so far. No worker is started before the first task."""
+    if isinstance(tasks, Sequence):
+        if not tasks:
+            return []
+        jobs = min(jobs, len(tasks))
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # no fork on this platform: no isolation either
         return [work(task) for task in tasks]
-    pool = _Pool(context, tasks, work, on_death, min(jobs, len(tasks)), seconds, memory_mib)
+    pool = _Pool(context, tasks, work, on_death, jobs, seconds, memory_mib)
     pool.progress = progress
     previous = _raise_on_sigterm()
     try:
@@ -105,20 +113,27 @@ class _Worker:
 
 class _Pool:
     def __init__(self, context, tasks, work, on_death, jobs, seconds, memory_mib) -> None:
-        self.context, self.tasks, self.work, self.on_death = context, tasks, work, on_death
+        self.context, self.work, self.on_death = context, work, on_death
         self.jobs, self.seconds, self.memory_mib = max(1, jobs), seconds, memory_mib
-        self.pending: deque[int] = deque(range(len(tasks)))
-        self.results: list[Optional[tuple[Result]]] = [None] * len(tasks)
+        #: a stream's tasks not taken yet (None: a sequence, or the stream has ended)
+        self.source: Optional[Iterator[Task]] = None if isinstance(tasks, Sequence) else iter(tasks)
+        self.tasks: Sequence[Task] = tasks if self.source is None else []
+        self.pending: deque[int] = deque(range(len(self.tasks)))
+        self.results: list[Optional[tuple[Result]]] = [None] * len(self.tasks)
         self.workers: list[_Worker] = []
-        self.chunk = max(1, min(MAX_CHUNK, len(tasks) // (self.jobs * 4)))
+        self.chunk = max(1, min(MAX_CHUNK, len(self.tasks) // (self.jobs * 4))) if self.source is None else MAX_CHUNK
         self.progress: Optional[Callable[[int, int], None]] = None
         self.done = 0
 
     def run(self) -> list[Result]:
-        while self.pending or any(w.in_flight for w in self.workers):
+        while self.source is not None or self.pending or any(w.in_flight for w in self.workers):
+            self._take()
             self._dispatch()
             busy = [w for w in self.workers if w.in_flight]
-            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            if not busy:
+                continue  # nothing to wait for yet: the stream has more
+            # while a stream lasts, only look for results: taking the next task is the parent's work
+            timeout = 0.0 if self.source is not None else max(0.0, min(w.deadline for w in busy) - time.monotonic())
             ready = wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout)
             for worker in busy:
                 if worker.connection in ready or worker.process.sentinel in ready:
@@ -126,6 +141,22 @@ class _Pool:
                 elif time.monotonic() >= worker.deadline:
                     self._bury(worker, f"took longer than {self.seconds:g} s (max-seconds-per-file)")
         return [entry[0] for entry in self.results]  # type: ignore[index]
+
+    def _take(self) -> None:
+        """The next task of a stream, queued; at its end, the chunk size for the tail (as for a sequence
+        of what is still pending, so the last files are shared out evenly)."""
+        if self.source is None:
+            return
+        try:
+            task = next(self.source)
+        except StopIteration:
+            self.source = None
+            self.chunk = max(1, min(MAX_CHUNK, len(self.pending) // (self.jobs * 4)))
+            return
+        assert isinstance(self.tasks, list)
+        self.tasks.append(task)
+        self.results.append(None)
+        self.pending.append(len(self.tasks) - 1)
 
     def _record(self, index: int, result: Result) -> None:
         self.results[index] = (result,)
@@ -200,6 +231,7 @@ def _serve(connection, work, memory_mib: int) -> None:
     die_with_parent(signal.SIGTERM)  # a parent killed outright (SIGKILL) must not leave workers running
     _quiet_stderr()
     _cap_memory(memory_mib)
+    gc.freeze()  # what the parent had before the fork (LibCST, the rules) is never collected again
     while True:
         try:
             chunk = connection.recv()

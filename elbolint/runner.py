@@ -4,6 +4,11 @@ Every file (and stdin) is linted in a worker process from isolation.py, so a fil
 native parser, or runs out of its time or memory budget, becomes one ELB901 finding and the others
 are linted as usual. The worker lints, fixes and returns plain results (the LibCST module stays in the
 worker; with `keep_sources` the decoded source and notebook come back for dynamic mode).
+
+Where a cold run's time goes, and so how it is spent: the parent discovers the files and answers
+those the cache or the prefilter can (most of a monorepo) while the workers already lint the files
+it has passed on (a stream of tasks: isolation.run_isolated); a worker runs on a file only the
+rules that can fire in it (triage.firing).
 """
 
 from __future__ import annotations
@@ -12,14 +17,15 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from stat import S_ISREG
+from typing import Iterable, Iterator, Optional, Union
 
 from elbolint import triage
 from elbolint.cache import UNCACHEABLE, Cache, content_hash, decode, encode
 from elbolint.config import Config
 from elbolint.deepstack import call_deep
 from elbolint.discovery import Missing, discover
-from elbolint.linter import FileResult, engine_diagnostic, lint_file, passes_prefilter
+from elbolint.linter import FileResult, engine_diagnostic, is_notebook, lint_file, passes_prefilter
 from elbolint.registry import all_rules
 from elbolint.source import decode as decode_source
 
@@ -54,42 +60,90 @@ def lint_paths(
     unsafe_fixes: bool = False,
 ) -> list[FileResult]:
     """Lint every file under `paths`. With a `cache` (not used for dynamic runs, which need the
-    sources), files whose results are cached are not analysed at all."""
-    items = list(discover(paths, config))
-    files = [item for item in items if not isinstance(item, Missing)]
+    sources), files whose results are cached are not analysed at all. Discovery, the cache's
+    answers and the prefilter run in this process while the workers lint the files they leave
+    (isolation.run_isolated takes the tasks as a stream)."""
     cache = cache if not keep_modules else None
     job = Job(config, frozenset(enabled), fix, diff, keep_modules, unsafe_fixes=unsafe_fixes, hashes=cache is not None)
-    by_path: dict[Path, FileResult] = {}
-    lookups: dict[Path, _Lookup] = {}
+    run = _Answers(job, cache)
+    tasks = _Tasks(run.tasks(discover(paths, config)))
+    report = (lambda done, total: progress(len(run.by_path) + done, len(run.by_path) + total)) if progress else None
+    run.by_path.update(zip(run.misses, _run(job, tasks, jobs, report)))
     if cache is not None:
-        for path in files:
-            lookup = _look_up(cache, job, path)
-            if lookup.result is not None:
-                by_path[path] = lookup.result
-            lookups[path] = lookup
-    fresh = [path for path in files if path not in by_path]  # not answered by the cache
-    for path in fresh:  # the prefilter, in the parent: a file without a TF word needs no worker
-        if not triage.disabled():  # (ELBOLINT_NO_TRIAGE: the full path)
-            answered = _prefiltered(job, path, lookups.get(path))
-            if answered is not None:
-                by_path[path] = answered
-    misses = [path for path in files if path not in by_path]
-    if misses:  # LibCST and the rules, imported once before the workers fork (never when nothing is left)
-        all_rules()
-    hits = len(by_path)
-    report = (lambda done, total: progress(hits + done, hits + total)) if progress else None
-    by_path.update(zip(misses, _run(job, [(path, None) for path in misses], jobs, report)))
-    if cache is not None:
-        _remember(cache, job, lookups, [by_path[path] for path in fresh])
+        _remember(cache, job, run.lookups, [run.by_path[path] for path in run.fresh])
     results = []
-    for item in items:
+    for item in run.items:
         if isinstance(item, Missing):
             result = FileResult(item.path)
             result.diagnostics.append(engine_diagnostic(item.path, "ELB900", "No such file or directory"))
             results.append(result)
         else:
-            results.append(by_path[item])
+            results.append(run.by_path[item])
     return results
+
+
+class _Answers:
+    """What the parent answers itself, file by file as discovery finds them: the cache's results,
+    then the prefilter's (a file without a TF word needs no worker); the rest become worker tasks."""
+
+    def __init__(self, job: Job, cache: Optional[Cache]) -> None:
+        self.job, self.cache = job, cache
+        self.items: list[Union[Path, Missing]] = []  # everything discovered, in order
+        self.by_path: dict[Path, FileResult] = {}
+        self.lookups: dict[Path, _Lookup] = {}
+        self.fresh: list[Path] = []  # not answered by the cache
+        self.misses: list[Path] = []  # sent to a worker
+
+    def tasks(self, found: Iterable[Union[Path, Missing]]) -> Iterator[tuple[Path, None]]:
+        for item in found:
+            self.items.append(item)
+            if isinstance(item, Missing):
+                continue
+            lookup = None
+            if self.cache is not None:
+                lookup = self.lookups[item] = _look_up(self.cache, self.job, item)
+                if lookup.result is not None:
+                    self.by_path[item] = lookup.result
+                    continue
+            self.fresh.append(item)
+            if not triage.disabled():  # (ELBOLINT_NO_TRIAGE: the full path)
+                answered = _prefiltered(self.job, item, lookup)
+                if answered is not None:
+                    self.by_path[item] = answered
+                    continue
+            if not self.misses:  # LibCST and the rules, imported once before the first worker forks
+                all_rules()  # (never when no file needs one)
+            self.misses.append(item)
+            yield item, None
+
+
+class _Tasks:
+    """A stream of tasks that can be read again (what it gave is kept): the pool takes it as it
+    comes; a caller that reads it first (a test listing what reaches a worker) still passes it on whole."""
+
+    def __init__(self, stream: Iterator) -> None:
+        self._stream: Optional[Iterator] = stream
+        self._taken: list = []
+
+    def __iter__(self) -> Iterator:
+        index = 0
+        while True:
+            if index < len(self._taken):
+                yield self._taken[index]
+                index += 1
+                continue
+            if self._stream is None:
+                return
+            try:
+                self._taken.append(next(self._stream))
+            except StopIteration:
+                self._stream = None
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def lint_stdin(name: Path, data: bytes, config: Config, enabled: set[str], *, fix: bool = False,
@@ -123,7 +177,7 @@ def _look_up(cache: Cache, job: Job, path: Path) -> _Lookup:
     lookup = _Lookup()
     try:
         stat = path.stat()
-        if not path.is_file() or stat.st_size > job.config.limits.file_size_kib * 1024:
+        if not S_ISREG(stat.st_mode) or stat.st_size > job.config.limits.file_size_kib * 1024:
             return lookup  # the worker says what is wrong (cheaply)
         lookup.stat = stat
         lookup.digest = cache.known_hash(path, stat)
@@ -158,7 +212,8 @@ def _prefiltered(job: Job, path: Path, lookup: Optional[_Lookup]) -> Optional[Fi
         lookup.data = None  # not kept for the whole run
     else:
         try:
-            if path.stat().st_size > job.config.limits.file_size_kib * 1024 or not path.is_file():
+            status = path.stat()  # one stat: the size and whether a regular file
+            if status.st_size > job.config.limits.file_size_kib * 1024 or not S_ISREG(status.st_mode):
                 return None
             data = path.read_bytes()
         except OSError:
@@ -190,7 +245,7 @@ def _remember(cache: Cache, job: Job, lookups: dict, fresh: list[FileResult]) ->
     cache.update(entries, stats, hits)  # one transaction
 
 
-def _run(job: Job, tasks: list, jobs: Optional[int], progress=None) -> list[FileResult]:
+def _run(job: Job, tasks: Iterable, jobs: Optional[int], progress=None) -> list[FileResult]:
     if not tasks:  # (the cache and the prefilter answered every file: no worker machinery to import)
         return []
     from elbolint.isolation import run_isolated
@@ -207,9 +262,12 @@ def _lint_one(job: Job, task) -> FileResult:
     path, data = task
     config = job.config
     rules = [r for r in all_rules() if r.code in job.enabled]
+    read = None
+    if data is None and not (job.fix or job.diff or job.fix_to_output or job.keep_sources):
+        read, rules = _triaged(path, rules, config)
     enabled = set(job.enabled) - config.ignored_for(path)
-    result = _only_fixable(lint_file(path, rules, config.rule_options, enabled, data=data, limits=config.limits),
-                           config)
+    result = _only_fixable(lint_file(path, rules, config.rule_options, enabled, data=data if data is not None else read,
+                                     limits=config.limits), config)
     if job.diff:
         from elbolint.fixes import unified_diff
 
@@ -236,6 +294,26 @@ def _lint_one(job: Job, task) -> FileResult:
             diagnostic.fix = type(diagnostic.fix)(diagnostic.fix.message, diagnostic.fix.edits,
                                                   unsafe=diagnostic.fix.unsafe)
     return result
+
+
+def _triaged(path: Path, rules: list, config: Config) -> tuple[Optional[bytes], list]:
+    """(the file's bytes, the rules that could fire in them: triage.firing): each rule that cannot
+    is left out of the traversal. The bytes are what lint_file then lints, so both see one content.
+    Not for a notebook (its words are those of its code cells, not of the JSON), nor for a file
+    over the size limit or unreadable (lint_file says what is wrong with it): (None, rules)."""
+    if is_notebook(path):
+        return None, rules
+    try:
+        status = path.stat()
+        if not S_ISREG(status.st_mode) or status.st_size > config.limits.file_size_kib * 1024:
+            return None, rules
+        data = path.read_bytes()
+    except OSError:
+        return None, rules
+    source = decode_source(path, data)
+    if source.text is None:
+        return data, rules
+    return data, triage.firing(source.text, rules)
 
 
 def _original_bytes(result: FileResult) -> bytes:

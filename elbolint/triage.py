@@ -23,9 +23,15 @@ that has the words, the words of its code (`code_words`: CPython's tree, already
 ELB000 verdict, without comments and docstrings; other strings count, `optimizer="adam"`). A file
 that does not parse with CPython is never triaged away (LibCST's verdict may differ).
 
+The same declarations also choose the rules of a file that is parsed (`firing`, asked by the
+runner's worker before lint_file): a rule that cannot fire in the file's text is left out of the
+traversal, so a file that only an optimizer rule starts from is not visited by the rules about raw
+variables. The findings are the same: the rule left out finds nothing there by its declaration
+(as for a file triaged away whole, a crash of that rule there is not met either).
+
 `ELBOLINT_NO_TRIAGE=1` in the environment turns triage off, and with it the runner's prefilter in
 the parent (runner.py): every file goes to a worker, every file that passes the prefilter is parsed
-with LibCST. The parity script and the tests compare both.
+with LibCST by every selected rule. The parity script and the tests compare both.
 """
 
 from __future__ import annotations
@@ -34,12 +40,13 @@ import ast
 import os
 import re
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, Optional, cast
+from typing import Any, Iterable, Iterator, Optional, Sequence, TypeVar, cast
 
 #: Set (to anything but "" or "0") to parse every prefiltered file with LibCST.
 DISABLE_VARIABLE = "ELBOLINT_NO_TRIAGE"
 
 Declaration = Optional[tuple[tuple[str, ...], ...]]
+_Rule = TypeVar("_Rule")
 
 _WORD = re.compile(r"\w+")
 #: A word of a kind: `keyword:x` (passed as `x=` to a call), `target:x` (assigned: `x = ...`).
@@ -123,6 +130,17 @@ def can_fire(text: str, declaration: Declaration, words: Optional[Words] = None)
     if words is None:
         words = Words.of_text(text)
     return all(group.found(words) for group in _compiled(declaration))
+
+
+def firing(text: str, rules: Sequence[_Rule]) -> list[_Rule]:
+    """The rules (classes with `starts_from`) that could fire in `text` by the words of the whole
+    text, in their order; all of them when triage is off. Why: a file that one rule starts from need
+    not be traversed by the others; a rule dropped here finds nothing in the full run either (its
+    declaration says so), so the findings are the same."""
+    if disabled():
+        return list(rules)
+    words = Words.of_text(text)
+    return [rule for rule in rules if can_fire(text, getattr(rule, "starts_from", None), words)]
 
 
 def any_can_fire(text: str, declarations: Iterable[Declaration], tree: Optional[ast.AST] = None) -> bool:
