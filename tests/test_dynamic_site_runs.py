@@ -130,6 +130,7 @@ def test_two_networks_two_loops_and_a_fit_then_a_network_are_each_judged_by_thei
 
 
 
+@pytest.mark.dynamic
 def test_a_loop_called_twice_a_for_loop_of_fits_and_a_builder_are_each_judged_by_their_own_fit():
     """The same loop reached from two calls (the second call's steps are not the first run's
     evidence), one fit call in a `for` loop over two surrogates (each finding belongs to its own
@@ -214,3 +215,44 @@ def test_an_inline_optimizer_owns_the_fits_of_its_model_until_the_model_is_rebui
         verdicts = [attribution.belongs("ELB003", finding_line, "Adam drives variational inference", fit)
                     for fit in fits]
         assert verdicts == [fit["line"] == own for fit in fits], (finding_line, verdicts)
+
+
+def test_flagged_fits_ahead_share_the_runs_time_and_the_last_one_keeps_the_usual_shares():
+    import time
+
+    from elbolint.dynamic.child.drive_fit import FIT_SPAN, _fit_seconds
+    from elbolint.dynamic.child.fitting import _fit_deadlines
+
+    settings = {"flagged_sites": [["fit", 10, 12], ["fit", 20, 22], ["fit", 30, 31], ["loop", 40, 45]]}
+    state = {"started": time.monotonic()}
+    assert abs(_fit_seconds(settings, state, 10, 60.0) - FIT_SPAN * 60.0 / 3) < 0.5
+    assert abs(_fit_seconds(settings, state, 20, 60.0) - FIT_SPAN * 60.0 / 2) < 0.5
+    assert _fit_seconds(settings, state, 30, 60.0) is None  # the last flagged fit: no share of its own
+    assert _fit_seconds({"flagged_sites": [["fit", 10, 12]]}, state, 10, 60.0) is None
+    now = time.monotonic()
+    deadline, cut_at = _fit_deadlines({"timeout": 60.0})
+    assert abs(deadline - now - 24.0) < 0.5 and abs(cut_at - now - 30.0) < 0.5  # 40 % and half the timeout
+    deadline, cut_at = _fit_deadlines({"timeout": 60.0, "fit_seconds": 16.0})
+    assert abs(deadline - now - 8.0) < 0.5 and abs(cut_at - now - 10.0) < 0.5  # the same proportions of its own
+
+
+def test_a_finding_in_a_builder_belongs_to_every_fit_of_what_it_built_and_a_for_loops_fits_to_their_own():
+    from elbolint.dynamic.parent.owners import builders, owners
+
+    source = ("def make():\n    return Normal(0.0, Variable(1.0))\n\n\nq1 = make()\nfit(q1)\nq2 = make()\nfit(q2)\n"
+              "a = Normal(0.0, Variable(1.0))\nb = Normal(0.0, Variable(1.0))\nfor q in (a, b):\n"
+              "    tfp.vi.fit_surrogate_posterior(t, q)\n")
+    assert builders(source)["q2"] == [(1, 2, False)]
+
+    class Finding:
+        def __init__(self, line):
+            self.line = line
+
+    class Result:
+        notebook = None
+        diagnostics = [Finding(2), Finding(9), Finding(10)]
+
+    parts = [{"line": 6, "anchors": {"surrogate": "q1"}}, {"line": 8, "anchors": {"surrogate": "q2"}},
+             {"line": 12, "anchors": {"surrogate": "a"}}, {"line": 12, "anchors": {"surrogate": "b"}}]
+    found = owners(Result, parts, source.splitlines())
+    assert [found[id(d)] for d in Result.diagnostics] == [[0, 1], [2], [3]]

@@ -44,6 +44,9 @@ NAME = "fit"
 _CALL = re.compile(r"fit_surrogate_posterior")
 #: After a recorded fit, the script may go on for this share of the per-file timeout.
 SOFT_SHARE = 0.6
+#: The share of the per-file timeout the fits of one run may take in all (_fit_seconds): the rest is
+#: the script before and after them and the sandbox's margin.
+FIT_SPAN = 0.8
 
 
 def applies(source: str, probe: str) -> bool:
@@ -99,6 +102,8 @@ def install(context) -> None:
         if brief:  # no finding points at this fit: a few steps, one seed, no references (BRIEF)
             context.settings = dict(settings, steps=BRIEF, max_steps=BRIEF, seeds=1, reference=False)
             run_site["brief"] = BRIEF
+        elif _fit_seconds(settings, state, line, timeout) is not None:
+            context.settings = dict(settings, fit_seconds=_fit_seconds(settings, state, line, timeout))
         try:
             trace = fit_trace(context, target, surrogate, optimizer, num_steps, arguments, line=line,
                               source="fit_surrogate_posterior", namespace=namespace, keep=keep)
@@ -128,6 +133,19 @@ def install(context) -> None:
     for module in (tfp.vi, vi_package, optimization):
         if getattr(module, "fit_surrogate_posterior", None) is not fit_surrogate_posterior:
             replace(module, "fit_surrogate_posterior", fit_surrogate_posterior, NAME)
+
+
+def _fit_seconds(settings: dict, state: dict, line: Optional[int], timeout: float) -> Optional[float]:
+    """This fit's time when more flagged fits follow it: the flagged fits from here on
+    (`flagged_sites` of kind "fit" that end at or after its line) share what is left of FIT_SPAN of
+    the run's timeout, so that a slow first fit leaves time for the later ones (fitting.fit_trace
+    cuts it: fewer steps, then fewer seeds). None for the last one: it has the timeout's usual shares."""
+    ahead = [s for s in settings.get("flagged_sites") or []
+             if s[0] == "fit" and (not isinstance(line, int) or s[2] >= line)]
+    if len(ahead) < 2:
+        return None
+    left = FIT_SPAN * timeout - (time.monotonic() - state["started"])
+    return max(left, 0.0) / len(ahead)
 
 
 def _briefly(context, original, signature, args, kwargs):

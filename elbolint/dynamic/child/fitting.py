@@ -100,11 +100,10 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
         skipped.append(f"log_prob shape check skipped: {exception_text(error)}")
     seeds = max(1, int(settings.get("seeds", 1)))
     try:
-        timeout = float(settings.get("timeout", 60.0))
-        deadline = time.monotonic() + 0.4 * timeout
+        deadline, cut_at = _fit_deadlines(settings)
         fit, runs, result = seeded_fit(target, surrogate, optimizer, budget, kwargs, namespace, seeds,
                                        skipped, context.path, thresholds=settings.get("thresholds"),
-                                       deadline=deadline, cut_at=time.monotonic() + TIME_SHARE * timeout,
+                                       deadline=deadline, cut_at=cut_at,
                                        rate_flagged="ELB009" in (settings.get("flagged_codes") or []),
                                        raw_parameters=settings.get("raw_parameters"))
     except (context.Stop, SystemExit, MemoryError):
@@ -133,6 +132,17 @@ def fit_trace(context, target, surrogate, optimizer, num_steps, kwargs, *, line,
     if skipped:
         trace["skipped"] = skipped
     return trace
+
+
+def _fit_deadlines(settings: dict) -> tuple[float, float]:
+    """When a fit stops starting more seeds and reference fits (`deadline`, 40 % of the per-file
+    timeout) and when its first seed stops stepping (`cut_at`, TIME_SHARE of it), from now; a fit
+    given `fit_seconds` of its own (one of several flagged fits of the run, drive_fit._fit_seconds)
+    keeps those proportions of that time (its whole allotment is 80 % of the timeout for a single fit)."""
+    now = time.monotonic()
+    own = settings.get("fit_seconds")
+    span = float(own) / 0.8 if own is not None else float(settings.get("timeout", 60.0))
+    return now + 0.4 * span, now + TIME_SHARE * span
 
 
 def _fit_anchors(namespace: dict, surrogate, optimizer, target, anchors: Optional[dict]) -> dict:
