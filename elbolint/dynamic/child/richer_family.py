@@ -197,7 +197,7 @@ def richer_reference(target, surrogate, sample_size, user_fit: Optional[dict], *
         why = mean_field(surrogate)
         if why:
             return {"skipped": f"not a mean-field surrogate: {why}"}
-        return _richer(target, surrogate, int(sample_size or 1), label, steps, seeds, started, stop_at)
+        return _richer(target, surrogate, int(sample_size or 1), label, steps, seeds, started, stop_at, deadline)
     except (SystemExit, MemoryError):
         raise
     except Exception as error:
@@ -206,7 +206,7 @@ def richer_reference(target, surrogate, sample_size, user_fit: Optional[dict], *
         return {"error": exception_text(error), "seconds": round(time.monotonic() - started, 2)}
 
 
-def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> dict:
+def _richer(target, surrogate, size, label, steps, seeds, started, stop_at, deadline=None) -> dict:
     """The check itself, on a mean-field surrogate with floating latents (richer_reference decided that):
     the user's solution pulled back and moment-matched, the user's ELBO, every seed's reference and
     control fitted from there, and the evidence the decision reads."""
@@ -241,7 +241,20 @@ def _richer(target, surrogate, size, label, steps, seeds, started, stop_at) -> d
         part["stopped"] = stopped
     if best is not None:
         part.update(_correlations(best, solution["names"], user_sd))
+        part["flow"] = _flow_part(fitter, results, solution["names"], user_sd, deadline)  # its own `seconds`
     return part
+
+
+def _flow_part(fitter, results: dict, names: list[str], user_sd, deadline: Optional[float]) -> dict:
+    """The normalizing-flow reference (richer_flow.py), started from the best full-rank reference's
+    solution, within its own time cap and never past the per-file deadline."""
+    from elbolint.dynamic.child.richer_flow import flow_deadline, flow_reference
+
+    fits = [r for (_, kind), r in results.items() if kind == "full" and r["elbo"] is not None]
+    if not fits:
+        return {"skipped": "no full-rank reference to start from"}
+    best = max(fits, key=lambda r: r["elbo"])
+    return flow_reference(fitter, {"loc": best["loc"], "tril": best["tril"]}, user_sd, names, flow_deadline(deadline))
 
 
 def _pulled_back(surrogate, bijector, label) -> dict:
@@ -512,6 +525,6 @@ class _Fitter:
                 stopped = f"stopped after {done} of {self.steps} steps: the time budget is spent"
                 break
         estimates = estimate(2 + members[0][0])
-        trils = (self.fill.forward(raw) * mask).numpy()
-        return ({member: {"steps": done, "elbo": elbo, "se": se, "tril": trils[k]}
+        trils, locs = (self.fill.forward(raw) * mask).numpy(), loc.numpy()
+        return ({member: {"steps": done, "elbo": elbo, "se": se, "tril": trils[k], "loc": locs[k]}
                  for k, (member, (elbo, se)) in enumerate(zip(members, estimates))}, stopped)

@@ -15,7 +15,7 @@ import os
 import sys
 
 from elbolint.dynamic.child.richer_family import richer_reference
-from elbolint.dynamic.verdicts.restrictive import decide, gains
+from elbolint.dynamic.verdicts.restrictive import beyond_gaussian, decide, flow_gains, gains
 
 
 def regression(low, high, centred=False, data=0):  # pragma: no cover - a measurement, run by hand
@@ -158,6 +158,25 @@ def schools():  # pragma: no cover - a measurement, run by hand
     return target, surrogate
 
 
+def banana(data=0):  # pragma: no cover - a measurement, run by hand
+    """A posterior along a curve: only a + b**2 is observed (fixtures/dynamic/restrictive_family_banana.py)."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    tfd, tfb = tfp.distributions, tfp.bijectors
+    y = (-0.5 + 0.2 * np.random.RandomState(data).normal(size=100)).astype(np.float32)
+
+    def target(a, b):
+        prior = tfd.Normal(0.0, 1.0).log_prob(a) + tfd.Normal(0.0, 2.0).log_prob(b)
+        return prior + tf.reduce_sum(tfd.Normal((a + b ** 2)[..., None], 0.2).log_prob(y), axis=-1)
+
+    surrogate = tfd.JointDistributionSequential([
+        tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="a"),
+        tfd.Normal(tf.Variable(0.0), tfp.util.TransformedVariable(1.0, tfb.Softplus()), name="b")])
+    return target, surrogate
+
+
 def cases() -> list:
     """(name, build) of every case: the restrictive families, the well-specified ones, the sweep."""
     found = [("x in [20, 21]", lambda: regression(20, 21)), ("x in [5, 6]", lambda: regression(5, 6)),
@@ -167,7 +186,7 @@ def cases() -> list:
              ("20 independent inputs, 200 rows", lambda: wide(20, 200)),
              ("logistic, 3 centred inputs", logistic), ("article shapes, x in [20, 21]", lambda: article(20, 21)),
              ("article shapes, centred", lambda: article(-0.5, 0.5)), ("affine diag, x in [20, 21]", affine_diag),
-             ("eight schools non-centred", schools)]
+             ("eight schools non-centred", schools), ("flow: banana", banana)]
     # the false-alarm sweep: well-specified families on 5 data sets each (`... richer_measure sweep`)
     for data in range(1, 6):
         found += [(f"sweep {data}: centred x", functools.partial(regression, 20, 21, True, data)),
@@ -199,6 +218,14 @@ def main(words: list[str]) -> None:  # pragma: no cover - a measurement, run by 
               f"corr {(part.get('correlations') or [[0, 0, 0]])[0][2]:+.3f}; "
               f"spread x{max((part.get('spread_ratio') or {'': 0}).values()):.3g}; {part.get('seconds')} s; "
               f"ELB111 {'yes' if decide(part) else 'no'}")
+        flow = part.get("flow") or {}
+        finding = decide(part)
+        print(f"    flow: start {flow.get('start_elbo')} (full-rank best "
+              f"{max((r['elbo'] for r in part.get('reference') or []), default=None)}); gains over mean-field "
+              f"{[(round(g, 3), round(s, 3)) for g, s in flow_gains(part)]}; over its Gaussian control "
+              f"{[(round(g, 3), round(s, 3)) for g, s in beyond_gaussian(part)]}; {flow.get('seconds')} s; "
+              f"{flow.get('skipped') or flow.get('error') or ''}; reference "
+              f"{finding['evidence']['reference'] if finding else None}")
 
 
 if __name__ == "__main__":  # pragma: no cover

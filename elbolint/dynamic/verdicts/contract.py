@@ -153,8 +153,40 @@ class RicherSeed(TypedDict, total=False):
     mean_field_se: Number
 
 
+class RicherFlowSeed(TypedDict, total=False):
+    """One seed of ELB111's flow reference and its Gaussian control (the full-rank fitted on as long)."""
+    seed: int
+    steps: int
+    elbo: Number
+    se: Number
+    gaussian_elbo: Number
+    gaussian_se: Number
+
+
+class RicherFlow(TypedDict, total=False):
+    """ELB111's second reference (richer_flow.py): a normalizing flow started from the full-rank's solution."""
+    latent: int
+    start_elbo: Number
+    start_se: Number
+    reference: list[RicherFlowSeed]
+    steps: int
+    step_cap: int
+    seeds: int
+    layers: int
+    hidden: list[int]
+    seconds: Number
+    skewness: dict[str, Number]
+    kurtosis: dict[str, Number]
+    spread_ratio: dict[str, Number]
+    curvature: list[list[Any]]  # [name, name, corr(z_i, (z_j - mean_j)^2)]
+    stopped: Any
+    skipped: str
+    error: str
+
+
 class Richer(TypedDict, total=False):
     """ELB111's input (richer_family.py): a full-rank reference started from the user's solution."""
+    flow: RicherFlow
     latent: int
     names: list[str]
     user_elbo: Number
