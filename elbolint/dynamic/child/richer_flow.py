@@ -64,7 +64,7 @@ SEEDS = 3
 LEARNING_RATE = 0.02
 FINAL_LEARNING_RATE = 0.0005
 DRAWS = 32
-CHUNK = 250
+CHUNK = 100
 #: Bounds: latent sizes, wall-clock seconds, the least time left to start, draws for the revealed shape.
 MAX_LATENT = 16
 MAX_SECONDS = 15.0

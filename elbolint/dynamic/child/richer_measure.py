@@ -224,7 +224,10 @@ def main(words: list[str]) -> None:  # pragma: no cover - a measurement, run by 
               f"{max((r['elbo'] for r in part.get('reference') or []), default=None)}); gains over mean-field "
               f"{[(round(g, 3), round(s, 3)) for g, s in flow_gains(part)]}; over its Gaussian control "
               f"{[(round(g, 3), round(s, 3)) for g, s in beyond_gaussian(part)]}; {flow.get('seconds')} s; "
-              f"{flow.get('skipped') or flow.get('error') or ''}; reference "
+              f"{flow.get('skipped') or flow.get('error') or ''}; skewness "
+              f"{max((abs(v) for v in (flow.get('skewness') or {}).values()), default=None)}, excess kurtosis "
+              f"{max((v for v in (flow.get('kurtosis') or {}).values()), default=None)}, curvature "
+              f"{(flow.get('curvature') or [[0, 0, None]])[0][2]}; reference "
               f"{finding['evidence']['reference'] if finding else None}")
 
 
