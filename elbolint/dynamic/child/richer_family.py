@@ -76,6 +76,10 @@ TFP 0.25; `python -m elbolint.dynamic.child.richer_measure [words of case names]
   2.15-2.27; 20 independent inputs with only 40 rows 2.17-2.28 (correlations up to -0.59, spreads
   1.9x too narrow).
 
+5. Then, from the best full-rank reference's solution, a normalizing flow (richer_flow.py, the trace's
+   `richer.flow`, with its own time cap and measurements): the second reference, which shows what a
+   non-Gaussian posterior (curved, skewed, heavy-tailed) costs, where the full-rank reference gains nothing.
+
 Cost (reported in the evidence: `seconds`, `steps`, `step_cap`, `seeds_run`, `stopped`): 3-8 s per
 fit in the measurements above (2-20 latents); MAX_SECONDS caps it, and the seeds the time budget
 leaves out are reported (`stopped`); a seed without its control does not count. It also runs after
