@@ -67,8 +67,10 @@ with `flow` in the words runs the banana and the near misses; `elbolint check --
   its draws are Gaussian-shaped (skewness 0.02, curvature -0.01, excess kurtosis -1.1): the decision asks
   for such a shape besides the gain, and the full-rank message stays.
 - Cost: the flow's own `seconds` are reported in the trace and the message. 4-19 s per fit in the
-  measurements above (2-10 latents, 2 cores shared with other jobs; 10.4-13.2 s in `elbolint check` on
-  the 2-latent fixtures, next to the full-rank reference's 2.2-3.6 s; a whole fixture 22 s -> 33-39 s).
+  measurements above (2-10 latents, 2 cores shared with other jobs; 10.4-15.0 s in `elbolint check` on
+  the 2-latent fixtures, next to the full-rank reference's 2.2-12 s; a whole fixture 20-22 s -> 33-39 s).
+  With the default 60 s per file and the machine loaded by another lint run, the banana's flow was cut
+  at 600 of 1,000 steps: gains 0.97-1.12, still reported (2 seeds of 3 over a nat), with less margin.
   MAX_SECONDS caps it (overshoot: one CHUNK of steps and the final estimates), the per-file deadline cuts
   it first on a loaded machine (then `stopped`: a flow cut at a few hundred steps gains less, so a cut
   flow can miss the banana, never invent a finding: its controls stop at the same step).
