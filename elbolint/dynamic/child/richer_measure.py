@@ -1,7 +1,10 @@
 """The measurements behind ELB111's thresholds (richer_family.py's docstring quotes them), run by hand:
 `python -m elbolint.dynamic.child.richer_measure [words of case names]` fits each case natively (1,000
 steps of Adam(0.05)), then runs the check (`richer_reference`) and prints the gains (gain, standard
-error) of its seeds, the strongest correlation, the largest spread ratio and whether ELB111 is reported.
+error) of its seeds, the strongest correlation, the largest spread ratio and whether ELB111 is reported;
+then the normalizing-flow reference's line (richer_flow.py): its ELBO at step 0 against the full-rank
+start, its gains over the mean-field family and over its Gaussian control, its cost, the shape its draws
+show, and which reference ELB111 names (`flow` selects the banana-shaped case).
 
 Why a module of its own: the cases are a measurement, not part of the check; they import TensorFlow,
 TFP and tf_keras in this process, which the child's modules never do at import time. `sweep` selects
