@@ -256,3 +256,18 @@ def test_a_finding_in_a_builder_belongs_to_every_fit_of_what_it_built_and_a_for_
              {"line": 12, "anchors": {"surrogate": "a"}}, {"line": 12, "anchors": {"surrogate": "b"}}]
     found = owners(Result, parts, source.splitlines())
     assert [found[id(d)] for d in Result.diagnostics] == [[0, 1], [2], [3]]
+
+
+def test_a_keras_models_finding_is_not_judged_by_another_models_fit_in_a_for_loop():
+    """`for net in (scaled_net, unscaled_net): net.fit(...)`: both fits are at one line; the fit of
+    `scaled_net` is not the run of a finding in `unscaled_net` (before, it judged it `not-reproduced`)."""
+    from elbolint.dynamic.parent.attribution import Attribution
+
+    source = ("scaled_net = Sequential([DenseFlipout(4, kernel_divergence_fn=scaled)])\n"
+              "unscaled_net = Sequential([\n    DenseFlipout(4),\n])\n"
+              "for net in (scaled_net, unscaled_net):\n    net.compile(optimizer=Adam(clipnorm=1.0), loss='mse')\n"
+              "    net.fit(x, y)\n")
+    attribution = Attribution(source)
+    site = {"kind": "keras", "line": 7, "stack": [7]}
+    assert attribution.belongs("ELB010", 3, "", dict(site, model_names=["net", "scaled_net"])) is False
+    assert attribution.belongs("ELB010", 3, "", dict(site, model_names=["net", "unscaled_net"])) is True

@@ -120,6 +120,15 @@ class Attribution:
                 best = (node, first, last)
         return best
 
+    def _module_model(self, line: int, names: set) -> bool:
+        """The finding is in a model the file binds at module level (`unscaled_net = Sequential([...])`):
+        its fit is a Keras fit whose model has one of those names (sites.names_of binds globals by
+        identity), whatever name the fitting code uses. Not for a layer built in a function or a
+        class (`self.dense = DenseFlipout(...)`), whose model's names cannot be read here."""
+        holding = self._holding(line)
+        return bool(names) and self.tree is not None and holding is not None and holding[0] in self.tree.body \
+            and isinstance(holding[0], ast.Assign) and all(isinstance(t, ast.Name) for t in holding[0].targets)
+
     def names(self, code: str, line: int, message: str) -> set:
         found: set = set()
         holding = self._holding(line)
@@ -320,6 +329,8 @@ class Attribution:
             return True
         if code in KERAS_MODEL and site.get("kind") not in ("keras",) and (uses or names):
             return False  # a Keras model's finding is judged by a Keras fit only
+        if code in KERAS_MODEL and site.get("model_names") and self._module_model(line, names):
+            return False  # the fit of another model (`for net in (scaled_net, unscaled_net): net.fit(...)`)
         if any(u["kind"] for u in uses):
             return False  # it flows into a training call, and this run is not at it
         return None
