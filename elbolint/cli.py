@@ -223,6 +223,10 @@ def _configure(options: LintOptions) -> tuple[Config, set[str]]:
         if options.exclude is not None:
             config.exclude = _codes(options.exclude)
         config.extend_exclude += _codes(options.extend_exclude)
+        from elbolint.gitignore import invalid
+
+        for pattern, why in invalid(config.exclude + config.extend_exclude):
+            raise ConfigError(f"invalid exclude pattern {pattern!r}: {why}")
         if options.no_respect_gitignore:
             config.respect_gitignore = False
         if options.force_exclude:

@@ -76,9 +76,25 @@ def parse_patterns(lines: list[str], base: Path) -> list[Pattern]:
         anchored = "/" in line
         line = line.lstrip("/")
         body = _translate(line)
-        regex = re.compile(("" if anchored else "(?:.*/)?") + body + r"\Z", re.S)
+        try:
+            regex = re.compile(("" if anchored else "(?:.*/)?") + body + r"\Z", re.S)
+        except re.error:
+            continue  # a pattern that cannot match anything (`[z-a]`): git skips it too
         patterns.append(Pattern(base, regex, negated, directory_only))
     return patterns
+
+
+def invalid(lines: list[str]) -> list[tuple[str, str]]:
+    """(pattern, why) for each pattern that cannot be used (a bad character range such as `[z-a]`):
+    parse_patterns skips them; a configured exclude that is skipped deserves a message instead."""
+    found = []
+    for line in lines:
+        text = line.strip().lstrip("!").strip("/")
+        try:
+            re.compile(_translate(text))
+        except re.error as error:
+            found.append((line, str(error).split(" at position")[0]))
+    return found
 
 
 def load(path: Path) -> list[Pattern]:

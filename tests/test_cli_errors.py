@@ -203,3 +203,18 @@ def test_report_file_errors_statistics_json_and_config_code_errors(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.elbolint]\nignore = ['ELB0001']\n")
     bad_code = run(["m.py"], tmp_path)
     assert bad_code.exit_code == 2 and "pyproject.toml: [tool.elbolint]: unknown rule code" in bad_code.stderr
+
+
+def test_an_exclude_pattern_that_cannot_be_compiled_is_a_clear_error_and_a_gitignore_line_is_skipped(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.elbolint]\nexclude = ["[z-a]"]\n')
+    (tmp_path / "bad.py").write_text(BAD)
+    result = run(["check", "."], tmp_path)
+    assert result.exit_code == 2
+    assert "invalid exclude pattern '[z-a]': bad character range z-a" in result.stderr
+    (tmp_path / "pyproject.toml").unlink()
+    result = run(["check", "--extend-exclude", "[b-a]", "."], tmp_path)
+    assert result.exit_code == 2 and "invalid exclude pattern '[b-a]'" in result.stderr
+    (tmp_path / ".gitignore").write_text("[z-a]\nbad.py\n")  # git skips the first line; the second still ignores
+    (tmp_path / "other.py").write_text(BAD)
+    result = run(["check", "--output-format", "concise", "."], tmp_path)
+    assert result.exit_code == 1 and "other.py" in result.stdout and "bad.py" not in result.stdout

@@ -26,6 +26,7 @@ child/ (inside the sandboxed child, with TensorFlow; its only output is a trace)
 - fit_runner.py  the compiled per-seed fit itself (traced once, re-run per seed), parameter minima
 - reference.py   final estimates and the reference fit; optimizers.py: the user's optimizer read and copied
 - richer_family.py ELB111's full-rank reference started from the user's solution
+- richer_flow.py ELB111's normalizing-flow reference started from the full-rank's solution
 - surrogate_family.py which surrogates are mean-field (what ELB111 checks)
 - richer_measure.py the hand-run measurements behind ELB111's thresholds (python -m ...richer_measure)
 - targets.py     the user's target called on a sample, as fit_surrogate_posterior calls it

@@ -19,7 +19,8 @@ PATHOLOGIES = (
     Code("ELB110", "clipping-prevents-divergence", Severity.WARNING,
          "Re-run with gradient clipping, the same seeds stay finite or end clearly better."),
     Code("ELB111", "restrictive-family", Severity.WARNING,
-         "A full-rank Gaussian started from the fitted surrogate gains ELBO clearly beyond noise."),
+         "A full-rank Gaussian or a normalizing flow started from the fitted surrogate gains ELBO clearly "
+         "beyond noise."),
     Code("ELB112", "smaller-rate-prevents-divergence", Severity.WARNING,
          "Re-run at a 10x smaller learning rate, the same seeds stay finite or end clearly better."),
     Code("ELB113", "samples-outside-support", Severity.ERROR,
