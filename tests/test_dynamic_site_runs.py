@@ -144,13 +144,15 @@ def test_a_loop_called_twice_a_for_loop_of_fits_and_a_builder_are_each_judged_by
     assert completed.returncode == 0, completed.stderr
     rows = {(r["filename"].rsplit("/", 1)[-1], r["code"], r["location"]["row"]): r
             for r in json.loads(completed.stdout)}
-    safe = rows[("loop_helper_called_twice.py", "ELB001", 33)]["dynamic"]
-    assert safe["status"] == "not-reproduced" and "called at line 34)" in safe["summary"], safe
+    safe = rows[("loop_helper_called_twice.py", "ELB001", 34)]["dynamic"]
+    assert safe["status"] == "not-reproduced" and "called at line 35)" in safe["summary"], safe
     assert "150 steps recorded" in safe["summary"], safe  # the second call's steps are not in this run
-    bad = rows[("loop_helper_called_twice.py", "ELB001", 35)]["dynamic"]
-    assert bad["status"] == "confirmed" and "called at line 36)" in bad["summary"], bad
+    bad = rows[("loop_helper_called_twice.py", "ELB001", 37)]["dynamic"]
+    assert bad["status"] == "confirmed" and "called at line 38)" in bad["summary"], bad
     assert not any(key[0] == "loop_helper_called_twice.py" and key[1] == "ELB101" and len(
         [k for k in rows if k[:2] == key[:2]]) > 1 for key in rows)  # one NaN row: the second call's
+    # the second call's module-level variables are trained, by its own run: no "never trained" row
+    assert not [key for key in rows if key[0] == "loop_helper_called_twice.py" and key[1] == "ELB105"]
     for line, status, fit in ((22, "not-reproduced", "fit 1 of 2"), (23, "confirmed", "fit 2 of 2")):
         verdict = rows[("fits_in_a_for_loop.py", "ELB001", line)]["dynamic"]
         assert verdict["status"] == status and verdict["summary"].startswith(fit), verdict

@@ -288,6 +288,8 @@ class LoopRecorder:
         """Another run's step (`_another_run`), untouched; the script is stopped once this run's share
         of the time is spent."""
         self._mc_loss = self._tape_loss = None
+        passed = getattr(self, "trained_before", [])  # trained by another run: not this run's ELB105 evidence
+        self.trained_before = passed + [v for _, v in pairs if all(v is not seen for seen in passed)]
         if time.monotonic() - self.started > TIME_SHARE * self.timeout:
             self.armed = False
             raise self.stop()
