@@ -1,4 +1,4 @@
-"""The bad-input matrix (issue 7): every kind of odd file gets its exact expected outcome, in one run
+"""The bad-input matrix: every kind of odd file gets its exact expected outcome, in one run
 next to a healthy file whose finding is still reported, with no traceback and the usual exit code.
 
 Each case is (file name, bytes, expected [(line, column, code, message start)]). The run goes through
@@ -184,7 +184,7 @@ def test_limits_are_configurable(tmp_path):
 
 
 def test_the_fifty_thousand_line_file_is_skipped_quickly(tmp_path):
-    """Issue 7's generated file: 1.8 MiB of distributions. LibCST would need ~1.4 GB and ~18 s; the
+    """A generated file of 1.8 MiB of distributions. LibCST would need ~1.4 GB and ~18 s; the
     size limit skips it before reading (the benchmark measures the time and memory)."""
     (tmp_path / "generated.py").write_bytes(
         b"import tensorflow_probability as tfp\n" + b"v0 = tfp.distributions.Normal(0., 1.)\n" * 50000)

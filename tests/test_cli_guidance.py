@@ -1,4 +1,4 @@
-"""The CLI guides (issue 20): a mistyped config key, rule option, rule code, option, choice or command
+"""The CLI guides: a mistyped config key, rule option, rule code, option, choice or command
 gets the nearest correct one ("did you mean"), unknown keys with nothing close are listed by kind,
 and `--statistics` tells codes whose findings are all fixable (`[*]`) from those only some of which
 are (`[-]`), with the fixable count. Every message is asserted exactly, as the user reads it."""

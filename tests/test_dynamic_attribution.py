@@ -1,4 +1,4 @@
-"""Issue 16: no verdict from another run, and every verdict names its run.
+"""No verdict from another run, and every verdict names its run.
 
 Two scripts whose first training run is not the one the findings are about (ground truth measured
 natively, 4-5 seeds each, see the fixtures' docstrings):

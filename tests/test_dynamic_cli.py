@@ -146,7 +146,7 @@ def test_sandbox_failures_are_elb100_with_reason(run, name, reason):
     assert list(found) == ["ELB100"] and reason in found["ELB100"][0]
 
 
-# ---------------------------------------------------------------- models without a fit (issue 8)
+# ---------------------------------------------------------------- models without a fit
 def test_jds_without_fit_is_confirmed_by_sampling(run):
     """The snippet runs natively (it never samples its model); sampling it confirms ELB005 with TFP's
     own message, and never becomes an ELB100 row of its own."""
@@ -177,7 +177,7 @@ def test_clean_jds_without_fit_stays_clean(run):
 
 
 def test_tfp_layers_model_runs_with_tf_keras_and_stays_clean(run):
-    """Issue 8: the DenseFlipout BNN used to be an ELB100 ("Only instances of `keras.Layer` can be
+    """The DenseFlipout BNN is not an ELB100 ("Only instances of `keras.Layer` can be
     added"); run with tf-keras as `tf.keras`, as TFP documents, it is clean."""
     rows, _ = run
     assert [r for r in rows if r["filename"].endswith("/keras_dense_flipout.py")] == []

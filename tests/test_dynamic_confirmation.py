@@ -1,4 +1,4 @@
-"""Issue 16: a finding is confirmed only by evidence that shows its cause (confirmation.py), a raw
+"""A finding is confirmed only by evidence that shows its cause (confirmation.py), a raw
 `scale_tril` is watched through its diagonal (watch.py), and every missing import is named at once
 (failures.missing_imports). The first tests need no TensorFlow; the last runs elbolint end to end."""
 
@@ -117,7 +117,7 @@ def test_elb008_is_confirmed_by_its_own_diagonal_and_the_loss_stays_finite():
 
 
 def test_a_large_gradient_under_adam_in_a_loop_confirms_no_missing_clipping():
-    """Issue 16: a gradient norm above 1000 at step 0, with no clipped re-run, is an observation."""
+    """A gradient norm above 1000 at step 0, with no clipped re-run, is an observation."""
     result = _result(ROOT / "examples" / "bayesian_regression.py")
     record = _record([50.0 - i * 0.01 for i in range(200)], norm=1.0)
     record["grad_norm"][0] = 5e4

@@ -1,5 +1,5 @@
 """ELB003 (missing clipping) is confirmed by re-running the fit with the fix (ELB110), not by a NaN
-alone: the corpus measurement of issue 8 found every false confirmation was an ELB003 whose NaN
+alone: measured on a corpus, every confirmation a NaN alone gave wrongly was an ELB003 whose NaN
 came from a raw scale or a huge learning rate and persisted with clipping."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Keras flavours (issue 8): files that use `tfp.layers` or tf_keras run in a worker started with
+"""Keras flavours: files that use `tfp.layers` or tf_keras run in a worker started with
 TF_USE_LEGACY_KERAS=1 (TFP's documented set-up under TF >= 2.16, where `tf.keras` is Keras 3), and
 every result says which Keras was used."""
 

@@ -1,4 +1,4 @@
-"""The Keras training driver (drive_keras.py, issue 8) and ELB109 (kl-dominates-loss).
+"""The Keras training driver (drive_keras.py) and ELB109 (kl-dominates-loss).
 
 Unit tests of the ELB109 classification on hand-made traces (no TensorFlow), then real runs: the user's
 own `model.fit` of `tfp.layers` models is recorded per batch (loss, KL term, data term, gradient norm,

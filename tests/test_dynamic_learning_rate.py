@@ -1,4 +1,4 @@
-"""ELB009 (high learning rate) is confirmed only by its counterfactual (issue 16): the same seeds
+"""ELB009 (high learning rate) is confirmed only by its counterfactual: the same seeds
 re-run with the same optimizer at a 10x smaller learning rate end finite, or clearly lower (ELB112,
 ELB110's criterion). A NaN after a few steps is not a confirmation: on a raw scale that crosses zero
 at either rate, the smaller rate does not help and the verdict says so.

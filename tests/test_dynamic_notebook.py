@@ -1,4 +1,4 @@
-"""Dynamic mode runs notebooks (issue 8): the code cells in order as one program (magics commented out,
+"""Dynamic mode runs notebooks: the code cells in order as one program (magics commented out,
 as static mode reads them), through the same workers and sandbox; findings are reported at `cell N:line`.
 
 One `elbolint --dynamic` run over the notebook fixture (a probe with a raw scale, split over three code

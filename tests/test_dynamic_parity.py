@@ -1,4 +1,4 @@
-"""Issue 8, "never change a program's meaning": every runnable fixture of fixtures/dynamic (not the
+"""Dynamic mode never changes a program's meaning: every runnable fixture of fixtures/dynamic (not the
 `sandbox_*` ones, which crash on purpose) is run natively and under `elbolint --dynamic=all`; a file
 that runs natively never gets an ELB100 (nor a "fails on its own" status), and a file that fails
 natively is said to fail on its own (or is not-run for a missing package).

@@ -1,7 +1,7 @@
 """End to end (TensorFlow runs): a hand-written loop's and a Keras fit's findings are confirmed by the
 program replayed with the finding's fix (replays.py, variants.py), and a NaN that the fix does not
-prevent confirms nothing (issue 16: 'a counterfactual re-run ... in hand-written loops and Keras fits
-too'; several seeds for every kind of run)."""
+prevent confirms nothing: hand-written loops and Keras fits get the counterfactual re-run too, with
+several seeds for every kind of run."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_a_nan_from_a_raw_scale_is_not_blamed_on_clipping_or_the_rate_when_their
 
 
 def test_a_slow_loop_gets_fewer_steps_not_a_timeout():
-    """Issue 16: 'loops and Keras fits that are slow get fewer steps, not a timeout'."""
+    """A slow loop or Keras fit is re-run for fewer steps rather than timing out (no ELB100)."""
     path = DYNAMIC / "slow_loop_raw_scale.py"
     completed = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic", "--dynamic-timeout", "10",
                                 "--output-format", "json", str(path)], capture_output=True, text=True, timeout=300)

@@ -1,7 +1,8 @@
-"""ELB111 restrictive-family (issue 17): a full-rank Gaussian started from the user's fitted mean-field
+"""ELB111 restrictive-family: a full-rank Gaussian started from the user's fitted mean-field
 solution gains ELBO clearly beyond noise. The decision (verdicts/restrictive.decide, classify.py) is pure
 Python and tested here without TensorFlow; the end-to-end tests (marked `dynamic`) run
-`elbolint --dynamic=all` on the seed article's Example 2 in completed form and on its near misses."""
+`elbolint --dynamic=all` on a mean-field regression whose inputs sit far from zero (a correlated
+posterior), completed into a runnable program, and on its near misses."""
 
 from __future__ import annotations
 
@@ -275,7 +276,7 @@ tfd, tfb = tfp.distributions, tfp.bijectors
 x = np.linspace(20.0, 21.0, 30).astype(np.float32)
 y = (0.5 * x + 1.0).astype(np.float32)
 
-def target(weight, bias):  # the seed article's shapes: [1]-shaped components
+def target(weight, bias):  # [1]-shaped components, as the far-inputs fixture has
     prior = tfd.Normal(0.0, 10.0).log_prob(weight) + tfd.Normal(0.0, 10.0).log_prob(bias)
     return prior + tf.reduce_sum(tfd.Normal(weight * x + bias, 1.0).log_prob(y), axis=-1, keepdims=True)
 

@@ -66,7 +66,7 @@ def test_memory_limit():
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_stops_workers_and_their_models(number, tmp_path):
     """SIGINT (Ctrl-C) or SIGTERM to `elbolint --dynamic` while a model hangs: exit 130 (143), one line,
-    nothing left running, and no model working directory left behind (issue 16)."""
+    nothing left running, and no model working directory left behind."""
     pytest.importorskip("tensorflow_probability")
     if not os.path.isdir("/proc"):
         pytest.skip("needs /proc to find the worker's processes")

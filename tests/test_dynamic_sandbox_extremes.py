@@ -1,4 +1,4 @@
-"""The sandbox at its extremes (issue 7): models that leave processes behind, ignore SIGTERM, fork in a
+"""The sandbox at its extremes: models that leave processes behind, ignore SIGTERM, fork in a
 loop, fill the disk or write into the user's tree. Plain functions through `run_in_child` (no
 TensorFlow), plus one real `elbolint --dynamic` run over twenty failing files.
 

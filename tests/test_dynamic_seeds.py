@@ -1,4 +1,4 @@
-"""Issue 8, points 2-4 without TensorFlow: several seeds per fit (seeds.py), `not-reproduced` that says
+"""Seeds, results and blame without TensorFlow: several seeds per fit (seeds.py), `not-reproduced` that says
 what it covered, one result per fit, and the user's failure told from elbolint's own (report.py,
 runner.failed_run, failures.blame). The end-to-end checks (real TF) are marked `dynamic` at the end."""
 
@@ -127,7 +127,7 @@ def test_confirmed_by_some_seeds_says_how_many():
 
 
 def test_a_nan_alone_confirms_no_raw_scale_and_no_learning_rate():
-    """Issue 16: a NaN somewhere in the run does not say which parameter caused it, nor that the
+    """A NaN somewhere in the run does not say which parameter caused it, nor that the
     learning rate did (no re-run at a smaller rate): such findings are `unconfirmed`, not confirmed."""
     result = _results(README_EXAMPLE)
     runs = [run_record(nan_at(3), seed=k) for k in range(4)]
@@ -448,7 +448,7 @@ def test_every_parameter_that_went_nonpositive_is_its_own_observation():
 
 
 def test_a_median_carried_by_bad_seeds_confirms_nothing_unless_most_seeds_improve():
-    """Measured (issue 16): an intermittent fit, bad in 2 of 4 seeds, whose clipped re-run has a far
+    """A measured case: an intermittent fit, bad in 2 of 4 seeds, whose clipped re-run has a far
     lower median while clipping makes the good seeds worse: not a confirmation of missing clipping."""
     runs = [run_record([15000.0] * 100, norm=5e4, seed=0), run_record([15000.0] * 100, norm=5e4, seed=1),
             run_record([900.0] * 100, norm=5e4, seed=2), run_record([950.0] * 100, norm=5e4, seed=3)]

@@ -129,7 +129,7 @@ def test_diff_prints_the_fixes_and_writes_nothing(tmp_path):
 
 def test_no_fix_is_offered_where_it_could_not_work(tmp_path):
     """TransformedVariable(1, Softplus()) is an int32 variable that Softplus rejects: an integer
-    initial value keeps its ELB001 finding but gets no fix (issue 11)."""
+    initial value keeps its ELB001 finding but gets no fix."""
     path = tmp_path / "model.py"
     source = ("import tensorflow as tf\nimport tensorflow_probability as tfp\n"
               "q = tfp.distributions.Normal(0., tf.Variable(1))\n"

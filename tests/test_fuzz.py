@@ -1,4 +1,4 @@
-"""Property tests (issue 7, "Fuzzing"): whatever bytes the linter is given, it must not raise, no
+"""Property tests (fuzzing): whatever bytes the linter is given, it must not raise, no
 rule may crash (ELB999), every reported position must lie inside the file, two runs must agree,
 `--fix` must produce code that parses and that a second `--fix` leaves alone, and a `# noqa` on a
 reported line must suppress exactly that line's findings (see `check_properties`).

@@ -1,5 +1,5 @@
-"""ELB004 stays silent on graph-mode TF1 code (issue 9, "Keep": graph-mode code where a transform
-is re-run every step). The near-miss fixture is only meaningful if the same program written
+"""ELB004 stays silent on graph-mode TF1 code (graph-mode code re-runs the transform at every
+`session.run` step). The near-miss fixture is only meaningful if the same program written
 eagerly is flagged: this test proves it."""
 
 from __future__ import annotations

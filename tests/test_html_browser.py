@@ -1,4 +1,4 @@
-"""Issue 19: the HTML report in a real browser — Debian's chromium driven headless by selenium through
+"""The HTML report in a real browser — Debian's chromium driven headless by selenium through
 chromium-driver (.ci/run installs both; `Service(executable_path=...)` so selenium-manager never
 downloads a driver). The page renders every finding and every curve, the filters work, a rule link
 opens its explanation, the page is readable with JavaScript off, and the console shows no error."""

@@ -1,8 +1,9 @@
-"""Issue 19: `--output-format html`. The report is built from a real static lint and a hand-made but
-realistic dynamic trace (checked against the contract, judged by the real report.apply_results), so
-these tests need no TensorFlow; every curve drawn is read back from the SVG and compared with the
-trace. tests/test_html_browser.py opens the same report in Chromium, tests/test_tensorboard_logdir.py
-writes its event files; the one real dynamic run is at the end of test_tensorboard_logdir.py."""
+"""`--output-format html`, the self-contained page of findings and training curves. The report is
+built from a real static lint and a hand-made but realistic dynamic trace (checked against the
+contract, judged by the real report.apply_results), so these tests need no TensorFlow; every curve
+drawn is read back from the SVG and compared with the trace. tests/test_html_browser.py opens the
+same report in Chromium, tests/test_tensorboard_logdir.py writes its event files; the one real
+dynamic run is at the end of test_tensorboard_logdir.py."""
 
 from __future__ import annotations
 
@@ -344,7 +345,7 @@ def intermittent_trace() -> dict:
 
 
 def test_the_final_loss_chart_counts_a_run_as_the_verdict_does_and_each_seed_shows_its_own_length():
-    """Issue 19, items 1-2: the verdict says "(at 0.5: 4 of 4)" seeds were non-finite; seed 3 went NaN
+    """The verdict says "(at 0.5: 4 of 4)" seeds were non-finite; seed 3 went NaN
     at step 13 but ended finite. The chart must not show seed 3's last value as if it were a finite run:
     it counts runs as the verdict does, says where seed 3 ended, and each seed's length is its own."""
     trace = intermittent_trace()

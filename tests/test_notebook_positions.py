@@ -1,4 +1,4 @@
-"""Notebook findings land where each consumer draws them (issue 20).
+"""Notebook findings land where each consumer draws them.
 
 A `.ipynb` is stored as JSON, and GitHub annotations, SARIF viewers and GitLab draw on lines of the
 file as stored: their positions must be those of the flagged code inside the cell's `source`

@@ -1,8 +1,8 @@
-"""Optimizer forms followed by ELB003 / ELB009 (issue 9, points 2 and 3): Keras string
-optimizers, TF1 optimizers, optimizers made by helper functions, models and optimizers bound in
-`if` branches, and manual clipping that counts only on gradients. The fixtures carry the
-realistic programs; these tests pin the messages, the absence of fixes where no clipnorm can be
-added, and the small building blocks."""
+"""Optimizer forms followed by ELB003 / ELB009 (which optimizer trains the ELBO, and whether it
+clips): Keras string optimizers, TF1 optimizers, optimizers made by helper functions, models and
+optimizers bound in `if` branches, and manual clipping that counts only on gradients. The fixtures
+carry the realistic programs; these tests pin the messages, the absence of fixes where no clipnorm
+can be added, and the small building blocks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 19: `--dynamic-logdir DIR` writes TensorBoard event files. What they hold is checked on a
+"""`--dynamic-logdir DIR` writes TensorBoard event files. What they hold is checked on a
 hand-made trace without TensorFlow (`log_runs`), and the files themselves in the one real dynamic run
 (the last test): a fixture run end to end, its HTML curves and its event files — read back with
 TensorFlow's own `tf.compat.v1.train.summary_iterator`, in a child process: the test process, like

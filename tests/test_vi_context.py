@@ -1,4 +1,4 @@
-"""The shared notion of "doing VI" (elbolint/analyses/vi_context.py, issue 9 point 1): which signs count,
+"""The shared notion of "doing VI" (elbolint/analyses/vi_context.py): which signs count,
 which near misses do not, and how an optimizer next to hand-written VI is judged per training
 site. The fixtures (`fixtures/ELB003/bad_vae_kl_layers.py`, `bad_vi_written_by_hand.py`,
 `good_not_vi_near_misses.py`) carry realistic programs; these tests pin each sign alone."""
@@ -275,7 +275,7 @@ def test_a_tf1_graph_loss_with_a_kl_is_vi(tmp_path):
     assert flagged(tmp_path, body) == [4]  # the body's first line is blank
 
 
-# ---------------------------------------------------------------- issue 15: misses and the TF1 MAP
+# ------------------------------------- VI built from layer classes, drawn by hand, and the TF1 MAP
 BBB_LAYER = """
 class BayesLayer(tf_keras.layers.Layer):
     def build(self, shape):
@@ -509,7 +509,7 @@ vi_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(loss)
 @pytest.mark.parametrize("map_first", [True, False])
 @pytest.mark.parametrize("name", sorted(TF1_VI))
 def test_a_tf1_map_fit_next_to_vi_is_judged_by_its_own_loss(tmp_path, name, map_first):
-    """Issue 15: a TF1 notebook's MAP cell is not VI because another cell minimises an ELBO."""
+    """A TF1 notebook's MAP cell is not VI because another cell minimises an ELBO."""
     setup = """
 data = tf.constant([1.0, 2.0, 0.5, 1.5, 1.0])
 joint = tfd.JointDistributionSequential([tfd.Normal(0.0, 5.0), lambda m: tfd.Sample(tfd.Normal(m, 1.0), 5)])
