@@ -442,8 +442,16 @@ class _Fitter:
         eps = tf.random.stateless_normal([fits, n, latent], seed=seed, dtype=self.dtype)
         z = loc[:, None, :] + tf.einsum("fij,fnj->fni", tril, eps)
         logq = tfp.distributions.MultivariateNormalTriL(loc=loc[:, None, :], scale_tril=tril[:, None]).log_prob(z)
-        flat = tf.reshape(z, [fits * n, latent])
-        parts = tf.split(flat, self.sizes, axis=-1)
+        return self.elbo_of(z, logq)
+
+    def elbo_of(self, z, logq):
+        """Each fit's ELBO from its draws `z` on the flat unconstrained space ([fits, n, latent]) and their
+        log-density there (`logq`, [fits, n]): the draws unflattened, mapped by the model's bijector
+        (its log-Jacobian added) and scored by the target. The flow reference (richer_flow.py) uses it too."""
+        import tensorflow as tf
+
+        fits, n, latent = int(z.shape[0]), int(z.shape[1]), self.start["latent"]
+        parts = tf.split(tf.reshape(z, [fits * n, latent]), self.sizes, axis=-1)
         parts = [tf.cast(tf.reshape(p, [fits * n] + list(s)), self.user_dtype) for p, s in zip(parts, self.shapes)]
         u = tf.nest.pack_sequence_as(self.structure, parts)
         x = self.bijector.forward(u)

@@ -290,19 +290,10 @@ class _FlowBatch:
         """Each member's ELBO on n draws of its own: a vector over the members."""
         import tensorflow as tf
 
-        from elbolint.dynamic.child.richer_family import _per_sample
-        from elbolint.dynamic.child.targets import call_target
-
         f, fitter = self.members, self.fitter
         eps = tf.random.stateless_normal([f, n, self.latent], seed=seed, dtype=self.dtype)
         z, logq = self._forward(eps)
-        parts = tf.split(tf.reshape(z, [f * n, self.latent]), fitter.sizes, axis=-1)
-        parts = [tf.cast(tf.reshape(p, [f * n] + list(s)), fitter.user_dtype) for p, s in zip(parts, fitter.shapes)]
-        u = tf.nest.pack_sequence_as(fitter.structure, parts)
-        x = fitter.bijector.forward(u)
-        logq = logq - tf.reshape(_per_sample(fitter.bijector.forward_log_det_jacobian(u), f * n), [f, n])
-        logp = tf.reshape(_per_sample(call_target(fitter.target, x), f * n), [f, n])
-        return tf.reduce_mean(logp - logq, axis=1)
+        return fitter.elbo_of(z, logq)
 
     def _train(self, seed0, steps):
         """`steps` steps of Adam on the members' summed ELBOs (non-finite gradients are zeroed)."""

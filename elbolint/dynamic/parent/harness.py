@@ -140,14 +140,18 @@ class Worker:
         self.log.close()
 
     def kill(self) -> None:
-        """SIGKILL the model children's process groups, then the worker's group; reap the worker."""
-        for child in descendants(self.process.pid):
+        """SIGKILL the model children's process groups, then the worker's group; reap the worker, and
+        wait (a few seconds at most) until the model children have died too: a killed TensorFlow process
+        takes a moment to release its memory, and elbolint must not exit while one still runs."""
+        models = descendants(self.process.pid)
+        for child in models:
             _signal_group(child, signal.SIGKILL)
         _signal_group(self.process.pid, signal.SIGKILL)
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        _wait_dead(models, time.monotonic() + 5)
         remove_workdirs(self.process.pid)
         with _LIVE_LOCK:
             _LIVE.discard(self)
@@ -161,6 +165,21 @@ def remove_workdirs(worker: int) -> None:
     from elbolint.sandbox import remove_workdirs
 
     remove_workdirs(lambda owner: owner == worker)
+
+
+def _wait_dead(pids: list[int], deadline: float) -> None:
+    """Until `deadline`, poll until none of `pids` runs any more (gone, or a zombie left for init)."""
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")
 
 
 def _signal_group(pid: int, number: int) -> None:

@@ -55,11 +55,17 @@ def gains(part: dict) -> list[tuple[float, float]]:
     for run in part.get("reference") or []:
         elbo, se = _num(run.get("elbo")), _num(run.get("se"))
         control, control_se = _num(run.get("mean_field_elbo")), _num(run.get("mean_field_se"))
-        if elbo is None or se is None or control is None or control_se is None:
-            continue
-        base, base_se = (control, control_se) if control > user else (user, user_se)
-        found.append((elbo - base, math.sqrt(se * se + base_se * base_se)))
+        found += _over_base(elbo, se, control, control_se, user, user_se)
     return found
+
+
+def _over_base(elbo, se, control, control_se, user: float, user_se: float) -> list[tuple[float, float]]:
+    """One seed's (gain, standard error) of a reference over the better of the user's fitted surrogate
+    and that seed's mean-field control; none when a value is missing."""
+    if elbo is None or se is None or control is None or control_se is None:
+        return []
+    base, base_se = (control, control_se) if control > user else (user, user_se)
+    return [(elbo - base, math.sqrt(se * se + base_se * base_se))]
 
 
 def flow_gains(part: dict) -> list[tuple[float, float]]:
@@ -76,10 +82,7 @@ def flow_gains(part: dict) -> list[tuple[float, float]]:
         elbo, se = _num(run.get("elbo")), _num(run.get("se"))
         mine = controls.get(run.get("seed")) or {}
         control, control_se = _num(mine.get("mean_field_elbo")), _num(mine.get("mean_field_se"))
-        if elbo is None or se is None or control is None or control_se is None:
-            continue
-        base, base_se = (control, control_se) if control > user else (user, user_se)
-        found.append((elbo - base, math.sqrt(se * se + base_se * base_se)))
+        found += _over_base(elbo, se, control, control_se, user, user_se)
     return found
 
 
