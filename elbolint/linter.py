@@ -299,10 +299,11 @@ def _lint_text(result: FileResult, source: Source, rules, options) -> None:
 
 
 def run_rules(path: Path, module: "cst.Module", rules, options) -> list[Diagnostic]:
-    from libcst.metadata import MetadataWrapper, PositionProvider
+    from libcst.metadata import MetadataWrapper
 
     from elbolint import walk
     from elbolint.analysis import create_analyses, needed_analyses
+    from elbolint.positions import positions
     from elbolint.resolver import Resolver
     from elbolint.rule import RuleContext
 
@@ -321,8 +322,9 @@ def run_rules(path: Path, module: "cst.Module", rules, options) -> list[Diagnost
         instance.finalize()
     if not any(instance.findings for instance in instances):
         return []
-    positions = wrapper.resolve(PositionProvider)
-    return [d for instance in instances for d in instance.diagnostics(positions)]
+    # Only the nodes found on get a range: LibCST's PositionProvider without its cost (positions.py).
+    ranges = positions(wrapper.module, (finding.node for instance in instances for finding in instance.findings))
+    return [d for instance in instances for d in instance.diagnostics(ranges)]
 
 
 def _syntax(message: str) -> str:
