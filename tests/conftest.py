@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import re
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
 from elbolint.config import Config
-from elbolint.linter import lint_file
+from elbolint.fixes import fixed_bytes
+from elbolint.linter import FileResult, lint_file
 from elbolint.registry import all_rules
 
 # Every dynamic trace and verdict of every test (in-process, and in the elbolint processes the tests
@@ -43,6 +47,23 @@ def enabled_for_fixture(path: Path) -> set[str]:
 def lint(path: Path, enabled: set[str] | None = None, data: bytes | None = None):
     enabled = enabled if enabled is not None else Config().enabled_codes()
     return lint_file(path, all_rules(), {}, enabled, data=data).diagnostics
+
+
+@functools.lru_cache(maxsize=None)
+def linted_fixture(path: Path) -> tuple[FileResult, Optional[bytes]]:
+    """A fixture linted as `elbolint fixtures/...` from the checkout's root lints it (default codes plus
+    the folder's opt-in code), and the bytes `--fix` would write. tests/test_fixtures.py (codes and
+    lines), test_message_snapshots.py (messages and fixes) and test_output_snapshots.py (the rendered
+    output and the diff) read the same run, so it is made once per session; the CST is dropped once the
+    fixed bytes are known (the cache keeps findings, source bytes and fixed bytes)."""
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        result = lint_file(path.relative_to(ROOT), all_rules(), {}, enabled_for_fixture(path))
+        fixed = fixed_bytes(result)
+    finally:
+        os.chdir(cwd)
+    return dataclasses.replace(result, module=None), fixed
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FIXTURES, enabled_for_fixture, expected_findings, lint
+from conftest import FIXTURES, expected_findings, linted_fixture
 
 FIXTURE_FILES = sorted(p for p in FIXTURES.rglob("*.py") if "dynamic" not in p.relative_to(FIXTURES).parts[:1])
 
@@ -13,7 +13,7 @@ FIXTURE_FILES = sorted(p for p in FIXTURES.rglob("*.py") if "dynamic" not in p.r
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: str(p.relative_to(FIXTURES)))
 def test_fixture_findings_match_expectations(path):
     expected = expected_findings(path)
-    diagnostics = lint(path, enabled_for_fixture(path))
+    diagnostics = linted_fixture(path)[0].diagnostics
     actual = sorted((d.line, d.code) for d in diagnostics)
     if actual != expected:
         missing = sorted(set(expected) - set(actual))

@@ -595,13 +595,13 @@ def test_mutated_tfp_flavoured_programs(program, steps):
 
 
 @fuzz_settings(60)
-@given(program=hypothesmith.from_grammar())
+@given(program=st.deferred(hypothesmith.from_grammar))  # its grammar is built at the first draw, not at collection
 def test_hypothesmith_grammar_programs(program):
     check_properties((PREFIX + program).encode("utf-8", "surrogatepass"))
 
 
 @fuzz_settings(15)  # from_node is slow to generate (~75 ms an example)
-@given(module=hypothesmith.from_node())
+@given(module=st.deferred(hypothesmith.from_node))
 def test_hypothesmith_node_programs(module):
     check_properties((PREFIX + module).encode("utf-8", "surrogatepass"))
 

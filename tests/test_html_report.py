@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from conftest import FIXTURES
 from elbolint.config import Config
+from elbolint.cli import main
 from elbolint.diagnostics import Diagnostic, Position, Severity
 from elbolint.dynamic.parent import report
 from elbolint.dynamic.parent.settings import DynamicSettings
@@ -298,16 +299,17 @@ def test_hundreds_of_findings_stay_small(tmp_path):
 
 
 def test_cli_writes_the_report_and_an_unwritable_output_is_one_line(tmp_path):
+    """In-process (click's runner): the command's exit code, file and stderr are what this checks, not
+    the process; an exception escaping the command fails the test (catch_exceptions=False)."""
     out = tmp_path / "report.html"
-    done = subprocess.run([sys.executable, "-m", "elbolint", "check", "--no-cache", "--output-format", "html",
-                           "-o", str(out), str(FIXTURES / "ELB001" / "bad_tfd_alias.py")],
-                          capture_output=True, text=True)
-    assert done.returncode == 1, done.stderr
+    runner = CliRunner()
+    done = runner.invoke(main, ["check", "--no-cache", "--output-format", "html", "-o", str(out),
+                                str(FIXTURES / "ELB001" / "bad_tfd_alias.py")], catch_exceptions=False)
+    assert done.exit_code == 1, done.stderr
     assert out.read_text().count('<details class="finding"') == 7
-    bad = subprocess.run([sys.executable, "-m", "elbolint", "check", "--no-cache", "--output-format", "html",
-                          "-o", str(out / "x.html"), str(FIXTURES / "ELB001" / "bad_tfd_alias.py")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    bad = runner.invoke(main, ["check", "--no-cache", "--output-format", "html", "-o", str(out / "x.html"),
+                               str(FIXTURES / "ELB001" / "bad_tfd_alias.py")], catch_exceptions=False)
+    assert bad.exit_code == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("elbolint: error: cannot write the report to") and len(bad.stderr.splitlines()) == 1
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FIXTURES, enabled_for_fixture, lint
+from conftest import FIXTURES, linted_fixture
 
 FIXTURE_FILES = sorted(p for p in FIXTURES.rglob("*.py") if p.relative_to(FIXTURES).parts[0] != "dynamic")
 
@@ -19,7 +19,7 @@ FIXTURE_FILES = sorted(p for p in FIXTURES.rglob("*.py") if p.relative_to(FIXTUR
 def rendered(path) -> str:
     """One block per finding: position, code, message, then the fix (description and new text)."""
     blocks = []
-    for d in lint(path, enabled_for_fixture(path)):
+    for d in linted_fixture(path)[0].diagnostics:
         lines = [f"{d.line}:{d.column} {d.code} [{d.name}] {d.message}"]
         if d.fix is not None:
             lines.append(f"  fix ({'unsafe' if d.fix.unsafe else 'safe'}): {d.fix.message}")

@@ -13,10 +13,8 @@ import os
 
 import pytest
 
-from conftest import FIXTURES, ROOT, enabled_for_fixture
-from elbolint.fixes import fixed_bytes, unified_diff
-from elbolint.linter import lint_file
-from elbolint.registry import all_rules
+from conftest import FIXTURES, ROOT, linted_fixture
+from elbolint.fixes import unified_diff
 from elbolint.reporters import full
 
 FIXTURE_FILES = sorted(p for p in FIXTURES.rglob("*.py") if p.relative_to(FIXTURES).parts[0] != "dynamic")
@@ -24,13 +22,11 @@ FIXTURE_FILES = sorted(p for p in FIXTURES.rglob("*.py") if p.relative_to(FIXTUR
 
 def rendered(path) -> str:
     """`--output-format full` of the file, then its `--diff` (or a line saying there is nothing to fix)."""
-    relative = path.relative_to(ROOT)
+    result, fixed = linted_fixture(path)  # linted from the checkout's root, as `elbolint fixtures/...` is
     cwd = os.getcwd()
-    os.chdir(ROOT)  # paths as a user running `elbolint fixtures/...` from the checkout sees them
+    os.chdir(ROOT)  # the source lines under each message are read from the relative path
     try:
-        result = lint_file(relative, all_rules(), {}, enabled_for_fixture(path))
         shown = full.render(result.diagnostics) if result.diagnostics else "(no findings)"
-        fixed = fixed_bytes(result)
     finally:
         os.chdir(cwd)
     diff = unified_diff(result, fixed) if fixed is not None else "(nothing to fix)\n"

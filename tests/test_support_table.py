@@ -17,7 +17,23 @@ from elbolint.rules.surrogate_support_mismatch import (
 )
 
 tfp = pytest.importorskip("tensorflow_probability")
-tfd, tfb = tfp.distributions, tfp.bijectors
+
+
+class _Submodule:
+    """`tfp.distributions` or `tfp.bijectors`, looked up on first use. TFP's own lazy modules load
+    TensorFlow when pytest's collection asks a module global for `__bases__` (to see whether it is a
+    unittest class), which would put a TensorFlow import into every run that merely collects this file."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return getattr(getattr(tfp, self._name), attribute)
+
+
+tfd, tfb = _Submodule("distributions"), _Submodule("bijectors")
 
 EYE3 = np.eye(3, dtype=np.float32)
 
@@ -67,11 +83,17 @@ INSTANCES = {
 }
 
 
+def _identity():
+    """A LinearOperator, without importing TensorFlow here. Built when an instance is, not at import:
+    collecting this module (even when it is deselected) then loads no TensorFlow."""
+    return tfd.MultivariateNormalDiag([0.0, 0.0]).scale
+
+
 def _linear_operator_instances():
-    identity = tfd.MultivariateNormalDiag([0.0, 0.0]).scale  # a LinearOperator, without importing TensorFlow here
     return {
-        "MultivariateNormalLinearOperator": lambda: tfd.MultivariateNormalLinearOperator([0.0, 0.0], identity),
-        "MultivariateStudentTLinearOperator": lambda: tfd.MultivariateStudentTLinearOperator(3.0, [0.0, 0.0], identity),
+        "MultivariateNormalLinearOperator": lambda: tfd.MultivariateNormalLinearOperator([0.0, 0.0], _identity()),
+        "MultivariateStudentTLinearOperator": lambda: tfd.MultivariateStudentTLinearOperator(
+            3.0, [0.0, 0.0], _identity()),
     }
 
 
