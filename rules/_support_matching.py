@@ -24,6 +24,7 @@ from elbolint.resolver import Flow
 from elbolint.rule import Rule
 from elbolint.rules._support_models import PARTIAL, Joint, ModelReader, Part, pinned
 from elbolint.rules._support_reading import RuleReader, string
+from elbolint.walk import children
 
 _DENSITY_METHODS = frozenset({"log_prob", "unnormalized_log_prob"})
 _BUILTIN_SEQUENCES = ("list", "tuple")
@@ -361,7 +362,7 @@ def _calls_in(bodies: list) -> list[cst.Call]:
             continue
         if isinstance(node, cst.Call):
             found.append(node)
-        stack.extend(reversed(node.children))
+        stack.extend(reversed(children(node)))  # (CSTNode.children without rebuilding the node)
     return found
 
 
@@ -384,5 +385,5 @@ def _assigned_names(body: cst.CSTNode) -> set[str]:
         for target in targets:
             for inner in target_names(target):
                 names.add(inner)
-        stack.extend(node.children)
+        stack.extend(children(node))
     return names

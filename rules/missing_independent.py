@@ -23,6 +23,7 @@ from elbolint.names import TFD, TFP, names_in
 from elbolint.resolver import Flow
 from elbolint.rule import Rule
 from elbolint.triage import last_parts
+from elbolint.walk import children
 from elbolint.rules._independent_shapes import SCALAR_EVENT, ShapeReader
 from elbolint.rules._tfp import distribution_arguments, distribution_name, first_argument
 
@@ -426,7 +427,7 @@ class MissingIndependent(Rule):
             if isinstance(current, cst.Attribute):
                 stack.append(current.value)
                 continue
-            stack.extend(current.children)
+            stack.extend(children(current))  # (CSTNode.children without rebuilding the node)
         return found
 
     def _target(self, flow: Flow, reason: str) -> None:

@@ -16,7 +16,7 @@ import libcst as cst
 
 from elbolint.analyses.gradient_flow import CLIPPED, PARAMETER, GradientFlow
 from elbolint.analyses.mentions import Mentions
-from elbolint.analyses.project import KNOWN_PACKAGES, project_module_does_vi
+from elbolint.analyses.project import KNOWN_PACKAGES, ProjectModules
 from elbolint.analyses.vi_context import PLAIN, UNKNOWN, VARIATIONAL, VIContext, combine_kinds
 from elbolint.analysis import FileAnalysis
 from elbolint.cst_helpers import argument, positional_names, target_names
@@ -89,7 +89,8 @@ class OptimizerRoles(FileAnalysis):
     def __init__(self, resolver: Resolver, analyses=None, path=None) -> None:
         super().__init__(resolver, analyses or {}, path)
         self._return_kinds: dict[str, str] = {}
-        self.vi = VIContext(resolver, self._return_kinds, lambda module: project_module_does_vi(self.path, module))
+        self._project = ProjectModules(self.path)  # (what the file's folders hold, asked once)
+        self.vi = VIContext(resolver, self._return_kinds, self._project.does_vi)
         self._models = self.vi.models
         self._optimizers = BranchScopes(frozenset.union, frozenset())  # name -> optimizer references
         self.gradients = GradientFlow(resolver)  # names' and returns' gradient-flow bits
@@ -234,7 +235,7 @@ class OptimizerRoles(FileAnalysis):
         to VI (see HANDED_OFF, HANDED_TO_VI)."""
         if not names or any(name.split(".")[0] in KNOWN_PACKAGES for name in names):
             return
-        use = HANDED_TO_VI if project_module_does_vi(self.path, next(iter(names))) else HANDED_OFF
+        use = HANDED_TO_VI if self._project.does_vi(next(iter(names))) else HANDED_OFF
         for arg in node.args:
             if not arg.star:
                 self._use(arg.value, use)

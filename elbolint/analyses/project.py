@@ -30,19 +30,46 @@ def project_module_does_vi(path: Optional[Path], qualified: str) -> bool:
     folders above it) whose own source shows VI. Only that module's file is read (the longest dotted
     prefix that is a file, or a package's `__init__.py`), never a whole package: a GAN imported from
     a package that also has a VAE somewhere is not VI."""
-    parts = qualified.split(".")
-    if path is None or parts[0] in KNOWN_PACKAGES:
-        return False
-    for folder in list(path.resolve().parents)[:4]:
-        if not (folder / f"{parts[0]}.py").exists() and not (folder / parts[0]).is_dir():
-            continue
+    return ProjectModules(path).does_vi(qualified)
+
+
+class ProjectModules:
+    """`project_module_does_vi` for the file at `path`, remembering for the length of one lint of
+    that file where its folders are and which top-level names they hold. Why: a file asks about
+    many names with the same first part (`os.path.join`, `os.makedirs`), and each question
+    resolved the file's path and looked for `os.py` and `os/` in four folders again (thousands of
+    failed stats on a monorepo, profiled). The answers are the function's, asked of the same
+    folders; nothing is kept once the file's analysis is done."""
+
+    def __init__(self, path: Optional[Path]) -> None:
+        self.path = path
+        self._folders: Optional[list[Path]] = None
+        self._homes: dict[str, Optional[Path]] = {}  # first part -> the first folder that has it
+
+    def does_vi(self, qualified: str) -> bool:
+        parts = qualified.split(".")
+        if self.path is None or parts[0] in KNOWN_PACKAGES:
+            return False
+        folder = self._home(parts[0])
+        if folder is None:
+            return False
         for size in range(len(parts), 0, -1):
             base = folder.joinpath(*parts[:size])
             for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
                 if candidate.is_file():
                     return _source_shows_vi(candidate)
         return False
-    return False
+
+    def _home(self, head: str) -> Optional[Path]:
+        if head in self._homes:
+            return self._homes[head]
+        if self._folders is None:
+            assert self.path is not None
+            self._folders = list(self.path.resolve().parents)[:4]
+        home = next((folder for folder in self._folders
+                     if (folder / f"{head}.py").exists() or (folder / head).is_dir()), None)
+        self._homes[head] = home
+        return home
 
 
 @lru_cache(maxsize=256)

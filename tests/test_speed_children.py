@@ -1,0 +1,73 @@
+"""`walk.children` is `CSTNode.children`: the same nodes, in the same order, for every node.
+
+Why: rules that search an expression (which densities a return value uses, which calls a body
+makes) walk it with `children`, and the order matters to them (a search budget, the first match).
+`walk.children` reads the child fields in the order LibCST visits them, learnt once per node class;
+a class that visits a field only when it is set (an f-string expression's format spec) must still
+give LibCST's answer, whichever instance the order was learnt from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from elbolint import walk
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+ODD = [
+    "x = f'{a}' + f'{b:>{width}.{p}}' + f'{c!r:10}' + f'{d=}'\n",
+    "from . import (a, b as c)\nfrom .. m import *\nimport x.y as z\n",
+    "async def f(*, a: int = 1, **k) -> None:\n    async with a as b, c:\n        await d\n"
+    "    return [x async for x in y if x]\n",
+    "match p:\n    case [1, *rest] | {'k': v, **kw} if v:\n        pass\n    case Point(x=0) as q:\n        pass\n",
+    "try:\n    pass\nexcept* (A, B) as e:\n    raise\nelse:\n    pass\nfinally:\n    del x[1:2, ::3]\n",
+    "@d\nclass C[T](B, metaclass=M):\n    x: int = 1\n    type A = list[T]\n"
+    "    def g[U](self, /, a, *b): yield from b\n",
+    "global a; nonlocal_ = lambda x=1, *y, z, **w: (x, y)\nwhile (n := 1) > 0 < 2: break\n",
+]
+
+
+def _walk(module: cst.Module):
+    stack: list[cst.CSTNode] = [module]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(node.children)
+
+
+def _modules() -> list[tuple[str, cst.Module]]:
+    found = []
+    texts = [(str(p.relative_to(FIXTURES)), p.read_text(encoding="utf-8", errors="replace"))
+             for p in sorted(FIXTURES.rglob("*.py"))]
+    texts += [(f"odd_{i}", text) for i, text in enumerate(ODD)]
+    for name, text in texts:
+        try:
+            found.append((name, cst.parse_module(text)))
+        except cst.ParserSyntaxError:
+            continue
+    return found
+
+
+def _same(node: cst.CSTNode) -> bool:
+    fast, slow = walk.children(node), node.children
+    return len(fast) == len(slow) and all(a is b for a, b in zip(fast, slow))
+
+
+def test_children_of_every_node_of_every_fixture() -> None:
+    different = [(name, type(node).__name__) for name, module in _modules() for node in _walk(module)
+                 if not _same(node)]
+    assert different == []
+
+
+@pytest.mark.parametrize("first", ["f'{a}'", "f'{a:>{w}}'"], ids=["plain-first", "format-spec-first"])
+def test_a_field_visited_only_when_set(first: str, monkeypatch) -> None:
+    """Whichever f-string expression teaches the field order, the other kind is answered right."""
+    monkeypatch.setattr(walk, "_CHILD_FIELDS", {})
+    monkeypatch.setattr(walk, "_UNLEARNT", {})
+    for text in (first, "f'{a:>{w}}'", "f'{a}'", "f'{a!r:{w}.{p}}'"):
+        module = cst.parse_module(f"x = {text}\n")
+        assert all(_same(node) for node in _walk(module)), text
