@@ -74,8 +74,6 @@ def supports(visitors: Iterable[cst.BatchableCSTVisitor]) -> bool:
 
 def walk(module: cst.Module, visitors: Iterable[cst.BatchableCSTVisitor]) -> None:
     """Call every visitor's `visit_X` before and `leave_X` after each node's children, in source order."""
-    visit: dict[type, list[Callable]] = {}
-    leave: dict[type, list[Callable]] = {}
     by_name: dict[str, list[Callable]] = {}
     for visitor in visitors:
         for name, function in visitor.get_visitors().items():
@@ -83,34 +81,37 @@ def walk(module: cst.Module, visitors: Iterable[cst.BatchableCSTVisitor]) -> Non
     walk_trivia = any(name.split("_", 1)[1] in _TRIVIA_NAMES for name in by_name)
     # Per class: walk it or not. (isinstance against LibCST's abstract classes is slow.)
     walked: dict[type, bool] = {}
+    # Per class walked: (its visit_X callbacks, its child fields, its leave_X callbacks), made once.
+    plans: dict[type, tuple[list[Callable], tuple[str, ...], list[Callable]]] = {}
 
     def wanted(cls: type) -> bool:
-        answer = walked.get(cls)
-        if answer is None:
-            answer = walked[cls] = issubclass(cls, cst.CSTNode) and (
-                walk_trivia or not issubclass(cls, _TRIVIA))
+        answer = walked[cls] = issubclass(cls, cst.CSTNode) and (walk_trivia or not issubclass(cls, _TRIVIA))
         return answer
-
-    def callbacks(table: dict, prefix: str, cls: type) -> list[Callable]:
-        found = table.get(cls)
-        if found is None:
-            found = table[cls] = by_name.get(prefix + cls.__name__, [])
-        return found
 
     def go(node: cst.CSTNode) -> None:
         cls = type(node)
-        for function in callbacks(visit, "visit_", cls):
+        plan = plans.get(cls)
+        if plan is None:
+            name = cls.__name__
+            plan = plans[cls] = (by_name.get("visit_" + name, []), _child_fields(node),
+                                 by_name.get("leave_" + name, []))
+        visits, fields, leaves = plan
+        for function in visits:
             function(node)
-        for field in _child_fields(node):
+        for field in fields:
             value = getattr(node, field)
             kind = type(value)
             if kind is tuple or kind is list:
                 for item in value:
-                    if wanted(type(item)):
+                    item_kind = type(item)
+                    answer = walked.get(item_kind)
+                    if answer or answer is None and wanted(item_kind):
                         go(item)
-            elif wanted(kind):
-                go(value)
-        for function in callbacks(leave, "leave_", cls):
+            else:
+                answer = walked.get(kind)
+                if answer or answer is None and wanted(kind):
+                    go(value)
+        for function in leaves:
             function(node)
 
     go(module)
