@@ -40,7 +40,7 @@ import ast
 import os
 import re
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, Optional, Sequence, TypeVar, cast
+from typing import Any, Iterable, Optional, Sequence, TypeVar
 
 #: Set (to anything but "" or "0") to parse every prefiltered file with LibCST.
 DISABLE_VARIABLE = "ELBOLINT_NO_TRIAGE"
@@ -76,13 +76,29 @@ class Words:
 
     @classmethod
     def of_text(cls, text: str) -> "Words":
-        return cls(_WORD.findall(text))
+        """The words of `text`. The last text's words are kept: the runner's worker asks them to
+        choose a file's rules (`firing`) and the linter again, for the same text decoded a second
+        time, before the parse (`any_can_fire`)."""
+        last = _last_text
+        if last is not None and last[0] == text:
+            return last[1]
+        words = cls(_WORD.findall(text))
+        _remember(text, words)
+        return words
 
     @property
     def lines(self) -> str:
         if self._lines is None:
             self._lines = "\n".join(self.words)
         return self._lines
+
+
+_last_text: Optional[tuple[str, Words]] = None
+
+
+def _remember(text: str, words: Words) -> None:
+    global _last_text
+    _last_text = (text, words)
 
 
 class _Group:
@@ -166,27 +182,31 @@ def code_words(tree: ast.AST) -> set[str]:
     """Every word of the code: names, attributes, keywords, imports, definitions, and the words of
     string constants, except strings that are a statement by themselves (docstrings: a rule never
     starts from one). Comments are not in the tree. Every string field of every node is read, so
-    no kind of node is forgotten."""
+    no kind of node is forgotten. (Depth first, a node before its children, as ast.walk's nodes but
+    without its generators: an Expr is met before its value.)"""
     words: set[str] = set()
     statements: set[int] = set()  # ids of the constants that are a statement by themselves
-    nodes = cast(Iterator[Any], ast.walk(tree))  # (the node kinds are told apart by `type`, below)
-    for node in nodes:  # breadth first: an Expr is met before its value
+    stack: list[Any] = [tree]  # (the node kinds are told apart by `type`, below)
+    AST, Name, Attribute, Constant, Expr, keyword, Assign = (
+        ast.AST, ast.Name, ast.Attribute, ast.Constant, ast.Expr, ast.keyword, ast.Assign)
+    while stack:
+        node = stack.pop()
         kind = type(node)
-        if kind is ast.Name:
+        if kind is Name:
             words.add(node.id)
-        elif kind is ast.Attribute:
+        elif kind is Attribute:
             words.add(node.attr)
-        elif kind is ast.Constant:
+        elif kind is Constant:
             if type(node.value) is str and id(node) not in statements:
                 words.update(_WORD.findall(node.value))
-        elif kind is ast.Expr:
-            if type(node.value) is ast.Constant:
+        elif kind is Expr:
+            if type(node.value) is Constant:
                 statements.add(id(node.value))
-        elif kind is ast.keyword:
+        elif kind is keyword:
             if node.arg is not None:
                 words.update((node.arg, "keyword:" + node.arg))
-        elif kind is ast.Assign:
-            words.update("target:" + target.id for target in node.targets if type(target) is ast.Name)
+        elif kind is Assign:
+            words.update("target:" + target.id for target in node.targets if type(target) is Name)
             if node.type_comment:
                 words.update(_WORD.findall(node.type_comment))
         else:
@@ -198,4 +218,10 @@ def code_words(tree: ast.AST) -> set[str]:
                     for item in value:
                         if type(item) is str:
                             words.update(_WORD.findall(item))
+        for field in kind._fields:  # the children, as ast.iter_child_nodes finds them
+            value = getattr(node, field, None)
+            if isinstance(value, AST):
+                stack.append(value)
+            elif isinstance(value, list):
+                stack.extend(item for item in value if isinstance(item, AST))
     return words
