@@ -55,6 +55,7 @@ import errno
 import faulthandler
 import json
 import os
+import re
 import resource
 import select
 import shutil
@@ -70,6 +71,12 @@ KEEP_OUTPUT = 4096  # bytes of the child's output kept (the tail) for reports
 #: RLIMIT_FSIZE of the model: the largest single file (MiB) it may write. Big enough for checkpoints
 #: and logs of the small models dynamic mode runs; `run_in_child(file_size_mib=...)` overrides it.
 FILE_SIZE_MIB = 1024
+#: The signal that makes a model write its Python stacks (faulthandler), and how long the worker waits
+#: for them before it kills a model that timed out.
+WHERE_SIGNAL, WHERE_SECONDS = signal.SIGUSR1, 0.5
+_STACK_START = b"(most recent call first):"
+WHERE_QUIET = 0.1  # seconds without output after the dump began: it is complete
+_FRAME = re.compile(r'^\s*File "([^"]*)", line (\d+) in ', re.M)
 KILL_SECONDS = 5.0  # how long the worker keeps killing a tree that keeps producing processes
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -228,6 +235,8 @@ def _supervise(child: _Child, timeout: float, output_limit: int) -> _Watched:
             if watched.output_bytes > output_limit:
                 watched.killed_for = "output"
                 break
+        if watched.killed_for == "timeout":
+            _ask_where(child, watched)
         if watched.killed_for:
             _kill_tree(child.keeper, child.tracked[1])
         _wait(child.keeper, max(deadline, time.monotonic()) + KILL_SECONDS)
@@ -237,6 +246,42 @@ def _supervise(child: _Child, timeout: float, output_limit: int) -> _Watched:
             os.close(fd)
         shutil.rmtree(child.workdir, ignore_errors=True)
     return watched
+
+
+def _ask_where(child: _Child, watched: _Watched) -> None:
+    """Before a timed-out model is killed: WHERE_SIGNAL makes it write its Python stacks (faulthandler,
+    registered in `_model`) to its output, read here for at most WHERE_SECONDS."""
+    model = child.tracked[1]
+    if model is None:
+        return
+    try:
+        os.kill(model, WHERE_SIGNAL)
+    except (ProcessLookupError, PermissionError):
+        return
+    until, started = time.monotonic() + WHERE_SECONDS, False
+    while time.monotonic() < until:  # until the dump has been written (quiet for a moment) or time is up
+        wait = min(WHERE_QUIET, until - time.monotonic()) if started else until - time.monotonic()
+        ready, _, _ = select.select([child.output_read], [], [], max(0.0, wait))
+        if not ready:
+            if started:
+                break
+            continue
+        data = os.read(child.output_read, 1 << 16)
+        if not data:
+            break
+        _take(child, watched, child.output_read, data)
+        started = started or _STACK_START in bytes(watched.tail)
+
+
+def where_it_hung(output_tail: str) -> tuple[str, list[tuple[str, int]]]:
+    """The output without the stack dump `_ask_where` asked for, and the dump's frames ([(file, line)],
+    innermost first, every thread's), [] when there is none."""
+    start = output_tail.find(_STACK_START.decode())
+    if start < 0:
+        return output_tail, []
+    head = output_tail.rfind("\n", 0, start) + 1  # the dump's first line ("Current thread 0x... (most ...")
+    frames = [(name, int(line)) for name, line in _FRAME.findall(output_tail[head:])]
+    return output_tail[:head], frames
 
 
 def _take(child: _Child, watched: _Watched, fd: int, data: bytes) -> None:
@@ -264,8 +309,12 @@ def _collect(watched: _Watched, elapsed: float, *, timeout: float, memory_mib: i
     result (with its output tail and time), else a failure saying how the model process died."""
     output_tail = watched.tail.decode("utf-8", "replace")
     if watched.killed_for == "timeout":
-        return _failed("timeout", f"timeout after {timeout:g} s (the model did not finish; "
-                                  "raise --dynamic-timeout if it is just slow)", output_tail, elapsed)
+        output_tail, frames = where_it_hung(output_tail)
+        failed = _failed("timeout", f"timeout after {timeout:g} s (the model did not finish; "
+                                    "raise --dynamic-timeout if it is just slow)", output_tail, elapsed)
+        if frames:
+            failed["failure"]["frames"] = frames
+        return failed
     if watched.killed_for == "output":
         return _failed("output", f"output truncated: the model wrote more than {output_limit // 1024} KiB "
                                  "to stdout/stderr and was stopped", output_tail, elapsed)
@@ -371,6 +420,9 @@ def _model(function, argument, memory_mib: int, file_size_mib: int, workdir: str
         # A crash report goes to the captured output, not to a descriptor inherited from the
         # parent (pytest points faulthandler at its own copy of the terminal).
         faulthandler.enable(file=sys.stderr)
+        # On a timeout the worker asks for the Python stacks before it kills the model (_ask_where):
+        # the report can then say which line of the program was running instead of pointing at line 1.
+        faulthandler.register(WHERE_SIGNAL, file=sys.stderr, all_threads=True)
         cap = address_space() + memory_mib * 1024 * 1024
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard == resource.RLIM_INFINITY or cap <= hard:

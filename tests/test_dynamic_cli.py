@@ -146,6 +146,15 @@ def test_sandbox_failures_are_elb100_with_reason(run, name, reason):
     assert list(found) == ["ELB100"] and reason in found["ELB100"][0]
 
 
+def test_a_timeout_is_reported_at_the_line_the_program_was_running(run):
+    """The sandbox asks a timed-out model for its stacks before killing it: the row is at the endless
+    loop (line 4 of the fixture), not at line 1."""
+    rows, _ = run
+    [row] = [r for r in rows if r["filename"].endswith("/sandbox_hang.py")]
+    assert row["code"] == "ELB100" and row["location"]["row"] == 4
+    assert f"timeout after {TIMEOUT} s, running line 4 (the model did not finish" in row["message"]
+
+
 # ---------------------------------------------------------------- models without a fit
 def test_jds_without_fit_is_confirmed_by_sampling(run):
     """The snippet runs natively (it never samples its model); sampling it confirms ELB005 with TFP's

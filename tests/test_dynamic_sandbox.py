@@ -37,6 +37,23 @@ def test_timeout():
     result = run(hang, timeout=1.0)
     assert result["failure"]["kind"] == "timeout" and "timeout after 1 s" in result["failure"]["message"]
     assert time.monotonic() - started < 4
+    # the stacks were asked for before the kill: the hanging line of this file, innermost first
+    frames = result["failure"]["frames"]
+    lines = {at for name, at in frames if name == __file__}
+    assert lines & {hang.__code__.co_firstlineno + 1, hang.__code__.co_firstlineno + 2}  # the loop or its sleep
+    assert "most recent call first" not in result["failure"]["output_tail"]
+
+
+def test_a_timed_out_run_is_placed_at_the_users_line():
+    from elbolint.dynamic.process.worker import where_it_hung
+
+    frames = [("/lib/tf.py", 10), ("/u/model.py", 7), ("/u/model.py", 30)]
+    placed = where_it_hung({"failure": {"kind": "timeout", "message": "timeout after 9 s (the model did not finish; "
+                                        "raise --dynamic-timeout if it is just slow)", "frames": frames}}, "/u/model.py")
+    assert placed["failure"]["line"] == 7 and "frames" not in placed["failure"]
+    assert placed["failure"]["message"].startswith("timeout after 9 s, running line 7 (the model did not finish")
+    elsewhere = where_it_hung({"failure": {"kind": "timeout", "message": "m", "frames": frames[:1]}}, "/u/model.py")
+    assert elsewhere["failure"] == {"kind": "timeout", "message": "m"}
 
 
 def test_os_exit_and_segfault_and_flood():

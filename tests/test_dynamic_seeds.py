@@ -388,6 +388,50 @@ def test_elb110_for_finite_runs_only_when_clipping_ends_clearly_better():
     assert "ELB110" not in [f["code"] for f in classify_seeds(fit_trace(same))]
 
 
+def test_a_counterfactual_over_two_seeds_confirms_nothing_and_clears_nothing():
+    """Two re-run seeds that stayed finite are a 1-in-4 chance for a fix that prevents the NaN in half the
+    seeds only (measured natively: a 10x smaller rate still NaNs in 5 of 10 seeds): no ELB110, and the huge
+    gradient norm is not dropped as harmless either."""
+    runs = [run_record(nan_at(3), norm=5e4, seed=k) for k in range(2)]
+    runs[0]["counterfactual"] = clipped_runs([True, True])
+    codes = [f["code"] for f in classify_seeds(fit_trace(runs))]
+    assert "ELB110" not in codes and "ELB107" in codes
+    finite = [run_record([12.5] * 100, norm=1e5)]
+    finite[0]["counterfactual"] = clipped_runs([True], [12.4])  # no better, but one pair of seeds says nothing
+    assert "ELB107" in [f["code"] for f in classify_seeds(fit_trace(finite))]
+    runs[0]["counterfactual"] = clipped_runs([True])  # a program that fixes its own draws: one run is all
+    fixed = dict(fit_trace(runs[:1]), replays={"ran": 2, "seconds": 1.0, "skipped": [], "fixed_draws": True})
+    assert "ELB110" in [f["code"] for f in classify_seeds(fixed)]
+
+
+def test_a_counterfactual_over_more_seeds_than_the_runs_compares_shares():
+    """Two runs that both went NaN, re-run clipped over three seeds: none non-finite confirms, one does not."""
+    runs = [run_record(nan_at(3), seed=k) for k in range(2)]
+    runs[0]["counterfactual"] = clipped_runs([True, True, True])
+    [elb110] = [f for f in classify_seeds(fit_trace(runs)) if f["code"] == "ELB110"]
+    assert elb110["message"] == ("re-run with gradients clipped to norm 1: the loss goes non-finite in 0 of 3 seeds "
+                                 "(unclipped: 2 of 2)")
+    assert elb110["evidence"]["of"] == 3 and elb110["evidence"]["of_unclipped"] == 2
+    runs[0]["counterfactual"] = clipped_runs([True, False, True])
+    assert "ELB110" not in [f["code"] for f in classify_seeds(fit_trace(runs))]
+
+
+def test_a_learning_rate_finding_with_a_two_seed_rerun_says_too_few_seeds():
+    from elbolint.dynamic.parent.report import _counterfactual_note
+
+    runs = [run_record(nan_at(3), seed=k) for k in range(2)]
+    runs[0]["smaller_rate"] = {"learning_rate": 0.5, "smaller": 0.05, "factor": 10.0,
+                               "runs": clipped_runs([True, True])["runs"]}
+    trace = fit_trace(runs)
+    assert "ELB112" not in [f["code"] for f in classify_seeds(trace)]
+    assert _counterfactual_note(("ELB112",), trace) == (
+        "; the smaller-rate re-run covered 2 seeds only (0 non-finite): too few to show the cause "
+        "(at least 3 are needed)")
+    runs[0]["smaller_rate"]["runs"] = clipped_runs([True, False, False])["runs"]
+    assert _counterfactual_note(("ELB112",), trace).startswith(
+        "; re-run at learning rate 0.05 (10x smaller than 0.5), the loss still goes non-finite in 2 of 3 seeds")
+
+
 def test_missing_clipping_is_confirmed_only_by_the_counterfactual_where_one_ran():
     result = _results(README_EXAMPLE)
     nan_runs = [run_record(nan_at(3), seed=k) for k in range(4)]

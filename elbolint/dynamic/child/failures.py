@@ -103,7 +103,7 @@ def raised_by_elbolint(error: BaseException) -> bool:
     return bool(frames) and os.path.abspath(frames[-1].filename).startswith(package + os.sep)
 
 
-_NOTEBOOK_MODULE = re.compile(r"^elbolint_notebook_[0-9]+\.py$")
+NOTEBOOK_MODULE = re.compile(r"^elbolint_notebook_[0-9]+\.py$")
 
 
 def user_failure(error: BaseException, path: str, fallback_line: Optional[int] = None) -> dict:
@@ -112,7 +112,7 @@ def user_failure(error: BaseException, path: str, fallback_line: Optional[int] =
     line = user_line(error, path) or fallback_line
     text = exception_text(error)
     name = os.path.basename(path)
-    if _NOTEBOOK_MODULE.match(name):  # a notebook's scratch module: the row's cell:line says where
+    if NOTEBOOK_MODULE.match(name):  # a notebook's scratch module: the row's cell:line says where
         where = "the notebook fails on its own"
     else:
         where = f"the program fails on its own at {name}:{line}" if line else \

@@ -28,7 +28,7 @@ from elbolint.dynamic.child.optimizers import (COUNTERFACTUAL_CLIPNORM, RATE_COU
                                                RATE_COUNTERFACTUAL_FROM, clipping_of, constant_learning_rate,
                                                copy_optimizer, maybe_clipped, optimizer_variables, rate_variable)
 from elbolint.dynamic.child.reference import _estimate_graph
-from elbolint.dynamic.verdicts.seeds import final_loss, finite_run, rate_unstable, unstable
+from elbolint.dynamic.verdicts.seeds import counterfactual_seeds, final_loss, finite_run, rate_unstable, unstable
 
 
 def original_fit():
@@ -295,28 +295,42 @@ class _Runner:
                 break
             _assign(state, initial)
             runs.append(self._one(function, seed, budget, estimate, strict=False))
+        extra_until = cut_at if cut_at is not None else deadline
         if self.clip is not None and unstable(runs, self.exploding):
             if deadline is not None and time.monotonic() > deadline:
                 skipped.append("clipping counterfactual skipped: 40 % of the per-file timeout is spent")
                 self.counterfactual_wanted = False
             else:
-                self.counterfactual = self._clipped_runs(function, state, initial, budget, len(runs))
+                self.counterfactual = self._clipped_runs(function, state, initial, budget,
+                                                         self._rerun_seeds(runs, extra_until))
         if self.rate is not None and self.rate >= RATE_COUNTERFACTUAL_FROM \
                 and (self.rate_flagged or rate_unstable(runs, self.exploding, *self.diverging)):
             if deadline is not None and time.monotonic() > deadline:
                 skipped.append("smaller-rate counterfactual skipped: 40 % of the per-file timeout is spent")
             else:
-                self.smaller_rate = self._smaller_rate_runs(function, state, initial, budget, len(runs),
-                                                            recording.inner, skipped)
+                self.smaller_rate = self._smaller_rate_runs(function, state, initial, budget,
+                                                            self._rerun_seeds(runs, extra_until), recording.inner,
+                                                            skipped)
         _assign(state, finals)  # the surrogate as the user's own fit (first seed) left it
         return runs, first.pop("result")
 
-    def _clipped_runs(self, function, state, initial, budget: int, seeds: int) -> dict:
+    @staticmethod
+    def _rerun_seeds(runs: list, extra_until: Optional[float]):
+        """The seeds a counterfactual re-runs (seeds.counterfactual_seeds): the runs' own, then the extra
+        ones it needs to show anything, each only while `extra_until` has not passed (a slow fit whose
+        seeds were cut by the time budget must not time out in its re-runs: fewer re-runs confirm
+        nothing, and the verdict says so)."""
+        for seed in range(counterfactual_seeds(runs)):
+            if seed >= len(runs) and extra_until is not None and time.monotonic() > extra_until:
+                return
+            yield seed
+
+    def _clipped_runs(self, function, state, initial, budget: int, seeds) -> dict:
         """The same seeds again with the gradients clipped (what ELB003 suggests): does the fix fix it?"""
         self.clip.assign(True)
         clipped = []
         try:
-            for seed in range(seeds):
+            for seed in seeds:
                 _assign(state, initial)
                 record = self._one(function, seed, budget, None, strict=False)
                 clipped.append({"seed": seed, "finite": finite_run(record["loss"]),
@@ -325,7 +339,7 @@ class _Runner:
             self.clip.assign(False)
         return {"clipnorm": COUNTERFACTUAL_CLIPNORM, "runs": clipped}
 
-    def _smaller_rate_runs(self, function, state, initial, budget: int, seeds: int, optimizer,
+    def _smaller_rate_runs(self, function, state, initial, budget: int, seeds, optimizer,
                            skipped: list) -> Optional[dict]:
         """The same seeds again with the same optimizer copy (same class and config, fresh state) at a
         RATE_COUNTERFACTUAL_FACTOR times smaller learning rate, everything else unchanged (what ELB009
@@ -339,7 +353,7 @@ class _Runner:
         smaller = cast(float, self.rate) / RATE_COUNTERFACTUAL_FACTOR  # run() calls this only with a rate
         reruns = []
         try:
-            for seed in range(seeds):
+            for seed in seeds:
                 _assign(state, initial)  # (Keras 3 keeps its rate among its variables: set it after)
                 variable.assign(smaller)
                 if abs(float(variable.numpy()) - smaller) > 1e-6 * smaller:

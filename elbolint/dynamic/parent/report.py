@@ -25,7 +25,8 @@ from elbolint.dynamic.verdicts.classify import SANDBOX_KINDS, trace_summary
 from elbolint.dynamic.verdicts.confirmation import Policy, frozen_parameter, identities, owns, policy, subject
 from elbolint.dynamic.verdicts.contract import checking, problems, verdict_problems
 from elbolint.dynamic.verdicts.pathologies import COUNTERFACTUAL, COUNTERFACTUAL_KEYS, PATHOLOGIES
-from elbolint.dynamic.verdicts.seeds import TRAJECTORY, classify_seeds, coverage
+from elbolint.dynamic.verdicts.seeds import (MIN_PAIRED_SEEDS, TRAJECTORY, classify_seeds, counterfactual_seeds,
+                                             coverage, too_few_seeds)
 from elbolint.dynamic.verdicts.support import CODE as SUPPORT_CODE
 from elbolint.dynamic.verdicts.support import not_reproduced as support_not_reproduced
 from elbolint.registry import all_rules
@@ -218,7 +219,12 @@ def _counterfactual_note(codes: tuple, trace: dict) -> str:
             continue
         runs = rerun["runs"]
         bad = sum(1 for run in runs if not run.get("finite"))
-        if code == "ELB112":
+        if too_few_seeds(trace, runs):
+            needed = counterfactual_seeds(trace.get("seeds") or [fit]) or MIN_PAIRED_SEEDS  # (never fixed draws)
+            notes.append(f"; the {_REPLAYS[code]} re-run covered {len(runs)} seed"
+                         f"{'s' if len(runs) != 1 else ''} only ({bad} non-finite): too few to show the cause "
+                         f"(at least {needed} are needed)")
+        elif code == "ELB112":
             head = (f"re-run at learning rate {rerun.get('smaller', 0):g} ({rerun.get('factor', 10):g}x smaller "
                     f"than {rerun.get('learning_rate', 0):g})")
             notes.append(f"; {head}, the loss still goes non-finite in {bad} of {len(runs)} seeds: the smaller "

@@ -22,7 +22,8 @@ every kind of run by the same rules:
 A replay counts only when it recorded the same run (same driver, same training-site line) and, for a
 counterfactual, when the variant really changed something (steps clipped; the rate set). Everything
 stays inside the per-file timeout: a replay starts only when the time left covers what the first run
-took, runs with the time left as its own limit, and what did not fit is listed in `replays.skipped`
+took without its reference fits (once a replay has run, what the longest replay took), runs with the
+time left as its own limit, and what did not fit is listed in `replays.skipped`
 (the verdict then rests on fewer seeds, and says so). Replays skip the reference fit (it judges the
 first run only).
 """
@@ -53,12 +54,12 @@ def run_with_replays(job: dict, run: Callable[[dict, float], dict]) -> dict:
     if not _replayable(trace):
         return trace
     first = trace["fit"]
-    took = max(float(trace.get("seconds") or 0.0), time.monotonic() - started)
+    took = _own_seconds(trace, max(float(trace.get("seconds") or 0.0), time.monotonic() - started))
     session = _Session(job, run, started + timeout, took, trace)
     flagged = set(settings.get("flagged_codes") or [])
     rate = first.get("learning_rate")
     from elbolint.dynamic.child.optimizers import RATE_COUNTERFACTUAL_FROM
-    from elbolint.dynamic.verdicts.seeds import unstable
+    from elbolint.dynamic.verdicts.seeds import MIN_PAIRED_SEEDS, counterfactual_seeds, unstable
 
     clip_wanted = "ELB003" in flagged and not first.get("clipping")
     rate_wanted = "ELB009" in flagged and isinstance(rate, (int, float)) and rate >= RATE_COUNTERFACTUAL_FROM
@@ -72,6 +73,7 @@ def run_with_replays(job: dict, run: Callable[[dict, float], dict]) -> dict:
         if _same_steps(replay, first):
             session.note(f"seed {seed} repeated seed 0 exactly: the program fixes its own random draws, "
                          "so its runs are one seed")
+            session.fixed_draws = True
             break
         runs.append(dict(replay, seed=seed))
     if len(runs) > 1:
@@ -80,12 +82,17 @@ def run_with_replays(job: dict, run: Callable[[dict, float], dict]) -> dict:
     exploding = float(thresholds.get("exploding_gradient_norm", 1000.0))
     records = [_steps(r) for r in runs]
     steps = _counterfactual_steps(records, int(trace.get("budget") or settings["steps"]))
+    cf_seeds = counterfactual_seeds(records, session.fixed_draws)  # (fewer would confirm nothing)
+    if (clip_wanted or rate_wanted) and not cf_seeds:
+        session.note(f"{'clipped' if clip_wanted else 'smaller-rate'} re-run not made: the program's own run "
+                     f"ended finite in {len(runs)} seed only, and comparing where runs end needs "
+                     f"{MIN_PAIRED_SEEDS} seeds")
     if clip_wanted and unstable(records, exploding):
-        reruns = session.counterfactual({"clip": CLIP_NORM}, len(runs), "clipped", _clipped, steps)
+        reruns = session.counterfactual({"clip": CLIP_NORM}, cf_seeds, "clipped", _clipped, steps)
         if reruns:
             first["counterfactual"] = {"clipnorm": CLIP_NORM, "runs": reruns}
     if rate_wanted:  # ELB009 is a finding of the file: a stuck fit is its symptom too, not only an unstable one
-        reruns = session.counterfactual({"rate_factor": RATE_FACTOR}, len(runs), "smaller-rate", _slowed, steps)
+        reruns = session.counterfactual({"rate_factor": RATE_FACTOR}, cf_seeds, "smaller-rate", _slowed, steps)
         if reruns:
             first["smaller_rate"] = {"learning_rate": rate, "smaller": rate / RATE_FACTOR, "factor": RATE_FACTOR,
                                      "runs": reruns}
@@ -104,6 +111,10 @@ class _Session:
         self.ran = 0
         self.seconds = 0.0
         self.skipped: list[str] = []
+        self.fixed_draws = False  # a seed's replay repeated the first run exactly
+        # the longest whole replay so far: the first run also fitted the reference and may have been
+        # slowed by a cold start, so once a replay has run, the next is expected to take what it took
+        self.replay_took: Optional[float] = None
 
     def note(self, text: str) -> None:
         self.skipped.append(text)
@@ -119,10 +130,11 @@ class _Session:
         run recorded)."""
         now = time.monotonic()
         left = min(self.deadline, until or self.deadline) - now
-        expected = self.took * (min(1.0, steps / self.steps) if steps and self.steps else 1.0)
+        took, what = (self.replay_took, "a replay") if self.replay_took is not None else (self.took, "the first run")
+        expected = took * (min(1.0, steps / self.steps) if steps and self.steps else 1.0)
         if left < expected * 1.2 + 1.0:
-            self.note(f"{name} not run: the per-file timeout left {max(left, 0):.0f} s for it, the first run "
-                      f"took {self.took:.0f} s")
+            self.note(f"{name} not run: the per-file timeout left {max(left, 0):.0f} s for it, {what} "
+                      f"took {took:.0f} s")
             return None
         settings = dict(self.job["settings"], reference=False, timeout=self.deadline - now,  # its own time budget
                         replay=True)
@@ -132,6 +144,8 @@ class _Session:
         trace = self.run(dict(self.job, settings=settings, variant=variant), self.deadline - now)
         self.seconds += time.monotonic() - started
         self.ran += 1
+        if not steps or steps >= self.steps:  # a whole replay: what the next one will take (no reference fit)
+            self.replay_took = max(self.replay_took or 0.0, time.monotonic() - started)
         site = (trace.get("site") or {}).get("line", trace.get("line"))
         if trace.get("failure") and not (trace.get("fit") or {}).get("loss"):
             self.note(f"{name}: the replay failed ({(trace['failure'].get('message') or '')[:120]})")
@@ -165,7 +179,21 @@ class _Session:
         return reruns
 
     def summary(self) -> dict:
-        return {"ran": self.ran, "seconds": round(self.seconds, 2), "skipped": self.skipped}
+        summary = {"ran": self.ran, "seconds": round(self.seconds, 2), "skipped": self.skipped}
+        return dict(summary, fixed_draws=True) if self.fixed_draws else summary
+
+
+def _own_seconds(trace: dict, wall: float) -> float:
+    """What a replay of the first run is expected to take: its wall time without the reference fits
+    only the first run makes (the default surrogate's, the full-rank and flow references: measured, 10 s
+    of a loop's 19 s first run, which left no time for a second seed), never less than its steps took."""
+    def seconds(part) -> float:
+        value = part.get("seconds") if isinstance(part, dict) else None
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    richer = trace.get("richer")
+    extras = seconds(trace.get("reference")) + seconds(richer) + seconds((richer or {}).get("flow"))
+    return max(wall - extras, seconds(trace.get("fit")))
 
 
 def _replayable(trace: dict) -> bool:

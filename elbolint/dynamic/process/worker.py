@@ -111,8 +111,8 @@ def main() -> int:
         settings = job["settings"]
         # The model runs in a temporary working directory (see sandbox.py): resolve its path here.
         def run(one: dict, timeout: float, settings=settings) -> dict:
-            return run_in_child(run_file, one, timeout=timeout, memory_mib=int(settings["memory_mib"]),
-                                output_limit=int(settings["output_limit_kib"]) * 1024)
+            return where_it_hung(run_in_child(run_file, one, timeout=timeout, memory_mib=int(settings["memory_mib"]),
+                                              output_limit=int(settings["output_limit_kib"]) * 1024), one["path"])
 
         # each flagged training site's run, then its replays (several seeds, the findings' fixes), all
         # within the file's timeout
@@ -123,6 +123,24 @@ def main() -> int:
         protocol.write(json.dumps(result) + "\n")
         protocol.flush()
     return 0
+
+
+def where_it_hung(result: dict, path: str) -> dict:
+    """A run killed for its timeout, at the line of the user's file it was running (the innermost frame
+    of `path` in the stacks the sandbox asked for, sandbox._ask_where): its ELB100 row goes there
+    instead of line 1, and says so."""
+    failure = result.get("failure") or {}
+    frames = failure.pop("frames", None) or []
+    if failure.get("kind") != "timeout" or failure.get("line"):
+        return result
+    line = next((at for name, at in frames if os.path.abspath(name) == path), None)
+    if line is not None:
+        failure["line"] = line
+        from elbolint.dynamic.child.failures import NOTEBOOK_MODULE
+
+        if not NOTEBOOK_MODULE.match(os.path.basename(path)):  # a notebook's row says its cell:line itself
+            failure["message"] = failure["message"].replace(" (the model", f", running line {line} (the model", 1)
+    return result
 
 
 if __name__ == "__main__":

@@ -240,11 +240,15 @@ class TimeCut(TypedDict):
     seconds: Number
 
 
-class Replays(TypedDict):
-    """The program's replays (replays.py): how many ran, their time, what was left out and why."""
+class _ReplaysRan(TypedDict):
     ran: int
     seconds: Number
     skipped: list[str]
+
+
+class Replays(_ReplaysRan, total=False):
+    """The program's replays (replays.py): how many ran, their time, what was left out and why."""
+    fixed_draws: bool  # seed 1 repeated seed 0: the program fixes its own draws, one run is all
 
 
 class Unreached(TypedDict):
