@@ -46,24 +46,9 @@ def _visible(driver, selector):
     return [e for e in driver.find_elements("css selector", selector) if e.is_displayed()]
 
 
-def test_the_report_renders_every_finding_and_curve_and_filters(browser, tmp_path):
-    from elbolint.reporters import html
-
-    diagnostics, evidence = judged()
-    page = html.render(diagnostics, evidence)
-    report = tmp_path / "report.html"
-    report.write_text(page, encoding="utf-8")
-    browser.get(report.as_uri())
-    total = len(diagnostics)
-    curves = page.count('<svg class="curve"')
-    assert total >= 4 and curves >= 4
-    assert browser.find_element("id", "filters").is_displayed()  # the script revealed the filters
-    assert len(browser.find_elements("css selector", "details.finding")) == total
-
-    browser.find_element("id", "expand").click()
-    assert len(_visible(browser, "details.finding[open]")) == total
-    # every chart is laid out and drawn; one shown again through <use> (a run that judged several
-    # findings) draws the same graphics, its own box on the page
+def _check_charts(browser, curves: int) -> None:
+    """Every chart is laid out and drawn; one shown again through <use> (a run that judged several
+    findings) draws the same graphics, its own box on the page."""
     drawn = browser.execute_script("""
         return Array.from(document.querySelectorAll('svg.curve')).map(function (svg) {
           var box = svg.getBoundingClientRect(), use = svg.querySelector('use');
@@ -89,7 +74,9 @@ def test_the_report_renders_every_finding_and_curve_and_filters(browser, tmp_pat
         return [[a.x, a.y, a.width, a.height], [b.x, b.y, b.width, b.height], frame.getAttribute('fill')];""")
     assert boxes[0] == boxes[1] and boxes[2] == "none"
 
-    # filters: hide one code, then one status; the count follows
+
+def _check_filters(browser, diagnostics, total: int) -> None:
+    """Filters: hide one code, then one status; the page's count and the file's follow."""
     elb001 = [d for d in diagnostics if d.code == "ELB001"]
     browser.find_element("css selector", 'input[name="code"][value="ELB001"]').click()
     assert len(_visible(browser, "details.finding")) == total - len(elb001)
@@ -105,13 +92,36 @@ def test_the_report_renders_every_finding_and_curve_and_filters(browser, tmp_pat
     browser.find_element("css selector", 'input[name="status"][value="observed"]').click()
     assert len(_visible(browser, "details.finding")) == total
 
-    # a finding's rule link opens the rule's explanation
+
+def _check_rule_link(browser) -> None:
+    """A finding's rule link opens the rule's explanation."""
     browser.find_element("id", "collapse").click()
     rule = browser.find_element("id", "rule-ELB001")
     browser.execute_script("arguments[0].open = false", rule)
     browser.find_element("css selector", 'details.finding[data-code="ELB001"] > summary').click()
     browser.find_element("css selector", 'details.finding[data-code="ELB001"] p.rule a').click()
     assert rule.get_attribute("open") is not None and "Why is this bad?" in rule.text
+
+
+def test_the_report_renders_every_finding_and_curve_and_filters(browser, tmp_path):
+    from elbolint.reporters import html
+
+    diagnostics, evidence = judged()
+    page = html.render(diagnostics, evidence)
+    report = tmp_path / "report.html"
+    report.write_text(page, encoding="utf-8")
+    browser.get(report.as_uri())
+    total = len(diagnostics)
+    curves = page.count('<svg class="curve"')
+    assert total >= 4 and curves >= 4
+    assert browser.find_element("id", "filters").is_displayed()  # the script revealed the filters
+    assert len(browser.find_elements("css selector", "details.finding")) == total
+
+    browser.find_element("id", "expand").click()
+    assert len(_visible(browser, "details.finding[open]")) == total
+    _check_charts(browser, curves)
+    _check_filters(browser, diagnostics, total)
+    _check_rule_link(browser)
 
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
