@@ -299,7 +299,8 @@ def test_once_a_replay_ran_the_next_is_expected_to_take_what_it_took(monkeypatch
 def test_a_replay_is_expected_to_take_the_first_run_without_its_reference_fits():
     from elbolint.dynamic.process.replays import _own_seconds
 
-    trace = {"fit": {"seconds": 3.0}, "reference": {"seconds": 2.0}, "richer": {"seconds": 4.0, "flow": {"seconds": 8.0}}}
+    trace = {"fit": {"seconds": 3.0}, "reference": {"seconds": 2.0},
+             "richer": {"seconds": 4.0, "flow": {"seconds": 8.0}}}
     assert _own_seconds(trace, 19.0) == 5.0
     assert _own_seconds(trace, 12.0) == 3.0  # never less than the steps themselves took
     assert _own_seconds({"fit": {}}, 7.5) == 7.5
