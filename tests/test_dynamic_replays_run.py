@@ -21,7 +21,8 @@ DYNAMIC = FIXTURES / "dynamic"
 @pytest.fixture(scope="module")
 def verdicts():
     files = [DYNAMIC / name for name in ("loop_unclipped_sgd_explodes.py", "loop_high_learning_rate.py",
-                                         "keras_high_learning_rate.py", "custom_loop_raw_scale.py")]
+                                         "keras_high_learning_rate.py", "custom_loop_raw_scale.py",
+                                         "loop_two_optimizers.py")]
     completed = subprocess.run([sys.executable, "-m", "elbolint", "--no-cache", "--dynamic", "--dynamic-steps", "80",
                                 "--output-format", "json", *map(str, files)],
                                capture_output=True, text=True, timeout=900)
@@ -63,6 +64,18 @@ def test_a_nan_from_a_raw_scale_is_not_blamed_on_clipping_or_the_rate_when_their
         assert text in verdict["summary"], code
     # the loop passes stateless seeds (seed=[step, 0]): every replay repeats it, so it is one seed
     assert "one run: the program fixes its own random draws" in found["ELB003"]["dynamic"]["summary"]
+
+
+def test_a_loop_with_one_optimizer_per_part_watches_both_parts_and_takes_the_highest_rate(verdicts):
+    """The bias's raw scale is stepped only by the second optimizer of the loop: its own crossing confirms
+    ELB001; the smaller-rate replay of the 0.5 rate still NaNs, so ELB009 is not the cause."""
+    found = verdicts["loop_two_optimizers.py"]
+    elb001 = found["ELB001"]["dynamic"]
+    assert elb001["status"] == "confirmed"
+    assert elb001["summary"].startswith("`scale` of Normal (`b_scale`) reached -")
+    elb009 = found["ELB009"]["dynamic"]
+    assert elb009["status"] == "not-reproduced"
+    assert "re-run at learning rate 0.05 (10x smaller than 0.5), the loss still goes non-finite" in elb009["summary"]
 
 
 def test_a_slow_loop_gets_fewer_steps_not_a_timeout():

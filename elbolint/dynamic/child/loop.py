@@ -97,6 +97,7 @@ class LoopRecorder:
         self.site: dict = {}  # where the run is in the user's file (sites.py)
         self.learning_rate: Optional[float] = None  # the run's optimizer's constant rate, if any
         self.clipping: dict = {}  # the clipping the run's optimizer applies (optimizers.clipping_of)
+        self.optimizers: set[int] = set()  # id() of the optimizers stepping in this run
         self.namespace: dict = {}  # globals of the user's file, where the loop runs
         self.locals: dict[str, Any] = {}  # locals of the user's functions on the stack at the first step
         self._mc_loss: Optional[float] = None
@@ -161,6 +162,8 @@ class LoopRecorder:
                 return recorder._pass_other(original, optimizer, pairs, *args, **kwargs)
             if recorder.steps == 0:
                 recorder._note_site(optimizer)
+            elif id(optimizer) not in recorder.optimizers:
+                recorder._note_optimizer(optimizer)
             recorder._on_step(pairs)
             recorder._depth += 1
             try:
@@ -248,11 +251,28 @@ class LoopRecorder:
 
         self.learning_rate = constant_learning_rate(optimizer)  # for the smaller-rate replay (replays.py)
         self.clipping = clipping_of(optimizer)
+        self.optimizers = {id(optimizer)}
         try:
             self._key = self._run_key()
             self.brief = self._is_brief()
         except Exception:
             self._key, self.brief = ("loop", ()), False
+
+    def _note_optimizer(self, optimizer) -> None:
+        """Another optimizer stepping in the same run (one per part of the surrogate): the run's rate is
+        its highest constant rate (the one a smaller-rate replay is for; the replay slows every optimizer
+        of the run), and the run clips only if every optimizer does."""
+        from elbolint.dynamic.child.optimizers import clipping_of, constant_learning_rate
+
+        self.optimizers.add(id(optimizer))
+        try:
+            rate, clips = constant_learning_rate(optimizer), clipping_of(optimizer)
+        except Exception:
+            return
+        if isinstance(rate, (int, float)) and (self.learning_rate is None or rate > self.learning_rate):
+            self.learning_rate = rate
+        if not clips:
+            self.clipping = {}
 
     # ---------------------------------------------------------- brief runs
     def _run_key(self):
@@ -370,6 +390,7 @@ class LoopRecorder:
         if loss is not None:
             self.loss.append(loss)
         self._mc_loss = self._tape_loss = None
+        fresh = [(g, v) for g, v in pairs if id(v) not in self.always_zero]
         squares = 0.0
         for grad, variable in pairs:
             key = id(variable)
@@ -384,10 +405,13 @@ class LoopRecorder:
             squares += float(np.sum(np.square(values)))
             self.always_zero[key] = self.always_zero[key] and not np.any(values)
         self.grad_norm.append(math.sqrt(squares))
+        from elbolint.dynamic.child.fitting import _minimum
+
         if self.positives is None:
             self.positives = self._find_positives(pairs)
             self.positive = {name: [] for name, _ in self.positives}
-        from elbolint.dynamic.child.fitting import _minimum
+        elif fresh:
+            self._watch_more(fresh, _minimum)
 
         for name, value in self.positives:
             try:
@@ -406,6 +430,27 @@ class LoopRecorder:
             except Exception:
                 found = []
         return found + self._raw_watches(pairs, found)
+
+    def _watch_more(self, fresh: list, minimum) -> None:
+        """Variables a later step updates for the first time (a loop with one optimizer per part of the
+        surrogate steps them in a second `apply_gradients`): their constrained parameters are watched
+        too. Until now nothing updated them, so their minimum at the earlier steps was what it is now."""
+        try:
+            more = self._find_positives(fresh)
+        except Exception:
+            return
+        known = {name for name, _ in self.positives or []}
+        for name, watch in more:
+            if name in known:
+                continue
+            try:
+                before = float(minimum(watch))
+            except Exception:
+                continue
+            assert self.positives is not None
+            self.positives.append((name, watch))
+            self.positive[name] = [before] * (self.steps - 1)  # this step's own value is appended next
+            known.add(name)
 
     def _raw_watches(self, pairs: list, found: list) -> list:
         """Watches on the updated variables a static finding names as a constrained parameter
