@@ -97,8 +97,8 @@ class Rule(BatchableVisitor):
     ) -> None:
         """Report `node`. `fix` is (description, replacement node for `node`).
 
-        Positions are computed after the traversal, and only for files with findings: LibCST's
-        PositionProvider costs twice the parse, and most files have nothing to report.
+        Positions are computed after the traversal, only for files with findings and only for the
+        nodes found on (elbolint/positions.py): most files have nothing to report.
         """
         self.findings.append(Finding(node, message, fix))
 
@@ -110,7 +110,7 @@ class Rule(BatchableVisitor):
             self.report(node, message, fix=fix)
 
     def diagnostics(self, positions: Mapping[cst.CSTNode, Any]) -> list[Diagnostic]:
-        """Turn this rule's findings into Diagnostics, given PositionProvider's results."""
+        """Turn this rule's findings into Diagnostics, given their nodes' ranges (PositionProvider's)."""
         result = []
         for finding in self.findings:
             code_range = positions[finding.node]
