@@ -45,14 +45,34 @@ class _FieldRecorder(cst.CSTVisitor):
             self.fields.append(attribute)
 
 
+#: Classes whose order was learnt from an instance that left a field unset which LibCST visits only when
+#: it is set (an f-string expression's `format_spec`): an instance that sets it teaches the order again.
+_INCOMPLETE: set[type] = set()
+
+
 def _child_fields(node: cst.CSTNode) -> tuple[str, ...]:
     cls = type(node)
     fields = _CHILD_FIELDS.get(cls)
-    if fields is None:
+    if fields is None or cls in _INCOMPLETE and _sets_unlearnt(node, fields):
         recorder = _FieldRecorder()
         node._visit_and_replace_children(recorder)  # LibCST's own order, learnt once per class
         fields = _CHILD_FIELDS[cls] = tuple(recorder.fields)
+        _UNLEARNT.pop(cls, None)
+        if any(getattr(node, f.name, None) is None for f in dataclasses.fields(cls) if f.name not in fields):
+            _INCOMPLETE.add(cls)
+        else:
+            _INCOMPLETE.discard(cls)
     return fields
+
+
+def _sets_unlearnt(node: cst.CSTNode, fields: tuple[str, ...]) -> bool:
+    """`node` sets a child field the order learnt for its class lacks."""
+    for field in dataclasses.fields(type(node)):
+        if field.name not in fields:
+            value = getattr(node, field.name, None)
+            if isinstance(value, cst.CSTNode) or isinstance(value, (tuple, list)) and value:
+                return True
+    return False
 
 
 def supports(visitors: Iterable[cst.BatchableCSTVisitor]) -> bool:
@@ -96,6 +116,8 @@ def walk(module: cst.Module, visitors: Iterable[cst.BatchableCSTVisitor]) -> Non
             plan = plans[cls] = (by_name.get("visit_" + name, []), _child_fields(node),
                                  by_name.get("leave_" + name, []))
         visits, fields, leaves = plan
+        if cls in _INCOMPLETE:  # the order may be learnt again from this node (`_child_fields`)
+            fields = _child_fields(node)
         for function in visits:
             function(node)
         for field in fields:

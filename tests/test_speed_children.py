@@ -71,3 +71,29 @@ def test_a_field_visited_only_when_set(first: str, monkeypatch) -> None:
     for text in (first, "f'{a:>{w}}'", "f'{a}'", "f'{a!r:{w}.{p}}'"):
         module = cst.parse_module(f"x = {text}\n")
         assert all(_same(node) for node in _walk(module)), text
+
+
+def test_walk_visits_a_format_spec_whichever_f_string_the_order_was_learnt_from():
+    """The order of an f-string expression's fields learnt from one without a format spec must not hide
+    the format spec of a later one: the walk then visits what LibCST visits (here `width(3)`), in a
+    fresh process state too (the learnt orders are per process)."""
+    class Calls(cst.BatchableCSTVisitor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def visit_Call(self, node: cst.Call) -> None:
+            self.calls.append(cst.Module([]).code_for_node(node))
+
+    saved = dict(walk._CHILD_FIELDS), set(walk._INCOMPLETE), dict(walk._UNLEARNT)
+    walk._CHILD_FIELDS.pop(cst.FormattedStringExpression, None)
+    walk._INCOMPLETE.discard(cst.FormattedStringExpression)
+    walk._UNLEARNT.pop(cst.FormattedStringExpression, None)
+    try:
+        visitor = Calls()
+        walk.walk(cst.parse_module('a = f"{x}"\nb = f"{x:{width(3)}}"\n'), [visitor])
+        assert visitor.calls == ["width(3)"]
+    finally:
+        walk._CHILD_FIELDS.clear(), walk._CHILD_FIELDS.update(saved[0])
+        walk._INCOMPLETE.clear(), walk._INCOMPLETE.update(saved[1])
+        walk._UNLEARNT.clear(), walk._UNLEARNT.update(saved[2])
