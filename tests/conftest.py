@@ -92,8 +92,11 @@ SLOW_MODULES = {
     "test_dynamic_attribution.py": "some of its checks run models",
     "test_notebooks.py": "one check runs a notebook in dynamic mode",
 }
-#: Single slow tests in otherwise fast modules (by name): Ctrl-C and SIGTERM on 600-file runs, real subprocesses.
-SLOW_TESTS = re.compile(r"ctrl_c|sigterm|real_subprocess|process_pool")
+#: Single slow tests in otherwise fast modules (by name): Ctrl-C and SIGTERM on 600-file runs, real subprocesses,
+#: and the exhaustive equivalence proofs of the speed work (triage vs the full parse on every fixture, positions
+#: and children vs LibCST's on every node of every fixture: about 20 s together, every CI run has them).
+SLOW_TESTS = re.compile(r"ctrl_c|sigterm|real_subprocess|process_pool|fixture_parity|"
+                        r"positions_match_position_provider|every_node_of_every_fixture")
 
 
 def pytest_collection_modifyitems(items):
