@@ -83,11 +83,12 @@ def run_with_replays(job: dict, run: Callable[[dict, float], dict]) -> dict:
     records = [_steps(r) for r in runs]
     steps = _counterfactual_steps(records, int(trace.get("budget") or settings["steps"]))
     cf_seeds = counterfactual_seeds(records, session.fixed_draws)  # (fewer would confirm nothing)
-    if (clip_wanted or rate_wanted) and not cf_seeds:
-        session.note(f"{'clipped' if clip_wanted else 'smaller-rate'} re-run not made: the program's own run "
-                     f"ended finite in {len(runs)} seed only, and comparing where runs end needs "
-                     f"{MIN_PAIRED_SEEDS} seeds")
-    if clip_wanted and unstable(records, exploding):
+    clip_wanted = clip_wanted and unstable(records, exploding)
+    for name, wanted in (("clipped", clip_wanted), ("smaller-rate", rate_wanted)):
+        if wanted and not cf_seeds:
+            session.note(f"{name} re-run not made: the program's own run ended finite in {len(runs)} seed only, "
+                         f"and comparing where runs end needs {MIN_PAIRED_SEEDS} seeds")
+    if clip_wanted:
         reruns = session.counterfactual({"clip": CLIP_NORM}, cf_seeds, "clipped", _clipped, steps)
         if reruns:
             first["counterfactual"] = {"clipnorm": CLIP_NORM, "runs": reruns}
