@@ -273,7 +273,7 @@ def _ask_where(child: _Child, watched: _Watched) -> None:
         started = started or _STACK_START in bytes(watched.tail)
 
 
-def where_it_hung(output_tail: str) -> tuple[str, list[tuple[str, int]]]:
+def split_stack_dump(output_tail: str) -> tuple[str, list[tuple[str, int]]]:
     """The output without the stack dump `_ask_where` asked for, and the dump's frames ([(file, line)],
     innermost first, every thread's), [] when there is none."""
     start = output_tail.find(_STACK_START.decode())
@@ -309,7 +309,7 @@ def _collect(watched: _Watched, elapsed: float, *, timeout: float, memory_mib: i
     result (with its output tail and time), else a failure saying how the model process died."""
     output_tail = watched.tail.decode("utf-8", "replace")
     if watched.killed_for == "timeout":
-        output_tail, frames = where_it_hung(output_tail)
+        output_tail, frames = split_stack_dump(output_tail)
         failed = _failed("timeout", f"timeout after {timeout:g} s (the model did not finish; "
                                     "raise --dynamic-timeout if it is just slow)", output_tail, elapsed)
         if frames:
@@ -528,6 +528,16 @@ def _kill_tree(keeper: int, model: Optional[int]) -> None:
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.005)
+
+
+def running(pid: int) -> bool:
+    """`pid` is a live process, not gone and not a zombie left for init to reap (/proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")
 
 
 def descendants(root: int) -> list[int]:

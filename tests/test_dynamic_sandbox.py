@@ -45,14 +45,14 @@ def test_timeout():
 
 
 def test_a_timed_out_run_is_placed_at_the_users_line():
-    from elbolint.dynamic.process.worker import where_it_hung
+    from elbolint.dynamic.process.worker import at_hanging_line
 
     frames = [("/lib/tf.py", 10), ("/u/model.py", 7), ("/u/model.py", 30)]
     message = "timeout after 9 s (the model did not finish; raise --dynamic-timeout if it is just slow)"
-    placed = where_it_hung({"failure": {"kind": "timeout", "message": message, "frames": frames}}, "/u/model.py")
+    placed = at_hanging_line({"failure": {"kind": "timeout", "message": message, "frames": frames}}, "/u/model.py")
     assert placed["failure"]["line"] == 7 and "frames" not in placed["failure"]
     assert placed["failure"]["message"].startswith("timeout after 9 s, running line 7 (the model did not finish")
-    elsewhere = where_it_hung({"failure": {"kind": "timeout", "message": "m", "frames": frames[:1]}}, "/u/model.py")
+    elsewhere = at_hanging_line({"failure": {"kind": "timeout", "message": "m", "frames": frames[:1]}}, "/u/model.py")
     assert elsewhere["failure"] == {"kind": "timeout", "message": "m"}
 
 

@@ -29,7 +29,7 @@ from typing import IO, Callable, Optional
 
 # Every process below a pid, from /proc: the worker's forked children are process-group leaders, so
 # killing their groups also takes the models' own subprocesses.
-from elbolint.sandbox import descendants
+from elbolint.sandbox import descendants, running
 
 STARTUP_TIMEOUT = 180.0  # importing TF on a cold cache can take a while
 MARGIN = 30.0  # beyond the per-file timeout, for the worker's own bookkeeping
@@ -169,17 +169,8 @@ def remove_workdirs(worker: int) -> None:
 
 def _wait_dead(pids: list[int], deadline: float) -> None:
     """Until `deadline`, poll until none of `pids` runs any more (gone, or a zombie left for init)."""
-    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:].split()[0] not in (b"Z", b"X")
 
 
 def _signal_group(pid: int, number: int) -> None:

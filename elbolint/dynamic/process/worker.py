@@ -111,7 +111,7 @@ def main() -> int:
         settings = job["settings"]
         # The model runs in a temporary working directory (see sandbox.py): resolve its path here.
         def run(one: dict, timeout: float, settings=settings) -> dict:
-            return where_it_hung(run_in_child(run_file, one, timeout=timeout, memory_mib=int(settings["memory_mib"]),
+            return at_hanging_line(run_in_child(run_file, one, timeout=timeout, memory_mib=int(settings["memory_mib"]),
                                               output_limit=int(settings["output_limit_kib"]) * 1024), one["path"])
 
         # each flagged training site's run, then its replays (several seeds, the findings' fixes), all
@@ -125,9 +125,9 @@ def main() -> int:
     return 0
 
 
-def where_it_hung(result: dict, path: str) -> dict:
+def at_hanging_line(result: dict, path: str) -> dict:
     """A run killed for its timeout, at the line of the user's file it was running (the innermost frame
-    of `path` in the stacks the sandbox asked for, sandbox._ask_where): its ELB100 row goes there
+    of `path` in the stacks the sandbox asked for, sandbox._ask_where and split_stack_dump): its ELB100 row goes there
     instead of line 1, and says so."""
     failure = result.get("failure") or {}
     frames = failure.pop("frames", None) or []
