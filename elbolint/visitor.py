@@ -17,7 +17,7 @@ def _visitor_names(cls: type) -> tuple[str, ...]:
     """The `visit_*`/`leave_*` callbacks `cls` really defines, in `dir` order. Only the names the
     class's own bases below LibCST define are looked at: LibCST's visitor classes declare one no-op
     per node type (about 3,400 names, whose `dir` and `getattr` cost 20 ms on a run's first file)."""
-    names = set()
+    names: set[str] = set()
     for klass in cls.__mro__:
         if klass.__module__.startswith("libcst"):
             continue
