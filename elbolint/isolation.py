@@ -226,7 +226,7 @@ def _serve(connection, work, memory_mib: int) -> None:
     """Worker loop: results one file at a time, until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, _exit_on_term)  # so an interrupted --fix still removes its temp file
-    from elbolint.sandbox import die_with_parent
+    from elbolint.prctl import die_with_parent
 
     die_with_parent(signal.SIGTERM)  # a parent killed outright (SIGKILL) must not leave workers running
     _quiet_stderr()

@@ -54,13 +54,16 @@ def all_rules() -> tuple[type[Rule], ...]:
     import importlib
     import pkgutil
 
-    import elbolint.rules as package
+    from elbolint.dataclass_code import generated_code
 
     rules: list[type[Rule]] = []
-    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-        rules.extend(_rules_in_module(importlib.import_module(info.name)))
-    for entry in rule_entry_points():
-        rules.extend(_rules_in_module(entry.load()))
+    with generated_code():  # LibCST's ~200 node classes: elbolint/dataclass_code.py
+        import elbolint.rules as package
+
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            rules.extend(_rules_in_module(importlib.import_module(info.name)))
+        for entry in rule_entry_points():
+            rules.extend(_rules_in_module(entry.load()))
     by_code: dict[str, type[Rule]] = {}
     for rule in rules:
         if rule.code in by_code and by_code[rule.code] is not rule:

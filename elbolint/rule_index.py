@@ -23,15 +23,13 @@ A rule's options (their names and defaults) are not in the index: a configuratio
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
-#: The index files kept side by side (one per fingerprint: checkouts, versions); older ones are removed.
-KEEP = 8
+from elbolint.user_cache import directory, write_atomically
+
 #: Bumped when the file's layout changes.
 FORMAT = 1
 
@@ -108,17 +106,6 @@ def _from_registry() -> Index:
     return Index(tuple(entries))
 
 
-def directory() -> Optional[Path]:
-    """Where index files live: `$XDG_CACHE_HOME/elbolint`, else `~/.cache/elbolint` (None without a home)."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        try:
-            base = str(Path.home() / ".cache")
-        except (RuntimeError, KeyError):  # no home directory to be found
-            return None
-    return Path(base) / "elbolint"
-
-
 def _path(fingerprint: str) -> Optional[Path]:
     folder = directory()
     return None if folder is None else folder / f"rules-{fingerprint[:40]}.json"
@@ -137,22 +124,7 @@ def _read(path: Path) -> Optional[Index]:
 
 
 def _write(path: Path, built: Index) -> None:
-    """Atomically (a temporary file renamed over it), so a reader sees the whole file or none; older
-    index files beyond the KEEP newest are removed. Any failure is silent: the next run imports."""
+    """Atomically, keeping the newest few index files (user_cache.write_atomically)."""
     text = json.dumps({"format": FORMAT, "entries": [[e.code, e.name, e.default_enabled, e.rule]
                                                      for e in built.entries]})
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".rules-", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-        others = sorted(path.parent.glob("rules-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in others[KEEP:]:
-            old.unlink()
-    except OSError:
-        pass
+    write_atomically(path, text.encode("utf-8"), "rules-*.json")

@@ -67,6 +67,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from elbolint.prctl import PR_SET_CHILD_SUBREAPER, die_with_parent, prctl
+
 KEEP_OUTPUT = 4096  # bytes of the child's output kept (the tail) for reports
 #: RLIMIT_FSIZE of the model: the largest single file (MiB) it may write. Big enough for checkpoints
 #: and logs of the small models dynamic mode runs; `run_in_child(file_size_mib=...)` overrides it.
@@ -78,34 +80,11 @@ _STACK_START = b"(most recent call first):"
 WHERE_QUIET = 0.1  # seconds without output after the dump began: it is complete
 _FRAME = re.compile(r'^\s*File "([^"]*)", line (\d+) in ', re.M)
 KILL_SECONDS = 5.0  # how long the worker keeps killing a tree that keeps producing processes
-_PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
 _FILE_TOO_LARGE = f"[Errno {errno.EFBIG}] {os.strerror(errno.EFBIG)}"
 # In the worker, while a file runs: [keeper pid, model pid (None until the keeper says), workdir].
 _current: Optional[list] = None
 _WORKDIR_PREFIX = "elbolint-model-"  # then the worker's pid: see _remove_orphaned_workdirs
 _swept = False
-
-try:  # loaded once, in the worker: dlopen in a child forked from a threaded process is best avoided
-    import ctypes
-
-    _LIBC: Any = ctypes.CDLL(None, use_errno=True)
-except (OSError, ImportError):  # pragma: no cover
-    _LIBC = None
-
-
-def _prctl(option: int, value: int) -> bool:
-    """Linux prctl(option, value); False where it is unavailable or refused."""
-    try:
-        return _LIBC.prctl(option, value, 0, 0, 0) == 0
-    except AttributeError:
-        return False
-
-
-def die_with_parent(number: int) -> None:
-    """Linux: deliver signal `number` to this process when its parent dies (no-op elsewhere)."""
-    _prctl(_PR_SET_PDEATHSIG, number)
-
 
 def kill_current_child() -> None:
     """SIGKILL the processes of the file being run, if any, and remove its directory (safe from a
@@ -373,7 +352,7 @@ def _keeper(model: Callable[[], None], status_write: int, model_fds: tuple[int, 
         os.setpgid(0, 0)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the worker's handler
         die_with_parent(signal.SIGKILL)
-        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)  # not the worker's protocol pipes
         os.dup2(null, 1)

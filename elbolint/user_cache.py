@@ -1,0 +1,50 @@
+"""The user's cache directory, for what elbolint derives from its own installed code, as a `.pyc` is.
+
+Three small stores live there, each named by what it was derived from, so a changed installation
+simply finds no file and derives it again: the rule index (rule_index.py), the compiled code of
+`@dataclass` methods (dataclass_code.py) and the digest of elbolint's sources (cache.py). None holds
+anything from a linted project, so `--no-cache` does not turn them off. Where the directory cannot be
+written or read, each run derives them, as before they existed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+#: Files of one kind kept side by side (one per installation: checkouts, versions); older ones are removed.
+KEEP = 8
+
+
+def directory() -> Optional[Path]:
+    """`$XDG_CACHE_HOME/elbolint`, else `~/.cache/elbolint` (None without a home directory)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no home directory to be found
+            return None
+    return Path(base) / "elbolint"
+
+
+def write_atomically(path: Path, data: bytes, kind: str) -> None:
+    """Write `data` to `path` through a temporary file renamed over it, so a reader sees the whole file
+    or none; then remove the files matching the glob `kind` beyond the KEEP newest. Any failure is
+    silent: only the saving is lost."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        others = sorted(path.parent.glob(kind), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in others[KEEP:]:
+            old.unlink()
+    except (OSError, ValueError):
+        pass
