@@ -85,10 +85,8 @@ def supports(visitors: Iterable[cst.BatchableCSTVisitor]) -> bool:
     for visitor in visitors:
         if getattr(visitor, "METADATA_DEPENDENCIES", ()):
             return False
-        for name in visitor.get_visitors():
-            kind, _, rest = name.partition("_")
-            if rest[:1].isupper() and "_" in rest:  # visit_Call_func: an attribute callback
-                return False
+        if any(_is_attribute_callback(name) for name in visitor.get_visitors()):
+            return False
     return True
 
 
@@ -137,6 +135,51 @@ def walk(module: cst.Module, visitors: Iterable[cst.BatchableCSTVisitor]) -> Non
             function(node)
 
     go(module)
+
+
+def visit(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
+    """`node.visit(visitor)` for a visitor that only reads: the same `visit_X` and `leave_X` calls in
+    the same order (a `visit_X` returning False skips the node's children, as in LibCST), on the same
+    node objects, without rebuilding the tree as `CSTNode.visit` does. Rules search expressions with
+    small visitors (`any_call`, finders of names or losses); LibCST's rebuilding made those searches
+    cost more than the walk of the whole file. Whitespace and punctuation are walked only for a
+    visitor with a callback for them. A visitor that overrides `on_visit`/`on_leave`, has attribute
+    callbacks (`visit_Call_func`) or metadata gets LibCST's own traversal."""
+    from elbolint.visitor import _visitor_names
+
+    cls = type(visitor)
+    names = _visitor_names(cls)
+    if cls.on_visit is not cst.CSTVisitor.on_visit or cls.on_leave is not cst.CSTVisitor.on_leave \
+            or getattr(visitor, "METADATA_DEPENDENCIES", None) \
+            or any(_is_attribute_callback(name) for name in names):
+        node.visit(visitor)
+        return
+    callbacks = {name: getattr(visitor, name) for name in names}
+    trivia = any(name.split("_", 1)[1] in _TRIVIA_NAMES for name in names)
+    walked: dict[type, bool] = {}
+
+    def go(node: cst.CSTNode) -> None:
+        name = type(node).__name__
+        function = callbacks.get("visit_" + name)
+        if function is None or function(node) is not False:
+            for child in children(node):
+                kind = type(child)
+                answer = walked.get(kind)
+                if answer is None:
+                    answer = walked[kind] = trivia or not issubclass(kind, _TRIVIA)
+                if answer:
+                    go(child)
+        leave = callbacks.get("leave_" + name)
+        if leave is not None:
+            leave(node)
+
+    go(node)
+
+
+def _is_attribute_callback(name: str) -> bool:
+    """`visit_Call_func`, `leave_Call_args`: LibCST's callbacks around one field of a node."""
+    _, _, rest = name.partition("_")
+    return rest[:1].isupper() and "_" in rest
 
 
 def _trivia_names() -> frozenset[str]:

@@ -31,6 +31,7 @@ import libcst as cst
 from elbolint.names import TF
 from elbolint.rule import Rule
 from elbolint.rules._tfp import literal_values
+from elbolint.walk import visit
 
 #: How a loss reduces the batch. A compiled loss that is a function of the file is ("def", name)
 #: until the end of the file (`BatchScaling.resolved_loss_kinds`).
@@ -371,7 +372,7 @@ def body_reduction(body: cst.CSTNode) -> str:
     per-example axis, `rv.variational_loss(...)`), else MEAN (Keras averages its per-example
     values)."""
     finder = _BatchSumFinder()
-    body.visit(finder)
+    visit(body, finder)
     return SUM if finder.found else MEAN
 
 

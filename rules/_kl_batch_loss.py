@@ -34,6 +34,7 @@ from elbolint.rules._batch_scaling import (
 from elbolint.rules._kl_model_flow import ModelFlow
 from elbolint.rules._kl_terms import KlTerms, is_losses, short
 from elbolint.rules._kl_weight import KlWeightCheck
+from elbolint.walk import visit
 
 #: Densities: `target.log_prob(z)`, `target_log_prob_fn(z)`, `log_joint(z)`.
 _DENSITY_METHODS = frozenset({"log_prob", "unnormalized_log_prob", "log_prob_parts"})
@@ -251,7 +252,7 @@ class BatchLossCheck:
                 continue
             seen.add(id(current))
             finder = _DensityFinder()
-            current.visit(finder)
+            visit(current, finder)
             calls += finder.found
             stack += [v for v in (self.rule.value_of(n) for n in finder.names) if not isinstance(v, cst.Name)]
         return bool(calls) and all(
@@ -281,14 +282,14 @@ class BatchLossCheck:
         """True if `node` (or the value of the name it is) calls or reads any of `words`."""
         node = self.rule.value_of(node)
         finder = _WordFinder(words)
-        node.visit(finder)
+        visit(node, finder)
         return finder.found
 
 
 def _losses_in(node: cst.CSTNode) -> list[int]:
     """The `.losses` attributes in `node` (`sum(model.losses)`, `hidden.losses + out.losses`)."""
     finder = _LossesFinder()
-    node.visit(finder)
+    visit(node, finder)
     return finder.found
 
 

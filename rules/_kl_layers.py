@@ -24,6 +24,7 @@ from elbolint.rule import Rule
 from elbolint.rules._batch_scaling import MEAN, SCALING_CALLS, SUM, BatchScaling, is_none
 from elbolint.rules._kl_model_flow import ModelFlow, Owner
 from elbolint.rules._kl_terms import kl_name, short, short_text
+from elbolint.walk import visit
 
 if TYPE_CHECKING:
     from elbolint.rules._kl_batch_loss import BatchLossCheck, LossesRead
@@ -99,7 +100,7 @@ class LayerCheck:
     def _scales(self, body: cst.CSTNode) -> bool:
         """True if `body` divides or multiplies anything (we do not try to prove it is the KL)."""
         finder = _ScalingFinder(self.rule)
-        body.visit(finder)
+        visit(body, finder)
         return finder.found
 
     # ------------------------------------------------------------ where a layer's KL goes

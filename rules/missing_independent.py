@@ -26,6 +26,7 @@ from elbolint.triage import last_parts
 from elbolint.walk import children
 from elbolint.rules._independent_shapes import SCALAR_EVENT, ShapeReader
 from elbolint.rules._tfp import distribution_arguments, distribution_name, first_argument
+from elbolint.walk import visit
 
 #: Joint distributions that sum component log-probs without reducing their batch dimensions.
 _JOINTS = names_in(TFD, "JointDistributionSequential", "JointDistributionNamed")
@@ -510,5 +511,5 @@ def _name_counts(module: cst.Module, names: set[str]) -> dict[str, int]:
             if node.value in names:
                 counts[node.value] = counts.get(node.value, 0) + 1
 
-    module.visit(_Counter())
+    visit(module, _Counter())
     return counts

@@ -96,7 +96,7 @@ SLOW_MODULES = {
 #: and the exhaustive equivalence proofs of the speed work (triage vs the full parse on every fixture, positions
 #: and children vs LibCST's on every node of every fixture: about 20 s together, every CI run has them).
 SLOW_TESTS = re.compile(r"ctrl_c|sigterm|real_subprocess|process_pool|fixture_parity|"
-                        r"positions_match_position_provider|every_node_of_every_fixture")
+                        r"positions_match_position_provider|every_node_of_every_fixture|visit_of_every_fixture")
 
 
 def pytest_collection_modifyitems(items):

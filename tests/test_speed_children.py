@@ -97,3 +97,80 @@ def test_walk_visits_a_format_spec_whichever_f_string_the_order_was_learnt_from(
         walk._CHILD_FIELDS.clear(), walk._CHILD_FIELDS.update(saved[0])
         walk._INCOMPLETE.clear(), walk._INCOMPLETE.update(saved[1])
         walk._UNLEARNT.clear(), walk._UNLEARNT.update(saved[2])
+
+
+class _Recorder(cst.CSTVisitor):
+    """Records every callback LibCST would make (trivia included when `trivia`); prunes calls if told."""
+
+    def __init__(self, trivia: bool, prune_calls: bool) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int]] = []
+        self.trivia, self.prune_calls = trivia, prune_calls
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        self.calls.append(("visit_Call", id(node)))
+        return not self.prune_calls
+
+    def leave_Call(self, node: cst.Call) -> None:
+        self.calls.append(("leave_Call", id(node)))
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.calls.append(("visit_Name", id(node)))
+
+    def leave_Attribute(self, node: cst.Attribute) -> None:
+        self.calls.append(("leave_Attribute", id(node)))
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        self.calls.append(("visit_Lambda", id(node)))
+        return False
+
+
+class _TriviaRecorder(_Recorder):
+    def visit_Comma(self, node: cst.Comma) -> None:
+        self.calls.append(("visit_Comma", id(node)))
+
+
+def _same_visits(root: cst.CSTNode) -> bool:
+    for kind in (_Recorder, _TriviaRecorder):
+        for prune in (False, True):
+            fast, slow = kind(kind is _TriviaRecorder, prune), kind(kind is _TriviaRecorder, prune)
+            walk.visit(root, fast)
+            root.visit(slow)
+            if fast.calls != slow.calls:
+                return False
+    return True
+
+
+def test_visit_makes_libcst_s_callbacks_on_odd_code_and_sub_expressions() -> None:
+    """The same callbacks, on the same node objects, in the same order, pruned where a callback
+    returns False, from a module and from every expression statement inside it."""
+    for text in ODD + ["y = f(a, g(b), lambda c: h(c), x.y.z(w=1), *args, **kw)\n"]:
+        module = cst.parse_module(text)
+        assert _same_visits(module), text
+        for node in _walk(module):
+            if isinstance(node, cst.BaseExpression):
+                assert _same_visits(node), (text, type(node).__name__)
+
+
+def test_visit_of_every_fixture() -> None:
+    different = [name for name, module in _modules() if not _same_visits(module)]
+    assert different == []
+
+
+def test_visit_leaves_special_visitors_to_libcst() -> None:
+    """A visitor overriding on_visit, or with an attribute callback, is walked by LibCST itself."""
+    seen: list[str] = []
+
+    class Attribute(cst.CSTVisitor):
+        def visit_Call_func(self, node: cst.Call) -> None:
+            seen.append("func")
+
+    class OnVisit(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            seen.append(type(node).__name__)
+            return True
+
+    module = cst.parse_module("f(x)\n")
+    walk.visit(module, Attribute())
+    walk.visit(module, OnVisit())
+    assert seen[0] == "func" and "Module" in seen and "Comma" not in seen and "Name" in seen

@@ -88,6 +88,7 @@ from elbolint.analyses.vi_signs import (
 from elbolint.cst_helpers import dotted_name
 from elbolint.resolver import Resolver
 from elbolint.rules._tfp import VI_FUNCTIONS, VI_MARKERS
+from elbolint.walk import visit
 
 #: Re-exported: optimizer_roles.py imports the model kinds from here, tests/test_vi_context.py `_says_elbo`.
 __all__ = ["PLAIN", "UNKNOWN", "VARIATIONAL", "VIContext", "combine_kinds"]
@@ -301,7 +302,7 @@ class VIContext:
 
     def _expression_site(self, site: tuple, expression: cst.BaseExpression, follow: bool) -> tuple:
         finder = _LossFinder(self, follow)
-        expression.visit(finder)
+        visit(expression, finder)
         self._site_calls[site] = finder.names
         if finder.vi:
             self._site_evidence.add(site)
@@ -450,7 +451,7 @@ class _LossFinder(cst.CSTVisitor):
             return
         self._seen.add(id(value))
         self._depth += 1
-        value.visit(self)
+        visit(value, self)
         self._depth -= 1
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -476,11 +477,11 @@ def _names_outside_calls(node: cst.BaseExpression) -> list[str]:
             return False
 
         def visit_Attribute(self, attribute: cst.Attribute) -> bool:
-            attribute.value.visit(self)
+            visit(attribute.value, self)
             return False
 
         def visit_Name(self, name: cst.Name) -> None:
             found.append(name.value)
 
-    node.visit(_Names())
+    visit(node, _Names())
     return found

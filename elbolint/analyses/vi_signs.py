@@ -15,6 +15,7 @@ import libcst as cst
 from elbolint.names import TFD, TFP, TFPL, names_in
 from elbolint.resolver import Resolver
 from elbolint.rules._tfp import VARIATIONAL_LAYERS
+from elbolint.walk import visit
 
 #: A VAE's KL layers.
 KL_LAYERS = names_in(TFPL, "KLDivergenceAddLoss", "KLDivergenceRegularizer")
@@ -51,7 +52,7 @@ def any_call(node: cst.CSTNode, predicate) -> bool:
             if not found and predicate(call):
                 found.append(call)
 
-    node.visit(_Finder())
+    visit(node, _Finder())
     return bool(found)
 
 
