@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, NoReturn, Optional
 import click
 
 from elbolint import __version__
-from elbolint.config import Config, ConfigError, did_you_mean, find_config_file, load_config, validate_codes
-from elbolint.diagnostics import Diagnostic, Severity
-from elbolint.options import LintOptions, lint_options
+from elbolint.dataclass_code import generated_code
+
+with generated_code("engine"):  # their ~50 dataclass methods: elbolint/dataclass_code.py
+    from elbolint.config import Config, ConfigError, did_you_mean, find_config_file, load_config, validate_codes
+    from elbolint.diagnostics import Diagnostic, Severity
+    from elbolint.options import LintOptions, lint_options
 
 if TYPE_CHECKING:
     from elbolint.linter import FileResult

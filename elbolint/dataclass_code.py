@@ -47,14 +47,16 @@ _MISSING = object()
 
 
 @contextmanager
-def generated_code() -> Iterator[None]:
-    """Within the block, `@dataclass` takes its generated methods' code from the store."""
+def generated_code(store: str) -> Iterator[None]:
+    """Within the block, `@dataclass` takes its generated methods' code from the store named `store`
+    (one per group of modules imported together, so a run that needs only the engine's modules does
+    not read LibCST's ~800 KB)."""
     import dataclasses
 
     if getattr(dataclasses, "exec", _MISSING) is not _MISSING:
         yield  # already active (a nested call) or someone else's patch: leave it alone
         return
-    path = store_path()
+    path = store_path(store)
     known = _read(path) if path is not None else {}
     compiled: dict[str, Any] = {}
 
@@ -75,12 +77,12 @@ def generated_code() -> Iterator[None]:
             _write(path, {**known, **compiled} if len(known) + len(compiled) <= MAX_TEXTS else compiled)
 
 
-def store_path() -> Optional[Path]:
-    """`<cache directory>/dataclass-code-<magic>.marshal`, None without a cache directory."""
+def store_path(store: str) -> Optional[Path]:
+    """`<cache directory>/dataclass-code-<store>-<magic>.marshal`, None without a cache directory."""
     from importlib.util import MAGIC_NUMBER
 
     folder = directory()
-    return None if folder is None else folder / f"dataclass-code-{MAGIC_NUMBER.hex()}.marshal"
+    return None if folder is None else folder / f"dataclass-code-{store}-{MAGIC_NUMBER.hex()}.marshal"
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -95,4 +97,4 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _write(path: Path, texts: dict[str, Any]) -> None:
-    write_atomically(path, marshal.dumps(texts), "dataclass-code-*.marshal")
+    write_atomically(path, marshal.dumps(texts), "dataclass-code-*.marshal", keep=16)

@@ -10,7 +10,6 @@ written or read, each run derives them, as before they existed.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -29,10 +28,12 @@ def directory() -> Optional[Path]:
     return Path(base) / "elbolint"
 
 
-def write_atomically(path: Path, data: bytes, kind: str) -> None:
+def write_atomically(path: Path, data: bytes, kind: str, keep: int = KEEP) -> None:
     """Write `data` to `path` through a temporary file renamed over it, so a reader sees the whole file
-    or none; then remove the files matching the glob `kind` beyond the KEEP newest. Any failure is
+    or none; then remove the files matching the glob `kind` beyond the `keep` newest. Any failure is
     silent: only the saving is lost."""
+    import tempfile  # (only when something is written: not on a run's path)
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
@@ -44,7 +45,7 @@ def write_atomically(path: Path, data: bytes, kind: str) -> None:
             os.unlink(temporary)
             raise
         others = sorted(path.parent.glob(kind), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in others[KEEP:]:
+        for old in others[keep:]:
             old.unlink()
     except (OSError, ValueError):
         pass

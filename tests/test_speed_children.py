@@ -174,3 +174,18 @@ def test_visit_leaves_special_visitors_to_libcst() -> None:
     walk.visit(module, Attribute())
     walk.visit(module, OnVisit())
     assert seen[0] == "func" and "Module" in seen and "Comma" not in seen and "Name" in seen
+
+
+def test_node_kind_is_issubclass_for_every_libcst_node_class() -> None:
+    classes, stack = set(), [cst.CSTNode]
+    while stack:
+        cls = stack.pop()
+        if cls not in classes:
+            classes.add(cls)
+            stack.extend(cls.__subclasses__())
+    assert len(classes) > 200
+    for cls in classes:
+        expected = walk.TRIVIA if issubclass(cls, walk._TRIVIA) else walk.NODE
+        assert walk.node_kind(cls) == expected, cls
+    for other in (str, type(None), type(cst.MaybeSentinel.DEFAULT), tuple, int):
+        assert walk.node_kind(other) == walk.OTHER

@@ -53,13 +53,13 @@ def _build(source: str) -> dict:
 def test_kept_code_builds_the_methods_compiling_builds(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     plain = _build(SOURCE)
-    with dataclass_code.generated_code():  # compiles and stores
+    with dataclass_code.generated_code("test"):  # compiles and stores
         first = _build(SOURCE)
-    stored = dataclass_code.store_path()
+    stored = dataclass_code.store_path("test")
     assert stored is not None and stored.exists()
     texts = marshal.loads(stored.read_bytes())
     assert any("def __init__" in text for text in texts)
-    with dataclass_code.generated_code():  # takes every text from the store
+    with dataclass_code.generated_code("test"):  # takes every text from the store
         second = _build(SOURCE)
     assert _methods(plain) == _methods(first) == _methods(second)
     assert len(_methods(plain)) >= 8
@@ -71,10 +71,10 @@ def test_kept_code_builds_the_methods_compiling_builds(tmp_path, monkeypatch):
 
 def test_a_damaged_store_is_ignored_and_replaced(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    stored = dataclass_code.store_path()
+    stored = dataclass_code.store_path("test")
     stored.parent.mkdir(parents=True)
     stored.write_bytes(b"\x00not marshal")
-    with dataclass_code.generated_code():
+    with dataclass_code.generated_code("test"):
         built = _build(SOURCE)
     assert built["Box"](built["Point"](0)).label == "box"
     assert marshal.loads(stored.read_bytes())  # written again, whole
@@ -85,14 +85,14 @@ def test_no_cache_directory_still_builds(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "missing" / "home"))
     (tmp_path / "missing").mkdir()
     (tmp_path / "missing" / "home").write_text("a file, not a folder")  # the directory cannot be made
-    with dataclass_code.generated_code():
+    with dataclass_code.generated_code("test"):
         built = _build(SOURCE)
     assert _methods(built) == _methods(_build(SOURCE))
 
 
 def test_libcst_imported_with_kept_code_parses_and_prints_the_same(tmp_path):
     """Import LibCST in fresh interpreters (storing, then reading), parse and print a file."""
-    probe = ("import sys\nfrom elbolint.dataclass_code import generated_code\nwith generated_code():\n"
+    probe = ("import sys\nfrom elbolint.dataclass_code import generated_code\nwith generated_code('test'):\n"
              "    import libcst\nm = libcst.parse_module(open(sys.argv[1]).read())\n"
              "print(m.code == open(sys.argv[1]).read(), m.body[0].deep_equals(m.body[0]), "
              "repr(libcst.Name('x')))\n")
@@ -102,7 +102,7 @@ def test_libcst_imported_with_kept_code_parses_and_prints_the_same(tmp_path):
                               timeout=120) for _ in range(2)]
     assert [o.stdout for o in outputs] == ["True True Name(\n    value='x',\n    lpar=[],\n    rpar=[],\n)\n"] * 2, \
         [o.stderr for o in outputs]
-    [stored] = (tmp_path / "elbolint").glob("dataclass-code-*.marshal")
+    [stored] = (tmp_path / "elbolint").glob("dataclass-code-test-*.marshal")
     assert len(marshal.loads(stored.read_bytes())) > 500  # LibCST's node classes
 
 
