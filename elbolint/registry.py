@@ -83,18 +83,20 @@ def all_rules() -> tuple[type[Rule], ...]:
 GROUP = "elbolint.rules"
 
 
-def rule_entry_points() -> list[Any]:
+@lru_cache(maxsize=1)
+def rule_entry_points() -> tuple[Any, ...]:
     """The `elbolint.rules` entry points of the installed packages (importlib.metadata's EntryPoint).
 
     importlib.metadata costs more to import (email, zipfile, csv: ~20 ms on a quiet machine, more than
     the rest of a run the cache answers) than reading the installed packages' entry_points.txt files
     as bytes, so it is asked only when one of those files names the group (or when a path or finder
-    it would search is not a plain folder: then it is always asked)."""
+    it would search is not a plain folder: then it is always asked). Read once per process (the code
+    fingerprint and the rules' import both ask: ~2 ms each with 170 installed distributions)."""
     if not _may_declare(GROUP.encode()):
-        return []
+        return ()
     from importlib.metadata import entry_points
 
-    return list(entry_points(group=GROUP))
+    return tuple(entry_points(group=GROUP))
 
 
 def _may_declare(group: bytes) -> bool:
