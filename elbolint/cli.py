@@ -10,6 +10,8 @@ the runner, the worker machinery, LibCST and the rules only when a file must be 
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Optional
@@ -23,6 +25,13 @@ with generated_code("engine"):  # their ~50 dataclass methods: elbolint/dataclas
     from elbolint.config import Config, ConfigError, did_you_mean, find_config_file, load_config, validate_codes
     from elbolint.diagnostics import Diagnostic, Severity
     from elbolint.options import LintOptions, lint_options
+
+# At exit, after the other exit handlers (they run last registered first), the objects alive are set
+# aside from the collector: Python's final collection over LibCST's classes and the rules cost ~16 ms
+# of a one-file run (0.13 -> 0.115 s for importing them and exiting, median of 25). Nothing is lost:
+# objects are still finalised by their reference counts as the modules are torn down, exit handlers
+# (temporary directories, workers) have run, and the memory goes back to the system with the process.
+atexit.register(gc.freeze)
 
 if TYPE_CHECKING:
     from elbolint.linter import FileResult
