@@ -15,10 +15,12 @@ import libcst as cst
 
 
 def dotted_name(node: cst.CSTNode) -> Optional[str]:
-    """`tfp.distributions.Normal` -> "tfp.distributions.Normal"; None for anything else."""
-    if isinstance(node, cst.Name):
+    """`tfp.distributions.Normal` -> "tfp.distributions.Normal"; None for anything else.
+    (`type(...) is`: LibCST's node classes are ABCs, so `isinstance` goes through ABCMeta, and this runs
+    for nearly every name the rules resolve; Name and Attribute have no subclasses.)"""
+    if type(node) is cst.Name:
         return node.value
-    if isinstance(node, cst.Attribute):
+    if type(node) is cst.Attribute:
         base = dotted_name(node.value)
         return f"{base}.{node.attr.value}" if base else None
     return None

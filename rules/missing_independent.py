@@ -413,19 +413,20 @@ class MissingIndependent(Rule):
         while stack and budget > 0:
             budget -= 1
             current = stack.pop()
-            if isinstance(current, (cst.Lambda, cst.Subscript)):
+            kind = type(current)  # (exact classes: `isinstance` against LibCST's ABCs is slow here)
+            if kind is cst.Lambda or kind is cst.Subscript:
                 continue
-            if isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute) \
+            if type(current) is cst.Call and type(current.func) is cst.Attribute \
                     and current.func.attr.value in _DENSITIES:
                 found.append(current.func.value)
                 continue
-            if isinstance(current, cst.Name):
+            if type(current) is cst.Name:
                 bound = self.value_of(current)
                 if bound is not current and isinstance(bound, cst.BaseExpression) and id(bound) not in seen:
                     seen.add(id(bound))
                     stack.append(bound)
                 continue
-            if isinstance(current, cst.Attribute):
+            if type(current) is cst.Attribute:
                 stack.append(current.value)
                 continue
             stack.extend(children(current))  # (CSTNode.children without rebuilding the node)
