@@ -12,11 +12,12 @@ from typing import Callable, Mapping
 import libcst as cst
 
 
-@lru_cache(maxsize=None)
-def _visitor_names(cls: type) -> tuple[str, ...]:
+def callback_names(cls: type) -> tuple[str, ...]:
     """The `visit_*`/`leave_*` callbacks `cls` really defines, in `dir` order. Only the names the
     class's own bases below LibCST define are looked at: LibCST's visitor classes declare one no-op
-    per node type (about 3,400 names, whose `dir` and `getattr` cost 20 ms on a run's first file)."""
+    per node type (about 3,400 names, whose `dir` and `getattr` cost 20 ms on a run's first file).
+    Not cached: `walk.visit` asks it for visitor classes that rules define inside functions, a new
+    class per call (a cache would keep each one, and the tree its closure holds, for good)."""
     names: set[str] = set()
     for klass in cls.__mro__:
         if klass.__module__.startswith("libcst"):
@@ -28,6 +29,10 @@ def _visitor_names(cls: type) -> tuple[str, ...]:
         if callable(member) and not getattr(member, "_is_no_op", False):
             found.append(name)
     return tuple(found)
+
+
+#: Per rule class (module-level classes, a fixed set): computed once.
+_visitor_names = lru_cache(maxsize=None)(callback_names)
 
 
 class BatchableVisitor(cst.BatchableCSTVisitor):

@@ -162,10 +162,10 @@ def visit(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
     cost more than the walk of the whole file. Whitespace and punctuation are walked only for a
     visitor with a callback for them. A visitor that overrides `on_visit`/`on_leave`, has attribute
     callbacks (`visit_Call_func`) or metadata gets LibCST's own traversal."""
-    from elbolint.visitor import _visitor_names
+    from elbolint.visitor import callback_names
 
     cls = type(visitor)
-    names = _visitor_names(cls)
+    names = callback_names(cls)
     if cls.on_visit is not cst.CSTVisitor.on_visit or cls.on_leave is not cst.CSTVisitor.on_leave \
             or getattr(visitor, "METADATA_DEPENDENCIES", None) \
             or any(_is_attribute_callback(name) for name in names):

@@ -189,3 +189,25 @@ def test_node_kind_is_issubclass_for_every_libcst_node_class() -> None:
         assert walk.node_kind(cls) == expected, cls
     for other in (str, type(None), type(cst.MaybeSentinel.DEFAULT), tuple, int):
         assert walk.node_kind(other) == walk.OTHER
+
+
+def test_visit_keeps_no_visitor_class_alive() -> None:
+    """Rules define their search visitors inside functions: a new class per call. `walk.visit` must not
+    keep them (a per-class cache did: each class held the tree through its closure, 1.5 MB a file)."""
+    import gc
+    import weakref
+
+    def search() -> weakref.ref:
+        found: list[str] = []
+
+        class Local(cst.CSTVisitor):
+            def visit_Name(self, node: cst.Name) -> None:
+                found.append(node.value)
+
+        walk.visit(cst.parse_module("x = y\n"), Local())
+        assert found == ["x", "y"]
+        return weakref.ref(Local)
+
+    references = [search() for _ in range(3)]
+    gc.collect()
+    assert [reference() for reference in references] == [None, None, None]
