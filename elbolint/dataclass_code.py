@@ -21,8 +21,9 @@ of `dataclasses` is re-implemented, so this holds for any Python version:
   compares the methods built both ways).
 - The file is named by the interpreter's bytecode magic number (`importlib.util.MAGIC_NUMBER`), as a
   `.pyc` is: another Python never reads it. It is written atomically (a temporary file renamed over
-  it), only when a run compiled a text the store did not have; a damaged or unreadable file is
-  ignored, an unwritable directory costs only the saving.
+  it), only when a run compiled a text the store did not have, and then holds exactly the texts that
+  run executed (an edited dataclass or a new LibCST leaves nothing stale behind); a damaged or
+  unreadable file is ignored, an unwritable directory costs only the saving.
 - The patch exists only inside the `with` block (the imports of the rules and LibCST, at a run's
   start); the module attribute is removed afterwards, so user code and other libraries in the process
   see the standard library untouched (a dataclass another thread made meanwhile would get the same
@@ -40,9 +41,6 @@ from typing import Any, Iterator, Optional
 
 from elbolint.user_cache import directory, write_atomically
 
-#: A store that grows past this many texts (many LibCST versions over time) starts again.
-MAX_TEXTS = 20_000
-
 _MISSING = object()
 
 
@@ -58,13 +56,17 @@ def generated_code(store: str) -> Iterator[None]:
         return
     path = store_path(store)
     known = _read(path) if path is not None else {}
-    compiled: dict[str, Any] = {}
+    used: dict[str, Any] = {}  # what this block executed, taken from the store or compiled
+    fresh = False
 
     def cached_exec(source, globals=None, locals=None, /):
+        nonlocal fresh
         if isinstance(source, str):
             code = known.get(source)
             if code is None:
-                code = compiled[source] = compile(source, "<string>", "exec", dont_inherit=True)
+                code = compile(source, "<string>", "exec", dont_inherit=True)
+                fresh = True
+            used[source] = code
             source = code
         return builtins.exec(source, globals, locals)
 
@@ -73,8 +75,8 @@ def generated_code(store: str) -> Iterator[None]:
         yield
     finally:
         del dataclasses.exec  # type: ignore[attr-defined]
-        if compiled and path is not None:
-            _write(path, {**known, **compiled} if len(known) + len(compiled) <= MAX_TEXTS else compiled)
+        if fresh and path is not None:  # (what an older installation needed is not kept: no growth)
+            _write(path, used)
 
 
 def store_path(store: str) -> Optional[Path]:

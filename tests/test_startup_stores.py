@@ -138,3 +138,22 @@ def test_the_remembered_source_digest_is_the_read_one_and_follows_edits(tmp_path
                                           ).hexdigest()
     finally:
         cache._sources_digest.cache_clear()
+
+
+def test_the_store_keeps_only_what_the_last_writing_run_executed(tmp_path, monkeypatch):
+    """An edited dataclass (or a new LibCST) leaves no stale text behind: the store cannot grow."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with dataclass_code.generated_code("test"):
+        _build(SOURCE)
+    stored = dataclass_code.store_path("test")
+    before = marshal.loads(stored.read_bytes())
+    assert any("label" in text for text in before)
+    edited = SOURCE.replace("label", "caption")
+    with dataclass_code.generated_code("test"):
+        _build(edited)
+    after = marshal.loads(stored.read_bytes())
+    assert any("caption" in text for text in after) and not any("label" in text for text in after)
+    assert len(after) == len(before)
+    with dataclass_code.generated_code("test"):  # everything from the store: not written again
+        _build(edited)
+    assert marshal.loads(stored.read_bytes()) == after
