@@ -26,12 +26,6 @@ with generated_code("engine"):  # their ~50 dataclass methods: elbolint/dataclas
     from elbolint.diagnostics import Diagnostic, Severity
     from elbolint.options import LintOptions, lint_options
 
-# At exit, after the other exit handlers (they run last registered first), the objects alive are set
-# aside from the collector: Python's final collection over LibCST's classes and the rules cost ~16 ms
-# of a one-file run (0.13 -> 0.115 s for importing them and exiting, median of 25). Nothing is lost:
-# objects are still finalised by their reference counts as the modules are torn down, exit handlers
-# (temporary directories, workers) have run, and the memory goes back to the system with the process.
-atexit.register(gc.freeze)
 
 if TYPE_CHECKING:
     from elbolint.linter import FileResult
@@ -59,6 +53,12 @@ class DefaultGroup(click.Group):
     click's usage block."""
 
     def main(self, *args, **kwargs):
+        # At exit, after the other exit handlers (they run last registered first), the objects alive are set
+        # aside from the collector: Python's final collection over LibCST's classes and the rules cost ~16 ms
+        # of a one-file run. Registered when the command runs, not when this module is imported: a program
+        # that imports elbolint.cli as a library keeps its own objects' final collection (__del__ of cycles).
+        atexit.unregister(gc.freeze)  # (once, however often the command runs in one process)
+        atexit.register(gc.freeze)
         kwargs.pop("standalone_mode", None)
         try:
             return super().main(*args, standalone_mode=False, **kwargs)

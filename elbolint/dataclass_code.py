@@ -23,7 +23,9 @@ of `dataclasses` is re-implemented, so this holds for any Python version:
   `.pyc` is: another Python never reads it. It is written atomically (a temporary file renamed over
   it), only when a run compiled a text the store did not have, and then holds exactly the texts that
   run executed (an edited dataclass or a new LibCST leaves nothing stale behind); a damaged or
-  unreadable file is ignored, an unwritable directory costs only the saving.
+  unreadable file is ignored (a CRC-32 follows the marshal data: kept bytecode with a flipped bit
+  can crash the interpreter, so a file damaged after writing is recompiled, never executed), an
+  unwritable directory costs only the saving.
 - The patch exists only inside the `with` block (the imports of the rules and LibCST, at a run's
   start); the module attribute is removed afterwards, so user code and other libraries in the process
   see the standard library untouched (a dataclass another thread made meanwhile would get the same
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import builtins
 import marshal
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -89,14 +92,24 @@ def store_path(store: str) -> Optional[Path]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = marshal.loads(path.read_bytes())  # (marshal.load on a file reads it in tiny pieces: 10x slower)
-    except (OSError, EOFError, ValueError, TypeError):  # absent, damaged, another format
+        data = path.read_bytes()
+        if len(data) < 8 or data[-4:] != _TAG or zlib.crc32(data[:-8]) != int.from_bytes(data[-8:-4], "little"):
+            return {}  # absent, cut short, damaged (a flipped bit in kept bytecode can crash the interpreter)
+        texts = marshal.loads(data[:-8])  # (marshal.load on a file reads it in tiny pieces: 10x slower)
+    except (OSError, EOFError, ValueError, TypeError, SystemError):  # absent, damaged, another format
         return {}
-    if not isinstance(data, dict):
+    if not isinstance(texts, dict):
         return {}
     code_type = type(_read.__code__)
-    return {text: code for text, code in data.items() if isinstance(text, str) and isinstance(code, code_type)}
+    return {text: code for text, code in texts.items() if isinstance(text, str) and isinstance(code, code_type)}
 
 
 def _write(path: Path, texts: dict[str, Any]) -> None:
-    write_atomically(path, marshal.dumps(texts), "dataclass-code-*.marshal", keep=16)
+    """The marshal data, then its CRC-32 and a tag (8 bytes `marshal.loads` ignores): a file damaged
+    after it was written is recompiled, not executed (about 0.2 ms over LibCST's 800 KB)."""
+    data = marshal.dumps(texts)
+    write_atomically(path, data + zlib.crc32(data).to_bytes(4, "little") + _TAG, "dataclass-code-*.marshal", keep=16)
+
+
+#: Ends a file written with its checksum.
+_TAG = b"ELBc"

@@ -16,11 +16,14 @@ from typing import Optional
 #: Files of one kind kept side by side (one per installation: checkouts, versions); older ones are removed.
 KEEP = 8
 
+#: A temporary file older than this is a killed run's (a live writer renames its own within milliseconds).
+STALE_SECONDS = 600
+
 
 def directory() -> Optional[Path]:
     """`$XDG_CACHE_HOME/elbolint`, else `~/.cache/elbolint` (None without a home directory)."""
     base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
+    if not base or not os.path.isabs(base):  # the XDG specification: a relative path is invalid, ignored
         try:
             base = str(Path.home() / ".cache")
         except (RuntimeError, KeyError):  # no home directory to be found
@@ -33,9 +36,11 @@ def write_atomically(path: Path, data: bytes, kind: str, keep: int = KEEP) -> No
     or none; then remove the files matching the glob `kind` beyond the `keep` newest. Any failure is
     silent: only the saving is lost."""
     import tempfile  # (only when something is written: not on a run's path)
+    import time
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.parent.mkdir(exist_ok=True)  # `~/.cache` or $XDG_CACHE_HOME, never the home itself
+        path.parent.mkdir(exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
         try:
             with os.fdopen(handle, "wb") as stream:
@@ -47,5 +52,8 @@ def write_atomically(path: Path, data: bytes, kind: str, keep: int = KEEP) -> No
         others = sorted(path.parent.glob(kind), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in others[keep:]:
             old.unlink()
+        for stale in path.parent.glob(f".{kind}-*"):  # the temporary file of a run killed before its rename
+            if stale.stat().st_mtime < time.time() - STALE_SECONDS:
+                stale.unlink()
     except (OSError, ValueError):
         pass
