@@ -157,3 +157,13 @@ def test_the_store_keeps_only_what_the_last_writing_run_executed(tmp_path, monke
     with dataclass_code.generated_code("test"):  # everything from the store: not written again
         _build(edited)
     assert marshal.loads(stored.read_bytes()) == after
+
+
+def test_the_hash_of_every_run_is_hashlib_s_sha256():
+    """Fingerprints and keys use Python's own SHA-256 (no OpenSSL to load): the same digests, so
+    caches and rule indexes written before keep their names."""
+    for data in (b"", b"abc", bytes(range(256)) * 1000):
+        digest = cache._sha256()
+        digest.update(data)
+        assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert cache.content_hash(b"abc") == hashlib.sha256(b"abc").hexdigest()
