@@ -52,16 +52,21 @@ def content_hash(data: bytes) -> str:
 
 def _sha256() -> Any:
     """A SHA-256 object for the short texts of every run (fingerprints, keys): Python's own
-    implementation (`_sha256`, `_sha2` from 3.12), the same digests without importing hashlib, which
-    loads OpenSSL first (~3 ms of every run, measured with `python -X importtime`)."""
-    for name in ("_sha256", "_sha2"):
+    implementation, the same digests without importing hashlib, which loads OpenSSL first (~3 ms of
+    every run, measured with `python -X importtime`)."""
+    return _sha256_constructor()()
+
+
+@lru_cache(maxsize=1)
+def _sha256_constructor() -> Any:
+    for name in ("_sha256", "_sha2"):  # (`_sha2` from Python 3.12)
         try:
-            return getattr(__import__(name), "sha256")()
+            return getattr(__import__(name), "sha256")
         except (ImportError, AttributeError):
             continue
     import hashlib  # pragma: no cover (an interpreter without them)
 
-    return hashlib.sha256()
+    return hashlib.sha256
 
 
 def code_fingerprint() -> str:
