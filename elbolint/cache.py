@@ -107,9 +107,9 @@ def _sources_digest() -> str:
             digest.update(str(path).encode())
     found = digest.hexdigest()
     if memo is not None:
-        from elbolint.user_cache import write_atomically
+        from elbolint.user_cache import save
 
-        write_atomically(memo, found.encode("ascii"), "sources-*")
+        save(memo, found.encode("ascii"), "sources-*")
     return found
 
 

@@ -17,7 +17,7 @@ of `dataclasses` is re-implemented, so this holds for any Python version:
 - `exec(text, globals, locals)` is `exec(compile(text, "<string>", "exec"), globals, locals)` with
   the compiler flags of the calling code; `dataclasses` has no `from __future__` import, so the text
   is compiled with `dont_inherit=True` (none of this module's flags). The store is keyed by the text
-  itself, so a kept code object is exactly what compiling that text gives (tests/test_dataclass_code.py
+  itself, so a kept code object is exactly what compiling that text gives (tests/test_startup_stores.py
   compares the methods built both ways).
 - The file is named by the interpreter's bytecode magic number (`importlib.util.MAGIC_NUMBER`), as a
   `.pyc` is: another Python never reads it. It is written atomically (a temporary file renamed over
@@ -42,10 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from elbolint.user_cache import directory, write_atomically
-
-_MISSING = object()
-
+from elbolint.user_cache import directory, save
 
 @contextmanager
 def generated_code(store: str) -> Iterator[None]:
@@ -54,7 +51,7 @@ def generated_code(store: str) -> Iterator[None]:
     not read LibCST's ~800 KB)."""
     import dataclasses
 
-    if getattr(dataclasses, "exec", _MISSING) is not _MISSING:
+    if hasattr(dataclasses, "exec"):
         yield  # already active (a nested call) or someone else's patch: leave it alone
         return
     path = store_path(store)
@@ -108,7 +105,7 @@ def _write(path: Path, texts: dict[str, Any]) -> None:
     """The marshal data, then its CRC-32 and a tag (8 bytes `marshal.loads` ignores): a file damaged
     after it was written is recompiled, not executed (about 0.2 ms over LibCST's 800 KB)."""
     data = marshal.dumps(texts)
-    write_atomically(path, data + zlib.crc32(data).to_bytes(4, "little") + _TAG, "dataclass-code-*.marshal", keep=16)
+    save(path, data + zlib.crc32(data).to_bytes(4, "little") + _TAG, "dataclass-code-*.marshal", keep=16)
 
 
 #: Ends a file written with its checksum.

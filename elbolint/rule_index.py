@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
-from elbolint.user_cache import directory, write_atomically
+from elbolint.user_cache import directory, save
 
 #: Bumped when the file's layout changes.
 FORMAT = 1
@@ -124,7 +124,7 @@ def _read(path: Path) -> Optional[Index]:
 
 
 def _write(path: Path, built: Index) -> None:
-    """Atomically, keeping the newest few index files (user_cache.write_atomically)."""
+    """Atomically, keeping the newest few index files (user_cache.save)."""
     text = json.dumps({"format": FORMAT, "entries": [[e.code, e.name, e.default_enabled, e.rule]
                                                      for e in built.entries]})
-    write_atomically(path, text.encode("utf-8"), "rules-*.json")
+    save(path, text.encode("utf-8"), "rules-*.json")

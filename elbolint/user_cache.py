@@ -31,7 +31,7 @@ def directory() -> Optional[Path]:
     return Path(base) / "elbolint"
 
 
-def write_atomically(path: Path, data: bytes, kind: str, keep: int = KEEP) -> None:
+def save(path: Path, data: bytes, kind: str, keep: int = KEEP) -> None:
     """Write `data` to `path` through a temporary file renamed over it, so a reader sees the whole file
     or none; then remove the files matching the glob `kind` beyond the `keep` newest. Any failure is
     silent: only the saving is lost."""

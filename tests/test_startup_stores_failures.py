@@ -65,10 +65,10 @@ def test_a_missing_home_is_not_created(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "nonexistent"))
     folder = user_cache.directory()
     assert folder is not None
-    user_cache.write_atomically(folder / "rules-x.json", b"{}", "rules-*.json")
+    user_cache.save(folder / "rules-x.json", b"{}", "rules-*.json")
     assert not (tmp_path / "nonexistent").exists()
     (tmp_path / "nonexistent").mkdir()  # a home without ~/.cache: that one level is made
-    user_cache.write_atomically(folder / "rules-x.json", b"{}", "rules-*.json")
+    user_cache.save(folder / "rules-x.json", b"{}", "rules-*.json")
     assert (folder / "rules-x.json").read_bytes() == b"{}"
 
 
@@ -81,7 +81,7 @@ def test_a_killed_runs_temporary_file_is_removed_once_stale(tmp_path):
         path.write_bytes(b"partial")
     old = time.time() - 2 * user_cache.STALE_SECONDS
     os.utime(stale, (old, old))
-    user_cache.write_atomically(folder / "rules-abc.json", b"{}", "rules-*.json")
+    user_cache.save(folder / "rules-abc.json", b"{}", "rules-*.json")
     assert not stale.exists()  # a killed run's
     assert fresh.exists()  # perhaps another run's, writing now
     assert (folder / "rules-abc.json").read_bytes() == b"{}"
